@@ -1,0 +1,9 @@
+/*
+** registry.h: every schedule trainsim knows, one line each.
+**
+** Adding a schedule: write schedules/NAME.c defining
+**   const ts_schedule_t ts_schedule_NAME = { .name = "...", ... };
+** and add its line here.  CMake picks up the file by itself.
+*/
+TS_SCHEDULE(ts_schedule_gpipe)
+TS_SCHEDULE(ts_schedule_1f1b)

@@ -1,0 +1,196 @@
+/*
+** main.c: the trainsim command line.
+**
+**   trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
+**   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
+**   trainsim bench [-o DIR] [--repeat N]
+**   trainsim --help | --version
+**
+** Errors are one line on stderr, "trainsim: error: <file>: <place>: <what>",
+** and the exit status is a sysexits.h code.  Nothing is written unless the
+** whole run succeeded.
+*/
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "platform_gen.h"
+#include "trainsim.h"
+#include "ts_bench.h"
+#include "ts_sim.h"
+
+static const char usage[] =
+    "usage: trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
+    "       trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n"
+    "       trainsim bench [-o DIR] [--repeat N]\n"
+    "       trainsim --help | --version\n"
+    "\n"
+    "run       simulate one training iteration of JOB.json (the shipped default job\n"
+    "          when omitted: GPT-3 6.7B, 1F1B, two DGX-A100-like nodes) and write\n"
+    "          summary.json, timeline.csv, trace.json and gantt.svg into DIR\n"
+    "          (default ./trainsim-out).\n"
+    "            -o, --output DIR     output directory\n"
+    "            --set PATH=VALUE     override a job field (microbatches=16,\n"
+    "                                 model.layers=24, schedule=gpipe) or a platform\n"
+    "                                 figure by name or glob pattern:\n"
+    "                                 platform.link.ib*.bandwidth=50GBps\n"
+    "                                 platform.link.nvlink*.latency=1us\n"
+    "                                 platform.host.node0-*.speed=150Tf\n"
+    "            -q, --quiet          no summary on stdout\n"
+    "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
+    "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu\n"
+    "            --nodes N --gpus G   cluster shape\n"
+    "            --gpu-speed F --gpu-peak F --gpu-memory BYTES\n"
+    "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
+    "            --fabric-bw B --fabric-lat S   (B/s and seconds, plain numbers)\n"
+    "            --calibration FILE   sustained GPU speed from a calibration JSON\n"
+    "            -o FILE              output file (default stdout)\n"
+    "bench     time the p=64, m=512 1F1B benchmark and write bench.json into DIR\n"
+    "          (default results/).\n"
+    "\n"
+    "Exit status: 0 success, 64 usage, 65 bad input data, 66 missing input,\n"
+    "70 schedule error or deadlock, 73 cannot create output, 74 I/O error.\n";
+
+static int die(const ts_err_t *e) {
+  fprintf(stderr, "trainsim: error: %s\n", e->msg);
+  return e->code ? e->code : EX_SOFTWARE;
+}
+
+static int usage_error(const char *msg) {
+  fprintf(stderr, "trainsim: error: %s (see trainsim --help)\n", msg);
+  return EX_USAGE;
+}
+
+static int cmd_run(int argc, char **argv) {
+  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                       {"set", required_argument, 0, 's'},
+                                       {"quiet", no_argument, 0, 'q'},
+                                       {0, 0, 0, 0}};
+  const char *out = "trainsim-out";
+  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  int n_sets = 0, quiet = 0, c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "o:s:q", opts, NULL)) != -1) {
+    if (c == 'o')
+      out = optarg;
+    else if (c == 's')
+      sets[n_sets++] = optarg;
+    else if (c == 'q')
+      quiet = 1;
+    else {
+      free(sets);
+      return EX_USAGE;
+    }
+  }
+  if (argc - optind > 1) {
+    free(sets);
+    return usage_error("run takes at most one job file");
+  }
+  const char *path = optind < argc ? argv[optind] : NULL;
+  ts_err_t err = {0};
+  ts_job_t *job = NULL;
+  ts_outcome_t o;
+  int rc = ts_job_load(path, sets, n_sets, &job, &err);
+  free(sets);
+  if (rc) return die(&err);
+  rc = ts_simulate(job, &o, &err);
+  if (!rc) rc = ts_write_outputs(&o.r, out, &err);
+  if (!rc && !quiet) {
+    ts_print_summary(&o.r, stdout);
+    printf("  outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg}\n", out);
+  }
+  if (rc) die(&err);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  return rc;
+}
+
+static int parse_pos(const char *opt, const char *s, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !(v > 0) || v > 1e30) {
+    fprintf(stderr, "trainsim: error: %s: expected a positive number, got '%s'\n", opt, s);
+    return EX_USAGE;
+  }
+  *out = v;
+  return 0;
+}
+
+static int write_platform(const void *arg, FILE *f) { return ts_platgen_write(arg, f); }
+
+static int cmd_platform(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"preset", required_argument, 0, 'P'},     {"nodes", required_argument, 0, 'n'},
+      {"gpus", required_argument, 0, 'g'},       {"gpu-speed", required_argument, 0, 1},
+      {"gpu-peak", required_argument, 0, 2},     {"gpu-memory", required_argument, 0, 3},
+      {"nvlink-bw", required_argument, 0, 4},    {"nvlink-lat", required_argument, 0, 5},
+      {"ib-bw", required_argument, 0, 6},        {"ib-lat", required_argument, 0, 7},
+      {"fabric-bw", required_argument, 0, 8},    {"fabric-lat", required_argument, 0, 9},
+      {"calibration", required_argument, 0, 10}, {"name", required_argument, 0, 11},
+      {"pcie-only", no_argument, 0, 12},         {"output", required_argument, 0, 'o'},
+      {0, 0, 0, 0}};
+  ts_platgen_t g;
+  ts_err_t err = {0};
+  /* Start from the DGX-A100 preset's figures; options override them. */
+  if (ts_platgen_preset("dgx-a100-2node", &g, &err)) return die(&err);
+  const char *out = NULL, *calib = NULL;
+  int c, rc = 0;
+  optind = 1;
+  while (!rc && (c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    double v;
+    switch (c) {
+      case 'P':
+        if (ts_platgen_preset(optarg, &g, &err)) return die(&err);
+        break;
+      case 'n':
+      case 'g':
+        if ((rc = parse_pos(c == 'n' ? "--nodes" : "--gpus", optarg, &v))) break;
+        if (v != (int)v || v > 65536) return usage_error("--nodes and --gpus take whole numbers up to 65536");
+        if (c == 'n') g.nodes = (int)v; else g.gpus = (int)v;
+        break;
+      case 1: rc = parse_pos("--gpu-speed", optarg, &g.gpu_speed); break;
+      case 2: rc = parse_pos("--gpu-peak", optarg, &g.gpu_peak_flops); break;
+      case 3: rc = parse_pos("--gpu-memory", optarg, &g.gpu_memory); break;
+      case 4: rc = parse_pos("--nvlink-bw", optarg, &g.nvlink_bw); break;
+      case 5: rc = parse_pos("--nvlink-lat", optarg, &g.nvlink_lat); break;
+      case 6: rc = parse_pos("--ib-bw", optarg, &g.ib_bw); break;
+      case 7: rc = parse_pos("--ib-lat", optarg, &g.ib_lat); break;
+      case 8: rc = parse_pos("--fabric-bw", optarg, &g.fabric_bw); break;
+      case 9: rc = parse_pos("--fabric-lat", optarg, &g.fabric_lat); break;
+      case 10: calib = optarg; break;
+      case 11: snprintf(g.name, sizeof g.name, "%s", optarg); break;
+      case 12: g.pcie_only = 1; break;
+      case 'o': out = optarg; break;
+      default: return EX_USAGE;
+    }
+  }
+  if (rc) return rc;
+  if (optind < argc) return usage_error("platform takes no positional argument");
+  if (calib && ts_platgen_speed_from_calibration(calib, &g, &err)) return die(&err);
+  if (ts_platgen_check(&g, &err)) return die(&err);
+  if (!out) return ts_platgen_write(&g, stdout);
+  if (ts_write_atomic(out, write_platform, &g, &err)) return die(&err);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage, stderr);
+    return EX_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("trainsim %s\n", TS_VERSION);
+    return 0;
+  }
+  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);
+  if (!strcmp(cmd, "bench")) return ts_bench_main(argc - 1, argv + 1);
+  fprintf(stderr, "trainsim: error: unknown command '%s' (see trainsim --help)\n", cmd);
+  return EX_USAGE;
+}

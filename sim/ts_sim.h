@@ -1,0 +1,42 @@
+/*
+** ts_sim.h: the SimGrid executor of the runtime interface.
+*/
+#ifndef TS_SIM_H
+#define TS_SIM_H
+
+#include "trainsim.h"
+#include "ts_runtime.h"
+
+/* Runs sched on the job's platform under SimGrid and returns the timeline
+** and the devices used in *out (caller frees with ts_run_free).
+**
+** SimGrid can be initialised once per process, so the simulation runs in a
+** forked child; the parent stays free to run many simulations (tests,
+** comparisons, sweeps).  A platform SimGrid cannot load, an unknown host,
+** too few hosts, an override that matches nothing, a schedule error or a
+** deadlock returns a non-zero sysexits code with a one-line message. */
+int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+               const ts_cost_t *cost, ts_run_t **out, ts_err_t *err);
+
+/* The --cfg arguments that make SimGrid's times exact (README "Timing"). */
+extern const char *const ts_sim_cfg[];
+
+
+#ifndef TS_SIM_BUNDLE
+#define TS_SIM_BUNDLE
+/* Everything one simulated job produced; r points into the other fields. */
+typedef struct ts_outcome {
+  ts_layout_t *layout;
+  ts_cost_t *cost;
+  ts_run_t *run;
+  ts_metrics_t *metrics;
+  ts_result_t r;
+} ts_outcome_t;
+
+/* Simulates job end to end: schedule lookup, layout, cost model, SimGrid
+** run, metrics.  On success fills *out (free with ts_outcome_free). */
+int ts_simulate(const ts_job_t *job, ts_outcome_t *out, ts_err_t *err);
+void ts_outcome_free(ts_outcome_t *o);
+#endif
+
+#endif

@@ -1,0 +1,296 @@
+/*
+** trainsim.h: the public interface of libtrainsim.
+**
+** trainsim simulates one training iteration (or a few) of a parallel
+** training schedule.  A job (ts_job_t) names a model, a platform and a
+** schedule.  The cost model turns the model into per-virtual-stage costs
+** (ts_cost_t).  A schedule (schedules/) is an actor program written against
+** the runtime interface (ts_runtime.h); an executor (the SimGrid one in
+** sim/, the CPU reference one in src/ref_*) runs one actor per device and
+** produces a timeline of events (ts_event_t).  Metrics and writers turn the
+** timeline into summary.json, timeline.csv, trace.json and gantt.svg.
+**
+** Naming: public symbols are ts_<object>_<verb>; internal non-static
+** symbols shared between files are ts__<name>.  Functions that can fail
+** return 0 on success or a sysexits.h code and fill a ts_err_t.
+** Ownership: whoever calls a *_load / *_build / *_new function frees the
+** result with the matching *_free, which accepts NULL.
+*/
+#ifndef TRAINSIM_H
+#define TRAINSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TS_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One error: a sysexits.h code and a one-line message that names the
+** file, the place (line or field path) and what is wrong. */
+typedef struct ts_err {
+  int code;        /* 0 when no error; else EX_DATAERR, EX_NOINPUT, ... */
+  char msg[1024];  /* without the "trainsim: error: " prefix */
+} ts_err_t;
+
+/* Records the first error only (later calls keep the first message) and
+** returns code, so callers write `return ts_err_set(err, EX_..., ...)`. */
+int ts_err_set(ts_err_t *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ */
+/* Operation kinds                                                     */
+/* ------------------------------------------------------------------ */
+
+typedef enum ts_kind {
+  TS_FORWARD = 0,    /* forward pass of one (virtual) stage, one micro-batch */
+  TS_BACKWARD,       /* whole backward (input and weight gradients) */
+  TS_RECOMPUTE,      /* forward recomputation before a backward */
+  TS_BACKWARD_INPUT, /* input-gradient half of a split backward ("B", "b") */
+  TS_WEIGHT_GRAD,    /* weight-gradient half of a split backward ("W", "B") */
+  TS_COMPUTE_KINDS,  /* number of compute kinds; kinds below are transfers */
+  TS_SEND_ACT = TS_COMPUTE_KINDS, /* activation to the next stage */
+  TS_SEND_GRAD,                   /* gradient to the previous stage */
+  TS_KIND_COUNT
+} ts_kind_t;
+
+/* Stable lower-case names used in files: "forward", "send_act", ... */
+const char *ts_kind_name(ts_kind_t kind);
+static inline bool ts_kind_is_compute(ts_kind_t k) { return k < TS_COMPUTE_KINDS; }
+
+/* ------------------------------------------------------------------ */
+/* Model and job                                                       */
+/* ------------------------------------------------------------------ */
+
+typedef enum { TS_MODEL_TRANSFORMER = 0, TS_MODEL_SYNTHETIC } ts_model_kind_t;
+typedef enum { TS_RECOMPUTE_NONE = 0, TS_RECOMPUTE_FULL } ts_recompute_t;
+
+typedef struct ts_model {
+  ts_model_kind_t kind;
+  char name[128]; /* free text: "gpt3-6.7b", the HF model_type, "synthetic" */
+  /* transformer */
+  int layers, hidden, heads, ffn_hidden, vocab;
+  bool flash_attention, dropout;
+  bool gated_mlp;          /* SwiGLU-style MLP: 3 matrices of h x ffn (Llama) */
+  /* synthetic: one value per stage (arrays of job.stages entries, owned) */
+  double *forward_s, *backward_s, *recompute_s, *weight_grad_s;
+  double *activation_bytes;         /* stashed per micro-batch per stage */
+  double activation_message_bytes;  /* one activation (and gradient) message */
+  double *weights_bytes;            /* per stage, default 0 */
+} ts_model_t;
+
+#define TS_NAME_MAX 256
+#define TS_PATH_MAX 4096
+
+typedef struct ts_job {
+  char path[TS_PATH_MAX];      /* job file, or "<default job>" */
+  char base_dir[TS_PATH_MAX];  /* relative paths in the job resolve here */
+  ts_model_t model;
+  char platform[TS_PATH_MAX];  /* resolved path, or "ideal" */
+  bool platform_ideal;
+  char schedule[64];
+  int stages;            /* pipeline stages = devices in the pipeline */
+  int microbatches;
+  int micro_batch_size;  /* samples per micro-batch (default 1) */
+  int seq_len;           /* tokens per sample (default 1024; HF: n_positions) */
+  int chunks;            /* model chunks per device (interleaved; default 1) */
+  int iterations;        /* iterations simulated (asynchronous schedules; 1) */
+  ts_recompute_t recompute;
+  char **placement;      /* stage -> host name, NULL for platform order */
+  int n_placement;
+  int bytes_per_element; /* default 2 */
+  /* platform overrides from --set platform.{link,host}.PATTERN.FIELD */
+  struct ts_override {
+    char what;           /* 'l' link, 'h' host */
+    char pattern[TS_NAME_MAX];
+    char field[32];      /* "bandwidth", "latency", "speed" */
+    double value;        /* in B/s, s or FLOP/s */
+  } *overrides;
+  int n_overrides;
+} ts_job_t;
+
+/* Loads a job from a JSON file (path NULL: the shipped default job) and
+** applies `--set PATH=VALUE` strings.  Validates every field; errors name
+** the file and the field path (or line for malformed JSON) and return
+** EX_NOINPUT (missing file), EX_DATAERR (bad content) or EX_USAGE (bad
+** --set).  On success *out is owned by the caller (ts_job_free). */
+int ts_job_load(const char *path, const char *const *sets, int n_sets,
+                ts_job_t **out, ts_err_t *err);
+void ts_job_free(ts_job_t *job);
+
+/* ------------------------------------------------------------------ */
+/* Layout: virtual stages and where they live                          */
+/* ------------------------------------------------------------------ */
+
+/* A job's model is cut into n_vstages virtual stages (stages x chunks for
+** the linear schedules).  vstage k runs on device dev[k]; chains are
+** linear: activations go k -> next[k], gradients next[k] -> k. */
+typedef struct ts_layout {
+  int n_devices;
+  int n_vstages;
+  int *dev;      /* [n_vstages] device of each virtual stage */
+  int *stage;    /* [n_vstages] pipeline stage index (0..stages-1) */
+  int *chunk;    /* [n_vstages] chunk index on its device */
+  int *next;     /* [n_vstages] next virtual stage, -1 at the end */
+  int *prev;     /* [n_vstages] previous virtual stage, -1 at the start */
+  int *part;     /* [n_vstages] which slice of the model: cost row index */
+} ts_layout_t;
+
+ts_layout_t *ts_layout_new(int n_devices, int n_vstages);
+/* The default: n_vstages = stages x chunks, vstage k on device k % stages,
+** chunk k / stages, one chain 0 -> 1 -> ... -> n_vstages - 1. */
+ts_layout_t *ts_layout_linear(int stages, int chunks);
+void ts_layout_free(ts_layout_t *l);
+
+/* ------------------------------------------------------------------ */
+/* Cost model                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Costs of one model part (one virtual stage) for one micro-batch.
+** A transformer gives FLOPs (time = flops / device speed); a synthetic
+** model gives seconds directly (flops fields are 0). */
+typedef struct ts_part_cost {
+  int first_layer, n_layers;
+  double flops[TS_COMPUTE_KINDS];   /* per compute kind */
+  double seconds[TS_COMPUTE_KINDS]; /* synthetic only */
+  double act_bytes;       /* stashed from forward to backward, recompute none */
+  double act_input_bytes; /* stashed with recompute full (the part's input) */
+  double msg_bytes;       /* activation leaving this part (= gradient back) */
+  double params;          /* parameters held by this part */
+  double weights_bytes, gradients_bytes, optimizer_bytes;
+} ts_part_cost_t;
+
+typedef struct ts_cost {
+  int n_parts;
+  ts_part_cost_t *part;   /* [n_parts] */
+  double model_params;    /* whole model (formula, tied embeddings once) */
+  double model_flops_per_iteration; /* forward + backward, no recompute */
+  bool has_flops;
+} ts_cost_t;
+
+/* Builds the cost table for a job cut into n_parts equal parts (layers
+** split as evenly as possible, earlier parts take the remainder).
+** Returns EX_DATAERR (e.g. more parts than layers) with a message naming
+** the job file. */
+int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *err);
+void ts_cost_free(ts_cost_t *c);
+
+/* Activation bytes one transformer layer keeps for one micro-batch
+** (Korthikanti et al. 2022, generalised to bytes_per_element, flash
+** attention and dropout; see README "Memory"). */
+double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe);
+/* Parameters of the transformer: 12 l h^2 + 13 l h + (V + s) h. */
+double ts_cost_transformer_params(const ts_model_t *m, int seq);
+
+/* ------------------------------------------------------------------ */
+/* Timeline                                                            */
+/* ------------------------------------------------------------------ */
+
+/* One row of the timeline.  Compute events: device runs kind on vstage for
+** micro-batch mb over [start, end].  Transfer events: device sends to peer
+** (kind TS_SEND_*), vstage is the sending virtual stage; start is when the
+** transfer could begin, end when the data has arrived.  seq orders a
+** device's compute events in program order. */
+typedef struct ts_event {
+  int32_t device, peer, vstage, mb, kind, seq;
+  int32_t iteration, pad_;
+  double start, end, bytes;
+} ts_event_t;
+
+typedef struct ts_device_info {
+  char name[TS_NAME_MAX];  /* host name */
+  double speed;            /* sustained FLOP/s used for compute */
+  double peak_flops;       /* for MFU (host property peak_flops; else speed) */
+  double memory_bytes;     /* capacity (host property memory_bytes; 0 unknown) */
+} ts_device_info_t;
+
+/* What an executor returns: the events sorted by (start, device, seq,
+** kind), plus the devices used. */
+typedef struct ts_run {
+  int n_events, cap_events;
+  ts_event_t *events;
+  int n_devices;
+  ts_device_info_t *devices;
+  char executor[32];       /* "simgrid" or "reference" */
+  /* reference executor only: measured activation bytes (NULL in sim) */
+  double *measured_peak_act_bytes; /* [n_devices] */
+} ts_run_t;
+
+ts_run_t *ts_run_new(int n_devices);
+void ts_run_push(ts_run_t *r, const ts_event_t *e);
+void ts_run_sort(ts_run_t *r);
+void ts_run_free(ts_run_t *r);
+
+/* ------------------------------------------------------------------ */
+/* Metrics                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct ts_device_metrics {
+  double busy_s, idle_s, bubble_fraction;
+  int peak_inflight;       /* max over held parts of in-flight micro-batches */
+  double peak_activation_bytes;
+  double weights_bytes, gradients_bytes, optimizer_bytes;
+  double peak_memory_bytes, memory_capacity_bytes;
+  bool fits;
+  double send_bytes;       /* point-to-point bytes sent */
+  /* memory over time: (time, activation bytes) steps, owned */
+  int n_mem;
+  double *mem_t, *mem_bytes;
+} ts_device_metrics_t;
+
+typedef struct ts_metrics {
+  double iteration_time_s;
+  double bubble_fraction;
+  double bubble_overhead;
+  double ideal_time_s;
+  double samples_per_s, tokens_per_s;
+  double flops_per_s_per_gpu; /* 0 when the model has no FLOPs */
+  double mfu;                 /* 0 when the model has no FLOPs */
+  double p2p_bytes;
+  int n_devices;
+  ts_device_metrics_t *dev;   /* [n_devices] */
+} ts_metrics_t;
+
+/* Derives every metric of summary.json from a run.  Never fails. */
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
+                                 const ts_cost_t *cost, const ts_run_t *run);
+void ts_metrics_free(ts_metrics_t *m);
+
+/* ------------------------------------------------------------------ */
+/* Output writers                                                      */
+/* ------------------------------------------------------------------ */
+
+/* Everything one simulation produced, for the writers. */
+typedef struct ts_result {
+  const ts_job_t *job;
+  const ts_layout_t *layout;
+  const ts_cost_t *cost;
+  const ts_run_t *run;
+  const ts_metrics_t *metrics;
+} ts_result_t;
+
+/* Each writer writes a complete file body to f and returns 0, or EX_IOERR
+** when a write fails.  Output is byte-for-byte deterministic. */
+int ts_write_summary_json(const ts_result_t *r, FILE *f);
+int ts_write_timeline_csv(const ts_result_t *r, FILE *f);
+int ts_write_trace_json(const ts_result_t *r, FILE *f);
+int ts_write_gantt_svg(const ts_result_t *r, FILE *f);
+
+/* Writes all four files into dir atomically: every file is first written
+** to a temporary name in dir and renamed only when all succeeded; on
+** failure no output file is left behind.  Creates dir if needed. */
+int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
+
+/* Atomic single-file write: calls fn(arg, f) on "<path>.tmp.<pid>" then
+** renames.  Used by every writer of the project. */
+typedef int (*ts_write_fn)(const void *arg, FILE *f);
+int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err);
+
+/* Human summary for stdout. */
+void ts_print_summary(const ts_result_t *r, FILE *f);
+
+#endif /* TRAINSIM_H */

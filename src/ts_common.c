@@ -1,0 +1,131 @@
+/*
+** ts_common.c: errors, operation-kind names, layouts and the event
+** container shared by every part of trainsim.
+**
+** Events are kept in one growable array and sorted by (start, device, seq,
+** kind, mb, vstage, peer) so that output never depends on the order in
+** which an executor happened to record them.
+*/
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainsim.h"
+
+int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
+  if (err && err->code == 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+  }
+  return code;
+}
+
+static const char *const kind_names[TS_KIND_COUNT] = {
+    "forward", "backward", "recompute", "backward_input", "weight_grad",
+    "send_act", "send_grad"};
+
+const char *ts_kind_name(ts_kind_t kind) {
+  return (kind >= 0 && kind < TS_KIND_COUNT) ? kind_names[kind] : "unknown";
+}
+
+static void *xcalloc(size_t n, size_t sz) {
+  void *p = calloc(n ? n : 1, sz);
+  if (!p) {
+    fputs("trainsim: error: out of memory\n", stderr);
+    exit(71); /* EX_OSERR */
+  }
+  return p;
+}
+
+ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
+  ts_layout_t *l = xcalloc(1, sizeof *l);
+  l->n_devices = n_devices;
+  l->n_vstages = n_vstages;
+  l->dev = xcalloc((size_t)n_vstages, sizeof(int));
+  l->stage = xcalloc((size_t)n_vstages, sizeof(int));
+  l->chunk = xcalloc((size_t)n_vstages, sizeof(int));
+  l->next = xcalloc((size_t)n_vstages, sizeof(int));
+  l->prev = xcalloc((size_t)n_vstages, sizeof(int));
+  l->part = xcalloc((size_t)n_vstages, sizeof(int));
+  return l;
+}
+
+ts_layout_t *ts_layout_linear(int stages, int chunks) {
+  int n = stages * chunks;
+  ts_layout_t *l = ts_layout_new(stages, n);
+  for (int k = 0; k < n; k++) {
+    l->dev[k] = k % stages;
+    l->stage[k] = k % stages;
+    l->chunk[k] = k / stages;
+    l->next[k] = k + 1 < n ? k + 1 : -1;
+    l->prev[k] = k - 1;
+    l->part[k] = k;
+  }
+  return l;
+}
+
+void ts_layout_free(ts_layout_t *l) {
+  if (!l) return;
+  free(l->dev);
+  free(l->stage);
+  free(l->chunk);
+  free(l->next);
+  free(l->prev);
+  free(l->part);
+  free(l);
+}
+
+ts_run_t *ts_run_new(int n_devices) {
+  ts_run_t *r = xcalloc(1, sizeof *r);
+  r->n_devices = n_devices;
+  r->devices = xcalloc((size_t)n_devices, sizeof *r->devices);
+  return r;
+}
+
+void ts_run_push(ts_run_t *r, const ts_event_t *e) {
+  if (r->n_events == r->cap_events) {
+    r->cap_events = r->cap_events ? 2 * r->cap_events : 1024;
+    r->events = realloc(r->events, (size_t)r->cap_events * sizeof *r->events);
+    if (!r->events) {
+      fputs("trainsim: error: out of memory\n", stderr);
+      exit(71);
+    }
+  }
+  r->events[r->n_events++] = *e;
+}
+
+#define CMP(a, b) \
+  do {            \
+    if ((a) < (b)) return -1; \
+    if ((a) > (b)) return 1;  \
+  } while (0)
+
+static int event_cmp(const void *pa, const void *pb) {
+  const ts_event_t *a = pa, *b = pb;
+  CMP(a->start, b->start);
+  CMP(a->device, b->device);
+  CMP(a->kind >= TS_COMPUTE_KINDS, b->kind >= TS_COMPUTE_KINDS);
+  CMP(a->seq, b->seq);
+  CMP(a->kind, b->kind);
+  CMP(a->iteration, b->iteration);
+  CMP(a->mb, b->mb);
+  CMP(a->vstage, b->vstage);
+  CMP(a->peer, b->peer);
+  CMP(a->end, b->end);
+  return 0;
+}
+
+void ts_run_sort(ts_run_t *r) {
+  if (r->n_events > 1) qsort(r->events, (size_t)r->n_events, sizeof *r->events, event_cmp);
+}
+
+void ts_run_free(ts_run_t *r) {
+  if (!r) return;
+  free(r->events);
+  free(r->devices);
+  free(r->measured_peak_act_bytes);
+  free(r);
+}

@@ -1,0 +1,146 @@
+/*
+** ts_cost.c: the cost model.  Turns a model into per-part (virtual stage)
+** costs for one micro-batch: FLOPs or seconds of each compute kind, the
+** activation bytes a forward stashes, the bytes of the activation message,
+** and the model states (weights, gradients, optimizer) a part holds.
+**
+** Transformer (b = micro_batch_size, s = seq_len, h = hidden, a = heads,
+** f = ffn_hidden, V = vocab, e = bytes_per_element, k = 3 for a gated MLP
+** and 2 otherwise):
+**   forward FLOPs per layer   2 b s (4 h^2 + k h f) + 4 b s^2 h
+**                             (= Megatron's 24 b s h^2 + 4 b s^2 h at f = 4h)
+**   LM head (last part)       2 b s h V forward
+**   backward = 2 x forward; weight gradient and input gradient are one
+**   forward each; recompute = forward.
+**   parameters per layer      4 h^2 + 4 h + k h f + f + h + 4 h
+**                             (= 12 h^2 + 13 h at f = 4h); the first part adds
+**                             the embeddings (V + s) h; with more than one part
+**                             the last keeps a tied copy of the word embedding
+**                             V h for the LM head, as Megatron does.
+**   activations per layer     s b [(8 h + (k) f) e + 2 h (dropout masks)]
+**                             + a s^2 b (e + (1 + e) with dropout) without
+**                             flash attention (Korthikanti et al. 2022:
+**                             34 s b h + 5 a s^2 b at e = 2, f = 4h).
+**   full recompute keeps the part's input only: s b h e.
+**   model states              weights e, gradients e, optimizer 12 bytes per
+**                             parameter (fp32 master, Adam m and v) when e < 4,
+**                             else 8 (m and v).
+** A synthetic model gives seconds per stage directly; with v chunks per
+** device each chunk takes 1/v of the stage's seconds, activations and weights.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <sysexits.h>
+
+#include "trainsim.h"
+
+static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
+
+double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe) {
+  double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden, a = m->heads, e = bpe;
+  /* Per token: LN1 input, QKV input, Q, K, V, attention output (5h with the
+  ** QKV input), LN2 input, MLP input, the k-1 ... f-wide MLP tensors. */
+  double per_token_elems = 8 * h + mlp_mats(m) * f;
+  double bytes = s * b * per_token_elems * e;
+  if (m->dropout) bytes += 2 * s * b * h; /* 1-byte masks after attention and MLP */
+  if (!m->flash_attention) {
+    double scores = a * s * s * b;
+    bytes += scores * e;                        /* softmax output */
+    if (m->dropout) bytes += scores * (1 + e);  /* dropout mask and output */
+  }
+  return bytes;
+}
+
+static double layer_params(const ts_model_t *m) {
+  double h = m->hidden, f = m->ffn_hidden;
+  return 4 * h * h + 4 * h + mlp_mats(m) * h * f + f + h + 4 * h;
+}
+
+double ts_cost_transformer_params(const ts_model_t *m, int seq) {
+  return m->layers * layer_params(m) + ((double)m->vocab + seq) * m->hidden;
+}
+
+static double layer_forward_flops(const ts_model_t *m, int seq, int mbs) {
+  double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden;
+  return 2 * b * s * (4 * h * h + mlp_mats(m) * h * f) + 4 * b * s * s * h;
+}
+
+static void model_states(ts_part_cost_t *p, int bpe) {
+  p->weights_bytes = p->params * bpe;
+  p->gradients_bytes = p->params * bpe;
+  p->optimizer_bytes = p->params * (bpe < 4 ? 12.0 : 8.0);
+}
+
+int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *err) {
+  *out = NULL;
+  const ts_model_t *m = &job->model;
+  if (n_parts < 1) return ts_err_set(err, EX_SOFTWARE, "%s: no model parts", job->path);
+  if (m->kind == TS_MODEL_TRANSFORMER && n_parts > m->layers)
+    return ts_err_set(err, EX_DATAERR, "%s: stages: %d model parts exceed the model's %d layers",
+                      job->path, n_parts, m->layers);
+  ts_cost_t *c = calloc(1, sizeof *c);
+  c->n_parts = n_parts;
+  c->part = calloc((size_t)n_parts, sizeof *c->part);
+  int e = job->bytes_per_element, s = job->seq_len, b = job->micro_batch_size;
+
+  if (m->kind == TS_MODEL_SYNTHETIC) {
+    int v = n_parts / job->stages;
+    if (v < 1) v = 1;
+    for (int k = 0; k < n_parts; k++) {
+      ts_part_cost_t *p = &c->part[k];
+      int st = k % job->stages;
+      p->first_layer = k;
+      p->n_layers = 1;
+      p->seconds[TS_FORWARD] = m->forward_s[st] / v;
+      p->seconds[TS_BACKWARD] = m->backward_s[st] / v;
+      p->seconds[TS_RECOMPUTE] = m->recompute_s[st] / v;
+      p->seconds[TS_WEIGHT_GRAD] = m->weight_grad_s[st] / v;
+      p->seconds[TS_BACKWARD_INPUT] = (m->backward_s[st] - m->weight_grad_s[st]) / v;
+      p->act_bytes = m->activation_bytes[st] / v;
+      p->act_input_bytes = m->activation_message_bytes;
+      p->msg_bytes = m->activation_message_bytes;
+      p->params = 0;
+      p->weights_bytes = m->weights_bytes[st] / v;
+    }
+    c->has_flops = false;
+    *out = c;
+    return 0;
+  }
+
+  double lf = layer_forward_flops(m, s, b);
+  double la = ts_cost_layer_activation_bytes(m, s, b, e);
+  double lp = layer_params(m);
+  double head = 2.0 * b * s * m->hidden * (double)m->vocab;
+  int base = m->layers / n_parts, rem = m->layers % n_parts, first = 0;
+  for (int k = 0; k < n_parts; k++) {
+    ts_part_cost_t *p = &c->part[k];
+    p->first_layer = first;
+    p->n_layers = base + (k < rem ? 1 : 0);
+    first += p->n_layers;
+    double fw = p->n_layers * lf + (k == n_parts - 1 ? head : 0);
+    p->flops[TS_FORWARD] = fw;
+    p->flops[TS_BACKWARD] = 2 * fw;
+    p->flops[TS_BACKWARD_INPUT] = fw;
+    p->flops[TS_WEIGHT_GRAD] = fw;
+    /* The LM head is not recomputed: its input is stashed by the loss. */
+    p->flops[TS_RECOMPUTE] = p->n_layers * lf;
+    p->act_bytes = p->n_layers * la;
+    p->act_input_bytes = (double)s * b * m->hidden * e;
+    p->msg_bytes = (double)s * b * m->hidden * e;
+    p->params = p->n_layers * lp;
+    if (k == 0) p->params += ((double)m->vocab + s) * m->hidden;
+    if (k == n_parts - 1 && n_parts > 1) p->params += (double)m->vocab * m->hidden;
+    model_states(p, e);
+    c->model_flops_per_iteration += (double)job->microbatches * 3 * fw;
+  }
+  c->model_params = ts_cost_transformer_params(m, s);
+  c->has_flops = true;
+  *out = c;
+  return 0;
+}
+
+void ts_cost_free(ts_cost_t *c) {
+  if (!c) return;
+  free(c->part);
+  free(c);
+}

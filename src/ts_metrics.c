@@ -1,0 +1,159 @@
+/*
+** ts_metrics.c: every number of summary.json, derived from a timeline.
+**
+** Definitions (README "Metrics"):
+**   makespan T          latest end of any event (the run starts at 0);
+**                       iteration_time = T / iterations.
+**   busy_s(d)           sum of d's compute-op durations (transfers are not
+**                       busy time: they overlap compute).
+**   bubble_fraction     sum over devices of (T - busy) / (devices x T).
+**   bubble_overhead     (T - ideal) / ideal, ideal = max over devices of busy.
+**   activation memory   a forward allocates its stash at its start (the
+**                       part's input only under full recompute); a recompute
+**                       allocates the full stash at its start; a backward (or
+**                       the weight-gradient half of a split one) frees
+**                       everything of that micro-batch at its end.  Ops of
+**                       one device are sequential, so this is exact.
+**   in-flight           (part, micro-batch) pairs of a device whose forward
+**                       started and whose backward has not finished.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainsim.h"
+
+static int seq_cmp(const void *a, const void *b) {
+  const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
+  return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
+  if (dm->n_mem && dm->mem_t[dm->n_mem - 1] == t) {
+    dm->mem_bytes[dm->n_mem - 1] = bytes;
+    return;
+  }
+  dm->mem_t = realloc(dm->mem_t, (size_t)(dm->n_mem + 1) * sizeof(double));
+  dm->mem_bytes = realloc(dm->mem_bytes, (size_t)(dm->n_mem + 1) * sizeof(double));
+  dm->mem_t[dm->n_mem] = t;
+  dm->mem_bytes[dm->n_mem] = bytes;
+  dm->n_mem++;
+}
+
+/* Walks device d's compute events in program order. */
+static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
+                          const ts_event_t **ev, int n, ts_device_metrics_t *dm) {
+  int M = job->microbatches * job->iterations;
+  double *held = calloc((size_t)lay->n_vstages * (size_t)M, sizeof *held);
+  unsigned char *inflight = calloc((size_t)lay->n_vstages * (size_t)M, 1);
+  bool full = job->recompute == TS_RECOMPUTE_FULL;
+  double cur = 0, peak = 0;
+  int nin = 0, peak_in = 0;
+  mem_step(dm, 0, 0);
+  for (int i = 0; i < n; i++) {
+    const ts_event_t *e = ev[i];
+    const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
+    size_t c = (size_t)e->vstage * (size_t)M + (size_t)e->mb;
+    double add = 0;
+    if (e->kind == TS_FORWARD) {
+      add = full ? pc->act_input_bytes : pc->act_bytes;
+      if (!inflight[c]) {
+        inflight[c] = 1;
+        if (++nin > peak_in) peak_in = nin;
+      }
+    } else if (e->kind == TS_RECOMPUTE) {
+      add = pc->act_bytes;
+    }
+    if (add > 0) {
+      held[c] += add;
+      cur += add;
+      if (cur > peak) peak = cur;
+      mem_step(dm, e->start, cur);
+    }
+    bool frees = e->kind == TS_BACKWARD || e->kind == TS_WEIGHT_GRAD;
+    if (frees) {
+      cur -= held[c];
+      held[c] = 0;
+      if (inflight[c]) {
+        inflight[c] = 0;
+        nin--;
+      }
+      mem_step(dm, e->end, cur);
+    }
+  }
+  dm->peak_activation_bytes = peak;
+  dm->peak_inflight = peak_in;
+  free(held);
+  free(inflight);
+}
+
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
+                                 const ts_cost_t *cost, const ts_run_t *run) {
+  ts_metrics_t *m = calloc(1, sizeof *m);
+  int n = run->n_devices;
+  m->n_devices = n;
+  m->dev = calloc((size_t)(n ? n : 1), sizeof *m->dev);
+  double T = 0;
+  for (int i = 0; i < run->n_events; i++)
+    if (run->events[i].end > T) T = run->events[i].end;
+  m->iteration_time_s = T / job->iterations;
+
+  const ts_event_t **ev = malloc((size_t)(run->n_events ? run->n_events : 1) * sizeof *ev);
+  double idle_sum = 0, ideal = 0;
+  for (int d = 0; d < n; d++) {
+    ts_device_metrics_t *dm = &m->dev[d];
+    int k = 0;
+    for (int i = 0; i < run->n_events; i++) {
+      const ts_event_t *e = &run->events[i];
+      if (e->device != d) continue;
+      if (ts_kind_is_compute(e->kind)) {
+        dm->busy_s += e->end - e->start;
+        ev[k++] = e;
+      } else {
+        dm->send_bytes += e->bytes;
+      }
+    }
+    qsort(ev, (size_t)k, sizeof *ev, seq_cmp);
+    device_memory(job, lay, cost, ev, k, dm);
+    dm->idle_s = T - dm->busy_s;
+    dm->bubble_fraction = T > 0 ? dm->idle_s / T : 0;
+    idle_sum += dm->idle_s;
+    if (dm->busy_s > ideal) ideal = dm->busy_s;
+    for (int v = 0; v < lay->n_vstages; v++) {
+      if (lay->dev[v] != d) continue;
+      const ts_part_cost_t *pc = &cost->part[lay->part[v]];
+      dm->weights_bytes += pc->weights_bytes;
+      dm->gradients_bytes += pc->gradients_bytes;
+      dm->optimizer_bytes += pc->optimizer_bytes;
+    }
+    dm->peak_memory_bytes =
+        dm->weights_bytes + dm->gradients_bytes + dm->optimizer_bytes + dm->peak_activation_bytes;
+    dm->memory_capacity_bytes = run->devices[d].memory_bytes;
+    dm->fits = dm->memory_capacity_bytes <= 0 || dm->peak_memory_bytes <= dm->memory_capacity_bytes;
+    m->p2p_bytes += dm->send_bytes;
+  }
+  free(ev);
+  m->bubble_fraction = (n > 0 && T > 0) ? idle_sum / (n * T) : 0;
+  m->ideal_time_s = ideal;
+  m->bubble_overhead = ideal > 0 ? (T - ideal) / ideal : 0;
+  double samples = (double)job->microbatches * job->iterations * job->micro_batch_size;
+  m->samples_per_s = T > 0 ? samples / T : 0;
+  m->tokens_per_s = m->samples_per_s * job->seq_len;
+  if (cost->has_flops && T > 0 && n > 0) {
+    m->flops_per_s_per_gpu = cost->model_flops_per_iteration * job->iterations / (T * n);
+    double peak = 0;
+    for (int d = 0; d < n; d++) peak += run->devices[d].peak_flops;
+    peak /= n;
+    m->mfu = peak > 0 ? m->flops_per_s_per_gpu / peak : 0;
+  }
+  return m;
+}
+
+void ts_metrics_free(ts_metrics_t *m) {
+  if (!m) return;
+  for (int d = 0; d < m->n_devices; d++) {
+    free(m->dev[d].mem_t);
+    free(m->dev[d].mem_bytes);
+  }
+  free(m->dev);
+  free(m);
+}

@@ -1,0 +1,290 @@
+/*
+** ts_output.c: summary.json, timeline.csv, the human summary, and the
+** atomic writing of every output file.
+**
+** Atomicity: each file is written to "<dir>/.<name>.tmp.<pid>", flushed,
+** and renamed over "<dir>/<name>" only after every file of the set was
+** written; on any failure the temporary files are removed, so a run leaves
+** either all its outputs or none.  Numbers are printed with %.17g (round
+** trip) so outputs are byte-identical from run to run.
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "trainsim.h"
+
+/* ---- summary.json ---------------------------------------------------- */
+
+static void add_num(cJSON *o, const char *k, double v) {
+  if (isfinite(v))
+    cJSON_AddNumberToObject(o, k, v);
+  else
+    cJSON_AddNullToObject(o, k);
+}
+
+static void add_num_or_null(cJSON *o, const char *k, double v, bool have) {
+  if (have)
+    add_num(o, k, v);
+  else
+    cJSON_AddNullToObject(o, k);
+}
+
+cJSON *ts__summary_json(const ts_result_t *r) {
+  const ts_job_t *j = r->job;
+  const ts_metrics_t *m = r->metrics;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
+  cJSON_AddStringToObject(o, "executor", r->run->executor);
+  cJSON *job = cJSON_AddObjectToObject(o, "job");
+  cJSON_AddStringToObject(job, "file", j->path);
+  cJSON_AddStringToObject(job, "schedule", j->schedule);
+  cJSON_AddStringToObject(job, "model", j->model.name);
+  cJSON_AddStringToObject(job, "platform", j->platform);
+  cJSON_AddNumberToObject(job, "stages", j->stages);
+  cJSON_AddNumberToObject(job, "microbatches", j->microbatches);
+  cJSON_AddNumberToObject(job, "micro_batch_size", j->micro_batch_size);
+  cJSON_AddNumberToObject(job, "seq_len", j->seq_len);
+  cJSON_AddNumberToObject(job, "chunks", j->chunks);
+  cJSON_AddNumberToObject(job, "iterations", j->iterations);
+  cJSON_AddStringToObject(job, "recompute", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  cJSON_AddNumberToObject(job, "bytes_per_element", j->bytes_per_element);
+  add_num_or_null(job, "model_parameters", r->cost->model_params, r->cost->has_flops);
+
+  add_num(o, "iteration_time_s", m->iteration_time_s);
+  add_num(o, "bubble_fraction", m->bubble_fraction);
+  add_num(o, "bubble_overhead", m->bubble_overhead);
+  add_num(o, "ideal_time_s", m->ideal_time_s);
+  cJSON *t = cJSON_AddObjectToObject(o, "throughput");
+  add_num(t, "samples_per_s", m->samples_per_s);
+  add_num(t, "tokens_per_s", m->tokens_per_s);
+  add_num_or_null(t, "flops_per_s_per_gpu", m->flops_per_s_per_gpu, r->cost->has_flops);
+  add_num_or_null(t, "mfu", m->mfu, r->cost->has_flops);
+  add_num(o, "p2p_bytes", m->p2p_bytes);
+  cJSON *devs = cJSON_AddArrayToObject(o, "devices");
+  for (int d = 0; d < m->n_devices; d++) {
+    const ts_device_metrics_t *dm = &m->dev[d];
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddNumberToObject(x, "device", d);
+    cJSON_AddStringToObject(x, "name", r->run->devices[d].name);
+    cJSON *st = cJSON_AddArrayToObject(x, "stages");
+    for (int v = 0; v < r->layout->n_vstages; v++) {
+      if (r->layout->dev[v] != d) continue;
+      cJSON *s = cJSON_CreateObject();
+      cJSON_AddNumberToObject(s, "stage", r->layout->stage[v]);
+      cJSON_AddNumberToObject(s, "chunk", r->layout->chunk[v]);
+      cJSON_AddNumberToObject(s, "virtual_stage", v);
+      const ts_part_cost_t *pc = &r->cost->part[r->layout->part[v]];
+      if (r->cost->has_flops) {
+        cJSON_AddNumberToObject(s, "first_layer", pc->first_layer);
+        cJSON_AddNumberToObject(s, "layers", pc->n_layers);
+      }
+      cJSON_AddItemToArray(st, s);
+    }
+    add_num(x, "busy_s", dm->busy_s);
+    add_num(x, "idle_s", dm->idle_s);
+    add_num(x, "bubble_fraction", dm->bubble_fraction);
+    cJSON_AddNumberToObject(x, "peak_inflight_microbatches", dm->peak_inflight);
+    add_num(x, "peak_activation_bytes", dm->peak_activation_bytes);
+    if (r->run->measured_peak_act_bytes)
+      add_num(x, "measured_peak_activation_bytes", r->run->measured_peak_act_bytes[d]);
+    add_num(x, "weights_bytes", dm->weights_bytes);
+    add_num(x, "gradients_bytes", dm->gradients_bytes);
+    add_num(x, "optimizer_bytes", dm->optimizer_bytes);
+    add_num(x, "peak_memory_bytes", dm->peak_memory_bytes);
+    add_num_or_null(x, "memory_capacity_bytes", dm->memory_capacity_bytes,
+                    dm->memory_capacity_bytes > 0);
+    cJSON_AddBoolToObject(x, "fits", dm->fits);
+    add_num(x, "p2p_bytes_sent", dm->send_bytes);
+    add_num(x, "speed_flops", r->run->devices[d].speed);
+    cJSON_AddItemToArray(devs, x);
+  }
+  return o;
+}
+
+int ts_write_summary_json(const ts_result_t *r, FILE *f) {
+  cJSON *o = ts__summary_json(r);
+  char *s = cJSON_Print(o);
+  cJSON_Delete(o);
+  if (!s) return EX_SOFTWARE;
+  int bad = fputs(s, f) < 0 || fputc('\n', f) == EOF;
+  free(s);
+  return bad ? EX_IOERR : 0;
+}
+
+/* ---- timeline.csv ------------------------------------------------------ */
+
+int ts_write_timeline_csv(const ts_result_t *r, FILE *f) {
+  const ts_layout_t *L = r->layout;
+  fputs("device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,duration_s,bytes\n", f);
+  for (int i = 0; i < r->run->n_events; i++) {
+    const ts_event_t *e = &r->run->events[i];
+    char peer[16] = "";
+    if (e->peer >= 0) snprintf(peer, sizeof peer, "%d", e->peer);
+    fprintf(f, "%d,%s,%s,%d,%d,%s,%d,%d,%.17g,%.17g,%.17g,%.17g\n", e->device,
+            r->run->devices[e->device].name, peer, L->stage[e->vstage], L->chunk[e->vstage],
+            ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, e->end - e->start,
+            e->bytes);
+  }
+  return ferror(f) ? EX_IOERR : 0;
+}
+
+/* ---- atomic writes ------------------------------------------------------ */
+
+static int mkdir_p(const char *dir) {
+  char tmp[TS_PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s", dir);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+  struct stat st;
+  if (stat(tmp, &st) || !S_ISDIR(st.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
+  return 0;
+}
+
+static void tmp_name(char *out, size_t cap, const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (slash)
+    snprintf(out, cap, "%.*s/.%s.tmp.%ld", (int)(slash - path), path, slash + 1, (long)getpid());
+  else
+    snprintf(out, cap, ".%s.tmp.%ld", path, (long)getpid());
+}
+
+/* Writes fn's output to path's temporary name.  0 or EX_* with err set. */
+static int write_tmp(const char *path, const char *tmp, ts_write_fn fn, const void *arg,
+                     ts_err_t *err) {
+  FILE *f = fopen(tmp, "w");
+  if (!f) return ts_err_set(err, EX_CANTCREAT, "%s: cannot create: %s", path, strerror(errno));
+  int rc = fn(arg, f);
+  if (fflush(f) || ferror(f)) rc = rc ? rc : EX_IOERR;
+  if (fclose(f)) rc = rc ? rc : EX_IOERR;
+  if (rc) {
+    unlink(tmp);
+    return ts_err_set(err, rc, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
+  }
+  return 0;
+}
+
+int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err) {
+  char tmp[TS_PATH_MAX + 64];
+  tmp_name(tmp, sizeof tmp, path);
+  int rc = write_tmp(path, tmp, fn, arg, err);
+  if (rc) return rc;
+  if (rename(tmp, path)) {
+    int e = errno;
+    unlink(tmp);
+    return ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path, strerror(e));
+  }
+  return 0;
+}
+
+typedef int (*result_writer)(const ts_result_t *, FILE *);
+static const struct {
+  const char *name;
+  result_writer fn;
+} outputs[] = {{"summary.json", ts_write_summary_json},
+               {"timeline.csv", ts_write_timeline_csv},
+               {"trace.json", ts_write_trace_json},
+               {"gantt.svg", ts_write_gantt_svg}};
+#define N_OUTPUTS (int)(sizeof outputs / sizeof outputs[0])
+
+typedef struct {
+  const ts_result_t *r;
+  result_writer fn;
+} writer_arg_t;
+
+static int call_writer(const void *arg, FILE *f) {
+  const writer_arg_t *w = arg;
+  return w->fn(w->r, f);
+}
+
+int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
+  if (mkdir_p(dir))
+    return ts_err_set(err, EX_CANTCREAT, "%s: cannot create output directory: %s", dir,
+                      strerror(errno));
+  char path[N_OUTPUTS][TS_PATH_MAX + 32], tmp[N_OUTPUTS][TS_PATH_MAX + 96];
+  int done = 0, rc = 0;
+  for (; done < N_OUTPUTS; done++) {
+    snprintf(path[done], sizeof path[done], "%s/%s", dir, outputs[done].name);
+    tmp_name(tmp[done], sizeof tmp[done], path[done]);
+    writer_arg_t a = {r, outputs[done].fn};
+    if ((rc = write_tmp(path[done], tmp[done], call_writer, &a, err))) break;
+  }
+  if (!rc) {
+    for (int i = 0; i < N_OUTPUTS && !rc; i++)
+      if (rename(tmp[i], path[i]))
+        rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path[i],
+                        strerror(errno));
+  }
+  if (rc)
+    for (int i = 0; i < done; i++) unlink(tmp[i]);
+  return rc;
+}
+
+/* ---- human summary ------------------------------------------------------ */
+
+static const char *human_bytes(double b, char *buf, size_t cap) {
+  static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) {
+    b /= 1024;
+    i++;
+  }
+  snprintf(buf, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
+  return buf;
+}
+
+static const char *human_time(double s, char *buf, size_t cap) {
+  if (s >= 1 || s == 0)
+    snprintf(buf, cap, "%.4g s", s);
+  else if (s >= 1e-3)
+    snprintf(buf, cap, "%.4g ms", s * 1e3);
+  else
+    snprintf(buf, cap, "%.4g us", s * 1e6);
+  return buf;
+}
+
+void ts_print_summary(const ts_result_t *r, FILE *f) {
+  const ts_job_t *j = r->job;
+  const ts_metrics_t *m = r->metrics;
+  char a[32], b[32], c[32];
+  fprintf(f, "trainsim %s: %s on %s, model %s, p=%d m=%d", TS_VERSION, j->schedule, j->platform,
+          j->model.name, j->stages, j->microbatches);
+  if (j->chunks > 1) fprintf(f, " v=%d", j->chunks);
+  fprintf(f, " recompute=%s\n", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  fprintf(f, "  iteration time   %s (ideal %s)\n", human_time(m->iteration_time_s, a, sizeof a),
+          human_time(m->ideal_time_s, b, sizeof b));
+  fprintf(f, "  bubble fraction  %.4f   (bubble overhead %.4f)\n", m->bubble_fraction,
+          m->bubble_overhead);
+  fprintf(f, "  throughput       %.4g samples/s, %.4g tokens/s", m->samples_per_s, m->tokens_per_s);
+  if (r->cost->has_flops)
+    fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
+  fputc('\n', f);
+  fprintf(f, "  p2p traffic      %s\n", human_bytes(m->p2p_bytes, a, sizeof a));
+  int worst = 0, nofit = 0;
+  for (int d = 0; d < m->n_devices; d++) {
+    if (m->dev[d].peak_memory_bytes > m->dev[worst].peak_memory_bytes) worst = d;
+    if (!m->dev[d].fits) nofit++;
+  }
+  if (m->n_devices) {
+    const ts_device_metrics_t *w = &m->dev[worst];
+    fprintf(f, "  peak memory      %s on device %d (%s): activations %s", human_bytes(w->peak_memory_bytes, a, sizeof a),
+            worst, r->run->devices[worst].name, human_bytes(w->peak_activation_bytes, b, sizeof b));
+    if (w->memory_capacity_bytes > 0)
+      fprintf(f, ", capacity %s", human_bytes(w->memory_capacity_bytes, c, sizeof c));
+    fputc('\n', f);
+  }
+  if (nofit) fprintf(f, "  WARNING          %d device(s) exceed their memory capacity\n", nofit);
+}

@@ -1,0 +1,447 @@
+/*
+** ts_runtime.c: the runtime front-end that schedule programs call.
+**
+** It is the same for both executors.  For every call it checks the program
+** against the rules of a pipeline (an op runs once; a forward needs its
+** input; a backward needs its forward, its output gradient and, under full
+** recompute, its recompute), looks the op's cost up in the cost table,
+** asks the executor to perform it, and records the event.  Messages arrive
+** in a per-device inbox that the executor fills through ts__rt_deliver;
+** receives block on it with the executor's lock/wait/notify primitives.
+**
+** Micro-batches are numbered 0 .. microbatches x iterations - 1 across the
+** iterations of multi-iteration schedules; an event's iteration is mb / m.
+**
+** Threading: each device's ts_rt_t is used by that device's actor or thread
+** only, except the inbox (arrived flags, transfer events, arrival count),
+** which ts__rt_deliver writes under the executor's lock for that device.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "ts_runtime.h"
+
+enum { MSG_ACT = 0, MSG_GRAD = 1 };
+
+struct ts_rt {
+  ts_world_t *w;
+  ts_ctx_t ctx;
+  int *local_idx;        /* [n_vstages] index among local vstages, or -1 */
+  int M;                 /* micro-batches over all iterations */
+  unsigned char *done[TS_COMPUTE_KINDS]; /* [n_local * M] */
+  unsigned char *arrived[2], *consumed[2], *sent[2];
+  long n_arrivals;
+  long polls;            /* ts_rt_arrived calls since the last progress */
+  int seq;
+  bool finished;
+  char waiting[160];     /* what a blocked device waits for */
+  ts_run_t *cev;         /* compute events (own thread) */
+  ts_run_t *tev;         /* transfer events (under the inbox lock) */
+};
+
+struct ts_world {
+  const ts_job_t *job;
+  const ts_schedule_t *sched;
+  const ts_layout_t *lay;
+  const ts_cost_t *cost;
+  const ts_exec_ops_t *ops;
+  void *xd;
+  int n;
+  ts_rt_t *rt;
+  volatile int failed;
+  ts_err_t err;
+};
+
+#define POLL_LIMIT 10000000L
+
+/* ---- world ------------------------------------------------------------- */
+
+ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+                          const ts_cost_t *cost, const ts_exec_ops_t *ops, void *xd) {
+  ts_world_t *w = calloc(1, sizeof *w);
+  w->job = job;
+  w->sched = sched;
+  w->lay = lay;
+  w->cost = cost;
+  w->ops = ops;
+  w->xd = xd;
+  w->n = lay->n_devices;
+  w->rt = calloc((size_t)w->n, sizeof *w->rt);
+  int M = job->microbatches * job->iterations;
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    rt->w = w;
+    rt->M = M;
+    rt->local_idx = malloc((size_t)lay->n_vstages * sizeof(int));
+    int *local = malloc((size_t)lay->n_vstages * sizeof(int));
+    int nl = 0;
+    for (int k = 0; k < lay->n_vstages; k++) {
+      rt->local_idx[k] = -1;
+      if (lay->dev[k] == d) {
+        rt->local_idx[k] = nl;
+        local[nl++] = k;
+      }
+    }
+    rt->ctx = (ts_ctx_t){.device = d,
+                         .n_devices = w->n,
+                         .stages = job->stages,
+                         .microbatches = job->microbatches,
+                         .chunks = job->chunks,
+                         .iterations = job->iterations,
+                         .recompute = job->recompute,
+                         .layout = lay,
+                         .n_local = nl,
+                         .local = local};
+    size_t cells = (size_t)(nl ? nl : 1) * (size_t)M;
+    for (int k = 0; k < TS_COMPUTE_KINDS; k++) rt->done[k] = calloc(cells, 1);
+    for (int k = 0; k < 2; k++) {
+      rt->arrived[k] = calloc(cells, 1);
+      rt->consumed[k] = calloc(cells, 1);
+      rt->sent[k] = calloc(cells, 1);
+    }
+    rt->cev = ts_run_new(0);
+    rt->tev = ts_run_new(0);
+  }
+  return w;
+}
+
+ts_rt_t *ts__world_rt(ts_world_t *w, int device) { return &w->rt[device]; }
+
+void ts__world_free(ts_world_t *w) {
+  if (!w) return;
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    free(rt->local_idx);
+    free((void *)rt->ctx.local);
+    for (int k = 0; k < TS_COMPUTE_KINDS; k++) free(rt->done[k]);
+    for (int k = 0; k < 2; k++) {
+      free(rt->arrived[k]);
+      free(rt->consumed[k]);
+      free(rt->sent[k]);
+    }
+    ts_run_free(rt->cev);
+    ts_run_free(rt->tev);
+  }
+  free(w->rt);
+  free(w);
+}
+
+/* Records the first error and stops every device. */
+static void fail(ts_rt_t *rt, const char *fmt, const char *a, int v, int mb) {
+  ts_world_t *w = rt->w;
+  if (!w->failed) {
+    char what[256];
+    snprintf(what, sizeof what, fmt, a, v, mb);
+    ts_err_set(&w->err, EX_SOFTWARE, "schedule '%s': device %d: %s", w->job->schedule,
+               rt->ctx.device, what);
+    w->failed = 1;
+    if (w->ops->abort_all) w->ops->abort_all(w->xd);
+  }
+}
+
+/* ---- calls for schedule programs ---------------------------------------- */
+
+const ts_ctx_t *ts_rt_ctx(ts_rt_t *rt) { return &rt->ctx; }
+int ts_rt_failed(ts_rt_t *rt) { return rt->w->failed; }
+double ts_rt_now(ts_rt_t *rt) { return rt->w->ops->now(rt->w->xd); }
+
+/* Index of (v, mb) in this device's tables, or -1 (after failing). */
+static long cell(ts_rt_t *rt, const char *what, int v, int mb) {
+  if (v < 0 || v >= rt->w->lay->n_vstages || rt->local_idx[v] < 0) {
+    fail(rt, "%s of virtual stage %d (micro-batch %d): that stage is not on this device", what, v,
+         mb);
+    return -1;
+  }
+  if (mb < 0 || mb >= rt->M) {
+    fail(rt, "%s of stage %d: micro-batch %d out of range", what, v, mb);
+    return -1;
+  }
+  return (long)rt->local_idx[v] * rt->M + mb;
+}
+
+static bool done_at(ts_rt_t *rt, ts_kind_t k, int v, int mb) {
+  if (rt->local_idx[v] < 0) return false;
+  return rt->done[k][(long)rt->local_idx[v] * rt->M + mb];
+}
+
+static bool backward_done(ts_rt_t *rt, int v, int mb) {
+  return done_at(rt, TS_BACKWARD, v, mb) || done_at(rt, TS_BACKWARD_INPUT, v, mb);
+}
+
+/* Checks that kind may run now on (v, mb); fails and returns false if not. */
+static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
+  const ts_layout_t *L = rt->w->lay;
+  const char *kn = ts_kind_name(kind);
+  if (rt->done[kind][c]) {
+    fail(rt, "%s of stage %d micro-batch %d runs twice", kn, v, mb);
+    return false;
+  }
+  if (kind == TS_FORWARD) {
+    int p = L->prev[v];
+    if (p >= 0) {
+      bool ok = L->dev[p] == rt->ctx.device ? done_at(rt, TS_FORWARD, p, mb)
+                                            : rt->consumed[MSG_ACT][c];
+      if (!ok) {
+        fail(rt, "%s of stage %d micro-batch %d before its input activation was received", kn, v,
+             mb);
+        return false;
+      }
+    }
+    return true;
+  }
+  if (!rt->done[TS_FORWARD][c]) {
+    fail(rt, "%s of stage %d micro-batch %d before its forward", kn, v, mb);
+    return false;
+  }
+  if (kind == TS_RECOMPUTE) {
+    if (rt->ctx.recompute != TS_RECOMPUTE_FULL) {
+      fail(rt, "%s of stage %d micro-batch %d but the job has recompute \"none\"", kn, v, mb);
+      return false;
+    }
+    if (backward_done(rt, v, mb)) {
+      fail(rt, "%s of stage %d micro-batch %d after its backward", kn, v, mb);
+      return false;
+    }
+    return true;
+  }
+  if (kind == TS_WEIGHT_GRAD) {
+    if (!rt->done[TS_BACKWARD_INPUT][c]) {
+      fail(rt, "%s of stage %d micro-batch %d before its input-gradient backward", kn, v, mb);
+      return false;
+    }
+    return true;
+  }
+  /* TS_BACKWARD or TS_BACKWARD_INPUT */
+  if (backward_done(rt, v, mb)) {
+    fail(rt, "%s of stage %d micro-batch %d: its backward already ran", kn, v, mb);
+    return false;
+  }
+  int n = L->next[v];
+  if (n >= 0) {
+    bool ok = L->dev[n] == rt->ctx.device ? backward_done(rt, n, mb) : rt->consumed[MSG_GRAD][c];
+    if (!ok) {
+      fail(rt, "%s of stage %d micro-batch %d before its output gradient was received", kn, v, mb);
+      return false;
+    }
+  }
+  if (rt->ctx.recompute == TS_RECOMPUTE_FULL && !rt->done[TS_RECOMPUTE][c]) {
+    fail(rt, "%s of stage %d micro-batch %d without its recompute (recompute \"full\")", kn, v, mb);
+    return false;
+  }
+  return true;
+}
+
+void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
+  ts_world_t *w = rt->w;
+  if (w->failed) return;
+  if (!ts_kind_is_compute(kind)) {
+    fail(rt, "ts_rt_compute called with the transfer kind %s (stage %d, micro-batch %d)",
+         ts_kind_name(kind), v, mb);
+    return;
+  }
+  long c = cell(rt, ts_kind_name(kind), v, mb);
+  if (c < 0 || !may_run(rt, kind, v, mb, c)) return;
+  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
+  double t0 = w->ops->now(w->xd);
+  w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, pc->flops[kind], pc->seconds[kind]);
+  double t1 = w->ops->now(w->xd);
+  rt->done[kind][c] = 1;
+  rt->polls = 0;
+  ts_event_t e = {.device = rt->ctx.device,
+                  .peer = -1,
+                  .vstage = v,
+                  .mb = mb,
+                  .kind = kind,
+                  .seq = rt->seq++,
+                  .iteration = mb / rt->ctx.microbatches,
+                  .start = t0,
+                  .end = t1,
+                  .bytes = 0};
+  ts_run_push(rt->cev, &e);
+}
+
+void ts_rt_send(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
+  ts_world_t *w = rt->w;
+  if (w->failed) return;
+  const ts_layout_t *L = w->lay;
+  if (kind != TS_SEND_ACT && kind != TS_SEND_GRAD) {
+    fail(rt, "ts_rt_send called with the compute kind %s (stage %d, micro-batch %d)",
+         ts_kind_name(kind), v, mb);
+    return;
+  }
+  long c = cell(rt, ts_kind_name(kind), v, mb);
+  if (c < 0) return;
+  int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
+  int to = kind == TS_SEND_ACT ? L->next[v] : L->prev[v];
+  if (to < 0) {
+    fail(rt, "%s from stage %d micro-batch %d: no stage receives it", ts_kind_name(kind), v, mb);
+    return;
+  }
+  if (rt->sent[m][c]) {
+    fail(rt, "%s from stage %d micro-batch %d sent twice", ts_kind_name(kind), v, mb);
+    return;
+  }
+  bool ready = kind == TS_SEND_ACT ? rt->done[TS_FORWARD][c] : backward_done(rt, v, mb);
+  if (!ready) {
+    fail(rt, "%s from stage %d micro-batch %d before the op that produces it", ts_kind_name(kind),
+         v, mb);
+    return;
+  }
+  rt->sent[m][c] = 1;
+  /* A gradient has the size of the activation that entered v. */
+  double bytes = w->cost->part[L->part[kind == TS_SEND_ACT ? v : to]].msg_bytes;
+  int peer = L->dev[to];
+  if (peer == rt->ctx.device) {
+    double t = w->ops->now(w->xd);
+    w->ops->lock(w->xd, peer);
+    ts__rt_deliver(&w->rt[peer], peer, kind, to, mb, 0, t, t);
+    w->ops->unlock(w->xd, peer);
+    return;
+  }
+  w->ops->send(w->xd, rt->ctx.device, peer, kind, to, mb, bytes);
+}
+
+void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, double bytes,
+                    double t_start, double t_end) {
+  ts_world_t *w = rt->w;
+  int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
+  long c = (long)rt->local_idx[to] * rt->M + mb;
+  rt->arrived[m][c] = 1;
+  rt->n_arrivals++;
+  if (from != rt->ctx.device) {
+    int sv = kind == TS_SEND_ACT ? w->lay->prev[to] : w->lay->next[to];
+    ts_event_t e = {.device = from,
+                    .peer = rt->ctx.device,
+                    .vstage = sv,
+                    .mb = mb,
+                    .kind = kind,
+                    .seq = 0,
+                    .iteration = mb / rt->ctx.microbatches,
+                    .start = t_start,
+                    .end = t_end,
+                    .bytes = bytes};
+    ts_run_push(rt->tev, &e);
+  }
+  w->ops->notify(w->xd, rt->ctx.device);
+}
+
+/* Checks a receive's arguments; returns the cell or -1. */
+static long recv_cell(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
+  const ts_layout_t *L = rt->w->lay;
+  if (kind != TS_SEND_ACT && kind != TS_SEND_GRAD) {
+    fail(rt, "receive of the compute kind %s (stage %d, micro-batch %d)", ts_kind_name(kind), v, mb);
+    return -1;
+  }
+  long c = cell(rt, "receive", v, mb);
+  if (c < 0) return -1;
+  int from = kind == TS_SEND_ACT ? L->prev[v] : L->next[v];
+  if (from < 0) {
+    fail(rt, "receive of %s for stage %d micro-batch %d: no stage sends it", ts_kind_name(kind), v,
+         mb);
+    return -1;
+  }
+  return c;
+}
+
+int ts_rt_arrived(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
+  ts_world_t *w = rt->w;
+  if (w->failed) return 0;
+  long c = recv_cell(rt, kind, v, mb);
+  if (c < 0) return 0;
+  if (++rt->polls > POLL_LIMIT) {
+    fail(rt, "%s polled %d million times (last at micro-batch %d) without waiting: a busy loop",
+         "ts_rt_arrived", (int)(POLL_LIMIT / 1000000), mb);
+    return 0;
+  }
+  int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
+  w->ops->lock(w->xd, rt->ctx.device);
+  int a = rt->arrived[m][c];
+  w->ops->unlock(w->xd, rt->ctx.device);
+  if (a) rt->consumed[m][c] = 1;
+  return a;
+}
+
+void ts_rt_recv(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
+  ts_world_t *w = rt->w;
+  if (w->failed) return;
+  long c = recv_cell(rt, kind, v, mb);
+  if (c < 0) return;
+  int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
+  int d = rt->ctx.device;
+  w->ops->lock(w->xd, d);
+  if (!rt->arrived[m][c]) {
+    snprintf(rt->waiting, sizeof rt->waiting, "%s for stage %d micro-batch %d",
+             kind == TS_SEND_ACT ? "the activation" : "the gradient", v, mb);
+    while (!rt->arrived[m][c] && !w->failed) w->ops->wait(w->xd, d);
+    rt->waiting[0] = 0;
+  }
+  w->ops->unlock(w->xd, d);
+  rt->consumed[m][c] = 1;
+  rt->polls = 0;
+}
+
+void ts_rt_wait_any(ts_rt_t *rt) {
+  ts_world_t *w = rt->w;
+  if (w->failed) return;
+  int d = rt->ctx.device;
+  w->ops->lock(w->xd, d);
+  long seen = rt->n_arrivals;
+  snprintf(rt->waiting, sizeof rt->waiting, "any message");
+  while (rt->n_arrivals == seen && !w->failed) w->ops->wait(w->xd, d);
+  rt->waiting[0] = 0;
+  w->ops->unlock(w->xd, d);
+  rt->polls = 0;
+}
+
+void ts__rt_main(ts_rt_t *rt) {
+  rt->w->sched->program(rt);
+  rt->finished = true;
+}
+
+/* ---- end of run -------------------------------------------------------- */
+
+int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
+  if (w->failed) return ts_err_set(err, w->err.code, "%s", w->err.msg);
+  /* Deadlock: some device never returned from its program. */
+  char msg[900] = "";
+  int stuck = 0;
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    if (rt->finished) continue;
+    if (stuck++ < 4) {
+      size_t l = strlen(msg);
+      snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,
+               rt->waiting[0] ? rt->waiting : "an event that never comes");
+    }
+  }
+  if (stuck)
+    return ts_err_set(err, EX_SOFTWARE, "schedule '%s': deadlock: %s%s", w->job->schedule, msg,
+                      stuck > 4 ? "; ..." : "");
+  /* Completeness: every micro-batch went forward and backward everywhere. */
+  const ts_layout_t *L = w->lay;
+  for (int v = 0; v < L->n_vstages; v++) {
+    ts_rt_t *rt = &w->rt[L->dev[v]];
+    for (int mb = 0; mb < rt->M; mb++) {
+      long c = (long)rt->local_idx[v] * rt->M + mb;
+      const char *missing = NULL;
+      if (!rt->done[TS_FORWARD][c])
+        missing = "forward";
+      else if (!rt->done[TS_BACKWARD][c] &&
+               !(rt->done[TS_BACKWARD_INPUT][c] && rt->done[TS_WEIGHT_GRAD][c]))
+        missing = rt->done[TS_BACKWARD_INPUT][c] ? "weight gradient" : "backward";
+      if (missing)
+        return ts_err_set(err, EX_SOFTWARE,
+                          "schedule '%s': device %d finished without the %s of stage %d "
+                          "micro-batch %d",
+                          w->job->schedule, L->dev[v], missing, v, mb);
+    }
+  }
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    for (int i = 0; i < rt->cev->n_events; i++) ts_run_push(run, &rt->cev->events[i]);
+    for (int i = 0; i < rt->tev->n_events; i++) ts_run_push(run, &rt->tev->events[i]);
+  }
+  ts_run_sort(run);
+  return 0;
+}

@@ -1,0 +1,134 @@
+/*
+** ts_runtime.h: the runtime interface that schedule programs are written
+** against, and the executor interface behind it.
+**
+** A schedule (schedules/NAME.c) is an actor program: ts_schedule_t.program
+** runs once per device, on its own actor (SimGrid) or thread (reference
+** executor), and calls only the ts_rt_* functions below.  It never sees
+** tensors, times or bytes: the runtime looks those up in the cost model
+** (simulator) or does the real math (reference executor).
+**
+** Communication model.  Every device receives eagerly: a message starts to
+** travel as soon as it is sent (ts_rt_send returns at once, like an isend
+** whose buffer the runtime owns), one transfer at a time per (kind, sender,
+** receiver) edge, in send order.  ts_rt_recv blocks until the message is
+** there; ts_rt_arrived polls without blocking; ts_rt_wait_any blocks until
+** any new message arrives (for opportunistic schedulers such as Varuna).
+** Compute is one stream per device: ts_rt_compute blocks for the op's
+** duration, so communication overlaps compute and compute never overlaps
+** compute.
+**
+** The runtime checks the program: a backward before its forward, a forward
+** whose input has not arrived, or an op run twice is an error that stops
+** the run.  So is a device that ends while a peer still waits for it
+** (deadlock), which is reported with what each blocked device waited for.
+*/
+#ifndef TS_RUNTIME_H
+#define TS_RUNTIME_H
+
+#include "trainsim.h"
+
+typedef struct ts_rt ts_rt_t;
+
+/* What a schedule program may read about the job and its own device. */
+typedef struct ts_ctx {
+  int device;        /* this device, 0..n_devices-1 */
+  int n_devices;
+  int stages;        /* p */
+  int microbatches;  /* m */
+  int chunks;        /* v */
+  int iterations;
+  ts_recompute_t recompute;
+  const ts_layout_t *layout;
+  int n_local;       /* virtual stages held by this device */
+  const int *local;  /* [n_local] their indices, ascending */
+} ts_ctx_t;
+
+/* A schedule: one file in schedules/, one line in schedules/registry.h. */
+typedef struct ts_schedule {
+  const char *name;   /* job file's "schedule" value */
+  const char *title;  /* e.g. "1F1B (PipeDream-Flush / DAPPLE)" */
+  /* Optional: checks the schedule's rules (divisibility, counts).  Returns
+  ** 0 or EX_DATAERR with a message naming the job file and the field. */
+  int (*check)(const ts_job_t *job, ts_err_t *err);
+  /* Optional: builds the layout; NULL means ts_layout_linear(stages, chunks). */
+  ts_layout_t *(*layout)(const ts_job_t *job);
+  /* The actor program, run once per device. */
+  void (*program)(ts_rt_t *rt);
+} ts_schedule_t;
+
+/* Registry lookups: NULL when unknown. */
+const ts_schedule_t *ts_schedule_find(const char *name);
+/* The i-th registered schedule, NULL past the end. */
+const ts_schedule_t *ts_schedule_at(int i);
+
+/* ---- calls for schedule programs ---------------------------------- */
+
+const ts_ctx_t *ts_rt_ctx(ts_rt_t *rt);
+/* Runs a compute op of this device (blocks for its duration). */
+void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb);
+/* Sends vstage's activation (TS_SEND_ACT, to layout->next[vstage]) or its
+** input gradient (TS_SEND_GRAD, to layout->prev[vstage]) of micro-batch mb.
+** Returns at once. */
+void ts_rt_send(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb);
+/* Blocks until the message that vstage (on this device) needs has arrived:
+** TS_SEND_ACT: the activation from prev[vstage]; TS_SEND_GRAD: the
+** gradient from next[vstage]. */
+void ts_rt_recv(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb);
+/* Non-blocking: 1 when that message has arrived. */
+int ts_rt_arrived(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb);
+/* Blocks until some message arrives that was not there when called. */
+void ts_rt_wait_any(ts_rt_t *rt);
+/* Current time in seconds since the iteration began. */
+double ts_rt_now(ts_rt_t *rt);
+/* Iteration boundary for multi-iteration schedules (2bw): ops recorded
+** after this call carry the new iteration number. */
+void ts_rt_next_iteration(ts_rt_t *rt);
+/* 1 once the run has failed (a peer hit an error): programs may stop. */
+int ts_rt_failed(ts_rt_t *rt);
+
+/* ---- the executor interface (implemented in sim/ and src/ref_*) ---- */
+
+typedef struct ts_exec_ops {
+  /* Seconds since the run began. */
+  double (*now)(void *xd);
+  /* Performs the compute op; returns when done. */
+  void (*compute)(void *xd, int device, ts_kind_t kind, int vstage, int mb,
+                  double flops, double seconds);
+  /* Starts a transfer of bytes from device to peer; the executor later
+  ** calls ts__rt_deliver on the receiving device's rt with the same key. */
+  void (*send)(void *xd, int device, int peer, ts_kind_t kind, int vstage_to,
+               int mb, double bytes);
+  /* Blocking primitives the runtime builds receives on.  lock/unlock guard
+  ** the device's inbox; wait releases the lock until notify; notify wakes
+  ** the device's waiters.  (SimGrid: a mutex and a condition; threads:
+  ** pthread ones.) */
+  void (*lock)(void *xd, int device);
+  void (*unlock)(void *xd, int device);
+  void (*wait)(void *xd, int device);
+  void (*notify)(void *xd, int device);
+  /* Called when a device's program fails, to stop the others. */
+  void (*abort_all)(void *xd);
+} ts_exec_ops_t;
+
+/* The shared runtime state of one run, used by executors. */
+typedef struct ts_world ts_world_t;
+
+/* Creates the world for a job: layout, cost table and one rt per device.
+** xd is the executor's own data, passed back to every ops call. */
+ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched,
+                          const ts_layout_t *lay, const ts_cost_t *cost,
+                          const ts_exec_ops_t *ops, void *xd);
+ts_rt_t *ts__world_rt(ts_world_t *w, int device);
+/* Runs the schedule's program for one device and marks it done. */
+void ts__rt_main(ts_rt_t *rt);
+/* Executor callback: a message reached rt's device. */
+void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
+                    int mb, double bytes, double t_start, double t_end);
+/* After the executor finished: checks that every device completed and
+** every op ran; moves the events into run.  Returns 0 or EX_SOFTWARE
+** (schedule error, deadlock) with a message. */
+int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err);
+void ts__world_free(ts_world_t *w);
+
+#endif /* TS_RUNTIME_H */
