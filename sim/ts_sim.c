@@ -44,7 +44,7 @@
 const char *const ts_sim_cfg[] = {
     "--cfg=network/model:CM02", "--cfg=network/crosstraffic:0", "--cfg=network/TCP-gamma:0",
     "--cfg=network/loopback-bw:1e30", "--cfg=network/loopback-lat:0",
-    "--log=root.thresh:critical", NULL};
+    "--log=root.thresh:error", NULL};
 
 typedef struct sim_msg {
   int from, kind, to, mb;
@@ -241,7 +241,6 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
   for (int i = 0; ts_sim_cfg[i]; i++) argv[argc++] = (char *)ts_sim_cfg[i];
   argv[argc] = NULL;
   simgrid_init(&argc, argv);
-  xbt_log_control_set("root.thresh:critical");
 
   const char *plat = job->platform;
   char ideal[64];
@@ -253,6 +252,9 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
   fprintf(stderr, "@@loading %s\n", plat);
   simgrid_load_platform(plat);
   fprintf(stderr, "@@loaded\n");
+  /* Parse errors were worth seeing; SimGrid's deadlock report is not (the
+  ** runtime reports deadlocks itself, naming what each device waited for). */
+  xbt_log_control_set("root.thresh:critical");
   if (job->platform_ideal) unlink(ideal);
 
   size_t nh = sg_host_count();
@@ -372,8 +374,8 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
   /* SimGrid's parse errors read "Parse error at FILE:LINE: what" or
   ** "... in FILE:LINE ...". Keep the most telling line. */
   const char *line = NULL;
-  static const char *const keys[] = {"Parse error", "parse error", "error", "Error", "what()",
-                                     "terminate", NULL};
+  static const char *const keys[] = {"Parse error at ", "parse error", "error", "Error",
+                                     "what()", "terminate", NULL};
   for (int k = 0; keys[k] && !line; k++) line = strstr(buf, keys[k]);
   char one[512] = "";
   if (line) {
@@ -383,11 +385,17 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
     if (l >= sizeof one) l = sizeof one - 1;
     memcpy(one, s, l);
     one[l] = 0;
-    /* strip SimGrid's "[time] file:line: [category/LEVEL] " prefix */
-    char *p;
-    while ((p = strstr(one, "] ")) && p < one + 200 && one[0] == '[') memmove(one, p + 2, strlen(p + 2) + 1);
+    /* "[0.000000] ./src/xbt/exception.cpp:95: [xbt_exception/ERROR] Parse
+    ** error at FILE:LINE: what": keep "FILE:LINE: what". */
+    char *p = strstr(one, "Parse error at ");
+    if (p)
+      memmove(one, p + 15, strlen(p + 15) + 1);
+    else if ((p = strrchr(one, ']')) && p[1] == ' ')
+      memmove(one, p + 2, strlen(p + 2) + 1);
   }
-  if (loading)
+  if (loading && strncmp(one, job->platform, strlen(job->platform)) == 0)
+    ts_err_set(err, EX_DATAERR, "%s", one); /* already "FILE:LINE: what" */
+  else if (loading)
     ts_err_set(err, EX_DATAERR, "%s: cannot load platform: %s", job->platform,
                one[0] ? one : "SimGrid rejected it");
   else if (WIFSIGNALED(status))
