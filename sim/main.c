@@ -135,7 +135,7 @@ static int cmd_platform(int argc, char **argv) {
   /* Start from the DGX-A100 preset's figures; options override them. */
   if (ts_platgen_preset("dgx-a100-2node", &g, &err)) return die(&err);
   const char *out = NULL, *calib = NULL;
-  int c, rc = 0;
+  int c, rc = 0, fabric_given = 0;
   optind = 1;
   while (!rc && (c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
     double v;
@@ -156,7 +156,7 @@ static int cmd_platform(int argc, char **argv) {
       case 5: rc = parse_pos("--nvlink-lat", optarg, &g.nvlink_lat); break;
       case 6: rc = parse_pos("--ib-bw", optarg, &g.ib_bw); break;
       case 7: rc = parse_pos("--ib-lat", optarg, &g.ib_lat); break;
-      case 8: rc = parse_pos("--fabric-bw", optarg, &g.fabric_bw); break;
+      case 8: rc = parse_pos("--fabric-bw", optarg, &g.fabric_bw); fabric_given = 1; break;
       case 9: rc = parse_pos("--fabric-lat", optarg, &g.fabric_lat); break;
       case 10: calib = optarg; break;
       case 11: snprintf(g.name, sizeof g.name, "%s", optarg); break;
@@ -167,6 +167,8 @@ static int cmd_platform(int argc, char **argv) {
   }
   if (rc) return rc;
   if (optind < argc) return usage_error("platform takes no positional argument");
+  /* The fabric is non-blocking unless told otherwise: every NIC at full rate. */
+  if (!fabric_given) g.fabric_bw = g.nodes * g.gpus * g.ib_bw;
   if (calib && ts_platgen_speed_from_calibration(calib, &g, &err)) return die(&err);
   if (ts_platgen_check(&g, &err)) return die(&err);
   if (!out) return ts_platgen_write(&g, stdout);

@@ -125,9 +125,14 @@ int ts_bench_main(int argc, char **argv) {
   cJSON_AddNumberToObject(o, "peak_rss_mb_max", rss[repeat - 1]);
   cJSON_AddNumberToObject(o, "target_wall_s", 1.5);
   cJSON_AddNumberToObject(o, "target_rss_mb", 200);
-  char path[PATH_MAX];
+  char path[PATH_MAX + 16];
   snprintf(path, sizeof path, "%s/bench.json", dir);
   ts_err_t err = {0};
+  snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+  if (system(cmd)) {
+    fprintf(stderr, "trainsim: error: %s: cannot create directory\n", dir);
+    return EX_CANTCREAT;
+  }
   int rc = ts_write_atomic(path, write_json, o, &err);
   cJSON_Delete(o);
   if (rc) {

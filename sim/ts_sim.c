@@ -184,6 +184,8 @@ static int write_ideal(int n, char *path, size_t cap) {
   return fclose(f);
 }
 
+static bool link_matches(const char *pattern, const char *link);
+
 static int apply_overrides(const ts_job_t *job, sim_x_t *x, sg_host_t *hosts, size_t nh,
                            ts_err_t *err) {
   size_t nl = sg_link_count();
@@ -194,7 +196,7 @@ static int apply_overrides(const ts_job_t *job, sim_x_t *x, sg_host_t *hosts, si
     int hits = 0;
     if (o->what == 'l') {
       for (size_t k = 0; k < nl; k++) {
-        if (fnmatch(o->pattern, sg_link_get_name(links[k]), 0) != 0) continue;
+        if (!link_matches(o->pattern, sg_link_get_name(links[k]))) continue;
         hits++;
         if (strcmp(o->field, "bandwidth") == 0)
           sg_link_set_bandwidth(links[k], o->value);
@@ -224,6 +226,24 @@ static double host_prop(sg_host_t h, const char *name, double dflt) {
   char *end;
   double d = strtod(v, &end);
   return (end != v && isfinite(d) && d >= 0) ? d : dflt;
+}
+
+/* True when a --set pattern names link: SimGrid calls the two directions
+** of a SPLITDUPLEX link "X_UP" and "X_DOWN"; "X" names both. */
+static bool link_matches(const char *pattern, const char *link) {
+  if (fnmatch(pattern, link, 0) == 0) return true;
+  size_t n = strlen(link);
+  char base[TS_NAME_MAX];
+  for (int k = 0; k < 2; k++) {
+    const char *suf = k ? "_DOWN" : "_UP";
+    size_t l = strlen(suf);
+    if (n > l && n - l < sizeof base && strcmp(link + n - l, suf) == 0) {
+      memcpy(base, link, n - l);
+      base[n - l] = 0;
+      return fnmatch(pattern, base, 0) == 0;
+    }
+  }
+  return false;
 }
 
 /* Adds the edge (kind, from, to) unless present. */

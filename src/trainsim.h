@@ -91,6 +91,7 @@ typedef struct ts_job {
   char base_dir[TS_PATH_MAX];  /* relative paths in the job resolve here */
   ts_model_t model;
   char platform[TS_PATH_MAX];  /* resolved path, or "ideal" */
+  char platform_arg[TS_PATH_MAX]; /* as written in the job (for reports) */
   bool platform_ideal;
   char schedule[64];
   int stages;            /* pipeline stages = devices in the pipeline */
@@ -289,6 +290,14 @@ int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
 ** renames.  Used by every writer of the project. */
 typedef int (*ts_write_fn)(const void *arg, FILE *f);
 int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err);
+
+/* Fast formatting for the writers' hot loops (printf's %.2f and %d are
+** the bulk of writing a large timeline).  buf holds at least 64 bytes;
+** returns the length written.  ts__fmt_fixed rounds x to d (0..6)
+** decimals, like "%.*f" but by llround, deterministically; "-0.00" never
+** appears. */
+int ts__fmt_int(char *buf, long long v);
+int ts__fmt_fixed(char *buf, double x, int d);
 
 /* Human summary for stdout. */
 void ts_print_summary(const ts_result_t *r, FILE *f);

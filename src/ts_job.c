@@ -540,6 +540,7 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
                       job->stages, job->chunks, job->model.layers);
 
   if ((rc = get_string(root, "platform", NULL, &plat, c))) return rc;
+  snprintf(job->platform_arg, sizeof job->platform_arg, "%s", plat);
   if (strcmp(plat, "ideal") == 0) {
     job->platform_ideal = true;
     snprintf(job->platform, sizeof job->platform, "ideal");

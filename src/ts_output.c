@@ -45,7 +45,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   cJSON_AddStringToObject(job, "file", j->path);
   cJSON_AddStringToObject(job, "schedule", j->schedule);
   cJSON_AddStringToObject(job, "model", j->model.name);
-  cJSON_AddStringToObject(job, "platform", j->platform);
+  cJSON_AddStringToObject(job, "platform", j->platform_arg);
   cJSON_AddNumberToObject(job, "stages", j->stages);
   cJSON_AddNumberToObject(job, "microbatches", j->microbatches);
   cJSON_AddNumberToObject(job, "micro_batch_size", j->micro_batch_size);
@@ -121,15 +121,19 @@ int ts_write_summary_json(const ts_result_t *r, FILE *f) {
 
 int ts_write_timeline_csv(const ts_result_t *r, FILE *f) {
   const ts_layout_t *L = r->layout;
-  fputs("device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,duration_s,bytes\n", f);
+  fputs("device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,bytes\n", f);
   for (int i = 0; i < r->run->n_events; i++) {
     const ts_event_t *e = &r->run->events[i];
-    char peer[16] = "";
-    if (e->peer >= 0) snprintf(peer, sizeof peer, "%d", e->peer);
-    fprintf(f, "%d,%s,%s,%d,%d,%s,%d,%d,%.17g,%.17g,%.17g,%.17g\n", e->device,
+    char peer[16] = "", bytes[64];
+    if (e->peer >= 0) ts__fmt_int(peer, e->peer);
+    /* Bytes are whole numbers: print them exactly without %g. */
+    if (e->bytes >= 0 && e->bytes < 9e15 && e->bytes == floor(e->bytes))
+      ts__fmt_int(bytes, (long long)e->bytes);
+    else
+      snprintf(bytes, sizeof bytes, "%.17g", e->bytes);
+    fprintf(f, "%d,%s,%s,%d,%d,%s,%d,%d,%.17g,%.17g,%s\n", e->device,
             r->run->devices[e->device].name, peer, L->stage[e->vstage], L->chunk[e->vstage],
-            ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, e->end - e->start,
-            e->bytes);
+            ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, bytes);
   }
   return ferror(f) ? EX_IOERR : 0;
 }
@@ -260,7 +264,7 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
   char a[32], b[32], c[32];
-  fprintf(f, "trainsim %s: %s on %s, model %s, p=%d m=%d", TS_VERSION, j->schedule, j->platform,
+  fprintf(f, "trainsim %s: %s on %s, model %s, p=%d m=%d", TS_VERSION, j->schedule, j->platform_arg,
           j->model.name, j->stages, j->microbatches);
   if (j->chunks > 1) fprintf(f, " v=%d", j->chunks);
   fprintf(f, " recompute=%s\n", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");

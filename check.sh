@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Quick start, command 2: installs what is missing (Debian 12, as root),
+# builds trainsim twice (plain with warnings as errors, and with
+# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole test
+# suite in both.  .ci/run calls this script.  Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./deps.sh
+ts_install_deps
+jobs=$(nproc)
+run_suite() { # build-dir, cmake options...
+  local dir=$1; shift
+  cmake -S . -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs" >/dev/null
+  (cd "$dir" && ctest --output-on-failure -j"$jobs")
+}
+echo "== plain build (RelWithDebInfo, -Werror)"
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== sanitizer build (ASan + UBSan)"
+# SimGrid switches stacks itself (raw contexts), which ASan cannot follow;
+# see README "Sanitizers".
+ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=ON
+echo "== all suites passed"

@@ -1,0 +1,14 @@
+# deps.sh: sourced by quickstart.sh and check.sh.  Installs the Debian 12
+# packages trainsim needs, only those missing, so it is cheap to repeat.
+ts_packages="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libcjson-dev libcunit1-dev"
+ts_install_deps() {
+  local missing=()
+  for p in $ts_packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

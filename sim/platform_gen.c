@@ -1,0 +1,522 @@
+/*
+** platform_gen.c: writes SimGrid platform files (DTD 4.1) for N nodes x G
+** GPUs, and holds the shipped presets.
+**
+** What is modelled.  One SimGrid host per GPU (speed = sustained FLOP/s,
+** properties memory_bytes and peak_flops).  Every GPU owns two
+** SPLITDUPLEX links: its NVLink/NVSwitch port nvlink-node<N>-gpu<G> (for a
+** PCIe-only box, pcie-node<N>-gpu<G>: its PCIe x16 link to a non-blocking
+** root complex or switch) and, when nodes > 1, its InfiniBand NIC
+** ib-node<N>-gpu<G> (rail-optimised: one NIC per GPU, as in DGX/HGX
+** systems).  The nodes share one FATPIPE link ib-fabric, a non-blocking
+** switch fabric: under FATPIPE every flow is capped by its bandwidth but
+** flows never share it.  NVSwitch is taken as non-blocking, so two GPUs of
+** a node meet only on their own ports.  Routes:
+**   same node:  nvlink(a) UP, nvlink(b) DOWN
+**   other node: ib(a) UP, ib-fabric, ib(b) DOWN
+** Under network/model:CM02, network/crosstraffic:0 and network/TCP-gamma:0
+** one transfer of S bytes then takes 2 nvlink_lat + S / nvlink_bw inside a
+** node and 2 ib_lat + fabric_lat + S / min(ib_bw, fabric_bw) across nodes.
+**
+** How the routes are expressed, and why.  The whole platform is one zone
+** with routing="DijkstraCache" holding the hosts, one router per node
+** (node<N>-nvswitch, or node<N>-pcie-switch) and, when nodes > 1, two
+** routers ib-ingress and ib-egress.  Every route declared is one way and
+** holds exactly one link (graph edges):
+**   gpu -> node<N>-nvswitch   nvlink(gpu) UP
+**   node<N>-nvswitch -> gpu   nvlink(gpu) DOWN
+**   gpu -> ib-ingress         ib(gpu) UP
+**   ib-ingress -> ib-egress   ib-fabric
+**   ib-egress -> gpu          ib(gpu) DOWN
+** SimGrid's Dijkstra weighs an edge by its number of links, so the path
+** inside a node (2 links) is strictly shorter than the path through the
+** fabric (3 links), and a path across nodes must take the fabric: the
+** shortest path is unique and is exactly the route above, for every pair.
+** One link per edge matters: SimGrid 3.32's Dijkstra prepends an edge's
+** links one by one, so an edge "ib(gpu) UP, ib-fabric" came out reversed
+** (measured).  The file is O(N x G): 4 routes per GPU plus one (2 per
+** GPU on one node).  The cache
+** keeps one predecessor array per source host: a host pays one Dijkstra
+** over N x G + N + 2 vertices on its first route, then a walk of at most 3
+** edges.  Routes exist only once the platform is sealed, which the C API
+** does in simgrid_run: query them from an actor, not right after loading.
+** Rejected alternatives (SimGrid 3.32):
+**   - routing="Full" with explicit routes: (N x G)^2 routes; fine up to
+**     ~64 hosts, far too many at 1024;
+**   - nested zones (a Full zone per node whose gateway router is reached
+**     from each GPU through its own NIC, zoneRoutes between nodes): exact,
+**     but the top zone needs N^2 zoneRoutes (Full) or O(N^3) Floyd, and
+**     each node G^2 routes, so 1024 x 1 or 1 x 1024 does not scale;
+**   - <cluster> (StarZone): one private link per host, named by SimGrid,
+**     so neither two links per GPU nor the names nvlink-* / ib-*; the XML
+**     parser of 3.32 knows no routing="Star", and zoneRoutes cannot name
+**     "everyone else" as in the C++ StarZone API;
+**   - a Dijkstra zone with a NIC router inside each node: the NIC path
+**     between two GPUs of a node also has 2 links and ties with NVLink.
+** Measured on the development machine (2 cores, SimGrid 3.32, CM02; load
+** = simgrid_load_platform; route = sg_host_get_route from an actor):
+**   shape      hosts   file    load    first route from a host   cached
+**   2 x 8         16   16 kB  0.001 s          5 us               0.3 us
+**   8 x 8         64   58 kB  0.003 s         12 us               0.4 us
+**   128 x 8     1024  908 kB  0.036 s        220 us               2 us
+**   1 x 1024    1024  555 kB  0.023 s        140 us               2 us
+**   1024 x 1    1024  951 kB  0.039 s        360 us               2.3 us
+** Generating 128 x 8 takes about 0.007 s.  tests/test_platform_gen.c
+** re-measures the 128 x 8 and 1024 x 1 loads (limit 1 s) and checks exact
+** routes there.  Nothing is approximated at any size: the routes are the
+** same up to TS_PLATGEN_MAX_HOSTS (timings measured only to 1024 hosts).
+**
+** Output is deterministic: it depends only on the fields of ts_platgen_t;
+** whole numbers below 2^53 are printed as integers and others in the
+** shortest %.<p>g form (p <= 17) that reads back as the same double.  The
+** regenerate command is stored in a zone property, not in the header
+** comment, because an XML comment cannot contain "--".
+*/
+#include "platform_gen.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <cjson/cJSON.h>
+
+/* ------------------------------------------------------------------ */
+/* Presets                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The sustained H200 speed that ts_platgen_calibrated_speed computes from
+** shared/calibration/h200-single-gpu.json (h = 8192: 596594847473301.2,
+** h = 12288: 610268721813785.5; mean 603431784643543.38 FLOP/s with
+** %.17g, printed 603431784643543.4 in the XML, 61% of the 989e12 bf16
+** dense peak).  tests/test_platform_gen.c checks they agree. */
+#define TS_H200_CALIBRATED_SPEED 603431784643543.38
+
+typedef struct preset {
+  ts_platgen_t g;
+  const char *const *about; /* header comment lines, NULL-terminated */
+} preset_t;
+
+static const char *const about_dgx[] = {
+    "DGX-A100-like: 2 nodes x 8 NVIDIA A100 80GB SXM.",
+    "speed: 0.6 x the 312e12 FLOP/s bf16 dense peak = 187.2e12 FLOP/s",
+    "  sustained (an assumed fraction, not a measurement).",
+    "memory: 80 GiB = 85899345920 bytes per GPU.",
+    "NVLink 3 through NVSwitch: 300e9 B/s per direction per GPU",
+    "  (600 GB/s bidirectional), latency 2 us.",
+    "InfiniBand HDR 200 Gb/s = 25e9 B/s per GPU NIC (8 rails per node),",
+    "  latency 1 us; non-blocking fabric 2 x 8 x 25e9 = 400e9 B/s, 1 us.",
+    NULL};
+
+static const char *const about_h200[] = {
+    "HGX-H200-like: 1 node x 8 NVIDIA H200 SXM.",
+    "memory: 150109880320 bytes per GPU (total_mem_bytes measured on one",
+    "  H200, shared/calibration/h200-single-gpu.json).",
+    "peak_flops: 989e12 FLOP/s bf16 dense.",
+    "speed: 603431784643543.4 FLOP/s sustained (61% of peak), from that",
+    "  calibration file: over its layers with h >= 8192 (h = 8192, 12288),",
+    "  the mean of 3 x fwd_flops / fwd_bwd_s with",
+    "  fwd_flops = approx_fwd_tflops x 1e12 x fwd_s (forward + backward =",
+    "  3 forward FLOPs).  trainsim platform (option calibration FILE)",
+    "  applies the same rule to another file.",
+    "NVLink 4 through NVSwitch: 450e9 B/s per direction per GPU",
+    "  (900 GB/s bidirectional); latency 2 us, assumed as for the A100.",
+    "InfiniBand NDR 400 Gb/s = 50e9 B/s per GPU NIC, 1 us, non-blocking",
+    "  fabric: these links exist only when generated with nodes > 1.",
+    NULL};
+
+static const char *const about_pcie[] = {
+    "Workstation-like: 1 node x 4 RTX-4090-like GPUs, 24 GiB =",
+    "  25769803776 bytes each, no NVLink.",
+    "peak_flops: 165e12 FLOP/s (RTX 4090 bf16 dense tensor peak with fp32",
+    "  accumulate); speed: 100e12 FLOP/s sustained (assumed).",
+    "GPUs talk over PCIe 4.0 x16, about 25e9 B/s per direction per GPU,",
+    "  latency 5 us; the root complex or PCIe switch joining them is taken",
+    "  as non-blocking.",
+    "InfiniBand (25e9 B/s per GPU NIC, 1 us, non-blocking fabric): these",
+    "  links exist only when generated with nodes > 1.",
+    NULL};
+
+static const preset_t presets[] = {
+    {{.name = "dgx-a100-2node", .nodes = 2, .gpus = 8,
+      .gpu_speed = 187.2e12, /* 0.6 x 312e12 */
+      .gpu_peak_flops = 312e12, .gpu_memory = 85899345920.0,
+      .nvlink_bw = 300e9, .nvlink_lat = 2e-6,
+      .ib_bw = 25e9, .ib_lat = 1e-6,
+      .fabric_bw = 2 * 8 * 25e9, .fabric_lat = 1e-6, .pcie_only = 0},
+     about_dgx},
+    {{.name = "hgx-h200", .nodes = 1, .gpus = 8,
+      .gpu_speed = TS_H200_CALIBRATED_SPEED,
+      .gpu_peak_flops = 989e12, .gpu_memory = 150109880320.0,
+      .nvlink_bw = 450e9, .nvlink_lat = 2e-6,
+      .ib_bw = 50e9, .ib_lat = 1e-6,
+      .fabric_bw = 1 * 8 * 50e9, .fabric_lat = 1e-6, .pcie_only = 0},
+     about_h200},
+    {{.name = "pcie-4gpu", .nodes = 1, .gpus = 4,
+      .gpu_speed = 100e12, .gpu_peak_flops = 165e12, .gpu_memory = 25769803776.0,
+      .nvlink_bw = 25e9, .nvlink_lat = 5e-6,
+      .ib_bw = 25e9, .ib_lat = 1e-6,
+      .fabric_bw = 1 * 4 * 25e9, .fabric_lat = 1e-6, .pcie_only = 1},
+     about_pcie},
+};
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+
+const char *const ts_platgen_preset_names[] = {"dgx-a100-2node", "hgx-h200", "pcie-4gpu", NULL};
+
+int ts_platgen_preset(const char *name, ts_platgen_t *g, ts_err_t *err) {
+  for (size_t i = 0; i < N_PRESETS; i++)
+    if (name && strcmp(name, presets[i].g.name) == 0) {
+      *g = presets[i].g;
+      return 0;
+    }
+  return ts_err_set(err, EX_USAGE,
+                    "unknown platform preset '%s' (known: dgx-a100-2node, hgx-h200, pcie-4gpu)",
+                    name ? name : "(null)");
+}
+
+/* The preset g is equal to, field by field, or NULL. */
+static const preset_t *matching_preset(const ts_platgen_t *g) {
+  for (size_t i = 0; i < N_PRESETS; i++) {
+    const ts_platgen_t *p = &presets[i].g;
+    if (strcmp(g->name, p->name) == 0 && g->nodes == p->nodes && g->gpus == p->gpus &&
+        g->gpu_speed == p->gpu_speed && g->gpu_peak_flops == p->gpu_peak_flops &&
+        g->gpu_memory == p->gpu_memory && g->nvlink_bw == p->nvlink_bw &&
+        g->nvlink_lat == p->nvlink_lat && g->ib_bw == p->ib_bw && g->ib_lat == p->ib_lat &&
+        g->fabric_bw == p->fabric_bw && g->fabric_lat == p->fabric_lat &&
+        (g->pcie_only != 0) == (p->pcie_only != 0))
+      return &presets[i];
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Calibration                                                         */
+/* ------------------------------------------------------------------ */
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap + 1);
+  while (buf) {
+    size_t r = fread(buf + n, 1, cap - n, f);
+    n += r;
+    if (n < cap) break;
+    char *nb = realloc(buf, 2 * cap + 1);
+    if (!nb) {
+      free(buf);
+      buf = NULL;
+      break;
+    }
+    buf = nb;
+    cap *= 2;
+  }
+  if (buf && ferror(f)) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  if (buf) {
+    buf[n] = '\0';
+    *len = n;
+  }
+  return buf;
+}
+
+/* The number field of layers[i], which must be finite and > 0; fills
+** *out, or the error naming the file and layers[i].field. */
+static int layer_number(const char *path, const cJSON *layer, int i, const char *field,
+                        double *out, ts_err_t *err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(layer, field);
+  if (!v) return ts_err_set(err, EX_DATAERR, "%s: layers[%d].%s: missing", path, i, field);
+  if (!cJSON_IsNumber(v))
+    return ts_err_set(err, EX_DATAERR, "%s: layers[%d].%s: expected a number", path, i, field);
+  if (!isfinite(v->valuedouble) || !(v->valuedouble > 0))
+    return ts_err_set(err, EX_DATAERR, "%s: layers[%d].%s: expected a finite positive number, got %g",
+                      path, i, field, v->valuedouble);
+  *out = v->valuedouble;
+  return 0;
+}
+
+int ts_platgen_calibrated_speed(const char *path, double *speed, ts_err_t *err) {
+  size_t len = 0;
+  char *text = read_file(path, &len);
+  if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read calibration file: %s", path, strerror(errno));
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  int rc = 0;
+  if (!root) {
+    int line = 1;
+    for (const char *p = text; end && p < end && *p; p++) line += *p == '\n';
+    rc = ts_err_set(err, EX_DATAERR, "%s: line %d: malformed JSON", path, line);
+    goto out_free_text;
+  }
+  const cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
+  if (!cJSON_IsArray(layers)) {
+    rc = ts_err_set(err, EX_DATAERR, "%s: layers: %s", path,
+                    layers ? "expected an array" : "missing");
+    goto out_free_json;
+  }
+  /* The mean over the qualifying layers, summed in file order. */
+  double sum = 0;
+  int n = 0, i = 0;
+  const cJSON *layer;
+  cJSON_ArrayForEach(layer, layers) {
+    double h, fwd_s, fwd_bwd_s, tflops;
+    if (!cJSON_IsObject(layer)) {
+      rc = ts_err_set(err, EX_DATAERR, "%s: layers[%d]: expected an object", path, i);
+      goto out_free_json;
+    }
+    if ((rc = layer_number(path, layer, i, "h", &h, err))) goto out_free_json;
+    if (h >= 8192) {
+      if ((rc = layer_number(path, layer, i, "approx_fwd_tflops", &tflops, err)) ||
+          (rc = layer_number(path, layer, i, "fwd_s", &fwd_s, err)) ||
+          (rc = layer_number(path, layer, i, "fwd_bwd_s", &fwd_bwd_s, err)))
+        goto out_free_json;
+      double fwd_flops = tflops * 1e12 * fwd_s;
+      sum += 3 * fwd_flops / fwd_bwd_s;
+      n++;
+    }
+    i++;
+  }
+  if (n == 0) {
+    rc = ts_err_set(err, EX_DATAERR, "%s: layers: no entry with h >= 8192 to calibrate the speed", path);
+    goto out_free_json;
+  }
+  *speed = sum / n;
+  if (!isfinite(*speed))
+    rc = ts_err_set(err, EX_DATAERR, "%s: layers: the calibrated speed is not finite", path);
+out_free_json:
+  cJSON_Delete(root);
+out_free_text:
+  free(text);
+  return rc;
+}
+
+int ts_platgen_speed_from_calibration(const char *path, ts_platgen_t *g, ts_err_t *err) {
+  double s;
+  int rc = ts_platgen_calibrated_speed(path, &s, err);
+  if (rc == 0) g->gpu_speed = s;
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Checking                                                            */
+/* ------------------------------------------------------------------ */
+
+static int check_figure(const char *field, double v, ts_err_t *err) {
+  if (!isfinite(v) || !(v > 0))
+    return ts_err_set(err, EX_USAGE, "platform: %s must be a finite positive number, got %g", field, v);
+  return 0;
+}
+
+int ts_platgen_check(const ts_platgen_t *g, ts_err_t *err) {
+  size_t len = strnlen(g->name, sizeof g->name);
+  if (len == 0 || len == sizeof g->name)
+    return ts_err_set(err, EX_USAGE, "platform: name must have 1 to %zu characters",
+                      sizeof g->name - 1);
+  for (size_t i = 0; i < len; i++) {
+    char c = g->name[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == '-';
+    if (!ok || (c == '-' && (i == 0 || i == len - 1 || g->name[i + 1] == '-')))
+      return ts_err_set(err, EX_USAGE,
+                        "platform: name '%s' may hold only letters, digits, '.', '_' and single "
+                        "inner '-'",
+                        g->name);
+  }
+  if ((strncmp(g->name, "node", 4) == 0 && g->name[4] >= '0' && g->name[4] <= '9') ||
+      strcmp(g->name, "ib-ingress") == 0 || strcmp(g->name, "ib-egress") == 0)
+    return ts_err_set(err, EX_USAGE, "platform: name '%s' collides with a host or router name",
+                      g->name);
+  if (g->nodes <= 0)
+    return ts_err_set(err, EX_USAGE, "platform: nodes must be positive, got %d", g->nodes);
+  if (g->gpus <= 0)
+    return ts_err_set(err, EX_USAGE, "platform: gpus must be positive, got %d", g->gpus);
+  if ((long long)g->nodes * g->gpus > TS_PLATGEN_MAX_HOSTS)
+    return ts_err_set(err, EX_USAGE, "platform: nodes x gpus = %lld exceeds %d hosts",
+                      (long long)g->nodes * g->gpus, TS_PLATGEN_MAX_HOSTS);
+  int rc;
+  if ((rc = check_figure("gpu_speed", g->gpu_speed, err)) ||
+      (rc = check_figure("gpu_peak_flops", g->gpu_peak_flops, err)) ||
+      (rc = check_figure("gpu_memory", g->gpu_memory, err)) ||
+      (rc = check_figure("nvlink_bw", g->nvlink_bw, err)) ||
+      (rc = check_figure("nvlink_lat", g->nvlink_lat, err)) ||
+      (rc = check_figure("ib_bw", g->ib_bw, err)) ||
+      (rc = check_figure("ib_lat", g->ib_lat, err)) ||
+      (rc = check_figure("fabric_bw", g->fabric_bw, err)) ||
+      (rc = check_figure("fabric_lat", g->fabric_lat, err)))
+    return rc;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+/* ------------------------------------------------------------------ */
+
+/* x as an exact integer when it is one below 2^53, else in the shortest
+** %.<p>g form that strtod reads back as x. */
+static const char *num(char buf[40], double x) {
+  if (x == floor(x) && fabs(x) < 9007199254740992.0) {
+    snprintf(buf, 40, "%.0f", x);
+    return buf;
+  }
+  for (int p = 1; p <= 17; p++) {
+    snprintf(buf, 40, "%.*g", p, x);
+    if (strtod(buf, NULL) == x) break;
+  }
+  return buf;
+}
+
+int ts_platgen_command(const ts_platgen_t *g, char *buf, size_t size) {
+  if (matching_preset(g)) return snprintf(buf, size, "trainsim platform --preset %s", g->name);
+  char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40];
+  return snprintf(buf, size,
+                  "trainsim platform --name %s --nodes %d --gpus %d%s --gpu-speed %s --gpu-peak %s"
+                  " --gpu-memory %s --nvlink-bw %s --nvlink-lat %s --ib-bw %s --ib-lat %s"
+                  " --fabric-bw %s --fabric-lat %s",
+                  g->name, g->nodes, g->gpus, g->pcie_only ? " --pcie-only" : "",
+                  num(a, g->gpu_speed), num(b, g->gpu_peak_flops), num(c, g->gpu_memory),
+                  num(d, g->nvlink_bw), num(e, g->nvlink_lat), num(f, g->ib_bw),
+                  num(h, g->ib_lat), num(i, g->fabric_bw), num(j, g->fabric_lat));
+}
+
+/* fprintf that remembers a failure in *bad. */
+static void out(FILE *f, int *bad, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void out(FILE *f, int *bad, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (vfprintf(f, fmt, ap) < 0) *bad = 1;
+  va_end(ap);
+}
+
+/* s with &, <, > and " escaped, for an attribute value. */
+static void out_attr(FILE *f, int *bad, const char *s) {
+  for (; *s; s++) {
+    switch (*s) {
+      case '&': out(f, bad, "&amp;"); break;
+      case '<': out(f, bad, "&lt;"); break;
+      case '>': out(f, bad, "&gt;"); break;
+      case '"': out(f, bad, "&quot;"); break;
+      default:
+        if (fputc(*s, f) == EOF) *bad = 1;
+    }
+  }
+}
+
+int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
+  int bad = 0;
+  const preset_t *p = matching_preset(g);
+  const char *port = g->pcie_only ? "pcie" : "nvlink";
+  const char *sw = g->pcie_only ? "pcie-switch" : "nvswitch";
+  const int multi = g->nodes > 1;
+  char n1[40], n2[40], n3[40];
+  char cmd[1024];
+  ts_platgen_command(g, cmd, sizeof cmd);
+
+  out(f, &bad, "<?xml version='1.0'?>\n<!--\n");
+  out(f, &bad, "  trainsim platform %s: %d node%s x %d GPU%s (%d hosts).\n", g->name, g->nodes,
+      g->nodes == 1 ? "" : "s", g->gpus, g->gpus == 1 ? "" : "s", g->nodes * g->gpus);
+  out(f, &bad,
+      "  Generated by trainsim (sim/platform_gen.c); do not edit by hand.\n"
+      "  The command that regenerates this file byte for byte is the value\n"
+      "  of the property \"regenerate\" of the zone below (it is not repeated\n"
+      "  here because an XML comment cannot contain a double hyphen).\n\n");
+  if (p) {
+    for (const char *const *l = p->about; *l; l++) out(f, &bad, "  %s\n", *l);
+  } else {
+    out(f, &bad, "  Custom platform: the figures are those of the elements below.\n");
+  }
+  out(f, &bad,
+      "\n"
+      "  Hosts node<N>-gpu<G>: speed = sustained FLOP/s; properties\n"
+      "  memory_bytes (bytes) and peak_flops (FLOP/s).\n"
+      "  Links (SPLITDUPLEX, per GPU): %s-node<N>-gpu<G>, the GPU's\n"
+      "  %s;\n",
+      port, g->pcie_only ? "PCIe x16 link" : "NVLink/NVSwitch port");
+  if (multi)
+    out(f, &bad,
+        "  ib-node<N>-gpu<G>, the GPU's InfiniBand NIC (one rail per GPU);\n"
+        "  and ib-fabric (FATPIPE), the non-blocking switch fabric.\n");
+  else
+    out(f, &bad, "  one node: no InfiniBand links.\n");
+  out(f, &bad,
+      "  Routes: same node: %s(a) UP, %s(b) DOWN%s\n"
+      "  Each is the unique shortest path (in links) through the routers\n"
+      "  node<N>-%s%s of one DijkstraCache zone.\n"
+      "  Transfers take sum(latency) + bytes / min(bandwidth) exactly under\n"
+      "  the SimGrid configuration network/model:CM02,\n"
+      "  network/crosstraffic:0 and network/TCP-gamma:0.\n"
+      "-->\n",
+      port, port, multi ? ";\n  other node: ib(a) UP, ib-fabric, ib(b) DOWN." : ".", sw,
+      multi ? ", ib-ingress and ib-egress" : "");
+  out(f, &bad, "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n");
+  out(f, &bad, "<platform version=\"4.1\">\n");
+  out(f, &bad, "  <zone id=\"%s\" routing=\"DijkstraCache\">\n", g->name);
+  out(f, &bad, "    <prop id=\"regenerate\" value=\"");
+  out_attr(f, &bad, cmd);
+  out(f, &bad, "\"/>\n");
+  out(f, &bad, "    <prop id=\"nodes\" value=\"%d\"/>\n", g->nodes);
+  out(f, &bad, "    <prop id=\"gpus_per_node\" value=\"%d\"/>\n", g->gpus);
+
+  const char *speed = num(n1, g->gpu_speed), *mem = num(n2, g->gpu_memory),
+             *peak = num(n3, g->gpu_peak_flops);
+  for (int n = 0; n < g->nodes; n++)
+    for (int k = 0; k < g->gpus; k++)
+      out(f, &bad,
+          "    <host id=\"node%d-gpu%d\" speed=\"%sf\">\n"
+          "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
+          "      <prop id=\"peak_flops\" value=\"%s\"/>\n"
+          "    </host>\n",
+          n, k, speed, mem, peak);
+  for (int n = 0; n < g->nodes; n++) out(f, &bad, "    <router id=\"node%d-%s\"/>\n", n, sw);
+  if (multi) out(f, &bad, "    <router id=\"ib-ingress\"/>\n    <router id=\"ib-egress\"/>\n");
+
+  char pbw[40], plat[40], ibw[40], ilat[40];
+  num(pbw, g->nvlink_bw);
+  num(plat, g->nvlink_lat);
+  num(ibw, g->ib_bw);
+  num(ilat, g->ib_lat);
+  for (int n = 0; n < g->nodes; n++)
+    for (int k = 0; k < g->gpus; k++) {
+      out(f, &bad,
+          "    <link id=\"%s-node%d-gpu%d\" bandwidth=\"%sBps\" latency=\"%ss\""
+          " sharing_policy=\"SPLITDUPLEX\"/>\n",
+          port, n, k, pbw, plat);
+      if (multi)
+        out(f, &bad,
+            "    <link id=\"ib-node%d-gpu%d\" bandwidth=\"%sBps\" latency=\"%ss\""
+            " sharing_policy=\"SPLITDUPLEX\"/>\n",
+            n, k, ibw, ilat);
+    }
+  if (multi)
+    out(f, &bad,
+        "    <link id=\"ib-fabric\" bandwidth=\"%sBps\" latency=\"%ss\" sharing_policy=\"FATPIPE\"/>\n",
+        num(n1, g->fabric_bw), num(n2, g->fabric_lat));
+
+  for (int n = 0; n < g->nodes; n++)
+    for (int k = 0; k < g->gpus; k++) {
+      out(f, &bad,
+          "    <route src=\"node%d-gpu%d\" dst=\"node%d-%s\" symmetrical=\"NO\">"
+          "<link_ctn id=\"%s-node%d-gpu%d\" direction=\"UP\"/></route>\n"
+          "    <route src=\"node%d-%s\" dst=\"node%d-gpu%d\" symmetrical=\"NO\">"
+          "<link_ctn id=\"%s-node%d-gpu%d\" direction=\"DOWN\"/></route>\n",
+          n, k, n, sw, port, n, k, n, sw, n, k, port, n, k);
+      if (multi)
+        out(f, &bad,
+            "    <route src=\"node%d-gpu%d\" dst=\"ib-ingress\" symmetrical=\"NO\">"
+            "<link_ctn id=\"ib-node%d-gpu%d\" direction=\"UP\"/></route>\n"
+            "    <route src=\"ib-egress\" dst=\"node%d-gpu%d\" symmetrical=\"NO\">"
+            "<link_ctn id=\"ib-node%d-gpu%d\" direction=\"DOWN\"/></route>\n",
+            n, k, n, k, n, k, n, k);
+    }
+  if (multi)
+    out(f, &bad,
+        "    <route src=\"ib-ingress\" dst=\"ib-egress\" symmetrical=\"NO\">"
+        "<link_ctn id=\"ib-fabric\"/></route>\n");
+  out(f, &bad, "  </zone>\n</platform>\n");
+  if (fflush(f) != 0 || ferror(f)) bad = 1;
+  return bad ? EX_IOERR : 0;
+}

@@ -1,0 +1,686 @@
+/*
+** ref_model.c: forward and backward of a small GPT-style model in float64,
+** the numerical workload of trainsim's CPU reference executor.
+**
+** What it models: L pre-LayerNorm transformer blocks (causal multi-head
+** attention with fused QKV, GELU-tanh MLP, LayerNorm eps 1e-5), no
+** embeddings, mean-squared-error loss divided by the number of samples of the
+** whole batch.  The executor splits the blocks into pipeline stages and runs
+** one micro-batch at a time on threads; because the loss is normalised by the
+** full batch, summing micro-batch gradients gives the full-batch gradient,
+** equal up to the rounding of the reordered sums inside the matrix products.
+**
+** Assumptions and choices:
+** - Every matrix product goes through GSL's CBLAS (cblas_dgemm), so results
+**   are deterministic for one build: the same inputs give the same bits, and
+**   a recompute gives bitwise the tensors of the first forward.
+** - Attention computes the full s x s score square per head (the causal half
+**   above the diagonal is masked to probability 0), which is also what the
+**   FLOP count and the stash (probs) assume.
+** - The stash is minimal for this formulation (see ts_ref_stash_t in the
+**   header): LayerNorm outputs are rebuilt from xhat, gain and bias in the
+**   backward, the block input is not kept, the GELU output is kept rather than
+**   recomputed.  Per-call workspace is plain malloc and not counted.
+** - No globals and no static scratch: each thread owns a model clone and an
+**   allocator.  The CBLAS arguments are valid by construction, so its
+**   parameter check (cblas_xerbla, which prints and aborts) never fires.
+*/
+#include "ref_model.h"
+
+#include <gsl/gsl_cblas.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#define LN_EPS 1e-5
+#define INIT_SCALE 0.02
+
+struct ts_ref_model {
+  ts_ref_config_t cfg;
+  size_t block_n;  /* parameters per block */
+  double *params;  /* layers * block_n */
+  double *grads;   /* layers * block_n */
+};
+
+/* The tensors one block keeps for its backward (all NULL in a block of an
+** input-only stash). */
+typedef struct ts__ref_block_stash {
+  double *xhat1, *rstd1, *qkv, *probs, *attn, *xhat2, *rstd2, *hpre, *gelu;
+} ts__ref_block_stash_t;
+
+struct ts_ref_stash {
+  int first, count, mb;
+  int d, f, heads, seq;      /* shape, copied from the model that made it */
+  int full;                  /* every block's tensors present */
+  double *input;             /* copy of the stage input (input-only stash) */
+  size_t held;               /* bytes counted in the allocator now */
+  ts__ref_block_stash_t *blk; /* count entries (bookkeeping, not counted) */
+};
+
+/* Pointers to the parameter (or gradient) tensors of one block. */
+typedef struct block_view {
+  double *ln1_g, *ln1_b, *wqkv, *bqkv, *wo, *bo, *ln2_g, *ln2_b, *w1, *b1, *w2, *b2;
+} block_view_t;
+
+/* ------------------------------------------------------------------ */
+/* Shapes                                                              */
+/* ------------------------------------------------------------------ */
+
+static int config_ok(const ts_ref_config_t *c) {
+  return c && c->layers > 0 && c->hidden > 0 && c->heads > 0 && c->ffn > 0 && c->seq > 0 &&
+         c->hidden % c->heads == 0 && c->hidden <= INT_MAX / 3;
+}
+
+static size_t param_len(const ts_ref_config_t *c, ts_ref_param_t which) {
+  size_t d = (size_t)c->hidden, f = (size_t)c->ffn;
+  switch (which) {
+  case TS_REF_LN1_GAIN: case TS_REF_LN1_BIAS: case TS_REF_PROJ_BIAS:
+  case TS_REF_LN2_GAIN: case TS_REF_LN2_BIAS: case TS_REF_FC2_BIAS: return d;
+  case TS_REF_QKV_WEIGHT: return d * 3 * d;
+  case TS_REF_QKV_BIAS: return 3 * d;
+  case TS_REF_PROJ_WEIGHT: return d * d;
+  case TS_REF_FC1_WEIGHT: case TS_REF_FC2_WEIGHT: return d * f;
+  case TS_REF_FC1_BIAS: return f;
+  default: return 0;
+  }
+}
+
+size_t ts_ref_block_param_offset(const ts_ref_config_t *c, ts_ref_param_t which, size_t *len) {
+  size_t off = 0;
+  if (!config_ok(c) || (int)which < 0 || which >= TS_REF_PARAM_KINDS) {
+    if (len) *len = 0;
+    return 0;
+  }
+  for (int k = 0; k < (int)which; k++) off += param_len(c, (ts_ref_param_t)k);
+  if (len) *len = param_len(c, which);
+  return off;
+}
+
+size_t ts_ref_block_param_count(const ts_ref_config_t *c) {
+  if (!config_ok(c)) return 0;
+  size_t d = (size_t)c->hidden, f = (size_t)c->ffn;
+  return 4 * d * d + 2 * d * f + 9 * d + f;
+}
+
+static block_view_t block_view(const ts_ref_config_t *c, double *base) {
+  block_view_t v;
+  double **slot[TS_REF_PARAM_KINDS] = {&v.ln1_g, &v.ln1_b, &v.wqkv, &v.bqkv, &v.wo, &v.bo,
+                                       &v.ln2_g, &v.ln2_b, &v.w1,   &v.b1,   &v.w2, &v.b2};
+  size_t off = 0;
+  for (int k = 0; k < TS_REF_PARAM_KINDS; k++) {
+    *slot[k] = base + off;
+    off += param_len(c, (ts_ref_param_t)k);
+  }
+  return v;
+}
+
+/* Doubles one block stashes per sample: s (6 d + 2 f + 2 + H s). */
+static size_t block_stash_doubles(const ts_ref_config_t *c, size_t mb) {
+  size_t d = (size_t)c->hidden, f = (size_t)c->ffn, s = (size_t)c->seq, h = (size_t)c->heads;
+  return mb * s * (6 * d + 2 * f + 2 + h * s);
+}
+
+size_t ts_ref_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples) {
+  if (!config_ok(c) || count <= 0 || mb_samples <= 0) return 0;
+  return sizeof(double) * (size_t)count * block_stash_doubles(c, (size_t)mb_samples);
+}
+
+size_t ts_ref_stash_input_bytes(const ts_ref_config_t *c, int mb_samples) {
+  if (!config_ok(c) || mb_samples <= 0) return 0;
+  return sizeof(double) * (size_t)mb_samples * (size_t)c->seq * (size_t)c->hidden;
+}
+
+double ts_ref_block_forward_flops(const ts_ref_config_t *c, int mb_samples) {
+  if (!config_ok(c) || mb_samples <= 0) return 0.0;
+  double d = c->hidden, f = c->ffn, s = c->seq, b = mb_samples, n = b * s;
+  return 2.0 * n * (4.0 * d * d + 2.0 * d * f) + 4.0 * b * s * s * d;
+}
+
+/* ------------------------------------------------------------------ */
+/* Model                                                               */
+/* ------------------------------------------------------------------ */
+
+ts_ref_model_t *ts_ref_model_new(const ts_ref_config_t *c) {
+  if (!config_ok(c)) return NULL;
+  ts_ref_model_t *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->cfg = *c;
+  m->block_n = ts_ref_block_param_count(c);
+  size_t total = m->block_n * (size_t)c->layers;
+  m->params = malloc(total * sizeof(double));
+  m->grads = calloc(total, sizeof(double));
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!m->params || !m->grads || !r) goto out_free;
+  gsl_rng_set(r, c->seed);
+  for (int l = 0; l < c->layers; l++) {
+    double *p = m->params + (size_t)l * m->block_n;
+    for (int k = 0; k < TS_REF_PARAM_KINDS; k++) {
+      size_t len = param_len(c, (ts_ref_param_t)k);
+      double base = (k == TS_REF_LN1_GAIN || k == TS_REF_LN2_GAIN) ? 1.0 : 0.0;
+      for (size_t i = 0; i < len; i++) *p++ = base + gsl_ran_gaussian(r, INIT_SCALE);
+    }
+  }
+  gsl_rng_free(r);
+  return m;
+out_free:
+  gsl_rng_free(r);
+  ts_ref_model_free(m);
+  return NULL;
+}
+
+void ts_ref_model_free(ts_ref_model_t *m) {
+  if (!m) return;
+  free(m->params);
+  free(m->grads);
+  free(m);
+}
+
+ts_ref_model_t *ts_ref_model_clone(const ts_ref_model_t *m) {
+  if (!m) return NULL;
+  ts_ref_model_t *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  *c = *m;
+  size_t bytes = m->block_n * (size_t)m->cfg.layers * sizeof(double);
+  c->params = malloc(bytes);
+  c->grads = malloc(bytes);
+  if (!c->params || !c->grads) {
+    ts_ref_model_free(c);
+    return NULL;
+  }
+  memcpy(c->params, m->params, bytes);
+  memcpy(c->grads, m->grads, bytes);
+  return c;
+}
+
+const ts_ref_config_t *ts_ref_model_config(const ts_ref_model_t *m) { return m ? &m->cfg : NULL; }
+
+void ts_ref_model_zero_grad(ts_ref_model_t *m) {
+  if (m) memset(m->grads, 0, m->block_n * (size_t)m->cfg.layers * sizeof(double));
+}
+
+const double *ts_ref_block_grad(const ts_ref_model_t *m, int l, size_t *n) {
+  if (!m || l < 0 || l >= m->cfg.layers) {
+    if (n) *n = 0;
+    return NULL;
+  }
+  if (n) *n = m->block_n;
+  return m->grads + (size_t)l * m->block_n;
+}
+
+double *ts_ref_block_params(ts_ref_model_t *m, int l, size_t *n) {
+  if (!m || l < 0 || l >= m->cfg.layers) {
+    if (n) *n = 0;
+    return NULL;
+  }
+  if (n) *n = m->block_n;
+  return m->params + (size_t)l * m->block_n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accounting allocator                                                */
+/* ------------------------------------------------------------------ */
+
+void *ts_ref_mem_alloc(ts_ref_mem_t *mem, size_t bytes) {
+  if (bytes == 0) return NULL;
+  void *p = malloc(bytes);
+  if (p && mem) {
+    mem->cur += bytes;
+    if (mem->cur > mem->peak) mem->peak = mem->cur;
+  }
+  return p;
+}
+
+void ts_ref_mem_free(ts_ref_mem_t *mem, void *p, size_t bytes) {
+  if (!p) return;
+  free(p);
+  if (mem) mem->cur -= bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Kernels                                                             */
+/* ------------------------------------------------------------------ */
+
+/* C = alpha op(A) op(B) + beta C, row-major, through GSL's CBLAS. */
+static void gemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+                 const double *B, int ldb, double beta, double *C, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+              K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Every row of out[n x k] = bias. */
+static void fill_rows(double *out, const double *bias, size_t n, size_t k) {
+  for (size_t i = 0; i < n; i++) memcpy(out + i * k, bias, k * sizeof(double));
+}
+
+/* acc[k] += column sums of a[n x k]. */
+static void add_colsum(double *acc, const double *a, size_t n, size_t k) {
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < k; j++) acc[j] += a[i * k + j];
+}
+
+/* LayerNorm forward on x[n x d]: xhat, rstd and out = g xhat + b. */
+static void ln_forward(const double *x, size_t n, size_t d, const double *g, const double *b,
+                       double *xhat, double *rstd, double *out) {
+  for (size_t i = 0; i < n; i++) {
+    const double *xr = x + i * d;
+    double mu = 0.0, var = 0.0;
+    for (size_t j = 0; j < d; j++) mu += xr[j];
+    mu /= (double)d;
+    for (size_t j = 0; j < d; j++) var += (xr[j] - mu) * (xr[j] - mu);
+    var /= (double)d;
+    double r = 1.0 / sqrt(var + LN_EPS);
+    rstd[i] = r;
+    for (size_t j = 0; j < d; j++) {
+      double h = (xr[j] - mu) * r;
+      xhat[i * d + j] = h;
+      out[i * d + j] = g[j] * h + b[j];
+    }
+  }
+}
+
+/* out = g xhat + b (the LayerNorm output rebuilt in the backward). */
+static void ln_rebuild(const double *xhat, size_t n, size_t d, const double *g, const double *b,
+                       double *out) {
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < d; j++) out[i * d + j] = g[j] * xhat[i * d + j] + b[j];
+}
+
+/* LayerNorm backward: dout is the gradient of the LN output; accumulates dg,
+** db and ADDS the input gradient into dx. */
+static void ln_backward(const double *dout, const double *xhat, const double *rstd, size_t n,
+                        size_t d, const double *g, double *dg, double *db, double *dx) {
+  for (size_t i = 0; i < n; i++) {
+    const double *dr = dout + i * d, *hr = xhat + i * d;
+    double mean_dh = 0.0, mean_dhh = 0.0;
+    for (size_t j = 0; j < d; j++) {
+      double dh = dr[j] * g[j];
+      mean_dh += dh;
+      mean_dhh += dh * hr[j];
+      dg[j] += dr[j] * hr[j];
+      db[j] += dr[j];
+    }
+    mean_dh /= (double)d;
+    mean_dhh /= (double)d;
+    for (size_t j = 0; j < d; j++)
+      dx[i * d + j] += rstd[i] * (dr[j] * g[j] - mean_dh - hr[j] * mean_dhh);
+  }
+}
+
+#define GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
+#define GELU_A 0.044715
+
+static double gelu(double u) { return 0.5 * u * (1.0 + tanh(GELU_C * (u + GELU_A * u * u * u))); }
+
+static double gelu_grad(double u) {
+  double t = tanh(GELU_C * (u + GELU_A * u * u * u));
+  return 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * u * u);
+}
+
+/* Causal multi-head attention on qkv[n x 3d]: probs[mb H s s], out[n x d]. */
+static void attn_forward(const double *qkv, int mb, int s, int d, int heads, double *probs,
+                         double *out) {
+  int dh = d / heads, ld3 = 3 * d;
+  double scale = 1.0 / sqrt((double)dh);
+  for (int b = 0; b < mb; b++) {
+    for (int h = 0; h < heads; h++) {
+      const double *q = qkv + (size_t)b * s * ld3 + (size_t)h * dh;
+      const double *k = q + d, *v = q + 2 * d;
+      double *p = probs + ((size_t)b * heads + h) * s * s;
+      gemm(0, 1, s, s, dh, scale, q, ld3, k, ld3, 0.0, p, s);
+      for (int i = 0; i < s; i++) {
+        double *row = p + (size_t)i * s, mx = row[0], sum = 0.0;
+        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        for (int j = 0; j <= i; j++) {
+          row[j] = exp(row[j] - mx);
+          sum += row[j];
+        }
+        for (int j = 0; j <= i; j++) row[j] /= sum;
+        for (int j = i + 1; j < s; j++) row[j] = 0.0;
+      }
+      gemm(0, 0, s, dh, s, 1.0, p, s, v, ld3, 0.0, out + (size_t)b * s * d + (size_t)h * dh, d);
+    }
+  }
+}
+
+/* Attention backward: dout[n x d] -> dqkv[n x 3d] (overwritten); dp is
+** s x s workspace. */
+static void attn_backward(const double *qkv, const double *probs, const double *dout, int mb,
+                          int s, int d, int heads, double *dqkv, double *dp) {
+  int dh = d / heads, ld3 = 3 * d;
+  double scale = 1.0 / sqrt((double)dh);
+  for (int b = 0; b < mb; b++) {
+    for (int h = 0; h < heads; h++) {
+      size_t qoff = (size_t)b * s * ld3 + (size_t)h * dh;
+      const double *q = qkv + qoff, *k = q + d, *v = q + 2 * d;
+      double *dq = dqkv + qoff, *dk = dq + d, *dv = dq + 2 * d;
+      const double *p = probs + ((size_t)b * heads + h) * s * s;
+      const double *dO = dout + (size_t)b * s * d + (size_t)h * dh;
+      gemm(1, 0, s, dh, s, 1.0, p, s, dO, d, 0.0, dv, ld3);  /* dV = P^T dO */
+      gemm(0, 1, s, s, dh, 1.0, dO, d, v, ld3, 0.0, dp, s);  /* dP = dO V^T */
+      for (int i = 0; i < s; i++) {                           /* dS = P (dP - <P, dP>) */
+        const double *pr = p + (size_t)i * s;
+        double *dr = dp + (size_t)i * s, dot = 0.0;
+        for (int j = 0; j < s; j++) dot += pr[j] * dr[j];
+        for (int j = 0; j < s; j++) dr[j] = pr[j] * (dr[j] - dot);
+      }
+      gemm(0, 0, s, dh, s, scale, dp, s, k, ld3, 0.0, dq, ld3); /* dQ = dS K */
+      gemm(1, 0, s, dh, s, scale, dp, s, q, ld3, 0.0, dk, ld3); /* dK = dS^T Q */
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Block forward and backward                                          */
+/* ------------------------------------------------------------------ */
+
+/* Workspace of one forward call, reused block after block. */
+typedef struct fwd_ws {
+  double *a, *b;   /* ping-pong block input / output, n x d */
+  double *x1, *ln; /* n x d each */
+  ts__ref_block_stash_t tmp; /* the stash tensors when they are not kept */
+} fwd_ws_t;
+
+/* One block: x -> y (y may alias x), filling t. */
+static void block_forward(const ts_ref_model_t *m, int l, int mb, const double *x, double *y,
+                          const ts__ref_block_stash_t *t, fwd_ws_t *w) {
+  const ts_ref_config_t *c = &m->cfg;
+  int d = c->hidden, f = c->ffn, s = c->seq, n = mb * s;
+  block_view_t p = block_view(c, m->params + (size_t)l * m->block_n);
+
+  ln_forward(x, n, d, p.ln1_g, p.ln1_b, t->xhat1, t->rstd1, w->ln);
+  fill_rows(t->qkv, p.bqkv, n, 3 * (size_t)d);
+  gemm(0, 0, n, 3 * d, d, 1.0, w->ln, d, p.wqkv, 3 * d, 1.0, t->qkv, 3 * d);
+  attn_forward(t->qkv, mb, s, d, c->heads, t->probs, t->attn);
+  fill_rows(w->x1, p.bo, n, d);
+  gemm(0, 0, n, d, d, 1.0, t->attn, d, p.wo, d, 1.0, w->x1, d);
+  for (size_t i = 0; i < (size_t)n * d; i++) w->x1[i] += x[i];
+
+  ln_forward(w->x1, n, d, p.ln2_g, p.ln2_b, t->xhat2, t->rstd2, w->ln);
+  fill_rows(t->hpre, p.b1, n, f);
+  gemm(0, 0, n, f, d, 1.0, w->ln, d, p.w1, f, 1.0, t->hpre, f);
+  for (size_t i = 0; i < (size_t)n * f; i++) t->gelu[i] = gelu(t->hpre[i]);
+  fill_rows(y, p.b2, n, d);
+  gemm(0, 0, n, d, f, 1.0, t->gelu, f, p.w2, d, 1.0, y, d);
+  for (size_t i = 0; i < (size_t)n * d; i++) y[i] += w->x1[i];
+}
+
+/* Workspace of one backward call. */
+typedef struct bwd_ws {
+  double *dcur, *dx1, *ln, *dln, *dattn; /* n x d each */
+  double *dh;                            /* n x f */
+  double *dqkv;                          /* n x 3d */
+  double *dp;                            /* s x s */
+} bwd_ws_t;
+
+/* One block backward: dy (in w->dcur) -> dx (back into w->dcur); accumulates
+** the block's gradients. */
+static void block_backward(ts_ref_model_t *m, int l, int mb, const ts__ref_block_stash_t *t,
+                           bwd_ws_t *w) {
+  const ts_ref_config_t *c = &m->cfg;
+  int d = c->hidden, f = c->ffn, s = c->seq, n = mb * s;
+  size_t nd = (size_t)n * d;
+  block_view_t p = block_view(c, m->params + (size_t)l * m->block_n);
+  block_view_t g = block_view(c, m->grads + (size_t)l * m->block_n);
+  const double *dy = w->dcur;
+
+  /* MLP */
+  gemm(1, 0, f, d, n, 1.0, t->gelu, f, dy, d, 1.0, g.w2, d);
+  add_colsum(g.b2, dy, n, d);
+  gemm(0, 1, n, f, d, 1.0, dy, d, p.w2, d, 0.0, w->dh, f);
+  for (size_t i = 0; i < (size_t)n * f; i++) w->dh[i] *= gelu_grad(t->hpre[i]);
+  ln_rebuild(t->xhat2, n, d, p.ln2_g, p.ln2_b, w->ln);
+  gemm(1, 0, d, f, n, 1.0, w->ln, d, w->dh, f, 1.0, g.w1, f);
+  add_colsum(g.b1, w->dh, n, f);
+  gemm(0, 1, n, d, f, 1.0, w->dh, f, p.w1, f, 0.0, w->dln, d);
+  memcpy(w->dx1, dy, nd * sizeof(double));
+  ln_backward(w->dln, t->xhat2, t->rstd2, n, d, p.ln2_g, g.ln2_g, g.ln2_b, w->dx1);
+
+  /* attention */
+  gemm(1, 0, d, d, n, 1.0, t->attn, d, w->dx1, d, 1.0, g.wo, d);
+  add_colsum(g.bo, w->dx1, n, d);
+  gemm(0, 1, n, d, d, 1.0, w->dx1, d, p.wo, d, 0.0, w->dattn, d);
+  attn_backward(t->qkv, t->probs, w->dattn, mb, s, d, c->heads, w->dqkv, w->dp);
+  ln_rebuild(t->xhat1, n, d, p.ln1_g, p.ln1_b, w->ln);
+  gemm(1, 0, d, 3 * d, n, 1.0, w->ln, d, w->dqkv, 3 * d, 1.0, g.wqkv, 3 * d);
+  add_colsum(g.bqkv, w->dqkv, n, 3 * (size_t)d);
+  gemm(0, 1, n, d, 3 * d, 1.0, w->dqkv, 3 * d, p.wqkv, 3 * d, 0.0, w->dln, d);
+  memcpy(w->dcur, w->dx1, nd * sizeof(double));
+  ln_backward(w->dln, t->xhat1, t->rstd1, n, d, p.ln1_g, g.ln1_g, g.ln1_b, w->dcur);
+}
+
+/* ------------------------------------------------------------------ */
+/* Stash                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Sizes in doubles of the nine stashed tensors of one block, in
+** ts__ref_block_stash_t order. */
+static void block_tensor_sizes(const ts_ref_stash_t *st, size_t sz[9]) {
+  size_t n = (size_t)st->mb * st->seq, d = (size_t)st->d, f = (size_t)st->f;
+  sz[0] = n * d;                                  /* xhat1 */
+  sz[1] = n;                                      /* rstd1 */
+  sz[2] = 3 * n * d;                              /* qkv */
+  sz[3] = (size_t)st->mb * st->heads * st->seq * st->seq; /* probs */
+  sz[4] = n * d;                                  /* attn */
+  sz[5] = n * d;                                  /* xhat2 */
+  sz[6] = n;                                      /* rstd2 */
+  sz[7] = n * f;                                  /* hpre */
+  sz[8] = n * f;                                  /* gelu */
+}
+
+static void block_slots(ts__ref_block_stash_t *t, double **slot[9]) {
+  slot[0] = &t->xhat1; slot[1] = &t->rstd1; slot[2] = &t->qkv;
+  slot[3] = &t->probs; slot[4] = &t->attn;  slot[5] = &t->xhat2;
+  slot[6] = &t->rstd2; slot[7] = &t->hpre;  slot[8] = &t->gelu;
+}
+
+/* Frees block i's tensors through mem (no-op for an empty block). */
+static void block_release(ts_ref_stash_t *st, int i, ts_ref_mem_t *mem) {
+  size_t sz[9];
+  double **slot[9];
+  block_tensor_sizes(st, sz);
+  block_slots(&st->blk[i], slot);
+  for (int k = 0; k < 9; k++) {
+    if (*slot[k]) {
+      ts_ref_mem_free(mem, *slot[k], sz[k] * sizeof(double));
+      st->held -= sz[k] * sizeof(double);
+      *slot[k] = NULL;
+    }
+  }
+}
+
+/* Allocates every block's tensors through mem; on failure frees what it got
+** and returns EX_OSERR. */
+static int stash_alloc_blocks(ts_ref_stash_t *st, ts_ref_mem_t *mem) {
+  size_t sz[9];
+  double **slot[9];
+  block_tensor_sizes(st, sz);
+  for (int i = 0; i < st->count; i++) {
+    block_slots(&st->blk[i], slot);
+    for (int k = 0; k < 9; k++) {
+      *slot[k] = ts_ref_mem_alloc(mem, sz[k] * sizeof(double));
+      if (!*slot[k]) goto out_release;
+      st->held += sz[k] * sizeof(double);
+    }
+  }
+  return 0;
+out_release:
+  for (int i = 0; i < st->count; i++) block_release(st, i, mem);
+  return EX_OSERR;
+}
+
+void ts_ref_stash_free(ts_ref_stash_t *st, ts_ref_mem_t *mem) {
+  if (!st) return;
+  for (int i = 0; i < st->count; i++) block_release(st, i, mem);
+  if (st->input) {
+    size_t bytes = (size_t)st->mb * st->seq * st->d * sizeof(double);
+    ts_ref_mem_free(mem, st->input, bytes);
+    st->held -= bytes;
+  }
+  free(st->blk);
+  free(st);
+}
+
+int ts_ref_stash_is_full(const ts_ref_stash_t *st) { return st ? st->full : 0; }
+
+size_t ts_ref_stash_held_bytes(const ts_ref_stash_t *st) { return st ? st->held : 0; }
+
+/* Frees a forward workspace; accepts a zeroed one. */
+static void fwd_ws_free(fwd_ws_t *w) {
+  free(w->a);
+  free(w->b);
+  free(w->x1);
+  free(w->ln);
+  double **slot[9];
+  block_slots(&w->tmp, slot);
+  for (int k = 0; k < 9; k++) free(*slot[k]);
+}
+
+/* Allocates the forward workspace; with_tmp adds one block's worth of stash
+** tensors for a forward that keeps nothing. */
+static int fwd_ws_alloc(fwd_ws_t *w, const ts_ref_stash_t *st, int with_tmp) {
+  size_t nd = (size_t)st->mb * st->seq * st->d;
+  memset(w, 0, sizeof *w);
+  w->a = malloc(nd * sizeof(double));
+  w->b = malloc(nd * sizeof(double));
+  w->x1 = malloc(nd * sizeof(double));
+  w->ln = malloc(nd * sizeof(double));
+  if (!w->a || !w->b || !w->x1 || !w->ln) goto out_free;
+  if (with_tmp) {
+    size_t sz[9];
+    double **slot[9];
+    block_tensor_sizes(st, sz);
+    block_slots(&w->tmp, slot);
+    for (int k = 0; k < 9; k++)
+      if (!(*slot[k] = malloc(sz[k] * sizeof(double)))) goto out_free;
+  }
+  return 0;
+out_free:
+  fwd_ws_free(w);
+  return EX_OSERR;
+}
+
+/* Runs the stash's blocks on x into y; keeps tensors in st->blk when
+** st->full, else in the workspace's tmp tensors. */
+static void run_blocks(const ts_ref_model_t *m, const ts_ref_stash_t *st, const double *x,
+                       double *y, fwd_ws_t *w) {
+  size_t nd = (size_t)st->mb * st->seq * st->d;
+  memcpy(w->a, x, nd * sizeof(double));
+  for (int i = 0; i < st->count; i++) {
+    const ts__ref_block_stash_t *t = st->full ? &st->blk[i] : &w->tmp;
+    block_forward(m, st->first + i, st->mb, w->a, w->b, t, w);
+    double *tmp = w->a;
+    w->a = w->b;
+    w->b = tmp;
+  }
+  if (y) memcpy(y, w->a, nd * sizeof(double));
+}
+
+ts_ref_stash_t *ts_ref_forward(ts_ref_model_t *m, int first, int count, int mb_samples,
+                               const double *x, double *y, int keep, ts_ref_mem_t *mem) {
+  if (!m || !x || !y || first < 0 || count <= 0 || first > m->cfg.layers - count ||
+      mb_samples <= 0 || mb_samples > INT_MAX / m->cfg.seq)
+    return NULL;
+  ts_ref_stash_t *st = calloc(1, sizeof *st);
+  if (!st) return NULL;
+  st->first = first;
+  st->count = count;
+  st->mb = mb_samples;
+  st->d = m->cfg.hidden;
+  st->f = m->cfg.ffn;
+  st->heads = m->cfg.heads;
+  st->seq = m->cfg.seq;
+  st->full = keep != 0;
+  st->blk = calloc((size_t)count, sizeof *st->blk);
+  fwd_ws_t w;
+  if (!st->blk || fwd_ws_alloc(&w, st, !keep)) goto out_free_stash;
+  if (keep) {
+    if (stash_alloc_blocks(st, mem)) goto out_free_ws;
+  } else {
+    size_t bytes = ts_ref_stash_input_bytes(&m->cfg, mb_samples);
+    if (!(st->input = ts_ref_mem_alloc(mem, bytes))) goto out_free_ws;
+    st->held = bytes;
+    memcpy(st->input, x, bytes);
+  }
+  run_blocks(m, st, x, y, &w);
+  fwd_ws_free(&w);
+  return st;
+out_free_ws:
+  fwd_ws_free(&w);
+out_free_stash:
+  ts_ref_stash_free(st, mem);
+  return NULL;
+}
+
+int ts_ref_recompute(ts_ref_model_t *m, ts_ref_stash_t *st, ts_ref_mem_t *mem) {
+  if (!m || !st || st->full) return 0;
+  fwd_ws_t w;
+  if (fwd_ws_alloc(&w, st, 0)) return EX_OSERR;
+  if (stash_alloc_blocks(st, mem)) {
+    fwd_ws_free(&w);
+    return EX_OSERR;
+  }
+  st->full = 1;
+  run_blocks(m, st, st->input, NULL, &w);
+  fwd_ws_free(&w);
+  size_t bytes = (size_t)st->mb * st->seq * st->d * sizeof(double);
+  ts_ref_mem_free(mem, st->input, bytes);
+  st->held -= bytes;
+  st->input = NULL;
+  return 0;
+}
+
+static void bwd_ws_free(bwd_ws_t *w) {
+  free(w->dcur);
+  free(w->dx1);
+  free(w->ln);
+  free(w->dln);
+  free(w->dattn);
+  free(w->dh);
+  free(w->dqkv);
+  free(w->dp);
+}
+
+int ts_ref_backward(ts_ref_model_t *m, ts_ref_stash_t *st, const double *dy, double *dx,
+                    ts_ref_mem_t *mem) {
+  if (!m || !st || !dy) return EX_USAGE;
+  size_t n = (size_t)st->mb * st->seq, d = (size_t)st->d;
+  bwd_ws_t w = {
+      .dcur = malloc(n * d * sizeof(double)),
+      .dx1 = malloc(n * d * sizeof(double)),
+      .ln = malloc(n * d * sizeof(double)),
+      .dln = malloc(n * d * sizeof(double)),
+      .dattn = malloc(n * d * sizeof(double)),
+      .dh = malloc(n * (size_t)st->f * sizeof(double)),
+      .dqkv = malloc(3 * n * d * sizeof(double)),
+      .dp = malloc((size_t)st->seq * st->seq * sizeof(double)),
+  };
+  if (!w.dcur || !w.dx1 || !w.ln || !w.dln || !w.dattn || !w.dh || !w.dqkv || !w.dp)
+    goto out_oserr;
+  if (!st->full && ts_ref_recompute(m, st, mem)) goto out_oserr;
+  memcpy(w.dcur, dy, n * d * sizeof(double));
+  for (int i = st->count - 1; i >= 0; i--) {
+    block_backward(m, st->first + i, st->mb, &st->blk[i], &w);
+    block_release(st, i, mem);
+  }
+  if (dx) memcpy(dx, w.dcur, n * d * sizeof(double));
+  bwd_ws_free(&w);
+  ts_ref_stash_free(st, mem);
+  return 0;
+out_oserr:
+  bwd_ws_free(&w);
+  return EX_OSERR;
+}
+
+double ts_ref_loss(const double *y, const double *t, size_t n, double n_total, double *dy) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double e = y[i] - t[i];
+    sum += e * e;
+    if (dy) dy[i] = e / n_total;
+  }
+  return 0.5 * sum / n_total;
+}

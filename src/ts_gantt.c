@@ -1,0 +1,650 @@
+/*
+** ts_gantt.c: gantt.svg, the pipeline figure of one run, drawn like the
+** figures of the GPipe, Megatron and Chimera papers.
+**
+** One row per device (labelled with its index and host name) holds a box
+** per compute event, coloured by kind with the Okabe-Ito colour-blind
+** safe palette; later chunks of interleaved schedules are lighter shades
+** of the same colour.  The micro-batch number (counted from 1, as the
+** papers do) is centred in a box when it fits.  A thin lane under each
+** row shows the transfers the device sends, overlapping ones stacked on
+** sub-lanes.  Below: a time axis with 1-2-5 ticks in an automatic unit
+** (s, ms, us or ns), then a legend.  Every box carries a <title> tooltip.
+**
+** Assumptions: r->run->events are sorted by start (as ts_run_sort leaves
+** them); times are seconds from the start of the run.  Events with a
+** device outside the run, an unknown kind or non-finite times are not
+** drawn.  The job, the layout and the metrics are optional: without a
+** layout the virtual stage is shown as the stage and the chunk as 0;
+** without metrics the title says "n/a" for the bubble fraction.
+**
+** Output is a self-contained SVG 1.1 document (no external fonts, styles
+** or scripts), byte-for-byte deterministic: every number is printed with
+** a fixed format and nothing depends on pointers or clocks.
+*/
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "trainsim.h"
+
+/* Geometry in pixels. */
+#define G_MAX_WIDTH 2400.0  /* cap on the whole figure */
+#define G_MIN_PLOT 720.0    /* narrowest plot area */
+#define G_MIN_BOX 5.0       /* aim: the shortest compute box this wide */
+#define G_RIGHT 24.0        /* right margin */
+#define G_TOP 64.0          /* title and subtitle above the rows */
+#define G_ROW_H 26.0        /* compute row */
+#define G_LANE_H 9.0        /* transfer lane under it */
+#define G_GAP 9.0           /* between devices */
+#define G_PITCH (G_ROW_H + 1.0 + G_LANE_H + G_GAP)
+#define G_MAX_SUBLANES 4    /* overlapping transfers beyond this overlay */
+#define G_LABEL_CHARS 26    /* host names longer than this are shortened */
+#define G_FONT "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
+
+/* Okabe & Ito (2008) palette, per ts_kind_t. */
+static const uint32_t kind_rgb[TS_KIND_COUNT] = {
+    0x0072B2, /* forward: blue */
+    0xE69F00, /* backward: orange */
+    0xCC79A7, /* recompute: reddish purple */
+    0xD55E00, /* backward_input: vermillion */
+    0x009E73, /* weight_grad: bluish green */
+    0x56B4E9, /* send_act: sky blue, the forward family */
+    0xB8860B, /* send_grad: dark goldenrod, the backward family */
+};
+#define IDLE_RGB 0xEEEEEEu
+
+/* A time unit for the axis and the tooltips. */
+typedef struct unit {
+  const char *name;
+  double per_s; /* units in one second */
+} unit_t;
+
+/* Everything the drawing needs, computed once by gantt_layout. */
+typedef struct gantt {
+  const ts_result_t *r;
+  int n_dev;
+  int n_chunks;      /* chunks in the layout (1 without one) */
+  int iterations;    /* > 1: tooltips name the iteration */
+  int mb_digits;     /* digits of the largest micro-batch number shown */
+  double t_max;      /* right end of the time axis, seconds */
+  double left;       /* x of time 0 */
+  double plot_w;     /* pixels for [0, t_max] */
+  double scale;      /* pixels per second */
+  double width, height;
+  double axis_y;     /* y of the axis line */
+  double legend_y;   /* baseline of the first legend row */
+  unit_t unit;
+  int *sublane;      /* [n_events] transfer sub-lane, -1 not a drawn transfer */
+  int *n_sublanes;   /* [n_dev] sub-lanes drawn (at least 1) */
+  bool has_kind[TS_KIND_COUNT];
+} gantt_t;
+
+/* ------------------------------------------------------------------ */
+/* Text                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Writes s with XML's special characters escaped, at most max_bytes of it
+** (cut on a UTF-8 character boundary, then "…" appended); max_bytes < 0
+** means all.  Control characters XML 1.0 forbids become '?'. */
+static void xml_put(FILE *f, const char *s, int max_bytes) {
+  size_t n = strlen(s), cut = n;
+  if (max_bytes >= 0 && n > (size_t)max_bytes) {
+    cut = (size_t)max_bytes;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+  }
+  for (size_t i = 0; i < cut; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+      case '&': fputs("&amp;", f); break;
+      case '<': fputs("&lt;", f); break;
+      case '>': fputs("&gt;", f); break;
+      case '"': fputs("&quot;", f); break;
+      case '\'': fputs("&apos;", f); break;
+      default:
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') c = '?';
+        fputc(c, f);
+    }
+  }
+  if (cut < n) fputs("\xE2\x80\xA6", f);
+}
+
+/* Characters (not bytes) of a UTF-8 string, for width estimates. */
+static int utf8_len(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+  return n;
+}
+
+/* Rough advance width of n characters of a sans-serif font of size fs. */
+static double text_w(int n, double fs) { return n * fs * 0.6; }
+
+/* The unit in which t reads between 1 and 1000 (s from 1 s up). */
+static unit_t unit_for(double t) {
+  if (t >= 1.0 || !(t > 0)) return (unit_t){"s", 1.0};
+  if (t >= 1e-3) return (unit_t){"ms", 1e3};
+  if (t >= 1e-6) return (unit_t){"us", 1e6};
+  return (unit_t){"ns", 1e9};
+}
+
+/* Formats t seconds in unit u with about four significant digits. */
+static void fmt_in(char *buf, size_t n, double t, unit_t u) {
+  double v = t * u.per_s, a = fabs(v);
+  int dec = a >= 100 ? 1 : a >= 10 ? 2 : 3;
+  char num[64];
+  int len = ts__fmt_fixed(num, v, dec);
+  snprintf(buf, n, "%.*s %s", len < 32 ? len : 32, num, u.name);
+}
+
+/* Appends " name=\"v\"" with v to 2 decimals (the hot path of big charts). */
+static void attr2(FILE *f, const char *name, double v) {
+  char num[64];
+  ts__fmt_fixed(num, v, 2);
+  fputc(' ', f);
+  fputs(name, f);
+  fputs("=\"", f);
+  fputs(num, f);
+  fputc('"', f);
+}
+
+/* Formats a byte count with a binary prefix. */
+static void fmt_bytes(char *buf, size_t n, double b) {
+  static const char *const pre[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  if (!isfinite(b)) b = 0;
+  while (fabs(b) >= 1024.0 && i < 4) {
+    b /= 1024.0;
+    i++;
+  }
+  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", b, pre[i]);
+}
+
+/* Avoids "-0.00" in coordinates. */
+static double px(double v) { return fabs(v) < 0.005 ? 0.0 : v; }
+
+/* ------------------------------------------------------------------ */
+/* Colour                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Mixes rgb with white: f = 0 keeps it, f = 1 gives white. */
+static uint32_t lighten(uint32_t rgb, double f) {
+  uint32_t out = 0;
+  for (int sh = 16; sh >= 0; sh -= 8) {
+    double c = (rgb >> sh) & 0xFF;
+    c = c + (255.0 - c) * f;
+    out |= (uint32_t)lround(c) << sh;
+  }
+  return out;
+}
+
+/* Fill of a compute box: the kind's colour, lighter for later chunks (the
+** last chunk is mixed 55% of the way to white). */
+static uint32_t box_rgb(const gantt_t *g, int kind, int chunk) {
+  uint32_t c = kind_rgb[kind];
+  if (g->n_chunks > 1 && chunk > 0) {
+    int k = chunk < g->n_chunks ? chunk : g->n_chunks - 1;
+    c = lighten(c, 0.55 * k / (g->n_chunks - 1));
+  }
+  return c;
+}
+
+/* Black or white, whichever contrasts more with rgb (WCAG luminance). */
+static const char *ink_on(uint32_t rgb) {
+  static const double w[3] = {0.2126, 0.7152, 0.0722};
+  double l = 0;
+  for (int i = 0; i < 3; i++) {
+    double c = ((rgb >> (16 - 8 * i)) & 0xFF) / 255.0;
+    c = c <= 0.03928 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4);
+    l += w[i] * c;
+  }
+  return (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) ? "#000000" : "#ffffff";
+}
+
+/* ------------------------------------------------------------------ */
+/* Layout                                                              */
+/* ------------------------------------------------------------------ */
+
+static bool event_drawn(const gantt_t *g, const ts_event_t *e) {
+  return e->device >= 0 && e->device < g->n_dev && e->kind >= 0 && e->kind < TS_KIND_COUNT &&
+         isfinite(e->start) && isfinite(e->end) && e->start >= 0 && e->end >= e->start;
+}
+
+static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk) {
+  const ts_layout_t *L = r->layout;
+  if (L && vstage >= 0 && vstage < L->n_vstages) {
+    *stage = L->stage[vstage];
+    *chunk = L->chunk[vstage];
+  } else {
+    *stage = vstage;
+    *chunk = 0;
+  }
+}
+
+/* Picks the time range, the unit, the width and, for every transfer, a
+** sub-lane of its sender's lane (greedy: the first sub-lane whose last
+** transfer has ended; past G_MAX_SUBLANES, the one that ends first).
+** Returns false when out of memory. */
+static bool gantt_layout(gantt_t *g) {
+  const ts_run_t *run = g->r->run;
+  int n = run->n_events, nd = g->n_dev ? g->n_dev : 1;
+  double *lane_end = malloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
+  g->sublane = malloc((size_t)(n ? n : 1) * sizeof *g->sublane);
+  g->n_sublanes = calloc((size_t)nd, sizeof *g->n_sublanes);
+  if (!g->sublane || !g->n_sublanes || !lane_end) {
+    free(lane_end);
+    return false;
+  }
+
+  g->n_chunks = 1;
+  if (g->r->layout)
+    for (int k = 0; k < g->r->layout->n_vstages; k++)
+      if (g->r->layout->chunk[k] + 1 > g->n_chunks) g->n_chunks = g->r->layout->chunk[k] + 1;
+
+  /* n_sublanes counts the sub-lanes in use during this pass. */
+  double t_max = 0, min_dur = INFINITY;
+  for (int i = 0; i < n; i++) {
+    const ts_event_t *e = &run->events[i];
+    g->sublane[i] = -1;
+    if (!event_drawn(g, e)) continue;
+    g->has_kind[e->kind] = true;
+    if (e->end > t_max) t_max = e->end;
+    if (e->iteration + 1 > g->iterations) g->iterations = e->iteration + 1;
+    if (ts_kind_is_compute((ts_kind_t)e->kind)) {
+      int digits = snprintf(NULL, 0, "%d", e->mb + 1);
+      if (digits > g->mb_digits) g->mb_digits = digits;
+      if (e->end > e->start && e->end - e->start < min_dur) min_dur = e->end - e->start;
+      continue;
+    }
+    int d = e->device, used = g->n_sublanes[d], k;
+    double *le = lane_end + (size_t)d * G_MAX_SUBLANES;
+    for (k = 0; k < used; k++)
+      if (le[k] <= e->start) break;
+    if (k == used && used < G_MAX_SUBLANES) {
+      g->n_sublanes[d]++;
+      le[k] = e->end;
+    } else if (k == used) {
+      k = 0;
+      for (int j = 1; j < used; j++)
+        if (le[j] < le[k]) k = j;
+      le[k] = fmax(le[k], e->end);
+    } else {
+      le[k] = e->end;
+    }
+    g->sublane[i] = k;
+  }
+  free(lane_end);
+  for (int d = 0; d < g->n_dev; d++)
+    if (g->n_sublanes[d] < 1) g->n_sublanes[d] = 1;
+
+  if (!(t_max > 0)) {
+    const ts_metrics_t *m = g->r->metrics;
+    t_max = m && isfinite(m->iteration_time_s) && m->iteration_time_s > 0 ? m->iteration_time_s : 1.0;
+  }
+  g->t_max = t_max;
+  g->unit = unit_for(t_max);
+
+  /* Label column wide enough for the longest (shortened) label. */
+  int label = 9; /* "device 15" */
+  for (int d = 0; d < g->n_dev; d++) {
+    int l = utf8_len(run->devices[d].name);
+    if (l > G_LABEL_CHARS) l = G_LABEL_CHARS + 1;
+    if (l > label) label = l;
+  }
+  g->left = floor(16.0 + text_w(label, 10.5) + 10.0);
+
+  /* Wide enough that the shortest box is G_MIN_BOX pixels, within caps. */
+  double want = isfinite(min_dur) ? G_MIN_BOX * t_max / min_dur : G_MIN_PLOT;
+  double max_plot = G_MAX_WIDTH - g->left - G_RIGHT;
+  g->plot_w = floor(want < G_MIN_PLOT ? G_MIN_PLOT : want > max_plot ? max_plot : want);
+  g->scale = g->plot_w / t_max;
+  g->width = g->left + g->plot_w + G_RIGHT;
+  g->axis_y = G_TOP + g->n_dev * G_PITCH;
+  g->legend_y = g->axis_y + 58.0;
+  return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Legend                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct legend_item {
+  char label[64];
+  uint32_t rgb, rgb2;
+  int swatch; /* 0 none, 1 box, 2 thin bar, 3 box in two halves (rgb, rgb2) */
+  double x, y;
+} legend_item_t;
+
+#define LEGEND_CHUNKS 8 /* chunk swatches shown at most */
+#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 2)
+#define LEGEND_FS 11.0
+#define LEGEND_ROW 20.0
+
+/* Fills it[] (at most LEGEND_MAX) with the kinds present, the chunk
+** shades, idle and the note on numbers, positioned in rows that wrap at
+** the figure's width.  Returns the count and sets *rows. */
+static int legend_build(const gantt_t *g, legend_item_t *it, int *rows) {
+  int n = 0;
+  for (int k = 0; k < TS_KIND_COUNT; k++) {
+    if (!g->has_kind[k]) continue;
+    snprintf(it[n].label, sizeof it[n].label, "%s", ts_kind_name((ts_kind_t)k));
+    it[n].rgb = kind_rgb[k];
+    it[n].swatch = ts_kind_is_compute((ts_kind_t)k) ? 1 : 2;
+    n++;
+  }
+  if (g->n_chunks > 1) { /* shades of the first two compute kinds present */
+    int kinds[2] = {TS_FORWARD, TS_BACKWARD}, nk = 0;
+    for (int k = 0; k < TS_COMPUTE_KINDS && nk < 2; k++)
+      if (g->has_kind[k]) kinds[nk++] = k;
+    if (nk == 1) kinds[1] = kinds[0];
+    for (int c = 0; c < g->n_chunks && c < LEGEND_CHUNKS; c++) {
+      snprintf(it[n].label, sizeof it[n].label, "chunk %d", c);
+      it[n].rgb = box_rgb(g, kinds[0], c);
+      it[n].rgb2 = box_rgb(g, kinds[1], c);
+      it[n].swatch = 3;
+      n++;
+    }
+  }
+  snprintf(it[n].label, sizeof it[n].label, "idle");
+  it[n].rgb = IDLE_RGB;
+  it[n++].swatch = 1;
+  snprintf(it[n].label, sizeof it[n].label, "numbers: micro-batch (from 1)");
+  it[n].rgb = 0;
+  it[n++].swatch = 0;
+
+  double x = g->left, y = g->legend_y, right = g->width - G_RIGHT;
+  *rows = 1;
+  for (int i = 0; i < n; i++) {
+    double w = (it[i].swatch ? 20.0 : 0.0) + text_w(utf8_len(it[i].label), LEGEND_FS) + 22.0;
+    if (x > g->left && x + w > right) {
+      x = g->left;
+      y += LEGEND_ROW;
+      (*rows)++;
+    }
+    it[i].x = x;
+    it[i].y = y;
+    x += w;
+  }
+  return n;
+}
+
+static void legend_write(FILE *f, const legend_item_t *it, int n) {
+  fprintf(f, "<g class=\"legend\" font-size=\"%.0f\" fill=\"#222222\">\n", LEGEND_FS);
+  for (int i = 0; i < n; i++) {
+    double x = it[i].x, y = it[i].y;
+    if (it[i].swatch == 1)
+      fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"14.00\" height=\"12.00\" fill=\"#%06X\" "
+                 "stroke=\"#222222\" stroke-width=\"0.5\"/>\n",
+              x, y - 10.0, it[i].rgb);
+    else if (it[i].swatch == 3)
+      fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"7.00\" height=\"12.00\" fill=\"#%06X\"/>\n"
+                 "<rect x=\"%.2f\" y=\"%.2f\" width=\"7.00\" height=\"12.00\" fill=\"#%06X\"/>\n"
+                 "<rect x=\"%.2f\" y=\"%.2f\" width=\"14.00\" height=\"12.00\" fill=\"none\" "
+                 "stroke=\"#222222\" stroke-width=\"0.5\"/>\n",
+              x, y - 10.0, it[i].rgb, x + 7.0, y - 10.0, it[i].rgb2, x, y - 10.0);
+    else if (it[i].swatch == 2)
+      fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"14.00\" height=\"4.00\" fill=\"#%06X\"/>\n",
+              x, y - 6.0, it[i].rgb);
+    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">", x + (it[i].swatch ? 20.0 : 0.0), y);
+    xml_put(f, it[i].label, -1);
+    fputs("</text>\n", f);
+  }
+  fputs("</g>\n", f);
+}
+
+/* ------------------------------------------------------------------ */
+/* Drawing                                                             */
+/* ------------------------------------------------------------------ */
+
+/* "<schedule> — p=4 m=8 [v=2] — iteration 12.35 ms, bubble fraction
+** 0.273", and a grey subtitle naming the model and the executor. */
+static void write_title(FILE *f, const gantt_t *g) {
+  const ts_job_t *job = g->r->job;
+  const ts_metrics_t *m = g->r->metrics;
+  char it[48], bf[32];
+  double T = m && isfinite(m->iteration_time_s) ? m->iteration_time_s : g->t_max;
+  fmt_in(it, sizeof it, T, unit_for(T));
+  if (m && isfinite(m->bubble_fraction))
+    snprintf(bf, sizeof bf, "%.3f", m->bubble_fraction + 0.0);
+  else
+    snprintf(bf, sizeof bf, "n/a");
+
+  fprintf(f, "<text class=\"title\" x=\"%.2f\" y=\"24.00\" font-size=\"16\" font-weight=\"bold\" "
+             "fill=\"#111111\">",
+          g->left);
+  xml_put(f, job && job->schedule[0] ? job->schedule : "schedule", -1);
+  if (job) {
+    fprintf(f, " \xE2\x80\x94 p=%d m=%d", job->stages, job->microbatches);
+    if (job->chunks > 1) fprintf(f, " v=%d", job->chunks);
+  }
+  fprintf(f, " \xE2\x80\x94 iteration %s, bubble fraction %s</text>\n", it, bf);
+
+  fprintf(f, "<text class=\"subtitle\" x=\"%.2f\" y=\"44.00\" font-size=\"12\" fill=\"#555555\">",
+          g->left);
+  if (job && job->model.name[0]) {
+    fputs("model ", f);
+    xml_put(f, job->model.name, 64);
+    fputs(" \xC2\xB7 ", f);
+  }
+  fprintf(f, "%d device%s", g->n_dev, g->n_dev == 1 ? "" : "s");
+  if (g->r->run->executor[0]) {
+    fputs(" \xC2\xB7 ", f);
+    xml_put(f, g->r->run->executor, 32);
+    fputs(" executor", f);
+  }
+  if (job && job->iterations > 1) fprintf(f, " \xC2\xB7 %d iterations", job->iterations);
+  fputs("</text>\n", f);
+}
+
+/* The 1-2-5 step giving about target ticks over [0, t]. */
+static double nice_step(double t, double target) {
+  double raw = t / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
+  return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
+}
+
+/* axis false: vertical grid lines behind the rows.  axis true: the axis
+** line, its ticks and labels, and the axis title with the unit. */
+static void write_grid(FILE *f, const gantt_t *g, bool axis) {
+  double step = nice_step(g->t_max, fmax(2.0, g->plot_w / 80.0));
+  double su = step * g->unit.per_s;
+  int dec = su >= 1.0 ? 0 : (int)ceil(-log10(su) - 1e-9);
+  if (dec > 9) dec = 9;
+  int n_ticks = (int)floor(g->t_max / step * (1.0 + 1e-9)) + 1;
+  double y0 = G_TOP - 6.0, y1 = g->axis_y;
+
+  if (!axis) {
+    fputs("<g class=\"grid\" stroke=\"#d0d0d0\" stroke-width=\"0.75\">\n", f);
+    for (int i = 0; i < n_ticks; i++) {
+      double x = g->left + i * step * g->scale;
+      fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, y0, x, y1);
+    }
+    fputs("</g>\n", f);
+    return;
+  }
+  fputs("<g class=\"axis\" stroke=\"#333333\" stroke-width=\"1\">\n", f);
+  fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", g->left, y1,
+          g->left + g->plot_w, y1);
+  for (int i = 0; i < n_ticks; i++) {
+    double x = g->left + i * step * g->scale;
+    fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, y1, x, y1 + 5.0);
+  }
+  fputs("</g>\n<g class=\"ticks\" font-size=\"11\" text-anchor=\"middle\" fill=\"#222222\">\n", f);
+  for (int i = 0; i < n_ticks; i++) {
+    double x = g->left + i * step * g->scale;
+    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">%.*f</text>\n", x, y1 + 18.0, dec, i * su + 0.0);
+  }
+  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\">time (%s)</text>\n</g>\n",
+          g->left + g->plot_w / 2.0, y1 + 36.0, g->unit.name);
+}
+
+/* "device d" and the host name right-aligned left of row d; the tooltip
+** adds the device's metrics when there are some. */
+static void write_label(FILE *f, const gantt_t *g, int d) {
+  const ts_device_info_t *dev = &g->r->run->devices[d];
+  const ts_metrics_t *m = g->r->metrics;
+  double y = G_TOP + d * G_PITCH, x = g->left - 10.0;
+  fprintf(f, "<g class=\"label\" text-anchor=\"end\">\n<title>device %d", d);
+  if (dev->name[0]) {
+    fputs(" (", f);
+    xml_put(f, dev->name, -1);
+    fputc(')', f);
+  }
+  if (m && m->dev && d < m->n_devices) {
+    const ts_device_metrics_t *dm = &m->dev[d];
+    char busy[48], idle[48], mem[48];
+    fmt_in(busy, sizeof busy, dm->busy_s, g->unit);
+    fmt_in(idle, sizeof idle, dm->idle_s, g->unit);
+    fmt_bytes(mem, sizeof mem, dm->peak_memory_bytes);
+    fprintf(f, ": busy %s, idle %s, bubble fraction %.3f, peak memory %s", busy, idle,
+            isfinite(dm->bubble_fraction) ? dm->bubble_fraction + 0.0 : 0.0, mem);
+  }
+  fputs("</title>\n", f);
+  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\" font-weight=\"bold\" "
+             "fill=\"#111111\">device %d</text>\n",
+          x, y + 12.0, d);
+  if (dev->name[0]) {
+    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"10.5\" fill=\"#555555\">", x, y + 25.0);
+    xml_put(f, dev->name, G_LABEL_CHARS);
+    fputs("</text>\n", f);
+  }
+  fputs("</g>\n", f);
+}
+
+/* Row backgrounds (grey shows where a device idles) and lane baselines. */
+static void write_rows(FILE *f, const gantt_t *g) {
+  fputs("<g class=\"rows\">\n", f);
+  for (int d = 0; d < g->n_dev; d++) {
+    double y = G_TOP + d * G_PITCH, yl = y + G_ROW_H + 1.0 + G_LANE_H;
+    fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#%06X\"/>\n",
+            g->left, y, g->plot_w, G_ROW_H, IDLE_RGB);
+    fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#bbbbbb\" "
+               "stroke-width=\"0.5\"/>\n",
+            g->left, yl, g->left + g->plot_w, yl);
+  }
+  fputs("</g>\n", f);
+}
+
+/* ", 1.000–2.000 ms, 1.000 ms[, iteration i]" */
+static void write_tooltip_times(FILE *f, const gantt_t *g, const ts_event_t *e) {
+  char a[48], b[48], dur[48];
+  fmt_in(a, sizeof a, e->start, g->unit);
+  fmt_in(b, sizeof b, e->end, g->unit);
+  fmt_in(dur, sizeof dur, e->end - e->start, g->unit);
+  char *sp = strchr(a, ' ');
+  if (sp) *sp = '\0';
+  fprintf(f, ", %s\xE2\x80\x93%s, %s", a, b, dur);
+  if (g->iterations > 1) fprintf(f, ", iteration %d", e->iteration);
+}
+
+/* One compute box (class "op <kind> c<chunk>") with its tooltip, and the
+** micro-batch number when it fits: 11 px type, smaller in narrow boxes,
+** none below 6.5 px.  The fit is judged for the widest number of the
+** figure, so that boxes of one width all show numbers or none do. */
+static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
+  int stage, chunk;
+  stage_chunk(g->r, e->vstage, &stage, &chunk);
+  double x = g->left + e->start * g->scale;
+  double w = (e->end - e->start) * g->scale;
+  double y = G_TOP + e->device * G_PITCH;
+  if (w < 0.75) w = 0.75;
+  uint32_t rgb = box_rgb(g, e->kind, chunk);
+  const char *name = ts_kind_name((ts_kind_t)e->kind);
+
+  fprintf(f, "<rect class=\"op %s c%d\"", name, chunk);
+  attr2(f, "x", px(x));
+  attr2(f, "y", y);
+  attr2(f, "width", w);
+  attr2(f, "height", G_ROW_H);
+  fprintf(f, " fill=\"#%06X\"", rgb);
+  if (w >= 4.0) fputs(" stroke=\"#222222\" stroke-width=\"0.5\"", f);
+  fprintf(f, "><title>%s stage %d chunk %d mb %d", name, stage, chunk, e->mb + 1);
+  write_tooltip_times(f, g, e);
+  fputs("</title></rect>\n", f);
+
+  char num[16];
+  int nd = g->mb_digits;
+  snprintf(num, sizeof num, "%d", e->mb + 1);
+  double fs = 11.0;
+  if (w < text_w(nd, fs) + 3.0) fs = (w - 3.0) / (nd * 0.6);
+  if (fs >= 6.5) {
+    char fsz[64];
+    ts__fmt_fixed(fsz, fs, 1);
+    fputs("<text", f);
+    attr2(f, "x", px(x + w / 2.0));
+    attr2(f, "y", y + G_ROW_H / 2.0 + fs * 0.36);
+    fprintf(f, " font-size=\"%s\" fill=\"%s\">%s</text>\n", fsz, ink_on(rgb), num);
+  }
+}
+
+/* One transfer bar (class "xfer <kind>") on sub-lane sub of its sender. */
+static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int sub) {
+  int stage, chunk, ns = g->n_sublanes[e->device];
+  stage_chunk(g->r, e->vstage, &stage, &chunk);
+  double x = g->left + e->start * g->scale;
+  double w = (e->end - e->start) * g->scale;
+  double h = (G_LANE_H - (ns - 1)) / ns;
+  double y = G_TOP + e->device * G_PITCH + G_ROW_H + 1.0 + sub * (h + 1.0);
+  if (w < 0.75) w = 0.75;
+  const char *name = ts_kind_name((ts_kind_t)e->kind);
+  char bytes[48];
+  fmt_bytes(bytes, sizeof bytes, e->bytes);
+  fprintf(f, "<rect class=\"xfer %s\"", name);
+  attr2(f, "x", px(x));
+  attr2(f, "y", y);
+  attr2(f, "width", w);
+  attr2(f, "height", h);
+  fprintf(f, " fill=\"#%06X\"><title>%s stage %d chunk %d mb %d to device %d", kind_rgb[e->kind],
+          name, stage, chunk, e->mb + 1, e->peer);
+  write_tooltip_times(f, g, e);
+  fprintf(f, ", %s</title></rect>\n", bytes);
+}
+
+/* Writes gantt.svg for r to f.  Needs r->run (its events sorted by start);
+** r->job, r->layout and r->metrics may be NULL.  Returns 0, EX_IOERR when
+** a write fails, EX_OSERR when out of memory, EX_SOFTWARE for NULL
+** arguments.  Does not close f. */
+int ts_write_gantt_svg(const ts_result_t *r, FILE *f) {
+  if (!r || !r->run || !f) return EX_SOFTWARE;
+  gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
+  int rc = 0;
+  if (!gantt_layout(&g)) {
+    rc = EX_OSERR;
+    goto out_free;
+  }
+  legend_item_t items[LEGEND_MAX];
+  memset(items, 0, sizeof items);
+  int rows, n_items = legend_build(&g, items, &rows);
+  g.height = ceil(g.legend_y + (rows - 1) * LEGEND_ROW + 16.0);
+
+  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
+             "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"%s\">\n",
+          g.width, g.height, g.width, g.height, G_FONT);
+  fputs("<desc>trainsim " TS_VERSION " pipeline schedule: one row per device; boxes are "
+        "compute operations numbered by micro-batch (from 1); thin bars under a row are "
+        "the transfers that device sends.</desc>\n", f);
+  fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n", g.width,
+          g.height);
+  write_title(f, &g);
+  write_rows(f, &g);
+  write_grid(f, &g, false);
+  for (int d = 0; d < g.n_dev; d++) write_label(f, &g, d);
+
+  fputs("<g class=\"ops\" text-anchor=\"middle\">\n", f);
+  for (int i = 0; i < r->run->n_events; i++) {
+    const ts_event_t *e = &r->run->events[i];
+    if (event_drawn(&g, e) && ts_kind_is_compute((ts_kind_t)e->kind)) write_op(f, &g, e);
+  }
+  fputs("</g>\n<g class=\"transfers\">\n", f);
+  for (int i = 0; i < r->run->n_events; i++)
+    if (g.sublane[i] >= 0) write_transfer(f, &g, &r->run->events[i], g.sublane[i]);
+  fputs("</g>\n", f);
+  write_grid(f, &g, true);
+  legend_write(f, items, n_items);
+  fputs("</svg>\n", f);
+  if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
+out_free:
+  free(g.sublane);
+  free(g.n_sublanes);
+  return rc;
+}
