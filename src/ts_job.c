@@ -291,8 +291,10 @@ static int apply_set(cJSON *root, ts_job_t *job, const char *arg, ts_err_t *err)
   } else if (!in_list(job_fields, key)) {
     return ts_err_set(err, EX_USAGE, "--set '%s': unknown job field '%s'", path, key);
   }
-  cJSON *v = cJSON_Parse(value);
-  if (!v) v = cJSON_CreateString(value); /* bare words are strings */
+  /* JSON when the whole value is JSON ("16", "true", "[...]"); otherwise a
+  ** bare word is a string ("gpipe", and "1f1b", which is not the number 1). */
+  cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
+  if (!v) v = cJSON_CreateString(value);
   if (cJSON_GetObjectItemCaseSensitive(parent, key))
     cJSON_ReplaceItemInObjectCaseSensitive(parent, key, v);
   else
