@@ -7,3 +7,5 @@
 */
 TS_SCHEDULE(ts_schedule_gpipe)
 TS_SCHEDULE(ts_schedule_1f1b)
+TS_SCHEDULE(ts_schedule_interleaved)
+TS_SCHEDULE(ts_schedule_zb_h1)
