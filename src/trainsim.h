@@ -198,9 +198,13 @@ double ts_cost_transformer_params(const ts_model_t *m, int seq);
 ** device's compute events in program order. */
 typedef struct ts_event {
   int32_t device, peer, vstage, mb, kind, seq;
-  int32_t iteration, pad_;
+  int32_t iteration, flags; /* TS_EVF_* */
   double start, end, bytes;
 } ts_event_t;
+
+/* A forward that kept its full activations although the job recomputes
+** (ts_rt_keep_activations): no recompute precedes its backward. */
+#define TS_EVF_KEEP 1
 
 typedef struct ts_device_info {
   char name[TS_NAME_MAX];  /* host name */

@@ -55,7 +55,7 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
     size_t c = (size_t)e->vstage * (size_t)M + (size_t)e->mb;
     double add = 0;
     if (e->kind == TS_FORWARD) {
-      add = full ? pc->act_input_bytes : pc->act_bytes;
+      add = full && !(e->flags & TS_EVF_KEEP) ? pc->act_input_bytes : pc->act_bytes;
       if (!inflight[c]) {
         inflight[c] = 1;
         if (++nin > peak_in) peak_in = nin;

@@ -31,6 +31,7 @@ struct ts_rt {
   int M;                 /* micro-batches over all iterations */
   unsigned char *done[TS_COMPUTE_KINDS]; /* [n_local * M] */
   unsigned char *arrived[2], *consumed[2], *sent[2];
+  unsigned char *keep;   /* [n_vstages] forwards keep full activations */
   long n_arrivals;
   long polls;            /* ts_rt_arrived calls since the last progress */
   int seq;
@@ -100,6 +101,7 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->consumed[k] = calloc(cells, 1);
       rt->sent[k] = calloc(cells, 1);
     }
+    rt->keep = calloc((size_t)lay->n_vstages, 1);
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
   }
@@ -120,6 +122,7 @@ void ts__world_free(ts_world_t *w) {
       free(rt->consumed[k]);
       free(rt->sent[k]);
     }
+    free(rt->keep);
     ts_run_free(rt->cev);
     ts_run_free(rt->tev);
   }
@@ -143,6 +146,7 @@ static void fail(ts_rt_t *rt, const char *fmt, const char *a, int v, int mb) {
 /* ---- calls for schedule programs ---------------------------------------- */
 
 const ts_ctx_t *ts_rt_ctx(ts_rt_t *rt) { return &rt->ctx; }
+
 int ts_rt_failed(ts_rt_t *rt) { return rt->w->failed; }
 double ts_rt_now(ts_rt_t *rt) { return rt->w->ops->now(rt->w->xd); }
 
@@ -158,6 +162,10 @@ static long cell(ts_rt_t *rt, const char *what, int v, int mb) {
     return -1;
   }
   return (long)rt->local_idx[v] * rt->M + mb;
+}
+
+void ts_rt_keep_activations(ts_rt_t *rt, int v) {
+  if (cell(rt, "ts_rt_keep_activations", v, 0) >= 0) rt->keep[v] = 1;
 }
 
 static bool done_at(ts_rt_t *rt, ts_kind_t k, int v, int mb) {
@@ -195,8 +203,8 @@ static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
     return false;
   }
   if (kind == TS_RECOMPUTE) {
-    if (rt->ctx.recompute != TS_RECOMPUTE_FULL) {
-      fail(rt, "%s of stage %d micro-batch %d but the job has recompute \"none\"", kn, v, mb);
+    if (rt->ctx.recompute != TS_RECOMPUTE_FULL || rt->keep[v]) {
+      fail(rt, "%s of stage %d micro-batch %d, whose forward kept its activations", kn, v, mb);
       return false;
     }
     if (backward_done(rt, v, mb)) {
@@ -225,7 +233,7 @@ static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
       return false;
     }
   }
-  if (rt->ctx.recompute == TS_RECOMPUTE_FULL && !rt->done[TS_RECOMPUTE][c]) {
+  if (rt->ctx.recompute == TS_RECOMPUTE_FULL && !rt->keep[v] && !rt->done[TS_RECOMPUTE][c]) {
     fail(rt, "%s of stage %d micro-batch %d without its recompute (recompute \"full\")", kn, v, mb);
     return false;
   }
@@ -255,6 +263,8 @@ void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
                   .kind = kind,
                   .seq = rt->seq++,
                   .iteration = mb / rt->ctx.microbatches,
+                  .flags = (kind == TS_FORWARD && rt->keep[v] &&
+                            rt->ctx.recompute == TS_RECOMPUTE_FULL) ? TS_EVF_KEEP : 0,
                   .start = t0,
                   .end = t1,
                   .bytes = 0};

@@ -84,6 +84,10 @@ double ts_rt_now(ts_rt_t *rt);
 /* Iteration boundary for multi-iteration schedules (2bw): ops recorded
 ** after this call carry the new iteration number. */
 void ts_rt_next_iteration(ts_rt_t *rt);
+/* Under full recompute, forwards of vstage (on this device) keep their full
+** activations, so their backwards need no recompute (Varuna's last stage).
+** No effect with recompute "none". */
+void ts_rt_keep_activations(ts_rt_t *rt, int vstage);
 /* 1 once the run has failed (a peer hit an error): programs may stop. */
 int ts_rt_failed(ts_rt_t *rt);
 
