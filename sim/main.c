@@ -62,6 +62,18 @@ static int usage_error(const char *msg) {
   return EX_USAGE;
 }
 
+/* getopt_long with opterr = 0 and a leading ':' returns '?' for an unknown
+** option and ':' for a missing argument; this says which, in one line. */
+static int option_error(const char *cmd, int c, char **argv) {
+  const char *opt = argv[optind - 1];
+  if (c == ':')
+    fprintf(stderr, "trainsim: error: %s: option '%s' requires an argument (see trainsim --help)\n",
+            cmd, opt);
+  else
+    fprintf(stderr, "trainsim: error: %s: unknown option '%s' (see trainsim --help)\n", cmd, opt);
+  return EX_USAGE;
+}
+
 static int cmd_run(int argc, char **argv) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"set", required_argument, 0, 's'},
@@ -71,7 +83,8 @@ static int cmd_run(int argc, char **argv) {
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   optind = 1;
-  while ((c = getopt_long(argc, argv, "o:s:q", opts, NULL)) != -1) {
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":o:s:q", opts, NULL)) != -1) {
     if (c == 'o')
       out = optarg;
     else if (c == 's')
@@ -80,7 +93,7 @@ static int cmd_run(int argc, char **argv) {
       quiet = 1;
     else {
       free(sets);
-      return EX_USAGE;
+      return option_error("run", c, argv);
     }
   }
   if (argc - optind > 1) {
@@ -137,7 +150,8 @@ static int cmd_platform(int argc, char **argv) {
   const char *out = NULL, *calib = NULL;
   int c, rc = 0, fabric_given = 0;
   optind = 1;
-  while (!rc && (c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+  opterr = 0;
+  while (!rc && (c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
     double v;
     switch (c) {
       case 'P':
@@ -162,7 +176,7 @@ static int cmd_platform(int argc, char **argv) {
       case 11: snprintf(g.name, sizeof g.name, "%s", optarg); break;
       case 12: g.pcie_only = 1; break;
       case 'o': out = optarg; break;
-      default: return EX_USAGE;
+      default: return option_error("platform", c, argv);
     }
   }
   if (rc) return rc;
@@ -176,11 +190,32 @@ static int cmd_platform(int argc, char **argv) {
   return 0;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2) {
-    fputs(usage, stderr);
-    return EX_USAGE;
+static int cmd_bench(int argc, char **argv) {
+  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                       {"repeat", required_argument, 0, 'r'},
+                                       {0, 0, 0, 0}};
+  const char *dir = "results";
+  int repeat = 5, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":o:r:", opts, NULL)) != -1) {
+    if (c == 'o') {
+      dir = optarg;
+    } else if (c == 'r') {
+      char *end;
+      long v = strtol(optarg, &end, 10);
+      if (*end || v < 1 || v > 100) return usage_error("bench: --repeat takes 1 to 100");
+      repeat = (int)v;
+    } else {
+      return option_error("bench", c, argv);
+    }
   }
+  if (optind < argc) return usage_error("bench takes no positional argument");
+  return ts_bench_run(dir, repeat);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return usage_error("no command given");
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     fputs(usage, stdout);
@@ -192,7 +227,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);
-  if (!strcmp(cmd, "bench")) return ts_bench_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   fprintf(stderr, "trainsim: error: unknown command '%s' (see trainsim --help)\n", cmd);
   return EX_USAGE;
 }

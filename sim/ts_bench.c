@@ -11,7 +11,6 @@
 ** children).  Writes DIR/bench.json atomically and prints a table.
 */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,25 +64,7 @@ static int write_json(const void *arg, FILE *f) {
   return bad ? EX_IOERR : 0;
 }
 
-int ts_bench_main(int argc, char **argv) {
-  static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                       {"repeat", required_argument, 0, 'r'},
-                                       {0, 0, 0, 0}};
-  const char *dir = "results";
-  int repeat = 5, c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "o:r:", opts, NULL)) != -1) {
-    if (c == 'o')
-      dir = optarg;
-    else if (c == 'r')
-      repeat = atoi(optarg);
-    else
-      return EX_USAGE;
-  }
-  if (repeat < 1 || repeat > 100) {
-    fprintf(stderr, "trainsim: error: --repeat: expected 1 to 100\n");
-    return EX_USAGE;
-  }
+int ts_bench_run(const char *dir, int repeat) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) {

@@ -3,6 +3,7 @@
 */
 #ifndef TS_BENCH_H
 #define TS_BENCH_H
-/* Runs the benchmark; argv[0] is "bench".  Returns a sysexits code. */
-int ts_bench_main(int argc, char **argv);
+/* Runs the benchmark repeat times and writes dir/bench.json.  Returns a
+** sysexits code (after printing a one-line error). */
+int ts_bench_run(const char *dir, int repeat);
 #endif

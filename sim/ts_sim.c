@@ -464,7 +464,10 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
   int rc = 0;
   sim_header_t h;
   lseek(rfd, 0, SEEK_SET);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !read_all(rfd, &h, sizeof h)) {
+  if (WIFEXITED(status) && WEXITSTATUS(status) == EX_IOERR) {
+    rc = ts_err_set(err, EX_IOERR, "%s: the simulation could not write its result to a temporary file (disk full?)",
+                    job->path);
+  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !read_all(rfd, &h, sizeof h)) {
     simgrid_failure(job, lfd, status, err);
     rc = err->code;
   } else if (h.rc) {

@@ -98,6 +98,13 @@ static int parse_json(const char *text, size_t len, const char *file, cJSON **ou
     size_t off = end ? (size_t)(end - text) : 0;
     const char *ep = cJSON_GetErrorPtr();
     if (ep && ep >= text && ep <= text + len) off = (size_t)(ep - text);
+    /* cJSON points one byte past a missing object key ("{... ,}"): step
+    ** back onto the offending character. */
+    if (off > 0 && off <= len && !isspace((unsigned char)text[off - 1])) {
+      size_t k = off - 1;
+      while (k > 0 && isspace((unsigned char)text[k - 1])) k--;
+      if (k > 0 && (text[k - 1] == ',' || text[k - 1] == '{')) off--;
+    }
     int line, col;
     line_col(text, off, &line, &col);
     return ts_err_set(err, EX_DATAERR, "%s:%d:%d: malformed JSON", file, line, col);
@@ -128,7 +135,14 @@ static int hf_int(const cJSON *hf, const char *file, const char *const *names,
       *out = dflt;
       return 0;
     }
-    return ts_err_set(err, EX_DATAERR, "%s: %s: missing field", file, names[0]);
+  {
+    char all[160] = "";
+    for (int i = 0; names[i]; i++) {
+      if (i) strncat(all, " / ", sizeof all - strlen(all) - 1);
+      strncat(all, names[i], sizeof all - strlen(all) - 1);
+    }
+    return ts_err_set(err, EX_DATAERR, "%s: %s: missing field", file, all);
+  }
   }
   if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
       v->valuedouble > 1e9)
@@ -632,7 +646,13 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
       job->seq_len = hf_seq;
   }
   for (int i = 0; i < n_sets; i++)
-    if ((rc = apply_set(root, job, sets[i], err))) goto fail;
+    if ((rc = apply_set(root, job, sets[i], err))) {
+      /* Name the job the --set applies to, as every error names its file. */
+      char msg[sizeof err->msg];
+      snprintf(msg, sizeof msg, "%.400s: %.600s", job->path, err->msg);
+      snprintf(err->msg, sizeof err->msg, "%s", msg);
+      goto fail;
+    }
 
   vctx_t c = {job->path, "", err};
   if ((rc = validate(root, job, &c))) goto fail;

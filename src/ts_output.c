@@ -226,14 +226,24 @@ int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
     writer_arg_t a = {r, outputs[done].fn};
     if ((rc = write_tmp(path[done], tmp[done], call_writer, &a, err))) break;
   }
-  if (!rc) {
-    for (int i = 0; i < N_OUTPUTS && !rc; i++)
-      if (rename(tmp[i], path[i]))
-        rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path[i],
-                        strerror(errno));
+  /* A target that cannot be replaced (a directory) fails before anything
+  ** is renamed; a rename that fails anyway undoes the ones before it. */
+  for (int i = 0; i < N_OUTPUTS && !rc; i++) {
+    struct stat st;
+    if (lstat(path[i], &st) == 0 && S_ISDIR(st.st_mode))
+      rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot replace: it is a directory", path[i]);
   }
-  if (rc)
-    for (int i = 0; i < done; i++) unlink(tmp[i]);
+  int renamed = 0;
+  for (; renamed < N_OUTPUTS && !rc; renamed++)
+    if (rename(tmp[renamed], path[renamed])) {
+      rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path[renamed],
+                      strerror(errno));
+      break;
+    }
+  if (rc) {
+    for (int i = 0; i < renamed; i++) unlink(path[i]);
+    for (int i = renamed; i < done; i++) unlink(tmp[i]);
+  }
   return rc;
 }
 
