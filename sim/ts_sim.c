@@ -34,6 +34,7 @@
 #include <simgrid/actor.h>
 #include <simgrid/comm.h>
 #include <simgrid/engine.h>
+#include <simgrid/exec.h>
 #include <simgrid/host.h>
 #include <simgrid/link.h>
 #include <simgrid/mailbox.h>
@@ -76,6 +77,28 @@ typedef struct sim_x {
 
 /* ---- executor operations ------------------------------------------------ */
 
+static void edge_actor(int argc, char **argv);
+
+/* Creates, during the simulation, the mailbox and the receiving daemon of a
+** new (kind, from, to) edge.  Edges live in fixed-size chunks so pointers to
+** them stay valid. */
+static sim_edge_t *add_edge_live(sim_x_t *x, int kind, int from, int to) {
+  sim_dev_t *d = &x->dev[from];
+  for (int i = 0; i < d->n_out; i++)
+    if (d->out[i]->to == to && d->out[i]->kind == kind) return d->out[i];
+  sim_edge_t *e = calloc(1, sizeof *e);
+  *e = (sim_edge_t){kind, from, to, NULL, x};
+  char name[64];
+  snprintf(name, sizeof name, "%s:%d:%d", ts_kind_name(kind), from, to);
+  e->mbox = sg_mailbox_by_name(name);
+  d->out = realloc(d->out, (size_t)(d->n_out + 1) * sizeof *d->out);
+  d->out[d->n_out++] = e;
+  sg_actor_t a = sg_actor_init(name, x->dev[to].host);
+  sg_actor_set_data(a, e);
+  sg_actor_start_(a, edge_actor, 0, NULL);
+  return e;
+}
+
 static double x_now(void *xd) {
   (void)xd;
   return simgrid_get_clock();
@@ -103,9 +126,12 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
       return;
     }
   }
-  /* The layout and the edge table come from the same place; unreachable. */
-  fprintf(stderr, "trainsim: internal error: no edge %d -> %d\n", device, peer);
-  abort();
+  /* Collectives reach devices that are no layout neighbours: make the edge
+  ** (mailbox and receiving daemon) on first use. */
+  sim_edge_t *e = add_edge_live(x, kind, device, peer);
+  sim_msg_t *m = malloc(sizeof *m);
+  *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
+  sg_comm_detach(sg_mailbox_put_init(e->mbox, m, (long)llround(bytes)), NULL);
 }
 
 static void x_lock(void *xd, int device) { (void)xd, (void)device; }
@@ -133,8 +159,17 @@ static void x_abort_all(void *xd) {
   for (int i = 0; i < x->n; i++) x_notify(xd, i);
 }
 
-static const ts_exec_ops_t sim_ops = {x_now, x_compute, x_send, x_lock, x_unlock,
-                                      x_wait, x_notify, x_abort_all};
+/* A zero-flop exec makes the engine process every activity ending at this
+** instant (transfers of zero duration included); the yield then lets the
+** receiving daemons that woke deliver before this device goes on. */
+static void x_settle(void *xd, int device) {
+  (void)xd, (void)device;
+  sg_exec_wait(sg_actor_exec_init(0));
+  sg_actor_yield();
+}
+
+static const ts_exec_ops_t sim_ops = {x_now,    x_compute, x_send,      x_lock,  x_unlock,
+                                      x_wait,   x_notify,  x_abort_all, x_settle};
 
 /* ---- actors ---------------------------------------------------------- */
 

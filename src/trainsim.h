@@ -55,6 +55,7 @@ typedef enum ts_kind {
   TS_COMPUTE_KINDS,  /* number of compute kinds; kinds below are transfers */
   TS_SEND_ACT = TS_COMPUTE_KINDS, /* activation to the next stage */
   TS_SEND_GRAD,                   /* gradient to the previous stage */
+  TS_SEND_COLL,                   /* one step of a collective (all-reduce) */
   TS_KIND_COUNT
 } ts_kind_t;
 
@@ -139,6 +140,8 @@ typedef struct ts_layout {
   int *next;     /* [n_vstages] next virtual stage, -1 at the end */
   int *prev;     /* [n_vstages] previous virtual stage, -1 at the start */
   int *part;     /* [n_vstages] which slice of the model: cost row index */
+  int *mb_lo, *mb_hi; /* [n_vstages] micro-batches [lo, hi) pass through the
+                      ** stage; hi < 0 means all of them (the default) */
 } ts_layout_t;
 
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages);

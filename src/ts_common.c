@@ -26,7 +26,7 @@ int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
 
 static const char *const kind_names[TS_KIND_COUNT] = {
     "forward", "backward", "recompute", "backward_input", "weight_grad",
-    "send_act", "send_grad"};
+    "send_act", "send_grad", "allreduce"};
 
 const char *ts_kind_name(ts_kind_t kind) {
   return (kind >= 0 && kind < TS_KIND_COUNT) ? kind_names[kind] : "unknown";
@@ -51,6 +51,9 @@ ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
   l->next = xcalloc((size_t)n_vstages, sizeof(int));
   l->prev = xcalloc((size_t)n_vstages, sizeof(int));
   l->part = xcalloc((size_t)n_vstages, sizeof(int));
+  l->mb_lo = xcalloc((size_t)n_vstages, sizeof(int));
+  l->mb_hi = xcalloc((size_t)n_vstages, sizeof(int));
+  for (int k = 0; k < n_vstages; k++) l->mb_hi[k] = -1;
   return l;
 }
 
@@ -76,6 +79,8 @@ void ts_layout_free(ts_layout_t *l) {
   free(l->next);
   free(l->prev);
   free(l->part);
+  free(l->mb_lo);
+  free(l->mb_hi);
   free(l);
 }
 

@@ -101,6 +101,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
       p->msg_bytes = m->activation_message_bytes;
       p->params = 0;
       p->weights_bytes = m->weights_bytes[st] / v;
+      p->gradients_bytes = p->weights_bytes; /* a gradient per weight */
     }
     c->has_flops = false;
     *out = c;

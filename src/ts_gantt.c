@@ -53,6 +53,7 @@ static const uint32_t kind_rgb[TS_KIND_COUNT] = {
     0x009E73, /* weight_grad: bluish green */
     0x56B4E9, /* send_act: sky blue, the forward family */
     0xB8860B, /* send_grad: dark goldenrod, the backward family */
+    0x555555, /* allreduce: grey */
 };
 #define IDLE_RGB 0xEEEEEEu
 

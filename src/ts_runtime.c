@@ -32,6 +32,9 @@ struct ts_rt {
   unsigned char *done[TS_COMPUTE_KINDS]; /* [n_local * M] */
   unsigned char *arrived[2], *consumed[2], *sent[2];
   unsigned char *keep;   /* [n_vstages] forwards keep full activations */
+  long *coll_in;         /* [n_devices] collective messages arrived from each */
+  long *coll_used;       /* [n_devices] ... and consumed */
+  long coll_seq;         /* collective steps sent by this device */
   long n_arrivals;
   long polls;            /* ts_rt_arrived calls since the last progress */
   int seq;
@@ -102,6 +105,8 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->sent[k] = calloc(cells, 1);
     }
     rt->keep = calloc((size_t)lay->n_vstages, 1);
+    rt->coll_in = calloc((size_t)w->n, sizeof(long));
+    rt->coll_used = calloc((size_t)w->n, sizeof(long));
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
   }
@@ -123,6 +128,8 @@ void ts__world_free(ts_world_t *w) {
       free(rt->sent[k]);
     }
     free(rt->keep);
+    free(rt->coll_in);
+    free(rt->coll_used);
     ts_run_free(rt->cev);
     ts_run_free(rt->tev);
   }
@@ -159,6 +166,11 @@ static long cell(ts_rt_t *rt, const char *what, int v, int mb) {
   }
   if (mb < 0 || mb >= rt->M) {
     fail(rt, "%s of stage %d: micro-batch %d out of range", what, v, mb);
+    return -1;
+  }
+  const ts_layout_t *L = rt->w->lay;
+  if (L->mb_hi[v] >= 0 && (mb < L->mb_lo[v] || mb >= L->mb_hi[v])) {
+    fail(rt, "%s of stage %d: micro-batch %d does not pass through this stage", what, v, mb);
     return -1;
   }
   return (long)rt->local_idx[v] * rt->M + mb;
@@ -315,19 +327,24 @@ void ts_rt_send(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
 void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, double bytes,
                     double t_start, double t_end) {
   ts_world_t *w = rt->w;
-  int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
-  long c = (long)rt->local_idx[to] * rt->M + mb;
-  rt->arrived[m][c] = 1;
+  if (kind == TS_SEND_COLL) {
+    rt->coll_in[from]++;
+  } else {
+    int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
+    rt->arrived[m][(long)rt->local_idx[to] * rt->M + mb] = 1;
+  }
   rt->n_arrivals++;
   if (from != rt->ctx.device) {
-    int sv = kind == TS_SEND_ACT ? w->lay->prev[to] : w->lay->next[to];
+    int sv = kind == TS_SEND_ACT    ? w->lay->prev[to]
+             : kind == TS_SEND_GRAD ? w->lay->next[to]
+                                    : to; /* a collective's label stage */
     ts_event_t e = {.device = from,
                     .peer = rt->ctx.device,
                     .vstage = sv,
                     .mb = mb,
                     .kind = kind,
                     .seq = 0,
-                    .iteration = mb / rt->ctx.microbatches,
+                    .iteration = kind == TS_SEND_COLL ? 0 : mb / rt->ctx.microbatches,
                     .start = t_start,
                     .end = t_end,
                     .bytes = bytes};
@@ -404,6 +421,52 @@ void ts_rt_wait_any(ts_rt_t *rt) {
   rt->polls = 0;
 }
 
+double ts_rt_gradient_bytes(ts_rt_t *rt, int v) {
+  if (cell(rt, "ts_rt_gradient_bytes", v, rt->w->lay->mb_hi[v] >= 0 ? rt->w->lay->mb_lo[v] : 0) < 0)
+    return 0;
+  return rt->w->cost->part[rt->w->lay->part[v]].gradients_bytes;
+}
+
+void ts_rt_settle(ts_rt_t *rt) {
+  ts_world_t *w = rt->w;
+  if (!w->failed && w->ops->settle) w->ops->settle(w->xd, rt->ctx.device);
+}
+
+void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double bytes) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device, me = -1;
+  if (w->failed || n <= 1) return;
+  if (vstage < 0 || vstage >= w->lay->n_vstages || rt->local_idx[vstage] < 0) {
+    fail(rt, "%s labelled with stage %d, which is not on this device (group size %d)", "allreduce",
+         vstage, n);
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    if (devs[i] < 0 || devs[i] >= w->n) {
+      fail(rt, "%s over device %d: no such device (stage %d)", "allreduce", devs[i], vstage);
+      return;
+    }
+    if (devs[i] == d) me = i;
+  }
+  if (me < 0) {
+    fail(rt, "%s: this device is not in the group (stage %d, group size %d)", "allreduce", vstage, n);
+    return;
+  }
+  int next = devs[(me + 1) % n], prev = devs[(me + n - 1) % n];
+  /* Reduce-scatter then all-gather: 2 (n - 1) steps of bytes / n. */
+  for (int step = 0; step < 2 * (n - 1) && !w->failed; step++) {
+    w->ops->send(w->xd, d, next, TS_SEND_COLL, vstage, (int)rt->coll_seq++, bytes / n);
+    w->ops->lock(w->xd, d);
+    if (rt->coll_in[prev] <= rt->coll_used[prev]) {
+      snprintf(rt->waiting, sizeof rt->waiting, "all-reduce step %d from device %d", step, prev);
+      while (rt->coll_in[prev] <= rt->coll_used[prev] && !w->failed) w->ops->wait(w->xd, d);
+      rt->waiting[0] = 0;
+    }
+    rt->coll_used[prev]++;
+    w->ops->unlock(w->xd, d);
+  }
+}
+
 void ts__rt_main(ts_rt_t *rt) {
   rt->w->sched->program(rt);
   rt->finished = true;
@@ -432,7 +495,8 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
   const ts_layout_t *L = w->lay;
   for (int v = 0; v < L->n_vstages; v++) {
     ts_rt_t *rt = &w->rt[L->dev[v]];
-    for (int mb = 0; mb < rt->M; mb++) {
+    int lo = L->mb_hi[v] >= 0 ? L->mb_lo[v] : 0, hi = L->mb_hi[v] >= 0 ? L->mb_hi[v] : rt->M;
+    for (int mb = lo; mb < hi; mb++) {
       long c = (long)rt->local_idx[v] * rt->M + mb;
       const char *missing = NULL;
       if (!rt->done[TS_FORWARD][c])

@@ -88,6 +88,20 @@ void ts_rt_next_iteration(ts_rt_t *rt);
 ** activations, so their backwards need no recompute (Varuna's last stage).
 ** No effect with recompute "none". */
 void ts_rt_keep_activations(ts_rt_t *rt, int vstage);
+/* Bytes of the weight gradients of vstage (one of this device's), for
+** gradient all-reduces. */
+double ts_rt_gradient_bytes(ts_rt_t *rt, int vstage);
+/* Lets every event of the current instant take effect before the program
+** decides: a message that arrives at exactly this time becomes visible to
+** ts_rt_arrived.  Opportunistic programs call it before each choice.  Takes
+** no simulated time. */
+void ts_rt_settle(ts_rt_t *rt);
+/* Ring all-reduce of bytes among the n devices devs[] (this device among
+** them), 2 (n - 1) steps of bytes / n each to the next device of the ring;
+** returns when this device's part is done.  Every member must call it with
+** the same devs, in the same order relative to its other collectives.
+** vstage (held by this device) labels the transfers in the timeline. */
+void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double bytes);
 /* 1 once the run has failed (a peer hit an error): programs may stop. */
 int ts_rt_failed(ts_rt_t *rt);
 
@@ -100,7 +114,9 @@ typedef struct ts_exec_ops {
   void (*compute)(void *xd, int device, ts_kind_t kind, int vstage, int mb,
                   double flops, double seconds);
   /* Starts a transfer of bytes from device to peer; the executor later
-  ** calls ts__rt_deliver on the receiving device's rt with the same key. */
+  ** calls ts__rt_deliver on the receiving device's rt with the same key.
+  ** For TS_SEND_COLL, vstage_to is the sender's label stage and mb the
+  ** step's sequence number; peers need not be layout neighbours. */
   void (*send)(void *xd, int device, int peer, ts_kind_t kind, int vstage_to,
                int mb, double bytes);
   /* Blocking primitives the runtime builds receives on.  lock/unlock guard
@@ -113,6 +129,9 @@ typedef struct ts_exec_ops {
   void (*notify)(void *xd, int device);
   /* Called when a device's program fails, to stop the others. */
   void (*abort_all)(void *xd);
+  /* Optional: returns once every event of the current instant has taken
+  ** effect (see ts_rt_settle); NULL where time is real. */
+  void (*settle)(void *xd, int device);
 } ts_exec_ops_t;
 
 /* The shared runtime state of one run, used by executors. */

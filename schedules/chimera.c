@@ -1,0 +1,127 @@
+/*
+** chimera.c: Chimera, bidirectional pipelines (Li and Hoefler, "Chimera:
+** Efficiently Training Large-Scale Neural Networks with Bidirectional
+** Pipelines", SC 2021).
+**
+** Two pipelines run in opposite directions over the same D devices (D
+** even): device i holds stage i of the "down" pipeline and stage D - 1 - i
+** of the "up" pipeline, so every device holds two stage replicas (twice the
+** weights of one stage).  The N micro-batches are split in half: 0 .. N/2-1
+** go down, N/2 .. N-1 go up.  Each device, whenever it is free, runs the
+** ready op of the pipeline in which it holds the deeper stage (the one
+** nearer that pipeline's end), a backward before a forward and the oldest
+** micro-batch first; when nothing is ready it waits for the next message.
+** This reproduces the paper's schedule: the up pipeline's forwards fill
+** the down pipeline's warm-up bubble and vice versa.  At the end, the two
+** devices holding the same pair of stages (i and D - 1 - i) all-reduce
+** their gradients of both stages (a ring of 2 over the platform's links).
+**
+** Closed form (unit slots: t_f = t_b = t, no communication, N >= D, N
+** even): iteration time (2N + D - 2) t, bubble fraction
+** (D - 2)/(2N + D - 2) against (D - 1)/(N + D - 1) for GPipe and 1F1B;
+** each device holds between D/2 + 1 and D micro-batches' activations (N =
+** D).  With t_b = 2 t_f the slots no longer interlock and the closed form
+** does not hold (README "Chimera").
+*/
+#include <stdlib.h>
+
+#include "sched_util.h"
+
+static ts_layout_t *chimera_layout(const ts_job_t *job) {
+  int D = job->stages, half = job->microbatches / 2;
+  ts_layout_t *l = ts_layout_new(D, 2 * D);
+  for (int k = 0; k < D; k++) {
+    int down = k, up = D + k;
+    l->dev[down] = k;
+    l->dev[up] = D - 1 - k;
+    l->stage[down] = l->stage[up] = k;
+    l->chunk[down] = 0;
+    l->chunk[up] = 1;
+    l->part[down] = l->part[up] = k;
+    l->prev[down] = k ? down - 1 : -1;
+    l->next[down] = k + 1 < D ? down + 1 : -1;
+    l->prev[up] = k ? up - 1 : -1;
+    l->next[up] = k + 1 < D ? up + 1 : -1;
+    l->mb_lo[down] = 0;
+    l->mb_hi[down] = half;
+    l->mb_lo[up] = half;
+    l->mb_hi[up] = 2 * half;
+  }
+  return l;
+}
+
+typedef struct pipe {
+  int v, lo, hi, nf, nb; /* its stage here, micro-batch range, next F and B */
+} pipe_t;
+
+static bool f_ready(ts_rt_t *rt, const pipe_t *p) {
+  const ts_layout_t *L = ts_rt_ctx(rt)->layout;
+  return p->nf < p->hi && (L->prev[p->v] < 0 || ts_rt_arrived(rt, TS_SEND_ACT, p->v, p->nf));
+}
+
+static bool b_ready(ts_rt_t *rt, const pipe_t *p) {
+  const ts_layout_t *L = ts_rt_ctx(rt)->layout;
+  return p->nb < p->nf && (L->next[p->v] < 0 || ts_rt_arrived(rt, TS_SEND_GRAD, p->v, p->nb));
+}
+
+static void chimera_program(ts_rt_t *rt) {
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  const ts_layout_t *L = c->layout;
+  pipe_t pp[2];
+  for (int i = 0; i < 2; i++) {
+    int v = c->local[i];
+    pp[i] = (pipe_t){v, L->mb_lo[v], L->mb_hi[v], L->mb_lo[v], L->mb_lo[v]};
+  }
+  /* The pipeline in which this device holds the deeper stage goes first. */
+  if (L->stage[pp[1].v] > L->stage[pp[0].v]) {
+    pipe_t t = pp[0];
+    pp[0] = pp[1];
+    pp[1] = t;
+  }
+  while ((pp[0].nb < pp[0].hi || pp[1].nb < pp[1].hi) && !ts_rt_failed(rt)) {
+    ts_rt_settle(rt);
+    int ran = 0;
+    for (int i = 0; i < 2 && !ran; i++) {
+      pipe_t *p = &pp[i];
+      if (b_ready(rt, p)) {
+        ts_sched_backward(rt, p->v, p->nb++);
+        ran = 1;
+      } else if (f_ready(rt, p)) {
+        ts_sched_forward(rt, p->v, p->nf++);
+        ran = 1;
+      }
+    }
+    if (!ran) ts_rt_wait_any(rt);
+  }
+  /* Gradient all-reduce between the two replicas of this pair of stages. */
+  int D = c->n_devices, me = c->device, other = D - 1 - me;
+  int group[2] = {me < other ? me : other, me < other ? other : me};
+  double bytes = 0;
+  for (int i = 0; i < c->n_local; i++) bytes += ts_rt_gradient_bytes(rt, c->local[i]);
+  ts_rt_allreduce(rt, c->local[0], 2, group, bytes);
+}
+
+static int chimera_check(const ts_job_t *job, ts_err_t *err) {
+  if (job->stages % 2)
+    return ts_err_set(err, EX_DATAERR, "%s: stages: chimera needs an even number of stages, got %d",
+                      job->path, job->stages);
+  if (job->microbatches % 2)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: microbatches: chimera splits micro-batches in half between its two "
+                      "pipelines and needs an even number, got %d",
+                      job->path, job->microbatches);
+  if (job->chunks != 1 || job->iterations != 1)
+    return ts_err_set(err, EX_DATAERR, "%s: %s: chimera takes one chunk and one iteration", job->path,
+                      job->chunks != 1 ? "chunks" : "iterations");
+  if (job->placement && job->n_placement != job->stages)
+    return ts_err_set(err, EX_DATAERR, "%s: placement: one host per device expected", job->path);
+  return 0;
+}
+
+const ts_schedule_t ts_schedule_chimera = {
+    .name = "chimera",
+    .title = "Chimera (Li and Hoefler 2021)",
+    .check = chimera_check,
+    .layout = chimera_layout,
+    .program = chimera_program,
+};
