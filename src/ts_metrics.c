@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "trainsim.h"
+#include "ts_runtime.h"
 
 static int seq_cmp(const void *a, const void *b) {
   const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
@@ -118,10 +119,12 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
     dm->bubble_fraction = T > 0 ? dm->idle_s / T : 0;
     idle_sum += dm->idle_s;
     if (dm->busy_s > ideal) ideal = dm->busy_s;
+    const ts_schedule_t *sched = ts_schedule_find(job->schedule);
+    int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
     for (int v = 0; v < lay->n_vstages; v++) {
       if (lay->dev[v] != d) continue;
       const ts_part_cost_t *pc = &cost->part[lay->part[v]];
-      dm->weights_bytes += pc->weights_bytes;
+      dm->weights_bytes += versions * pc->weights_bytes;
       dm->gradients_bytes += pc->gradients_bytes;
       dm->optimizer_bytes += pc->optimizer_bytes;
     }
@@ -133,7 +136,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
   }
   free(ev);
   m->bubble_fraction = (n > 0 && T > 0) ? idle_sum / (n * T) : 0;
-  m->ideal_time_s = ideal;
+  m->ideal_time_s = ideal / job->iterations;
   m->bubble_overhead = ideal > 0 ? (T - ideal) / ideal : 0;
   double samples = (double)job->microbatches * job->iterations * job->micro_batch_size;
   m->samples_per_s = T > 0 ? samples / T : 0;

@@ -55,6 +55,8 @@ typedef struct ts_schedule {
   ts_layout_t *(*layout)(const ts_job_t *job);
   /* The actor program, run once per device. */
   void (*program)(ts_rt_t *rt);
+  /* Weight versions each stage keeps (PipeDream-2BW: 2); 0 means 1. */
+  int weight_versions;
 } ts_schedule_t;
 
 /* Registry lookups: NULL when unknown. */
