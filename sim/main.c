@@ -11,6 +11,7 @@
 ** whole run succeeded.
 */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -18,10 +19,12 @@
 #include "platform_gen.h"
 #include "trainsim.h"
 #include "ts_bench.h"
+#include "ts_compare.h"
 #include "ts_sim.h"
 
 static const char usage[] =
     "usage: trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
+    "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n"
     "       trainsim bench [-o DIR] [--repeat N]\n"
     "       trainsim --help | --version\n"
@@ -38,6 +41,9 @@ static const char usage[] =
     "                                 platform.link.nvlink*.latency=1us\n"
     "                                 platform.host.node0-*.speed=150Tf\n"
     "            -q, --quiet          no summary on stdout\n"
+    "compare   run every applicable schedule on JOB.json (with the adjustments\n"
+    "          each schedule's rules need, listed) and write compare.csv and\n"
+    "          compare.svg (their Gantt charts on one time axis) into DIR.\n"
     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
     "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu\n"
     "            --nodes N --gpus G   cluster shape\n"
@@ -74,7 +80,11 @@ static int option_error(const char *cmd, int c, char **argv) {
   return EX_USAGE;
 }
 
-static int cmd_run(int argc, char **argv) {
+static int cmd_run_or_compare(int argc, char **argv, bool compare);
+static int cmd_run(int argc, char **argv) { return cmd_run_or_compare(argc, argv, false); }
+static int cmd_compare(int argc, char **argv) { return cmd_run_or_compare(argc, argv, true); }
+
+static int cmd_run_or_compare(int argc, char **argv, bool compare) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"set", required_argument, 0, 's'},
                                        {"quiet", no_argument, 0, 'q'},
@@ -93,15 +103,20 @@ static int cmd_run(int argc, char **argv) {
       quiet = 1;
     else {
       free(sets);
-      return option_error("run", c, argv);
+      return option_error(compare ? "compare" : "run", c, argv);
     }
   }
   if (argc - optind > 1) {
     free(sets);
-    return usage_error("run takes at most one job file");
+    return usage_error(compare ? "compare takes at most one job file" : "run takes at most one job file");
   }
   const char *path = optind < argc ? argv[optind] : NULL;
   ts_err_t err = {0};
+  if (compare) {
+    int rc = ts_compare(path, sets, n_sets, out, quiet, &err);
+    free(sets);
+    return rc ? die(&err) : 0;
+  }
   ts_job_t *job = NULL;
   ts_outcome_t o;
   int rc = ts_job_load(path, sets, n_sets, &job, &err);
@@ -226,6 +241,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+  if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
   if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   fprintf(stderr, "trainsim: error: unknown command '%s' (see trainsim --help)\n", cmd);

@@ -288,10 +288,22 @@ int ts_write_timeline_csv(const ts_result_t *r, FILE *f);
 int ts_write_trace_json(const ts_result_t *r, FILE *f);
 int ts_write_gantt_svg(const ts_result_t *r, FILE *f);
 
+/* Gantt charts that share one time axis (trainsim compare): t_max, the
+** label column and the plot width are forced where positive. */
+typedef struct ts_gantt_opts {
+  double t_max, left, plot_w;
+} ts_gantt_opts_t;
+int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
+/* The layout ts_write_gantt_svg would choose for r: fills o. */
+int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o);
+
 /* Writes all four files into dir atomically: every file is first written
 ** to a temporary name in dir and renamed only when all succeeded; on
 ** failure no output file is left behind.  Creates dir if needed. */
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
+
+/* Creates dir and its parents (mkdir -p); EX_CANTCREAT naming dir. */
+int ts_write_dir(const char *dir, ts_err_t *err);
 
 /* Atomic single-file write: calls fn(arg, f) on "<path>.tmp.<pid>" then
 ** renames.  Used by every writer of the project. */
@@ -305,6 +317,8 @@ int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t 
 ** appears. */
 int ts__fmt_int(char *buf, long long v);
 int ts__fmt_fixed(char *buf, double x, int d);
+/* "17.19 GiB": bytes with a binary prefix, into buf; returns buf. */
+const char *ts__human_bytes(double b, char *buf, size_t cap);
 
 /* Human summary for stdout. */
 void ts_print_summary(const ts_result_t *r, FILE *f);

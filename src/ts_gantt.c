@@ -227,7 +227,7 @@ static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk
 ** sub-lane of its sender's lane (greedy: the first sub-lane whose last
 ** transfer has ended; past G_MAX_SUBLANES, the one that ends first).
 ** Returns false when out of memory. */
-static bool gantt_layout(gantt_t *g) {
+static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   const ts_run_t *run = g->r->run;
   int n = run->n_events, nd = g->n_dev ? g->n_dev : 1;
   double *lane_end = malloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
@@ -283,6 +283,7 @@ static bool gantt_layout(gantt_t *g) {
     const ts_metrics_t *m = g->r->metrics;
     t_max = m && isfinite(m->iteration_time_s) && m->iteration_time_s > 0 ? m->iteration_time_s : 1.0;
   }
+  if (o && o->t_max > t_max) t_max = o->t_max;
   g->t_max = t_max;
   g->unit = unit_for(t_max);
 
@@ -294,11 +295,13 @@ static bool gantt_layout(gantt_t *g) {
     if (l > label) label = l;
   }
   g->left = floor(16.0 + text_w(label, 10.5) + 10.0);
+  if (o && o->left > g->left) g->left = o->left;
 
   /* Wide enough that the shortest box is G_MIN_BOX pixels, within caps. */
   double want = isfinite(min_dur) ? G_MIN_BOX * t_max / min_dur : G_MIN_PLOT;
   double max_plot = G_MAX_WIDTH - g->left - G_RIGHT;
   g->plot_w = floor(want < G_MIN_PLOT ? G_MIN_PLOT : want > max_plot ? max_plot : want);
+  if (o && o->plot_w > 0) g->plot_w = o->plot_w;
   g->scale = g->plot_w / t_max;
   g->width = g->left + g->plot_w + G_RIGHT;
   g->axis_y = G_TOP + g->n_dev * G_PITCH;
@@ -605,11 +608,27 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
 ** r->job, r->layout and r->metrics may be NULL.  Returns 0, EX_IOERR when
 ** a write fails, EX_OSERR when out of memory, EX_SOFTWARE for NULL
 ** arguments.  Does not close f. */
-int ts_write_gantt_svg(const ts_result_t *r, FILE *f) {
+int ts_write_gantt_svg(const ts_result_t *r, FILE *f) { return ts_write_gantt_svg_opts(r, NULL, f); }
+
+int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) {
+  if (!r || !r->run || !o) return EX_SOFTWARE;
+  gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
+  int rc = gantt_layout(&g, NULL) ? 0 : EX_OSERR;
+  if (!rc) {
+    o->t_max = g.t_max;
+    o->left = g.left;
+    o->plot_w = g.plot_w;
+  }
+  free(g.sublane);
+  free(g.n_sublanes);
+  return rc;
+}
+
+int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f) {
   if (!r || !r->run || !f) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
   int rc = 0;
-  if (!gantt_layout(&g)) {
+  if (!gantt_layout(&g, o)) {
     rc = EX_OSERR;
     goto out_free;
   }

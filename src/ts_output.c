@@ -214,10 +214,16 @@ static int call_writer(const void *arg, FILE *f) {
   return w->fn(w->r, f);
 }
 
-int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
+int ts_write_dir(const char *dir, ts_err_t *err) {
   if (mkdir_p(dir))
     return ts_err_set(err, EX_CANTCREAT, "%s: cannot create output directory: %s", dir,
                       strerror(errno));
+  return 0;
+}
+
+int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
+  int rc0 = ts_write_dir(dir, err);
+  if (rc0) return rc0;
   char path[N_OUTPUTS][TS_PATH_MAX + 32], tmp[N_OUTPUTS][TS_PATH_MAX + 96];
   int done = 0, rc = 0;
   for (; done < N_OUTPUTS; done++) {
@@ -249,7 +255,7 @@ int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
 
 /* ---- human summary ------------------------------------------------------ */
 
-static const char *human_bytes(double b, char *buf, size_t cap) {
+const char *ts__human_bytes(double b, char *buf, size_t cap) {
   static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int i = 0;
   while (b >= 1024 && i < 4) {
@@ -286,7 +292,7 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
   if (r->cost->has_flops)
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);
-  fprintf(f, "  p2p traffic      %s\n", human_bytes(m->p2p_bytes, a, sizeof a));
+  fprintf(f, "  p2p traffic      %s\n", ts__human_bytes(m->p2p_bytes, a, sizeof a));
   int worst = 0, nofit = 0;
   for (int d = 0; d < m->n_devices; d++) {
     if (m->dev[d].peak_memory_bytes > m->dev[worst].peak_memory_bytes) worst = d;
@@ -294,10 +300,10 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
   }
   if (m->n_devices) {
     const ts_device_metrics_t *w = &m->dev[worst];
-    fprintf(f, "  peak memory      %s on device %d (%s): activations %s", human_bytes(w->peak_memory_bytes, a, sizeof a),
-            worst, r->run->devices[worst].name, human_bytes(w->peak_activation_bytes, b, sizeof b));
+    fprintf(f, "  peak memory      %s on device %d (%s): activations %s", ts__human_bytes(w->peak_memory_bytes, a, sizeof a),
+            worst, r->run->devices[worst].name, ts__human_bytes(w->peak_activation_bytes, b, sizeof b));
     if (w->memory_capacity_bytes > 0)
-      fprintf(f, ", capacity %s", human_bytes(w->memory_capacity_bytes, c, sizeof c));
+      fprintf(f, ", capacity %s", ts__human_bytes(w->memory_capacity_bytes, c, sizeof c));
     fputc('\n', f);
   }
   if (nofit) fprintf(f, "  WARNING          %d device(s) exceed their memory capacity\n", nofit);
