@@ -85,7 +85,7 @@ static void test_all_schedules(void) {
     if (!strcmp(name, "varuna")) CU_ASSERT_STRING_EQUAL(adj, "recompute=full");
     if (!strcmp(name, "interleaved")) CU_ASSERT_STRING_EQUAL(adj, "chunks=2");
     CU_ASSERT_STRING_EQUAL(status, "ok");
-    char extra[64] = "";
+    char extra[96] = "";
     if (strchr(adj, '=')) snprintf(extra, sizeof extra, "--set %s", adj);
     TS_ASSERT_REL(it, run_metric("examples/1f1b-p4-m8.json", name, extra, "iteration_time_s"), 1e-12);
     TS_ASSERT_REL(bf, run_metric("examples/1f1b-p4-m8.json", name, extra, "bubble_fraction"), 1e-12);
