@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./deps.sh
-ts_install_deps
+ts_install_deps test
 jobs=$(nproc)
 run_suite() { # build-dir, cmake options...
   local dir=$1; shift

@@ -1,9 +1,13 @@
 # deps.sh: sourced by quickstart.sh and check.sh.  Installs the Debian 12
 # packages trainsim needs, only those missing, so it is cheap to repeat.
 ts_packages="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libcjson-dev libcunit1-dev"
+# The test command also needs chromium: test_report renders report.html in
+# headless Chromium (README "Dependencies").
+ts_test_packages="chromium"
 ts_install_deps() {
-  local missing=()
-  for p in $ts_packages; do
+  local missing=() pkgs="$ts_packages"
+  [ "${1:-}" = test ] && pkgs="$pkgs $ts_test_packages"
+  for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
