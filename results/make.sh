@@ -82,5 +82,8 @@ if "$T" --help | grep -q '^       trainsim validate'; then
   done
 fi
 
+echo "== what-if sweeps and the report screenshot"
+results/sweeps.sh "$B"
+
 echo "== benchmark"
 "$T" bench -o results --repeat 5

@@ -21,17 +21,22 @@
 #include "ts_bench.h"
 #include "ts_compare.h"
 #include "ts_sim.h"
+#include "ts_sweep.h"
 
 static const char usage[] =
     "usage: trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
+    "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
+    "                      [--metric NAME] [--set PATH=VALUE]... [--emit-jobs DIR2] [--quiet]\n"
+    "       trainsim sweep --collect DIR2 [-o DIR] [--metric NAME] [--quiet]\n"
     "       trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n"
     "       trainsim bench [-o DIR] [--repeat N]\n"
     "       trainsim --help | --version\n"
     "\n"
     "run       simulate one training iteration of JOB.json (the shipped default job\n"
     "          when omitted: GPT-3 6.7B, 1F1B, two DGX-A100-like nodes) and write\n"
-    "          summary.json, timeline.csv, trace.json and gantt.svg into DIR\n"
+    "          summary.json, timeline.csv, trace.json, gantt.svg and report.html\n"
+    "          into DIR\n"
     "          (default ./trainsim-out).\n"
     "            -o, --output DIR     output directory\n"
     "            --set PATH=VALUE     override a job field (microbatches=16,\n"
@@ -44,6 +49,22 @@ static const char usage[] =
     "compare   run every applicable schedule on JOB.json (with the adjustments\n"
     "          each schedule's rules need, listed) and write compare.csv and\n"
     "          compare.svg (their Gantt charts on one time axis) into DIR.\n"
+    "sweep     run JOB.json at every point of the cartesian product of the --vary\n"
+    "          lists (any --set path; values split at commas outside [] {} \"\")\n"
+    "          in parallel worker processes and write sweep.csv (one row per point,\n"
+    "          in cartesian order: the varied values, status, the summary metrics)\n"
+    "          and sweep.svg (--metric against the first varied path, one line per\n"
+    "          value of the others) into DIR (default ./trainsim-sweep).  Re-running\n"
+    "          the same command resumes: points already in DIR are not recomputed.\n"
+    "            --vary PATH=V1,V2,...  a varied path and its values (repeatable)\n"
+    "            -j, --jobs N         worker processes (default: online cores)\n"
+    "            --metric NAME        plotted metric (default iteration_time_s;\n"
+    "                                 any numeric column of sweep.csv)\n"
+    "            --emit-jobs DIR2     run nothing; write DIR2/points.csv and\n"
+    "                                 DIR2/commands.txt (one `trainsim run` per\n"
+    "                                 line) for GNU parallel or a SLURM array\n"
+    "            --collect DIR2       merge the emitted points' results into DIR\n"
+    "            -q, --quiet          no progress and no table\n"
     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
     "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu\n"
     "            --nodes N --gpus G   cluster shape\n"
@@ -126,7 +147,7 @@ static int cmd_run_or_compare(int argc, char **argv, bool compare) {
   if (!rc) rc = ts_write_outputs(&o.r, out, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);
-    printf("  outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg}\n", out);
+    printf("  outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg,report.html}\n", out);
   }
   if (rc) die(&err);
   ts_outcome_free(&o);
@@ -242,6 +263,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
+  if (!strcmp(cmd, "sweep")) return ts_sweep_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   fprintf(stderr, "trainsim: error: unknown command '%s' (see trainsim --help)\n", cmd);

@@ -38,6 +38,7 @@
 #include <simgrid/host.h>
 #include <simgrid/link.h>
 #include <simgrid/mailbox.h>
+#include <simgrid/semaphore.h>
 #include <xbt/log.h>
 
 #include "ts_sim.h"
@@ -62,7 +63,8 @@ typedef struct sim_dev {
   sg_host_t host;
   double factor;  /* speed override factor */
   sg_actor_t actor;
-  int waiting;    /* suspended in wait() */
+  sg_sem_t wake;  /* wait() blocks on it */
+  int waiting;    /* blocked in wait() */
   int n_out;
   sim_edge_t **out;
 } sim_dev_t;
@@ -140,8 +142,11 @@ static void x_unlock(void *xd, int device) { (void)xd, (void)device; }
 static void x_wait(void *xd, int device) {
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[device];
+  /* A semaphore, not sg_actor_suspend: SimGrid leaves a comm that is
+  ** matched while its sender is suspended suspended forever, which showed
+  ** as a false deadlock when transfers outlasted the gap between sends. */
   d->waiting = 1;
-  sg_actor_suspend(sg_actor_self());
+  sg_sem_acquire(d->wake);
   d->waiting = 0;
 }
 
@@ -150,7 +155,7 @@ static void x_notify(void *xd, int device) {
   sim_dev_t *d = &x->dev[device];
   if (d->waiting) {
     d->waiting = 0;
-    sg_actor_resume(d->actor);
+    sg_sem_release(d->wake);
   }
 }
 
@@ -373,6 +378,7 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
     sg_actor_t a = sg_actor_init(name, x.dev[d].host);
     sg_actor_set_data(a, ts__world_rt(w, d));
     x.dev[d].actor = a;
+    x.dev[d].wake = sg_sem_init(0);
     sg_actor_start_(a, device_actor, 0, NULL);
   }
   for (int i = 0; i < x.n_edges; i++) {

@@ -310,6 +310,10 @@ int ts_write_dir(const char *dir, ts_err_t *err);
 typedef int (*ts_write_fn)(const void *arg, FILE *f);
 int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err);
 
+/* The summary.json tree of a result (caller frees with cJSON_Delete); the
+** type is cJSON's, left opaque here. */
+struct cJSON *ts__summary_json(const ts_result_t *r);
+
 /* Fast formatting for the writers' hot loops (printf's %.2f and %d are
 ** the bulk of writing a large timeline).  buf holds at least 64 bytes;
 ** returns the length written.  ts__fmt_fixed rounds x to d (0..6)

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
+#include "ts_report.h"
 
 /* ---- summary.json ---------------------------------------------------- */
 
@@ -201,7 +202,8 @@ static const struct {
 } outputs[] = {{"summary.json", ts_write_summary_json},
                {"timeline.csv", ts_write_timeline_csv},
                {"trace.json", ts_write_trace_json},
-               {"gantt.svg", ts_write_gantt_svg}};
+               {"gantt.svg", ts_write_gantt_svg},
+               {"report.html", ts_write_report_html}};
 #define N_OUTPUTS (int)(sizeof outputs / sizeof outputs[0])
 
 typedef struct {

@@ -318,7 +318,7 @@ BAD_CASES(BAD_FN)
 
 /* ---- 2. good input -------------------------------------------------------- */
 
-static const char *const output_files = "gantt.svg summary.json timeline.csv trace.json";
+static const char *const output_files = "gantt.svg report.html summary.json timeline.csv trace.json";
 
 static void good_default_job(void) {
   char *base = tmp_dir(), out[256], ls[1024], *so, *se;
@@ -329,7 +329,7 @@ static void good_default_job(void) {
   CHECK(strstr(so, "bubble fraction") != NULL, "default job: no 'bubble fraction' in: %.400s", so);
   CHECK(strstr(so, "gpt3-6.7b") != NULL, "default job: summary does not name the model: %.400s", so);
   int n = dir_entries(out, ls, sizeof ls);
-  CHECK(n == 4 && strcmp(ls, output_files) == 0, "default job: outputs are [%s], expected [%s]",
+  CHECK(n == 5 && strcmp(ls, output_files) == 0, "default job: outputs are [%s], expected [%s]",
         ls, output_files);
   cJSON *s = summary(out);
   CHECK(s != NULL, "default job: summary.json does not parse");
@@ -351,7 +351,7 @@ static void good_quiet(void) {
   CHECK(se[0] == 0, "--quiet: stderr not empty: %.400s", se);
   char out[256];
   snprintf(out, sizeof out, "%s/out", base);
-  CHECK(dir_entries(out, ls, sizeof ls) == 4 && !strcmp(ls, output_files),
+  CHECK(dir_entries(out, ls, sizeof ls) == 5 && !strcmp(ls, output_files),
         "--quiet: outputs are [%s]", ls);
   free(so);
   free(se);
@@ -449,8 +449,8 @@ static void same_outputs(const char *what, const char *job) {
     free(so);
     free(se);
   }
-  static const char *const files[] = {"summary.json", "timeline.csv", "trace.json", "gantt.svg"};
-  for (int i = 0; i < 4; i++) {
+  static const char *const files[] = {"summary.json", "timeline.csv", "trace.json", "gantt.svg", "report.html"};
+  for (int i = 0; i < 5; i++) {
     char a[256], b[256];
     snprintf(a, sizeof a, "%s/run0/%s", base, files[i]);
     snprintf(b, sizeof b, "%s/run1/%s", base, files[i]);
@@ -589,7 +589,7 @@ static void rename_blocked(const char *blocker) {
 }
 
 static void atomic_first_rename_fails(void) { rename_blocked("summary.json"); }
-static void atomic_last_rename_fails(void) { rename_blocked("gantt.svg"); }
+static void atomic_last_rename_fails(void) { rename_blocked("report.html"); }
 
 /* A write fails midway (files limited to 20 KB with SIGXFSZ ignored, so
 ** write() returns EFBIG): exit 74, and no output or temporary file. */
