@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, command 2: installs what is missing (Debian 12, as root),
-# builds trainsim twice (plain with warnings as errors, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole test
-# suite in both.  .ci/run calls this script.  Idempotent.
+# builds trainsim (plain with warnings as errors, and with AddressSanitizer +
+# UndefinedBehaviorSanitizer) and runs the whole test suite in both, then
+# runs the threaded reference-executor suites under ThreadSanitizer.  .ci/run calls this script.  Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./deps.sh
@@ -22,4 +22,10 @@ echo "== sanitizer build (ASan + UBSan)"
 ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=ON
+echo "== ThreadSanitizer build (the threaded CPU reference executor)"
+# Only the suites that run threads: TSan cannot follow SimGrid's own context
+# switches, and the simulator is single-threaded.
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DTS_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$jobs" --target trainsim test_ref_exec test_ref_model >/dev/null
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^test_ref_')
 echo "== all suites passed"

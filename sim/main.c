@@ -22,6 +22,7 @@
 #include "ts_compare.h"
 #include "ts_sim.h"
 #include "ts_sweep.h"
+#include "ts_validate.h"
 
 static const char usage[] =
     "usage: trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
@@ -29,6 +30,7 @@ static const char usage[] =
     "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
     "                      [--metric NAME] [--set PATH=VALUE]... [--emit-jobs DIR2] [--quiet]\n"
     "       trainsim sweep --collect DIR2 [-o DIR] [--metric NAME] [--quiet]\n"
+    "       trainsim validate JOB.json [-o DIR] [--set PATH=VALUE]... [--reps N] [--runs N] [--quiet]\n"
     "       trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n"
     "       trainsim bench [-o DIR] [--repeat N]\n"
     "       trainsim --help | --version\n"
@@ -65,6 +67,10 @@ static const char usage[] =
     "                                 line) for GNU parallel or a SLURM array\n"
     "            --collect DIR2       merge the emitted points' results into DIR\n"
     "            -q, --quiet          no progress and no table\n"
+    "validate  run JOB.json (a small transformer) on the CPU reference executor, one\n"
+    "          thread per device, and on the simulator with this machine's profiled op\n"
+    "          times; write validation.json, platform.xml, reference/ and simulated/\n"
+    "          into DIR (default ./trainsim-out) and print the comparison.\n"
     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
     "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu\n"
     "            --nodes N --gpus G   cluster shape\n"
@@ -264,6 +270,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
   if (!strcmp(cmd, "sweep")) return ts_sweep_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "validate")) return ts_validate_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   fprintf(stderr, "trainsim: error: unknown command '%s' (see trainsim --help)\n", cmd);

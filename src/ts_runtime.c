@@ -16,6 +16,7 @@
 ** only, except the inbox (arrived flags, transfer events, arrival count),
 ** which ts__rt_deliver writes under the executor's lock for that device.
 */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -53,7 +54,7 @@ struct ts_world {
   void *xd;
   int n;
   ts_rt_t *rt;
-  volatile int failed;
+  atomic_int failed;      /* set once, by the first failing device */
   ts_err_t err;
 };
 
@@ -140,14 +141,18 @@ void ts__world_free(ts_world_t *w) {
 /* Records the first error and stops every device. */
 static void fail(ts_rt_t *rt, const char *fmt, const char *a, int v, int mb) {
   ts_world_t *w = rt->w;
-  if (!w->failed) {
-    char what[256];
-    snprintf(what, sizeof what, fmt, a, v, mb);
-    ts_err_set(&w->err, EX_SOFTWARE, "schedule '%s': device %d: %s", w->job->schedule,
-               rt->ctx.device, what);
-    w->failed = 1;
-    if (w->ops->abort_all) w->ops->abort_all(w->xd);
-  }
+  int expected = 0;
+  /* Threads of the reference executor may fail at once: the first wins. */
+  if (!atomic_compare_exchange_strong(&w->failed, &expected, 1)) return;
+  char what[256];
+  snprintf(what, sizeof what, fmt, a, v, mb);
+  ts_err_set(&w->err, EX_SOFTWARE, "schedule '%s': device %d: %s", w->job->schedule,
+             rt->ctx.device, what);
+  if (w->ops->abort_all) w->ops->abort_all(w->xd);
+}
+
+int ts__rt_keeps(const ts_rt_t *rt, int v) {
+  return v >= 0 && v < rt->w->lay->n_vstages && rt->keep[v];
 }
 
 /* ---- calls for schedule programs ---------------------------------------- */

@@ -155,5 +155,7 @@ void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
 ** (schedule error, deadlock) with a message. */
 int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err);
 void ts__world_free(ts_world_t *w);
+/* 1 when vstage's forwards keep their activations (ts_rt_keep_activations). */
+int ts__rt_keeps(const ts_rt_t *rt, int vstage);
 
 #endif /* TS_RUNTIME_H */

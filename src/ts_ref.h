@@ -1,0 +1,126 @@
+/*
+** ts_ref.h: the CPU reference executor of the runtime interface.
+**
+** The same schedule programs that SimGrid simulates (schedules/) run here on
+** POSIX threads, one per device, and every compute op is the real forward,
+** recompute or backward of a small float64 GPT (ref_model.h) on that
+** device's own copy of the model.  Activations and gradients travel as
+** malloc'd copies between the threads.  The run is measured, not predicted:
+** event times come from the monotonic clock and each device's peak of
+** stashed activation bytes from its accounting allocator, so a simulated run
+** of the same job can be checked against it (`trainsim validate`).
+**
+** The job decides the model (there is no separate option struct):
+**   model.kind must be "transformer" (a synthetic model has no math: an
+**   error); its layers, hidden, heads and ffn_hidden are the reference
+**   model's shape; gated_mlp must be false (the reference MLP is plain
+**   GELU); vocab, flash_attention, dropout and bytes_per_element only shape
+**   the simulator's cost model and are ignored here (no embeddings, no
+**   dropout, float64 everywhere);
+**   seq_len is the sequence length and micro_batch_size the samples per
+**   micro-batch;
+**   virtual stage v holds the blocks cost->part[layout->part[v]]
+**   (first_layer, n_layers) of the cost table built for the job.
+** Parameters, inputs X and targets T are drawn from gsl_rng_mt19937 seeded
+** with TS_REF_SEED (parameters), TS_REF_SEED + 1 (X) and TS_REF_SEED + 2
+** (T).  The batch has microbatches x iterations x micro_batch_size samples;
+** micro-batch mb reads samples [mb x mbs, (mb + 1) x mbs) of X and T, and the
+** loss is divided by the batch's sample count, so the micro-batch gradients
+** of a run add up to the whole-batch gradient of ts_ref_oracle.  Weights are
+** never updated (no optimizer step), also across iterations.
+*/
+#ifndef TS_REF_H
+#define TS_REF_H
+
+#include "ref_model.h"
+#include "trainsim.h"
+#include "ts_runtime.h"
+
+/* Seed of the reference model's parameters (X and T use the next two). */
+#define TS_REF_SEED 1234UL
+
+/* The reference model configuration of a job: fills *cfg from the job's
+** transformer model and seq_len, seed TS_REF_SEED.  Returns 0, or
+** EX_DATAERR naming the job file when the model is synthetic, gated, or
+** its shape is not one the reference model accepts. */
+int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *err);
+
+/* Runs sched on one thread per device with real math.  lay and cost are the
+** ones the simulator would use for the job (cost from ts_cost_build of the
+** same job; only its layer ranges are read).
+**
+** On success returns 0 and *out (caller frees with ts_run_free): the events
+** sorted as by ts_run_sort, times in seconds of CLOCK_MONOTONIC since the
+** start of the run, executor "reference", devices named "cpu<core>" when the
+** thread was pinned to that core (devices <= cores) else "thread<d>", speed
+** 0, and run->measured_peak_act_bytes[d], the peak of device d's accounting
+** allocator (stashed activations only: messages in flight and per-op
+** workspace are not counted, as in the simulator's memory model).  When
+** grads is not NULL, *grads receives a new model (caller frees with
+** ts_ref_model_free) with the initial parameters and, as its gradients, the
+** sum over devices of each device's accumulated block gradients.
+**
+** Errors: EX_DATAERR (not a transformer job, or a cost table whose layer
+** ranges do not fit the model), EX_OSERR (thread creation or memory), or the
+** runtime's EX_SOFTWARE for a schedule error or a deadlock ("deadlock:
+** device d waits for ...").  Nothing is returned in *out or *grads then.
+**
+** Side effect: calls ts_ref_allocator_setup (process-wide mallopt) and
+** touches, before the clock starts, about as much heap as the devices can
+** hold at once (at most 1 GiB).
+**
+** Approximations (none for GPipe, 1F1B, interleaved 1F1B and 2BW):
+** - a split backward (ZB-H1) does all its math in the input-gradient half;
+**   the weight-gradient half is an empty op;
+** - under full recompute a forward of a stage whose activations the program
+**   keeps (ts_rt_keep_activations, Varuna) stores only its input like the
+**   others, since the executor cannot see that flag; its backward then
+**   recomputes inside the backward (gradients stay exact, the measured time
+**   and memory of that backward do not match the simulator's);
+** - collectives (all-reduce) carry no data: the gathered gradient is the sum
+**   over replicas instead. */
+int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+               const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads, ts_err_t *err);
+
+/* Makes malloc behave like a caching allocator for the rest of the process
+** (mallopt: one arena, no trimming, mmap only above 32 MiB), so that freed
+** activation memory stays mapped and ops do not pay page faults.
+** ts_ref_run calls it; profilers call it before timing ops.  Idempotent. */
+void ts_ref_allocator_setup(void);
+
+/* Cores this process may run on (its affinity mask); their numbers go to
+** cpus[0 .. min(result, cap)) when cpus is not NULL.  At least 1. */
+int ts_ref_cores(int *cpus, int cap);
+
+/* The oracle: one forward and one backward of all blocks on the whole batch
+** on one thread, same parameters, X, T and normalisation as ts_ref_run.
+** Returns a new model holding the gradients (caller frees), or NULL when the
+** job is not one ts_ref_config_for_job accepts or memory runs out. */
+ts_ref_model_t *ts_ref_oracle(const ts_job_t *job);
+
+/* Builds the synthetic twin of a transformer job: a job whose cost model
+** counts exactly the reference executor's tensors, for the simulator.  cost
+** is the job's own cost table (ts_cost_build with the layout's part count);
+** part k belongs to stage k % stages, as in the synthetic cost model.
+**   forward_s, backward_s, recompute_s   fwd_s[s], bwd_s[s], rec_s[s]: the
+**                                        seconds of stage s (all its chunks
+**                                        together; rec_s NULL: = fwd_s)
+**   activation_bytes[s]                  ts_ref_stash_bytes of the layers of
+**                                        stage s for one micro-batch
+**   activation_message_bytes             ts_ref_stash_input_bytes (the input
+**                                        copy kept under full recompute, and
+**                                        the size of every message)
+**   weights_bytes[s]                     8 x parameters of stage s
+** and schedule, stages, microbatches, micro_batch_size, seq_len, chunks,
+** iterations and recompute copied from job; platform is a path or "ideal".
+** The twin is written as JSON to a temporary file, loaded with ts_job_load
+** and the file removed; its path then reads "<job path> (reference twin)"
+** and its model name "<model name>-twin".  When a stage's parts hold
+** different numbers of layers the synthetic model (which splits a stage's
+** figures evenly among its chunks) cannot be exact: EX_DATAERR.  Returns 0
+** and *out (caller frees with ts_job_free), or a sysexits code. */
+int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd_s,
+                   const double *bwd_s, const double *rec_s, const char *platform,
+                   ts_job_t **out, ts_err_t *err);
+
+#endif /* TS_REF_H */

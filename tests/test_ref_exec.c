@@ -1,0 +1,394 @@
+/*
+** test_ref_exec.c: the CPU reference executor (src/ts_ref.c) against its
+** oracles.
+**
+** - Gradients: after a GPipe or 1F1B iteration (recompute none and full,
+**   p = 2 and 4; layers 4, hidden 16, heads 2, ffn 64, seq 8, 2 samples per
+**   micro-batch, m = 4) every block's gradient equals the single-device
+**   whole-batch gradient of ts_ref_oracle within a normwise relative error
+**   (max |g - o| / max |o| over the block) of 1e-10.  The other schedules
+**   (interleaved, ZB-H1, Varuna, Chimera, 2BW) meet the same bound.
+** - Op order: each device's compute ops, in program order, are the
+**   simulator's for the same job and layout.
+** - Activation bytes: each device's measured peak equals, exactly, the
+**   simulator's predicted peak for the synthetic twin job (whose cost model
+**   counts the executor's tensors), and the closed form (GPipe: m stashes;
+**   1F1B: min(p - s, m); recompute: one full stash plus the inputs).
+** - Determinism: two runs give bitwise-identical gradients.
+** - `trainsim validate` (ts_validate_main) on a tiny job writes its files
+**   and meets the exact targets; a model too large for the CPU is refused.
+** - A program where device 1 waits for a gradient that is never sent is a
+**   deadlock with the simulator's message; a schedule error while a peer
+**   waits stops the run; a synthetic job is refused.
+*/
+#include <math.h>
+#include <sysexits.h>
+
+#include "sched_util.h"
+#include "ts_ref.h"
+#include "ts_validate.h"
+#include "tshelp.h"
+#include "tsunit.h"
+
+/* Loads the small transformer job of the file header (stages p). */
+static ts_job_t *small_job(const char *sched, int p, int m, bool rec, const char *extra) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 16, \"heads\": 2,"
+           " \"ffn_hidden\": 64, \"vocab\": 100}, \"seq_len\": 8, \"micro_batch_size\": 2,"
+           " \"platform\": \"ideal\", \"schedule\": \"%s\", \"stages\": %d, \"microbatches\": %d,"
+           " \"recompute\": \"%s\"%s}",
+           sched, p, m, rec ? "full" : "none", extra ? extra : "");
+  const char *path = th_write_tmp(json, ".json");
+  ts_job_t *job = NULL;
+  ts_err_t err = {0};
+  int rc = ts_job_load(path, NULL, 0, &job, &err);
+  unlink(path);
+  if (rc) fprintf(stderr, "job: %s\n", err.msg);
+  CU_ASSERT_EQUAL(rc, 0);
+  return job;
+}
+
+/* Layout and cost the simulator would build for job. */
+static void layout_cost(const ts_job_t *job, ts_layout_t **lay, ts_cost_t **cost) {
+  const ts_schedule_t *s = ts_schedule_find(job->schedule);
+  *lay = s->layout ? s->layout(job) : ts_layout_linear(job->stages, job->chunks);
+  int parts = 0;
+  for (int v = 0; v < (*lay)->n_vstages; v++)
+    if ((*lay)->part[v] + 1 > parts) parts = (*lay)->part[v] + 1;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL(ts_cost_build(job, parts, cost, &err), 0);
+}
+
+/* Runs the reference executor on job; returns the code. */
+static int ref_run(const ts_job_t *job, ts_run_t **run, ts_ref_model_t **grads, ts_err_t *err) {
+  ts_layout_t *lay;
+  ts_cost_t *cost;
+  layout_cost(job, &lay, &cost);
+  int rc = ts_ref_run(job, ts_schedule_find(job->schedule), lay, cost, run, grads, err);
+  ts_layout_free(lay);
+  ts_cost_free(cost);
+  return rc;
+}
+
+/* Largest normwise relative error of any block's gradient. */
+static double worst_block_error(const ts_ref_model_t *a, const ts_ref_model_t *b) {
+  double worst = 0;
+  for (int l = 0; l < ts_ref_model_config(a)->layers; l++) {
+    size_t n;
+    const double *ga = ts_ref_block_grad(a, l, &n), *gb = ts_ref_block_grad(b, l, &n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (fabs(ga[i] - gb[i]) > num) num = fabs(ga[i] - gb[i]);
+      if (fabs(gb[i]) > den) den = fabs(gb[i]);
+    }
+    double e = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
+static double grads_vs_oracle(const char *sched, int p, int m, bool rec, const char *extra) {
+  ts_job_t *job = small_job(sched, p, m, rec, extra);
+  if (!job) return INFINITY;
+  ts_run_t *run = NULL;
+  ts_ref_model_t *g = NULL, *o = ts_ref_oracle(job);
+  ts_err_t err = {0};
+  int rc = ref_run(job, &run, &g, &err);
+  if (rc) fprintf(stderr, "%s: %s\n", sched, err.msg);
+  CU_ASSERT_EQUAL(rc, 0);
+  CU_ASSERT_PTR_NOT_NULL(o);
+  double e = (g && o) ? worst_block_error(g, o) : INFINITY;
+  /* The gradient is not trivially zero. */
+  size_t n;
+  double big = 0;
+  const double *g0 = o ? ts_ref_block_grad(o, 0, &n) : NULL;
+  for (size_t i = 0; g0 && i < n; i++) big = fmax(big, fabs(g0[i]));
+  CU_ASSERT(big > 1e-6);
+  ts_ref_model_free(g);
+  ts_ref_model_free(o);
+  ts_run_free(run);
+  ts_job_free(job);
+  return e;
+}
+
+static void test_gradients_match_oracle(void) {
+  static const char *const S[] = {"gpipe", "1f1b"};
+  static const int P[] = {2, 4};
+  for (int s = 0; s < 2; s++)
+    for (int i = 0; i < 2; i++)
+      for (int rec = 0; rec < 2; rec++) {
+        double e = grads_vs_oracle(S[s], P[i], 4, rec, NULL);
+        printf("\n    %-6s p=%d recompute=%-4s max block rel error %.3g", S[s], P[i],
+               rec ? "full" : "none", e);
+        CU_ASSERT(e <= 1e-10);
+      }
+}
+
+static void test_other_schedules_gradients(void) {
+  struct { const char *s; int p, m; bool rec; const char *extra; } c[] = {
+      {"interleaved", 2, 4, false, ", \"chunks\": 2"},
+      {"zb-h1", 2, 4, false, NULL},
+      {"varuna", 2, 4, true, NULL},
+      {"chimera", 2, 4, false, NULL},
+      {"2bw", 2, 4, false, ", \"iterations\": 2"},
+  };
+  for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+    double e = grads_vs_oracle(c[i].s, c[i].p, c[i].m, c[i].rec, c[i].extra);
+    printf("\n    %-11s max block rel error %.3g", c[i].s, e);
+    CU_ASSERT(e <= 1e-10);
+  }
+}
+
+/* Compute ops of device d in program order, as (kind, vstage, mb) triples. */
+static int device_ops(const ts_run_t *r, int d, int *ops, int cap) {
+  int n = 0;
+  for (int s = 0;; s++) {
+    int found = 0;
+    for (int i = 0; i < r->n_events; i++) {
+      const ts_event_t *e = &r->events[i];
+      if (e->device != d || !ts_kind_is_compute(e->kind) || e->seq != s) continue;
+      if (n + 3 <= cap) {
+        ops[n] = e->kind;
+        ops[n + 1] = e->vstage;
+        ops[n + 2] = e->mb;
+      }
+      n += 3;
+      found = 1;
+    }
+    if (!found) return n;
+  }
+}
+
+static void test_op_order_matches_simulator(void) {
+  static const char *const S[] = {"gpipe", "1f1b"};
+  for (int s = 0; s < 2; s++)
+    for (int p = 2; p <= 4; p += 2)
+      for (int rec = 0; rec < 2; rec++) {
+        ts_job_t *job = small_job(S[s], p, 4, rec, NULL);
+        ts_outcome_t o;
+        ts_run_t *run = NULL;
+        ts_err_t err = {0};
+        CU_ASSERT_EQUAL_FATAL(ts_simulate(job, &o, &err), 0);
+        CU_ASSERT_EQUAL_FATAL(ref_run(job, &run, NULL, &err), 0);
+        CU_ASSERT_STRING_EQUAL(run->executor, "reference");
+        for (int d = 0; d < p; d++) {
+          int a[256], b[256];
+          int na = device_ops(run, d, a, 256), nb = device_ops(o.run, d, b, 256);
+          CU_ASSERT_EQUAL(na, nb);
+          CU_ASSERT_EQUAL(na, 3 * 4 * (rec ? 3 : 2));
+          CU_ASSERT(na == nb && na <= 256 && memcmp(a, b, (size_t)na * sizeof *a) == 0);
+        }
+        /* Measured times are sane: ops of a device do not overlap. */
+        for (int i = 0; i < run->n_events; i++) CU_ASSERT(run->events[i].end >= run->events[i].start);
+        ts_run_free(run);
+        ts_outcome_free(&o);
+        ts_job_free(job);
+      }
+}
+
+static void check_bytes(const char *sched, int p, int m, bool rec) {
+  ts_job_t *job = small_job(sched, p, m, rec, NULL);
+  ts_layout_t *lay;
+  ts_cost_t *cost;
+  layout_cost(job, &lay, &cost);
+  double f[8], b[8], r[8];
+  for (int s = 0; s < p; s++) f[s] = 1, b[s] = 2, r[s] = 1;
+  ts_job_t *twin = NULL;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(ts_ref_sim_job(job, cost, f, b, r, "ideal", &twin, &err), 0);
+  ts_outcome_t o;
+  CU_ASSERT_EQUAL_FATAL(ts_simulate(twin, &o, &err), 0);
+  ts_run_t *run = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_ref_run(job, ts_schedule_find(sched), lay, cost, &run, NULL, &err), 0);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(run->measured_peak_act_bytes);
+  ts_ref_config_t cfg;
+  CU_ASSERT_EQUAL(ts_ref_config_for_job(job, &cfg, &err), 0);
+  double stash = (double)ts_ref_stash_bytes(&cfg, 4 / p, 2), in = (double)ts_ref_stash_input_bytes(&cfg, 2);
+  for (int d = 0; d < p; d++) {
+    double meas = run->measured_peak_act_bytes[d], pred = o.metrics->dev[d].peak_activation_bytes;
+    int k = strcmp(sched, "gpipe") == 0 ? m : (p - d < m ? p - d : m);
+    double closed = rec ? stash + k * in : k * stash;
+    if (meas != pred || meas != closed)
+      fprintf(stderr, "\n%s p=%d rec=%d device %d: measured %.17g predicted %.17g closed %.17g\n",
+              sched, p, rec, d, meas, pred, closed);
+    CU_ASSERT_EQUAL(meas, pred);
+    CU_ASSERT_EQUAL(meas, closed);
+  }
+  ts_run_free(run);
+  ts_outcome_free(&o);
+  ts_job_free(twin);
+  ts_layout_free(lay);
+  ts_cost_free(cost);
+  ts_job_free(job);
+}
+
+static void test_activation_bytes_exact(void) {
+  for (int p = 2; p <= 4; p += 2)
+    for (int rec = 0; rec < 2; rec++) {
+      check_bytes("gpipe", p, 4, rec);
+      check_bytes("1f1b", p, 4, rec);
+    }
+}
+
+static void test_deterministic(void) {
+  ts_job_t *job = small_job("1f1b", 4, 4, false, NULL);
+  ts_run_t *r1 = NULL, *r2 = NULL;
+  ts_ref_model_t *g1 = NULL, *g2 = NULL;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(ref_run(job, &r1, &g1, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(ref_run(job, &r2, &g2, &err), 0);
+  for (int l = 0; l < 4; l++) {
+    size_t n;
+    const double *a = ts_ref_block_grad(g1, l, &n), *b = ts_ref_block_grad(g2, l, &n);
+    CU_ASSERT_EQUAL(memcmp(a, b, n * sizeof *a), 0);
+  }
+  ts_ref_model_free(g1);
+  ts_ref_model_free(g2);
+  ts_run_free(r1);
+  ts_run_free(r2);
+  ts_job_free(job);
+}
+
+/* GPipe whose last stage never sends its gradients back: device 1 waits
+** for the gradient of micro-batch 0 forever. */
+static void prog_lost_gradient(ts_rt_t *rt) {
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  int v = c->local[0];
+  for (int mb = 0; mb < c->microbatches; mb++) ts_sched_forward(rt, v, mb);
+  for (int mb = 0; mb < c->microbatches; mb++) {
+    if (c->layout->next[v] >= 0) ts_rt_recv(rt, TS_SEND_GRAD, v, mb);
+    ts_rt_compute(rt, TS_BACKWARD, v, mb);
+    if (c->layout->prev[v] >= 0 && c->layout->next[v] >= 0) ts_rt_send(rt, TS_SEND_GRAD, v, mb);
+  }
+}
+
+/* Device 0 waits for a gradient while device 1 runs a backward before its
+** forward (a schedule error): the error must wake device 0. */
+static void prog_error_while_waiting(ts_rt_t *rt) {
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  int v = c->local[0];
+  if (c->device == 0) {
+    ts_sched_forward(rt, v, 0);
+    ts_rt_recv(rt, TS_SEND_GRAD, v, 0);
+  } else {
+    ts_rt_compute(rt, TS_BACKWARD, v, 0);
+  }
+}
+
+static int run_prog(void (*prog)(ts_rt_t *), bool sim, int p, ts_err_t *err) {
+  ts_job_t *job = small_job("gpipe", p, 2, false, NULL);
+  ts_layout_t *lay;
+  ts_cost_t *cost;
+  layout_cost(job, &lay, &cost);
+  ts_schedule_t s = {.name = "test", .title = "test", .program = prog};
+  ts_run_t *run = NULL;
+  int rc = sim ? ts_sim_run(job, &s, lay, cost, &run, err)
+               : ts_ref_run(job, &s, lay, cost, &run, NULL, err);
+  CU_ASSERT_PTR_NULL(rc ? run : NULL);
+  ts_run_free(run);
+  ts_layout_free(lay);
+  ts_cost_free(cost);
+  ts_job_free(job);
+  return rc;
+}
+
+static void test_deadlock_reported(void) {
+  ts_err_t e_ref = {0}, e_sim = {0};
+  int rc_ref = run_prog(prog_lost_gradient, false, 3, &e_ref);
+  int rc_sim = run_prog(prog_lost_gradient, true, 3, &e_sim);
+  CU_ASSERT_EQUAL(rc_ref, EX_SOFTWARE);
+  CU_ASSERT_EQUAL(rc_sim, EX_SOFTWARE);
+  const char *want = "device 1 waits for the gradient for stage 1 micro-batch 0";
+  CU_ASSERT_PTR_NOT_NULL(strstr(e_ref.msg, "deadlock"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(e_ref.msg, want));
+  CU_ASSERT_STRING_EQUAL(e_ref.msg, e_sim.msg);
+  if (strcmp(e_ref.msg, e_sim.msg)) fprintf(stderr, "\nref: %s\nsim: %s\n", e_ref.msg, e_sim.msg);
+}
+
+static void test_error_wakes_waiters(void) {
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL(run_prog(prog_error_while_waiting, false, 2, &err), EX_SOFTWARE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "before its forward"));
+}
+
+static void test_synthetic_refused(void) {
+  const char *json =
+      "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 1, \"backward_s\": 2,"
+      " \"activation_message_bytes\": 0, \"activation_bytes\": 1},"
+      " \"platform\": \"ideal\", \"schedule\": \"gpipe\", \"stages\": 2, \"microbatches\": 2}";
+  const char *path = th_write_tmp(json, ".json");
+  ts_job_t *job = NULL;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
+  unlink(path);
+  ts_run_t *run = NULL;
+  CU_ASSERT_EQUAL(ref_run(job, &run, NULL, &err), EX_DATAERR);
+  CU_ASSERT_PTR_NULL(run);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "transformer"));
+  CU_ASSERT_PTR_NULL(ts_ref_oracle(job));
+  ts_job_free(job);
+}
+
+/* Reads a whole file into a malloc'd string ("" when missing). */
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  char *buf = calloc(1, 1 << 20);
+  if (f) {
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = 0;
+    fclose(f);
+  }
+  return buf;
+}
+
+static void test_validate_command(void) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 16, \"heads\": 2,"
+           " \"ffn_hidden\": 64, \"vocab\": 100}, \"seq_len\": 8, \"micro_batch_size\": 2,"
+           " \"platform\": \"ideal\", \"schedule\": \"1f1b\", \"stages\": 2, \"microbatches\": 4}");
+  char *path = strdup(th_write_tmp(json, ".json"));
+  char dir[] = "/tmp/ts-test-validate-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  char *argv[] = {"validate", path, "-o", dir, "--set", "recompute=full", "--reps", "1",
+                  "--runs", "2", "--quiet", NULL};
+  CU_ASSERT_EQUAL(ts_validate_main(11, argv), 0);
+  char f[256];
+  snprintf(f, sizeof f, "%s/validation.json", dir);
+  char *v = slurp(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(v, "\"peak_activation_bytes_equal\":\ttrue"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(v, "\"op_order_identical\":\ttrue"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(v, "\"recompute\":\t\"full\""));
+  free(v);
+  static const char *const files[] = {"platform.xml",           "reference/summary.json",
+                                      "reference/timeline.csv", "reference/gantt.svg",
+                                      "simulated/summary.json", "simulated/trace.json"};
+  for (int i = 0; i < 6; i++) {
+    snprintf(f, sizeof f, "%s/%s", dir, files[i]);
+    CU_ASSERT_EQUAL(access(f, R_OK), 0);
+  }
+  snprintf(f, sizeof f, "%s/reference/summary.json", dir);
+  v = slurp(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(v, "\"executor\":\t\"reference\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(v, "measured_peak_activation_bytes"));
+  free(v);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  CU_ASSERT_EQUAL(system(cmd), 0);
+  /* Too large a model: one line, EX_DATAERR, nothing written. */
+  char *big[] = {"validate", path, "-o", dir, "--set", "model.hidden=2048", "--quiet", NULL};
+  CU_ASSERT_EQUAL(ts_validate_main(7, big), EX_DATAERR);
+  CU_ASSERT_NOT_EQUAL(access(dir, F_OK), 0);
+  char *syn[] = {"validate", path, "--set", "model.kind=synthetic", NULL};
+  CU_ASSERT_EQUAL(ts_validate_main(4, syn), EX_DATAERR);
+  unlink(path);
+  free(path);
+}
+
+TS_TESTS{TS_TEST(test_gradients_match_oracle), TS_TEST(test_other_schedules_gradients),
+         TS_TEST(test_op_order_matches_simulator), TS_TEST(test_activation_bytes_exact),
+         TS_TEST(test_deterministic), TS_TEST(test_deadlock_reported),
+         TS_TEST(test_error_wakes_waiters), TS_TEST(test_synthetic_refused),
+         TS_TEST(test_validate_command)};
+TS_TEST_MAIN("ref_exec")
