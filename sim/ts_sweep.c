@@ -788,19 +788,7 @@ static const char *const series_rgb[] = {"#0072B2", "#D55E00", "#009E73", "#CC79
 #define N_RGB 7
 static const char *const series_dash[] = {"", " stroke-dasharray=\"7 4\"", " stroke-dasharray=\"2 3\""};
 
-static void xml_put(FILE *f, const char *s) {
-  for (; *s; s++) {
-    switch (*s) {
-      case '&': fputs("&amp;", f); break;
-      case '<': fputs("&lt;", f); break;
-      case '>': fputs("&gt;", f); break;
-      case '"': fputs("&quot;", f); break;
-      default:
-        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n') fputc('?', f);
-        else fputc(*s, f);
-    }
-  }
-}
+static void xml_put(FILE *f, const char *s) { ts__xml_put(f, s, strlen(s)); }
 
 /* A varied value as a number in SI base units: "50GBps", "2us", "312Tf",
 ** "16".  False for anything else ("gpipe", "true", "[1,2]"). */

@@ -423,15 +423,7 @@ static cJSON *validation_json(const ts_job_t *job, const ts_ref_config_t *cfg, c
                               const vcmp_t *c, const ts_metrics_t *ms, const ts_metrics_t *mr) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
-  cJSON *j = cJSON_AddObjectToObject(o, "job");
-  cJSON_AddStringToObject(j, "file", job->path);
-  cJSON_AddStringToObject(j, "schedule", job->schedule);
-  cJSON_AddNumberToObject(j, "stages", job->stages);
-  cJSON_AddNumberToObject(j, "microbatches", job->microbatches);
-  cJSON_AddNumberToObject(j, "micro_batch_size", job->micro_batch_size);
-  cJSON_AddNumberToObject(j, "chunks", job->chunks);
-  cJSON_AddNumberToObject(j, "iterations", job->iterations);
-  cJSON_AddStringToObject(j, "recompute", job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  cJSON *j = ts__job_json(o, job);
   cJSON *m = cJSON_AddObjectToObject(j, "reference_model");
   cJSON_AddNumberToObject(m, "layers", cfg->layers);
   cJSON_AddNumberToObject(m, "hidden", cfg->hidden);

@@ -313,6 +313,9 @@ int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t 
 /* The summary.json tree of a result (caller frees with cJSON_Delete); the
 ** type is cJSON's, left opaque here. */
 struct cJSON *ts__summary_json(const ts_result_t *r);
+/* Adds the job as run ("job": file, schedule, model, platform, counts,
+** recompute, bytes_per_element) to parent and returns that object. */
+struct cJSON *ts__job_json(struct cJSON *parent, const ts_job_t *job);
 
 /* Fast formatting for the writers' hot loops (printf's %.2f and %d are
 ** the bulk of writing a large timeline).  buf holds at least 64 bytes;
@@ -321,6 +324,9 @@ struct cJSON *ts__summary_json(const ts_result_t *r);
 ** appears. */
 int ts__fmt_int(char *buf, long long v);
 int ts__fmt_fixed(char *buf, double x, int d);
+/* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
+** HTML text and attributes; control characters become '?'. */
+void ts__xml_put(FILE *f, const char *s, size_t n);
 /* "17.19 GiB": bytes with a binary prefix, into buf; returns buf. */
 const char *ts__human_bytes(double b, char *buf, size_t cap);
 

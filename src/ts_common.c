@@ -174,3 +174,19 @@ int ts__fmt_fixed(char *buf, double x, int d) {
   buf[len] = 0;
   return len;
 }
+
+void ts__xml_put(FILE *f, const char *s, size_t n) {
+  for (size_t i = 0; i < n && s[i]; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+      case '&': fputs("&amp;", f); break;
+      case '<': fputs("&lt;", f); break;
+      case '>': fputs("&gt;", f); break;
+      case '"': fputs("&quot;", f); break;
+      case '\'': fputs("&#39;", f); break;
+      default:
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') c = '?';
+        fputc(c, f);
+    }
+  }
+}

@@ -96,19 +96,7 @@ static void xml_put(FILE *f, const char *s, int max_bytes) {
     cut = (size_t)max_bytes;
     while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
   }
-  for (size_t i = 0; i < cut; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-      case '&': fputs("&amp;", f); break;
-      case '<': fputs("&lt;", f); break;
-      case '>': fputs("&gt;", f); break;
-      case '"': fputs("&quot;", f); break;
-      case '\'': fputs("&apos;", f); break;
-      default:
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') c = '?';
-        fputc(c, f);
-    }
-  }
+  ts__xml_put(f, s, cut);
   if (cut < n) fputs("\xE2\x80\xA6", f);
 }
 

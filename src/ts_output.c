@@ -36,13 +36,8 @@ static void add_num_or_null(cJSON *o, const char *k, double v, bool have) {
     cJSON_AddNullToObject(o, k);
 }
 
-cJSON *ts__summary_json(const ts_result_t *r) {
-  const ts_job_t *j = r->job;
-  const ts_metrics_t *m = r->metrics;
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
-  cJSON_AddStringToObject(o, "executor", r->run->executor);
-  cJSON *job = cJSON_AddObjectToObject(o, "job");
+cJSON *ts__job_json(cJSON *parent, const ts_job_t *j) {
+  cJSON *job = cJSON_AddObjectToObject(parent, "job");
   cJSON_AddStringToObject(job, "file", j->path);
   cJSON_AddStringToObject(job, "schedule", j->schedule);
   cJSON_AddStringToObject(job, "model", j->model.name);
@@ -55,6 +50,16 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   cJSON_AddNumberToObject(job, "iterations", j->iterations);
   cJSON_AddStringToObject(job, "recompute", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
   cJSON_AddNumberToObject(job, "bytes_per_element", j->bytes_per_element);
+  return job;
+}
+
+cJSON *ts__summary_json(const ts_result_t *r) {
+  const ts_job_t *j = r->job;
+  const ts_metrics_t *m = r->metrics;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
+  cJSON_AddStringToObject(o, "executor", r->run->executor);
+  cJSON *job = ts__job_json(o, j);
   add_num_or_null(job, "model_parameters", r->cost->model_params, r->cost->has_flops);
 
   add_num(o, "iteration_time_s", m->iteration_time_s);

@@ -42,20 +42,7 @@
 /* ------------------------------------------------------------------ */
 
 /* Writes s with HTML's special characters escaped. */
-static void html_put(FILE *f, const char *s) {
-  for (; *s; s++) {
-    switch (*s) {
-      case '&': fputs("&amp;", f); break;
-      case '<': fputs("&lt;", f); break;
-      case '>': fputs("&gt;", f); break;
-      case '"': fputs("&quot;", f); break;
-      case '\'': fputs("&#39;", f); break;
-      default:
-        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n') fputc('?', f);
-        else fputc(*s, f);
-    }
-  }
-}
+static void html_put(FILE *f, const char *s) { ts__xml_put(f, s, strlen(s)); }
 
 typedef struct unit {
   const char *name;

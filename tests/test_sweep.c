@@ -328,7 +328,7 @@ static void test_emit_collect(void) {
   free(csv);
   char *svg = slurp(file_in(local, "sweep.svg"));
   CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "2 failed"));
-  CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "exceed the model's 8 layers</title>"));
+  CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "exceed the model&#39;s 8 layers</title>"));
   free(svg);
 
   /* emitted */

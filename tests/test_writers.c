@@ -577,7 +577,7 @@ static void test_gantt_gpipe(void) {
   CU_ASSERT_PTR_NULL(strstr(svg, "mb 0,"));
   /* The host name is escaped, in the label and its tooltip. */
   CU_ASSERT_PTR_NULL(strstr(svg, "a<&>"));
-  CU_ASSERT_EQUAL(count(svg, "a&lt;&amp;&gt;&quot;b&apos;\\c"), 2);
+  CU_ASSERT_EQUAL(count(svg, "a&lt;&amp;&gt;&quot;b&#39;\\c"), 2);
   /* Four 1-2 ms boxes in a >= 720 px plot: wide, numbered. */
   CU_ASSERT(min_box_width(svg) > 40);
   CU_ASSERT_EQUAL(count(svg, "font-size=\"11.0\""), fx->n_compute);
