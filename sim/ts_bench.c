@@ -2,7 +2,7 @@
 ** ts_bench.c: `trainsim bench`.
 **
 ** Times whole `trainsim run` processes (job loading, the SimGrid run in
-** its child, metrics and all four output files) on the benchmark job
+** its child, metrics and all five output files) on the benchmark job
 ** examples/bench-1f1b-p64.json: 1F1B, p = 64 stages, m = 512 micro-batches
 ** on the 8-node x 8-GPU platform, 65,536 compute ops and 64,512 transfers.
 ** Wall time is measured with CLOCK_MONOTONIC around fork/exec/wait; peak
