@@ -297,7 +297,8 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
 /* The layout ts_write_gantt_svg would choose for r: fills o. */
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o);
 
-/* Writes all four files into dir atomically: every file is first written
+/* Writes all five files (summary.json, timeline.csv, trace.json, gantt.svg,
+** report.html) into dir atomically: every file is first written
 ** to a temporary name in dir and renamed only when all succeeded; on
 ** failure no output file is left behind.  Creates dir if needed. */
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
