@@ -104,26 +104,11 @@ static int dir_entries(const char *dir, char *buf, size_t cap) {
   return n;
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-    n += got;
-    if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
-  }
-  fclose(f);
-  buf[n] = 0;
-  if (len) *len = n;
-  return buf;
-}
-
 /* Parses dir/summary.json; NULL when missing or malformed. */
 static cJSON *summary(const char *dir) {
   char p[4096];
   snprintf(p, sizeof p, "%s/summary.json", dir);
-  char *text = slurp(p, NULL);
+  char *text = th_slurp(p, NULL);
   cJSON *j = text ? cJSON_Parse(text) : NULL;
   free(text);
   return j;
@@ -169,8 +154,8 @@ static int cli_prefixed(const char *prefix, const char *args, char **out, char *
   snprintf(cmd, n, "%s '%s' %s >%s 2>%s", prefix, bin, args, o, e);
   int st = system(cmd);
   free(cmd);
-  *out = slurp(o, NULL);
-  *err = slurp(e, NULL);
+  *out = th_slurp(o, NULL);
+  *err = th_slurp(e, NULL);
   unlink(o);
   unlink(e);
   if (!*out) *out = calloc(1, 1);
@@ -455,7 +440,7 @@ static void same_outputs(const char *what, const char *job) {
     snprintf(a, sizeof a, "%s/run0/%s", base, files[i]);
     snprintf(b, sizeof b, "%s/run1/%s", base, files[i]);
     size_t la = 0, lb = 0;
-    char *ta = slurp(a, &la), *tb = slurp(b, &lb);
+    char *ta = th_slurp(a, &la), *tb = th_slurp(b, &lb);
     CHECK(ta && tb && la > 0, "%s: %s missing or empty", what, files[i]);
     CHECK(ta && tb && la == lb && memcmp(ta, tb, la) == 0, "%s: %s differs between two runs",
           what, files[i]);
@@ -561,7 +546,7 @@ static void atomic_parent_is_file(void) {
   CHECK(strstr(se, file) != NULL, "parent is a file: stderr does not name %s: %.400s", file, se);
   CHECK(dir_entries(base, ls, sizeof ls) == 1 && !strcmp(ls, "file"),
         "parent is a file: the directory now holds [%s]", ls);
-  char *text = slurp(file, NULL);
+  char *text = th_slurp(file, NULL);
   CHECK(text && !strcmp(text, "keep\n"), "parent is a file: the file was changed");
   free(text);
   free(so);

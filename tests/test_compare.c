@@ -13,16 +13,6 @@
 #include "tshelp.h"
 #include "tsunit.h"
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *b = calloc(1, 1 << 22);
-  size_t n = fread(b, 1, (1 << 22) - 1, f);
-  b[n] = 0;
-  fclose(f);
-  return b;
-}
-
 static int count(const char *hay, const char *needle) {
   int n = 0;
   for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
@@ -37,7 +27,7 @@ static double run_metric(const char *job, const char *sched, const char *extra, 
   if (th_cli(args, NULL, NULL) == 0) {
     char f[128];
     snprintf(f, sizeof f, "%s/summary.json", path);
-    char *s = slurp(f);
+    char *s = th_slurp(f, NULL);
     cJSON *j = cJSON_Parse(s);
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, key);
     if (cJSON_IsNumber(x)) v = x->valuedouble;
@@ -62,7 +52,7 @@ static void test_all_schedules(void) {
   free(out);
   char p[128];
   snprintf(p, sizeof p, "%s/compare.csv", dir);
-  char *csv = slurp(p);
+  char *csv = th_slurp(p, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
   int n = 0;
   for (int i = 0; ts_schedule_at(i); i++) {
@@ -92,7 +82,7 @@ static void test_all_schedules(void) {
   }
   CU_ASSERT(n >= 7);
   snprintf(p, sizeof p, "%s/compare.svg", dir);
-  char *svg = slurp(p);
+  char *svg = th_slurp(p, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
   CU_ASSERT_EQUAL(count(svg, "<svg "), n + 1); /* the outer one and one per schedule */
   free(svg);
@@ -110,7 +100,7 @@ static void test_skipped(void) {
   CU_ASSERT_EQUAL_FATAL(th_cli(args, NULL, NULL), 0);
   char p[128];
   snprintf(p, sizeof p, "%s/compare.csv", dir);
-  char *csv = slurp(p);
+  char *csv = th_slurp(p, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
   CU_ASSERT_PTR_NOT_NULL(strstr(csv, "chimera,,\"skipped: "));
   CU_ASSERT_PTR_NOT_NULL(strstr(csv, "even number of stages"));

@@ -332,14 +332,8 @@ static void test_synthetic_refused(void) {
 
 /* Reads a whole file into a malloc'd string ("" when missing). */
 static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  char *buf = calloc(1, 1 << 20);
-  if (f) {
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = 0;
-    fclose(f);
-  }
-  return buf;
+  char *b = th_slurp(path, NULL);
+  return b ? b : calloc(1, 1);
 }
 
 static void test_validate_command(void) {

@@ -276,20 +276,6 @@ static const char *find_chromium(void) {
   return NULL;
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *b = malloc(cap);
-  for (size_t k; (k = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-    n += k;
-    if (cap - n < 2) b = realloc(b, cap *= 2);
-  }
-  b[n] = 0;
-  fclose(f);
-  return b;
-}
-
 /* Loads html_path in headless Chromium; returns the DOM after scripts
 ** ran and fills *log with its stderr.  NULL when Chromium failed. */
 static char *chromium_dom(const char *bin, const char *html_path, const char *hash, char **log) {
@@ -305,9 +291,9 @@ static char *chromium_dom(const char *bin, const char *html_path, const char *ha
   int st = system(cmd);
   char p[256];
   snprintf(p, sizeof p, "%s/dom.html", dir);
-  char *dom = st == 0 ? slurp(p) : NULL;
+  char *dom = st == 0 ? th_slurp(p, NULL) : NULL;
   snprintf(p, sizeof p, "%s/stderr.txt", dir);
-  *log = slurp(p);
+  *log = th_slurp(p, NULL);
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd)) {
   }

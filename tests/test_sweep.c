@@ -32,20 +32,6 @@
 #define JOB_SYN "examples/synthetic-1f1b.json"
 #define JOB_IB "examples/sweep-gpt-ib.json"
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *b = malloc(cap);
-  for (size_t k; (k = fread(b + n, 1, cap - n - 1, f)) > 0;) {
-    n += k;
-    if (cap - n < 2) b = realloc(b, cap *= 2);
-  }
-  b[n] = 0;
-  fclose(f);
-  return b;
-}
-
 static bool spit(const char *path, const char *text) {
   FILE *f = fopen(path, "wb");
   if (!f) return false;
@@ -139,7 +125,7 @@ static cJSON *run_summary(const char *job, const char *sets) {
   snprintf(args, sizeof args, "run %s %s -o %s --quiet", job, sets, dir);
   cJSON *j = NULL;
   if (th_cli(args, NULL, NULL) == 0) {
-    char *s = slurp(file_in(dir, "summary.json"));
+    char *s = th_slurp(file_in(dir, "summary.json"), NULL);
     j = cJSON_Parse(s);
     free(s);
   }
@@ -164,7 +150,7 @@ static void test_cartesian(void) {
                                            "-j 2 -o %s", JOB_SYN, ref_dir), 0);
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "6 points: 6 run, 0 resumed, 0 failed"));
   free(out);
-  char *csv = slurp(file_in(ref_dir, "sweep.csv"));
+  char *csv = th_slurp(file_in(ref_dir, "sweep.csv"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
   CU_ASSERT_EQUAL(count(csv, "\n"), 7);
   char line[2048];
@@ -207,7 +193,7 @@ static void test_cartesian(void) {
   CU_ASSERT(!exists(file_in(ref_dir, "sweep.csv.partial")));
   free(csv);
 
-  char *svg = slurp(file_in(ref_dir, "sweep.svg"));
+  char *svg = th_slurp(file_in(ref_dir, "sweep.svg"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
   CU_ASSERT_PTR_NOT_NULL(strstr(svg, "iteration time against microbatches"));
   CU_ASSERT_PTR_NOT_NULL(strstr(svg, "iteration time (s)"));
@@ -221,7 +207,7 @@ static void test_cartesian(void) {
 /* ---- 2. -j 1 = -j 2 --------------------------------------------------------- */
 
 static bool same_file(const char *a, const char *b) {
-  char *x = slurp(a), *y = slurp(b);
+  char *x = th_slurp(a, NULL), *y = th_slurp(b, NULL);
   bool same = x && y && !strcmp(x, y);
   free(x);
   free(y);
@@ -242,7 +228,7 @@ static void test_jobs_identical(void) {
 
 static void test_resume(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(ref_dir);
-  char *ref = slurp(file_in(ref_dir, "sweep.csv"));
+  char *ref = th_slurp(file_in(ref_dir, "sweep.csv"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
   char *dir = tmp_dir();
   char line[7][1024];
@@ -315,7 +301,7 @@ static void test_emit_collect(void) {
   CU_ASSERT_EQUAL_FATAL(sweep(&out, NULL, "%s %s -o %s", job, vary, local), 0);
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "6 points: 6 run, 0 resumed, 2 failed"));
   free(out);
-  char *csv = slurp(file_in(local, "sweep.csv"));
+  char *csv = th_slurp(file_in(local, "sweep.csv"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
   char want[2048];
   snprintf(want, sizeof want, "\n16,gpipe,error,,,,,,,,,,,%s: stages: 16 stages x 1 chunks exceed the "
@@ -326,7 +312,7 @@ static void test_emit_collect(void) {
   CU_ASSERT_EQUAL(count(csv, ",true,\n"), 4); /* FLOPs and MFU present: not empty */
   CU_ASSERT_EQUAL(count(csv, ",,"), 2 * 10);  /* only the error rows have empty fields */
   free(csv);
-  char *svg = slurp(file_in(local, "sweep.svg"));
+  char *svg = th_slurp(file_in(local, "sweep.svg"), NULL);
   CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "2 failed"));
   CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "exceed the model&#39;s 8 layers</title>"));
   free(svg);
@@ -337,7 +323,7 @@ static void test_emit_collect(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "parallel < "));
   free(out);
   CU_ASSERT(!exists(file_in(emit, "point-1")));
-  char *points = slurp(file_in(emit, "points.csv")), *cmds = slurp(file_in(emit, "commands.txt"));
+  char *points = th_slurp(file_in(emit, "points.csv"), NULL), *cmds = th_slurp(file_in(emit, "commands.txt"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(points);
   CU_ASSERT_PTR_NOT_NULL_FATAL(cmds);
   CU_ASSERT_STRING_EQUAL(points, "index,stages,schedule\n1,2,gpipe\n2,2,1f1b\n3,4,gpipe\n4,4,1f1b\n"
@@ -377,7 +363,7 @@ static void test_bandwidth(void) {
   char *dir = tmp_dir();
   CU_ASSERT_EQUAL_FATAL(sweep(NULL, NULL, "%s --vary 'platform.link.ib*.bandwidth=12.5GBps,25GBps,50GBps' "
                                           "--set microbatches=16 -o %s -q", JOB_IB, dir), 0);
-  char *csv = slurp(file_in(dir, "sweep.csv"));
+  char *csv = th_slurp(file_in(dir, "sweep.csv"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
   CU_ASSERT_PTR_NOT_NULL(strstr(csv, "platform.link.ib*.bandwidth,status,"));
   double t[3];
@@ -398,7 +384,7 @@ static void test_bandwidth(void) {
   CU_ASSERT_EQUAL(t[1], jnum(j, NULL, "iteration_time_s"));
   cJSON_Delete(j);
   free(csv);
-  char *svg = slurp(file_in(dir, "sweep.svg"));
+  char *svg = th_slurp(file_in(dir, "sweep.svg"), NULL);
   CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "platform.link.ib*.bandwidth (B/s)"));
   free(svg);
   rm_rf(dir);
@@ -410,7 +396,7 @@ static void test_log_axes_and_metric(void) {
   CU_ASSERT_EQUAL_FATAL(sweep(NULL, NULL, "%s --vary model.forward_s=0.01,0.1,1,10 --vary "
                                           "model.backward_s=0.02,20 --metric samples_per_s -o %s -q",
                               JOB_SYN, dir), 0);
-  char *svg = slurp(file_in(dir, "sweep.svg"));
+  char *svg = th_slurp(file_in(dir, "sweep.svg"), NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(svg);
   CU_ASSERT_PTR_NOT_NULL(strstr(svg, "throughput against model.forward_s"));
   CU_ASSERT_PTR_NOT_NULL(strstr(svg, "model.forward_s (s, log scale)"));

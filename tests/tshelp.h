@@ -30,6 +30,23 @@ static inline const char *th_write_tmp(const char *text, const char *suffix) {
   return p;
 }
 
+/* Reads a whole file into a malloc'd NUL-terminated string; its length goes
+** to *len when len is not NULL.  NULL when the file cannot be opened. */
+static inline char *th_slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+    n += got;
+    if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+  }
+  fclose(f);
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
+}
+
 /* Loads the job text (with optional --set strings) and simulates it.
 ** Returns 0 and fills o, or the error code with err filled. */
 static inline int th_simulate(const char *json, const char *const *sets, int n_sets, ts_job_t **job,
