@@ -39,6 +39,7 @@
 #include <simgrid/link.h>
 #include <simgrid/mailbox.h>
 #include <simgrid/semaphore.h>
+#include <xbt/dynar.h>
 #include <xbt/log.h>
 
 #include "ts_sim.h"
@@ -61,6 +62,8 @@ typedef struct sim_edge {
 
 typedef struct sim_dev {
   sg_host_t host;
+  sg_host_t dram;  /* its host memory (schedules with host_weights) */
+  double memory;   /* memory_bytes, 0 unknown */
   double factor;  /* speed override factor */
   sg_actor_t actor;
   sg_sem_t wake;  /* wait() blocks on it */
@@ -173,8 +176,47 @@ static void x_settle(void *xd, int device) {
   sg_actor_yield();
 }
 
+/* A host-memory copy runs on an actor of its own (one per copy), so that
+** both directions and the device's compute proceed at once; its flow takes
+** the platform's route between the GPU and its DRAM host. */
+typedef struct sim_copy {
+  sim_x_t *x;
+  int device, h2d, vstage;
+  double bytes;
+} sim_copy_t;
+
+static void copy_actor(int argc, char **argv) {
+  (void)argc, (void)argv;
+  sim_copy_t *c = sg_actor_self_get_data();
+  sim_dev_t *d = &c->x->dev[c->device];
+  double t0 = simgrid_get_clock();
+  if (c->h2d)
+    sg_host_sendto(d->dram, d->host, c->bytes);
+  else
+    sg_host_sendto(d->host, d->dram, c->bytes);
+  ts__rt_host_done(ts__world_rt(c->x->w, c->device), c->h2d, c->vstage, t0, simgrid_get_clock());
+  free(c);
+}
+
+static void x_host_copy(void *xd, int device, int h2d, int vstage, double bytes) {
+  sim_x_t *x = xd;
+  sim_copy_t *c = malloc(sizeof *c);
+  *c = (sim_copy_t){x, device, h2d, vstage, bytes};
+  char name[48];
+  snprintf(name, sizeof name, "%s:%d:%d", h2d ? "fetch" : "offload", device, vstage);
+  sg_actor_t a = sg_actor_init(name, x->dev[device].host);
+  sg_actor_set_data(a, c);
+  sg_actor_start_(a, copy_actor, 0, NULL);
+}
+
+static double x_capacity(void *xd, int device) {
+  sim_x_t *x = xd;
+  return x->dev[device].memory;
+}
+
 static const ts_exec_ops_t sim_ops = {x_now,    x_compute, x_send,      x_lock,  x_unlock,
-                                      x_wait,   x_notify,  x_abort_all, x_settle};
+                                      x_wait,   x_notify,  x_abort_all, x_settle,
+                                      x_host_copy, NULL,   x_capacity};
 
 /* ---- actors ---------------------------------------------------------- */
 
@@ -207,7 +249,8 @@ static int host_cmp(const void *a, const void *b) {
 }
 
 /* Writes the ideal platform: n hosts at 1 TFLOP/s, links with no latency and
-** 1e30 B/s, so transfers of any realistic size take no time. */
+** 1e30 B/s, so transfers of any realistic size take no time.  Host gpu<n>
+** (one more) is the host memory of every GPU. */
 static int write_ideal(int n, char *path, size_t cap) {
   snprintf(path, cap, "/tmp/trainsim-ideal-XXXXXX.xml");
   int fd = mkstemps(path, 4);
@@ -220,7 +263,7 @@ static int write_ideal(int n, char *path, size_t cap) {
           "  <cluster id=\"ideal\" prefix=\"gpu\" suffix=\"\" radical=\"0-%d\" speed=\"1e12f\" "
           "bw=\"1e30Bps\" lat=\"0s\"/>\n"
           "</platform>\n",
-          n - 1);
+          n);
   return fclose(f);
 }
 
@@ -293,6 +336,59 @@ static void add_edge(sim_x_t *x, int kind, int from, int to) {
   x->edges[x->n_edges++] = (sim_edge_t){kind, from, to, NULL, x};
 }
 
+static int link_use_cmp(const void *a, const void *b) {
+  return strcmp(((const ts_link_use_t *)a)->name, ((const ts_link_use_t *)b)->name);
+}
+
+/* Adds up, per link, the bytes of every transfer whose route crosses it
+** (routes exist once simgrid_run sealed the platform). */
+static void link_traffic(sim_x_t *x, ts_run_t *run) {
+  size_t nl = sg_link_count();
+  sg_link_t *links = sg_link_list();
+  double *bytes = calloc(nl ? nl : 1, sizeof *bytes);
+  for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
+  xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    sg_host_t a, b;
+    if (e->kind == TS_SEND_ACT || e->kind == TS_SEND_GRAD || e->kind == TS_SEND_COLL) {
+      a = x->dev[e->device].host;
+      b = x->dev[e->peer].host;
+    } else if (e->kind == TS_FETCH) {
+      a = x->dev[e->device].dram;
+      b = x->dev[e->device].host;
+    } else if (e->kind == TS_OFFLOAD) {
+      a = x->dev[e->device].host;
+      b = x->dev[e->device].dram;
+    } else {
+      continue;
+    }
+    if (!(e->bytes > 0) || a == b) continue;
+    xbt_dynar_reset(route);
+    sg_host_get_route(a, b, route);
+    unsigned it;
+    sg_link_t l;
+    xbt_dynar_foreach (route, it, l) {
+      size_t k = (size_t)sg_link_get_data(l);
+      if (k) bytes[k - 1] += e->bytes;
+    }
+  }
+  xbt_dynar_free(&route);
+  int n = 0;
+  for (size_t k = 0; k < nl; k++) n += bytes[k] > 0;
+  run->links = calloc((size_t)(n ? n : 1), sizeof *run->links);
+  for (size_t k = 0; k < nl; k++) {
+    if (!(bytes[k] > 0)) continue;
+    ts_link_use_t *u = &run->links[run->n_links++];
+    snprintf(u->name, sizeof u->name, "%s", sg_link_get_name(links[k]));
+    u->bandwidth = sg_link_get_bandwidth(links[k]);
+    u->bytes = bytes[k];
+  }
+  qsort(run->links, (size_t)run->n_links, sizeof *run->links, link_use_cmp);
+  free(bytes);
+  free(links);
+}
+
 /* The child: runs the simulation and fills run or err. */
 static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
                           const ts_cost_t *cost, ts_run_t *run, ts_err_t *err) {
@@ -317,8 +413,12 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
   xbt_log_control_set("root.thresh:critical");
   if (job->platform_ideal) unlink(ideal);
 
-  size_t nh = sg_host_count();
+  size_t nh = sg_host_count(), kept = 0;
   sg_host_t *hosts = sg_host_list();
+  /* Memory endpoints (DRAM hosts of PCIe-tree platforms) are no devices. */
+  for (size_t i = 0; i < nh; i++)
+    if (!sg_host_get_property_value(hosts[i], "memory_endpoint")) hosts[kept++] = hosts[i];
+  nh = kept;
   qsort(hosts, nh, sizeof *hosts, host_cmp);
   sim_x_t x = {0};
   x.n = lay->n_devices;
@@ -350,6 +450,29 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
     di->speed = sg_host_get_speed(x.dev[d].host) * x.dev[d].factor;
     di->peak_flops = host_prop(x.dev[d].host, "peak_flops", di->speed);
     di->memory_bytes = host_prop(x.dev[d].host, "memory_bytes", 0);
+    x.dev[d].memory = di->memory_bytes;
+  }
+  if (sched->host_weights) {
+    char name[64];
+    snprintf(name, sizeof name, "gpu%d", lay->n_devices);
+    for (int d = 0; d < x.n && !rc; d++) {
+      const char *hm = job->platform_ideal ? name
+                                           : sg_host_get_property_value(x.dev[d].host, "host_memory");
+      x.dev[d].dram = hm ? sg_host_by_name(hm) : NULL;
+      if (!hm)
+        rc = ts_err_set(err, EX_DATAERR,
+                        "%s: host '%s' has no property host_memory naming its DRAM host (schedule "
+                        "'%s' keeps weights in host memory; try trainsim platform --preset "
+                        "commodity-8gpu)",
+                        job->platform, sg_host_get_name(x.dev[d].host), job->schedule);
+      else if (!x.dev[d].dram)
+        rc = ts_err_set(err, EX_DATAERR, "%s: host '%s': host_memory names no host ('%s')",
+                        job->platform, sg_host_get_name(x.dev[d].host), hm);
+    }
+    if (rc) {
+      free(x.dev);
+      return rc;
+    }
   }
 
   /* Edges between devices, from the layout's chains. */
@@ -389,6 +512,7 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
   }
   simgrid_run();
   rc = ts__world_finish(w, run, err);
+  if (!rc) link_traffic(&x, run);
   /* The process exits right after; SimGrid owns actors and mailboxes. */
   return rc;
 }
@@ -398,7 +522,7 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
 typedef struct sim_header {
   int rc;
   char msg[1024];
-  int n_events, n_devices;
+  int n_events, n_devices, n_links;
 } sim_header_t;
 
 static bool write_all(int fd, const void *p, size_t n) {
@@ -494,9 +618,11 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
     snprintf(h.msg, sizeof h.msg, "%s", e.msg);
     h.n_events = rc ? 0 : run->n_events;
     h.n_devices = run->n_devices;
+    h.n_links = rc ? 0 : run->n_links;
     bool ok = write_all(rfd, &h, sizeof h) &&
               write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
-              write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events);
+              write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
+              write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
     _exit(ok ? 0 : 74);
   }
   int status;
@@ -518,8 +644,11 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
     run->n_events = run->cap_events = h.n_events;
     run->events = malloc((size_t)(h.n_events ? h.n_events : 1) * sizeof *run->events);
     snprintf(run->executor, sizeof run->executor, "simgrid");
+    run->n_links = h.n_links;
+    run->links = calloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
     if (!read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
-        !read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events)) {
+        !read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||
+        !read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links)) {
       ts_run_free(run);
       rc = ts_err_set(err, EX_IOERR, "cannot read the simulation's result back");
     } else {

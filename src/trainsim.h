@@ -56,6 +56,10 @@ typedef enum ts_kind {
   TS_SEND_ACT = TS_COMPUTE_KINDS, /* activation to the next stage */
   TS_SEND_GRAD,                   /* gradient to the previous stage */
   TS_SEND_COLL,                   /* one step of a collective (all-reduce) */
+  TS_FETCH,     /* host memory -> device: a stage's weights (peer -1: DRAM) */
+  TS_OFFLOAD,   /* device -> host memory: a stage's gradients */
+  TS_EVICT,     /* a stage's weights dropped from device memory (instant) */
+  TS_ROOM_WAIT, /* a queued fetch waiting for device memory to free up */
   TS_KIND_COUNT
 } ts_kind_t;
 
@@ -102,8 +106,13 @@ typedef struct ts_job {
   int chunks;            /* model chunks per device (interleaved; default 1) */
   int iterations;        /* iterations simulated (asynchronous schedules; 1) */
   ts_recompute_t recompute;
-  char **placement;      /* stage -> host name, NULL for platform order */
+  char **placement;      /* device -> host name, NULL for platform order */
   int n_placement;
+  int devices;           /* devices of the job; default stages (mobius: fewer) */
+  int *mapping;          /* [stages] stage -> device (schedules with devices <
+                         ** stages); NULL: by mapping_rule */
+  char mapping_rule[16]; /* "sequential", "cross", "block" or "explicit" */
+  int mapping_groups;    /* root-complex groups for "cross" (default 2) */
   int bytes_per_element; /* default 2 */
   /* platform overrides from --set platform.{link,host}.PATTERN.FIELD */
   struct ts_override {
@@ -208,6 +217,8 @@ typedef struct ts_event {
 /* A forward that kept its full activations although the job recomputes
 ** (ts_rt_keep_activations): no recompute precedes its backward. */
 #define TS_EVF_KEEP 1
+/* A fetch that also reserved the stage's gradient buffer (backward pass). */
+#define TS_EVF_GRADS 2
 
 typedef struct ts_device_info {
   char name[TS_NAME_MAX];  /* host name */
@@ -215,6 +226,14 @@ typedef struct ts_device_info {
   double peak_flops;       /* for MFU (host property peak_flops; else speed) */
   double memory_bytes;     /* capacity (host property memory_bytes; 0 unknown) */
 } ts_device_info_t;
+
+/* Traffic of one platform link over the run.  A SPLITDUPLEX link's two
+** directions are separate entries ("X_UP", "X_DOWN"). */
+typedef struct ts_link_use {
+  char name[TS_NAME_MAX];
+  double bandwidth;   /* B/s, as simulated (after --set overrides) */
+  double bytes;       /* bytes of every transfer whose route crosses it */
+} ts_link_use_t;
 
 /* What an executor returns: the events sorted by (start, device, seq,
 ** kind), plus the devices used. */
@@ -226,6 +245,10 @@ typedef struct ts_run {
   char executor[32];       /* "simgrid" or "reference" */
   /* reference executor only: measured activation bytes (NULL in sim) */
   double *measured_peak_act_bytes; /* [n_devices] */
+  /* simulator only: bytes each platform link carried (links with traffic,
+  ** sorted by name; NULL when none) */
+  int n_links;
+  ts_link_use_t *links;
 } ts_run_t;
 
 ts_run_t *ts_run_new(int n_devices);
@@ -245,6 +268,10 @@ typedef struct ts_device_metrics {
   double peak_memory_bytes, memory_capacity_bytes;
   bool fits;
   double send_bytes;       /* point-to-point bytes sent */
+  double host_bytes;       /* bytes fetched from and offloaded to host memory */
+  double room_wait_s;      /* time fetches waited for device memory */
+  double peak_resident_bytes; /* host-memory schedules: peak weights + gradient
+                              ** buffers on the device */
   /* memory over time: (time, activation bytes) steps, owned */
   int n_mem;
   double *mem_t, *mem_bytes;

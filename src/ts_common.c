@@ -26,7 +26,8 @@ int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
 
 static const char *const kind_names[TS_KIND_COUNT] = {
     "forward", "backward", "recompute", "backward_input", "weight_grad",
-    "send_act", "send_grad", "allreduce"};
+    "send_act", "send_grad", "allreduce",
+    "fetch", "offload", "evict", "room_wait"};
 
 const char *ts_kind_name(ts_kind_t kind) {
   return (kind >= 0 && kind < TS_KIND_COUNT) ? kind_names[kind] : "unknown";
@@ -133,6 +134,7 @@ void ts_run_free(ts_run_t *r) {
   free(r->events);
   free(r->devices);
   free(r->measured_peak_act_bytes);
+  free(r->links);
   free(r);
 }
 

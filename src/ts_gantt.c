@@ -54,6 +54,10 @@ static const uint32_t kind_rgb[TS_KIND_COUNT] = {
     0x56B4E9, /* send_act: sky blue, the forward family */
     0xB8860B, /* send_grad: dark goldenrod, the backward family */
     0x555555, /* allreduce: grey */
+    0x117733, /* fetch: green, weights arriving */
+    0x882255, /* offload: wine, gradients leaving */
+    0x000000, /* evict: instant, not drawn */
+    0xBBBBBB, /* room_wait: light grey, a fetch waiting for memory */
 };
 #define IDLE_RGB 0xEEEEEEu
 
@@ -197,6 +201,7 @@ static const char *ink_on(uint32_t rgb) {
 
 static bool event_drawn(const gantt_t *g, const ts_event_t *e) {
   return e->device >= 0 && e->device < g->n_dev && e->kind >= 0 && e->kind < TS_KIND_COUNT &&
+         e->kind != TS_EVICT &&
          isfinite(e->start) && isfinite(e->end) && e->start >= 0 && e->end >= e->start;
 }
 
@@ -586,8 +591,12 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   attr2(f, "y", y);
   attr2(f, "width", w);
   attr2(f, "height", h);
-  fprintf(f, " fill=\"#%06X\"><title>%s stage %d chunk %d mb %d to device %d", kind_rgb[e->kind],
-          name, stage, chunk, e->mb + 1, e->peer);
+  if (e->kind >= TS_FETCH)
+    fprintf(f, " fill=\"#%06X\"><title>%s stage %d %s host memory", kind_rgb[e->kind], name, stage,
+            e->kind == TS_OFFLOAD ? "to" : "from");
+  else
+    fprintf(f, " fill=\"#%06X\"><title>%s stage %d chunk %d mb %d to device %d", kind_rgb[e->kind],
+            name, stage, chunk, e->mb + 1, e->peer);
   write_tooltip_times(f, g, e);
   fprintf(f, ", %s</title></rect>\n", bytes);
 }

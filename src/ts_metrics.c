@@ -16,6 +16,14 @@
 **                       one device are sequential, so this is exact.
 **   in-flight           (part, micro-batch) pairs of a device whose forward
 **                       started and whose backward has not finished.
+**   host memory         (schedules with host_weights, Mobius) a fetch
+**                       reserves its stage's weights (and gradient buffer,
+**                       flag TS_EVF_GRADS) when its copy starts, an evict
+**                       frees the weights, an offload frees the gradient
+**                       buffer when its copy ends; the device's memory over
+**                       time is activations plus these, and its peak is the
+**                       peak of that sum (no static weights, gradients or
+**                       optimizer states on the device).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,84 @@
 static int seq_cmp(const void *a, const void *b) {
   const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
   return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+typedef struct delta {
+  double t, bytes;
+  int order; /* ties: frees first, then in recording order */
+} delta_t;
+
+static int delta_cmp(const void *a, const void *b) {
+  const delta_t *x = a, *y = b;
+  if (x->t != y->t) return x->t < y->t ? -1 : 1;
+  bool fx = x->bytes < 0, fy = y->bytes < 0;
+  if (fx != fy) return fx ? -1 : 1;
+  return (x->order > y->order) - (x->order < y->order);
+}
+
+static void mem_step(ts_device_metrics_t *dm, double t, double bytes);
+
+/* The weights and gradient-buffer steps of device d's fetch, evict and
+** offload events, appended to dl[*n] (grown as needed). */
+static delta_t *resident_deltas(const ts_run_t *run, int d, const ts_layout_t *lay,
+                                const ts_cost_t *cost, delta_t *dl, int *n, int *cap) {
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    if (e->device != d) continue;
+    const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
+    double add, t = e->start;
+    if (e->kind == TS_FETCH)
+      add = pc->weights_bytes + ((e->flags & TS_EVF_GRADS) ? pc->gradients_bytes : 0);
+    else if (e->kind == TS_EVICT)
+      add = -pc->weights_bytes;
+    else if (e->kind == TS_OFFLOAD)
+      add = -pc->gradients_bytes, t = e->end;
+    else
+      continue;
+    if (*n + 1 > *cap) dl = realloc(dl, (size_t)(*cap *= 2) * sizeof *dl);
+    dl[*n] = (delta_t){t, add, *n};
+    (*n)++;
+  }
+  return dl;
+}
+
+/* Peak of the running sum of dl[0..n) sorted; fills dm's curve when dm. */
+static double replay(delta_t *dl, int n, ts_device_metrics_t *dm) {
+  qsort(dl, (size_t)n, sizeof *dl, delta_cmp);
+  double cur = 0, peak = 0;
+  if (dm) {
+    dm->n_mem = 0;
+    mem_step(dm, 0, 0);
+  }
+  for (int i = 0; i < n; i++) {
+    cur += dl[i].bytes;
+    if (cur > peak) peak = cur;
+    if (dm) mem_step(dm, dl[i].t, cur);
+  }
+  return peak;
+}
+
+/* Host-memory schedules: the device's activation steps (already in
+** dm->mem_*) together with the weights and gradient buffers its fetch,
+** evict and offload events move, as one memory-over-time curve. */
+static void host_memory(const ts_run_t *run, int d, const ts_layout_t *lay, const ts_cost_t *cost,
+                        ts_device_metrics_t *dm) {
+  int n = 0, cap = dm->n_mem + 16;
+  delta_t *dl = malloc((size_t)cap * sizeof *dl);
+  for (int i = 0; i < dm->n_mem; i++, n++)
+    dl[n] = (delta_t){dm->mem_t[i], dm->mem_bytes[i] - (i ? dm->mem_bytes[i - 1] : 0), n};
+  dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
+  dm->peak_memory_bytes = replay(dl, n, dm);
+  n = 0;
+  dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
+  dm->peak_resident_bytes = replay(dl, n, NULL);
+  free(dl);
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    if (e->device != d) continue;
+    if (e->kind == TS_FETCH || e->kind == TS_OFFLOAD) dm->host_bytes += e->bytes;
+    if (e->kind == TS_ROOM_WAIT) dm->room_wait_s += e->end - e->start;
+  }
 }
 
 static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
@@ -109,7 +195,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
       if (ts_kind_is_compute(e->kind)) {
         dm->busy_s += e->end - e->start;
         ev[k++] = e;
-      } else {
+      } else if (e->kind == TS_SEND_ACT || e->kind == TS_SEND_GRAD || e->kind == TS_SEND_COLL) {
         dm->send_bytes += e->bytes;
       }
     }
@@ -121,15 +207,19 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
     if (dm->busy_s > ideal) ideal = dm->busy_s;
     const ts_schedule_t *sched = ts_schedule_find(job->schedule);
     int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
-    for (int v = 0; v < lay->n_vstages; v++) {
-      if (lay->dev[v] != d) continue;
-      const ts_part_cost_t *pc = &cost->part[lay->part[v]];
-      dm->weights_bytes += versions * pc->weights_bytes;
-      dm->gradients_bytes += pc->gradients_bytes;
-      dm->optimizer_bytes += pc->optimizer_bytes;
+    if (sched && sched->host_weights) {
+      host_memory(run, d, lay, cost, dm);
+    } else {
+      for (int v = 0; v < lay->n_vstages; v++) {
+        if (lay->dev[v] != d) continue;
+        const ts_part_cost_t *pc = &cost->part[lay->part[v]];
+        dm->weights_bytes += versions * pc->weights_bytes;
+        dm->gradients_bytes += pc->gradients_bytes;
+        dm->optimizer_bytes += pc->optimizer_bytes;
+      }
+      dm->peak_memory_bytes =
+          dm->weights_bytes + dm->gradients_bytes + dm->optimizer_bytes + dm->peak_activation_bytes;
     }
-    dm->peak_memory_bytes =
-        dm->weights_bytes + dm->gradients_bytes + dm->optimizer_bytes + dm->peak_activation_bytes;
     dm->memory_capacity_bytes = run->devices[d].memory_bytes;
     dm->fits = dm->memory_capacity_bytes <= 0 || dm->peak_memory_bytes <= dm->memory_capacity_bytes;
     m->p2p_bytes += dm->send_bytes;

@@ -19,6 +19,7 @@
 
 #include "trainsim.h"
 #include "ts_report.h"
+#include "ts_runtime.h"
 
 /* ---- summary.json ---------------------------------------------------- */
 
@@ -43,6 +44,7 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j) {
   cJSON_AddStringToObject(job, "model", j->model.name);
   cJSON_AddStringToObject(job, "platform", j->platform_arg);
   cJSON_AddNumberToObject(job, "stages", j->stages);
+  if (j->devices != j->stages) cJSON_AddNumberToObject(job, "devices", j->devices);
   cJSON_AddNumberToObject(job, "microbatches", j->microbatches);
   cJSON_AddNumberToObject(job, "micro_batch_size", j->micro_batch_size);
   cJSON_AddNumberToObject(job, "seq_len", j->seq_len);
@@ -108,7 +110,24 @@ cJSON *ts__summary_json(const ts_result_t *r) {
     cJSON_AddBoolToObject(x, "fits", dm->fits);
     add_num(x, "p2p_bytes_sent", dm->send_bytes);
     add_num(x, "speed_flops", r->run->devices[d].speed);
+    const ts_schedule_t *sc = ts_schedule_find(j->schedule);
+    if (sc && sc->host_weights) {
+      add_num(x, "host_bytes", dm->host_bytes);
+      add_num(x, "room_wait_s", dm->room_wait_s);
+      add_num(x, "peak_resident_bytes", dm->peak_resident_bytes);
+    }
     cJSON_AddItemToArray(devs, x);
+  }
+  cJSON *links = cJSON_AddArrayToObject(o, "links");
+  double T = m->iteration_time_s * j->iterations;
+  for (int i = 0; i < r->run->n_links; i++) {
+    const ts_link_use_t *u = &r->run->links[i];
+    cJSON *x = cJSON_CreateObject();
+    cJSON_AddStringToObject(x, "name", u->name);
+    add_num(x, "bandwidth_Bps", u->bandwidth);
+    add_num(x, "bytes", u->bytes);
+    add_num(x, "utilisation", T > 0 && u->bandwidth > 0 ? u->bytes / (u->bandwidth * T) : 0);
+    cJSON_AddItemToArray(links, x);
   }
   return o;
 }

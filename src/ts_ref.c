@@ -46,6 +46,7 @@
 #include <gsl/gsl_rng.h>
 #include <limits.h>
 #include <malloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -92,6 +93,8 @@ typedef struct ref_x {
   struct timespec t0;
   pthread_mutex_t mu;
   int running, deadlock, aborted; /* under mu */
+  ts_ref_model_t *host;     /* host memory (schedules with host_weights):
+                            ** master parameters, written-back gradients */
   atomic_int fatal;         /* an executor error happened: skip the math */
   int fatal_code;           /* under mu */
   char fatal_msg[512];      /* under mu */
@@ -390,8 +393,53 @@ static void x_abort_all(void *xd) {
   if (!held) x_unlock_(x);
 }
 
+/* Host memory: a fetch copies the stage's block parameters from the host
+** model into the device's clone, a write-back adds the device's block
+** gradients into the host model's and zeroes them on the device, an
+** eviction fills the device's copy with NaN (a use after eviction would
+** show in every gradient).  Copies are synchronous, on the calling device's
+** thread. */
+static void x_host_copy(void *xd, int device, int h2d, int v, double bytes) {
+  (void)bytes;
+  ref_x_t *x = xd;
+  ts_ref_model_t *dm = x->dev[device].model;
+  const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+  double t0 = x_now(x);
+  for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
+    size_t n;
+    if (h2d) {
+      double *dst = ts_ref_block_params(dm, l, &n);
+      memcpy(dst, ts_ref_block_params(x->host, l, &n), n * sizeof *dst);
+    } else {
+      /* Both models own their gradient vectors, which are not const. */
+      double *hg = (double *)ts_ref_block_grad(x->host, l, &n);
+      double *dg = (double *)ts_ref_block_grad(dm, l, &n);
+      for (size_t i = 0; i < n; i++) {
+        hg[i] += dg[i];
+        dg[i] = 0;
+      }
+    }
+  }
+  ts__rt_host_done(ts__world_rt(x->w, device), h2d, v, t0, x_now(x));
+}
+
+static void poison_blocks(ts_ref_model_t *m, int first, int count) {
+  for (int l = first; l < first + count; l++) {
+    size_t n;
+    double *p = ts_ref_block_params(m, l, &n);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+  }
+}
+
+static void x_host_evict(void *xd, int device, int v) {
+  ref_x_t *x = xd;
+  const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+  poison_blocks(x->dev[device].model, pc->first_layer, pc->n_layers);
+}
+
 static const ts_exec_ops_t ref_ops = {x_now,  x_compute, x_send,      x_lock,  x_unlock,
-                                      x_wait, x_notify,  x_abort_all, NULL};
+                                      x_wait, x_notify,  x_abort_all, NULL,
+                                      x_host_copy, x_host_evict, NULL};
 
 static void *device_main(void *arg) {
   ref_dev_t *dv = arg;
@@ -472,6 +520,7 @@ static void free_x(ref_x_t *x) {
     ts_ref_model_free(dv->model);
     pthread_cond_destroy(&dv->cond);
   }
+  ts_ref_model_free(x->host);
   pthread_mutex_destroy(&x->mu);
   free(x->dev);
   free(x->loc);
@@ -567,6 +616,13 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
     dv->out = calloc(2 * cells, sizeof *dv->out);
     dv->inbox = calloc(2 * cells, sizeof *dv->inbox);
     if (!dv->model || !dv->stash || !dv->out || !dv->inbox) rc = EX_OSERR;
+    if (!rc && sched->host_weights) poison_blocks(dv->model, 0, x.cfg.layers);
+  }
+  if (!rc && sched->host_weights) {
+    if (!(x.host = ts_ref_model_clone(base)))
+      rc = EX_OSERR;
+    else
+      ts_ref_model_zero_grad(x.host);
   }
   if (rc) {
     if (x.dev) free_x(&x);
@@ -632,7 +688,7 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
         snprintf(di->name, sizeof di->name, "thread%d", d);
       run->measured_peak_act_bytes[d] = (double)x.dev[d].mem.peak;
     }
-    if (grads && !(*grads = gather(&x, base)))
+    if (grads && !(*grads = x.host ? ts_ref_model_clone(x.host) : gather(&x, base)))
       rc = ts_err_set(err, EX_OSERR, "reference executor: out of memory gathering gradients");
   }
   if (rc) {

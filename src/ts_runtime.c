@@ -43,7 +43,26 @@ struct ts_rt {
   char waiting[160];     /* what a blocked device waits for */
   ts_run_t *cev;         /* compute events (own thread) */
   ts_run_t *tev;         /* transfer events (under the inbox lock) */
+  /* host memory (sched->host_weights only; own thread or, in SimGrid, the
+  ** copy actors of this device, which never run concurrently with it) */
+  struct rt_host *host;
 };
+
+enum { W_HOST = 0, W_QUEUED, W_COPYING, W_RESIDENT };
+enum { G_NONE = 0, G_RESERVED, G_OFFLOADING, G_WRITTEN };
+
+typedef struct rt_host {
+  unsigned char *w, *g;   /* [n_local] weight and gradient-buffer states */
+  unsigned char *fgrads;  /* [n_local] the queued fetch reserves gradients */
+  double *req_t;          /* [n_local] when the fetch was queued */
+  int *q[2];              /* [n_local] FIFOs of local indices: 0 D2H, 1 H2D */
+  int qhead[2], qtail[2];
+  int busy[2];            /* a copy of that direction is running */
+  double free_t[2];       /* when the engine last became free */
+  double *held;           /* [n_local * M] activation bytes per (stage, mb) */
+  double used, cap;       /* ledger and capacity (0: unlimited) */
+  int pumping, again;
+} rt_host_t;
 
 struct ts_world {
   const ts_job_t *job;
@@ -110,6 +129,18 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
     rt->coll_used = calloc((size_t)w->n, sizeof(long));
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
+    if (sched->host_weights) {
+      rt_host_t *h = calloc(1, sizeof *h);
+      size_t n1 = (size_t)(nl ? nl : 1);
+      h->w = calloc(n1, 1);
+      h->g = calloc(n1, 1);
+      h->fgrads = calloc(n1, 1);
+      h->req_t = calloc(n1, sizeof(double));
+      for (int k = 0; k < 2; k++) h->q[k] = calloc(n1, sizeof(int));
+      h->held = calloc(cells, sizeof(double));
+      h->cap = ops->capacity ? ops->capacity(xd, d) : 0;
+      rt->host = h;
+    }
   }
   return w;
 }
@@ -133,6 +164,16 @@ void ts__world_free(ts_world_t *w) {
     free(rt->coll_used);
     ts_run_free(rt->cev);
     ts_run_free(rt->tev);
+    if (rt->host) {
+      free(rt->host->w);
+      free(rt->host->g);
+      free(rt->host->fgrads);
+      free(rt->host->req_t);
+      free(rt->host->q[0]);
+      free(rt->host->q[1]);
+      free(rt->host->held);
+      free(rt->host);
+    }
   }
   free(w->rt);
   free(w);
@@ -202,6 +243,18 @@ static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
     fail(rt, "%s of stage %d micro-batch %d runs twice", kn, v, mb);
     return false;
   }
+  if (rt->host) {
+    int li = rt->local_idx[v];
+    if (rt->host->w[li] != W_RESIDENT) {
+      fail(rt, "%s of stage %d micro-batch %d while its weights are not on the device", kn, v, mb);
+      return false;
+    }
+    if (kind != TS_FORWARD && kind != TS_RECOMPUTE && rt->host->g[li] != G_RESERVED) {
+      fail(rt, "%s of stage %d micro-batch %d without a gradient buffer (fetch with gradients)",
+           kn, v, mb);
+      return false;
+    }
+  }
   if (kind == TS_FORWARD) {
     int p = L->prev[v];
     if (p >= 0) {
@@ -257,6 +310,217 @@ static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
   return true;
 }
 
+
+/* ---- host memory ------------------------------------------------------- */
+
+static void host_pump(ts_rt_t *rt);
+
+/* Activation bytes in the device ledger, by the rules of ts_metrics.c. */
+static void host_ledger(ts_rt_t *rt, ts_kind_t kind, int v, long c) {
+  rt_host_t *h = rt->host;
+  const ts_part_cost_t *pc = &rt->w->cost->part[rt->w->lay->part[v]];
+  bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
+  if (kind == TS_FORWARD) {
+    double a = full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes;
+    h->held[c] += a;
+    h->used += a;
+  } else if (kind == TS_RECOMPUTE) {
+    h->held[c] += pc->act_bytes;
+    h->used += pc->act_bytes;
+  } else if (kind == TS_BACKWARD || kind == TS_WEIGHT_GRAD) {
+    h->used -= h->held[c];
+    h->held[c] = 0;
+    host_pump(rt);
+  }
+}
+
+/* Bytes a fetch of local stage li reserves. */
+static double fetch_bytes(ts_rt_t *rt, int li) {
+  const ts_part_cost_t *pc = &rt->w->cost->part[rt->w->lay->part[rt->ctx.local[li]]];
+  return pc->weights_bytes + (rt->host->fgrads[li] ? pc->gradients_bytes : 0);
+}
+
+static void host_event(ts_rt_t *rt, ts_kind_t kind, int v, int flags, double t0, double t1,
+                       double bytes) {
+  ts_world_t *w = rt->w;
+  ts_event_t e = {.device = rt->ctx.device, .peer = -1, .vstage = v, .mb = 0, .kind = kind,
+                  .seq = 0, .iteration = 0, .flags = flags, .start = t0, .end = t1,
+                  .bytes = bytes};
+  w->ops->lock(w->xd, rt->ctx.device);
+  ts_run_push(rt->tev, &e);
+  w->ops->unlock(w->xd, rt->ctx.device);
+}
+
+/* Starts the copies at the heads of the queues when their engine is free
+** and (fetches) their bytes fit.  Not re-entrant: a completion that arrives
+** while pumping (the reference executor copies synchronously) asks for
+** another round instead. */
+static void host_pump(ts_rt_t *rt) {
+  rt_host_t *h = rt->host;
+  ts_world_t *w = rt->w;
+  if (h->pumping) {
+    h->again = 1;
+    return;
+  }
+  h->pumping = 1;
+  do {
+    h->again = 0;
+    for (int dir = 0; dir < 2 && !w->failed; dir++) {
+      if (h->busy[dir] || h->qhead[dir] == h->qtail[dir]) continue;
+      int li = h->q[dir][h->qhead[dir] % rt->ctx.n_local], v = rt->ctx.local[li];
+      const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
+      double bytes = dir ? pc->weights_bytes : pc->gradients_bytes;
+      double t = w->ops->now(w->xd);
+      if (dir) {
+        double need = fetch_bytes(rt, li);
+        if (h->cap > 0 && h->used + need > h->cap * (1 + 1e-12)) continue; /* no room yet */
+        double ready = h->req_t[li] > h->free_t[dir] ? h->req_t[li] : h->free_t[dir];
+        if (t > ready) host_event(rt, TS_ROOM_WAIT, v, 0, ready, t, need);
+        h->used += need;
+        h->w[li] = W_COPYING;
+        if (h->fgrads[li]) h->g[li] = G_RESERVED;
+      } else {
+        h->g[li] = G_OFFLOADING;
+      }
+      h->qhead[dir]++;
+      h->busy[dir] = 1;
+      w->ops->host_copy(w->xd, rt->ctx.device, dir, v, bytes);
+    }
+  } while (h->again);
+  h->pumping = 0;
+}
+
+void ts__rt_host_done(ts_rt_t *rt, int h2d, int v, double t0, double t1) {
+  rt_host_t *h = rt->host;
+  ts_world_t *w = rt->w;
+  int li = rt->local_idx[v];
+  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
+  if (h2d) {
+    h->w[li] = W_RESIDENT;
+    host_event(rt, TS_FETCH, v, h->fgrads[li] ? TS_EVF_GRADS : 0, t0, t1, pc->weights_bytes);
+  } else {
+    h->g[li] = G_WRITTEN;
+    h->used -= pc->gradients_bytes;
+    host_event(rt, TS_OFFLOAD, v, 0, t0, t1, pc->gradients_bytes);
+  }
+  h->busy[h2d] = 0;
+  h->free_t[h2d] = t1;
+  host_pump(rt);
+  w->ops->lock(w->xd, rt->ctx.device);
+  rt->n_arrivals++;
+  w->ops->notify(w->xd, rt->ctx.device);
+  w->ops->unlock(w->xd, rt->ctx.device);
+}
+
+/* The local index of v for a host call, or -1 after failing. */
+static int host_local(ts_rt_t *rt, const char *what, int v) {
+  if (rt->w->failed) return -1;
+  if (!rt->host) {
+    fail(rt, "%s of stage %d (micro-batch %d): this schedule does not keep weights in host memory",
+         what, v, 0);
+    return -1;
+  }
+  if (cell(rt, what, v, rt->w->lay->mb_hi[v] >= 0 ? rt->w->lay->mb_lo[v] : 0) < 0) return -1;
+  return rt->local_idx[v];
+}
+
+void ts_rt_fetch(ts_rt_t *rt, int v, int with_grads) {
+  int li = host_local(rt, "fetch", v);
+  if (li < 0) return;
+  rt_host_t *h = rt->host;
+  if (h->w[li] != W_HOST) {
+    fail(rt, "%s of stage %d (micro-batch %d): its weights are already fetched or on their way",
+         "fetch", v, 0);
+    return;
+  }
+  if (with_grads && h->g[li] != G_NONE) {
+    fail(rt, "%s of stage %d (micro-batch %d) with gradients: its gradient buffer exists already",
+         "fetch", v, 0);
+    return;
+  }
+  h->w[li] = W_QUEUED;
+  h->fgrads[li] = with_grads != 0;
+  h->req_t[li] = rt->w->ops->now(rt->w->xd);
+  h->q[1][h->qtail[1]++ % rt->ctx.n_local] = li; /* a stage is queued once at most */
+  host_pump(rt);
+}
+
+/* Blocks until cond(rt, li) holds; what names it for deadlock reports. */
+static void host_block(ts_rt_t *rt, int li, bool (*cond)(ts_rt_t *, int), const char *what, int v) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device;
+  w->ops->lock(w->xd, d);
+  if (!cond(rt, li)) {
+    rt_host_t *h = rt->host;
+    char room[96] = "";
+    if (li >= 0 && h->w[li] == W_QUEUED && h->cap > 0)
+      snprintf(room, sizeof room, " (queued: %.0f bytes, %.0f of %.0f in use)", fetch_bytes(rt, li),
+               h->used, h->cap);
+    snprintf(rt->waiting, sizeof rt->waiting, "%s%s", what, room);
+    while (!cond(rt, li) && !w->failed) w->ops->wait(w->xd, d);
+    rt->waiting[0] = 0;
+  }
+  w->ops->unlock(w->xd, d);
+  (void)v;
+}
+
+static bool is_resident(ts_rt_t *rt, int li) { return rt->host->w[li] == W_RESIDENT; }
+static bool copies_done(ts_rt_t *rt, int li) {
+  (void)li;
+  rt_host_t *h = rt->host;
+  return !h->busy[0] && !h->busy[1] && h->qhead[0] == h->qtail[0] && h->qhead[1] == h->qtail[1];
+}
+
+void ts_rt_fetch_wait(ts_rt_t *rt, int v) {
+  int li = host_local(rt, "fetch_wait", v);
+  if (li < 0) return;
+  if (rt->host->w[li] == W_HOST) {
+    fail(rt, "%s of stage %d (micro-batch %d): no fetch was queued", "fetch_wait", v, 0);
+    return;
+  }
+  char what[64];
+  snprintf(what, sizeof what, "the weights of stage %d", v);
+  host_block(rt, li, is_resident, what, v);
+  rt->polls = 0;
+}
+
+void ts_rt_evict(ts_rt_t *rt, int v) {
+  int li = host_local(rt, "evict", v);
+  if (li < 0) return;
+  rt_host_t *h = rt->host;
+  ts_world_t *w = rt->w;
+  if (h->w[li] != W_RESIDENT) {
+    fail(rt, "%s of stage %d (micro-batch %d): its weights are not on the device", "evict", v, 0);
+    return;
+  }
+  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
+  h->w[li] = W_HOST;
+  h->used -= pc->weights_bytes;
+  double t = w->ops->now(w->xd);
+  if (w->ops->host_evict) w->ops->host_evict(w->xd, rt->ctx.device, v);
+  host_event(rt, TS_EVICT, v, 0, t, t, pc->weights_bytes);
+  host_pump(rt);
+}
+
+void ts_rt_offload(ts_rt_t *rt, int v) {
+  int li = host_local(rt, "offload", v);
+  if (li < 0) return;
+  rt_host_t *h = rt->host;
+  if (h->g[li] != G_RESERVED) {
+    fail(rt, "%s of stage %d (micro-batch %d): it has no gradient buffer on the device", "offload",
+         v, 0);
+    return;
+  }
+  h->g[li] = G_OFFLOADING;
+  h->q[0][h->qtail[0]++ % rt->ctx.n_local] = li;
+  host_pump(rt);
+}
+
+void ts_rt_host_wait(ts_rt_t *rt) {
+  if (rt->w->failed || !rt->host) return;
+  host_block(rt, -1, copies_done, "its copies to and from host memory", -1);
+}
+
 void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
   ts_world_t *w = rt->w;
   if (w->failed) return;
@@ -273,6 +537,7 @@ void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
   double t1 = w->ops->now(w->xd);
   rt->done[kind][c] = 1;
   rt->polls = 0;
+  if (rt->host) host_ledger(rt, kind, v, c);
   ts_event_t e = {.device = rt->ctx.device,
                   .peer = -1,
                   .vstage = v,
@@ -515,6 +780,16 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
                           "micro-batch %d",
                           w->job->schedule, L->dev[v], missing, v, mb);
     }
+  }
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    if (!rt->host) continue;
+    for (int li = 0; li < rt->ctx.n_local; li++)
+      if (rt->host->g[li] != G_WRITTEN)
+        return ts_err_set(err, EX_SOFTWARE,
+                          "schedule '%s': device %d finished without writing the gradients of "
+                          "stage %d back to host memory",
+                          w->job->schedule, d, rt->ctx.local[li]);
   }
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];

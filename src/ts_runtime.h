@@ -57,6 +57,13 @@ typedef struct ts_schedule {
   void (*program)(ts_rt_t *rt);
   /* Weight versions each stage keeps (PipeDream-2BW: 2); 0 means 1. */
   int weight_versions;
+  /* 1: the model's weights live in host memory (Mobius): a compute op
+  ** needs its stage's weights fetched (ts_rt_fetch), a backward needs a
+  ** gradient buffer, and every stage's gradients must be written back
+  ** (ts_rt_offload) before the program ends.  Optimizer states stay in
+  ** host memory: the device holds no static weights, gradients or
+  ** optimizer bytes. */
+  int host_weights;
 } ts_schedule_t;
 
 /* Registry lookups: NULL when unknown. */
@@ -107,6 +114,32 @@ void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double byt
 /* 1 once the run has failed (a peer hit an error): programs may stop. */
 int ts_rt_failed(ts_rt_t *rt);
 
+/* ---- host memory (schedules with host_weights) ---------------------------
+** Each device has two copy engines, one per direction, that run this
+** device's copies one at a time in request order over the platform's route
+** between the device and its host memory.  Device memory is a ledger:
+** stashed activations (as in README "Memory") plus the weights of every
+** fetched stage and the gradient buffers not yet written back.  A fetch
+** reserves its bytes when its copy starts, and starts only when they fit in
+** the device's capacity (the host's memory_bytes; unlimited when unknown):
+** the time a fetch at the head of the queue waits for room is recorded as a
+** room_wait event.  A fetch that can never fit is a deadlock. */
+
+/* Queues the copy of vstage's weights (on this device) from host memory;
+** with_grads also reserves its gradient buffer (needed by backwards).
+** Returns at once. */
+void ts_rt_fetch(ts_rt_t *rt, int vstage, int with_grads);
+/* Blocks until vstage's weights are on the device. */
+void ts_rt_fetch_wait(ts_rt_t *rt, int vstage);
+/* Drops vstage's weights from the device (no transfer: host memory holds
+** the master copy); frees their bytes at once. */
+void ts_rt_evict(ts_rt_t *rt, int vstage);
+/* Queues the write-back of vstage's gradient buffer to host memory; the
+** buffer's bytes are freed when the copy ends.  Returns at once. */
+void ts_rt_offload(ts_rt_t *rt, int vstage);
+/* Blocks until every copy this device queued has ended. */
+void ts_rt_host_wait(ts_rt_t *rt);
+
 /* ---- the executor interface (implemented in sim/ and src/ref_*) ---- */
 
 typedef struct ts_exec_ops {
@@ -134,6 +167,17 @@ typedef struct ts_exec_ops {
   /* Optional: returns once every event of the current instant has taken
   ** effect (see ts_rt_settle); NULL where time is real. */
   void (*settle)(void *xd, int device);
+  /* Host memory (needed by schedules with host_weights): starts copying
+  ** vstage's weights to the device (h2d 1) or its gradients back (h2d 0);
+  ** bytes is the copy's size.  The executor calls ts__rt_host_done when the
+  ** copy ended, from any context but without holding the device's lock
+  ** (possibly before host_copy returns). */
+  void (*host_copy)(void *xd, int device, int h2d, int vstage, double bytes);
+  /* Optional: vstage's weights left the device (the reference executor
+  ** poisons them, so that a use after eviction shows). */
+  void (*host_evict)(void *xd, int device, int vstage);
+  /* Optional: the device's memory in bytes; 0 or NULL: unlimited. */
+  double (*capacity)(void *xd, int device);
 } ts_exec_ops_t;
 
 /* The shared runtime state of one run, used by executors. */
@@ -150,6 +194,8 @@ void ts__rt_main(ts_rt_t *rt);
 /* Executor callback: a message reached rt's device. */
 void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
                     int mb, double bytes, double t_start, double t_end);
+/* Executor callback: a host_copy of rt's device ended. */
+void ts__rt_host_done(ts_rt_t *rt, int h2d, int vstage, double t_start, double t_end);
 /* After the executor finished: checks that every device completed and
 ** every op ran; moves the events into run.  Returns 0 or EX_SOFTWARE
 ** (schedule error, deadlock) with a message. */
