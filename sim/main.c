@@ -72,7 +72,9 @@ static const char usage[] =
     "          times; write validation.json, platform.xml, reference/ and simulated/\n"
     "          into DIR (default ./trainsim-out) and print the comparison.\n"
     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
-    "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu\n"
+    "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu, commodity-8gpu,\n"
+    "                                 commodity-2node, h200-pcie-8gpu (PCIe trees with\n"
+    "                                 host memory: --uplink-bw, --socket-bw, --dram-bw)\n"
     "            --nodes N --gpus G   cluster shape\n"
     "            --gpu-speed F --gpu-peak F --gpu-memory BYTES\n"
     "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
@@ -184,6 +186,8 @@ static int cmd_platform(int argc, char **argv) {
       {"fabric-bw", required_argument, 0, 8},    {"fabric-lat", required_argument, 0, 9},
       {"calibration", required_argument, 0, 10}, {"name", required_argument, 0, 11},
       {"pcie-only", no_argument, 0, 12},         {"output", required_argument, 0, 'o'},
+      {"uplink-bw", required_argument, 0, 13},   {"socket-bw", required_argument, 0, 14},
+      {"dram-bw", required_argument, 0, 15},
       {0, 0, 0, 0}};
   ts_platgen_t g;
   ts_err_t err = {0};
@@ -217,6 +221,9 @@ static int cmd_platform(int argc, char **argv) {
       case 10: calib = optarg; break;
       case 11: snprintf(g.name, sizeof g.name, "%s", optarg); break;
       case 12: g.pcie_only = 1; break;
+      case 13: rc = parse_pos("--uplink-bw", optarg, &g.uplink_bw); break;
+      case 14: rc = parse_pos("--socket-bw", optarg, &g.socket_bw); break;
+      case 15: rc = parse_pos("--dram-bw", optarg, &g.dram_bw); break;
       case 'o': out = optarg; break;
       default: return option_error("platform", c, argv);
     }
@@ -224,7 +231,9 @@ static int cmd_platform(int argc, char **argv) {
   if (rc) return rc;
   if (optind < argc) return usage_error("platform takes no positional argument");
   /* The fabric is non-blocking unless told otherwise: every NIC at full rate. */
-  if (!fabric_given) g.fabric_bw = g.nodes * g.gpus * g.ib_bw;
+  if (!fabric_given) g.fabric_bw = g.nodes * (g.topology == 1 ? 1 : g.gpus) * g.ib_bw;
+  if (g.topology != 1 && (g.uplink_bw > 0 || g.socket_bw > 0 || g.dram_bw > 0))
+    return usage_error("--uplink-bw, --socket-bw and --dram-bw need a PCIe-tree preset (commodity-8gpu, commodity-2node, h200-pcie-8gpu)");
   if (calib && ts_platgen_speed_from_calibration(calib, &g, &err)) return die(&err);
   if (ts_platgen_check(&g, &err)) return die(&err);
   if (!out) return ts_platgen_write(&g, stdout);

@@ -139,6 +139,40 @@ static const char *const about_pcie[] = {
     "  links exist only when generated with nodes > 1.",
     NULL};
 
+static const char *const about_commodity[] = {
+    "Commodity server like the Mobius paper's (Feng et al., ASPLOS 2023):",
+    "  8 RTX-3090-Ti-like GPUs of 24 GiB = 25769803776 bytes, two CPU",
+    "  sockets, four GPUs behind one PCIe switch under each socket's root",
+    "  complex, no NVLink and no GPU peer-to-peer beyond the switch.",
+    "peak_flops: 80e12 FLOP/s (fp16 tensor, fp32 accumulate); speed:",
+    "  48e12 FLOP/s sustained (0.6 x peak, assumed).",
+    "GPU links: PCIe 3.0 x8, 7.88e9 B/s raw, taken as 6.5e9 B/s effective",
+    "  per direction (assumed ~83% after packet overheads), latency 1 us.",
+    "Switch uplinks: PCIe 3.0 x16, 13e9 B/s effective (assumed), 1 us: four",
+    "  GPUs copying at once share one uplink (26e9 B/s of demand).",
+    "Sockets: UPI/QPI 20e9 B/s per direction, 0.5 us (assumed).",
+    "DRAM per socket: 100e9 B/s, 0.1 us (assumed, six DDR4 channels),",
+    "  128 GiB = 137438953472 bytes.",
+    "Nodes (commodity-2node): one 25 GbE NIC per node (3.125e9 B/s, 10 us)",
+    "  under socket 0, non-blocking Ethernet switch.",
+    NULL};
+
+static const char *const about_h200_pcie[] = {
+    "Newer node for host-memory training: 8 NVIDIA H200 (the figures of",
+    "  hgx-h200: calibrated speed 603431784643543.4 FLOP/s, 150109880320",
+    "  bytes, peak 989e12), two CPU sockets, two GPUs per PCIe 5.0 switch.",
+    "GPU links: PCIe 5.0 x16 at 55308653992.02973 B/s, the pinned",
+    "  host-to-device bandwidth measured for 256 MiB copies on one H200",
+    "  (shared/calibration/h200-single-gpu.json, pcie, bytes 268435456,",
+    "  pinned, h2d_GBps), latency 1 us; pageable copies measured 3-5x",
+    "  slower there: this platform assumes pinned host buffers.",
+    "Switch uplinks: PCIe 5.0 x16 at the same measured rate (assumed).",
+    "Sockets: UPI 60e9 B/s per direction, 0.5 us; DRAM per socket 250e9",
+    "  B/s, 0.1 us, 1 TiB = 1099511627776 bytes (assumed).",
+    NULL};
+
+#define TS_H200_PINNED_H2D 55308653992.02973
+
 static const preset_t presets[] = {
     {{.name = "dgx-a100-2node", .nodes = 2, .gpus = 8,
       .gpu_speed = 187.2e12, /* 0.6 x 312e12 */
@@ -160,10 +194,41 @@ static const preset_t presets[] = {
       .ib_bw = 25e9, .ib_lat = 1e-6,
       .fabric_bw = 1 * 4 * 25e9, .fabric_lat = 1e-6, .pcie_only = 1},
      about_pcie},
+    {{.name = "commodity-8gpu", .nodes = 1, .gpus = 8,
+      .gpu_speed = 48e12, .gpu_peak_flops = 80e12, .gpu_memory = 25769803776.0,
+      .nvlink_bw = 6.5e9, .nvlink_lat = 1e-6,
+      .ib_bw = 3.125e9, .ib_lat = 10e-6,
+      .fabric_bw = 1 * 3.125e9, .fabric_lat = 1e-6, .pcie_only = 1,
+      .topology = 1, .sockets = 2, .gpus_per_switch = 4,
+      .uplink_bw = 13e9, .uplink_lat = 1e-6, .socket_bw = 20e9, .socket_lat = 0.5e-6,
+      .dram_bw = 100e9, .dram_lat = 0.1e-6, .host_memory = 137438953472.0},
+     about_commodity},
+    {{.name = "commodity-2node", .nodes = 2, .gpus = 8,
+      .gpu_speed = 48e12, .gpu_peak_flops = 80e12, .gpu_memory = 25769803776.0,
+      .nvlink_bw = 6.5e9, .nvlink_lat = 1e-6,
+      .ib_bw = 3.125e9, .ib_lat = 10e-6,
+      .fabric_bw = 2 * 3.125e9, .fabric_lat = 1e-6, .pcie_only = 1,
+      .topology = 1, .sockets = 2, .gpus_per_switch = 4,
+      .uplink_bw = 13e9, .uplink_lat = 1e-6, .socket_bw = 20e9, .socket_lat = 0.5e-6,
+      .dram_bw = 100e9, .dram_lat = 0.1e-6, .host_memory = 137438953472.0},
+     about_commodity},
+    {{.name = "h200-pcie-8gpu", .nodes = 1, .gpus = 8,
+      .gpu_speed = TS_H200_CALIBRATED_SPEED, .gpu_peak_flops = 989e12,
+      .gpu_memory = 150109880320.0,
+      .nvlink_bw = TS_H200_PINNED_H2D, .nvlink_lat = 1e-6,
+      .ib_bw = 50e9, .ib_lat = 1e-6,
+      .fabric_bw = 1 * 50e9, .fabric_lat = 1e-6, .pcie_only = 1,
+      .topology = 1, .sockets = 2, .gpus_per_switch = 2,
+      .uplink_bw = TS_H200_PINNED_H2D, .uplink_lat = 1e-6, .socket_bw = 60e9,
+      .socket_lat = 0.5e-6, .dram_bw = 250e9, .dram_lat = 0.1e-6,
+      .host_memory = 1099511627776.0},
+     about_h200_pcie},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
-const char *const ts_platgen_preset_names[] = {"dgx-a100-2node", "hgx-h200", "pcie-4gpu", NULL};
+const char *const ts_platgen_preset_names[] = {"dgx-a100-2node", "hgx-h200", "pcie-4gpu",
+                                                "commodity-8gpu", "commodity-2node",
+                                                "h200-pcie-8gpu", NULL};
 
 int ts_platgen_preset(const char *name, ts_platgen_t *g, ts_err_t *err) {
   for (size_t i = 0; i < N_PRESETS; i++)
@@ -172,7 +237,8 @@ int ts_platgen_preset(const char *name, ts_platgen_t *g, ts_err_t *err) {
       return 0;
     }
   return ts_err_set(err, EX_USAGE,
-                    "unknown platform preset '%s' (known: dgx-a100-2node, hgx-h200, pcie-4gpu)",
+                    "unknown platform preset '%s' (known: dgx-a100-2node, hgx-h200, pcie-4gpu, "
+                    "commodity-8gpu, commodity-2node, h200-pcie-8gpu)",
                     name ? name : "(null)");
 }
 
@@ -185,7 +251,13 @@ static const preset_t *matching_preset(const ts_platgen_t *g) {
         g->gpu_memory == p->gpu_memory && g->nvlink_bw == p->nvlink_bw &&
         g->nvlink_lat == p->nvlink_lat && g->ib_bw == p->ib_bw && g->ib_lat == p->ib_lat &&
         g->fabric_bw == p->fabric_bw && g->fabric_lat == p->fabric_lat &&
-        (g->pcie_only != 0) == (p->pcie_only != 0))
+        (g->pcie_only != 0) == (p->pcie_only != 0) && g->topology == p->topology &&
+        (g->topology == 0 ||
+         (g->sockets == p->sockets && g->gpus_per_switch == p->gpus_per_switch &&
+          g->uplink_bw == p->uplink_bw && g->uplink_lat == p->uplink_lat &&
+          g->socket_bw == p->socket_bw && g->socket_lat == p->socket_lat &&
+          g->dram_bw == p->dram_bw && g->dram_lat == p->dram_lat &&
+          g->host_memory == p->host_memory)))
       return &presets[i];
   }
   return NULL;
@@ -349,6 +421,26 @@ int ts_platgen_check(const ts_platgen_t *g, ts_err_t *err) {
       (rc = check_figure("fabric_bw", g->fabric_bw, err)) ||
       (rc = check_figure("fabric_lat", g->fabric_lat, err)))
     return rc;
+  if (g->topology == 1) {
+    if (g->sockets != 1 && g->sockets != 2)
+      return ts_err_set(err, EX_USAGE, "platform: sockets must be 1 or 2, got %d", g->sockets);
+    if (g->gpus_per_switch <= 0 || g->gpus % g->gpus_per_switch ||
+        (g->gpus / g->gpus_per_switch) % g->sockets)
+      return ts_err_set(err, EX_USAGE,
+                        "platform: gpus_per_switch: %d GPUs must fill whole PCIe switches of %d, "
+                        "shared equally by %d sockets",
+                        g->gpus, g->gpus_per_switch, g->sockets);
+    if ((rc = check_figure("uplink_bw", g->uplink_bw, err)) ||
+        (rc = check_figure("uplink_lat", g->uplink_lat, err)) ||
+        (rc = check_figure("socket_bw", g->socket_bw, err)) ||
+        (rc = check_figure("socket_lat", g->socket_lat, err)) ||
+        (rc = check_figure("dram_bw", g->dram_bw, err)) ||
+        (rc = check_figure("dram_lat", g->dram_lat, err)) ||
+        (rc = check_figure("host_memory", g->host_memory, err)))
+      return rc;
+  } else if (g->topology != 0) {
+    return ts_err_set(err, EX_USAGE, "platform: unknown topology %d", g->topology);
+  }
   return 0;
 }
 
@@ -372,6 +464,17 @@ static const char *num(char buf[40], double x) {
 
 int ts_platgen_command(const ts_platgen_t *g, char *buf, size_t size) {
   if (matching_preset(g)) return snprintf(buf, size, "trainsim platform --preset %s", g->name);
+  if (g->topology == 1) {
+    char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40];
+    return snprintf(buf, size,
+                    "trainsim platform --preset commodity-8gpu --name %s --nodes %d --gpus %d"
+                    " --gpu-speed %s --gpu-peak %s --gpu-memory %s --nvlink-bw %s --uplink-bw %s"
+                    " --socket-bw %s --dram-bw %s --ib-bw %s --fabric-bw %s",
+                    g->name, g->nodes, g->gpus, num(a, g->gpu_speed), num(b, g->gpu_peak_flops),
+                    num(c, g->gpu_memory), num(d, g->nvlink_bw), num(e, g->uplink_bw),
+                    num(f, g->socket_bw), num(h, g->dram_bw), num(i, g->ib_bw),
+                    num(j, g->fabric_bw));
+  }
   char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40];
   return snprintf(buf, size,
                   "trainsim platform --name %s --nodes %d --gpus %d%s --gpu-speed %s --gpu-peak %s"
@@ -406,7 +509,10 @@ static void out_attr(FILE *f, int *bad, const char *s) {
   }
 }
 
+static int write_tree(const ts_platgen_t *g, FILE *f);
+
 int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
+  if (g->topology == 1) return write_tree(g, f);
   int bad = 0;
   const preset_t *p = matching_preset(g);
   const char *port = g->pcie_only ? "pcie" : "nvlink";
@@ -516,6 +622,167 @@ int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
     out(f, &bad,
         "    <route src=\"ib-ingress\" dst=\"ib-egress\" symmetrical=\"NO\">"
         "<link_ctn id=\"ib-fabric\"/></route>\n");
+  out(f, &bad, "  </zone>\n</platform>\n");
+  if (fflush(f) != 0 || ferror(f)) bad = 1;
+  return bad ? EX_IOERR : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* pcie-tree: commodity servers                                        */
+/* ------------------------------------------------------------------ */
+
+/* One link of the tree between vertices a and b (one-way routes a -> b UP
+** and b -> a DOWN; a FATPIPE link carries only a -> b). */
+typedef struct tree_edge {
+  char id[48], a[48], b[48];
+  double bw, lat;
+  int fatpipe;
+} tree_edge_t;
+
+static void tree_add(tree_edge_t *e, int *n, double bw, double lat, int fatpipe, const char *id,
+                     const char *a, const char *b) {
+  tree_edge_t *t = &e[(*n)++];
+  snprintf(t->id, sizeof t->id, "%s", id);
+  snprintf(t->a, sizeof t->a, "%s", a);
+  snprintf(t->b, sizeof t->b, "%s", b);
+  t->bw = bw;
+  t->lat = lat;
+  t->fatpipe = fatpipe;
+}
+
+/* The tree has one path between any two vertices, so SimGrid's Dijkstra
+** (edges of one link each, as in the star topology above) finds exactly
+** it: GPU - switch - CPU [- CPU] - DRAM, switch or NIC. */
+static int write_tree(const ts_platgen_t *g, FILE *f) {
+  int bad = 0;
+  const preset_t *p = matching_preset(g);
+  int sw_per_node = g->gpus / g->gpus_per_switch, sw_per_sock = sw_per_node / g->sockets;
+  char cmd[1024], n1[40], n2[40], n3[40], n4[40];
+  ts_platgen_command(g, cmd, sizeof cmd);
+  out(f, &bad, "<?xml version='1.0'?>\n<!--\n");
+  out(f, &bad, "  trainsim platform %s: %d node%s x %d GPU%s, PCIe tree (%d GPU hosts).\n", g->name,
+      g->nodes, g->nodes == 1 ? "" : "s", g->gpus, g->gpus == 1 ? "" : "s", g->nodes * g->gpus);
+  out(f, &bad,
+      "  Generated by trainsim (sim/platform_gen.c); do not edit by hand.\n"
+      "  The command that regenerates this file byte for byte is the value\n"
+      "  of the property \"regenerate\" of the zone below.\n\n");
+  if (p)
+    for (const char *const *l = p->about; *l; l++) out(f, &bad, "  %s\n", *l);
+  else
+    out(f, &bad, "  Custom platform: the figures are those of the elements below.\n");
+  out(f, &bad,
+      "\n"
+      "  Hosts node<N>-gpu<G>: speed = sustained FLOP/s; properties memory_bytes,\n"
+      "  peak_flops, host_memory (its socket's DRAM host), socket, switch.\n"
+      "  Hosts node<N>-dram<S>: socket S's DRAM, a memory endpoint (memory_bytes,\n"
+      "  memory_endpoint = 1: never a device).\n"
+      "  Routers node<N>-cpu<S> (root complexes), node<N>-sw<K> (PCIe switches;\n"
+      "  switch K under socket K / %d)%s.\n"
+      "  Links (SPLITDUPLEX): pcie-node<N>-gpu<G> GPU-switch, uplink-node<N>-sw<K>\n"
+      "  switch-CPU, dram-node<N>-cpu<S> DRAM-CPU%s%s.\n"
+      "  Routes: the unique path of the tree (one DijkstraCache zone).  A transfer\n"
+      "  takes sum(latency) + bytes / min(bandwidth) alone; flows that share a\n"
+      "  link (e.g. four GPUs fetching through one switch uplink) share its\n"
+      "  bandwidth by SimGrid's max-min model (CM02, no cross traffic, gamma 0).\n"
+      "-->\n",
+      sw_per_sock, g->nodes > 1 ? ", eth-switch" : "",
+      g->sockets > 1 ? ", upi-node<N> CPU0-CPU1" : "",
+      g->nodes > 1 ? ", eth-node<N> CPU0-switch and eth-fabric (FATPIPE)" : "");
+  out(f, &bad, "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n");
+  out(f, &bad, "<platform version=\"4.1\">\n");
+  out(f, &bad, "  <zone id=\"%s\" routing=\"DijkstraCache\">\n", g->name);
+  out(f, &bad, "    <prop id=\"regenerate\" value=\"");
+  out_attr(f, &bad, cmd);
+  out(f, &bad, "\"/>\n");
+  out(f, &bad, "    <prop id=\"nodes\" value=\"%d\"/>\n", g->nodes);
+  out(f, &bad, "    <prop id=\"gpus_per_node\" value=\"%d\"/>\n", g->gpus);
+  out(f, &bad, "    <prop id=\"topology\" value=\"pcie-tree\"/>\n");
+  const char *speed = num(n1, g->gpu_speed), *mem = num(n2, g->gpu_memory),
+             *peak = num(n3, g->gpu_peak_flops), *hmem = num(n4, g->host_memory);
+  for (int n = 0; n < g->nodes; n++) {
+    for (int k = 0; k < g->gpus; k++) {
+      int sw = k / g->gpus_per_switch, so = sw / sw_per_sock;
+      out(f, &bad,
+          "    <host id=\"node%d-gpu%d\" speed=\"%sf\">\n"
+          "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
+          "      <prop id=\"peak_flops\" value=\"%s\"/>\n"
+          "      <prop id=\"host_memory\" value=\"node%d-dram%d\"/>\n"
+          "      <prop id=\"socket\" value=\"%d\"/>\n"
+          "      <prop id=\"switch\" value=\"%d\"/>\n"
+          "    </host>\n",
+          n, k, speed, mem, peak, n, so, so, sw);
+    }
+    for (int so = 0; so < g->sockets; so++)
+      out(f, &bad,
+          "    <host id=\"node%d-dram%d\" speed=\"1f\">\n"
+          "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
+          "      <prop id=\"memory_endpoint\" value=\"1\"/>\n"
+          "    </host>\n",
+          n, so, hmem);
+  }
+  for (int n = 0; n < g->nodes; n++) {
+    for (int so = 0; so < g->sockets; so++) out(f, &bad, "    <router id=\"node%d-cpu%d\"/>\n", n, so);
+    for (int sw = 0; sw < sw_per_node; sw++) out(f, &bad, "    <router id=\"node%d-sw%d\"/>\n", n, sw);
+  }
+  if (g->nodes > 1) out(f, &bad, "    <router id=\"eth-switch\"/>\n");
+  if (g->nodes > 1) out(f, &bad, "    <router id=\"eth-egress\"/>\n");
+  size_t cap = (size_t)g->nodes * (size_t)(g->gpus + sw_per_node + g->sockets + 2) + 1;
+  tree_edge_t *e = malloc(cap * sizeof *e);
+  if (!e) return EX_OSERR;
+  int ne = 0;
+  char id[48], a[48], b[48];
+  for (int n = 0; n < g->nodes; n++) {
+    for (int k = 0; k < g->gpus; k++) {
+      snprintf(id, sizeof id, "pcie-node%d-gpu%d", n, k);
+      snprintf(a, sizeof a, "node%d-gpu%d", n, k);
+      snprintf(b, sizeof b, "node%d-sw%d", n, k / g->gpus_per_switch);
+      tree_add(e, &ne, g->nvlink_bw, g->nvlink_lat, 0, id, a, b);
+    }
+    for (int sw = 0; sw < sw_per_node; sw++) {
+      snprintf(id, sizeof id, "uplink-node%d-sw%d", n, sw);
+      snprintf(a, sizeof a, "node%d-sw%d", n, sw);
+      snprintf(b, sizeof b, "node%d-cpu%d", n, sw / sw_per_sock);
+      tree_add(e, &ne, g->uplink_bw, g->uplink_lat, 0, id, a, b);
+    }
+    for (int so = 0; so < g->sockets; so++) {
+      snprintf(id, sizeof id, "dram-node%d-cpu%d", n, so);
+      snprintf(a, sizeof a, "node%d-dram%d", n, so);
+      snprintf(b, sizeof b, "node%d-cpu%d", n, so);
+      tree_add(e, &ne, g->dram_bw, g->dram_lat, 0, id, a, b);
+    }
+    if (g->sockets > 1) {
+      snprintf(id, sizeof id, "upi-node%d", n);
+      snprintf(a, sizeof a, "node%d-cpu0", n);
+      snprintf(b, sizeof b, "node%d-cpu1", n);
+      tree_add(e, &ne, g->socket_bw, g->socket_lat, 0, id, a, b);
+    }
+  }
+  /* Between nodes, as the star topology's InfiniBand: a node's NIC up to
+  ** eth-switch, one FATPIPE fabric to eth-egress, a NIC down. */
+  for (int n = 0; n < g->nodes && g->nodes > 1; n++) {
+    snprintf(id, sizeof id, "eth-node%d", n);
+    snprintf(a, sizeof a, "node%d-cpu0", n);
+    tree_add(e, &ne, g->ib_bw, g->ib_lat, 0, id, a, "eth-switch");
+  }
+  if (g->nodes > 1) tree_add(e, &ne, g->fabric_bw, g->fabric_lat, 1, "eth-fabric", "eth-switch", "eth-egress");
+  for (int i = 0; i < ne; i++)
+    out(f, &bad, "    <link id=\"%s\" bandwidth=\"%sBps\" latency=\"%ss\" sharing_policy=\"%s\"/>\n",
+        e[i].id, num(n1, e[i].bw), num(n2, e[i].lat), e[i].fatpipe ? "FATPIPE" : "SPLITDUPLEX");
+  for (int i = 0; i < ne; i++) {
+    if (e[i].fatpipe) {
+      out(f, &bad,
+          "    <route src=\"%s\" dst=\"%s\" symmetrical=\"NO\"><link_ctn id=\"%s\"/></route>\n",
+          e[i].a, e[i].b, e[i].id);
+      continue;
+    }
+    /* A NIC's way down starts at eth-egress. */
+    const char *down_from = strcmp(e[i].b, "eth-switch") == 0 ? "eth-egress" : e[i].b;
+    out(f, &bad,
+        "    <route src=\"%s\" dst=\"%s\" symmetrical=\"NO\"><link_ctn id=\"%s\" direction=\"UP\"/></route>\n"
+        "    <route src=\"%s\" dst=\"%s\" symmetrical=\"NO\"><link_ctn id=\"%s\" direction=\"DOWN\"/></route>\n",
+        e[i].a, e[i].b, e[i].id, down_from, e[i].a, e[i].id);
+  }
+  free(e);
   out(f, &bad, "  </zone>\n</platform>\n");
   if (fflush(f) != 0 || ferror(f)) bad = 1;
   return bad ? EX_IOERR : 0;

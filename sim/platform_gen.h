@@ -13,6 +13,18 @@
 **   routes  same node:  nvlink(a) UP, nvlink(b) DOWN;
 **           other node: ib(a) UP, ib-fabric, ib(b) DOWN.
 ** sim/platform_gen.c explains how the routes are expressed and why.
+**
+** The pcie-tree topology (commodity servers; presets commodity-8gpu,
+** commodity-2node, h200-pcie-8gpu) adds:
+**   hosts   node<N>-dram<S>, the DRAM of CPU socket S (memory_bytes); every
+**           GPU host has the property host_memory naming its socket's DRAM
+**           host and socket, switch (its PCIe switch index in the node);
+**   links   pcie-node<N>-gpu<G> (GPU to switch), uplink-node<N>-sw<K>
+**           (switch to root complex), dram-node<N>-cpu<S>, upi-node<N>
+**           (between the two sockets), eth-node<N> (the node's NIC), all
+**           SPLITDUPLEX, and eth-fabric (FATPIPE);
+**   routes  the unique path of the tree: GPU, switch, CPU(s), then DRAM,
+**           another switch's GPU, or the NIC.
 */
 #ifndef TS_PLATFORM_GEN_H
 #define TS_PLATFORM_GEN_H
@@ -31,6 +43,16 @@ typedef struct ts_platgen {
   double ib_bw, ib_lat;           /* per GPU NIC (rail), B/s and s */
   double fabric_bw, fabric_lat;   /* the InfiniBand switch fabric */
   int pcie_only;         /* 1: GPUs talk over PCIe (no NVLink), nvlink_* are the PCIe figures */
+  /* topology 1, "pcie-tree" (commodity servers, Mobius): per node, sockets
+  ** CPUs (1 or 2) joined by socket_* (UPI/QPI), each with a DRAM host
+  ** (dram_*, host_memory bytes) and gpus / gpus_per_switch / sockets PCIe
+  ** switches whose uplinks (uplink_*) reach that CPU's root complex; a GPU
+  ** hangs off its switch by nvlink_* (its PCIe link); nodes meet over one
+  ** Ethernet NIC per node (ib_*) and a switch (fabric_*).  pcie_only is
+  ** implied. */
+  int topology;          /* 0: NVSwitch/PCIe star (above), 1: pcie-tree */
+  int sockets, gpus_per_switch;
+  double uplink_bw, uplink_lat, socket_bw, socket_lat, dram_bw, dram_lat, host_memory;
 } ts_platgen_t;
 
 /* The presets, in a fixed order, NULL-terminated. */

@@ -316,8 +316,9 @@ static void test_presets(void) {
     ts_err_t err = {0};
     CU_ASSERT_STRING_EQUAL(g.name, *n);
     CU_ASSERT_EQUAL(ts_platgen_check(&g, &err), 0);
-    /* Non-blocking fabric. */
-    CU_ASSERT_EQUAL(g.fabric_bw, g.nodes * g.gpus * g.ib_bw);
+    /* Non-blocking fabric: every NIC (one per GPU, or one per node in a
+    ** PCIe tree) at full rate. */
+    CU_ASSERT_EQUAL(g.fabric_bw, g.nodes * (g.topology == 1 ? 1 : g.gpus) * g.ib_bw);
   }
   ts_platgen_t g = preset("dgx-a100-2node");
   CU_ASSERT(g.nodes == 2 && g.gpus == 8 && !g.pcie_only);
