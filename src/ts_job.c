@@ -194,7 +194,7 @@ static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_
 static const char *const job_fields[] = {
     "model", "platform", "schedule", "stages", "microbatches", "micro_batch_size",
     "seq_len", "recompute", "placement", "bytes_per_element", "chunks", "iterations",
-    "description", NULL};
+    "description", "devices", "mapping", "mapping_groups", NULL};
 static const char *const transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
     "flash_attention", "dropout", "gated_mlp", NULL};
@@ -504,6 +504,58 @@ static int validate_model(const cJSON *m, ts_job_t *job, vctx_t *jc) {
   return 0;
 }
 
+/* devices, mapping and mapping_groups: only schedules that keep weights in
+** host memory run more stages than devices. */
+static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t *job, vctx_t *c) {
+  int rc;
+  if ((rc = get_int(root, "devices", job->stages, 1, &job->devices, c)) ||
+      (rc = get_int(root, "mapping_groups", 2, 1, &job->mapping_groups, c)))
+    return rc;
+  const cJSON *mp = cJSON_GetObjectItemCaseSensitive(root, "mapping");
+  if (!s->host_weights) {
+    if (job->devices != job->stages)
+      return ts_err_set(c->err, EX_DATAERR,
+                        "%s: devices: schedule '%s' runs one stage per device (%d), got %d devices",
+                        c->file, job->schedule, job->stages, job->devices);
+    if (mp)
+      return ts_err_set(c->err, EX_DATAERR,
+                        "%s: mapping: schedule '%s' maps stage k to device k (mapping is for "
+                        "mobius and gpipe-swap)",
+                        c->file, job->schedule);
+    return 0;
+  }
+  if (!mp) return 0;
+  if (cJSON_IsString(mp)) {
+    const char *r = mp->valuestring;
+    if (strcmp(r, "sequential") && strcmp(r, "cross") && strcmp(r, "block"))
+      return ts_err_set(c->err, EX_DATAERR,
+                        "%s: mapping: expected \"sequential\", \"cross\", \"block\" or an array "
+                        "of devices, got '%s'",
+                        c->file, r);
+    snprintf(job->mapping_rule, sizeof job->mapping_rule, "%s", r);
+    return 0;
+  }
+  if (!cJSON_IsArray(mp))
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: mapping: expected a rule name or an array of one device per stage",
+                      c->file);
+  int n = cJSON_GetArraySize(mp);
+  if (n != job->stages)
+    return ts_err_set(c->err, EX_DATAERR, "%s: mapping: expected one device per stage (%d), got %d",
+                      c->file, job->stages, n);
+  job->mapping = calloc((size_t)n, sizeof(int));
+  snprintf(job->mapping_rule, sizeof job->mapping_rule, "explicit");
+  int i = 0;
+  for (const cJSON *it = mp->child; it; it = it->next, i++) {
+    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble ||
+        it->valueint < 0 || it->valueint >= job->devices)
+      return ts_err_set(c->err, EX_DATAERR, "%s: mapping[%d]: expected a device index 0..%d",
+                        c->file, i, job->devices - 1);
+    job->mapping[i] = it->valueint;
+  }
+  return 0;
+}
+
 static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
   int rc;
   if ((rc = check_fields(root, job_fields, c))) return rc;
@@ -564,16 +616,17 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
     return ts_err_set(c->err, EX_NOINPUT, "%s: platform: no such file '%s'", c->file, plat);
   }
 
+  if ((rc = validate_devices(root, s, job, c))) return rc;
   const cJSON *pl = cJSON_GetObjectItemCaseSensitive(root, "placement");
   if (pl) {
     if (!cJSON_IsArray(pl))
       return ts_err_set(c->err, EX_DATAERR, "%s: placement: expected an array of host names",
                         c->file);
     int n = cJSON_GetArraySize(pl);
-    if (n != job->stages)
+    if (n != job->devices)
       return ts_err_set(c->err, EX_DATAERR,
-                        "%s: placement: expected one host per stage (%d), got %d", c->file,
-                        job->stages, n);
+                        "%s: placement: expected one host per device (%d), got %d", c->file,
+                        job->devices, n);
     job->placement = calloc((size_t)n, sizeof(char *));
     job->n_placement = n;
     int i = 0;
@@ -678,6 +731,7 @@ void ts_job_free(ts_job_t *job) {
   free(m->weights_bytes);
   for (int i = 0; i < job->n_placement; i++) free(job->placement[i]);
   free(job->placement);
+  free(job->mapping);
   free(job->overrides);
   free(job);
 }

@@ -265,7 +265,7 @@ static void run_bad(const char *name, int code, const char *cmd, const char *res
   X(placement_duplicate_host, 65, "run", JOBS "bad-placement-duplicate.json",                    \
     JOBS "bad-placement-duplicate.json: placement[1]: ", "node0-gpu1", "already")               \
   X(placement_wrong_length, 65, "run", JOBS "bad-placement-length.json",                         \
-    JOBS "bad-placement-length.json: placement: ", "one host per stage")                        \
+    JOBS "bad-placement-length.json: placement: ", "one host per device")                        \
   X(per_stage_array_wrong_length, 65, "run", JOBS "bad-forward-length.json",                     \
     JOBS "bad-forward-length.json: model.forward_s: ", "one value per stage", "got 3")          \
   X(weight_grad_exceeds_backward, 65, "run", JOBS "bad-weight-grad.json",                        \
