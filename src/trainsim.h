@@ -275,6 +275,10 @@ typedef struct ts_device_metrics {
   /* memory over time: (time, activation bytes) steps, owned */
   int n_mem;
   double *mem_t, *mem_bytes;
+  /* host-memory schedules: (time, weights + gradient buffers on the
+  ** device) steps, owned; n_res 0 otherwise */
+  int n_res;
+  double *res_t, *res_bytes;
 } ts_device_metrics_t;
 
 typedef struct ts_metrics {

@@ -21,9 +21,10 @@
 **                       flag TS_EVF_GRADS) when its copy starts, an evict
 **                       frees the weights, an offload frees the gradient
 **                       buffer when its copy ends; the device's memory over
-**                       time is activations plus these, and its peak is the
-**                       peak of that sum (no static weights, gradients or
-**                       optimizer states on the device).
+**                       time is activations plus these (res_* holds the
+**                       weights and gradient buffers alone), and its peak is
+**                       the peak of that sum (no static weights, gradients
+**                       or optimizer states on the device).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,6 @@ static int delta_cmp(const void *a, const void *b) {
   return (x->order > y->order) - (x->order < y->order);
 }
 
-static void mem_step(ts_device_metrics_t *dm, double t, double bytes);
-
 /* The weights and gradient-buffer steps of device d's fetch, evict and
 ** offload events, appended to dl[*n] (grown as needed). */
 static delta_t *resident_deltas(const ts_run_t *run, int d, const ts_layout_t *lay,
@@ -75,36 +74,44 @@ static delta_t *resident_deltas(const ts_run_t *run, int d, const ts_layout_t *l
   return dl;
 }
 
-/* Peak of the running sum of dl[0..n) sorted; fills dm's curve when dm. */
-static double replay(delta_t *dl, int n, ts_device_metrics_t *dm) {
+/* Peak of the running sum of dl[0..n) once sorted; the steps go to
+** (*t, *b)[0..*nt) when t is not NULL. */
+static double replay(delta_t *dl, int n, int *nt, double **t, double **b) {
   qsort(dl, (size_t)n, sizeof *dl, delta_cmp);
   double cur = 0, peak = 0;
-  if (dm) {
-    dm->n_mem = 0;
-    mem_step(dm, 0, 0);
+  if (t) {
+    *t = malloc((size_t)(n + 1) * sizeof **t);
+    *b = malloc((size_t)(n + 1) * sizeof **b);
+    (*t)[0] = 0;
+    (*b)[0] = 0;
+    *nt = 1;
   }
   for (int i = 0; i < n; i++) {
     cur += dl[i].bytes;
     if (cur > peak) peak = cur;
-    if (dm) mem_step(dm, dl[i].t, cur);
+    if (!t) continue;
+    if ((*t)[*nt - 1] != dl[i].t) (*nt)++;
+    (*t)[*nt - 1] = dl[i].t;
+    (*b)[*nt - 1] = cur;
   }
   return peak;
 }
 
-/* Host-memory schedules: the device's activation steps (already in
-** dm->mem_*) together with the weights and gradient buffers its fetch,
-** evict and offload events move, as one memory-over-time curve. */
+/* Host-memory schedules: the device's weights and gradient buffers over
+** time (dm->res_*), and its peak memory: the peak of activations (dm->mem_*)
+** plus those. */
 static void host_memory(const ts_run_t *run, int d, const ts_layout_t *lay, const ts_cost_t *cost,
                         ts_device_metrics_t *dm) {
   int n = 0, cap = dm->n_mem + 16;
   delta_t *dl = malloc((size_t)cap * sizeof *dl);
+  dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
+  dm->peak_resident_bytes = replay(dl, n, &dm->n_res, &dm->res_t, &dm->res_bytes);
+  n = 0;
+  if (cap < dm->n_mem + 16) dl = realloc(dl, (size_t)(cap = dm->n_mem + 16) * sizeof *dl);
   for (int i = 0; i < dm->n_mem; i++, n++)
     dl[n] = (delta_t){dm->mem_t[i], dm->mem_bytes[i] - (i ? dm->mem_bytes[i - 1] : 0), n};
   dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
-  dm->peak_memory_bytes = replay(dl, n, dm);
-  n = 0;
-  dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
-  dm->peak_resident_bytes = replay(dl, n, NULL);
+  dm->peak_memory_bytes = replay(dl, n, NULL, NULL, NULL);
   free(dl);
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
@@ -246,6 +253,8 @@ void ts_metrics_free(ts_metrics_t *m) {
   for (int d = 0; d < m->n_devices; d++) {
     free(m->dev[d].mem_t);
     free(m->dev[d].mem_bytes);
+    free(m->dev[d].res_t);
+    free(m->dev[d].res_bytes);
   }
   free(m->dev);
   free(m);

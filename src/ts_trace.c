@@ -235,6 +235,16 @@ static void write_memory(FILE *f, bool *first, const ts_metrics_t *m, int n_dev)
       double act = isfinite(dm->mem_bytes[i]) ? dm->mem_bytes[i] : 0.0;
       write_counter(f, first, d + 1, to_ns(dm->mem_t[i]), act, act + fixed);
     }
+    /* Host-memory schedules: weights arriving and leaving. */
+    for (int i = 0; i < dm->n_res; i++) {
+      if (i + 1 < dm->n_res && to_ns(dm->res_t[i + 1]) == to_ns(dm->res_t[i])) continue;
+      sep(f, first);
+      fprintf(f, "{\"name\":\"resident weights\",\"ph\":\"C\",\"pid\":%d,\"tid\":0,\"ts\":", d + 1);
+      put_us(f, to_ns(dm->res_t[i]));
+      fputs(",\"args\":{\"weights_and_gradients_bytes\":", f);
+      json_num(f, dm->res_bytes[i]);
+      fputs("}}", f);
+    }
   }
 }
 

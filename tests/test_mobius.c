@@ -13,8 +13,8 @@
 ** - Room: with device memory for 2.5 W, backward prefetches (weights and
 **   gradient buffer, 2 W each) wait for room; the wait is reported, the
 **   peak memory stays within the capacity and the iteration is slower.
-** - Memory over time: the curve steps up by W at each fetch and its
-**   maximum is the peak memory.
+** - Memory over time: the resident-weights curve starts with the first
+**   fetch, moves in whole multiples of W and peaks at the peak memory.
 ** - Contention from SimGrid's flow sharing on commodity-8gpu: four GPUs of
 **   one PCIe switch fetching at once share its 13e9 B/s uplink (3.25e9 B/s
 **   each); spread over both switches two share each (6.5e9 B/s, the GPU
@@ -134,12 +134,18 @@ static void test_room_wait_and_memory(void) {
   for (int i = 0; i < b.run->n_events; i++)
     if (b.run->events[i].kind == TS_ROOM_WAIT) waits += b.run->events[i].end - b.run->events[i].start;
   TS_ASSERT_REL(waits, dm->room_wait_s, 1e-12);
-  /* Memory over time: maximum = peak; it starts with the first fetch. */
+  /* Weights over time (no activations here, so their peak is the peak
+  ** memory): they start with the first fetch and step by W. */
   double mx = 0;
-  for (int i = 0; i < dm->n_mem; i++) mx = fmax(mx, dm->mem_bytes[i]);
+  for (int i = 0; i < dm->n_res; i++) mx = fmax(mx, dm->res_bytes[i]);
+  TS_ASSERT_REL(mx, dm->peak_resident_bytes, 1e-12);
   TS_ASSERT_REL(mx, dm->peak_memory_bytes, 1e-12);
-  CU_ASSERT(dm->n_mem > 2);
-  TS_ASSERT_REL(dm->mem_bytes[0], W, 1e-12); /* the first fetch starts at 0 */
+  CU_ASSERT(dm->n_res > 2);
+  TS_ASSERT_REL(dm->res_bytes[0], W, 1e-12); /* the first fetch starts at 0 */
+  for (int i = 1; i < dm->n_res; i++) {
+    double step = fabs(dm->res_bytes[i] - dm->res_bytes[i - 1]) / W;
+    CU_ASSERT(fabs(step - round(step)) < 1e-9);
+  }
   ts_outcome_free(&a);
   ts_outcome_free(&b);
   ts_job_free(j1);
