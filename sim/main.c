@@ -2,6 +2,7 @@
 ** main.c: the trainsim command line.
 **
 **   trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
+**   trainsim compare|place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
 **   trainsim bench [-o DIR] [--repeat N]
 **   trainsim --help | --version
@@ -20,6 +21,7 @@
 #include "trainsim.h"
 #include "ts_bench.h"
 #include "ts_compare.h"
+#include "ts_place.h"
 #include "ts_sim.h"
 #include "ts_sweep.h"
 #include "ts_validate.h"
@@ -27,6 +29,7 @@
 static const char usage[] =
     "usage: trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
+    "       trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
     "                      [--metric NAME] [--set PATH=VALUE]... [--emit-jobs DIR2] [--quiet]\n"
     "       trainsim sweep --collect DIR2 [-o DIR] [--metric NAME] [--quiet]\n"
@@ -51,6 +54,10 @@ static const char usage[] =
     "compare   run every applicable schedule on JOB.json (with the adjustments\n"
     "          each schedule's rules need, listed) and write compare.csv and\n"
     "          compare.svg (their Gantt charts on one time axis) into DIR.\n"
+    "place     for a job whose weights live in host memory (mobius, gpipe-swap),\n"
+    "          simulate every round-robin order of the GPUs up to the symmetry of\n"
+    "          their mapping_groups and write place.csv (best first) and the\n"
+    "          outputs of the best placement into DIR.\n"
     "sweep     run JOB.json at every point of the cartesian product of the --vary\n"
     "          lists (any --set path; values split at commas outside [] {} \"\")\n"
     "          in parallel worker processes and write sweep.csv (one row per point,\n"
@@ -109,11 +116,15 @@ static int option_error(const char *cmd, int c, char **argv) {
   return EX_USAGE;
 }
 
-static int cmd_run_or_compare(int argc, char **argv, bool compare);
-static int cmd_run(int argc, char **argv) { return cmd_run_or_compare(argc, argv, false); }
-static int cmd_compare(int argc, char **argv) { return cmd_run_or_compare(argc, argv, true); }
+enum { CMD_RUN, CMD_COMPARE, CMD_PLACE };
+static int cmd_run_or_compare(int argc, char **argv, int cmd);
+static int cmd_run(int argc, char **argv) { return cmd_run_or_compare(argc, argv, CMD_RUN); }
+static int cmd_compare(int argc, char **argv) { return cmd_run_or_compare(argc, argv, CMD_COMPARE); }
+static int cmd_place(int argc, char **argv) { return cmd_run_or_compare(argc, argv, CMD_PLACE); }
 
-static int cmd_run_or_compare(int argc, char **argv, bool compare) {
+static int cmd_run_or_compare(int argc, char **argv, int cmd) {
+  static const char *const names[] = {"run", "compare", "place"};
+  bool compare = cmd != CMD_RUN;
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"set", required_argument, 0, 's'},
                                        {"quiet", no_argument, 0, 'q'},
@@ -132,17 +143,20 @@ static int cmd_run_or_compare(int argc, char **argv, bool compare) {
       quiet = 1;
     else {
       free(sets);
-      return option_error(compare ? "compare" : "run", c, argv);
+      return option_error(names[cmd], c, argv);
     }
   }
   if (argc - optind > 1) {
     free(sets);
-    return usage_error(compare ? "compare takes at most one job file" : "run takes at most one job file");
+    return usage_error(cmd == CMD_PLACE     ? "place takes at most one job file"
+                       : cmd == CMD_COMPARE ? "compare takes at most one job file"
+                                            : "run takes at most one job file");
   }
   const char *path = optind < argc ? argv[optind] : NULL;
   ts_err_t err = {0};
   if (compare) {
-    int rc = ts_compare(path, sets, n_sets, out, quiet, &err);
+    int rc = cmd == CMD_PLACE ? ts_place(path, sets, n_sets, out, quiet, &err)
+                              : ts_compare(path, sets, n_sets, out, quiet, &err);
     free(sets);
     return rc ? die(&err) : 0;
   }
@@ -278,6 +292,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
   if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
+  if (!strcmp(cmd, "place")) return cmd_place(argc - 1, argv + 1);
   if (!strcmp(cmd, "sweep")) return ts_sweep_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "validate")) return ts_validate_main(argc - 1, argv + 1);
   if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);

@@ -21,6 +21,8 @@
 **   link's rate).  The uplink's traffic is in summary "links".
 ** - Mappings: cross is 0, 4, 1, 5, 2, 6, 3, 7 on 8 GPUs; block and
 **   sequential as documented.
+** - trainsim place: every order of the search space simulated, best first,
+**   and the best's outputs written; a GPU-resident schedule is refused.
 ** - Reference executor: weights held in host buffers and copied into each
 **   device before use; gradients written back equal the single-device
 **   gradients (<= 1e-10), for mobius and gpipe-swap.
@@ -34,6 +36,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "ts_place.h"
 #include "ts_ref.h"
 #include "tshelp.h"
 #include "tsunit.h"
@@ -324,7 +327,70 @@ static void test_bad_input(void) {
                "has no property host_memory");
 }
 
-TS_TESTS{TS_TEST(test_closed_forms), TS_TEST(test_room_wait_and_memory),
+/* trainsim place: 4 GPUs, two per PCIe switch, 8 stages: the 3 orders
+** 0 0 1 1, 0 1 0 1, 0 1 1 0 (in group labels), best first; the best's
+** outputs are its run. */
+static void test_place(void) {
+  char json[1024], dir[] = "/tmp/ts-place-XXXXXX";
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 0.01, \"backward_s\": 0.02,"
+           " \"activation_message_bytes\": 1e7, \"activation_bytes\": 0, \"weights_bytes\": 2e8},"
+           " \"platform\": \"%s\", \"schedule\": \"mobius\", \"stages\": 8, \"devices\": 4,"
+           " \"microbatches\": 2, \"placement\": [\"node0-gpu0\", \"node0-gpu1\", \"node0-gpu4\","
+           " \"node0-gpu5\"]}",
+           shipped("commodity-8gpu.xml"));
+  const char *path = th_write_tmp(json, ".json");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  ts_err_t err = {0};
+  int rc = ts_place(path, NULL, 0, dir, true, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  char f[128];
+  snprintf(f, sizeof f, "%s/place.csv", dir);
+  char *csv = th_slurp(f, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  double t[3] = {0};
+  char order[3][32];
+  int rows = 0;
+  for (char *line = strchr(csv, '\n'); line && line[1] && rows < 4; line = strchr(line + 1, '\n')) {
+    if (rows < 3 && sscanf(line + 1, "%*d,\"%31[^\"]\",\"%*[^\"]\",%lf", order[rows], &t[rows]) != 2)
+      break;
+    rows++;
+  }
+  CU_ASSERT_EQUAL(rows, 3);
+  CU_ASSERT(t[0] <= t[1] && t[1] <= t[2] && t[2] > 0);
+  /* Every order holds each GPU once and starts with GPU 0. */
+  for (int i = 0; i < rows; i++) CU_ASSERT_EQUAL(order[i][0], '0');
+  snprintf(f, sizeof f, "%s/summary.json", dir);
+  char *sum = th_slurp(f, NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(sum);
+  cJSON *j = cJSON_Parse(sum);
+  TS_ASSERT_REL(cJSON_GetObjectItem(j, "iteration_time_s")->valuedouble, t[0], 1e-12);
+  cJSON_Delete(j);
+  free(sum);
+  free(csv);
+  static const char *const files[] = {"place.csv", "summary.json", "timeline.csv", "trace.json",
+                                      "gantt.svg", "report.html"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    snprintf(f, sizeof f, "%s/%s", dir, files[i]);
+    CU_ASSERT_EQUAL(unlink(f), 0);
+  }
+  rmdir(dir);
+  /* A schedule that keeps weights on the GPU has nothing to place. */
+  ts_err_t e2 = {0};
+  const char *bad = th_write_tmp("{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 1,"
+                                 " \"backward_s\": 2, \"activation_bytes\": 0,"
+                                 " \"activation_message_bytes\": 0}, \"platform\": \"ideal\","
+                                 " \"schedule\": \"gpipe\", \"stages\": 2, \"microbatches\": 2}",
+                                 ".json");
+  CU_ASSERT_EQUAL(ts_place(bad, NULL, 0, "/tmp/ts-place-never", true, &e2), EX_USAGE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(e2.msg, "not 'gpipe'"));
+  CU_ASSERT_NOT_EQUAL(access("/tmp/ts-place-never", F_OK), 0);
+  unlink(bad);
+  unlink(path);
+}
+
+TS_TESTS{TS_TEST(test_closed_forms), TS_TEST(test_place), TS_TEST(test_room_wait_and_memory),
          TS_TEST(test_uplink_contention), TS_TEST(test_mappings),
          TS_TEST(test_reference_gradients), TS_TEST(test_determinism), TS_TEST(test_bad_input)};
 TS_TEST_MAIN("mobius")
