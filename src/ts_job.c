@@ -512,6 +512,7 @@ static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t 
       (rc = get_int(root, "mapping_groups", 2, 1, &job->mapping_groups, c)))
     return rc;
   const cJSON *mp = cJSON_GetObjectItemCaseSensitive(root, "mapping");
+  if (cJSON_IsNull(mp)) mp = NULL; /* --set mapping=null removes it */
   if (!s->host_weights) {
     if (job->devices != job->stages)
       return ts_err_set(c->err, EX_DATAERR,

@@ -117,7 +117,9 @@ static const def_t top_defs[] = {
                                                    "the run / (T x devices); null for synthetic models"},
     [D_MFU] = {"throughput.mfu", "flops_per_s_per_gpu / mean peak_flops of the devices (host property "
                                  "peak_flops, else its speed); null for synthetic models"},
-    [D_P2P] = {"p2p_bytes", "bytes of all point-to-point transfers (activations and gradients)"},
+    [D_P2P] = {"p2p_bytes", "bytes of all point-to-point transfers (activations and gradients) and "
+                            "collective steps; copies to and from host memory are not included (see "
+                            "devices[].host_bytes)"},
     [D_PARAMS] = {"job.model_parameters",
                   "parameters of the whole model, 12 l h^2 + 13 l h + (V + s) h at ffn = 4h"},
 };
@@ -138,11 +140,24 @@ static const def_t dev_defs[] = {
      "master, Adam m and v; 8 when bytes_per_element >= 4) bytes per parameter. A device holding two stages "
      "(chimera) or chunks counts each; 2bw keeps two weight versions, so its weights count twice. A "
      "synthetic model's weights_bytes is per stage, and its gradients the same size"},
-    {"devices[].peak_memory_bytes", "weights + gradients + optimizer + peak activations"},
+    {"devices[].peak_memory_bytes",
+     "weights + gradients + optimizer + peak activations; for mobius and gpipe-swap, the peak over time "
+     "of activations + resident weights + gradient buffers (no static states: they live in host memory)"},
     {"devices[].memory_capacity_bytes", "the host's memory_bytes property; null when unknown"},
     {"devices[].fits", "peak_memory_bytes <= memory_capacity_bytes (true when unknown)"},
     {"devices[].p2p_bytes_sent", "bytes this device sent"},
     {"devices[].speed_flops", "the sustained FLOP/s used for its compute"},
+    {"devices[].host_bytes", "(mobius, gpipe-swap) bytes copied between the device and host memory: "
+                             "weights fetched plus gradients written back"},
+    {"devices[].room_wait_s",
+     "(mobius, gpipe-swap) total time the device's fetches at the head of its copy queue, with the copy "
+     "engine free, waited for device memory to free up (the room_wait rows of the timeline)"},
+    {"devices[].peak_resident_bytes",
+     "(mobius, gpipe-swap) the most weight and gradient-buffer bytes on the device at once"},
+    {"links[]", "per platform link that carried traffic (simulator only; a SPLITDUPLEX link's directions "
+                "_UP and _DOWN separately), sorted by name: name, bandwidth_Bps (as simulated), bytes (of "
+                "every transfer whose route crosses it, host copies included) and utilisation = bytes / "
+                "(bandwidth_Bps x T)"},
 };
 #define N_DEV_DEFS (int)(sizeof dev_defs / sizeof dev_defs[0])
 
