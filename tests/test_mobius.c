@@ -19,6 +19,8 @@
 **   one PCIe switch fetching at once share its 13e9 B/s uplink (3.25e9 B/s
 **   each); spread over both switches two share each (6.5e9 B/s, the GPU
 **   link's rate).  The uplink's traffic is in summary "links".
+** - Two servers (commodity-2node): only the activations and gradients of
+**   the stage pair split between the servers cross Ethernet.
 ** - Mappings: cross is 0, 4, 1, 5, 2, 6, 3, 7 on 8 GPUs; block and
 **   sequential as documented.
 ** - trainsim place: every order of the search space simulated, best first,
@@ -201,6 +203,40 @@ static void test_uplink_contention(void) {
     ts_outcome_free(&o);
     ts_job_free(job);
   }
+}
+
+/* commodity-2node: stages 0-7 on the first server, 8-15 on the second
+** (sequential mapping): only the activations and gradients between stages
+** 7 and 8 cross Ethernet, m of each; host copies stay inside a server. */
+static void test_two_servers(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int m = 3;
+  double msg = 4e6;
+  char extra[128];
+  snprintf(extra, sizeof extra, ", \"mapping\": \"sequential\"");
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 0.01, \"backward_s\": 0.02,"
+           " \"activation_message_bytes\": %.17g, \"activation_bytes\": 0, \"weights_bytes\": 1e8},"
+           " \"platform\": \"%s\", \"schedule\": \"mobius\", \"stages\": 16, \"devices\": 16,"
+           " \"microbatches\": %d%s}",
+           msg, shipped("commodity-2node.xml"), m, extra);
+  int rc = th_simulate(json, NULL, 0, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double fabric = -1, eth0 = -1;
+  for (int i = 0; i < o.run->n_links; i++) {
+    if (!strcmp(o.run->links[i].name, "eth-fabric")) fabric = o.run->links[i].bytes;
+    if (!strcmp(o.run->links[i].name, "eth-node0_UP")) eth0 = o.run->links[i].bytes;
+  }
+  TS_ASSERT_REL(fabric, 2 * m * msg, 1e-12);
+  TS_ASSERT_REL(eth0, m * msg, 1e-12); /* node 0 sends the activations */
+  CU_ASSERT_EQUAL(o.layout->dev[8], 8);
+  CU_ASSERT_STRING_EQUAL(o.run->devices[8].name, "node1-gpu0");
+  ts_outcome_free(&o);
+  ts_job_free(job);
 }
 
 static void test_mappings(void) {
@@ -391,6 +427,6 @@ static void test_place(void) {
 }
 
 TS_TESTS{TS_TEST(test_closed_forms), TS_TEST(test_place), TS_TEST(test_room_wait_and_memory),
-         TS_TEST(test_uplink_contention), TS_TEST(test_mappings),
+         TS_TEST(test_uplink_contention), TS_TEST(test_two_servers), TS_TEST(test_mappings),
          TS_TEST(test_reference_gradients), TS_TEST(test_determinism), TS_TEST(test_bad_input)};
 TS_TEST_MAIN("mobius")
