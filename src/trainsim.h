@@ -226,6 +226,9 @@ typedef struct ts_run {
   char executor[32];       /* "simgrid" or "reference" */
   /* reference executor only: measured activation bytes (NULL in sim) */
   double *measured_peak_act_bytes; /* [n_devices] */
+  /* reference executor only: most weight versions one of the device's
+  ** stages held live at once (1 without versions; NULL in sim) */
+  int *measured_weight_versions;   /* [n_devices] */
 } ts_run_t;
 
 ts_run_t *ts_run_new(int n_devices);

@@ -133,6 +133,7 @@ void ts_run_free(ts_run_t *r) {
   free(r->events);
   free(r->devices);
   free(r->measured_peak_act_bytes);
+  free(r->measured_weight_versions);
   free(r);
 }
 
