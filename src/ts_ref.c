@@ -656,7 +656,8 @@ static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
     ts_ref_model_t *w = x->stg[v].slot[vslot(x, x->stg[v].newest)];
     for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
       size_t n;
-      memcpy(ts_ref_block_params(g, l, &n), ts_ref_block_params(w, l, &n), n * sizeof(double));
+      const double *src = ts_ref_block_params(w, l, &n); /* n set before use */
+      memcpy(ts_ref_block_params(g, l, NULL), src, n * sizeof(double));
     }
   }
   return g;
@@ -885,7 +886,8 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness) {
   if ((out = ts_ref_model_clone(sum)))
     for (int l = 0; l < cfg.layers; l++) {
       size_t n;
-      memcpy(ts_ref_block_params(out, l, &n), ts_ref_block_params(W[I], l, &n), n * sizeof(double));
+      const double *src = ts_ref_block_params(W[I], l, &n); /* n set before use */
+      memcpy(ts_ref_block_params(out, l, NULL), src, n * sizeof(double));
     }
 done:
   for (int k = 0; W && k <= I; k++) ts_ref_model_free(W[k]);
