@@ -10,7 +10,10 @@
 ** weights): a micro-batch's backward uses the version its forward used, and
 ** the update of iteration t, applied after its m-th backward, is computed
 ** with the weights of iteration t - 1 (gradients one step stale), so
-** weights_bytes is twice a stage's weights.
+** weights_bytes is twice a stage's weights.  The simulator only counts
+** those bytes; the reference executor (src/ts_ref.h) keeps the two versions
+** as real buffers, applies W(t + 1) = W(t) - lr grad f_t(W(t - 1)) and
+** checks at run time that every op finds its version computed.
 **
 ** Closed form (equal stages, no communication): the I simulated
 ** iterations take (m I + p - 1)(t_f + t_b), so the time per iteration

@@ -249,6 +249,9 @@ typedef struct ts_run {
   ** sorted by name; NULL when none) */
   int n_links;
   ts_link_use_t *links;
+  /* reference executor only: most weight versions one of the device's
+  ** stages held live at once (1 without versions; NULL in sim) */
+  int *measured_weight_versions;   /* [n_devices] */
 } ts_run_t;
 
 ts_run_t *ts_run_new(int n_devices);

@@ -38,6 +38,12 @@
 ** - The tables of a device (stashes, outputs waiting to be sent, inbox)
 **   are indexed by (local virtual stage, micro-batch); only the inbox is
 **   shared, and only under the mutex.
+** - Weight versions (ts_ref.h) are per virtual stage: V full model clones
+**   of which the stage uses its own blocks, touched only by its device's
+**   thread, so they need no lock.  The gradients of iteration t accumulate
+**   in the clone of the version it computes with; the update adds them to
+**   the device model's gradients (the run's sum, gathered at the end) and
+**   reuses that clone for W(t + 1).
 */
 #include "ts_ref.h"
 
@@ -79,6 +85,20 @@ typedef struct ref_dev {
   double **inbox;           /* [2 * n_local * M] received; under x->mu */
 } ref_dev_t;
 
+/* The weight versions of one virtual stage in a versioned run (ts_ref.h);
+** touched only by the thread of the stage's device.  Version W(k) lives in
+** slot k mod V (k >= -d: W(-d) .. W(-1) are copies of W(0)); its gradient
+** accumulator collects the gradients of iteration k + d, the only iteration
+** that computes with it, until the update of that iteration reuses the
+** slot for W(k + d + 1) = W(k + d) - lr x those gradients. */
+typedef struct ref_stage {
+  ts_ref_model_t **slot;    /* [V] full clones; only this stage's blocks used */
+  int newest;               /* W(newest) is the newest version */
+  int *bwd;                 /* [iterations] backwards done, per iteration */
+  int *inflight;            /* [iterations] forwards whose backward is to come */
+  int peak_live;            /* most versions live at once */
+} ref_stage_t;
+
 typedef struct ref_x {
   const ts_job_t *job;
   const ts_layout_t *lay;
@@ -99,6 +119,9 @@ typedef struct ref_x {
   int fatal_code;           /* under mu */
   char fatal_msg[512];      /* under mu */
   ref_dev_t *dev;
+  /* Versioned runs (weight_versions > 1 or iterations > 1): */
+  int versioned, V, d, I;   /* versions declared, staleness V - 1, iterations */
+  ref_stage_t *stg;         /* [n_vstages], NULL when not versioned */
 } ref_x_t;
 
 /* 1 while this thread holds the global mutex (abort_all may be called with
@@ -206,6 +229,102 @@ static double x_now(void *xd) {
   return (double)(t.tv_sec - x->t0.tv_sec) + (double)(t.tv_nsec - x->t0.tv_nsec) * 1e-9;
 }
 
+/* ---- weight versions (versioned runs) ------------------------------------ */
+
+static int vslot(const ref_x_t *x, int k) { return ((k % x->V) + x->V) % x->V; }
+
+/* Distinct versions stage sg holds live: the newest, and the one of every
+** iteration with a micro-batch in flight (W(k < 0) counts as W(0)). */
+static int live_versions(const ref_x_t *x, const ref_stage_t *sg) {
+  int n = 1, last = sg->newest;
+  for (int t = 0; t < x->I; t++) {
+    int k = t - x->d < 0 ? 0 : t - x->d;
+    if (sg->inflight[t] > 0 && k != sg->newest && k != last) {
+      n++;
+      last = k;
+    }
+  }
+  return n;
+}
+
+/* The model holding the weights that micro-batch mb computes with on
+** virtual stage v: the device's own model in a run without versions, else
+** W(t - d) for the micro-batch's iteration t.  NULL, after recording the
+** executor error, when that version is not computed yet. */
+static ts_ref_model_t *stage_model(ref_x_t *x, ref_dev_t *dv, int v, int mb, const char *op) {
+  if (!x->versioned) return dv->model;
+  ref_stage_t *sg = &x->stg[v];
+  int m = x->job->microbatches, t = mb / m, k = t - x->d;
+  if (k > sg->newest) {
+    ref_fatal(x, EX_SOFTWARE,
+              "reference executor: device %d: %s of stage %d micro-batch %d (iteration %d) needs "
+              "weight version %d, not yet computed: the update of iteration %d still waits for %d "
+              "of its %d backwards on this stage (the schedule keeps %d weight version%s)",
+              dv->id, op, v, mb, t, k, sg->newest, m - sg->bwd[sg->newest], m, x->V,
+              x->V == 1 ? "" : "s");
+    return NULL;
+  }
+  return sg->slot[vslot(x, k)];
+}
+
+/* After a forward or an update: checks that stage v holds at most V
+** versions live and records the peak.  Returns 0, or -1 after recording the
+** executor error. */
+static int count_live(ref_x_t *x, ref_dev_t *dv, int v) {
+  ref_stage_t *sg = &x->stg[v];
+  int live = live_versions(x, sg);
+  if (live > sg->peak_live) sg->peak_live = live;
+  if (live <= x->V) return 0;
+  ref_fatal(x, EX_SOFTWARE,
+            "reference executor: device %d: stage %d holds %d weight versions live (the newest, "
+            "%d, and those of its in-flight micro-batches), more than the %d the schedule keeps",
+            dv->id, v, live, sg->newest, x->V);
+  return -1;
+}
+
+/* The update of iteration t = newest on stage v, once all its backwards
+** there are done: W(t + 1) = W(t) - TS_REF_LR x (the gradients accumulated
+** with W(t - d)), written into W(t - d)'s slot; those gradients are added
+** to the device model's, which sums every gradient of the run. */
+static void apply_update(ref_x_t *x, ref_dev_t *dv, int v) {
+  ref_stage_t *sg = &x->stg[v];
+  int t = sg->newest;
+  ts_ref_model_t *cur = sg->slot[vslot(x, t)], *acc = sg->slot[vslot(x, t - x->d)];
+  const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+  for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
+    size_t n;
+    const double *w = ts_ref_block_params(cur, l, &n);
+    const double *g = ts_ref_block_grad(acc, l, &n);
+    /* The models own their gradient vectors, which are not const. */
+    double *sum = (double *)ts_ref_block_grad(dv->model, l, &n);
+    double *out = ts_ref_block_params(acc, l, &n);
+    for (size_t i = 0; i < n; i++) {
+      sum[i] += g[i];
+      out[i] = w[i] - TS_REF_LR * g[i];
+    }
+  }
+  ts_ref_model_zero_grad(acc);
+  sg->newest = t + 1;
+}
+
+/* Bookkeeping of a versioned forward (backward = 0) or backward of mb on
+** v: in-flight counts, the updates that become due, the live-version
+** check. */
+static void versions_after(ref_x_t *x, ref_dev_t *dv, int v, int mb, int backward) {
+  if (!x->versioned) return;
+  ref_stage_t *sg = &x->stg[v];
+  int m = x->job->microbatches, t = mb / m;
+  if (!backward) {
+    sg->inflight[t]++;
+    count_live(x, dv, v);
+    return;
+  }
+  sg->inflight[t]--;
+  sg->bwd[t]++;
+  while (sg->newest < x->I && sg->bwd[sg->newest] == m) apply_update(x, dv, v);
+  count_live(x, dv, v);
+}
+
 static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   const ts_layout_t *L = x->lay;
   const ts_part_cost_t *pc = &x->cost->part[L->part[v]];
@@ -221,10 +340,15 @@ static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
     in = owned = take(&dv->inbox[slot_cell(x, dv, SLOT_ACT, v, mb)]);
     x_unlock_(x);
   }
+  ts_ref_model_t *model = stage_model(x, dv, v, mb, "forward");
+  if (!model) {
+    free(owned);
+    return;
+  }
   double *y = malloc(x->n_el * sizeof *y);
   ts_ref_stash_t *st = NULL;
   if (in && y)
-    st = ts_ref_forward(dv->model, pc->first_layer, pc->n_layers, x->mbs, in, y,
+    st = ts_ref_forward(model, pc->first_layer, pc->n_layers, x->mbs, in, y,
                         x->job->recompute == TS_RECOMPUTE_NONE ||
                             ts__rt_keeps(ts__world_rt(x->w, dv->id), v),
                         &dv->mem);
@@ -238,11 +362,14 @@ static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   }
   dv->stash[cell(x, v, mb)] = st;
   dv->out[slot_cell(x, dv, SLOT_ACT, v, mb)] = y;
+  versions_after(x, dv, v, mb, 0);
 }
 
 static void do_recompute(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   ts_ref_stash_t *st = dv->stash[cell(x, v, mb)];
-  if (!st || ts_ref_recompute(dv->model, st, &dv->mem))
+  ts_ref_model_t *model = stage_model(x, dv, v, mb, "recompute");
+  if (!model) return;
+  if (!st || ts_ref_recompute(model, st, &dv->mem))
     ref_fatal(x, st ? EX_OSERR : EX_SOFTWARE,
               "reference executor: device %d: recompute of stage %d micro-batch %d: %s", dv->id, v,
               mb, st ? "out of memory" : "no stash");
@@ -250,6 +377,8 @@ static void do_recompute(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
 
 static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   const ts_layout_t *L = x->lay;
+  ts_ref_model_t *model = stage_model(x, dv, v, mb, "backward");
+  if (!model) return;
   ts_ref_stash_t *st = dv->stash[cell(x, v, mb)];
   dv->stash[cell(x, v, mb)] = NULL;
   double *dy = NULL;
@@ -267,7 +396,7 @@ static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   }
   double *dx = L->prev[v] >= 0 ? malloc(x->n_el * sizeof *dx) : NULL;
   int rc = EX_SOFTWARE;
-  if (st && dy && (dx || L->prev[v] < 0)) rc = ts_ref_backward(dv->model, st, dy, dx, &dv->mem);
+  if (st && dy && (dx || L->prev[v] < 0)) rc = ts_ref_backward(model, st, dy, dx, &dv->mem);
   free(dy);
   if (rc) {
     ts_ref_stash_free(st, &dv->mem);
@@ -278,6 +407,7 @@ static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
     return;
   }
   if (dx) dv->out[slot_cell(x, dv, SLOT_GRAD, v, mb)] = dx;
+  versions_after(x, dv, v, mb, 1);
 }
 
 static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, double flops,
@@ -521,6 +651,13 @@ static void free_x(ref_x_t *x) {
     pthread_cond_destroy(&dv->cond);
   }
   ts_ref_model_free(x->host);
+  for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
+    for (int k = 0; x->stg[v].slot && k < x->V; k++) ts_ref_model_free(x->stg[v].slot[k]);
+    free(x->stg[v].slot);
+    free(x->stg[v].bwd);
+    free(x->stg[v].inflight);
+  }
+  free(x->stg);
   pthread_mutex_destroy(&x->mu);
   free(x->dev);
   free(x->loc);
@@ -561,6 +698,17 @@ static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
     }
   }
   free(holds);
+  /* A versioned run's final weights: W(iterations) of the stage holding
+  ** each block. */
+  for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
+    const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+    ts_ref_model_t *w = x->stg[v].slot[vslot(x, x->stg[v].newest)];
+    for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
+      size_t n;
+      const double *src = ts_ref_block_params(w, l, &n); /* n set before use */
+      memcpy(ts_ref_block_params(g, l, NULL), src, n * sizeof(double));
+    }
+  }
   return g;
 }
 
@@ -624,6 +772,21 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
     else
       ts_ref_model_zero_grad(x.host);
   }
+  x.V = sched->weight_versions > 1 ? sched->weight_versions : 1;
+  x.d = x.V - 1;
+  x.I = job->iterations;
+  x.versioned = x.V > 1 || x.I > 1;
+  if (!rc && x.versioned && !(x.stg = calloc((size_t)lay->n_vstages, sizeof *x.stg))) rc = EX_OSERR;
+  for (int v = 0; !rc && x.stg && v < lay->n_vstages; v++) {
+    ref_stage_t *sg = &x.stg[v];
+    sg->slot = calloc((size_t)x.V, sizeof *sg->slot);
+    sg->bwd = calloc((size_t)x.I, sizeof *sg->bwd);
+    sg->inflight = calloc((size_t)x.I, sizeof *sg->inflight);
+    sg->peak_live = 1;
+    if (!sg->slot || !sg->bwd || !sg->inflight) rc = EX_OSERR;
+    for (int k = 0; !rc && k < x.V; k++)
+      if (!(sg->slot[k] = ts_ref_model_clone(base))) rc = EX_OSERR;
+  }
   if (rc) {
     if (x.dev) free_x(&x);
     ts_ref_model_free(base);
@@ -680,6 +843,13 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
   if (!rc) {
     snprintf(run->executor, sizeof run->executor, "reference");
     run->measured_peak_act_bytes = calloc((size_t)(x.n ? x.n : 1), sizeof(double));
+    run->measured_weight_versions = calloc((size_t)(x.n ? x.n : 1), sizeof(int));
+    for (int d = 0; run->measured_weight_versions && d < x.n; d++)
+      run->measured_weight_versions[d] = 1;
+    for (int v = 0; run->measured_weight_versions && x.stg && v < lay->n_vstages; v++) {
+      int *pk = &run->measured_weight_versions[lay->dev[v]];
+      if (x.stg[v].peak_live > *pk) *pk = x.stg[v].peak_live;
+    }
     for (int d = 0; d < x.n; d++) {
       ts_device_info_t *di = &run->devices[d];
       if (x.dev[d].cpu >= 0)
@@ -729,6 +899,60 @@ ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
     return NULL;
   }
   return m;
+}
+
+ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness) {
+  ts_ref_config_t cfg;
+  ts_err_t err = {0};
+  if (staleness < 0 || ts_ref_config_for_job(job, &cfg, &err)) return NULL;
+  int m = job->microbatches, I = job->iterations, mbs = job->micro_batch_size;
+  ts_ref_model_t **W = calloc((size_t)I + 1, sizeof *W); /* W[k] = W(k) */
+  ts_ref_model_t *sum = ts_ref_model_new(&cfg), *out = NULL;
+  double *X = NULL, *T = NULL, *y = NULL;
+  size_t n_it = (size_t)m * (size_t)mbs * (size_t)cfg.seq * (size_t)cfg.hidden;
+  if (!W || !sum || make_data(&cfg, m * I, mbs, &X, &T) || !(y = malloc(n_it * sizeof *y)))
+    goto done;
+  if (!(W[0] = ts_ref_model_clone(sum))) goto done;
+  for (int t = 0; t < I; t++) {
+    /* Iteration t's m micro-batches as one batch, with W(t - staleness). */
+    ts_ref_model_t *use = ts_ref_model_clone(W[t - staleness < 0 ? 0 : t - staleness]);
+    if (!use) goto done;
+    ts_ref_model_zero_grad(use);
+    ts_ref_stash_t *st = ts_ref_forward(use, 0, cfg.layers, m * mbs, X + (size_t)t * n_it, y, 1, NULL);
+    int rc = !st;
+    if (st) {
+      ts_ref_loss(y, T + (size_t)t * n_it, n_it, (double)m * I * mbs, y);
+      rc = ts_ref_backward(use, st, y, NULL, NULL);
+      if (rc) ts_ref_stash_free(st, NULL);
+    }
+    if (!rc) rc = !(W[t + 1] = ts_ref_model_clone(W[t]));
+    for (int l = 0; !rc && l < cfg.layers; l++) {
+      size_t n;
+      const double *g = ts_ref_block_grad(use, l, &n);
+      double *s = (double *)ts_ref_block_grad(sum, l, &n); /* owned, writable */
+      double *w = ts_ref_block_params(W[t + 1], l, &n);
+      for (size_t i = 0; i < n; i++) {
+        s[i] += g[i];
+        w[i] -= TS_REF_LR * g[i];
+      }
+    }
+    ts_ref_model_free(use);
+    if (rc) goto done;
+  }
+  if ((out = ts_ref_model_clone(sum)))
+    for (int l = 0; l < cfg.layers; l++) {
+      size_t n;
+      const double *src = ts_ref_block_params(W[I], l, &n); /* n set before use */
+      memcpy(ts_ref_block_params(out, l, NULL), src, n * sizeof(double));
+    }
+done:
+  for (int k = 0; W && k <= I; k++) ts_ref_model_free(W[k]);
+  free(W);
+  ts_ref_model_free(sum);
+  free(X);
+  free(T);
+  free(y);
+  return out;
 }
 
 /* ---- the synthetic twin --------------------------------------------------- */

@@ -26,8 +26,36 @@
 ** (T).  The batch has microbatches x iterations x micro_batch_size samples;
 ** micro-batch mb reads samples [mb x mbs, (mb + 1) x mbs) of X and T, and the
 ** loss is divided by the batch's sample count, so the micro-batch gradients
-** of a run add up to the whole-batch gradient of ts_ref_oracle.  Weights are
-** never updated (no optimizer step), also across iterations.
+** of a run add up to the whole-batch gradient of ts_ref_oracle.
+**
+** Weight versions.  A run of a schedule that keeps one weight version
+** (ts_schedule_t.weight_versions <= 1) over one iteration never updates the
+** weights (no optimizer step).  Any other run is versioned: with V =
+** max(weight_versions, 1) and d = V - 1, the micro-batches of iteration
+** t = mb div microbatches run their forward, recompute and backward with
+** the weights W(t - d) (W(k < 0) = W(0) = the initial parameters), and each
+** virtual stage, right after its last backward of iteration t (and never
+** before the update of t - 1), applies plain SGD to its own blocks:
+**   W(t + 1) = W(t) - TS_REF_LR x g_t,  g_t = the sum of iteration t's
+**   micro-batch gradients there, all computed with W(t - d).
+** For PipeDream-2BW (V = 2) that is its rule, gradients one step stale:
+** W(t + 1) = W(t) - lr grad f_t(W(t - 1)); V = 1 over several iterations
+** is synchronous SGD, which needs a flush between iterations.  Each stage
+** holds its versions as separate parameter buffers, V of them (the update
+** of t writes W(t + 1) over W(t - d), whose only user was iteration t),
+** and the run checks the semantics as it goes:
+**   - an op of iteration t finds W(t - d) already computed on its stage,
+**     else the run fails with "reference executor: device D: forward of
+**     stage S micro-batch MB (iteration T) needs weight version K, not yet
+**     computed: the update of iteration U still waits for N of its m
+**     backwards on this stage (...)";
+**   - a stage's live versions (the newest, and the one of every iteration
+**     with a micro-batch in flight there: forward done, backward not yet;
+**     W(k < 0) counts as W(0)) never number more than V, else "... holds N
+**     weight versions live ...".  With in-order updates the first check
+**     implies this one; it stays as an invariant and gives the peak.
+** The update has no op of its own: it runs inside the backward that
+** completes the iteration on that stage, and its time counts there.
 */
 #ifndef TS_REF_H
 #define TS_REF_H
@@ -38,6 +66,12 @@
 
 /* Seed of the reference model's parameters (X and T use the next two). */
 #define TS_REF_SEED 1234UL
+
+/* Learning rate of the plain SGD step of versioned runs and of
+** ts_ref_oracle_sgd: small enough that the tiny test models do not diverge
+** over a few steps (at 1.0 synchronous SGD blows up), large enough that a
+** step changes the next gradient measurably. */
+#define TS_REF_LR 0.01
 
 /* The reference model configuration of a job: fills *cfg from the job's
 ** transformer model and seq_len, seed TS_REF_SEED.  Returns 0, or
@@ -55,15 +89,23 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 ** thread was pinned to that core (devices <= cores) else "thread<d>", speed
 ** 0, and run->measured_peak_act_bytes[d], the peak of device d's accounting
 ** allocator (stashed activations only: messages in flight and per-op
-** workspace are not counted, as in the simulator's memory model).  When
-** grads is not NULL, *grads receives a new model (caller frees with
-** ts_ref_model_free) with the initial parameters and, as its gradients, the
-** sum over devices of each device's accumulated block gradients.
+** workspace are not counted, as in the simulator's memory model), and
+** run->measured_weight_versions[d], the most weight versions one of device
+** d's stages held live at once (1 in a run without versions; 2BW: 2).
+** When grads is not NULL, *grads receives a new model (caller frees with
+** ts_ref_model_free) whose parameters are the final weights (the initial
+** ones without versions; in a versioned run W(iterations) of the stage
+** holding each block, to compare with ts_ref_oracle_sgd) and whose
+** gradients are the sum over devices of each device's block gradients:
+** every micro-batch's gradient, each taken with the weights it computed
+** with (so equal to ts_ref_oracle's when all used W(0), as in 2BW over at
+** most two iterations).
 **
 ** Errors: EX_DATAERR (not a transformer job, or a cost table whose layer
-** ranges do not fit the model), EX_OSERR (thread creation or memory), or the
-** runtime's EX_SOFTWARE for a schedule error or a deadlock ("deadlock:
-** device d waits for ...").  Nothing is returned in *out or *grads then.
+** ranges do not fit the model), EX_OSERR (thread creation or memory), or
+** EX_SOFTWARE for a schedule error or a deadlock ("deadlock: device d waits
+** for ...", from the runtime) or a weight-version error (above).  Nothing
+** is returned in *out or *grads then.
 **
 ** Side effect: calls ts_ref_allocator_setup (process-wide mallopt) and
 ** touches, before the clock starts, about as much heap as the devices can
@@ -97,6 +139,18 @@ int ts_ref_cores(int *cpus, int cap);
 ** Returns a new model holding the gradients (caller frees), or NULL when the
 ** job is not one ts_ref_config_for_job accepts or memory runs out. */
 ts_ref_model_t *ts_ref_oracle(const ts_job_t *job);
+
+/* The sequential oracle of a versioned run: job->iterations steps of plain
+** SGD on one thread, iteration t computing the gradient g_t of its m
+** micro-batches (samples [t m mbs, (t + 1) m mbs), loss normalised by all
+** m x iterations x mbs samples, as in ts_ref_run) with the weights
+** W(max(t - staleness, 0)), then W(t + 1) = W(t) - TS_REF_LR g_t, from W(0)
+** = the initial parameters.  staleness 1 is PipeDream-2BW's rule, 0 plain
+** synchronous SGD.  Returns a new model (caller frees) whose parameters are
+** W(iterations) and whose gradients are the sum of the g_t; NULL when the
+** job is not one ts_ref_config_for_job accepts, staleness < 0, or memory
+** runs out. */
+ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness);
 
 /* Builds the synthetic twin of a transformer job: a job whose cost model
 ** counts exactly the reference executor's tensors, for the simulator.  cost

@@ -7,7 +7,17 @@
 **   micro-batch, m = 4) every block's gradient equals the single-device
 **   whole-batch gradient of ts_ref_oracle within a normwise relative error
 **   (max |g - o| / max |o| over the block) of 1e-10.  The other schedules
-**   (interleaved, ZB-H1, Varuna, Chimera, 2BW) meet the same bound.
+**   (interleaved, ZB-H1, Varuna, Chimera, 2BW over two iterations, where
+**   every micro-batch still computes with W(0)) meet the same bound.
+** - Weight versions: 2BW over 3 iterations (p = 2 and 4, m = p and more)
+**   ends with the weights of the sequential oracle of its rule W(t + 1) =
+**   W(t) - lr grad f_t(W(t - 1)) (ts_ref_oracle_sgd, staleness 1) within a
+**   normwise relative error of the weight change of 1e-10, and differs from
+**   synchronous SGD (staleness 0) by more than 1e-6 of it; every stage held
+**   2 versions live at its peak.  A program that starts iteration 2 before
+**   the update of iteration 0, and 2BW's order under one declared version,
+**   are rejected naming device, stage, micro-batch and the missing version;
+**   one version with a flush per iteration is synchronous SGD exactly.
 ** - Op order: each device's compute ops, in program order, are the
 **   simulator's for the same job and layout.
 ** - Activation bytes: each device's measured peak equals, exactly, the
@@ -380,9 +390,152 @@ static void test_validate_command(void) {
   free(path);
 }
 
+/* Normwise relative error of the weight change: max over blocks of
+** max |(a - w0) - (b - w0)| / max |b - w0|, w0 the initial parameters. */
+static double worst_update_error(ts_ref_model_t *a, ts_ref_model_t *b, ts_ref_model_t *w0) {
+  double worst = 0;
+  for (int l = 0; l < ts_ref_model_config(a)->layers; l++) {
+    size_t n;
+    const double *pa = ts_ref_block_params(a, l, &n), *pb = ts_ref_block_params(b, l, &n);
+    const double *p0 = ts_ref_block_params(w0, l, &n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+      num = fmax(num, fabs(pa[i] - pb[i]));
+      den = fmax(den, fabs(pb[i] - p0[i]));
+    }
+    double e = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
+/* Runs job under sched (the job's own when NULL); returns the code, the
+** final model in *w and the per-device peak of live versions in peak[]. */
+static int run_versions(const ts_job_t *job, const ts_schedule_t *sched, ts_ref_model_t **w,
+                        int *peak, ts_err_t *err) {
+  ts_layout_t *lay;
+  ts_cost_t *cost;
+  layout_cost(job, &lay, &cost);
+  ts_run_t *run = NULL;
+  int rc = ts_ref_run(job, sched ? sched : ts_schedule_find(job->schedule), lay, cost, &run, w, err);
+  CU_ASSERT_PTR_NULL(rc ? run : NULL);
+  for (int d = 0; !rc && d < lay->n_devices; d++) {
+    CU_ASSERT_PTR_NOT_NULL_FATAL(run->measured_weight_versions);
+    peak[d] = run->measured_weight_versions[d];
+  }
+  ts_run_free(run);
+  ts_layout_free(lay);
+  ts_cost_free(cost);
+  return rc;
+}
+
+/* 2BW's update rule, W(t + 1) = W(t) - lr grad f_t(W(t - 1)), applied by
+** the executor stage by stage with real weight versions, against the
+** sequential oracle; the same run against synchronous SGD differs. */
+static void test_2bw_weight_versions(void) {
+  static const int cases[][2] = {{2, 2}, {2, 4}, {4, 4}, {4, 6}}; /* p, m */
+  for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    int p = cases[c][0], m = cases[c][1];
+    ts_job_t *job = small_job("2bw", p, m, false, ", \"iterations\": 3");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+    ts_ref_model_t *w = NULL, *stale = ts_ref_oracle_sgd(job, 1), *sync = ts_ref_oracle_sgd(job, 0);
+    ts_ref_config_t cfg;
+    ts_err_t err = {0};
+    CU_ASSERT_EQUAL_FATAL(ts_ref_config_for_job(job, &cfg, &err), 0);
+    ts_ref_model_t *w0 = ts_ref_model_new(&cfg); /* W(0) */
+    int peak[8] = {0};
+    int rc = run_versions(job, NULL, &w, peak, &err);
+    if (rc) fprintf(stderr, "\n2bw p=%d m=%d: %s\n", p, m, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stale);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sync);
+    double e = worst_update_error(w, stale, w0), g = worst_block_error(w, stale);
+    double vs_sync = worst_update_error(w, sync, w0), stale_sync = worst_update_error(stale, sync, w0);
+    printf("\n    2bw p=%d m=%d I=3: weights vs 2BW oracle %.3g, gradients %.3g; vs synchronous "
+           "SGD %.3g (oracles between themselves %.3g); peak versions",
+           p, m, e, g, vs_sync, stale_sync);
+    CU_ASSERT(e <= 1e-10);
+    CU_ASSERT(g <= 1e-10);
+    CU_ASSERT(vs_sync > 1e-6);
+    /* The weights moved: the comparison is not of two copies of W(0). */
+    CU_ASSERT(worst_update_error(w0, stale, w0) == 1);
+    for (int d = 0; d < p; d++) {
+      printf(" %d", peak[d]);
+      CU_ASSERT_EQUAL(peak[d], 2);
+    }
+    ts_ref_model_free(w);
+    ts_ref_model_free(w0);
+    ts_ref_model_free(stale);
+    ts_ref_model_free(sync);
+    ts_job_free(job);
+  }
+}
+
+/* GPipe over all micro-batches of all iterations: forwards of iteration 2
+** (which need W(1)) before any backward of iteration 0. */
+static void prog_no_update_wait(ts_rt_t *rt) {
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  int v = c->local[0], M = c->microbatches * c->iterations;
+  for (int mb = 0; mb < M; mb++) ts_sched_forward(rt, v, mb);
+  for (int mb = 0; mb < M; mb++) ts_sched_backward(rt, v, mb);
+}
+
+/* GPipe with a flush after every iteration. */
+static void prog_flush_each_iteration(ts_rt_t *rt) {
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  int v = c->local[0], m = c->microbatches;
+  for (int t = 0; t < c->iterations; t++) {
+    for (int mb = t * m; mb < (t + 1) * m; mb++) ts_sched_forward(rt, v, mb);
+    for (int mb = t * m; mb < (t + 1) * m; mb++) ts_sched_backward(rt, v, mb);
+  }
+}
+
+static void test_weight_versions_checked(void) {
+  ts_job_t *job = small_job("2bw", 2, 2, false, ", \"iterations\": 3");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+  ts_err_t err = {0};
+  ts_ref_model_t *w = NULL;
+  int peak[8];
+  /* Two versions, but iteration 2 starts before iteration 0's update. */
+  ts_schedule_t greedy = {.name = "test", .title = "test", .program = prog_no_update_wait,
+                          .weight_versions = 2};
+  CU_ASSERT_EQUAL(run_versions(job, &greedy, &w, peak, &err), EX_SOFTWARE);
+  CU_ASSERT_PTR_NULL(w);
+  printf("\n    %s", err.msg);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "device 0: forward of stage 0 micro-batch 4 (iteration 2) "
+                                         "needs weight version 1, not yet computed"));
+  /* 2BW's order with one weight version: iteration 1 needs W(1) = the
+  ** update of iteration 0, which waits for a flush. */
+  ts_schedule_t one = *ts_schedule_find("2bw");
+  one.weight_versions = 1;
+  err = (ts_err_t){0};
+  CU_ASSERT_EQUAL(run_versions(job, &one, &w, peak, &err), EX_SOFTWARE);
+  CU_ASSERT_PTR_NULL(w);
+  printf("\n    %s", err.msg);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "device 0: forward of stage 0 micro-batch 2 (iteration 1) "
+                                         "needs weight version 1, not yet computed: the update of "
+                                         "iteration 0 still waits for 1 of its 2 backwards"));
+  /* One version and a flush per iteration is synchronous SGD, exactly. */
+  ts_schedule_t flush = {.name = "test", .title = "test", .program = prog_flush_each_iteration};
+  CU_ASSERT_EQUAL_FATAL(run_versions(job, &flush, &w, peak, &err), 0);
+  ts_ref_config_t cfg;
+  CU_ASSERT_EQUAL(ts_ref_config_for_job(job, &cfg, &err), 0);
+  ts_ref_model_t *sync = ts_ref_oracle_sgd(job, 0), *w0 = ts_ref_model_new(&cfg);
+  double e = worst_update_error(w, sync, w0);
+  printf("\n    flush per iteration, one version: weights vs synchronous SGD %.3g", e);
+  CU_ASSERT(e <= 1e-10);
+  CU_ASSERT_EQUAL(peak[0], 1);
+  CU_ASSERT_EQUAL(peak[1], 1);
+  ts_ref_model_free(w);
+  ts_ref_model_free(w0);
+  ts_ref_model_free(sync);
+  ts_job_free(job);
+}
+
 TS_TESTS{TS_TEST(test_gradients_match_oracle), TS_TEST(test_other_schedules_gradients),
          TS_TEST(test_op_order_matches_simulator), TS_TEST(test_activation_bytes_exact),
          TS_TEST(test_deterministic), TS_TEST(test_deadlock_reported),
          TS_TEST(test_error_wakes_waiters), TS_TEST(test_synthetic_refused),
-         TS_TEST(test_validate_command)};
+         TS_TEST(test_validate_command), TS_TEST(test_2bw_weight_versions),
+         TS_TEST(test_weight_versions_checked)};
 TS_TEST_MAIN("ref_exec")
