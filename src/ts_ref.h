@@ -100,6 +100,13 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 ** every micro-batch's gradient, each taken with the weights it computed
 ** with (so equal to ts_ref_oracle's when all used W(0), as in 2BW over at
 ** most two iterations).
+** Schedules that keep weights in host memory (host_weights: mobius,
+** gpipe-swap) run against a host model: each device's own model holds NaN
+** until a fetch copies a stage's blocks in (and again after the eviction),
+** and a write-back adds the device's block gradients into the host model
+** and zeroes them on the device; copies are synchronous, on the device's
+** thread.  *grads is then a copy of the host model: the initial weights
+** and the gradients written back.
 **
 ** Errors: EX_DATAERR (not a transformer job, or a cost table whose layer
 ** ranges do not fit the model), EX_OSERR (thread creation or memory), or
