@@ -31,6 +31,8 @@
 #include "platform_gen.h"
 #include "tsunit.h"
 
+#include <cjson/cJSON.h>
+
 #define CALIBRATION_FILE "../shared/calibration/h200-single-gpu.json"
 
 /* ---- helpers ------------------------------------------------------- */
@@ -501,6 +503,30 @@ static void test_calibration_shared_file(void) {
   CU_ASSERT_EQUAL(memcmp(&g, &h, sizeof g), 0); /* nothing else changed */
 }
 
+/* h200-pcie-8gpu's PCIe rate is the calibration file's pinned host-to-device
+** bandwidth for 256 MiB copies, and its GPUs are hgx-h200's. */
+static void test_calibration_pcie(void) {
+  if (access(CALIBRATION_FILE, R_OK) != 0) {
+    printf("(note: %s absent, PCIe calibration not checked) ", CALIBRATION_FILE);
+    return;
+  }
+  char *text = read_text(CALIBRATION_FILE);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+  cJSON *root = cJSON_Parse(text), *e;
+  double h2d = 0;
+  cJSON_ArrayForEach(e, cJSON_GetObjectItem(root, "pcie")) {
+    if (cJSON_GetObjectItem(e, "bytes")->valuedouble == 268435456.0 &&
+        cJSON_IsTrue(cJSON_GetObjectItem(e, "pinned")))
+      h2d = cJSON_GetObjectItem(e, "h2d_GBps")->valuedouble * 1e9;
+  }
+  cJSON_Delete(root);
+  free(text);
+  ts_platgen_t g = preset("h200-pcie-8gpu"), h = preset("hgx-h200");
+  TS_ASSERT_REL(g.nvlink_bw, h2d, 1e-15);
+  TS_ASSERT_REL(g.uplink_bw, h2d, 1e-15);
+  CU_ASSERT(g.gpu_speed == h.gpu_speed && g.gpu_memory == h.gpu_memory && g.topology == 1);
+}
+
 static int calib_text(const char *text, double *speed, ts_err_t *err) {
   char path[64];
   if (write_tmp(text, ".json", path, sizeof path)) return -1;
@@ -619,6 +645,7 @@ TS_TESTS{
     TS_TEST(test_xml_shape),
     TS_TEST(test_write_error),
     TS_TEST(test_calibration_shared_file),
+    TS_TEST(test_calibration_pcie),
     TS_TEST(test_calibration_rule),
     TS_TEST(test_sim_dgx_a100),
     TS_TEST(test_sim_hgx_h200),
