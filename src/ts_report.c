@@ -484,6 +484,7 @@ static int write_gantt(FILE *f, const ts_result_t *r) {
 #define M_BOTTOM 38.0
 #define M_PW (M_W - M_LEFT - M_RIGHT)
 #define M_PH (M_H - M_TOP - M_BOTTOM)
+#define RGB_RES "#117733" /* resident weights: the Gantt chart's fetch green */
 #define RGB_STATES "#BBBBBB"
 #define RGB_ACT "#56B4E9"
 #define RGB_ACT_LINE "#0072B2"
@@ -592,6 +593,14 @@ static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, 
     fprintf(f, "<rect class=\"states\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n",
             M_LEFT, y0 - base * ppb, M_PW, base * ppb, RGB_STATES);
   mem_path(f, dm, t_max, y0, ppb, base);
+  if (dm->n_res > 0) { /* host-memory schedules: weights arriving and leaving */
+    fprintf(f, "<path class=\"res\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" d=\"M%.2f,%.2f",
+            RGB_RES, M_LEFT, y0);
+    for (int i = 0; i < dm->n_res; i++)
+      fprintf(f, " H%.2f V%.2f", M_LEFT + fmin(fmax(dm->res_t[i], 0), t_max) * M_PW / t_max,
+              y0 - (isfinite(dm->res_bytes[i]) ? dm->res_bytes[i] : 0) * ppb);
+    fprintf(f, " H%.2f\"/>\n", M_LEFT + M_PW);
+  }
   if (dm->memory_capacity_bytes > 0 && dm->memory_capacity_bytes <= top)
     fprintf(f, "<line class=\"capacity\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
                "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n",
@@ -624,6 +633,9 @@ static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, 
           fmt_bytes(a, sizeof a, base), fmt_bytes(b, sizeof b, dm->weights_bytes),
           fmt_bytes(c, sizeof c, dm->gradients_bytes), fmt_bytes(e, sizeof e, dm->optimizer_bytes),
           fmt_bytes(b, sizeof b, dm->peak_activation_bytes));
+  if (dm->n_res > 0)
+    fprintf(f, "; peak resident weights and gradient buffers %s (room waits %.3g s)",
+            fmt_bytes(a, sizeof a, dm->peak_resident_bytes), dm->room_wait_s);
   fprintf(f, "; peak memory %s", fmt_bytes(a, sizeof a, dm->peak_memory_bytes));
   if (dm->memory_capacity_bytes > 0)
     fprintf(f, " of %s capacity", fmt_bytes(c, sizeof c, dm->memory_capacity_bytes));
@@ -660,6 +672,11 @@ static void write_memory(FILE *f, const ts_result_t *r) {
         "state) are held throughout; the activations a forward stashes are held until its backward ends "
         "(see README, Memory).",
         f);
+  if (m->dev[0].n_res > 0)
+    fputs(" Weights live in host memory here: the green line is the weights and gradient buffers "
+          "on the device over time, fetched, evicted and written back (see README, Mobius); the area "
+          "is the activations.",
+          f);
   if (cap_off)
     fputs(" Capacities far above every peak are left off the scale; each chart's title gives its "
           "device's capacity.",
