@@ -11,8 +11,9 @@
 ** its stages in ascending order for the forwards of all m micro-batches
 ** (GPipe order), then in descending order for the backwards (the last
 ** micro-batch first), keeping its last stage on the GPU between the two.
-** A visit is: wait for the stage's weights, run its micro-batches, write
-** its gradients back to host memory (backward visits) and evict it.
+** A visit is: wait for the stage's weights, reserve the device memory its
+** activations will take, run its micro-batches, write its gradients back to
+** host memory (backward visits) and evict it.
 **
 ** mobius: while a GPU computes one visit it prefetches the next one's
 ** weights over PCIe (the copy engine starts as soon as the GPU has room:
@@ -45,22 +46,10 @@
 
 #include "sched_util.h"
 
-/* The job's mapping rule; dflt is the schedule's, and a default "cross"
-** that the devices cannot form falls back to "sequential". */
-static const char *rule_of(const ts_job_t *job, const char *dflt) {
-  if (job->mapping_rule[0]) return job->mapping_rule;
-  if (strcmp(dflt, "cross") == 0 && job->devices % job->mapping_groups) return "sequential";
-  return dflt;
-}
-
-static const char *default_rule(const ts_job_t *job) {
-  return strcmp(job->schedule, "mobius") == 0 ? "cross" : "block";
-}
-
 /* GPU of stage k under the job's mapping. */
 static int map_stage(const ts_job_t *job, int k) {
   int S = job->stages, G = job->devices;
-  const char *rule = rule_of(job, default_rule(job));
+  const char *rule = job->mapping_rule; /* ts_job_load fills in the default */
   if (job->mapping) return job->mapping[k];
   if (strcmp(rule, "block") == 0) return k / (S / G);
   if (strcmp(rule, "cross") == 0) {
@@ -105,6 +94,7 @@ static void run_visit(ts_rt_t *rt, const visit_t *p) {
 
 static void swap_program(ts_rt_t *rt, int prefetch) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
+  if (c->n_local < 1) return;
   int n = c->n_local, nv = 0;
   visit_t *vis = malloc((size_t)(2 * n) * sizeof *vis);
   for (int i = 0; i + 1 < n; i++) vis[nv++] = (visit_t){c->local[i], 1, 0};
@@ -115,6 +105,10 @@ static void swap_program(ts_rt_t *rt, int prefetch) {
     const visit_t *p = &vis[i];
     if (!prefetch) ts_rt_fetch(rt, p->v, p->bwd);
     ts_rt_fetch_wait(rt, p->v);
+    /* The visit's activations first, then the prefetch: it must not take
+    ** their room. */
+    if (p->fwd) ts_rt_reserve(rt, p->v, TS_FORWARD, c->microbatches);
+    if (p->bwd) ts_rt_reserve(rt, p->v, TS_RECOMPUTE, 1);
     if (prefetch && i + 1 < nv) ts_rt_fetch(rt, vis[i + 1].v, vis[i + 1].bwd);
     run_visit(rt, p);
     if (p->bwd) ts_rt_offload(rt, p->v);
@@ -130,7 +124,7 @@ static void gpipe_swap_program(ts_rt_t *rt) { swap_program(rt, 0); }
 
 static int swap_check(const ts_job_t *job, ts_err_t *err) {
   int S = job->stages, G = job->devices;
-  const char *rule = rule_of(job, default_rule(job));
+  const char *rule = job->mapping_rule;
   if (job->chunks != 1 || job->iterations != 1)
     return ts_err_set(err, EX_DATAERR, "%s: %s: schedule '%s' takes one chunk and one iteration",
                       job->path, job->chunks != 1 ? "chunks" : "iterations", job->schedule);
@@ -170,6 +164,7 @@ const ts_schedule_t ts_schedule_mobius = {
     .layout = swap_layout,
     .program = mobius_program,
     .host_weights = 1,
+    .default_mapping = "cross",
 };
 
 const ts_schedule_t ts_schedule_gpipe_swap = {
@@ -179,4 +174,5 @@ const ts_schedule_t ts_schedule_gpipe_swap = {
     .layout = swap_layout,
     .program = gpipe_swap_program,
     .host_weights = 1,
+    .default_mapping = "block",
 };

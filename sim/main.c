@@ -81,7 +81,9 @@ static const char usage[] =
     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
     "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu, commodity-8gpu,\n"
     "                                 commodity-2node, h200-pcie-8gpu (PCIe trees with\n"
-    "                                 host memory: --uplink-bw, --socket-bw, --dram-bw)\n"
+    "                                 host memory: --uplink-bw/-lat, --socket-bw/-lat,\n"
+    "                                 --dram-bw/-lat, --host-memory, --gpus-per-switch,\n"
+    "                                 --sockets)\n"
     "            --nodes N --gpus G   cluster shape\n"
     "            --gpu-speed F --gpu-peak F --gpu-memory BYTES\n"
     "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
@@ -201,7 +203,10 @@ static int cmd_platform(int argc, char **argv) {
       {"calibration", required_argument, 0, 10}, {"name", required_argument, 0, 11},
       {"pcie-only", no_argument, 0, 12},         {"output", required_argument, 0, 'o'},
       {"uplink-bw", required_argument, 0, 13},   {"socket-bw", required_argument, 0, 14},
-      {"dram-bw", required_argument, 0, 15},
+      {"dram-bw", required_argument, 0, 15},     {"uplink-lat", required_argument, 0, 16},
+      {"socket-lat", required_argument, 0, 17},  {"dram-lat", required_argument, 0, 18},
+      {"host-memory", required_argument, 0, 19}, {"gpus-per-switch", required_argument, 0, 20},
+      {"sockets", required_argument, 0, 21},
       {0, 0, 0, 0}};
   ts_platgen_t g;
   ts_err_t err = {0};
@@ -238,6 +243,16 @@ static int cmd_platform(int argc, char **argv) {
       case 13: rc = parse_pos("--uplink-bw", optarg, &g.uplink_bw); break;
       case 14: rc = parse_pos("--socket-bw", optarg, &g.socket_bw); break;
       case 15: rc = parse_pos("--dram-bw", optarg, &g.dram_bw); break;
+      case 16: rc = parse_pos("--uplink-lat", optarg, &g.uplink_lat); break;
+      case 17: rc = parse_pos("--socket-lat", optarg, &g.socket_lat); break;
+      case 18: rc = parse_pos("--dram-lat", optarg, &g.dram_lat); break;
+      case 19: rc = parse_pos("--host-memory", optarg, &g.host_memory); break;
+      case 20:
+      case 21:
+        if ((rc = parse_pos(c == 20 ? "--gpus-per-switch" : "--sockets", optarg, &v))) break;
+        if (v != (int)v || v > 65536) return usage_error("--gpus-per-switch and --sockets take whole numbers");
+        if (c == 20) g.gpus_per_switch = (int)v; else g.sockets = (int)v;
+        break;
       case 'o': out = optarg; break;
       default: return option_error("platform", c, argv);
     }
@@ -246,8 +261,10 @@ static int cmd_platform(int argc, char **argv) {
   if (optind < argc) return usage_error("platform takes no positional argument");
   /* The fabric is non-blocking unless told otherwise: every NIC at full rate. */
   if (!fabric_given) g.fabric_bw = g.nodes * (g.topology == 1 ? 1 : g.gpus) * g.ib_bw;
-  if (g.topology != 1 && (g.uplink_bw > 0 || g.socket_bw > 0 || g.dram_bw > 0))
-    return usage_error("--uplink-bw, --socket-bw and --dram-bw need a PCIe-tree preset (commodity-8gpu, commodity-2node, h200-pcie-8gpu)");
+  if (g.topology != 1 && (g.uplink_bw > 0 || g.socket_bw > 0 || g.dram_bw > 0 || g.uplink_lat > 0 ||
+                          g.socket_lat > 0 || g.dram_lat > 0 || g.host_memory > 0 ||
+                          g.gpus_per_switch > 0 || g.sockets > 0))
+    return usage_error("--uplink-*, --socket-*, --dram-*, --host-memory, --gpus-per-switch and --sockets need a PCIe-tree preset (commodity-8gpu, commodity-2node, h200-pcie-8gpu)");
   if (calib && ts_platgen_speed_from_calibration(calib, &g, &err)) return die(&err);
   if (ts_platgen_check(&g, &err)) return die(&err);
   if (!out) return ts_platgen_write(&g, stdout);

@@ -464,16 +464,21 @@ static const char *num(char buf[40], double x) {
 
 int ts_platgen_command(const ts_platgen_t *g, char *buf, size_t size) {
   if (matching_preset(g)) return snprintf(buf, size, "trainsim platform --preset %s", g->name);
-  if (g->topology == 1) {
-    char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40];
-    return snprintf(buf, size,
-                    "trainsim platform --preset commodity-8gpu --name %s --nodes %d --gpus %d"
-                    " --gpu-speed %s --gpu-peak %s --gpu-memory %s --nvlink-bw %s --uplink-bw %s"
-                    " --socket-bw %s --dram-bw %s --ib-bw %s --fabric-bw %s",
-                    g->name, g->nodes, g->gpus, num(a, g->gpu_speed), num(b, g->gpu_peak_flops),
-                    num(c, g->gpu_memory), num(d, g->nvlink_bw), num(e, g->uplink_bw),
-                    num(f, g->socket_bw), num(h, g->dram_bw), num(i, g->ib_bw),
-                    num(j, g->fabric_bw));
+  if (g->topology == 1) { /* every figure, over any PCIe-tree preset */
+    char v[21][40];
+    return snprintf(
+        buf, size,
+        "trainsim platform --preset commodity-8gpu --name %s --nodes %d --gpus %d --sockets %d"
+        " --gpus-per-switch %d --gpu-speed %s --gpu-peak %s --gpu-memory %s --nvlink-bw %s"
+        " --nvlink-lat %s --uplink-bw %s --uplink-lat %s --socket-bw %s --socket-lat %s"
+        " --dram-bw %s --dram-lat %s --host-memory %s --ib-bw %s --ib-lat %s --fabric-bw %s"
+        " --fabric-lat %s",
+        g->name, g->nodes, g->gpus, g->sockets, g->gpus_per_switch, num(v[0], g->gpu_speed),
+        num(v[1], g->gpu_peak_flops), num(v[2], g->gpu_memory), num(v[3], g->nvlink_bw),
+        num(v[4], g->nvlink_lat), num(v[5], g->uplink_bw), num(v[6], g->uplink_lat),
+        num(v[7], g->socket_bw), num(v[8], g->socket_lat), num(v[9], g->dram_bw),
+        num(v[10], g->dram_lat), num(v[11], g->host_memory), num(v[12], g->ib_bw),
+        num(v[13], g->ib_lat), num(v[14], g->fabric_bw), num(v[15], g->fabric_lat));
   }
   char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40];
   return snprintf(buf, size,

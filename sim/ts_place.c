@@ -151,7 +151,14 @@ int ts_place(const char *path, const char *const *sets, int n_sets, const char *
   snprintf(job->mapping_rule, sizeof job->mapping_rule, "explicit");
   for (int i = 0; i < p.n && !rc; i++) {
     ts_outcome_t o;
-    if ((rc = simulate_order(job, p.c[i].order, &o, err))) break;
+    ts_err_t e = {0};
+    if ((rc = simulate_order(job, p.c[i].order, &o, &e))) {
+      char ord[256] = "";
+      for (int j = 0; j < G && strlen(ord) < sizeof ord - 8; j++)
+        snprintf(ord + strlen(ord), sizeof ord - strlen(ord), "%s%d", j ? " " : "", p.c[i].order[j]);
+      ts_err_set(err, rc, "place: GPU order %s: %s", ord, e.msg);
+      break;
+    }
     double T = o.metrics->iteration_time_s * job->iterations;
     p.c[i].time = o.metrics->iteration_time_s;
     p.c[i].uplink = max_uplink(o.run, T);

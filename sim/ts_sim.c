@@ -420,6 +420,9 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
     if (!sg_host_get_property_value(hosts[i], "memory_endpoint")) hosts[kept++] = hosts[i];
   nh = kept;
   qsort(hosts, nh, sizeof *hosts, host_cmp);
+  char dram_name[32];
+  snprintf(dram_name, sizeof dram_name, "gpu%d", lay->n_devices); /* see write_ideal */
+  sg_host_t ideal_dram = job->platform_ideal ? sg_host_by_name(dram_name) : NULL;
   sim_x_t x = {0};
   x.n = lay->n_devices;
   x.dev = calloc((size_t)x.n, sizeof *x.dev);
@@ -430,6 +433,11 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
       if (!x.dev[d].host)
         rc = ts_err_set(err, EX_DATAERR, "%s: placement[%d]: no host '%s' in platform '%s'",
                         job->path, d, job->placement[d], job->platform);
+      else if (sg_host_get_property_value(x.dev[d].host, "memory_endpoint") ||
+               (job->platform_ideal && x.dev[d].host == ideal_dram))
+        rc = ts_err_set(err, EX_DATAERR,
+                        "%s: placement[%d]: host '%s' is a memory endpoint (host DRAM), not a device",
+                        job->path, d, job->placement[d]);
     }
   } else if ((size_t)x.n > nh) {
     rc = ts_err_set(err, EX_DATAERR, "%s: stages: the job needs %d devices but platform '%s' has %zu hosts",

@@ -108,6 +108,13 @@ static void fill(double *a, size_t n, unsigned long seed) {
 
 static int check_size(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
                       const ts_ref_config_t *cfg, ts_err_t *err) {
+  const ts_schedule_t *sched = ts_schedule_find(job->schedule);
+  if (sched && sched->host_weights)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: schedule: validate does not run '%s' yet (its twin platform has no host "
+                      "memory); the reference executor's gradients for it are checked by "
+                      "tests/test_mobius.c",
+                      job->path, job->schedule);
   if (cfg->hidden > V_MAX_HIDDEN)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model.hidden: %d exceeds %d, the largest the CPU reference executor "

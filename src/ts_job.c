@@ -525,7 +525,12 @@ static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t 
                         c->file, job->schedule);
     return 0;
   }
-  if (!mp) return 0;
+  if (!mp) { /* the schedule's default, as the summary reports it */
+    const char *r = s->default_mapping ? s->default_mapping : "sequential";
+    if (!strcmp(r, "cross") && job->devices % job->mapping_groups) r = "sequential";
+    snprintf(job->mapping_rule, sizeof job->mapping_rule, "%s", r);
+    return 0;
+  }
   if (cJSON_IsString(mp)) {
     const char *r = mp->valuestring;
     if (strcmp(r, "sequential") && strcmp(r, "cross") && strcmp(r, "block"))

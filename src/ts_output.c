@@ -44,7 +44,15 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j) {
   cJSON_AddStringToObject(job, "model", j->model.name);
   cJSON_AddStringToObject(job, "platform", j->platform_arg);
   cJSON_AddNumberToObject(job, "stages", j->stages);
-  if (j->devices != j->stages) cJSON_AddNumberToObject(job, "devices", j->devices);
+  const ts_schedule_t *sc = ts_schedule_find(j->schedule);
+  if (sc && sc->host_weights) { /* mobius, gpipe-swap: where each stage ran */
+    cJSON_AddNumberToObject(job, "devices", j->devices);
+    if (j->mapping)
+      cJSON_AddItemToObject(job, "mapping", cJSON_CreateIntArray(j->mapping, j->stages));
+    else
+      cJSON_AddStringToObject(job, "mapping", j->mapping_rule);
+    cJSON_AddNumberToObject(job, "mapping_groups", j->mapping_groups);
+  }
   cJSON_AddNumberToObject(job, "microbatches", j->microbatches);
   cJSON_AddNumberToObject(job, "micro_batch_size", j->micro_batch_size);
   cJSON_AddNumberToObject(job, "seq_len", j->seq_len);

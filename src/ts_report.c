@@ -103,7 +103,8 @@ static const def_t top_defs[] = {
                    "the version, and simgrid (simulated) or reference (measured by the CPU reference executor)"},
     [D_JOB] = {"job.*", "the job as run, after --set: file, schedule, model name, platform as written in the "
                         "job, stages, microbatches, micro_batch_size, seq_len, chunks, iterations, recompute, "
-                        "bytes_per_element"},
+                        "bytes_per_element; for mobius and gpipe-swap also devices, mapping (the rule, "
+                        "or the device of each stage) and mapping_groups"},
     [D_ITER] = {"iteration_time_s",
                 "makespan T / iterations; T = latest end of any op or transfer (the run starts at 0)"},
     [D_BUBBLE] = {"bubble_fraction", "idle share of devices x makespan: sum over devices of (T - busy) / "
@@ -150,8 +151,9 @@ static const def_t dev_defs[] = {
     {"devices[].host_bytes", "(mobius, gpipe-swap) bytes copied between the device and host memory: "
                              "weights fetched plus gradients written back"},
     {"devices[].room_wait_s",
-     "(mobius, gpipe-swap) total time the device's fetches at the head of its copy queue, with the copy "
-     "engine free, waited for device memory to free up (the room_wait rows of the timeline)"},
+     "(mobius, gpipe-swap) total time the device waited for device memory to free up: fetches at the "
+     "head of its copy queue with the copy engine free, and reservations of a visit's activation memory "
+     "(the room_wait rows of the timeline)"},
     {"devices[].peak_resident_bytes",
      "(mobius, gpipe-swap) the most weight and gradient-buffer bytes on the device at once"},
     {"links[]", "per platform link that carried traffic (simulator only; a SPLITDUPLEX link's directions "

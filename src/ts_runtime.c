@@ -60,7 +60,10 @@ typedef struct rt_host {
   int busy[2];            /* a copy of that direction is running */
   double free_t[2];       /* when the engine last became free */
   double *held;           /* [n_local * M] activation bytes per (stage, mb) */
+  double *resv, *resv_used; /* [n_local] activation reservations (ts_rt_reserve) */
   double used, cap;       /* ledger and capacity (0: unlimited) */
+  double want;            /* bytes a blocked compute op waits to allocate */
+  double blocked_need;    /* > 0 while blocked on room: what it needs */
   int pumping, again;
 } rt_host_t;
 
@@ -138,6 +141,8 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       h->req_t = calloc(n1, sizeof(double));
       for (int k = 0; k < 2; k++) h->q[k] = calloc(n1, sizeof(int));
       h->held = calloc(cells, sizeof(double));
+      h->resv = calloc(n1, sizeof(double));
+      h->resv_used = calloc(n1, sizeof(double));
       h->cap = ops->capacity ? ops->capacity(xd, d) : 0;
       rt->host = h;
     }
@@ -172,6 +177,8 @@ void ts__world_free(ts_world_t *w) {
       free(rt->host->q[0]);
       free(rt->host->q[1]);
       free(rt->host->held);
+      free(rt->host->resv);
+      free(rt->host->resv_used);
       free(rt->host);
     }
   }
@@ -315,23 +322,103 @@ static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
 
 static void host_pump(ts_rt_t *rt);
 
-/* Activation bytes in the device ledger, by the rules of ts_metrics.c. */
-static void host_ledger(ts_rt_t *rt, ts_kind_t kind, int v, long c) {
+static void host_block(ts_rt_t *rt, int li, bool (*cond)(ts_rt_t *, int), const char *what,
+                       double need);
+static void host_event(ts_rt_t *rt, ts_kind_t kind, int v, int flags, double t0, double t1,
+                       double bytes);
+
+static int host_local(ts_rt_t *rt, const char *what, int v);
+
+static bool op_fits(ts_rt_t *rt, int li) {
+  (void)li;
   rt_host_t *h = rt->host;
-  const ts_part_cost_t *pc = &rt->w->cost->part[rt->w->lay->part[v]];
+  return h->cap <= 0 || h->used + h->want <= h->cap * (1 + 1e-12);
+}
+
+/* Before a forward or recompute: allocates its activation bytes in the
+** device ledger, at the op's start as ts_metrics.c counts them, waiting
+** (a room_wait event) until they fit.  A wait that nothing can end (no
+** copy in flight or queued would free memory) is reported as a deadlock. */
+static void host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
+  rt_host_t *h = rt->host;
+  ts_world_t *w = rt->w;
+  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
   bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
-  if (kind == TS_FORWARD) {
-    double a = full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes;
-    h->held[c] += a;
-    h->used += a;
-  } else if (kind == TS_RECOMPUTE) {
-    h->held[c] += pc->act_bytes;
-    h->used += pc->act_bytes;
-  } else if (kind == TS_BACKWARD || kind == TS_WEIGHT_GRAD) {
-    h->used -= h->held[c];
-    h->held[c] = 0;
-    host_pump(rt);
+  double a = kind == TS_FORWARD ? (full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes)
+             : kind == TS_RECOMPUTE ? pc->act_bytes
+                                    : 0;
+  if (!(a > 0)) return;
+  int li = rt->local_idx[v];
+  h->held[c] += a;
+  if (h->resv_used[li] + a <= h->resv[li] * (1 + 1e-12)) { /* reserved already */
+    h->resv_used[li] += a;
+    return;
   }
+  h->held[c] -= a;
+  h->want = a;
+  if (!op_fits(rt, -1)) {
+    char what[96];
+    snprintf(what, sizeof what, "room for the activations of the %s of stage %d micro-batch %d",
+             ts_kind_name(kind), v, mb);
+    double t0 = w->ops->now(w->xd);
+    host_block(rt, -1, op_fits, what, a);
+    if (w->failed) return;
+    host_event(rt, TS_ROOM_WAIT, v, 0, t0, w->ops->now(w->xd), a);
+  }
+  h->held[c] += a;
+  h->used += a;
+}
+
+/* After a backward (or a split one's weight-gradient half): frees the
+** micro-batch's activations, which may let a queued fetch start. */
+static void host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c) {
+  rt_host_t *h = rt->host;
+  if (kind != TS_BACKWARD && kind != TS_WEIGHT_GRAD) return;
+  /* Bytes of a reserved stage go back to its reservation first. */
+  int li = rt->local_idx[v];
+  double back = h->held[c] < h->resv_used[li] ? h->held[c] : h->resv_used[li];
+  h->resv_used[li] -= back;
+  h->used -= h->held[c] - back;
+  h->held[c] = 0;
+  host_pump(rt);
+}
+
+/* Ends vstage's reservation: its unused part is freed, its used part stays
+** with the stashes that hold it. */
+static void host_unreserve(ts_rt_t *rt, int li) {
+  rt_host_t *h = rt->host;
+  h->used -= h->resv[li] - h->resv_used[li];
+  h->resv[li] = h->resv_used[li] = 0;
+}
+
+void ts_rt_reserve(ts_rt_t *rt, int v, ts_kind_t kind, int count) {
+  int li = host_local(rt, "reserve", v);
+  if (li < 0) return;
+  ts_world_t *w = rt->w;
+  rt_host_t *h = rt->host;
+  if ((kind != TS_FORWARD && kind != TS_RECOMPUTE) || count < 0) {
+    fail(rt, "reserve for %s of stage %d (%d ops): only forwards and recomputes allocate", ts_kind_name(kind),
+         v, count);
+    return;
+  }
+  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
+  bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
+  double a = kind == TS_FORWARD ? (full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes)
+                                : (full ? pc->act_bytes : 0);
+  double r = a * count;
+  if (!(r > 0)) return;
+  h->want = r;
+  if (!op_fits(rt, -1)) {
+    char what[96];
+    snprintf(what, sizeof what, "room to reserve the activations of %d %s ops of stage %d", count,
+             ts_kind_name(kind), v);
+    double t0 = w->ops->now(w->xd);
+    host_block(rt, -1, op_fits, what, r);
+    if (w->failed) return;
+    host_event(rt, TS_ROOM_WAIT, v, 0, t0, w->ops->now(w->xd), r);
+  }
+  h->resv[li] += r;
+  h->used += r;
 }
 
 /* Bytes a fetch of local stage li reserves. */
@@ -445,23 +532,22 @@ void ts_rt_fetch(ts_rt_t *rt, int v, int with_grads) {
   host_pump(rt);
 }
 
-/* Blocks until cond(rt, li) holds; what names it for deadlock reports. */
-static void host_block(ts_rt_t *rt, int li, bool (*cond)(ts_rt_t *, int), const char *what, int v) {
+/* Blocks until cond(rt, li) holds; what names it for deadlock reports and
+** need (> 0) is the room it waits for, reported with the ledger as it
+** stands when the run ends. */
+static void host_block(ts_rt_t *rt, int li, bool (*cond)(ts_rt_t *, int), const char *what,
+                       double need) {
   ts_world_t *w = rt->w;
   int d = rt->ctx.device;
   w->ops->lock(w->xd, d);
   if (!cond(rt, li)) {
-    rt_host_t *h = rt->host;
-    char room[96] = "";
-    if (li >= 0 && h->w[li] == W_QUEUED && h->cap > 0)
-      snprintf(room, sizeof room, " (queued: %.0f bytes, %.0f of %.0f in use)", fetch_bytes(rt, li),
-               h->used, h->cap);
-    snprintf(rt->waiting, sizeof rt->waiting, "%s%s", what, room);
+    snprintf(rt->waiting, sizeof rt->waiting, "%s", what);
+    rt->host->blocked_need = need;
     while (!cond(rt, li) && !w->failed) w->ops->wait(w->xd, d);
+    rt->host->blocked_need = 0;
     rt->waiting[0] = 0;
   }
   w->ops->unlock(w->xd, d);
-  (void)v;
 }
 
 static bool is_resident(ts_rt_t *rt, int li) { return rt->host->w[li] == W_RESIDENT; }
@@ -480,7 +566,8 @@ void ts_rt_fetch_wait(ts_rt_t *rt, int v) {
   }
   char what[64];
   snprintf(what, sizeof what, "the weights of stage %d", v);
-  host_block(rt, li, is_resident, what, v);
+  host_block(rt, li, is_resident, what,
+             rt->host->w[li] == W_QUEUED && rt->host->cap > 0 ? fetch_bytes(rt, li) : 0);
   rt->polls = 0;
 }
 
@@ -496,6 +583,7 @@ void ts_rt_evict(ts_rt_t *rt, int v) {
   const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
   h->w[li] = W_HOST;
   h->used -= pc->weights_bytes;
+  host_unreserve(rt, li);
   double t = w->ops->now(w->xd);
   if (w->ops->host_evict) w->ops->host_evict(w->xd, rt->ctx.device, v);
   host_event(rt, TS_EVICT, v, 0, t, t, pc->weights_bytes);
@@ -518,7 +606,7 @@ void ts_rt_offload(ts_rt_t *rt, int v) {
 
 void ts_rt_host_wait(ts_rt_t *rt) {
   if (rt->w->failed || !rt->host) return;
-  host_block(rt, -1, copies_done, "its copies to and from host memory", -1);
+  host_block(rt, -1, copies_done, "its copies to and from host memory", 0);
 }
 
 void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
@@ -532,12 +620,16 @@ void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
   long c = cell(rt, ts_kind_name(kind), v, mb);
   if (c < 0 || !may_run(rt, kind, v, mb, c)) return;
   const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
+  if (rt->host) {
+    host_alloc(rt, kind, v, mb, c);
+    if (w->failed) return;
+  }
   double t0 = w->ops->now(w->xd);
   w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, pc->flops[kind], pc->seconds[kind]);
   double t1 = w->ops->now(w->xd);
   rt->done[kind][c] = 1;
   rt->polls = 0;
-  if (rt->host) host_ledger(rt, kind, v, c);
+  if (rt->host) host_free(rt, kind, v, c);
   ts_event_t e = {.device = rt->ctx.device,
                   .peer = -1,
                   .vstage = v,
@@ -746,18 +838,26 @@ void ts__rt_main(ts_rt_t *rt) {
 
 int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
   if (w->failed) return ts_err_set(err, w->err.code, "%s", w->err.msg);
-  /* Deadlock: some device never returned from its program. */
+  /* Deadlock: some device never returned from its program.  Devices that
+  ** wait for device memory come first: they are where a deadlock starts. */
   char msg[900] = "";
   int stuck = 0;
-  for (int d = 0; d < w->n; d++) {
-    ts_rt_t *rt = &w->rt[d];
-    if (rt->finished) continue;
-    if (stuck++ < 4) {
-      size_t l = strlen(msg);
-      snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,
-               rt->waiting[0] ? rt->waiting : "an event that never comes");
+  for (int pass = 0; pass < 2; pass++)
+    for (int d = 0; d < w->n; d++) {
+      ts_rt_t *rt = &w->rt[d];
+      bool room = rt->host && rt->host->blocked_need > 0;
+      if (rt->finished || room != (pass == 0)) continue;
+      if (stuck++ < 4) {
+        size_t l = strlen(msg);
+        snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,
+                 rt->waiting[0] ? rt->waiting : "an event that never comes");
+        if (room) {
+          l = strlen(msg);
+          snprintf(msg + l, sizeof msg - l, " (needs %.0f bytes; %.0f of %.0f in use)",
+                   rt->host->blocked_need, rt->host->used, rt->host->cap);
+        }
+      }
     }
-  }
   if (stuck)
     return ts_err_set(err, EX_SOFTWARE, "schedule '%s': deadlock: %s%s", w->job->schedule, msg,
                       stuck > 4 ? "; ..." : "");
@@ -784,6 +884,11 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];
     if (!rt->host) continue;
+    if (!copies_done(rt, -1))
+      return ts_err_set(err, EX_SOFTWARE,
+                        "schedule '%s': device %d finished with copies to or from host memory "
+                        "still queued (it should end with ts_rt_host_wait)",
+                        w->job->schedule, d);
     for (int li = 0; li < rt->ctx.n_local; li++)
       if (rt->host->g[li] != G_WRITTEN)
         return ts_err_set(err, EX_SOFTWARE,

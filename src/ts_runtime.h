@@ -64,6 +64,10 @@ typedef struct ts_schedule {
   ** host memory: the device holds no static weights, gradients or
   ** optimizer bytes. */
   int host_weights;
+  /* host_weights schedules: the job's mapping when it names none
+  ** ("cross", "block", ...; "cross" falls back to "sequential" when the
+  ** devices do not split into mapping_groups groups). */
+  const char *default_mapping;
 } ts_schedule_t;
 
 /* Registry lookups: NULL when unknown. */
@@ -134,6 +138,14 @@ void ts_rt_fetch_wait(ts_rt_t *rt, int vstage);
 /* Drops vstage's weights from the device (no transfer: host memory holds
 ** the master copy); frees their bytes at once. */
 void ts_rt_evict(ts_rt_t *rt, int vstage);
+/* Reserves, in the device ledger, the activation memory of count ops of
+** kind (TS_FORWARD or TS_RECOMPUTE) of vstage, waiting (room_wait) until it
+** fits; those ops then allocate from the reservation, a backward's frees of
+** that stage refill it, and ts_rt_evict of the stage releases what is
+** unused.  A program that prefetches reserves its current visit's
+** activations first, so that the prefetch cannot take the room they need.
+** Adds to an existing reservation. */
+void ts_rt_reserve(ts_rt_t *rt, int vstage, ts_kind_t kind, int count);
 /* Queues the write-back of vstage's gradient buffer to host memory; the
 ** buffer's bytes are freed when the copy ends.  Returns at once. */
 void ts_rt_offload(ts_rt_t *rt, int vstage);

@@ -19,6 +19,8 @@
 **   one PCIe switch fetching at once share its 13e9 B/s uplink (3.25e9 B/s
 **   each); spread over both switches two share each (6.5e9 B/s, the GPU
 **   link's rate).  The uplink's traffic is in summary "links".
+** - A customised PCIe-tree platform regenerates byte for byte from the
+**   command it records.
 ** - Two servers (commodity-2node): only the activations and gradients of
 **   the stage pair split between the servers cross Ethernet.
 ** - Mappings: cross is 0, 4, 1, 5, 2, 6, 3, 7 on 8 GPUs; block and
@@ -169,6 +171,72 @@ static void test_room_wait_and_memory(void) {
   free(tiny);
 }
 
+/* Exact room waits and activations in the ledger (one GPU, S = 4, m = 2,
+** W = 0.5e9 B at 1e9 B/s, so every copy takes 0.5 s; t_f = 1, t_b = 2;
+** capacity 4 W).  Timeline: fetch 0 [0, 0.5]; forwards of stage 0 [0.5,
+** 2.5], 1 [2.5, 4.5], 2 [4.5, 6.5], each prefetched during the one before;
+** stage 3 (weights and gradient buffer, 2 W) forwards and backwards [6.5,
+** 12.5]; stage 2's backward visit (2 W) prefetched at 6.5 (4 W in use).
+** At 12.5 stage 3 is evicted and its gradients go back [12.5, 13]: the
+** prefetch of stage 1's backward visit (2 W) finds 2 W + W in use and waits
+** for room until 13; likewise stage 0's from 16.5 to 17.  Backwards end at
+** 24.5, the last write-back at 25. */
+static void test_room_wait_exact(void) {
+  char *plat = one_gpu_platform(1e9, 2e9);
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(sim_job("mobius", plat, 4, 1, 2, 0.5e9, NULL, &job, &o, &err), 0);
+  TS_ASSERT_REL(o.metrics->iteration_time_s, 25, 1e-12);
+  double want[2][3] = {{1, 12.5, 13}, {0, 16.5, 17}};
+  int k = 0;
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (e->kind != TS_ROOM_WAIT) continue;
+    CU_ASSERT_FATAL(k < 2);
+    CU_ASSERT_EQUAL(e->vstage, (int)want[k][0]);
+    TS_ASSERT_REL(e->start, want[k][1], 1e-12);
+    TS_ASSERT_REL(e->end, want[k][2], 1e-12);
+    k++;
+  }
+  CU_ASSERT_EQUAL(k, 2);
+  TS_ASSERT_REL(o.metrics->dev[0].room_wait_s, 1.0, 1e-12);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  unlink(plat);
+  free(plat);
+  /* Activations a = 0.3e9 per micro-batch and stage, capacity 3e9.
+  ** Recompute none: the forwards of stages 0..2 keep 3 x 2a, and the
+  ** merged visit of stage 3 holds 2 W and must reserve 2a more: 3.4e9, it
+  ** can never fit, a deadlock naming the reservation.  Recompute full
+  ** (inputs of 0 bytes kept, one recompute stash a at a time): the peak is
+  ** the current backward visit (2 W), the prefetched one (2 W), the
+  ** previous one's gradients on their way back (W) and a: 5 W + a. */
+  plat = one_gpu_platform(1e9, 3e9);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 1, \"backward_s\": 2,"
+           " \"activation_message_bytes\": 0, \"activation_bytes\": 0.3e9, \"weights_bytes\": 0.5e9},"
+           " \"platform\": \"%s\", \"schedule\": \"mobius\", \"stages\": 4, \"devices\": 1,"
+           " \"microbatches\": 2, \"recompute\": \"none\"}",
+           plat);
+  int rc = th_simulate(json, NULL, 0, &job, &o, &err);
+  CU_ASSERT_EQUAL(rc, EX_SOFTWARE);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "room to reserve the activations of 2 forward ops of stage 3"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "needs 600000000 bytes; 2800000000 of 3000000000 in use"));
+  const char *full[] = {"recompute=full"};
+  rc = th_simulate(json, full, 1, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  TS_ASSERT_REL(o.metrics->dev[0].peak_memory_bytes, 5 * 0.5e9 + 0.3e9, 1e-12);
+  TS_ASSERT_REL(o.metrics->dev[0].peak_activation_bytes, 0.3e9, 1e-12);
+  CU_ASSERT(o.metrics->dev[0].fits);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  unlink(plat);
+  free(plat);
+}
+
 /* End of the first fetch of device d. */
 static double first_fetch_end(const ts_outcome_t *o, int d) {
   for (int i = 0; i < o->run->n_events; i++) {
@@ -237,6 +305,28 @@ static void test_two_servers(void) {
   CU_ASSERT_STRING_EQUAL(o.run->devices[8].name, "node1-gpu0");
   ts_outcome_free(&o);
   ts_job_free(job);
+}
+
+/* A customised PCIe-tree platform's "regenerate" command writes it again
+** byte for byte (every figure is in the command). */
+static void test_regenerate_tree(void) {
+  char *out = NULL, *err = NULL;
+  CU_ASSERT_EQUAL_FATAL(th_cli("platform --preset h200-pcie-8gpu --uplink-bw 30e9 --nvlink-lat 5e-6"
+                               " --gpus-per-switch 4 --host-memory 5e11",
+                               &out, &err),
+                        0);
+  const char *k = strstr(out, "id=\"regenerate\" value=\"trainsim ");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+  k += strlen("id=\"regenerate\" value=\"trainsim ");
+  char args[2048];
+  snprintf(args, sizeof args, "%.*s", (int)strcspn(k, "\""), k);
+  CU_ASSERT_PTR_NOT_NULL(strstr(args, "--gpus-per-switch 4"));
+  char *again = NULL;
+  CU_ASSERT_EQUAL(th_cli(args, &again, NULL), 0);
+  CU_ASSERT_STRING_EQUAL(again, out);
+  free(out);
+  free(err);
+  free(again);
 }
 
 static void test_mappings(void) {
@@ -361,6 +451,11 @@ static void test_bad_input(void) {
   expect_error("gpipe", "ideal", 4, 2, NULL, EX_DATAERR, "devices: schedule 'gpipe' runs one stage");
   expect_error("mobius", shipped("dgx-a100-2node.xml"), 4, 2, NULL, EX_DATAERR,
                "has no property host_memory");
+  expect_error("mobius", shipped("commodity-8gpu.xml"), 4, 2,
+               ", \"placement\": [\"node0-gpu0\", \"node0-dram1\"]", EX_DATAERR,
+               "placement[1]: host 'node0-dram1' is a memory endpoint");
+  expect_error("gpipe", "ideal", 2, 2, ", \"placement\": [\"gpu0\", \"gpu2\"]", EX_DATAERR,
+               "placement[1]: host 'gpu2' is a memory endpoint");
 }
 
 /* trainsim place: 4 GPUs, two per PCIe switch, 8 stages: the 3 orders
@@ -426,7 +521,7 @@ static void test_place(void) {
   unlink(path);
 }
 
-TS_TESTS{TS_TEST(test_closed_forms), TS_TEST(test_place), TS_TEST(test_room_wait_and_memory),
-         TS_TEST(test_uplink_contention), TS_TEST(test_two_servers), TS_TEST(test_mappings),
+TS_TESTS{TS_TEST(test_closed_forms), TS_TEST(test_place), TS_TEST(test_room_wait_exact), TS_TEST(test_room_wait_and_memory),
+         TS_TEST(test_uplink_contention), TS_TEST(test_two_servers), TS_TEST(test_regenerate_tree), TS_TEST(test_mappings),
          TS_TEST(test_reference_gradients), TS_TEST(test_determinism), TS_TEST(test_bad_input)};
 TS_TEST_MAIN("mobius")
