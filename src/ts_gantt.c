@@ -54,6 +54,8 @@ static const uint32_t kind_rgb[TS_KIND_COUNT] = {
     0x56B4E9, /* send_act: sky blue, the forward family */
     0xB8860B, /* send_grad: dark goldenrod, the backward family */
     0x555555, /* allreduce: grey */
+    0x882255, /* dispatch: wine (MoE all-to-all before the experts) */
+    0x117733, /* combine: green (MoE all-to-all after the experts) */
 };
 #define IDLE_RGB 0xEEEEEEu
 

@@ -19,6 +19,7 @@
 
 #include "trainsim.h"
 #include "ts_report.h"
+#include "ts_moe.h"
 
 /* ---- summary.json ---------------------------------------------------- */
 
@@ -53,6 +54,37 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j) {
   return job;
 }
 
+/* The "moe" object of summary.json (README "Mixture of experts"). */
+static void moe_json(cJSON *o, const ts_result_t *r) {
+  const ts_moe_t *mo = &r->job->model.moe;
+  const ts_moe_cost_t *mc = r->cost->moe;
+  const ts_metrics_t *m = r->metrics;
+  cJSON *x = cJSON_AddObjectToObject(o, "moe");
+  cJSON_AddNumberToObject(x, "experts", mo->experts);
+  cJSON_AddNumberToObject(x, "expert_parallel", mo->expert_parallel);
+  add_num(x, "capacity_factor", mo->capacity_factor);
+  cJSON_AddNumberToObject(x, "group_size", mc->S);
+  cJSON_AddNumberToObject(x, "capacity", ts_moe_capacity(mc->S, mc->E, mo->capacity_factor,
+                                                          mo->capacity_multiple));
+  cJSON_AddNumberToObject(x, "moe_layers", mc->n_layers);
+  static const char *const skews[] = {"uniform", "zipf", "table"};
+  cJSON_AddStringToObject(x, "skew", skews[mo->skew]);
+  if (mo->skew == TS_MOE_ZIPF) add_num(x, "exponent", mo->exponent);
+  cJSON_AddNumberToObject(x, "seed", (double)mo->seed);
+  add_num(x, "alltoall_time_share", m->alltoall_share);
+  add_num(x, "moe_layer_forward_s", m->moe_forward_s);
+  add_num(x, "moe_layer_backward_s", m->moe_backward_s);
+  add_num(x, "expert_load_imbalance", m->expert_imbalance);
+  add_num(x, "tokens_dropped", (double)m->tokens_dropped);
+  long long kept = 0;
+  for (int e = 0; e < m->n_expert_load; e++) kept += m->expert_load[e];
+  add_num(x, "tokens_computed", (double)kept);
+  add_num(x, "aux_loss", m->aux_loss);
+  cJSON *ld = cJSON_AddArrayToObject(x, "expert_load");
+  for (int e = 0; e < m->n_expert_load; e++)
+    cJSON_AddItemToArray(ld, cJSON_CreateNumber((double)m->expert_load[e]));
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
@@ -72,6 +104,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   add_num_or_null(t, "flops_per_s_per_gpu", m->flops_per_s_per_gpu, r->cost->has_flops);
   add_num_or_null(t, "mfu", m->mfu, r->cost->has_flops);
   add_num(o, "p2p_bytes", m->p2p_bytes);
+  if (r->cost->moe) moe_json(o, r);
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
   for (int d = 0; d < m->n_devices; d++) {
     const ts_device_metrics_t *dm = &m->dev[d];
