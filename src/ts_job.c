@@ -483,8 +483,8 @@ static int get_per_stage(const cJSON *obj, const char *key, int n, const double 
   return 0;
 }
 
-/* Reads a routing table file: a JSON array of E non-negative numbers with
-** a positive sum (top-1 probabilities, normalised here). */
+/* Reads a routing table file: {"probabilities": [E non-negative numbers
+** with a positive sum]} (top-1 probabilities, normalised when used). */
 static int read_table(const char *name, ts_job_t *job, vctx_t *c) {
   ts_moe_t *mo = &job->model.moe;
   char path[TS_PATH_MAX];
@@ -498,26 +498,28 @@ static int read_table(const char *name, ts_job_t *job, vctx_t *c) {
   int rc = parse_json(text, len, path, &t, c->err);
   free(text);
   if (rc) return rc;
-  if (!cJSON_IsArray(t) || cJSON_GetArraySize(t) != mo->experts) {
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "probabilities");
+  if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != mo->experts) {
     cJSON_Delete(t);
     return ts_err_set(c->err, EX_DATAERR,
-                      "%s: expected an array of one probability per expert (%d) for "
-                      "model.moe.routing.table of %s",
+                      "%s: probabilities: expected an array of one probability per expert (%d), "
+                      "as model.moe.routing.table of %s",
                       path, mo->experts, c->file);
   }
   mo->table = calloc((size_t)mo->experts, sizeof(double));
   double sum = 0;
   int i = 0;
-  for (const cJSON *it = t->child; it; it = it->next, i++) {
+  for (const cJSON *it = a->child; it; it = it->next, i++) {
     if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0) {
       cJSON_Delete(t);
-      return ts_err_set(c->err, EX_DATAERR, "%s: [%d]: expected a non-negative number", path, i);
+      return ts_err_set(c->err, EX_DATAERR, "%s: probabilities[%d]: expected a non-negative number",
+                        path, i);
     }
     sum += (mo->table[i] = it->valuedouble);
   }
   cJSON_Delete(t);
   if (!(sum > 0))
-    return ts_err_set(c->err, EX_DATAERR, "%s: the probabilities sum to 0", path);
+    return ts_err_set(c->err, EX_DATAERR, "%s: probabilities: they sum to 0", path);
   return 0;
 }
 
