@@ -86,6 +86,9 @@ typedef struct ts_moe {
   int expert_parallel;    /* EP degree: devices per stage */
   int every;              /* layer l is MoE when (l + 1) % every == 0 */
   int expert_ffn;         /* hidden size of one expert's MLP */
+  bool alltoall_tokens;   /* all-to-all carries the tokens routed (true) or,
+                          ** as GShard's einsum dispatch, capacity-padded
+                          ** buffers of C slots per expert and group (false) */
   ts_moe_skew_t skew;
   double exponent;        /* Zipf exponent */
   double *table;          /* [experts] top-1 probabilities (skew "table"), owned */

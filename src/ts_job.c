@@ -222,7 +222,7 @@ static const char *const transformer_fields[] = {
     "flash_attention", "dropout", "gated_mlp", "moe", NULL};
 static const char *const moe_fields[] = {
     "experts", "capacity_factor", "capacity_multiple", "group_size", "expert_parallel",
-    "every", "expert_ffn", "routing", NULL};
+    "every", "expert_ffn", "routing", "alltoall", NULL};
 static const char *const routing_fields[] = {"skew", "exponent", "table", "seed", NULL};
 static const char *const synthetic_fields[] = {
     "kind", "name", "forward_s", "backward_s", "recompute_s", "weight_grad_s",
@@ -537,6 +537,13 @@ static int validate_moe(const cJSON *o, ts_job_t *job, vctx_t *jc) {
       (rc = get_int(o, "every", 2, 1, &mo->every, &c)) ||
       (rc = get_int(o, "expert_ffn", md->ffn_hidden, 1, &mo->expert_ffn, &c)))
     return rc;
+  const char *a2a;
+  if ((rc = get_string(o, "alltoall", "capacity", &a2a, &c))) return rc;
+  if (strcmp(a2a, "capacity") && strcmp(a2a, "tokens"))
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.alltoall: expected \"capacity\" or \"tokens\", got '%s'", c.file,
+                      a2a);
+  mo->alltoall_tokens = strcmp(a2a, "tokens") == 0;
   mo->capacity_factor = 2.0;
   const cJSON *cf = cJSON_GetObjectItemCaseSensitive(o, "capacity_factor");
   if (cf && (rc = check_number(cf, "capacity_factor", -1, 0, true, &mo->capacity_factor, &c)))

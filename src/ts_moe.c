@@ -157,6 +157,11 @@ int ts_moe_tokens(const ts_moe_cost_t *c, int j, int mb, int from, int to) {
   return n;
 }
 
+int ts_moe_rows(const ts_moe_cost_t *c, int j, int mb, int from, int to) {
+  if (c->padded) return c->E / c->lanes * c->groups * c->C;
+  return ts_moe_tokens(c, j, mb, from, to);
+}
+
 ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
   const ts_model_t *md = &job->model;
   const ts_moe_t *m = &md->moe;
@@ -168,6 +173,8 @@ ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
   c->tokens = job->micro_batch_size * job->seq_len;
   c->S = m->group_size > 0 ? m->group_size : c->tokens;
   c->groups = c->tokens / c->S;
+  c->C = ts_moe_capacity(c->S, c->E, m->capacity_factor, m->capacity_multiple);
+  c->padded = !m->alltoall_tokens;
   c->layer = calloc((size_t)md->layers, sizeof *c->layer);
   for (int l = 0; l < md->layers; l++)
     if (ts_moe_is_layer(m, l)) c->layer[c->n_layers++] = l;

@@ -71,7 +71,8 @@ void ts_moe_softmax(const double *logits, int n, int E, double *probs);
 
 /* What the cost model keeps of a MoE model. */
 typedef struct ts_moe_cost {
-  int E, lanes, n_layers, M, tokens, groups, S;
+  int E, lanes, n_layers, M, tokens, groups, S, C;
+  bool padded;         /* all-to-all of capacity-padded buffers */
   int *layer;          /* [n_layers] model layer of each MoE layer */
   int *part_first;     /* [n_parts] first MoE layer index of the part */
   int *part_count;     /* [n_parts] MoE layers in the part */
@@ -96,5 +97,9 @@ void ts_moe_cost_free(ts_moe_cost_t *c);
 int ts_moe_is_layer(const ts_moe_t *m, int l);
 /* Tokens lane `from` sends to lane `to` at MoE layer j, micro-batch mb. */
 int ts_moe_tokens(const ts_moe_cost_t *c, int j, int mb, int from, int to);
+/* Token rows an all-to-all carries from lane `from` to lane `to`: the
+** tokens (alltoall "tokens") or the capacity-padded slots, E/EP x groups x C
+** (alltoall "capacity"). */
+int ts_moe_rows(const ts_moe_cost_t *c, int j, int mb, int from, int to);
 
 #endif /* TS_MOE_H */

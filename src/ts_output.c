@@ -71,6 +71,7 @@ static void moe_json(cJSON *o, const ts_result_t *r) {
   cJSON_AddStringToObject(x, "skew", skews[mo->skew]);
   if (mo->skew == TS_MOE_ZIPF) add_num(x, "exponent", mo->exponent);
   cJSON_AddNumberToObject(x, "seed", (double)mo->seed);
+  cJSON_AddStringToObject(x, "alltoall", mo->alltoall_tokens ? "tokens" : "capacity");
   add_num(x, "alltoall_time_share", m->alltoall_share);
   add_num(x, "moe_layer_forward_s", m->moe_forward_s);
   add_num(x, "moe_layer_backward_s", m->moe_backward_s);

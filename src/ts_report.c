@@ -126,7 +126,7 @@ static const def_t top_defs[] = {
 
 /* The "moe" object of summary.json (README), shown for every run. */
 static const def_t moe_defs[] = {
-    {"moe.experts, moe.expert_parallel, moe.capacity_factor, moe.group_size, moe.skew, moe.exponent, moe.seed",
+    {"moe.experts, moe.expert_parallel, moe.capacity_factor, moe.group_size, moe.skew, moe.exponent, moe.seed, moe.alltoall",
      "the job's MoE settings as run (group_size resolved: tokens per gating group S; exponent only for zipf); the moe object appears only for MoE models"},
     {"moe.capacity",
      "expert capacity C per group: ceil(S x capacity_factor / E) rounded up to a multiple of capacity_multiple"},
@@ -702,10 +702,10 @@ static void write_moe_rows(FILE *f, const ts_result_t *r) {
       const ts_moe_t *mo = &r->job->model.moe;
       switch (i) {
         case 0:
-          snprintf(v, sizeof v, "E=%d, EP=%d, cf=%g, S=%d, %s, seed %lu", mo->experts,
+          snprintf(v, sizeof v, "E=%d, EP=%d, cf=%g, S=%d, %s, seed %lu, %s", mo->experts,
                    mo->expert_parallel, mo->capacity_factor, mc->S,
                    mo->skew == TS_MOE_ZIPF ? "zipf" : mo->skew == TS_MOE_TABLE ? "table" : "uniform",
-                   mo->seed);
+                   mo->seed, mo->alltoall_tokens ? "tokens" : "capacity");
           break;
         case 1:
           snprintf(v, sizeof v, "%d", (int)(val = ts_moe_capacity(mc->S, mc->E, mo->capacity_factor,

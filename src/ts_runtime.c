@@ -598,7 +598,7 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
   double t0 = w->ops->now(w->xd);
   for (int i = 1; i < L; i++) {
     int q = (me + i) % L;
-    int tok = out ? ts_moe_tokens(mc, j, mb, me, q) : ts_moe_tokens(mc, j, mb, q, me);
+    int tok = out ? ts_moe_rows(mc, j, mb, me, q) : ts_moe_rows(mc, j, mb, q, me);
     w->ops->send(w->xd, d, w->lay->dev[s0 + q], which, v, mb, tok * mc->token_bytes);
   }
   w->ops->lock(w->xd, d);

@@ -203,7 +203,8 @@ static void test_alltoall_closed_form(void) {
   char json[1024];
   snprintf(json, sizeof json,
            "{\"model\": {\"kind\": \"transformer\", \"layers\": 2, \"hidden\": 64, \"heads\": 1,"
-           " \"ffn_hidden\": 256, \"vocab\": 8, \"moe\": {\"experts\": 4, \"expert_parallel\": 4}},"
+           " \"ffn_hidden\": 256, \"vocab\": 8, \"moe\": {\"experts\": 4, \"expert_parallel\": 4,"
+           " \"alltoall\": \"tokens\"}},"
            " \"platform\": \"%s\", \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1,"
            " \"seq_len\": 256}",
            plat);
@@ -288,8 +289,12 @@ static void test_pipeline_composes(void) {
   CU_ASSERT_EQUAL(o.run->n_devices, 8);
   CU_ASSERT_EQUAL(o.cost->moe->n_layers, 2);
   int acts = 0, calls = 0;
+  /* alltoall "capacity": every flow carries E/EP x groups x C padded rows:
+  ** 2 experts x 1 group x ceil(128 x 2.0 / 8) = 32 slots of h x 2 bytes */
   for (int i = 0; i < o.run->n_events; i++) {
     const ts_event_t *e = &o.run->events[i];
+    if ((e->kind == TS_SEND_DISPATCH || e->kind == TS_SEND_COMBINE) && e->peer != e->device)
+      TS_ASSERT_REL(e->bytes, 2 * 32 * 64 * 2.0, 1e-15);
     if (e->kind == TS_SEND_ACT) {
       acts++;
       CU_ASSERT_EQUAL(e->peer, e->device + 4); /* within the lane */
@@ -371,6 +376,8 @@ static void test_bad_input(void) {
       "model.moe.capacity_factor");
   bad("{\"experts\": 4, \"top_k\": 1}", "gshard", NULL, 0, EX_DATAERR, "model.moe.top_k: unknown");
   bad("{\"experts\": 4, \"every\": 3}", "gshard", NULL, 0, EX_DATAERR, "model.moe.every");
+  bad("{\"experts\": 4, \"alltoall\": \"dense\"}", "gshard", NULL, 0, EX_DATAERR,
+      "model.moe.alltoall");
   const char *set1[] = {"model.moe.top_k=1"};
   bad("{\"experts\": 4}", "gshard", set1, 1, EX_USAGE, "unknown model.moe field 'top_k'");
   const char *set2[] = {"model.moe.routing.skew=pareto"};
