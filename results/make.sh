@@ -3,6 +3,7 @@
 #   results/bench.json            trainsim bench (speed and memory target)
 #   results/<name>/gantt.svg ...  paper-style pipeline figures with summaries
 #   results/closed-forms.md       measured bubble fraction against the closed form
+#   results/moe/                  GShard MoE layer what-ifs (results/moe.sh)
 #   results/validation-runs.txt   simulator against the CPU reference executor
 #                                 (validation.md explains it and keeps a run)
 # Usage: results/make.sh [BUILD_DIR]   (default: build; run ./quickstart.sh first)
@@ -87,6 +88,9 @@ echo "== validation against the CPU reference executor (results/validation-runs.
 
 echo "== what-if sweeps and the report screenshot"
 results/sweeps.sh "$B"
+
+echo "== GShard MoE what-ifs (results/moe/, results/gshard-ep16/)"
+results/moe.sh "$B"
 
 echo "== benchmark"
 "$T" bench -o results --repeat 5
