@@ -765,6 +765,20 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
 
 /* ---- entry points ------------------------------------------------------ */
 
+/* Copies every field of src into dst: objects present in both are merged
+** recursively, anything else replaces dst's field. */
+static void merge_json(cJSON *dst, const cJSON *src) {
+  for (const cJSON *it = src->child; it; it = it->next) {
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+    if (d && cJSON_IsObject(d) && cJSON_IsObject(it))
+      merge_json(d, it);
+    else if (d)
+      cJSON_ReplaceItemInObjectCaseSensitive(dst, it->string, cJSON_Duplicate(it, 1));
+    else
+      cJSON_AddItemToObject(dst, it->string, cJSON_Duplicate(it, 1));
+  }
+}
+
 int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t **out,
                 ts_err_t *err) {
   *out = NULL;
@@ -793,13 +807,29 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
   }
   if ((rc = parse_json(text, len, job->path, &root, err))) goto fail;
 
-  /* A model given as a path: a Hugging Face config.json. */
+  /* A model given as a path: a Hugging Face config.json; or as an object
+  ** {"config": path, FIELD: value...} whose other fields override the
+  ** translated model's (objects such as "moe" are merged field by field). */
   cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+  cJSON *overrides = NULL;
+  const cJSON *cfg = cJSON_IsObject(model) ? cJSON_GetObjectItemCaseSensitive(model, "config") : NULL;
+  if (cfg) {
+    if (!cJSON_IsString(cfg)) {
+      rc = ts_err_set(err, EX_DATAERR, "%s: model.config: expected the path of a config.json",
+                      job->path);
+      goto fail;
+    }
+    overrides = cJSON_Duplicate(model, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(overrides, "config");
+    model = cJSON_CreateString(cfg->valuestring);
+    cJSON_ReplaceItemInObjectCaseSensitive(root, "model", model);
+  }
   if (cJSON_IsString(model)) {
     char hfpath[TS_PATH_MAX];
     if (!resolve_path(model->valuestring, job->base_dir, "examples", ".json", hfpath)) {
-      rc = ts_err_set(err, EX_NOINPUT, "%s: model: no such file '%s'", job->path,
-                      model->valuestring);
+      rc = ts_err_set(err, EX_NOINPUT, "%s: model%s: no such file '%s'", job->path,
+                      overrides ? ".config" : "", model->valuestring);
+      cJSON_Delete(overrides);
       goto fail;
     }
     size_t hlen;
@@ -811,7 +841,10 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
     free(htext);
     if (!rc) rc = hf_translate(hf, hfpath, &tm, &hf_seq, err);
     cJSON_Delete(hf);
+    if (rc) cJSON_Delete(overrides);
     if (rc) goto fail;
+    if (overrides) merge_json(tm, overrides);
+    cJSON_Delete(overrides);
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", tm);
     if (hf_seq > 0 && !cJSON_GetObjectItemCaseSensitive(root, "seq_len"))
       job->seq_len = hf_seq;

@@ -309,7 +309,7 @@ static void test_pipeline_composes(void) {
 }
 
 static void test_mixtral_config(void) {
-  char json[512];
+  char json[1024];
   snprintf(json, sizeof json,
            "{\"model\": \"%s/tests/jobs/mixtral-config.json\", \"platform\": \"ideal\","
            " \"schedule\": \"gshard\", \"stages\": 4, \"microbatches\": 4, \"seq_len\": 1024}",
@@ -328,6 +328,35 @@ static void test_mixtral_config(void) {
   CU_ASSERT_EQUAL(job->model.moe.skew, TS_MOE_ZIPF);
   CU_ASSERT(job->model.gated_mlp);
   ts_job_free(job);
+  unlink(path);
+  /* {"config": path, overrides}: moe fields merged into the translation */
+  snprintf(json, sizeof json,
+           "{\"model\": {\"config\": \"%s/tests/jobs/mixtral-config.json\", \"layers\": 8,"
+           " \"moe\": {\"expert_parallel\": 4, \"routing\": {\"seed\": 9}}},"
+           " \"platform\": \"ideal\", \"schedule\": \"gshard\", \"stages\": 2, \"microbatches\": 2,"
+           " \"seq_len\": 256}",
+           TS_SOURCE_DIR);
+  path = th_write_tmp(json, ".json");
+  err = (ts_err_t){0};
+  rc = ts_job_load(path, NULL, 0, &job, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL(job->model.layers, 8);
+  CU_ASSERT_EQUAL(job->model.moe.experts, 8);
+  CU_ASSERT_EQUAL(job->model.moe.expert_parallel, 4);
+  CU_ASSERT_EQUAL(job->model.moe.seed, 9);
+  CU_ASSERT_EQUAL(job->model.hidden, 4096);
+  ts_job_free(job);
+  unlink(path);
+  snprintf(json, sizeof json,
+           "{\"model\": {\"config\": \"%s/tests/jobs/mixtral-config.json\","
+           " \"moe\": {\"expert_parallel\": 3}},"
+           " \"platform\": \"ideal\", \"schedule\": \"gshard\", \"stages\": 2, \"microbatches\": 2}",
+           TS_SOURCE_DIR);
+  path = th_write_tmp(json, ".json");
+  err = (ts_err_t){0};
+  CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "model.moe.expert_parallel"));
   unlink(path);
   snprintf(json, sizeof json,
            "{\"model\": \"%s/tests/jobs/mixtral-top1-config.json\", \"platform\": \"ideal\","
