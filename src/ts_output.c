@@ -334,6 +334,17 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);
   fprintf(f, "  p2p traffic      %s\n", ts__human_bytes(m->p2p_bytes, a, sizeof a));
+  if (r->cost->moe) {
+    long long kept = 0;
+    for (int e = 0; e < m->n_expert_load; e++) kept += m->expert_load[e];
+    double all = (double)kept + (double)m->tokens_dropped;
+    fprintf(f, "  MoE layer        %s forward, %s backward; all-to-all share %.4f\n",
+            human_time(m->moe_forward_s, a, sizeof a), human_time(m->moe_backward_s, b, sizeof b),
+            m->alltoall_share);
+    fprintf(f, "  experts          load imbalance %.3f, %lld token choices dropped (%.1f%%), aux loss %.4f\n",
+            m->expert_imbalance, m->tokens_dropped, all > 0 ? 100 * m->tokens_dropped / all : 0.0,
+            m->aux_loss);
+  }
   int worst = 0, nofit = 0;
   for (int d = 0; d < m->n_devices; d++) {
     if (m->dev[d].peak_memory_bytes > m->dev[worst].peak_memory_bytes) worst = d;

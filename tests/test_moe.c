@@ -12,6 +12,8 @@
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
 **   - a MoE layer spread over two nodes (InfiniBand) is slower than on one
 **     (NVLink) with the same routing;
+**   - broken MoE programs (pieces or all-to-alls out of order, an op left
+**     unfinished) are errors;
 **   - Mixtral config.json; bad input gives one-line errors naming the field.
 */
 #include <cjson/cJSON.h>
@@ -369,6 +371,57 @@ static void test_mixtral_config(void) {
   unlink(path);
 }
 
+/* Broken MoE programs are caught by the runtime. */
+static void bad_dispatch_first(ts_rt_t *rt) { /* all-to-all before the gate */
+  int v = ts_rt_ctx(rt)->local[0];
+  ts_rt_moe_alltoall(rt, TS_FORWARD, TS_SEND_DISPATCH, v, 0);
+}
+static void bad_skip_combine(ts_rt_t *rt) { /* experts, then the next segment */
+  int v = ts_rt_ctx(rt)->local[0];
+  ts_rt_moe_compute(rt, TS_FORWARD, v, 0, 0);
+  ts_rt_moe_alltoall(rt, TS_FORWARD, TS_SEND_DISPATCH, v, 0);
+  ts_rt_moe_compute(rt, TS_FORWARD, v, 0, 1);
+  ts_rt_moe_compute(rt, TS_FORWARD, v, 0, 2);
+}
+static void bad_unfinished(ts_rt_t *rt) { /* a forward left half done */
+  int v = ts_rt_ctx(rt)->local[0];
+  ts_rt_moe_compute(rt, TS_FORWARD, v, 0, 0);
+}
+
+static void test_runtime_checks(void) {
+  void (*progs[])(ts_rt_t *) = {bad_dispatch_first, bad_skip_combine, bad_unfinished};
+  const char *want[] = {"dispatch of stage 0 micro-batch 0 out of order",
+                        "a piece out of order", "without the forward"};
+  char json[512];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 2, \"hidden\": 64, \"heads\": 1,"
+           " \"vocab\": 8, \"moe\": {\"experts\": 4, \"expert_parallel\": 2}},"
+           " \"platform\": \"ideal\", \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1,"
+           " \"seq_len\": 64}");
+  const char *path = th_write_tmp(json, ".json");
+  ts_job_t *job;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
+  const ts_schedule_t *g = ts_schedule_find("gshard");
+  ts_layout_t *lay = g->layout(job);
+  ts_cost_t *cost;
+  CU_ASSERT_EQUAL_FATAL(ts_cost_build(job, 1, &cost, &err), 0);
+  for (int i = 0; i < 3; i++) {
+    ts_schedule_t s = *g;
+    s.program = progs[i];
+    ts_run_t *run = NULL;
+    err = (ts_err_t){0};
+    CU_ASSERT_EQUAL(ts_sim_run(job, &s, lay, cost, &run, &err), EX_SOFTWARE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want[i]));
+    if (!strstr(err.msg, want[i])) fprintf(stderr, "got: %s\n", err.msg);
+    ts_run_free(run);
+  }
+  ts_cost_free(cost);
+  ts_layout_free(lay);
+  ts_job_free(job);
+  unlink(path);
+}
+
 static void bad(const char *moe, const char *sched, const char *const *sets, int n_sets, int code,
                 const char *want) {
   char json[1024];
@@ -425,5 +478,5 @@ TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_zipf_imbalance),     TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
-         TS_TEST(test_bad_input)};
+         TS_TEST(test_runtime_checks),     TS_TEST(test_bad_input)};
 TS_TEST_MAIN("moe")
