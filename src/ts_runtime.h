@@ -124,8 +124,9 @@ int ts_rt_moe_layers(ts_rt_t *rt, int vstage);
 void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb, int piece);
 /* The all-to-all that comes next in the op (kind, vstage, mb) among the EP
 ** devices of vstage's stage: forward, after piece 2i the dispatch of MoE
-** layer i (TS_SEND_DISPATCH: each device sends every peer its tokens routed
-** to the peer's experts) and after piece 2i + 1 its combine
+** layer i (TS_SEND_DISPATCH: each device sends every peer its tokens for
+** the peer's experts, the capacity-padded slots or the tokens kept as
+** model.moe.alltoall says) and after piece 2i + 1 its combine
 ** (TS_SEND_COMBINE: the outputs go back); backward, after piece 2i + 2 the
 ** gradient of the combine, after piece 2i + 1 the gradient of the dispatch.
 ** All transfers start at once; returns when this device has received from
