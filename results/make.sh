@@ -4,6 +4,7 @@
 #   results/<name>/gantt.svg ...  paper-style pipeline figures with summaries
 #   results/closed-forms.md       measured bubble fraction against the closed form
 #   results/mobius.md, mobius/    Mobius against GPipe with and without swapping
+#   results/moe/                  GShard MoE layer what-ifs (results/moe.sh)
 #   results/validation-runs.txt   simulator against the CPU reference executor
 #                                 (validation.md explains it and keeps a run)
 # Usage: results/make.sh [BUILD_DIR]   (default: build; run ./quickstart.sh first)
@@ -91,6 +92,9 @@ results/sweeps.sh "$B"
 
 echo "== Mobius against GPipe on a commodity server (results/mobius.md)"
 results/mobius.sh "$B" >/dev/null
+
+echo "== GShard MoE what-ifs (results/moe/, results/gshard-ep16/)"
+results/moe.sh "$B"
 
 echo "== benchmark"
 "$T" bench -o results --repeat 5

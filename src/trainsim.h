@@ -56,6 +56,10 @@ typedef enum ts_kind {
   TS_SEND_ACT = TS_COMPUTE_KINDS, /* activation to the next stage */
   TS_SEND_GRAD,                   /* gradient to the previous stage */
   TS_SEND_COLL,                   /* one step of a collective (all-reduce) */
+  TS_SEND_DISPATCH, /* MoE all-to-all dispatch (tokens to the experts) or,
+                    ** in a backward, its gradient (back to the tokens) */
+  TS_SEND_COMBINE,  /* MoE all-to-all combine (expert outputs back to the
+                    ** tokens) or, in a backward, its gradient */
   TS_FETCH,     /* host memory -> device: a stage's weights (peer -1: DRAM) */
   TS_OFFLOAD,   /* device -> host memory: a stage's gradients */
   TS_EVICT,     /* a stage's weights dropped from device memory (instant) */
@@ -74,6 +78,27 @@ static inline bool ts_kind_is_compute(ts_kind_t k) { return k < TS_COMPUTE_KINDS
 typedef enum { TS_MODEL_TRANSFORMER = 0, TS_MODEL_SYNTHETIC } ts_model_kind_t;
 typedef enum { TS_RECOMPUTE_NONE = 0, TS_RECOMPUTE_FULL } ts_recompute_t;
 
+/* Mixture-of-experts layers (GShard top-2; README "Mixture of experts").
+** experts == 0: a dense model. */
+typedef enum { TS_MOE_UNIFORM = 0, TS_MOE_ZIPF, TS_MOE_TABLE } ts_moe_skew_t;
+typedef struct ts_moe {
+  int experts;            /* E */
+  double capacity_factor; /* C = ceil(S x capacity_factor / E) ... */
+  int capacity_multiple;  /* ... rounded up to a multiple of this (4) */
+  int group_size;         /* S, tokens per gating group (0: all tokens of a
+                          ** micro-batch on a device) */
+  int expert_parallel;    /* EP degree: devices per stage */
+  int every;              /* layer l is MoE when (l + 1) % every == 0 */
+  int expert_ffn;         /* hidden size of one expert's MLP */
+  bool alltoall_tokens;   /* all-to-all carries the tokens routed (true) or,
+                          ** as GShard's einsum dispatch, capacity-padded
+                          ** buffers of C slots per expert and group (false) */
+  ts_moe_skew_t skew;
+  double exponent;        /* Zipf exponent */
+  double *table;          /* [experts] top-1 probabilities (skew "table"), owned */
+  unsigned long seed;
+} ts_moe_t;
+
 typedef struct ts_model {
   ts_model_kind_t kind;
   char name[128]; /* free text: "gpt3-6.7b", the HF model_type, "synthetic" */
@@ -86,6 +111,7 @@ typedef struct ts_model {
   double *activation_bytes;         /* stashed per micro-batch per stage */
   double activation_message_bytes;  /* one activation (and gradient) message */
   double *weights_bytes;            /* per stage, default 0 */
+  ts_moe_t moe;                     /* transformer only */
 } ts_model_t;
 
 #define TS_NAME_MAX 256
@@ -183,6 +209,7 @@ typedef struct ts_cost {
   double model_params;    /* whole model (formula, tied embeddings once) */
   double model_flops_per_iteration; /* forward + backward, no recompute */
   bool has_flops;
+  struct ts_moe_cost *moe; /* MoE layers and routing (ts_moe.h), or NULL */
 } ts_cost_t;
 
 /* Builds the cost table for a job cut into n_parts equal parts (layers
@@ -217,8 +244,17 @@ typedef struct ts_event {
 /* A forward that kept its full activations although the job recomputes
 ** (ts_rt_keep_activations): no recompute precedes its backward. */
 #define TS_EVF_KEEP 1
+/* MoE (schedule gshard): a forward or backward run in pieces.  CONT: not
+** its first piece; MORE: not its last; EXPERT: the expert compute of a MoE
+** layer; A2A_CALL: a transfer-kind event from a device to itself spanning
+** one all-to-all call (from the call to its return). */
+#define TS_EVF_CONT 2
+#define TS_EVF_MORE 4
+#define TS_EVF_EXPERT 8
+#define TS_EVF_A2A_CALL 16
+#define TS_EVF_A2A_BWD 32 /* with A2A_CALL: the call of a backward */
 /* A fetch that also reserved the stage's gradient buffer (backward pass). */
-#define TS_EVF_GRADS 2
+#define TS_EVF_GRADS 64
 
 typedef struct ts_device_info {
   char name[TS_NAME_MAX];  /* host name */
@@ -293,6 +329,17 @@ typedef struct ts_metrics {
   double flops_per_s_per_gpu; /* 0 when the model has no FLOPs */
   double mfu;                 /* 0 when the model has no FLOPs */
   double p2p_bytes;
+  /* MoE (zeros for dense models): README "Mixture of experts" */
+  double alltoall_share;      /* all-to-all call time / (devices x T) */
+  double expert_imbalance;    /* max over mean of tokens per expert */
+  long long tokens_dropped;   /* token choices beyond capacity */
+  double aux_loss;            /* mean over layers, micro-batches, groups */
+  double moe_forward_s;       /* mean MoE layer forward: dispatch call start
+                              ** to combine call end */
+  double moe_backward_s;      /* mean MoE layer backward (combine gradient
+                              ** start to dispatch gradient end) */
+  int n_expert_load;
+  long long *expert_load;     /* [experts] tokens each expert computed, owned */
   int n_devices;
   ts_device_metrics_t *dev;   /* [n_devices] */
 } ts_metrics_t;

@@ -26,7 +26,7 @@ int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
 
 static const char *const kind_names[TS_KIND_COUNT] = {
     "forward", "backward", "recompute", "backward_input", "weight_grad",
-    "send_act", "send_grad", "allreduce",
+    "send_act", "send_grad", "allreduce", "dispatch", "combine",
     "fetch", "offload", "evict", "room_wait"};
 
 const char *ts_kind_name(ts_kind_t kind) {

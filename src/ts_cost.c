@@ -33,6 +33,7 @@
 #include <sysexits.h>
 
 #include "trainsim.h"
+#include "ts_moe.h"
 
 static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
 
@@ -69,6 +70,42 @@ static void model_states(ts_part_cost_t *p, int bpe) {
   p->weights_bytes = p->params * bpe;
   p->gradients_bytes = p->params * bpe;
   p->optimizer_bytes = p->params * (bpe < 4 ? 12.0 : 8.0);
+}
+
+/* MoE layers (README "Mixture of experts"): a device of a stage holds the
+** attention, the gate (h E) and E / EP experts of each MoE layer of its part
+** instead of the dense MLP; the part's FLOPs become the dense segments plus
+** the experts' FLOPs of the tokens the lane's devices actually computed,
+** averaged over the lanes and micro-batches; FLOPs per iteration count every
+** lane. */
+static void moe_costs(const ts_job_t *job, ts_cost_t *c) {
+  const ts_model_t *m = &job->model;
+  ts_moe_cost_t *mc = c->moe;
+  double h = m->hidden, f = m->ffn_hidden, fe = m->moe.expert_ffn;
+  int k = mlp_mats(m), E = mc->E, per = E / mc->lanes;
+  double dense_mlp = k * h * f + f + h, expert = k * h * fe + fe + h, gate = h * E;
+  c->model_params += mc->n_layers * (E * expert + gate - dense_mlp);
+  c->model_flops_per_iteration = 0;
+  for (int p = 0; p < c->n_parts; p++) {
+    ts_part_cost_t *pc = &c->part[p];
+    int n = mc->part_count[p], j0 = mc->part_first[p];
+    pc->params += n * (per * expert + gate - dense_mlp);
+    mc->expert_params[p] = n * per * expert;
+    model_states(pc, job->bytes_per_element);
+    double dense = 0, tokens = 0;
+    for (int i = 0; i <= n; i++) dense += mc->seg_flops[j0 + p + i];
+    for (int j = j0; j < j0 + n; j++)
+      for (int mb = 0; mb < mc->M; mb++)
+        for (int r = 0; r < mc->lanes; r++)
+          for (int e = 0; e < E; e++) tokens += mc->kept[((size_t)(j * mc->M + mb) * mc->lanes + r) * E + e];
+    double fw = dense + tokens * mc->expert_flops / ((double)mc->M * mc->lanes);
+    pc->flops[TS_FORWARD] = fw;
+    pc->flops[TS_BACKWARD] = 2 * fw;
+    pc->flops[TS_BACKWARD_INPUT] = pc->flops[TS_WEIGHT_GRAD] = fw;
+    pc->flops[TS_RECOMPUTE] = fw;
+    c->model_flops_per_iteration += 3 * (dense * mc->M * mc->lanes + tokens * mc->expert_flops);
+  }
+  c->model_flops_per_iteration /= job->iterations;
 }
 
 int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *err) {
@@ -136,12 +173,14 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   }
   c->model_params = ts_cost_transformer_params(m, s);
   c->has_flops = true;
+  if ((c->moe = ts_moe_cost_build(job, n_parts))) moe_costs(job, c);
   *out = c;
   return 0;
 }
 
 void ts_cost_free(ts_cost_t *c) {
   if (!c) return;
+  ts_moe_cost_free(c->moe);
   free(c->part);
   free(c);
 }

@@ -54,10 +54,12 @@ static const uint32_t kind_rgb[TS_KIND_COUNT] = {
     0x56B4E9, /* send_act: sky blue, the forward family */
     0xB8860B, /* send_grad: dark goldenrod, the backward family */
     0x555555, /* allreduce: grey */
-    0x117733, /* fetch: green, weights arriving */
-    0x882255, /* offload: wine, gradients leaving */
+    0x882255, /* dispatch: wine (MoE all-to-all before the experts) */
+    0x117733, /* combine: green (MoE all-to-all after the experts) */
+    0x44AA99, /* fetch: teal, weights arriving */
+    0xAA4499, /* offload: purple, gradients leaving */
     0x000000, /* evict: instant, not drawn */
-    0xBBBBBB, /* room_wait: light grey, a fetch waiting for memory */
+    0xBBBBBB, /* room_wait: light grey, waiting for device memory */
 };
 #define IDLE_RGB 0xEEEEEEu
 
@@ -85,6 +87,7 @@ typedef struct gantt {
   int *sublane;      /* [n_events] transfer sub-lane, -1 not a drawn transfer */
   int *n_sublanes;   /* [n_dev] sub-lanes drawn (at least 1) */
   bool has_kind[TS_KIND_COUNT];
+  bool has_expert;   /* MoE expert pieces are drawn lighter (TS_EVF_EXPERT) */
 } gantt_t;
 
 /* ------------------------------------------------------------------ */
@@ -243,6 +246,7 @@ static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     g->sublane[i] = -1;
     if (!event_drawn(g, e)) continue;
     g->has_kind[e->kind] = true;
+    if (e->flags & TS_EVF_EXPERT) g->has_expert = true;
     if (e->end > t_max) t_max = e->end;
     if (e->iteration + 1 > g->iterations) g->iterations = e->iteration + 1;
     if (ts_kind_is_compute((ts_kind_t)e->kind)) {
@@ -314,7 +318,14 @@ typedef struct legend_item {
 } legend_item_t;
 
 #define LEGEND_CHUNKS 8 /* chunk swatches shown at most */
-#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 2)
+#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 3)
+
+/* MoE expert compute: the op's colour halfway to white. */
+static uint32_t expert_rgb(uint32_t rgb) {
+  uint32_t out = 0;
+  for (int s = 0; s < 24; s += 8) out |= ((((rgb >> s) & 0xFF) + 0xFF) / 2) << s;
+  return out;
+}
 #define LEGEND_FS 11.0
 #define LEGEND_ROW 20.0
 
@@ -342,6 +353,12 @@ static int legend_build(const gantt_t *g, legend_item_t *it, int *rows) {
       it[n].swatch = 3;
       n++;
     }
+  }
+  if (g->has_expert) {
+    snprintf(it[n].label, sizeof it[n].label, "experts (lighter)");
+    it[n].rgb = expert_rgb(kind_rgb[TS_FORWARD]);
+    it[n].rgb2 = expert_rgb(kind_rgb[TS_BACKWARD]);
+    it[n++].swatch = 3;
   }
   snprintf(it[n].label, sizeof it[n].label, "idle");
   it[n].rgb = IDLE_RGB;
@@ -547,15 +564,18 @@ static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   if (w < 0.75) w = 0.75;
   uint32_t rgb = box_rgb(g, e->kind, chunk);
   const char *name = ts_kind_name((ts_kind_t)e->kind);
+  bool expert = (e->flags & TS_EVF_EXPERT) != 0;
+  if (expert) rgb = expert_rgb(rgb);
 
-  fprintf(f, "<rect class=\"op %s c%d\"", name, chunk);
+  fprintf(f, "<rect class=\"op %s%s c%d\"", name, expert ? " expert" : "", chunk);
   attr2(f, "x", px(x));
   attr2(f, "y", y);
   attr2(f, "width", w);
   attr2(f, "height", G_ROW_H);
   fprintf(f, " fill=\"#%06X\"", rgb);
   if (w >= 4.0) fputs(" stroke=\"#222222\" stroke-width=\"0.5\"", f);
-  fprintf(f, "><title>%s stage %d chunk %d mb %d", name, stage, chunk, e->mb + 1);
+  fprintf(f, "><title>%s%s stage %d chunk %d mb %d", name, expert ? " (experts)" : "", stage, chunk,
+          e->mb + 1);
   write_tooltip_times(f, g, e);
   fputs("</title></rect>\n", f);
 

@@ -184,6 +184,28 @@ static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_
   cJSON_AddBoolToObject(m, "gated_mlp", gated);
   const cJSON *dp = hf_get(hf, (const char *const[]){"resid_pdrop", "hidden_dropout", NULL});
   cJSON_AddBoolToObject(m, "dropout", cJSON_IsNumber(dp) && dp->valuedouble > 0);
+  /* Mixtral-style sparse MLPs: every layer's MLP is num_local_experts
+  ** experts of intermediate_size; GShard gating is top-2 only. */
+  static const char *const NE[] = {"num_local_experts", NULL};
+  static const char *const TK[] = {"num_experts_per_tok", NULL};
+  if (hf_get(hf, NE)) {
+    int ne, tk;
+    if ((rc = hf_int(hf, file, NE, -1, &ne, err)) || (rc = hf_int(hf, file, TK, 2, &tk, err))) {
+      cJSON_Delete(m);
+      return rc;
+    }
+    if (tk != 2) {
+      cJSON_Delete(m);
+      return ts_err_set(err, EX_DATAERR,
+                        "%s: num_experts_per_tok: GShard gating routes each token to 2 experts, "
+                        "got %d",
+                        file, tk);
+    }
+    cJSON *moe = cJSON_AddObjectToObject(m, "moe");
+    cJSON_AddNumberToObject(moe, "experts", ne);
+    cJSON_AddNumberToObject(moe, "every", 1);
+    cJSON_AddNumberToObject(moe, "expert_ffn", ffn ? ffn : 4 * hidden);
+  }
   *out = m;
   *hf_seq = seq;
   return 0;
@@ -197,7 +219,11 @@ static const char *const job_fields[] = {
     "description", "devices", "mapping", "mapping_groups", NULL};
 static const char *const transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
-    "flash_attention", "dropout", "gated_mlp", NULL};
+    "flash_attention", "dropout", "gated_mlp", "moe", NULL};
+static const char *const moe_fields[] = {
+    "experts", "capacity_factor", "capacity_multiple", "group_size", "expert_parallel",
+    "every", "expert_ffn", "routing", "alltoall", NULL};
+static const char *const routing_fields[] = {"skew", "exponent", "table", "seed", NULL};
 static const char *const synthetic_fields[] = {
     "kind", "name", "forward_s", "backward_s", "recompute_s", "weight_grad_s",
     "activation_message_bytes", "activation_bytes", "weights_bytes", NULL};
@@ -299,12 +325,31 @@ static int apply_set(cJSON *root, ts_job_t *job, const char *arg, ts_err_t *err)
       return ts_err_set(err, EX_USAGE, "--set '%s': the job's model is not an object", path);
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(parent, "kind");
     bool synth = cJSON_IsString(kind) && strcmp(kind->valuestring, "synthetic") == 0;
+    /* model.moe.FIELD and model.moe.routing.FIELD: objects created when absent. */
+    if (!synth && strncmp(key, "moe.", 4) == 0) {
+      const char *sub = strncmp(key + 4, "routing.", 8) == 0 ? key + 12 : NULL;
+      const char *f = sub ? sub : key + 4;
+      if (!in_list(sub ? routing_fields : moe_fields, f) || (!sub && !strcmp(f, "routing")))
+        return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'", path,
+                          sub ? "model.moe.routing" : "model.moe", f);
+      for (int lvl = 0; lvl < (sub ? 2 : 1); lvl++) {
+        const char *name = lvl ? "routing" : "moe";
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(parent, name);
+        if (!o) o = cJSON_AddObjectToObject(parent, name);
+        if (!cJSON_IsObject(o))
+          return ts_err_set(err, EX_USAGE, "--set '%s': %s is not an object", path, name);
+        parent = o;
+      }
+      key = f;
+      goto set_value;
+    }
     if (!in_list(synth ? synthetic_fields : transformer_fields, key))
       return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s model field '%s'", path,
                         synth ? "synthetic" : "transformer", key);
   } else if (!in_list(job_fields, key)) {
     return ts_err_set(err, EX_USAGE, "--set '%s': unknown job field '%s'", path, key);
   }
+set_value:;
   /* JSON when the whole value is JSON ("16", "true", "[...]"); otherwise a
   ** bare word is a string ("gpipe", and "1f1b", which is not the number 1). */
   cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
@@ -438,6 +483,124 @@ static int get_per_stage(const cJSON *obj, const char *key, int n, const double 
   return 0;
 }
 
+/* Reads a routing table file: {"probabilities": [E non-negative numbers
+** with a positive sum]} (top-1 probabilities, normalised when used). */
+static int read_table(const char *name, ts_job_t *job, vctx_t *c) {
+  ts_moe_t *mo = &job->model.moe;
+  char path[TS_PATH_MAX];
+  if (!resolve_path(name, job->base_dir, "examples", ".json", path))
+    return ts_err_set(c->err, EX_NOINPUT, "%s: model.moe.routing.table: no such file '%s'", c->file,
+                      name);
+  size_t len;
+  char *text = read_file(path, &len);
+  if (!text) return ts_err_set(c->err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
+  cJSON *t = NULL;
+  int rc = parse_json(text, len, path, &t, c->err);
+  free(text);
+  if (rc) return rc;
+  const cJSON *a = cJSON_GetObjectItemCaseSensitive(t, "probabilities");
+  if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != mo->experts) {
+    cJSON_Delete(t);
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: probabilities: expected an array of one probability per expert (%d), "
+                      "as model.moe.routing.table of %s",
+                      path, mo->experts, c->file);
+  }
+  mo->table = calloc((size_t)mo->experts, sizeof(double));
+  double sum = 0;
+  int i = 0;
+  for (const cJSON *it = a->child; it; it = it->next, i++) {
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0) {
+      cJSON_Delete(t);
+      return ts_err_set(c->err, EX_DATAERR, "%s: probabilities[%d]: expected a non-negative number",
+                        path, i);
+    }
+    sum += (mo->table[i] = it->valuedouble);
+  }
+  cJSON_Delete(t);
+  if (!(sum > 0))
+    return ts_err_set(c->err, EX_DATAERR, "%s: probabilities: they sum to 0", path);
+  return 0;
+}
+
+static int validate_moe(const cJSON *o, ts_job_t *job, vctx_t *jc) {
+  vctx_t c = {jc->file, "model.moe.", jc->err};
+  ts_model_t *md = &job->model;
+  ts_moe_t *mo = &md->moe;
+  int rc;
+  if (!cJSON_IsObject(o))
+    return ts_err_set(c.err, EX_DATAERR, "%s: model.moe: expected an object", c.file);
+  if ((rc = check_fields(o, moe_fields, &c)) || (rc = get_int(o, "experts", -1, 2, &mo->experts, &c)) ||
+      (rc = get_int(o, "capacity_multiple", 4, 1, &mo->capacity_multiple, &c)) ||
+      (rc = get_int(o, "group_size", 0, 0, &mo->group_size, &c)) ||
+      (rc = get_int(o, "expert_parallel", 1, 1, &mo->expert_parallel, &c)) ||
+      (rc = get_int(o, "every", 2, 1, &mo->every, &c)) ||
+      (rc = get_int(o, "expert_ffn", md->ffn_hidden, 1, &mo->expert_ffn, &c)))
+    return rc;
+  const char *a2a;
+  if ((rc = get_string(o, "alltoall", "capacity", &a2a, &c))) return rc;
+  if (strcmp(a2a, "capacity") && strcmp(a2a, "tokens"))
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.alltoall: expected \"capacity\" or \"tokens\", got '%s'", c.file,
+                      a2a);
+  mo->alltoall_tokens = strcmp(a2a, "tokens") == 0;
+  mo->capacity_factor = 2.0;
+  const cJSON *cf = cJSON_GetObjectItemCaseSensitive(o, "capacity_factor");
+  if (cf && (rc = check_number(cf, "capacity_factor", -1, 0, true, &mo->capacity_factor, &c)))
+    return rc;
+  if (mo->experts % mo->expert_parallel)
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.expert_parallel: %d experts cannot be spread evenly over %d "
+                      "devices",
+                      c.file, mo->experts, mo->expert_parallel);
+  if (mo->every > md->layers)
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.every: %d exceeds the model's %d layers (no MoE layer)", c.file,
+                      mo->every, md->layers);
+  long tokens = (long)job->micro_batch_size * job->seq_len;
+  if (mo->group_size && tokens % mo->group_size)
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.group_size: %d does not divide the %ld tokens of a "
+                      "micro-batch (micro_batch_size x seq_len)",
+                      c.file, mo->group_size, tokens);
+  mo->skew = TS_MOE_UNIFORM;
+  mo->exponent = 1.0;
+  mo->seed = 1;
+  const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "routing");
+  if (!r) return 0;
+  vctx_t rc2 = {jc->file, "model.moe.routing.", jc->err};
+  if (!cJSON_IsObject(r))
+    return ts_err_set(c.err, EX_DATAERR, "%s: model.moe.routing: expected an object", c.file);
+  const char *skew, *table = NULL;
+  int seed;
+  if ((rc = check_fields(r, routing_fields, &rc2)) ||
+      (rc = get_string(r, "skew", "uniform", &skew, &rc2)) ||
+      (rc = get_int(r, "seed", 1, 0, &seed, &rc2)))
+    return rc;
+  mo->seed = (unsigned long)seed;
+  const cJSON *ex = cJSON_GetObjectItemCaseSensitive(r, "exponent");
+  if (ex && (rc = check_number(ex, "exponent", -1, 0, false, &mo->exponent, &rc2))) return rc;
+  if (cJSON_GetObjectItemCaseSensitive(r, "table") &&
+      (rc = get_string(r, "table", NULL, &table, &rc2)))
+    return rc;
+  if (strcmp(skew, "uniform") == 0)
+    mo->skew = TS_MOE_UNIFORM;
+  else if (strcmp(skew, "zipf") == 0)
+    mo->skew = TS_MOE_ZIPF;
+  else if (strcmp(skew, "table") == 0)
+    mo->skew = TS_MOE_TABLE;
+  else
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.routing.skew: expected \"uniform\", \"zipf\" or \"table\", "
+                      "got '%s'",
+                      c.file, skew);
+  if ((mo->skew == TS_MOE_TABLE) != (table != NULL))
+    return ts_err_set(c.err, EX_DATAERR, "%s: model.moe.routing.table: %s", c.file,
+                      table ? "given but skew is not \"table\"" : "missing field (skew \"table\")");
+  if (table) return read_table(table, job, &c);
+  return 0;
+}
+
 static int validate_model(const cJSON *m, ts_job_t *job, vctx_t *jc) {
   vctx_t c = {jc->file, "model.", jc->err};
   ts_model_t *md = &job->model;
@@ -501,6 +664,8 @@ static int validate_model(const cJSON *m, ts_job_t *job, vctx_t *jc) {
   if (md->hidden % md->heads)
     return ts_err_set(c.err, EX_DATAERR, "%s: model.heads: hidden size %d is not divisible by %d heads",
                       c.file, md->hidden, md->heads);
+  const cJSON *moe = cJSON_GetObjectItemCaseSensitive(m, "moe");
+  if (moe) return validate_moe(moe, job, &c);
   return 0;
 }
 
@@ -508,16 +673,19 @@ static int validate_model(const cJSON *m, ts_job_t *job, vctx_t *jc) {
 ** host memory run more stages than devices. */
 static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t *job, vctx_t *c) {
   int rc;
-  if ((rc = get_int(root, "devices", job->stages, 1, &job->devices, c)) ||
+  /* gshard: a stage is replicated over its expert-parallel group. */
+  int ep = job->model.moe.experts > 0 ? job->model.moe.expert_parallel : 1;
+  if ((rc = get_int(root, "devices", job->stages * ep, 1, &job->devices, c)) ||
       (rc = get_int(root, "mapping_groups", 2, 1, &job->mapping_groups, c)))
     return rc;
   const cJSON *mp = cJSON_GetObjectItemCaseSensitive(root, "mapping");
   if (cJSON_IsNull(mp)) mp = NULL; /* --set mapping=null removes it */
   if (!s->host_weights) {
-    if (job->devices != job->stages)
+    if (job->devices != job->stages * ep)
       return ts_err_set(c->err, EX_DATAERR,
-                        "%s: devices: schedule '%s' runs one stage per device (%d), got %d devices",
-                        c->file, job->schedule, job->stages, job->devices);
+                        "%s: devices: schedule '%s' runs one stage per device (%d%s), got %d devices",
+                        c->file, job->schedule, job->stages * ep,
+                        ep > 1 ? ": stages x model.moe.expert_parallel" : "", job->devices);
     if (mp)
       return ts_err_set(c->err, EX_DATAERR,
                         "%s: mapping: schedule '%s' maps stage k to device k (mapping is for "
@@ -647,11 +815,29 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
       job->placement[i] = strdup(it->valuestring);
     }
   }
+  if (job->model.moe.experts > 0 && strcmp(job->schedule, "gshard") != 0)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: schedule: a model with model.moe needs schedule \"gshard\", got '%s'",
+                      c->file, job->schedule);
   if (s->check && (rc = s->check(job, c->err))) return rc;
   return 0;
 }
 
 /* ---- entry points ------------------------------------------------------ */
+
+/* Copies every field of src into dst: objects present in both are merged
+** recursively, anything else replaces dst's field. */
+static void merge_json(cJSON *dst, const cJSON *src) {
+  for (const cJSON *it = src->child; it; it = it->next) {
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, it->string);
+    if (d && cJSON_IsObject(d) && cJSON_IsObject(it))
+      merge_json(d, it);
+    else if (d)
+      cJSON_ReplaceItemInObjectCaseSensitive(dst, it->string, cJSON_Duplicate(it, 1));
+    else
+      cJSON_AddItemToObject(dst, it->string, cJSON_Duplicate(it, 1));
+  }
+}
 
 int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t **out,
                 ts_err_t *err) {
@@ -681,13 +867,29 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
   }
   if ((rc = parse_json(text, len, job->path, &root, err))) goto fail;
 
-  /* A model given as a path: a Hugging Face config.json. */
+  /* A model given as a path: a Hugging Face config.json; or as an object
+  ** {"config": path, FIELD: value...} whose other fields override the
+  ** translated model's (objects such as "moe" are merged field by field). */
   cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+  cJSON *overrides = NULL;
+  const cJSON *cfg = cJSON_IsObject(model) ? cJSON_GetObjectItemCaseSensitive(model, "config") : NULL;
+  if (cfg) {
+    if (!cJSON_IsString(cfg)) {
+      rc = ts_err_set(err, EX_DATAERR, "%s: model.config: expected the path of a config.json",
+                      job->path);
+      goto fail;
+    }
+    overrides = cJSON_Duplicate(model, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(overrides, "config");
+    model = cJSON_CreateString(cfg->valuestring);
+    cJSON_ReplaceItemInObjectCaseSensitive(root, "model", model);
+  }
   if (cJSON_IsString(model)) {
     char hfpath[TS_PATH_MAX];
     if (!resolve_path(model->valuestring, job->base_dir, "examples", ".json", hfpath)) {
-      rc = ts_err_set(err, EX_NOINPUT, "%s: model: no such file '%s'", job->path,
-                      model->valuestring);
+      rc = ts_err_set(err, EX_NOINPUT, "%s: model%s: no such file '%s'", job->path,
+                      overrides ? ".config" : "", model->valuestring);
+      cJSON_Delete(overrides);
       goto fail;
     }
     size_t hlen;
@@ -699,7 +901,10 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
     free(htext);
     if (!rc) rc = hf_translate(hf, hfpath, &tm, &hf_seq, err);
     cJSON_Delete(hf);
+    if (rc) cJSON_Delete(overrides);
     if (rc) goto fail;
+    if (overrides) merge_json(tm, overrides);
+    cJSON_Delete(overrides);
     cJSON_ReplaceItemInObjectCaseSensitive(root, "model", tm);
     if (hf_seq > 0 && !cJSON_GetObjectItemCaseSensitive(root, "seq_len"))
       job->seq_len = hf_seq;
@@ -735,6 +940,7 @@ void ts_job_free(ts_job_t *job) {
   free(m->weight_grad_s);
   free(m->activation_bytes);
   free(m->weights_bytes);
+  free(m->moe.table);
   for (int i = 0; i < job->n_placement; i++) free(job->placement[i]);
   free(job->placement);
   free(job->mapping);

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "trainsim.h"
+#include "ts_moe.h"
 #include "ts_runtime.h"
 
 static int seq_cmp(const void *a, const void *b) {
@@ -148,7 +149,9 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
     const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
     size_t c = (size_t)e->vstage * (size_t)M + (size_t)e->mb;
     double add = 0;
-    if (e->kind == TS_FORWARD) {
+    if (e->kind == TS_FORWARD && (e->flags & TS_EVF_CONT)) {
+      /* a later piece of a MoE forward: its stash was counted at the first */
+    } else if (e->kind == TS_FORWARD) {
       add = full && !(e->flags & TS_EVF_KEEP) ? pc->act_input_bytes : pc->act_bytes;
       if (!inflight[c]) {
         inflight[c] = 1;
@@ -163,7 +166,7 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
       if (cur > peak) peak = cur;
       mem_step(dm, e->start, cur);
     }
-    bool frees = e->kind == TS_BACKWARD || e->kind == TS_WEIGHT_GRAD;
+    bool frees = (e->kind == TS_BACKWARD || e->kind == TS_WEIGHT_GRAD) && !(e->flags & TS_EVF_MORE);
     if (frees) {
       cur -= held[c];
       held[c] = 0;
@@ -178,6 +181,57 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
   dm->peak_inflight = peak_in;
   free(held);
   free(inflight);
+}
+
+/* MoE metrics (README "Mixture of experts"). */
+static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, ts_metrics_t *m) {
+  double a2a = 0;
+  for (int i = 0; i < run->n_events; i++)
+    if (run->events[i].flags & TS_EVF_A2A_CALL) a2a += run->events[i].end - run->events[i].start;
+  m->alltoall_share = T > 0 && m->n_devices ? a2a / (m->n_devices * T) : 0;
+  /* Layer spans: a device's calls come in pairs in program order (events
+  ** are sorted by start; one device's calls never overlap). */
+  double span[2] = {0, 0};
+  long nspan[2] = {0, 0};
+  double *open_t = malloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_t);
+  for (int d = 0; d < 2 * m->n_devices; d++) open_t[d] = -1;
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    if (!(e->flags & TS_EVF_A2A_CALL) || e->device < 0 || e->device >= m->n_devices) continue;
+    int b = (e->flags & TS_EVF_A2A_BWD) != 0;
+    double *o = &open_t[2 * e->device + b];
+    if (*o < 0) {
+      *o = e->start;
+    } else {
+      span[b] += e->end - *o;
+      nspan[b]++;
+      *o = -1;
+    }
+  }
+  free(open_t);
+  m->moe_forward_s = nspan[0] ? span[0] / nspan[0] : 0;
+  m->moe_backward_s = nspan[1] ? span[1] / nspan[1] : 0;
+  m->n_expert_load = mc->E;
+  m->expert_load = calloc((size_t)mc->E, sizeof *m->expert_load);
+  long long *routed = calloc((size_t)mc->E, sizeof *routed);
+  size_t cells = (size_t)mc->n_layers * mc->M * mc->lanes;
+  double aux = 0;
+  for (size_t c = 0; c < cells; c++) {
+    for (int e = 0; e < mc->E; e++) {
+      m->expert_load[e] += mc->kept[c * mc->E + e];
+      routed[e] += mc->wanted[c * mc->E + e];
+    }
+    m->tokens_dropped += mc->dropped[c];
+    aux += mc->aux[c];
+  }
+  m->aux_loss = cells ? aux / cells : 0;
+  long long mx = 0, sum = 0;
+  for (int e = 0; e < mc->E; e++) {
+    sum += routed[e];
+    if (routed[e] > mx) mx = routed[e];
+  }
+  m->expert_imbalance = sum > 0 ? (double)mx * mc->E / (double)sum : 0;
+  free(routed);
 }
 
 ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
@@ -202,7 +256,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
       if (ts_kind_is_compute(e->kind)) {
         dm->busy_s += e->end - e->start;
         ev[k++] = e;
-      } else if (e->kind == TS_SEND_ACT || e->kind == TS_SEND_GRAD || e->kind == TS_SEND_COLL) {
+      } else if (e->kind < TS_FETCH) { /* transfers between devices, not host copies */
         dm->send_bytes += e->bytes;
       }
     }
@@ -235,7 +289,9 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
   m->bubble_fraction = (n > 0 && T > 0) ? idle_sum / (n * T) : 0;
   m->ideal_time_s = ideal / job->iterations;
   m->bubble_overhead = ideal > 0 ? (T - ideal) / ideal : 0;
-  double samples = (double)job->microbatches * job->iterations * job->micro_batch_size;
+  /* MoE: the EP lanes of a stage each run their own micro-batches. */
+  int lanes = cost->moe ? cost->moe->lanes : 1;
+  double samples = (double)job->microbatches * job->iterations * job->micro_batch_size * lanes;
   m->samples_per_s = T > 0 ? samples / T : 0;
   m->tokens_per_s = m->samples_per_s * job->seq_len;
   if (cost->has_flops && T > 0 && n > 0) {
@@ -245,6 +301,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
     peak /= n;
     m->mfu = peak > 0 ? m->flops_per_s_per_gpu / peak : 0;
   }
+  if (cost->moe) moe_metrics(cost->moe, run, T, m);
   return m;
 }
 
@@ -257,5 +314,6 @@ void ts_metrics_free(ts_metrics_t *m) {
     free(m->dev[d].res_bytes);
   }
   free(m->dev);
+  free(m->expert_load);
   free(m);
 }

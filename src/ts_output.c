@@ -20,6 +20,7 @@
 #include "trainsim.h"
 #include "ts_report.h"
 #include "ts_runtime.h"
+#include "ts_moe.h"
 
 /* ---- summary.json ---------------------------------------------------- */
 
@@ -63,6 +64,38 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j) {
   return job;
 }
 
+/* The "moe" object of summary.json (README "Mixture of experts"). */
+static void moe_json(cJSON *o, const ts_result_t *r) {
+  const ts_moe_t *mo = &r->job->model.moe;
+  const ts_moe_cost_t *mc = r->cost->moe;
+  const ts_metrics_t *m = r->metrics;
+  cJSON *x = cJSON_AddObjectToObject(o, "moe");
+  cJSON_AddNumberToObject(x, "experts", mo->experts);
+  cJSON_AddNumberToObject(x, "expert_parallel", mo->expert_parallel);
+  add_num(x, "capacity_factor", mo->capacity_factor);
+  cJSON_AddNumberToObject(x, "group_size", mc->S);
+  cJSON_AddNumberToObject(x, "capacity", ts_moe_capacity(mc->S, mc->E, mo->capacity_factor,
+                                                          mo->capacity_multiple));
+  cJSON_AddNumberToObject(x, "moe_layers", mc->n_layers);
+  static const char *const skews[] = {"uniform", "zipf", "table"};
+  cJSON_AddStringToObject(x, "skew", skews[mo->skew]);
+  if (mo->skew == TS_MOE_ZIPF) add_num(x, "exponent", mo->exponent);
+  cJSON_AddNumberToObject(x, "seed", (double)mo->seed);
+  cJSON_AddStringToObject(x, "alltoall", mo->alltoall_tokens ? "tokens" : "capacity");
+  add_num(x, "alltoall_time_share", m->alltoall_share);
+  add_num(x, "moe_layer_forward_s", m->moe_forward_s);
+  add_num(x, "moe_layer_backward_s", m->moe_backward_s);
+  add_num(x, "expert_load_imbalance", m->expert_imbalance);
+  add_num(x, "tokens_dropped", (double)m->tokens_dropped);
+  long long kept = 0;
+  for (int e = 0; e < m->n_expert_load; e++) kept += m->expert_load[e];
+  add_num(x, "tokens_computed", (double)kept);
+  add_num(x, "aux_loss", m->aux_loss);
+  cJSON *ld = cJSON_AddArrayToObject(x, "expert_load");
+  for (int e = 0; e < m->n_expert_load; e++)
+    cJSON_AddItemToArray(ld, cJSON_CreateNumber((double)m->expert_load[e]));
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
@@ -82,6 +115,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   add_num_or_null(t, "flops_per_s_per_gpu", m->flops_per_s_per_gpu, r->cost->has_flops);
   add_num_or_null(t, "mfu", m->mfu, r->cost->has_flops);
   add_num(o, "p2p_bytes", m->p2p_bytes);
+  if (r->cost->moe) moe_json(o, r);
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
   for (int d = 0; d < m->n_devices; d++) {
     const ts_device_metrics_t *dm = &m->dev[d];
@@ -327,6 +361,17 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);
   fprintf(f, "  p2p traffic      %s\n", ts__human_bytes(m->p2p_bytes, a, sizeof a));
+  if (r->cost->moe) {
+    long long kept = 0;
+    for (int e = 0; e < m->n_expert_load; e++) kept += m->expert_load[e];
+    double all = (double)kept + (double)m->tokens_dropped;
+    fprintf(f, "  MoE layer        %s forward, %s backward; all-to-all share %.4f\n",
+            human_time(m->moe_forward_s, a, sizeof a), human_time(m->moe_backward_s, b, sizeof b),
+            m->alltoall_share);
+    fprintf(f, "  experts          load imbalance %.3f, %lld token choices dropped (%.1f%%), aux loss %.4f\n",
+            m->expert_imbalance, m->tokens_dropped, all > 0 ? 100 * m->tokens_dropped / all : 0.0,
+            m->aux_loss);
+  }
   int worst = 0, nofit = 0;
   for (int d = 0; d < m->n_devices; d++) {
     if (m->dev[d].peak_memory_bytes > m->dev[worst].peak_memory_bytes) worst = d;

@@ -202,6 +202,11 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                       "%s: model.kind: the reference executor needs a transformer model, got a "
                       "synthetic one (it has no math to run)",
                       job->path);
+  if (m->moe.experts > 0)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: model.moe: the reference pipeline executor has no MoE layers; the MoE "
+                      "layer has its own reference executor (src/ref_moe.c)",
+                      job->path);
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model.gated_mlp: the reference model has a plain GELU MLP, not a gated one",
@@ -428,7 +433,7 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
 static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int mb, double bytes) {
   ref_x_t *x = xd;
   ts_rt_t *rt = ts__world_rt(x->w, peer);
-  if (kind == TS_SEND_COLL) {
+  if (kind == TS_SEND_COLL || kind == TS_SEND_DISPATCH || kind == TS_SEND_COMBINE) {
     /* A collective step carries no tensor here (see ts_ref.h). */
     double t = x_now(x);
     x_lock_(x);

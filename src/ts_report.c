@@ -35,6 +35,7 @@
 #include <sysexits.h>
 
 #include "trainsim.h"
+#include "ts_moe.h"
 #include "ts_report.h"
 
 /* ------------------------------------------------------------------ */
@@ -112,19 +113,46 @@ static const def_t top_defs[] = {
     [D_OVERHEAD] = {"bubble_overhead", "(T - ideal) / ideal, ideal = the largest per-device busy time "
                                        "(Megatron's \"bubble time fraction\" when stages are equal)"},
     [D_IDEAL] = {"ideal_time_s", "the largest per-device busy time, divided by the iterations"},
-    [D_SAMPLES] = {"throughput.samples_per_s", "microbatches x micro_batch_size x iterations / T"},
+    [D_SAMPLES] = {"throughput.samples_per_s", "microbatches x micro_batch_size x iterations / T (gshard with model.moe: x expert_parallel, since each lane runs its own micro-batches)"},
     [D_TOKENS] = {"throughput.tokens_per_s", "samples_per_s x seq_len"},
     [D_FLOPS] = {"throughput.flops_per_s_per_gpu", "model FLOPs (forward + backward, recompute not counted) of "
                                                    "the run / (T x devices); null for synthetic models"},
     [D_MFU] = {"throughput.mfu", "flops_per_s_per_gpu / mean peak_flops of the devices (host property "
                                  "peak_flops, else its speed); null for synthetic models"},
-    [D_P2P] = {"p2p_bytes", "bytes of all point-to-point transfers (activations and gradients) and "
-                            "collective steps; copies to and from host memory are not included (see "
-                            "devices[].host_bytes)"},
+    [D_P2P] = {"p2p_bytes", "bytes of all transfers between devices: activations, gradients, all-reduce "
+                            "steps and MoE all-to-all flows; copies to and from host memory are not "
+                            "included (see devices[].host_bytes)"},
     [D_PARAMS] = {"job.model_parameters",
                   "parameters of the whole model, 12 l h^2 + 13 l h + (V + s) h at ffn = 4h"},
 };
 #define N_TOP (int)(sizeof top_defs / sizeof top_defs[0])
+
+/* The "moe" object of summary.json (README), shown for every run. */
+static const def_t moe_defs[] = {
+    {"moe.experts, moe.expert_parallel, moe.capacity_factor, moe.group_size, moe.skew, moe.exponent, moe.seed, moe.alltoall",
+     "the job's MoE settings as run (group_size resolved: tokens per gating group S; exponent only for zipf); the moe object appears only for MoE models"},
+    {"moe.capacity",
+     "expert capacity C per group: ceil(S x capacity_factor / E) rounded up to a multiple of capacity_multiple"},
+    {"moe.moe_layers",
+     "MoE layers in the model"},
+    {"moe.alltoall_time_share",
+     "sum over devices of the time spent inside all-to-all calls (from the call, when its flows start, to its return, when the last peer's flow has arrived: transfer time plus waiting for late peers) / (devices x T)"},
+    {"moe.moe_layer_forward_s",
+     "mean over devices, MoE layers and micro-batches of one MoE layer's forward: from the start of its dispatch call to the end of its combine call (dispatch, expert compute, combine)"},
+    {"moe.moe_layer_backward_s",
+     "the same for the backward: from the start of the combine's gradient all-to-all to the end of the dispatch's gradient all-to-all"},
+    {"moe.expert_load_imbalance",
+     "max over mean, over experts, of the token choices routed to each expert before capacity, summed over MoE layers, micro-batches and lanes (1 = balanced; E = all to one expert)"},
+    {"moe.tokens_dropped",
+     "token choices (first or dispatched second) beyond their expert's capacity, summed likewise; a token whose choices are all dropped passes through the residual"},
+    {"moe.tokens_computed",
+     "token choices the experts computed (kept), summed likewise"},
+    {"moe.aux_loss",
+     "GShard's auxiliary load-balancing loss, E^2 x mean_e(mean gate x top-1 fraction), averaged over groups, lanes, micro-batches and MoE layers (1 when balanced)"},
+    {"moe.expert_load",
+     "per expert, the token choices it computed, summed likewise"},
+};
+#define N_MOE_DEFS (int)(sizeof moe_defs / sizeof moe_defs[0])
 
 static const def_t dev_defs[] = {
     {"devices[].device", "the device index (the order of placement, or of the platform's hosts)"},
@@ -486,7 +514,7 @@ static int write_gantt(FILE *f, const ts_result_t *r) {
 #define M_BOTTOM 38.0
 #define M_PW (M_W - M_LEFT - M_RIGHT)
 #define M_PH (M_H - M_TOP - M_BOTTOM)
-#define RGB_RES "#117733" /* resident weights: the Gantt chart's fetch green */
+#define RGB_RES "#44AA99" /* resident weights: the Gantt chart's fetch teal */
 #define RGB_STATES "#BBBBBB"
 #define RGB_ACT "#56B4E9"
 #define RGB_ACT_LINE "#0072B2"
@@ -675,7 +703,7 @@ static void write_memory(FILE *f, const ts_result_t *r) {
         "(see README, Memory).",
         f);
   if (m->dev[0].n_res > 0)
-    fputs(" Weights live in host memory here: the green line is the weights and gradient buffers "
+    fputs(" Weights live in host memory here: the teal line is the weights and gradient buffers "
           "on the device over time, fetched, evicted and written back (see README, Mobius); the area "
           "is the activations.",
           f);
@@ -696,6 +724,62 @@ static void write_memory(FILE *f, const ts_result_t *r) {
 /* ------------------------------------------------------------------ */
 /* Tables                                                              */
 /* ------------------------------------------------------------------ */
+
+/* The rows of the "moe" object: values for MoE runs, n/a otherwise. */
+static void write_moe_rows(FILE *f, const ts_result_t *r) {
+  const ts_metrics_t *m = r->metrics;
+  const ts_moe_cost_t *mc = r->cost ? r->cost->moe : NULL;
+  for (int i = 0; i < N_MOE_DEFS; i++) {
+    char v[160] = "n/a (no MoE layers)", x[64] = "";
+    double val = NAN;
+    if (mc && m && r->job) {
+      const ts_moe_t *mo = &r->job->model.moe;
+      switch (i) {
+        case 0:
+          snprintf(v, sizeof v, "E=%d, EP=%d, cf=%g, S=%d, %s, seed %lu, %s", mo->experts,
+                   mo->expert_parallel, mo->capacity_factor, mc->S,
+                   mo->skew == TS_MOE_ZIPF ? "zipf" : mo->skew == TS_MOE_TABLE ? "table" : "uniform",
+                   mo->seed, mo->alltoall_tokens ? "tokens" : "capacity");
+          break;
+        case 1:
+          snprintf(v, sizeof v, "%d", (int)(val = ts_moe_capacity(mc->S, mc->E, mo->capacity_factor,
+                                                                   mo->capacity_multiple)));
+          break;
+        case 2: snprintf(v, sizeof v, "%d", (int)(val = mc->n_layers)); break;
+        case 3: snprintf(v, sizeof v, "%.4f", val = m->alltoall_share); break;
+        case 4: fmt_time(v, sizeof v, val = m->moe_forward_s); break;
+        case 5: fmt_time(v, sizeof v, val = m->moe_backward_s); break;
+        case 6: snprintf(v, sizeof v, "%.4f", val = m->expert_imbalance); break;
+        case 7: snprintf(v, sizeof v, "%lld", m->tokens_dropped); val = (double)m->tokens_dropped; break;
+        case 8: {
+          long long k = 0;
+          for (int e = 0; e < m->n_expert_load; e++) k += m->expert_load[e];
+          snprintf(v, sizeof v, "%lld", k);
+          val = (double)k;
+          break;
+        }
+        case 9: snprintf(v, sizeof v, "%.4f", val = m->aux_loss); break;
+        default: {
+          size_t n = 0;
+          v[0] = 0;
+          for (int e = 0; e < m->n_expert_load && e < 8; e++)
+            n += (size_t)snprintf(v + n, sizeof v - n, "%s%lld", e ? ", " : "", m->expert_load[e]);
+          if (m->n_expert_load > 8) snprintf(v + n, sizeof v - n, ", \xE2\x80\xA6");
+        }
+      }
+    }
+    if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
+    fputs("<tr><td><code>", f);
+    html_put(f, moe_defs[i].name);
+    fputs("</code></td><td class=\"num\">", f);
+    html_put(f, v);
+    fputs("</td><td class=\"num\"><code>", f);
+    html_put(f, x);
+    fputs("</code></td><td class=\"def\">", f);
+    html_put(f, moe_defs[i].text);
+    fputs("</td></tr>\n", f);
+  }
+}
 
 static void write_summary(FILE *f, const ts_result_t *r) {
   const ts_metrics_t *m = r->metrics;
@@ -752,6 +836,7 @@ static void write_summary(FILE *f, const ts_result_t *r) {
     html_put(f, top_defs[i].text);
     fputs("</td></tr>\n", f);
   }
+  write_moe_rows(f, r);
   fputs("</table></div>\n</section>\n", f);
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "ts_moe.h"
 #include "ts_runtime.h"
 
 enum { MSG_ACT = 0, MSG_GRAD = 1 };
@@ -36,6 +37,10 @@ struct ts_rt {
   long *coll_in;         /* [n_devices] collective messages arrived from each */
   long *coll_used;       /* [n_devices] ... and consumed */
   long coll_seq;         /* collective steps sent by this device */
+  long *a2a_in[2], *a2a_used[2]; /* [n_devices] MoE all-to-all messages
+                         ** (dispatch, combine) arrived from each, consumed */
+  int moe_kind, moe_v, moe_mb, moe_pieces, moe_a2a; /* the MoE op in progress:
+                         ** pieces run and all-to-alls done; moe_kind -1: none */
   long n_arrivals;
   long polls;            /* ts_rt_arrived calls since the last progress */
   int seq;
@@ -130,6 +135,11 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
     rt->keep = calloc((size_t)lay->n_vstages, 1);
     rt->coll_in = calloc((size_t)w->n, sizeof(long));
     rt->coll_used = calloc((size_t)w->n, sizeof(long));
+    for (int k = 0; k < 2; k++) {
+      rt->a2a_in[k] = calloc((size_t)w->n, sizeof(long));
+      rt->a2a_used[k] = calloc((size_t)w->n, sizeof(long));
+    }
+    rt->moe_kind = -1;
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
     if (sched->host_weights) {
@@ -167,6 +177,10 @@ void ts__world_free(ts_world_t *w) {
     free(rt->keep);
     free(rt->coll_in);
     free(rt->coll_used);
+    for (int k = 0; k < 2; k++) {
+      free(rt->a2a_in[k]);
+      free(rt->a2a_used[k]);
+    }
     ts_run_free(rt->cev);
     ts_run_free(rt->tev);
     if (rt->host) {
@@ -691,6 +705,8 @@ void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, doubl
   ts_world_t *w = rt->w;
   if (kind == TS_SEND_COLL) {
     rt->coll_in[from]++;
+  } else if (kind == TS_SEND_DISPATCH || kind == TS_SEND_COMBINE) {
+    rt->a2a_in[kind == TS_SEND_COMBINE][from]++;
   } else {
     int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
     rt->arrived[m][(long)rt->local_idx[to] * rt->M + mb] = 1;
@@ -786,7 +802,11 @@ void ts_rt_wait_any(ts_rt_t *rt) {
 double ts_rt_gradient_bytes(ts_rt_t *rt, int v) {
   if (cell(rt, "ts_rt_gradient_bytes", v, rt->w->lay->mb_hi[v] >= 0 ? rt->w->lay->mb_lo[v] : 0) < 0)
     return 0;
-  return rt->w->cost->part[rt->w->lay->part[v]].gradients_bytes;
+  const ts_moe_cost_t *mc = rt->w->cost->moe;
+  int part = rt->w->lay->part[v];
+  /* Experts are not replicated: only the rest is all-reduced. */
+  return rt->w->cost->part[part].gradients_bytes -
+         (mc ? mc->expert_params[part] * rt->w->job->bytes_per_element : 0);
 }
 
 void ts_rt_settle(ts_rt_t *rt) {
@@ -827,6 +847,136 @@ void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double byt
     rt->coll_used[prev]++;
     w->ops->unlock(w->xd, d);
   }
+}
+
+/* ---- mixture of experts ------------------------------------------------- */
+
+int ts_rt_moe_layers(ts_rt_t *rt, int v) {
+  const ts_moe_cost_t *mc = rt->w->cost->moe;
+  if (!mc || v < 0 || v >= rt->w->lay->n_vstages) return 0;
+  return mc->part_count[rt->w->lay->part[v]];
+}
+
+/* Checks that (kind, v, mb) is the MoE op in progress, or starts it. */
+static bool moe_op(ts_rt_t *rt, const char *what, ts_kind_t kind, int v, int mb, long *c) {
+  if (kind != TS_FORWARD && kind != TS_BACKWARD) {
+    fail(rt, "%s with a kind other than forward or backward (stage %d, micro-batch %d)", what, v,
+         mb);
+    return false;
+  }
+  if ((*c = cell(rt, what, v, mb)) < 0) return false;
+  if (rt->moe_kind >= 0 && (rt->moe_kind != (int)kind || rt->moe_v != v || rt->moe_mb != mb)) {
+    fail(rt, "%s of stage %d micro-batch %d inside another MoE op", what, v, mb);
+    return false;
+  }
+  return true;
+}
+
+void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int piece) {
+  ts_world_t *w = rt->w;
+  long c;
+  if (w->failed || !moe_op(rt, "MoE compute", kind, v, mb, &c)) return;
+  int n = ts_rt_moe_layers(rt, v), last = 2 * n;
+  int want = kind == TS_FORWARD ? rt->moe_pieces : last - rt->moe_pieces;
+  if (rt->moe_kind < 0) {
+    if (!may_run(rt, kind, v, mb, c)) return;
+    want = kind == TS_FORWARD ? 0 : last;
+  }
+  if (piece != want || (rt->moe_kind >= 0 && rt->moe_a2a != rt->moe_pieces)) {
+    fail(rt, "MoE %s of stage %d micro-batch %d: a piece out of order", ts_kind_name(kind), v, mb);
+    (void)piece;
+    return;
+  }
+  const ts_moe_cost_t *mc = w->cost->moe;
+  int part = w->lay->part[v];
+  double flops = 0;
+  if (!mc) {
+    flops = w->cost->part[part].flops[kind];
+  } else if (piece % 2 == 0) {
+    flops = mc->seg_flops[mc->part_first[part] + part + piece / 2];
+  } else {
+    int j = mc->part_first[part] + piece / 2, me = v % mc->lanes;
+    long tok = 0;
+    for (int r = 0; r < mc->lanes; r++) tok += ts_moe_tokens(mc, j, mb, r, me);
+    flops = (double)tok * mc->expert_flops;
+  }
+  if (mc && kind == TS_BACKWARD) flops *= 2;
+  bool first = rt->moe_kind < 0, lastp = kind == TS_FORWARD ? piece == last : piece == 0;
+  double t0 = w->ops->now(w->xd);
+  w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, flops, w->cost->part[part].seconds[kind]);
+  double t1 = w->ops->now(w->xd);
+  rt->polls = 0;
+  ts_event_t e = {.device = rt->ctx.device,
+                  .peer = -1,
+                  .vstage = v,
+                  .mb = mb,
+                  .kind = kind,
+                  .seq = rt->seq++,
+                  .iteration = mb / rt->ctx.microbatches,
+                  .flags = (first ? 0 : TS_EVF_CONT) | (lastp ? 0 : TS_EVF_MORE) |
+                           (piece % 2 ? TS_EVF_EXPERT : 0),
+                  .start = t0,
+                  .end = t1};
+  ts_run_push(rt->cev, &e);
+  if (lastp) {
+    rt->done[kind][c] = 1;
+    rt->moe_kind = -1;
+    return;
+  }
+  if (first) {
+    rt->moe_kind = kind;
+    rt->moe_v = v;
+    rt->moe_mb = mb;
+    rt->moe_pieces = rt->moe_a2a = 0;
+  }
+  rt->moe_pieces++;
+}
+
+void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int mb) {
+  ts_world_t *w = rt->w;
+  long c;
+  if (w->failed || !moe_op(rt, "MoE all-to-all", kind, v, mb, &c)) return;
+  int a = rt->moe_a2a;
+  /* forward: dispatch, combine, ...; backward: combine, dispatch, ... */
+  ts_kind_t next = (a % 2 == 0) == (kind == TS_FORWARD) ? TS_SEND_DISPATCH : TS_SEND_COMBINE;
+  if (rt->moe_kind < 0 || a + 1 != rt->moe_pieces || which != next) {
+    fail(rt, "MoE all-to-all %s of stage %d micro-batch %d out of order", ts_kind_name(which), v,
+         mb);
+    return;
+  }
+  rt->moe_a2a++;
+  const ts_moe_cost_t *mc = w->cost->moe;
+  if (!mc) return;
+  int L = mc->lanes, me = v % L, s0 = v - me, d = rt->ctx.device, k = which == TS_SEND_COMBINE;
+  int j = mc->part_first[w->lay->part[v]] +
+          (kind == TS_FORWARD ? a / 2 : ts_rt_moe_layers(rt, v) - 1 - a / 2);
+  /* Own tokens go out in the forward dispatch and the combine's gradient. */
+  bool out = (which == TS_SEND_DISPATCH) == (kind == TS_FORWARD);
+  double t0 = w->ops->now(w->xd);
+  for (int i = 1; i < L; i++) {
+    int q = (me + i) % L;
+    int tok = out ? ts_moe_rows(mc, j, mb, me, q) : ts_moe_rows(mc, j, mb, q, me);
+    w->ops->send(w->xd, d, w->lay->dev[s0 + q], which, v, mb, tok * mc->token_bytes);
+  }
+  w->ops->lock(w->xd, d);
+  for (int i = 1; i < L && !w->failed; i++) {
+    int p = w->lay->dev[s0 + (me + L - i) % L];
+    if (rt->a2a_in[k][p] <= rt->a2a_used[k][p]) {
+      snprintf(rt->waiting, sizeof rt->waiting, "the %s of stage %d micro-batch %d from device %d",
+               ts_kind_name(which), v, mb, p);
+      while (rt->a2a_in[k][p] <= rt->a2a_used[k][p] && !w->failed) w->ops->wait(w->xd, d);
+      rt->waiting[0] = 0;
+    }
+    rt->a2a_used[k][p]++;
+  }
+  double t1 = w->ops->now(w->xd);
+  ts_event_t e = {.device = d, .peer = d, .vstage = v, .mb = mb, .kind = which,
+                  .iteration = mb / rt->ctx.microbatches,
+                  .flags = TS_EVF_A2A_CALL | (kind == TS_BACKWARD ? TS_EVF_A2A_BWD : 0),
+                  .start = t0, .end = t1};
+  ts_run_push(rt->tev, &e);
+  w->ops->unlock(w->xd, d);
+  rt->polls = 0;
 }
 
 void ts__rt_main(ts_rt_t *rt) {

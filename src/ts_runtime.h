@@ -102,7 +102,8 @@ void ts_rt_next_iteration(ts_rt_t *rt);
 ** No effect with recompute "none". */
 void ts_rt_keep_activations(ts_rt_t *rt, int vstage);
 /* Bytes of the weight gradients of vstage (one of this device's), for
-** gradient all-reduces. */
+** gradient all-reduces; for MoE parts without the experts' (they are not
+** replicated). */
 double ts_rt_gradient_bytes(ts_rt_t *rt, int vstage);
 /* Lets every event of the current instant take effect before the program
 ** decides: a message that arrives at exactly this time becomes visible to
@@ -115,6 +116,34 @@ void ts_rt_settle(ts_rt_t *rt);
 ** the same devs, in the same order relative to its other collectives.
 ** vstage (held by this device) labels the transfers in the timeline. */
 void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double bytes);
+
+/* ---- mixture of experts (schedule gshard; README "Mixture of experts") --
+** The layout puts stage s, expert-parallel lane r on virtual stage
+** s x EP + r (one per device); the EP devices of a stage hold its experts,
+** E / EP each, lane r the experts r E/EP .. (r + 1) E/EP - 1. */
+
+/* MoE layers in vstage's model part (0 for a dense model). */
+int ts_rt_moe_layers(ts_rt_t *rt, int vstage);
+/* Runs one piece of the forward or backward (TS_FORWARD or TS_BACKWARD) of
+** (vstage, mb).  A part with n MoE layers has 2n + 1 pieces: piece 2i is
+** dense segment i (the layers up to MoE layer i's attention and gate; the
+** last one the rest of the part), piece 2i + 1 the experts of MoE layer i
+** on this device, whose FLOPs come from the tokens they received.  A
+** forward runs pieces 0, 1, ..., 2n and a backward 2n, ..., 0, with the
+** all-to-alls of ts_rt_moe_alltoall in between, and no other op of the
+** device inside; the rules of ts_rt_compute apply to the op as a whole. */
+void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb, int piece);
+/* The all-to-all that comes next in the op (kind, vstage, mb) among the EP
+** devices of vstage's stage: forward, after piece 2i the dispatch of MoE
+** layer i (TS_SEND_DISPATCH: each device sends every peer its tokens for
+** the peer's experts, the capacity-padded slots or the tokens kept as
+** model.moe.alltoall says) and after piece 2i + 1 its combine
+** (TS_SEND_COMBINE: the outputs go back); backward, after piece 2i + 2 the
+** gradient of the combine, after piece 2i + 1 the gradient of the dispatch.
+** All transfers start at once; returns when this device has received from
+** every peer.  which must be the kind that comes next. */
+void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int vstage, int mb);
+
 /* 1 once the run has failed (a peer hit an error): programs may stop. */
 int ts_rt_failed(ts_rt_t *rt);
 

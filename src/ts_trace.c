@@ -192,7 +192,7 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
     fprintf(f, "{\"name\":\"%s s%d\"", ts_kind_name((ts_kind_t)e->kind), stage);
   else
     fprintf(f, "{\"name\":\"%s %d\"",
-            e->kind == TS_SEND_ACT ? "act" : e->kind == TS_SEND_GRAD ? "grad" : "allreduce", e->mb + 1);
+            e->kind == TS_SEND_ACT ? "act" : e->kind == TS_SEND_GRAD ? "grad" : ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
   fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":",
           ts_kind_name((ts_kind_t)e->kind), e->device + 1, tid);
   put_us(f, t0);
