@@ -349,6 +349,20 @@ static bool op_fits(ts_rt_t *rt, int li) {
   return h->cap <= 0 || h->used + h->want <= h->cap * (1 + 1e-12);
 }
 
+/* Waits (a room_wait event labelled with stage v) until bytes more fit in
+** the device's ledger; what names the wait in a deadlock report.  Returns
+** non-zero when the run failed meanwhile. */
+static int room_for(ts_rt_t *rt, int v, double bytes, const char *what) {
+  ts_world_t *w = rt->w;
+  rt->host->want = bytes;
+  if (op_fits(rt, -1)) return 0;
+  double t0 = w->ops->now(w->xd);
+  host_block(rt, -1, op_fits, what, bytes);
+  if (w->failed) return 1;
+  host_event(rt, TS_ROOM_WAIT, v, 0, t0, w->ops->now(w->xd), bytes);
+  return 0;
+}
+
 /* Before a forward or recompute: allocates its activation bytes in the
 ** device ledger, at the op's start as ts_metrics.c counts them, waiting
 ** (a room_wait event) until they fit.  A wait that nothing can end (no
@@ -369,16 +383,10 @@ static void host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
     return;
   }
   h->held[c] -= a;
-  h->want = a;
-  if (!op_fits(rt, -1)) {
-    char what[96];
-    snprintf(what, sizeof what, "room for the activations of the %s of stage %d micro-batch %d",
-             ts_kind_name(kind), v, mb);
-    double t0 = w->ops->now(w->xd);
-    host_block(rt, -1, op_fits, what, a);
-    if (w->failed) return;
-    host_event(rt, TS_ROOM_WAIT, v, 0, t0, w->ops->now(w->xd), a);
-  }
+  char what[96];
+  snprintf(what, sizeof what, "room for the activations of the %s of stage %d micro-batch %d",
+           ts_kind_name(kind), v, mb);
+  if (room_for(rt, v, a, what)) return;
   h->held[c] += a;
   h->used += a;
 }
@@ -421,16 +429,10 @@ void ts_rt_reserve(ts_rt_t *rt, int v, ts_kind_t kind, int count) {
                                 : (full ? pc->act_bytes : 0);
   double r = a * count;
   if (!(r > 0)) return;
-  h->want = r;
-  if (!op_fits(rt, -1)) {
-    char what[96];
-    snprintf(what, sizeof what, "room to reserve the activations of %d %s ops of stage %d", count,
-             ts_kind_name(kind), v);
-    double t0 = w->ops->now(w->xd);
-    host_block(rt, -1, op_fits, what, r);
-    if (w->failed) return;
-    host_event(rt, TS_ROOM_WAIT, v, 0, t0, w->ops->now(w->xd), r);
-  }
+  char what[96];
+  snprintf(what, sizeof what, "room to reserve the activations of %d %s ops of stage %d", count,
+           ts_kind_name(kind), v);
+  if (room_for(rt, v, r, what)) return;
   h->resv[li] += r;
   h->used += r;
 }
