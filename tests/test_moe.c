@@ -7,6 +7,7 @@
 **   - capacity rounding;
 **   - a routing table sends every first choice to its expert;
 **   - Zipf skew raises load imbalance, drops and MoE layer time;
+**   - MoE layer spans when one lane's experts get no tokens;
 **   - determinism: the same seed gives a byte-identical summary.json;
 **   - all-to-all against its closed form on a star of full-duplex links:
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
@@ -154,6 +155,48 @@ static void test_zipf_imbalance(void) {
   ts_outcome_free(&oz);
   ts_job_free(ju);
   ts_job_free(jz);
+}
+
+/* Layer spans when one lane's experts get every token, on the ideal
+** platform (all-to-alls take no time): the other lane's experts compute
+** nothing, so in the backward its combine-gradient call ends at the instant
+** its dispatch-gradient call starts, and that call then waits for lane 0's
+** experts.  Each device's MoE layer spans lane 0's expert time, forward and
+** backward; the backward once came out halved, the zero-length call sorted
+** after the waiting one and closing the pair at its start. */
+static void test_layer_span_idle_lane(void) {
+  const char *table = th_write_tmp("{\"probabilities\": [1, 0, 0, 0]}", ".json");
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 2, \"hidden\": 64, \"heads\": 1,"
+           " \"vocab\": 8, \"moe\": {\"experts\": 4, \"expert_parallel\": 2, \"routing\":"
+           " {\"skew\": \"table\", \"table\": \"%s\"}}}, \"platform\": \"ideal\","
+           " \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1, \"seq_len\": 64}",
+           table);
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int rc = th_simulate(json, NULL, 0, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double ex[2] = {0, 0};
+  int n[2] = {0, 0};
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (!(e->flags & TS_EVF_EXPERT)) continue;
+    int b = e->kind == TS_BACKWARD;
+    if (e->device == 0) ex[b] += e->end - e->start;
+    if (e->device == 1) CU_ASSERT_EQUAL(e->end, e->start); /* no tokens */
+    n[b]++;
+  }
+  CU_ASSERT_EQUAL(n[0], 2);
+  CU_ASSERT_EQUAL(n[1], 2);
+  CU_ASSERT(ex[0] > 0 && ex[1] > 0);
+  TS_ASSERT_REL(o.metrics->moe_forward_s, ex[0], 1e-12);
+  TS_ASSERT_REL(o.metrics->moe_backward_s, ex[1], 1e-12);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  unlink(table);
 }
 
 static char *summary_text(const ts_outcome_t *o) {
@@ -475,7 +518,8 @@ static void test_bad_input(void) {
 
 TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_capacity),           TS_TEST(test_table_skew),
-         TS_TEST(test_zipf_imbalance),     TS_TEST(test_determinism),
+         TS_TEST(test_zipf_imbalance),     TS_TEST(test_layer_span_idle_lane),
+         TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
          TS_TEST(test_runtime_checks),     TS_TEST(test_bad_input)};
