@@ -4,6 +4,8 @@
 **     exclusive cumulative sum, second choices queued after the kept first
 **     choices, drops, combine weights, auxiliary loss;
 **   - the random second-expert policy dispatches with probability 2 g2';
+**   - second choices queued after the kept first choices (GShard's code)
+**     equal queued after all first choices (the paper, formulas.md);
 **   - capacity rounding;
 **   - a routing table sends every first choice to its expert;
 **   - Zipf skew raises load imbalance, drops and MoE layer time;
@@ -86,6 +88,73 @@ static void test_gate_random_policy(void) {
   ts_moe_route_free(&r);
   gsl_rng_free(g);
   free(p);
+}
+
+/* Second choices queue after the first choices.  GShard's code offsets their
+** positions by the kept first choices (mask_1_count, taken after the
+** capacity mask); the paper's Algorithm 2 and shared/notes/formulas.md by
+** all first choices.  The two give the same slots and drops (an expert
+** whose first choices overflow has no room left either way): checked here
+** against an independent implementation of the "all first choices" rule,
+** with its own copy of the uniforms, on random groups at tight capacity. */
+static void test_gate_second_queue_rule(void) {
+  enum { S = 64, E = 8 };
+  gsl_rng *src = gsl_rng_alloc(gsl_rng_mt19937);
+  int kept_seconds = 0, dropped_total = 0;
+  for (int trial = 0; trial < 200; trial++) {
+    double p[S * E];
+    for (int t = 0; t < S; t++) {
+      double sum = 0;
+      for (int e = 0; e < E; e++) {
+        /* skewed rows so some experts overflow on first choices alone */
+        p[t * E + e] = gsl_rng_uniform_pos(src) * (e < 2 ? 4.0 : 1.0);
+        sum += p[t * E + e];
+      }
+      for (int e = 0; e < E; e++) p[t * E + e] /= sum;
+    }
+    double cf = 0.5 + 0.25 * (trial % 5);
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937), *h = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, 100 + trial);
+    gsl_rng_set(h, 100 + trial);
+    ts_moe_route_t r;
+    ts_moe_gate(p, S, E, cf, 1, g, &r);
+    int C = ts_moe_capacity(S, E, cf, 1), count[E] = {0}, e1[S], e2[S], go2[S];
+    for (int t = 0; t < S; t++) {
+      const double *q = p + t * E;
+      e1[t] = 0;
+      for (int e = 1; e < E; e++)
+        if (q[e] > q[e1[t]]) e1[t] = e;
+      e2[t] = e1[t] ? 0 : 1;
+      for (int e = 0; e < E; e++)
+        if (e != e1[t] && q[e] > q[e2[t]]) e2[t] = e;
+      double g2 = q[e2[t]] / (q[e1[t]] + q[e2[t]]);
+      go2[t] = gsl_rng_uniform(h) < fmin(1.0, g2 / 0.5);
+    }
+    int dropped = 0;
+    for (int t = 0; t < S; t++) { /* every first choice counts */
+      int slot = count[e1[t]]++;
+      CU_ASSERT_EQUAL(r.slot[2 * t], slot < C ? slot : -1);
+      dropped += slot >= C;
+    }
+    for (int t = 0; t < S; t++) {
+      if (!go2[t]) {
+        CU_ASSERT_EQUAL(r.slot[2 * t + 1], -1);
+        continue;
+      }
+      int slot = count[e2[t]]++;
+      CU_ASSERT_EQUAL(r.slot[2 * t + 1], slot < C ? slot : -1);
+      dropped += slot >= C;
+      kept_seconds += slot < C;
+    }
+    CU_ASSERT_EQUAL(r.dropped, dropped);
+    dropped_total += dropped;
+    ts_moe_route_free(&r);
+    gsl_rng_free(g);
+    gsl_rng_free(h);
+  }
+  CU_ASSERT(kept_seconds > 1000); /* the cases exercise both outcomes */
+  CU_ASSERT(dropped_total > 1000);
+  gsl_rng_free(src);
 }
 
 static void test_capacity(void) {
@@ -517,6 +586,7 @@ static void test_bad_input(void) {
 }
 
 TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
+         TS_TEST(test_gate_second_queue_rule),
          TS_TEST(test_capacity),           TS_TEST(test_table_skew),
          TS_TEST(test_zipf_imbalance),     TS_TEST(test_layer_span_idle_lane),
          TS_TEST(test_determinism),
