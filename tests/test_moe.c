@@ -481,6 +481,24 @@ static void test_mixtral_config(void) {
   CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "mixtral-top1-config.json: num_experts_per_tok"));
   unlink(path);
+  /* one local expert: the config file is at fault, not the job */
+  const char *one = th_write_tmp(
+      "{\"model_type\": \"mixtral\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+      " \"num_attention_heads\": 1, \"vocab_size\": 8, \"num_local_experts\": 1}",
+      ".json");
+  snprintf(json, sizeof json,
+           "{\"model\": \"%s\", \"platform\": \"ideal\", \"schedule\": \"gshard\","
+           " \"stages\": 1, \"microbatches\": 1, \"seq_len\": 64}",
+           one);
+  path = th_write_tmp(json, ".json");
+  err = (ts_err_t){0};
+  CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
+  char want[600];
+  snprintf(want, sizeof want, "%s: num_local_experts", one);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
+  if (!strstr(err.msg, want)) fprintf(stderr, "got: %s\n", err.msg);
+  unlink(path);
+  unlink(one);
 }
 
 /* Broken MoE programs are caught by the runtime. */
