@@ -9,7 +9,8 @@
 **   - capacity rounding;
 **   - a routing table sends every first choice to its expert;
 **   - Zipf skew raises load imbalance, drops and MoE layer time;
-**   - MoE layer spans when one lane's experts get no tokens;
+**   - MoE layer spans when one lane's experts get no tokens; all-to-all
+**     call spans named apart from the flows in trace.json and gantt.svg;
 **   - determinism: the same seed gives a byte-identical summary.json;
 **   - all-to-all against its closed form on a star of full-duplex links:
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
@@ -266,6 +267,65 @@ static void test_layer_span_idle_lane(void) {
   ts_outcome_free(&o);
   ts_job_free(job);
   unlink(table);
+}
+
+static int count_str(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+  return n;
+}
+
+static char *write_to_string(int (*fn)(const ts_result_t *, FILE *), const ts_result_t *r) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  CU_ASSERT_EQUAL(fn(r, f), 0);
+  fclose(f);
+  return buf;
+}
+
+/* The all-to-all call spans (peer = the device itself, 0 bytes) are told
+** apart from the flows in trace.json and gantt.svg: one "call" event per
+** call, and no flow "to device d" from device d. */
+static void test_call_spans_in_outputs(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", NULL, 0, &job, &o, &err), 0);
+  int calls = 0, flows = 0;
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (e->flags & TS_EVF_A2A_CALL) {
+      calls++;
+      CU_ASSERT_EQUAL(e->peer, e->device);
+      CU_ASSERT_EQUAL(e->bytes, 0.0);
+    } else if (e->kind == TS_SEND_DISPATCH || e->kind == TS_SEND_COMBINE) {
+      flows++;
+      CU_ASSERT_NOT_EQUAL(e->peer, e->device);
+    }
+  }
+  /* 4 devices x 2 micro-batches x 4 calls; 3 flows per call */
+  CU_ASSERT_EQUAL(calls, 4 * 2 * 4);
+  CU_ASSERT_EQUAL(flows, 3 * calls);
+  char *trace = write_to_string(ts_write_trace_json, &o.r);
+  CU_ASSERT_EQUAL(count_str(trace, "call 1\"") + count_str(trace, "call 2\""), calls);
+  CU_ASSERT_EQUAL(count_str(trace, "\"name\":\"dispatch 1\"") +
+                      count_str(trace, "\"name\":\"dispatch 2\"") +
+                      count_str(trace, "\"name\":\"combine 1\"") +
+                      count_str(trace, "\"name\":\"combine 2\""),
+                  flows);
+  char *svg = write_to_string(ts_write_gantt_svg, &o.r);
+  CU_ASSERT_EQUAL(count_str(svg, "all-to-all call ("), calls);
+  int xfers = 0; /* every transfer but the calls says where it goes */
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    xfers += !ts_kind_is_compute(e->kind) && e->kind < TS_FETCH && !(e->flags & TS_EVF_A2A_CALL);
+  }
+  CU_ASSERT_EQUAL(count_str(svg, " to device "), xfers);
+  free(trace);
+  free(svg);
+  ts_outcome_free(&o);
+  ts_job_free(job);
 }
 
 static char *summary_text(const ts_outcome_t *o) {
@@ -607,6 +667,7 @@ TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_gate_second_queue_rule),
          TS_TEST(test_capacity),           TS_TEST(test_table_skew),
          TS_TEST(test_zipf_imbalance),     TS_TEST(test_layer_span_idle_lane),
+         TS_TEST(test_call_spans_in_outputs),
          TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
