@@ -11,6 +11,7 @@
 **   - Zipf skew raises load imbalance, drops and MoE layer time;
 **   - MoE layer spans when one lane's experts get no tokens; all-to-all
 **     call spans named apart from the flows in trace.json and gantt.svg;
+**   - each (MoE layer, micro-batch, lane) draws its own routing;
 **   - determinism: the same seed gives a byte-identical summary.json;
 **   - all-to-all against its closed form on a star of full-duplex links:
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
@@ -326,6 +327,37 @@ static void test_call_spans_in_outputs(void) {
   free(svg);
   ts_outcome_free(&o);
   ts_job_free(job);
+}
+
+/* Seeding: every (MoE layer, micro-batch, lane) cell draws its own routing
+** (pairwise different demand per expert), and lane r's routing does not
+** depend on how many lanes there are. */
+static void test_routing_cells_independent(void) {
+  ts_job_t *job, *job2;
+  ts_outcome_t o, o2;
+  ts_err_t err = {0};
+  const char *four[] = {"model.layers=4"};
+  const char *two[] = {"model.layers=4", "model.moe.expert_parallel=2"};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", four, 1, &job, &o, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", two, 2, &job2, &o2, &err), 0);
+  const ts_moe_cost_t *mc = o.cost->moe, *m2 = o2.cost->moe;
+  CU_ASSERT_EQUAL_FATAL(mc->n_layers, 2);
+  int cells = mc->n_layers * mc->M * mc->lanes, E = mc->E;
+  CU_ASSERT_EQUAL_FATAL(cells, 2 * 2 * 4);
+  for (int a = 0; a < cells; a++)
+    for (int b = a + 1; b < cells; b++)
+      CU_ASSERT(memcmp(mc->wanted + (size_t)a * E, mc->wanted + (size_t)b * E,
+                       (size_t)E * sizeof(int)) != 0);
+  for (int j = 0; j < 2; j++)
+    for (int mb = 0; mb < 2; mb++)
+      for (int r = 0; r < 2; r++)
+        CU_ASSERT(memcmp(mc->wanted + (((size_t)j * 2 + mb) * 4 + r) * E,
+                         m2->wanted + (((size_t)j * 2 + mb) * 2 + r) * E,
+                         (size_t)E * sizeof(int)) == 0);
+  ts_outcome_free(&o);
+  ts_outcome_free(&o2);
+  ts_job_free(job);
+  ts_job_free(job2);
 }
 
 static char *summary_text(const ts_outcome_t *o) {
@@ -668,6 +700,7 @@ TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_capacity),           TS_TEST(test_table_skew),
          TS_TEST(test_zipf_imbalance),     TS_TEST(test_layer_span_idle_lane),
          TS_TEST(test_call_spans_in_outputs),
+         TS_TEST(test_routing_cells_independent),
          TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
