@@ -12,6 +12,7 @@
 **   - MoE layer spans when one lane's experts get no tokens; all-to-all
 **     call spans named apart from the flows in trace.json and gantt.svg;
 **   - each (MoE layer, micro-batch, lane) draws its own routing;
+**   - the ring all-reduce of the replicated gradients, experts excluded;
 **   - determinism: the same seed gives a byte-identical summary.json;
 **   - all-to-all against its closed form on a star of full-duplex links:
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
@@ -360,6 +361,32 @@ static void test_routing_cells_independent(void) {
   ts_job_free(job2);
 }
 
+/* The EP devices of a stage all-reduce their replicated (non-expert)
+** gradients in a ring at the end: 2 (n - 1) steps of (gradient bytes -
+** expert bytes) / n per device. */
+static void test_replicated_allreduce(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", NULL, 0, &job, &o, &err), 0);
+  const ts_part_cost_t *pc = &o.cost->part[0];
+  double expert = o.cost->moe->expert_params[0] * job->bytes_per_element;
+  /* 1 MoE layer, 2 of the 8 experts per device: 2 x (2 h f + f + h) */
+  TS_ASSERT_REL(o.cost->moe->expert_params[0], 2.0 * (2 * 1024 * 4096 + 4096 + 1024), 1e-15);
+  double step = (pc->gradients_bytes - expert) / 4;
+  int steps[4] = {0};
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (e->kind != TS_SEND_COLL) continue;
+    steps[e->device]++;
+    TS_ASSERT_REL(e->bytes, step, 1e-12);
+    CU_ASSERT_EQUAL(e->peer, (e->device + 1) % 4);
+  }
+  for (int d = 0; d < 4; d++) CU_ASSERT_EQUAL(steps[d], 2 * 3);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
 static char *summary_text(const ts_outcome_t *o) {
   cJSON *j = ts__summary_json(&o->r);
   char *s = cJSON_Print(j);
@@ -701,6 +728,7 @@ TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_zipf_imbalance),     TS_TEST(test_layer_span_idle_lane),
          TS_TEST(test_call_spans_in_outputs),
          TS_TEST(test_routing_cells_independent),
+         TS_TEST(test_replicated_allreduce),
          TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
