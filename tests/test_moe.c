@@ -13,6 +13,7 @@
 **     call spans named apart from the flows in trace.json and gantt.svg;
 **   - each (MoE layer, micro-batch, lane) draws its own routing;
 **   - the ring all-reduce of the replicated gradients, experts excluded;
+**   - the all-to-alls' directions under skew (alltoall "tokens");
 **   - determinism: the same seed gives a byte-identical summary.json;
 **   - all-to-all against its closed form on a star of full-duplex links:
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
@@ -387,6 +388,43 @@ static void test_replicated_allreduce(void) {
   ts_job_free(job);
 }
 
+/* alltoall "tokens" under skew, where the two directions of a pair differ:
+** the forward dispatch and the combine's gradient carry the sender's tokens
+** kept at the receiver's experts, the forward combine and the dispatch's
+** gradient carry the receiver's tokens back. */
+static void test_alltoall_directions(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  const char *one_mb[] = {"microbatches=1"};
+  int rc = moe_job("ideal", ", \"alltoall\": \"tokens\", \"routing\": {\"skew\": \"zipf\","
+                   " \"exponent\": 1.5}", one_mb, 1, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  const ts_moe_cost_t *mc = o.cost->moe;
+  double tb = mc->token_bytes;
+  int seen[2][4][4] = {{{0}}}, asym = 0;
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if ((e->kind != TS_SEND_DISPATCH && e->kind != TS_SEND_COMBINE) ||
+        (e->flags & TS_EVF_A2A_CALL))
+      continue;
+    int k = e->kind == TS_SEND_COMBINE, d = e->device, q = e->peer;
+    int n = seen[k][d][q]++; /* 0: forward, 1: backward */
+    /* dispatch fwd, combine bwd: d's own tokens; combine fwd, dispatch bwd: q's */
+    bool own = (k == 0) == (n == 0);
+    int rows = own ? ts_moe_tokens(mc, 0, 0, d, q) : ts_moe_tokens(mc, 0, 0, q, d);
+    TS_ASSERT_REL(e->bytes, rows * tb, 1e-15);
+    asym += ts_moe_tokens(mc, 0, 0, d, q) != ts_moe_tokens(mc, 0, 0, q, d);
+  }
+  for (int k = 0; k < 2; k++)
+    for (int d = 0; d < 4; d++)
+      for (int q = 0; q < 4; q++) CU_ASSERT_EQUAL(seen[k][d][q], d == q ? 0 : 2);
+  CU_ASSERT(asym > 0); /* the case tells the directions apart */
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
 static char *summary_text(const ts_outcome_t *o) {
   cJSON *j = ts__summary_json(&o->r);
   char *s = cJSON_Print(j);
@@ -729,6 +767,7 @@ TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_call_spans_in_outputs),
          TS_TEST(test_routing_cells_independent),
          TS_TEST(test_replicated_allreduce),
+         TS_TEST(test_alltoall_directions),
          TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
