@@ -28,6 +28,8 @@
 */
 #include "sched_util.h"
 
+#define GSHARD_MAX_EP 512 /* devices per expert-parallel group */
+
 static void moe_forward(ts_rt_t *rt, int v, int mb) {
   const ts_layout_t *L = ts_rt_ctx(rt)->layout;
   int n = ts_rt_moe_layers(rt, v);
@@ -96,10 +98,10 @@ static void gshard_program(ts_rt_t *rt) {
     moe_backward(rt, v, bwd++);
   }
   while (bwd < m) moe_backward(rt, v, bwd++);
-  if (ep > 1) {
-    int group[64 * 8], n = ep < (int)(sizeof group / sizeof *group) ? ep : 0;
-    for (int r = 0; r < n; r++) group[r] = s * ep + r;
-    if (n) ts_rt_allreduce(rt, v, n, group, ts_rt_gradient_bytes(rt, v));
+  if (ep > 1) { /* gshard_check keeps ep <= GSHARD_MAX_EP */
+    int group[GSHARD_MAX_EP];
+    for (int r = 0; r < ep; r++) group[r] = s * ep + r;
+    ts_rt_allreduce(rt, v, ep, group, ts_rt_gradient_bytes(rt, v));
   }
 }
 
@@ -111,9 +113,9 @@ static int gshard_check(const ts_job_t *job, ts_err_t *err) {
                       "%s: recompute: schedule 'gshard' with model.moe supports recompute "
                       "\"none\" only",
                       job->path);
-  if (lanes_of(job) > 512)
-    return ts_err_set(err, EX_DATAERR, "%s: model.moe.expert_parallel: at most 512, got %d",
-                      job->path, lanes_of(job));
+  if (lanes_of(job) > GSHARD_MAX_EP)
+    return ts_err_set(err, EX_DATAERR, "%s: model.moe.expert_parallel: at most %d, got %d",
+                      job->path, GSHARD_MAX_EP, lanes_of(job));
   return 0;
 }
 

@@ -611,7 +611,11 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   attr2(f, "y", y);
   attr2(f, "width", w);
   attr2(f, "height", h);
-  if (e->kind >= TS_FETCH)
+  if (e->flags & TS_EVF_A2A_CALL)
+    fprintf(f, " fill=\"#%06X\"><title>%s all-to-all call (%s) stage %d mb %d, device %d",
+            kind_rgb[e->kind], name, (e->flags & TS_EVF_A2A_BWD) ? "backward" : "forward", stage,
+            e->mb + 1, e->device);
+  else if (e->kind >= TS_FETCH)
     fprintf(f, " fill=\"#%06X\"><title>%s stage %d %s host memory", kind_rgb[e->kind], name, stage,
             e->kind == TS_OFFLOAD ? "to" : "from");
   else

@@ -194,6 +194,12 @@ static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_
       cJSON_Delete(m);
       return rc;
     }
+    if (ne < 2) {
+      cJSON_Delete(m);
+      return ts_err_set(err, EX_DATAERR,
+                        "%s: num_local_experts: a mixture of experts needs at least 2, got %d", file,
+                        ne);
+    }
     if (tk != 2) {
       cJSON_Delete(m);
       return ts_err_set(err, EX_DATAERR,

@@ -26,6 +26,7 @@
 **                       the peak of that sum (no static weights, gradients
 **                       or optimizer states on the device).
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,25 +191,31 @@ static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, 
     if (run->events[i].flags & TS_EVF_A2A_CALL) a2a += run->events[i].end - run->events[i].start;
   m->alltoall_share = T > 0 && m->n_devices ? a2a / (m->n_devices * T) : 0;
   /* Layer spans: a device's calls come in pairs in program order (events
-  ** are sorted by start; one device's calls never overlap). */
+  ** are sorted by start, ties by the calls' seq; one device's calls never
+  ** overlap).  A pair spans from its earlier start to its later end, so a
+  ** zero-length call sorted second at the same instant (no tokens, ideal
+  ** links) still counts the pair's whole span. */
   double span[2] = {0, 0};
   long nspan[2] = {0, 0};
   double *open_t = malloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_t);
+  double *open_e = malloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_e);
   for (int d = 0; d < 2 * m->n_devices; d++) open_t[d] = -1;
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     if (!(e->flags & TS_EVF_A2A_CALL) || e->device < 0 || e->device >= m->n_devices) continue;
     int b = (e->flags & TS_EVF_A2A_BWD) != 0;
-    double *o = &open_t[2 * e->device + b];
+    double *o = &open_t[2 * e->device + b], *oe = &open_e[2 * e->device + b];
     if (*o < 0) {
       *o = e->start;
+      *oe = e->end;
     } else {
-      span[b] += e->end - *o;
+      span[b] += fmax(e->end, *oe) - fmin(e->start, *o);
       nspan[b]++;
       *o = -1;
     }
   }
   free(open_t);
+  free(open_e);
   m->moe_forward_s = nspan[0] ? span[0] / nspan[0] : 0;
   m->moe_backward_s = nspan[1] ? span[1] / nspan[1] : 0;
   m->n_expert_load = mc->E;

@@ -17,7 +17,10 @@
 **     the group with the same first expert (exclusive cumulative sum); it is
 **     kept when slot < C;
 **   - second choices queue after the kept first choices: slot = (kept first
-**     choices of that expert) + (earlier dispatched second choices of it);
+**     choices of that expert) + (earlier dispatched second choices of it),
+**     as GShard's code does (mask_1_count after the capacity mask); queueing
+**     after all first choices (the paper's Algorithm 2) gives the same slots
+**     and drops, as an expert whose first choices overflow is full either way;
 **   - a dropped choice contributes nothing (the token passes through the
 **     residual connection); the combine weights are g1' and g2' of the kept
 **     choices, not renormalised;

@@ -41,6 +41,8 @@ struct ts_rt {
                          ** (dispatch, combine) arrived from each, consumed */
   int moe_kind, moe_v, moe_mb, moe_pieces, moe_a2a; /* the MoE op in progress:
                          ** pieces run and all-to-alls done; moe_kind -1: none */
+  int a2a_calls;         /* all-to-all calls made: their events' seq, so that
+                         ** calls starting at one instant sort in program order */
   long n_arrivals;
   long polls;            /* ts_rt_arrived calls since the last progress */
   int seq;
@@ -973,7 +975,7 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
   }
   double t1 = w->ops->now(w->xd);
   ts_event_t e = {.device = d, .peer = d, .vstage = v, .mb = mb, .kind = which,
-                  .iteration = mb / rt->ctx.microbatches,
+                  .seq = ++rt->a2a_calls, .iteration = mb / rt->ctx.microbatches,
                   .flags = TS_EVF_A2A_CALL | (kind == TS_BACKWARD ? TS_EVF_A2A_BWD : 0),
                   .start = t0, .end = t1};
   ts_run_push(rt->tev, &e);

@@ -190,6 +190,8 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
     fprintf(f, "{\"name\":\"%c%d\"", kind_letter[e->kind], e->mb + 1);
   else if (e->kind >= TS_FETCH) /* host memory: named by stage */
     fprintf(f, "{\"name\":\"%s s%d\"", ts_kind_name((ts_kind_t)e->kind), stage);
+  else if (e->flags & TS_EVF_A2A_CALL) /* a MoE all-to-all's whole call, not a flow */
+    fprintf(f, "{\"name\":\"%s call %d\"", ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
   else
     fprintf(f, "{\"name\":\"%s %d\"",
             e->kind == TS_SEND_ACT ? "act" : e->kind == TS_SEND_GRAD ? "grad" : ts_kind_name((ts_kind_t)e->kind), e->mb + 1);

@@ -4,9 +4,16 @@
 **     exclusive cumulative sum, second choices queued after the kept first
 **     choices, drops, combine weights, auxiliary loss;
 **   - the random second-expert policy dispatches with probability 2 g2';
+**   - second choices queued after the kept first choices (GShard's code)
+**     equal queued after all first choices (the paper, formulas.md);
 **   - capacity rounding;
 **   - a routing table sends every first choice to its expert;
 **   - Zipf skew raises load imbalance, drops and MoE layer time;
+**   - MoE layer spans when one lane's experts get no tokens; all-to-all
+**     call spans named apart from the flows in trace.json and gantt.svg;
+**   - each (MoE layer, micro-batch, lane) draws its own routing;
+**   - the ring all-reduce of the replicated gradients, experts excluded;
+**   - the all-to-alls' directions under skew (alltoall "tokens");
 **   - determinism: the same seed gives a byte-identical summary.json;
 **   - all-to-all against its closed form on a star of full-duplex links:
 **     2 L + (n - 1) S / B; expert compute time = tokens x 2 k h f / speed;
@@ -87,6 +94,73 @@ static void test_gate_random_policy(void) {
   free(p);
 }
 
+/* Second choices queue after the first choices.  GShard's code offsets their
+** positions by the kept first choices (mask_1_count, taken after the
+** capacity mask); the paper's Algorithm 2 and shared/notes/formulas.md by
+** all first choices.  The two give the same slots and drops (an expert
+** whose first choices overflow has no room left either way): checked here
+** against an independent implementation of the "all first choices" rule,
+** with its own copy of the uniforms, on random groups at tight capacity. */
+static void test_gate_second_queue_rule(void) {
+  enum { S = 64, E = 8 };
+  gsl_rng *src = gsl_rng_alloc(gsl_rng_mt19937);
+  int kept_seconds = 0, dropped_total = 0;
+  for (int trial = 0; trial < 200; trial++) {
+    double p[S * E];
+    for (int t = 0; t < S; t++) {
+      double sum = 0;
+      for (int e = 0; e < E; e++) {
+        /* skewed rows so some experts overflow on first choices alone */
+        p[t * E + e] = gsl_rng_uniform_pos(src) * (e < 2 ? 4.0 : 1.0);
+        sum += p[t * E + e];
+      }
+      for (int e = 0; e < E; e++) p[t * E + e] /= sum;
+    }
+    double cf = 0.5 + 0.25 * (trial % 5);
+    gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937), *h = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(g, 100 + trial);
+    gsl_rng_set(h, 100 + trial);
+    ts_moe_route_t r;
+    ts_moe_gate(p, S, E, cf, 1, g, &r);
+    int C = ts_moe_capacity(S, E, cf, 1), count[E] = {0}, e1[S], e2[S], go2[S];
+    for (int t = 0; t < S; t++) {
+      const double *q = p + t * E;
+      e1[t] = 0;
+      for (int e = 1; e < E; e++)
+        if (q[e] > q[e1[t]]) e1[t] = e;
+      e2[t] = e1[t] ? 0 : 1;
+      for (int e = 0; e < E; e++)
+        if (e != e1[t] && q[e] > q[e2[t]]) e2[t] = e;
+      double g2 = q[e2[t]] / (q[e1[t]] + q[e2[t]]);
+      go2[t] = gsl_rng_uniform(h) < fmin(1.0, g2 / 0.5);
+    }
+    int dropped = 0;
+    for (int t = 0; t < S; t++) { /* every first choice counts */
+      int slot = count[e1[t]]++;
+      CU_ASSERT_EQUAL(r.slot[2 * t], slot < C ? slot : -1);
+      dropped += slot >= C;
+    }
+    for (int t = 0; t < S; t++) {
+      if (!go2[t]) {
+        CU_ASSERT_EQUAL(r.slot[2 * t + 1], -1);
+        continue;
+      }
+      int slot = count[e2[t]]++;
+      CU_ASSERT_EQUAL(r.slot[2 * t + 1], slot < C ? slot : -1);
+      dropped += slot >= C;
+      kept_seconds += slot < C;
+    }
+    CU_ASSERT_EQUAL(r.dropped, dropped);
+    dropped_total += dropped;
+    ts_moe_route_free(&r);
+    gsl_rng_free(g);
+    gsl_rng_free(h);
+  }
+  CU_ASSERT(kept_seconds > 1000); /* the cases exercise both outcomes */
+  CU_ASSERT(dropped_total > 1000);
+  gsl_rng_free(src);
+}
+
 static void test_capacity(void) {
   CU_ASSERT_EQUAL(ts_moe_capacity(8, 4, 1.0, 1), 2);
   CU_ASSERT_EQUAL(ts_moe_capacity(8, 4, 1.0, 4), 4);
@@ -154,6 +228,201 @@ static void test_zipf_imbalance(void) {
   ts_outcome_free(&oz);
   ts_job_free(ju);
   ts_job_free(jz);
+}
+
+/* Layer spans when one lane's experts get every token, on the ideal
+** platform (all-to-alls take no time): the other lane's experts compute
+** nothing, so in the backward its combine-gradient call ends at the instant
+** its dispatch-gradient call starts, and that call then waits for lane 0's
+** experts.  Each device's MoE layer spans lane 0's expert time, forward and
+** backward; the backward once came out halved, the zero-length call sorted
+** after the waiting one and closing the pair at its start. */
+static void test_layer_span_idle_lane(void) {
+  const char *table = th_write_tmp("{\"probabilities\": [1, 0, 0, 0]}", ".json");
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 2, \"hidden\": 64, \"heads\": 1,"
+           " \"vocab\": 8, \"moe\": {\"experts\": 4, \"expert_parallel\": 2, \"routing\":"
+           " {\"skew\": \"table\", \"table\": \"%s\"}}}, \"platform\": \"ideal\","
+           " \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1, \"seq_len\": 64}",
+           table);
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int rc = th_simulate(json, NULL, 0, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double ex[2] = {0, 0};
+  int n[2] = {0, 0};
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (!(e->flags & TS_EVF_EXPERT)) continue;
+    int b = e->kind == TS_BACKWARD;
+    if (e->device == 0) ex[b] += e->end - e->start;
+    if (e->device == 1) CU_ASSERT_EQUAL(e->end, e->start); /* no tokens */
+    n[b]++;
+  }
+  CU_ASSERT_EQUAL(n[0], 2);
+  CU_ASSERT_EQUAL(n[1], 2);
+  CU_ASSERT(ex[0] > 0 && ex[1] > 0);
+  TS_ASSERT_REL(o.metrics->moe_forward_s, ex[0], 1e-12);
+  TS_ASSERT_REL(o.metrics->moe_backward_s, ex[1], 1e-12);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  unlink(table);
+}
+
+static int count_str(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+  return n;
+}
+
+static char *write_to_string(int (*fn)(const ts_result_t *, FILE *), const ts_result_t *r) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  CU_ASSERT_EQUAL(fn(r, f), 0);
+  fclose(f);
+  return buf;
+}
+
+/* The all-to-all call spans (peer = the device itself, 0 bytes) are told
+** apart from the flows in trace.json and gantt.svg: one "call" event per
+** call, and no flow "to device d" from device d. */
+static void test_call_spans_in_outputs(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", NULL, 0, &job, &o, &err), 0);
+  int calls = 0, flows = 0;
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (e->flags & TS_EVF_A2A_CALL) {
+      calls++;
+      CU_ASSERT_EQUAL(e->peer, e->device);
+      CU_ASSERT_EQUAL(e->bytes, 0.0);
+    } else if (e->kind == TS_SEND_DISPATCH || e->kind == TS_SEND_COMBINE) {
+      flows++;
+      CU_ASSERT_NOT_EQUAL(e->peer, e->device);
+    }
+  }
+  /* 4 devices x 2 micro-batches x 4 calls; 3 flows per call */
+  CU_ASSERT_EQUAL(calls, 4 * 2 * 4);
+  CU_ASSERT_EQUAL(flows, 3 * calls);
+  char *trace = write_to_string(ts_write_trace_json, &o.r);
+  CU_ASSERT_EQUAL(count_str(trace, "call 1\"") + count_str(trace, "call 2\""), calls);
+  CU_ASSERT_EQUAL(count_str(trace, "\"name\":\"dispatch 1\"") +
+                      count_str(trace, "\"name\":\"dispatch 2\"") +
+                      count_str(trace, "\"name\":\"combine 1\"") +
+                      count_str(trace, "\"name\":\"combine 2\""),
+                  flows);
+  char *svg = write_to_string(ts_write_gantt_svg, &o.r);
+  CU_ASSERT_EQUAL(count_str(svg, "all-to-all call ("), calls);
+  int xfers = 0; /* every transfer but the calls says where it goes */
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    xfers += !ts_kind_is_compute(e->kind) && e->kind < TS_FETCH && !(e->flags & TS_EVF_A2A_CALL);
+  }
+  CU_ASSERT_EQUAL(count_str(svg, " to device "), xfers);
+  free(trace);
+  free(svg);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
+/* Seeding: every (MoE layer, micro-batch, lane) cell draws its own routing
+** (pairwise different demand per expert), and lane r's routing does not
+** depend on how many lanes there are. */
+static void test_routing_cells_independent(void) {
+  ts_job_t *job, *job2;
+  ts_outcome_t o, o2;
+  ts_err_t err = {0};
+  const char *four[] = {"model.layers=4"};
+  const char *two[] = {"model.layers=4", "model.moe.expert_parallel=2"};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", four, 1, &job, &o, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", two, 2, &job2, &o2, &err), 0);
+  const ts_moe_cost_t *mc = o.cost->moe, *m2 = o2.cost->moe;
+  CU_ASSERT_EQUAL_FATAL(mc->n_layers, 2);
+  int cells = mc->n_layers * mc->M * mc->lanes, E = mc->E;
+  CU_ASSERT_EQUAL_FATAL(cells, 2 * 2 * 4);
+  for (int a = 0; a < cells; a++)
+    for (int b = a + 1; b < cells; b++)
+      CU_ASSERT(memcmp(mc->wanted + (size_t)a * E, mc->wanted + (size_t)b * E,
+                       (size_t)E * sizeof(int)) != 0);
+  for (int j = 0; j < 2; j++)
+    for (int mb = 0; mb < 2; mb++)
+      for (int r = 0; r < 2; r++)
+        CU_ASSERT(memcmp(mc->wanted + (((size_t)j * 2 + mb) * 4 + r) * E,
+                         m2->wanted + (((size_t)j * 2 + mb) * 2 + r) * E,
+                         (size_t)E * sizeof(int)) == 0);
+  ts_outcome_free(&o);
+  ts_outcome_free(&o2);
+  ts_job_free(job);
+  ts_job_free(job2);
+}
+
+/* The EP devices of a stage all-reduce their replicated (non-expert)
+** gradients in a ring at the end: 2 (n - 1) steps of (gradient bytes -
+** expert bytes) / n per device. */
+static void test_replicated_allreduce(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", NULL, 0, &job, &o, &err), 0);
+  const ts_part_cost_t *pc = &o.cost->part[0];
+  double expert = o.cost->moe->expert_params[0] * job->bytes_per_element;
+  /* 1 MoE layer, 2 of the 8 experts per device: 2 x (2 h f + f + h) */
+  TS_ASSERT_REL(o.cost->moe->expert_params[0], 2.0 * (2 * 1024 * 4096 + 4096 + 1024), 1e-15);
+  double step = (pc->gradients_bytes - expert) / 4;
+  int steps[4] = {0};
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (e->kind != TS_SEND_COLL) continue;
+    steps[e->device]++;
+    TS_ASSERT_REL(e->bytes, step, 1e-12);
+    CU_ASSERT_EQUAL(e->peer, (e->device + 1) % 4);
+  }
+  for (int d = 0; d < 4; d++) CU_ASSERT_EQUAL(steps[d], 2 * 3);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
+/* alltoall "tokens" under skew, where the two directions of a pair differ:
+** the forward dispatch and the combine's gradient carry the sender's tokens
+** kept at the receiver's experts, the forward combine and the dispatch's
+** gradient carry the receiver's tokens back. */
+static void test_alltoall_directions(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  const char *one_mb[] = {"microbatches=1"};
+  int rc = moe_job("ideal", ", \"alltoall\": \"tokens\", \"routing\": {\"skew\": \"zipf\","
+                   " \"exponent\": 1.5}", one_mb, 1, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  const ts_moe_cost_t *mc = o.cost->moe;
+  double tb = mc->token_bytes;
+  int seen[2][4][4] = {{{0}}}, asym = 0;
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if ((e->kind != TS_SEND_DISPATCH && e->kind != TS_SEND_COMBINE) ||
+        (e->flags & TS_EVF_A2A_CALL))
+      continue;
+    int k = e->kind == TS_SEND_COMBINE, d = e->device, q = e->peer;
+    int n = seen[k][d][q]++; /* 0: forward, 1: backward */
+    /* dispatch fwd, combine bwd: d's own tokens; combine fwd, dispatch bwd: q's */
+    bool own = (k == 0) == (n == 0);
+    int rows = own ? ts_moe_tokens(mc, 0, 0, d, q) : ts_moe_tokens(mc, 0, 0, q, d);
+    TS_ASSERT_REL(e->bytes, rows * tb, 1e-15);
+    asym += ts_moe_tokens(mc, 0, 0, d, q) != ts_moe_tokens(mc, 0, 0, q, d);
+  }
+  for (int k = 0; k < 2; k++)
+    for (int d = 0; d < 4; d++)
+      for (int q = 0; q < 4; q++) CU_ASSERT_EQUAL(seen[k][d][q], d == q ? 0 : 2);
+  CU_ASSERT(asym > 0); /* the case tells the directions apart */
+  ts_outcome_free(&o);
+  ts_job_free(job);
 }
 
 static char *summary_text(const ts_outcome_t *o) {
@@ -369,6 +638,24 @@ static void test_mixtral_config(void) {
   CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "mixtral-top1-config.json: num_experts_per_tok"));
   unlink(path);
+  /* one local expert: the config file is at fault, not the job */
+  const char *one = th_write_tmp(
+      "{\"model_type\": \"mixtral\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
+      " \"num_attention_heads\": 1, \"vocab_size\": 8, \"num_local_experts\": 1}",
+      ".json");
+  snprintf(json, sizeof json,
+           "{\"model\": \"%s\", \"platform\": \"ideal\", \"schedule\": \"gshard\","
+           " \"stages\": 1, \"microbatches\": 1, \"seq_len\": 64}",
+           one);
+  path = th_write_tmp(json, ".json");
+  err = (ts_err_t){0};
+  CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
+  char want[600];
+  snprintf(want, sizeof want, "%s: num_local_experts", one);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
+  if (!strstr(err.msg, want)) fprintf(stderr, "got: %s\n", err.msg);
+  unlink(path);
+  unlink(one);
 }
 
 /* Broken MoE programs are caught by the runtime. */
@@ -474,8 +761,14 @@ static void test_bad_input(void) {
 }
 
 TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
+         TS_TEST(test_gate_second_queue_rule),
          TS_TEST(test_capacity),           TS_TEST(test_table_skew),
-         TS_TEST(test_zipf_imbalance),     TS_TEST(test_determinism),
+         TS_TEST(test_zipf_imbalance),     TS_TEST(test_layer_span_idle_lane),
+         TS_TEST(test_call_spans_in_outputs),
+         TS_TEST(test_routing_cells_independent),
+         TS_TEST(test_replicated_allreduce),
+         TS_TEST(test_alltoall_directions),
+         TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
          TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
          TS_TEST(test_runtime_checks),     TS_TEST(test_bad_input)};
