@@ -2,7 +2,7 @@
 ** gshard.c: GShard mixture-of-experts training with expert parallelism
 ** (Lepikhin et al., "GShard: Scaling Giant Models with Conditional
 ** Computation and Automatic Sharding", ICLR 2021), composed with 1F1B
-** pipelining when stages > 1.
+** (gshard) or GPipe (gshard-gpipe) pipelining when stages > 1.
 **
 ** Devices: stages x EP, where EP = model.moe.expert_parallel.  Stage s,
 ** lane r is device (and virtual stage) s x EP + r.  The EP devices of a
@@ -12,7 +12,9 @@
 ** s + 1 within a lane.
 **
 ** Program of each device: 1F1B over its stage (min(p - s - 1, m) warm-up
-** forwards, then one forward one backward, then the drain).  A forward of a
+** forwards, then one forward one backward, then the drain), or, for
+** gshard-gpipe, all m forwards then the m backwards, last micro-batch first
+** (schedules/gpipe.c's order).  A forward of a
 ** part with MoE layers runs, for each MoE layer: the dense segment up to
 ** its gate, the dispatch all-to-all, the experts (time proportional to the
 ** tokens they received), the combine all-to-all; then the rest of the
@@ -86,18 +88,23 @@ static ts_layout_t *gshard_layout(const ts_job_t *job) {
   return l;
 }
 
-static void gshard_program(ts_rt_t *rt) {
+static void gshard_run(ts_rt_t *rt, int gpipe) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   int v = c->local[0], s = c->layout->stage[v], p = c->stages, m = c->microbatches;
   int ep = c->n_devices / p;
-  int warmup = p - s - 1 < m ? p - s - 1 : m;
-  int fwd = 0, bwd = 0;
-  while (fwd < warmup) moe_forward(rt, v, fwd++);
-  while (fwd < m) {
-    moe_forward(rt, v, fwd++);
-    moe_backward(rt, v, bwd++);
+  if (gpipe) {
+    for (int mb = 0; mb < m; mb++) moe_forward(rt, v, mb);
+    for (int mb = m - 1; mb >= 0; mb--) moe_backward(rt, v, mb);
+  } else {
+    int warmup = p - s - 1 < m ? p - s - 1 : m;
+    int fwd = 0, bwd = 0;
+    while (fwd < warmup) moe_forward(rt, v, fwd++);
+    while (fwd < m) {
+      moe_forward(rt, v, fwd++);
+      moe_backward(rt, v, bwd++);
+    }
+    while (bwd < m) moe_backward(rt, v, bwd++);
   }
-  while (bwd < m) moe_backward(rt, v, bwd++);
   if (ep > 1) { /* gshard_check keeps ep <= GSHARD_MAX_EP */
     int group[GSHARD_MAX_EP];
     for (int r = 0; r < ep; r++) group[r] = s * ep + r;
@@ -119,10 +126,23 @@ static int gshard_check(const ts_job_t *job, ts_err_t *err) {
   return 0;
 }
 
+static void gshard_program(ts_rt_t *rt) { gshard_run(rt, 0); }
+static void gshard_gpipe_program(ts_rt_t *rt) { gshard_run(rt, 1); }
+
 const ts_schedule_t ts_schedule_gshard = {
     .name = "gshard",
     .title = "GShard top-2 MoE, expert parallel (1F1B across stages)",
     .check = gshard_check,
     .layout = gshard_layout,
     .program = gshard_program,
+    .moe = 1,
+};
+
+const ts_schedule_t ts_schedule_gshard_gpipe = {
+    .name = "gshard-gpipe",
+    .title = "GShard top-2 MoE, expert parallel (GPipe across stages)",
+    .check = gshard_check,
+    .layout = gshard_layout,
+    .program = gshard_gpipe_program,
+    .moe = 1,
 };

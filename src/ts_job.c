@@ -821,9 +821,10 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
       job->placement[i] = strdup(it->valuestring);
     }
   }
-  if (job->model.moe.experts > 0 && strcmp(job->schedule, "gshard") != 0)
+  if (job->model.moe.experts > 0 && !s->moe)
     return ts_err_set(c->err, EX_DATAERR,
-                      "%s: schedule: a model with model.moe needs schedule \"gshard\", got '%s'",
+                      "%s: schedule: a model with model.moe needs schedule \"gshard\" or "
+                      "\"gshard-gpipe\", got '%s'",
                       c->file, job->schedule);
   if (s->check && (rc = s->check(job, c->err))) return rc;
   return 0;

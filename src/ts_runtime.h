@@ -68,6 +68,9 @@ typedef struct ts_schedule {
   ** ("cross", "block", ...; "cross" falls back to "sequential" when the
   ** devices do not split into mapping_groups groups). */
   const char *default_mapping;
+  /* 1: the program runs model.moe's MoE layers (ts_rt_moe_*); a model with
+  ** model.moe needs such a schedule. */
+  int moe;
 } ts_schedule_t;
 
 /* Registry lookups: NULL when unknown. */

@@ -579,6 +579,48 @@ static void test_pipeline_composes(void) {
   ts_job_free(job);
 }
 
+/* gshard-gpipe: the same 2 stages x EP 4 in GPipe order: on every device
+** every forward piece precedes every backward piece, backwards run the last
+** micro-batch first, and stage 0 holds all m = 4 micro-batches (1F1B: 2);
+** the all-to-all calls are the same in number. */
+static void test_pipeline_gpipe(void) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 64, \"heads\": 1,"
+           " \"vocab\": 8, \"moe\": {\"experts\": 8, \"expert_parallel\": 4}},"
+           " \"platform\": \"%s\", \"schedule\": \"gshard-gpipe\", \"stages\": 2,"
+           " \"microbatches\": 4, \"seq_len\": 128}",
+           TS_SOURCE_DIR "/platforms/dgx-a100-2node.xml");
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int rc = th_simulate(json, NULL, 0, &job, &o, &err);
+  if (rc) fprintf(stderr, "%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  int calls = 0;
+  for (int d = 0; d < o.run->n_devices; d++) {
+    int last_fwd_seq = -1, first_bwd_seq = 1 << 30, first_bwd_mb = -1, first_bwd_at = 1 << 30;
+    for (int i = 0; i < o.run->n_events; i++) {
+      const ts_event_t *e = &o.run->events[i];
+      if (e->device != d || !ts_kind_is_compute(e->kind)) continue;
+      if (e->kind == TS_FORWARD && e->seq > last_fwd_seq) last_fwd_seq = e->seq;
+      if (e->kind == TS_BACKWARD && e->seq < first_bwd_seq) first_bwd_seq = e->seq;
+      if (e->kind == TS_BACKWARD && e->seq < first_bwd_at) first_bwd_at = e->seq, first_bwd_mb = e->mb;
+    }
+    CU_ASSERT(last_fwd_seq < first_bwd_seq);
+    CU_ASSERT_EQUAL(first_bwd_mb, 3);
+    CU_ASSERT_EQUAL(o.metrics->dev[d].peak_inflight, 4);
+  }
+  for (int i = 0; i < o.run->n_events; i++) calls += (o.run->events[i].flags & TS_EVF_A2A_CALL) != 0;
+  CU_ASSERT_EQUAL(calls, 8 * 4 * 4);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  /* A model with model.moe on a schedule without MoE layers is refused. */
+  const char *dense[] = {"schedule=1f1b"};
+  CU_ASSERT_EQUAL(th_simulate(json, dense, 1, &job, &o, &err), EX_DATAERR);
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "needs schedule \"gshard\" or \"gshard-gpipe\""));
+}
+
 static void test_mixtral_config(void) {
   char json[1024];
   snprintf(json, sizeof json,
@@ -770,6 +812,6 @@ TS_TESTS{TS_TEST(test_gate_hand),          TS_TEST(test_gate_random_policy),
          TS_TEST(test_alltoall_directions),
          TS_TEST(test_determinism),
          TS_TEST(test_alltoall_closed_form), TS_TEST(test_nvlink_vs_ib),
-         TS_TEST(test_pipeline_composes),  TS_TEST(test_mixtral_config),
+         TS_TEST(test_pipeline_composes), TS_TEST(test_pipeline_gpipe),  TS_TEST(test_mixtral_config),
          TS_TEST(test_runtime_checks),     TS_TEST(test_bad_input)};
 TS_TEST_MAIN("moe")
