@@ -334,6 +334,23 @@ static bool may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
 }
 
 
+/* Records a compute op of this device, next in program order. */
+static void push_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double t0,
+                         double t1) {
+  ts_event_t e = {.device = rt->ctx.device,
+                  .peer = -1,
+                  .vstage = v,
+                  .mb = mb,
+                  .kind = kind,
+                  .seq = rt->seq++,
+                  .iteration = mb / rt->ctx.microbatches,
+                  .flags = flags,
+                  .start = t0,
+                  .end = t1,
+                  .bytes = 0};
+  ts_run_push(rt->cev, &e);
+}
+
 /* ---- host memory ------------------------------------------------------- */
 
 static void host_pump(ts_rt_t *rt);
@@ -365,32 +382,35 @@ static int room_for(ts_rt_t *rt, int v, double bytes, const char *what) {
   return 0;
 }
 
+/* Activation bytes one op of kind on v allocates (README "Memory"): a
+** forward its stash (only its input under full recompute, unless the
+** program keeps v's activations), a recompute the full stash. */
+static double alloc_bytes(ts_rt_t *rt, ts_kind_t kind, int v) {
+  const ts_part_cost_t *pc = &rt->w->cost->part[rt->w->lay->part[v]];
+  bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
+  if (kind == TS_FORWARD) return full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes;
+  return kind == TS_RECOMPUTE ? pc->act_bytes : 0;
+}
+
 /* Before a forward or recompute: allocates its activation bytes in the
 ** device ledger, at the op's start as ts_metrics.c counts them, waiting
 ** (a room_wait event) until they fit.  A wait that nothing can end (no
 ** copy in flight or queued would free memory) is reported as a deadlock. */
 static void host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
   rt_host_t *h = rt->host;
-  ts_world_t *w = rt->w;
-  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
-  bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
-  double a = kind == TS_FORWARD ? (full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes)
-             : kind == TS_RECOMPUTE ? pc->act_bytes
-                                    : 0;
+  double a = alloc_bytes(rt, kind, v);
   if (!(a > 0)) return;
   int li = rt->local_idx[v];
-  h->held[c] += a;
   if (h->resv_used[li] + a <= h->resv[li] * (1 + 1e-12)) { /* reserved already */
     h->resv_used[li] += a;
-    return;
+  } else {
+    char what[96];
+    snprintf(what, sizeof what, "room for the activations of the %s of stage %d micro-batch %d",
+             ts_kind_name(kind), v, mb);
+    if (room_for(rt, v, a, what)) return;
+    h->used += a;
   }
-  h->held[c] -= a;
-  char what[96];
-  snprintf(what, sizeof what, "room for the activations of the %s of stage %d micro-batch %d",
-           ts_kind_name(kind), v, mb);
-  if (room_for(rt, v, a, what)) return;
   h->held[c] += a;
-  h->used += a;
 }
 
 /* After a backward (or a split one's weight-gradient half): frees the
@@ -418,18 +438,15 @@ static void host_unreserve(ts_rt_t *rt, int li) {
 void ts_rt_reserve(ts_rt_t *rt, int v, ts_kind_t kind, int count) {
   int li = host_local(rt, "reserve", v);
   if (li < 0) return;
-  ts_world_t *w = rt->w;
   rt_host_t *h = rt->host;
   if ((kind != TS_FORWARD && kind != TS_RECOMPUTE) || count < 0) {
     fail(rt, "reserve for %s of stage %d (%d ops): only forwards and recomputes allocate", ts_kind_name(kind),
          v, count);
     return;
   }
-  const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
-  bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
-  double a = kind == TS_FORWARD ? (full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes)
-                                : (full ? pc->act_bytes : 0);
-  double r = a * count;
+  /* Without full recompute no recompute runs: nothing to reserve. */
+  if (kind == TS_RECOMPUTE && rt->ctx.recompute != TS_RECOMPUTE_FULL) return;
+  double r = alloc_bytes(rt, kind, v) * count;
   if (!(r > 0)) return;
   char what[96];
   snprintf(what, sizeof what, "room to reserve the activations of %d %s ops of stage %d", count,
@@ -648,19 +665,11 @@ void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
   rt->done[kind][c] = 1;
   rt->polls = 0;
   if (rt->host) host_free(rt, kind, v, c);
-  ts_event_t e = {.device = rt->ctx.device,
-                  .peer = -1,
-                  .vstage = v,
-                  .mb = mb,
-                  .kind = kind,
-                  .seq = rt->seq++,
-                  .iteration = mb / rt->ctx.microbatches,
-                  .flags = (kind == TS_FORWARD && rt->keep[v] &&
-                            rt->ctx.recompute == TS_RECOMPUTE_FULL) ? TS_EVF_KEEP : 0,
-                  .start = t0,
-                  .end = t1,
-                  .bytes = 0};
-  ts_run_push(rt->cev, &e);
+  push_compute(rt, kind, v, mb,
+               (kind == TS_FORWARD && rt->keep[v] && rt->ctx.recompute == TS_RECOMPUTE_FULL)
+                   ? TS_EVF_KEEP
+                   : 0,
+               t0, t1);
 }
 
 void ts_rt_send(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
@@ -910,18 +919,10 @@ void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int piece) {
   w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, flops, w->cost->part[part].seconds[kind]);
   double t1 = w->ops->now(w->xd);
   rt->polls = 0;
-  ts_event_t e = {.device = rt->ctx.device,
-                  .peer = -1,
-                  .vstage = v,
-                  .mb = mb,
-                  .kind = kind,
-                  .seq = rt->seq++,
-                  .iteration = mb / rt->ctx.microbatches,
-                  .flags = (first ? 0 : TS_EVF_CONT) | (lastp ? 0 : TS_EVF_MORE) |
-                           (piece % 2 ? TS_EVF_EXPERT : 0),
-                  .start = t0,
-                  .end = t1};
-  ts_run_push(rt->cev, &e);
+  push_compute(rt, kind, v, mb,
+               (first ? 0 : TS_EVF_CONT) | (lastp ? 0 : TS_EVF_MORE) |
+                   (piece % 2 ? TS_EVF_EXPERT : 0),
+               t0, t1);
   if (lastp) {
     rt->done[kind][c] = 1;
     rt->moe_kind = -1;
