@@ -52,30 +52,6 @@ static int delta_cmp(const void *a, const void *b) {
   return (x->order > y->order) - (x->order < y->order);
 }
 
-/* The weights and gradient-buffer steps of device d's fetch, evict and
-** offload events, appended to dl[*n] (grown as needed). */
-static delta_t *resident_deltas(const ts_run_t *run, int d, const ts_layout_t *lay,
-                                const ts_cost_t *cost, delta_t *dl, int *n, int *cap) {
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
-    if (e->device != d) continue;
-    const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
-    double add, t = e->start;
-    if (e->kind == TS_FETCH)
-      add = pc->weights_bytes + ((e->flags & TS_EVF_GRADS) ? pc->gradients_bytes : 0);
-    else if (e->kind == TS_EVICT)
-      add = -pc->weights_bytes;
-    else if (e->kind == TS_OFFLOAD)
-      add = -pc->gradients_bytes, t = e->end;
-    else
-      continue;
-    if (*n + 1 > *cap) dl = realloc(dl, (size_t)(*cap *= 2) * sizeof *dl);
-    dl[*n] = (delta_t){t, add, *n};
-    (*n)++;
-  }
-  return dl;
-}
-
 /* Peak of the running sum of dl[0..n) once sorted; the steps go to
 ** (*t, *b)[0..*nt) when t is not NULL. */
 static double replay(delta_t *dl, int n, int *nt, double **t, double **b) {
@@ -99,28 +75,45 @@ static double replay(delta_t *dl, int n, int *nt, double **t, double **b) {
   return peak;
 }
 
-/* Host-memory schedules: the device's weights and gradient buffers over
-** time (dm->res_*), and its peak memory: the peak of activations (dm->mem_*)
-** plus those. */
-static void host_memory(const ts_run_t *run, int d, const ts_layout_t *lay, const ts_cost_t *cost,
-                        ts_device_metrics_t *dm) {
-  int n = 0, cap = dm->n_mem + 16;
-  delta_t *dl = malloc((size_t)cap * sizeof *dl);
-  dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
-  dm->peak_resident_bytes = replay(dl, n, &dm->n_res, &dm->res_t, &dm->res_bytes);
-  n = 0;
-  if (cap < dm->n_mem + 16) dl = realloc(dl, (size_t)(cap = dm->n_mem + 16) * sizeof *dl);
-  for (int i = 0; i < dm->n_mem; i++, n++)
-    dl[n] = (delta_t){dm->mem_t[i], dm->mem_bytes[i] - (i ? dm->mem_bytes[i - 1] : 0), n};
-  dl = resident_deltas(run, d, lay, cost, dl, &n, &cap);
-  dm->peak_memory_bytes = replay(dl, n, NULL, NULL, NULL);
-  free(dl);
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
-    if (e->device != d) continue;
-    if (e->kind == TS_FETCH || e->kind == TS_OFFLOAD) dm->host_bytes += e->bytes;
-    if (e->kind == TS_ROOM_WAIT) dm->room_wait_s += e->end - e->start;
+/* Host-memory schedules, from the device's nh host-memory events hev
+** (fetch, evict, offload, room_wait) in time order: its copied bytes, room
+** waits, weights and gradient buffers over time (dm->res_*), and its peak
+** memory, the peak of activations (dm->mem_*) plus those.  A fetch reserves
+** its weights (and gradient buffer, TS_EVF_GRADS) at its start, an evict
+** frees the weights, an offload the gradient buffer at its end. */
+static void host_memory(const ts_event_t *const *hev, int nh, const ts_layout_t *lay,
+                        const ts_cost_t *cost, ts_device_metrics_t *dm) {
+  /* Activation steps first, then the resident ones: ties keep that order. */
+  delta_t *dl = malloc((size_t)(dm->n_mem + nh + 1) * sizeof *dl), *rl = dl + dm->n_mem;
+  int nr = 0;
+  for (int i = 0; i < nh; i++) {
+    const ts_event_t *e = hev[i];
+    const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
+    double add, t = e->start;
+    if (e->kind == TS_ROOM_WAIT) {
+      dm->room_wait_s += e->end - e->start;
+      continue;
+    }
+    if (e->kind == TS_FETCH) {
+      add = pc->weights_bytes + ((e->flags & TS_EVF_GRADS) ? pc->gradients_bytes : 0);
+      dm->host_bytes += e->bytes;
+    } else if (e->kind == TS_OFFLOAD) {
+      add = -pc->gradients_bytes, t = e->end;
+      dm->host_bytes += e->bytes;
+    } else {
+      add = -pc->weights_bytes; /* TS_EVICT */
+    }
+    rl[nr] = (delta_t){t, add, dm->n_mem + nr};
+    nr++;
   }
+  delta_t *res = malloc((size_t)(nr + 1) * sizeof *res); /* replay sorts in place */
+  memcpy(res, rl, (size_t)nr * sizeof *res);
+  dm->peak_resident_bytes = replay(res, nr, &dm->n_res, &dm->res_t, &dm->res_bytes);
+  free(res);
+  for (int i = 0; i < dm->n_mem; i++)
+    dl[i] = (delta_t){dm->mem_t[i], dm->mem_bytes[i] - (i ? dm->mem_bytes[i - 1] : 0), i};
+  dm->peak_memory_bytes = replay(dl, dm->n_mem + nr, NULL, NULL, NULL);
+  free(dl);
 }
 
 static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
@@ -253,18 +246,24 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
   m->iteration_time_s = T / job->iterations;
 
   const ts_event_t **ev = malloc((size_t)(run->n_events ? run->n_events : 1) * sizeof *ev);
+  const ts_schedule_t *sched = ts_schedule_find(job->schedule);
+  bool host = sched && sched->host_weights;
+  const ts_event_t **hev = host ? malloc((size_t)(run->n_events + 1) * sizeof *hev) : NULL;
+  int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
   double idle_sum = 0, ideal = 0;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
-    int k = 0;
+    int k = 0, nh = 0;
     for (int i = 0; i < run->n_events; i++) {
       const ts_event_t *e = &run->events[i];
       if (e->device != d) continue;
       if (ts_kind_is_compute(e->kind)) {
         dm->busy_s += e->end - e->start;
         ev[k++] = e;
-      } else if (e->kind < TS_FETCH) { /* transfers between devices, not host copies */
+      } else if (e->kind < TS_FETCH) { /* transfers between devices */
         dm->send_bytes += e->bytes;
+      } else if (hev) { /* copies to and from host memory */
+        hev[nh++] = e;
       }
     }
     qsort(ev, (size_t)k, sizeof *ev, seq_cmp);
@@ -273,10 +272,8 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
     dm->bubble_fraction = T > 0 ? dm->idle_s / T : 0;
     idle_sum += dm->idle_s;
     if (dm->busy_s > ideal) ideal = dm->busy_s;
-    const ts_schedule_t *sched = ts_schedule_find(job->schedule);
-    int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
-    if (sched && sched->host_weights) {
-      host_memory(run, d, lay, cost, dm);
+    if (host) {
+      host_memory(hev, nh, lay, cost, dm);
     } else {
       for (int v = 0; v < lay->n_vstages; v++) {
         if (lay->dev[v] != d) continue;
@@ -293,6 +290,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
     m->p2p_bytes += dm->send_bytes;
   }
   free(ev);
+  free(hev);
   m->bubble_fraction = (n > 0 && T > 0) ? idle_sum / (n * T) : 0;
   m->ideal_time_s = ideal / job->iterations;
   m->bubble_overhead = ideal > 0 ? (T - ideal) / ideal : 0;

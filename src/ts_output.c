@@ -116,6 +116,8 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   add_num_or_null(t, "mfu", m->mfu, r->cost->has_flops);
   add_num(o, "p2p_bytes", m->p2p_bytes);
   if (r->cost->moe) moe_json(o, r);
+  const ts_schedule_t *sc = ts_schedule_find(j->schedule);
+  bool host = sc && sc->host_weights;
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
   for (int d = 0; d < m->n_devices; d++) {
     const ts_device_metrics_t *dm = &m->dev[d];
@@ -152,8 +154,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
     cJSON_AddBoolToObject(x, "fits", dm->fits);
     add_num(x, "p2p_bytes_sent", dm->send_bytes);
     add_num(x, "speed_flops", r->run->devices[d].speed);
-    const ts_schedule_t *sc = ts_schedule_find(j->schedule);
-    if (sc && sc->host_weights) {
+    if (host) {
       add_num(x, "host_bytes", dm->host_bytes);
       add_num(x, "room_wait_s", dm->room_wait_s);
       add_num(x, "peak_resident_bytes", dm->peak_resident_bytes);
