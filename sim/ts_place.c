@@ -75,6 +75,14 @@ static void enumerate(place_t *p, int *labels, int pos, int *left, int groups, i
   }
 }
 
+/* "0 4 1 5 ...": the n GPUs of order, space-separated, cut to fit cap. */
+static const char *fmt_order(char *buf, size_t cap, const int *order, int n) {
+  buf[0] = 0;
+  for (int j = 0; j < n && strlen(buf) < cap - 8; j++)
+    snprintf(buf + strlen(buf), cap - strlen(buf), "%s%d", j ? " " : "", order[j]);
+  return buf;
+}
+
 static double max_uplink(const ts_run_t *run, double T) {
   double u = 0;
   for (int i = 0; i < run->n_links; i++) {
@@ -153,10 +161,9 @@ int ts_place(const char *path, const char *const *sets, int n_sets, const char *
     ts_outcome_t o;
     ts_err_t e = {0};
     if ((rc = simulate_order(job, p.c[i].order, &o, &e))) {
-      char ord[256] = "";
-      for (int j = 0; j < G && strlen(ord) < sizeof ord - 8; j++)
-        snprintf(ord + strlen(ord), sizeof ord - strlen(ord), "%s%d", j ? " " : "", p.c[i].order[j]);
-      ts_err_set(err, rc, "place: GPU order %s: %s", ord, e.msg);
+      char ord[256];
+      ts_err_set(err, rc, "place: GPU order %s: %s", fmt_order(ord, sizeof ord, p.c[i].order, G),
+                 e.msg);
       break;
     }
     double T = o.metrics->iteration_time_s * job->iterations;
@@ -180,10 +187,9 @@ int ts_place(const char *path, const char *const *sets, int n_sets, const char *
            job->schedule, S, G, ng, p.n);
     printf("  %-4s %-24s %-16s %s\n", "rank", "GPU order", "iteration (s)", "max uplink use");
     for (int i = 0; i < p.n && i < 5; i++) {
-      char ord[128] = "";
-      for (int j = 0; j < G && strlen(ord) < sizeof ord - 8; j++)
-        snprintf(ord + strlen(ord), sizeof ord - strlen(ord), "%s%d", j ? " " : "", p.c[i].order[j]);
-      printf("  %-4d %-24s %-16.6g %.3f\n", i + 1, ord, p.c[i].time, p.c[i].uplink);
+      char ord[128];
+      printf("  %-4d %-24s %-16.6g %.3f\n", i + 1, fmt_order(ord, sizeof ord, p.c[i].order, G),
+             p.c[i].time, p.c[i].uplink);
     }
     printf("  best: \"mapping\": [");
     for (int k = 0; k < S; k++) printf("%s%d", k ? ", " : "", p.c[0].order[k % G]);
