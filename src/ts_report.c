@@ -725,6 +725,20 @@ static void write_memory(FILE *f, const ts_result_t *r) {
 /* Tables                                                              */
 /* ------------------------------------------------------------------ */
 
+/* One row of the summary table: the metric, its value as shown and exact
+** (v, x), and its definition. */
+static void write_row(FILE *f, const def_t *d, const char *v, const char *x) {
+  fputs("<tr><td><code>", f);
+  html_put(f, d->name);
+  fputs("</code></td><td class=\"num\">", f);
+  html_put(f, v);
+  fputs("</td><td class=\"num\"><code>", f);
+  html_put(f, x);
+  fputs("</code></td><td class=\"def\">", f);
+  html_put(f, d->text);
+  fputs("</td></tr>\n", f);
+}
+
 /* The rows of the "moe" object: values for MoE runs, n/a otherwise. */
 static void write_moe_rows(FILE *f, const ts_result_t *r) {
   const ts_metrics_t *m = r->metrics;
@@ -769,15 +783,7 @@ static void write_moe_rows(FILE *f, const ts_result_t *r) {
       }
     }
     if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
-    fputs("<tr><td><code>", f);
-    html_put(f, moe_defs[i].name);
-    fputs("</code></td><td class=\"num\">", f);
-    html_put(f, v);
-    fputs("</td><td class=\"num\"><code>", f);
-    html_put(f, x);
-    fputs("</code></td><td class=\"def\">", f);
-    html_put(f, moe_defs[i].text);
-    fputs("</td></tr>\n", f);
+    write_row(f, &moe_defs[i], v, x);
   }
 }
 
@@ -826,15 +832,7 @@ static void write_summary(FILE *f, const ts_result_t *r) {
         break;
     }
     if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
-    fputs("<tr><td><code>", f);
-    html_put(f, top_defs[i].name);
-    fputs("</code></td><td class=\"num\">", f);
-    html_put(f, v);
-    fputs("</td><td class=\"num\"><code>", f);
-    html_put(f, x);
-    fputs("</code></td><td class=\"def\">", f);
-    html_put(f, top_defs[i].text);
-    fputs("</td></tr>\n", f);
+    write_row(f, &top_defs[i], v, x);
   }
   write_moe_rows(f, r);
   fputs("</table></div>\n</section>\n", f);
