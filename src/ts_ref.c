@@ -877,6 +877,20 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
   return rc;
 }
 
+/* One forward and backward of all `layers` blocks of m over `samples`
+** samples of X (the output goes to y, which may be X), with the loss against
+** T (n doubles) divided by norm: m's gradients accumulate.  Returns 0, or
+** non-zero when memory ran out. */
+static int batch_grad(ts_ref_model_t *m, int layers, int samples, const double *X, double *y,
+                      const double *T, size_t n, double norm) {
+  ts_ref_stash_t *st = ts_ref_forward(m, 0, layers, samples, X, y, 1, NULL);
+  if (!st) return 1;
+  ts_ref_loss(y, T, n, norm, y);
+  int rc = ts_ref_backward(m, st, y, NULL, NULL);
+  if (rc) ts_ref_stash_free(st, NULL);
+  return rc;
+}
+
 ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
   ts_ref_config_t cfg;
   ts_err_t err = {0};
@@ -890,13 +904,7 @@ ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
   }
   size_t n = (size_t)M * (size_t)mbs * (size_t)cfg.seq * (size_t)cfg.hidden;
   /* The whole batch as one micro-batch: attention never mixes samples. */
-  ts_ref_stash_t *st = ts_ref_forward(m, 0, cfg.layers, M * mbs, X, X, 1, NULL);
-  int rc = !st;
-  if (st) {
-    ts_ref_loss(X, T, n, (double)M * mbs, X);
-    rc = ts_ref_backward(m, st, X, NULL, NULL);
-    if (rc) ts_ref_stash_free(st, NULL);
-  }
+  int rc = batch_grad(m, cfg.layers, M * mbs, X, X, T, n, (double)M * mbs);
   free(X);
   free(T);
   if (rc) {
@@ -923,13 +931,8 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness) {
     ts_ref_model_t *use = ts_ref_model_clone(W[t - staleness < 0 ? 0 : t - staleness]);
     if (!use) goto done;
     ts_ref_model_zero_grad(use);
-    ts_ref_stash_t *st = ts_ref_forward(use, 0, cfg.layers, m * mbs, X + (size_t)t * n_it, y, 1, NULL);
-    int rc = !st;
-    if (st) {
-      ts_ref_loss(y, T + (size_t)t * n_it, n_it, (double)m * I * mbs, y);
-      rc = ts_ref_backward(use, st, y, NULL, NULL);
-      if (rc) ts_ref_stash_free(st, NULL);
-    }
+    int rc = batch_grad(use, cfg.layers, m * mbs, X + (size_t)t * n_it, y, T + (size_t)t * n_it,
+                        n_it, (double)m * I * mbs);
     if (!rc) rc = !(W[t + 1] = ts_ref_model_clone(W[t]));
     for (int l = 0; !rc && l < cfg.layers; l++) {
       size_t n;
