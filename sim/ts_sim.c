@@ -351,7 +351,7 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     sg_host_t a, b;
-    if (e->kind >= TS_COMPUTE_KINDS && e->kind < TS_FETCH) { /* between devices */
+    if (!ts_kind_is_compute(e->kind) && !ts_kind_is_host(e->kind)) { /* between devices */
       a = x->dev[e->device].host;
       b = x->dev[e->peer].host;
     } else if (e->kind == TS_FETCH) {

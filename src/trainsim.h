@@ -70,6 +70,8 @@ typedef enum ts_kind {
 /* Stable lower-case names used in files: "forward", "send_act", ... */
 const char *ts_kind_name(ts_kind_t kind);
 static inline bool ts_kind_is_compute(ts_kind_t k) { return k < TS_COMPUTE_KINDS; }
+/* Host-memory events (fetch, offload, evict, room_wait: the last kinds). */
+static inline bool ts_kind_is_host(ts_kind_t k) { return k >= TS_FETCH && k < TS_KIND_COUNT; }
 
 /* ------------------------------------------------------------------ */
 /* Model and job                                                       */

@@ -615,7 +615,7 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
     fprintf(f, " fill=\"#%06X\"><title>%s all-to-all call (%s) stage %d mb %d, device %d",
             kind_rgb[e->kind], name, (e->flags & TS_EVF_A2A_BWD) ? "backward" : "forward", stage,
             e->mb + 1, e->device);
-  else if (e->kind >= TS_FETCH)
+  else if (ts_kind_is_host((ts_kind_t)e->kind))
     fprintf(f, " fill=\"#%06X\"><title>%s stage %d %s host memory", kind_rgb[e->kind], name, stage,
             e->kind == TS_OFFLOAD ? "to" : "from");
   else

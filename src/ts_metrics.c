@@ -260,7 +260,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
       if (ts_kind_is_compute(e->kind)) {
         dm->busy_s += e->end - e->start;
         ev[k++] = e;
-      } else if (e->kind < TS_FETCH) { /* transfers between devices */
+      } else if (!ts_kind_is_host(e->kind)) { /* transfers between devices */
         dm->send_bytes += e->bytes;
       } else if (hev) { /* copies to and from host memory */
         hev[nh++] = e;

@@ -188,7 +188,7 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
   sep(f, first);
   if (compute)
     fprintf(f, "{\"name\":\"%c%d\"", kind_letter[e->kind], e->mb + 1);
-  else if (e->kind >= TS_FETCH) /* host memory: named by stage */
+  else if (ts_kind_is_host((ts_kind_t)e->kind)) /* named by stage */
     fprintf(f, "{\"name\":\"%s s%d\"", ts_kind_name((ts_kind_t)e->kind), stage);
   else if (e->flags & TS_EVF_A2A_CALL) /* a MoE all-to-all's whole call, not a flow */
     fprintf(f, "{\"name\":\"%s call %d\"", ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
