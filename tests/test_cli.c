@@ -410,7 +410,7 @@ static void hf_llama(void) {
         jnum(s, "job", "seq_len"));
   CHECK(summary_layers(s) == 32, "Llama: the stages hold %d layers", summary_layers(s));
   /* Gated MLP (k = 3) with f = intermediate_size: per layer
-  ** 4 h^2 + 4 h + 3 h f + f + h + 4 h (src/ts_cost.c), plus (V + s) h. */
+  ** 4 h^2 + 4 h + 3 h f + f + h + 4 h (src/cost/ts_cost.c), plus (V + s) h. */
   double h = 4096, f = 11008, l = 32, V = 32000, sq = 4096;
   double want = l * (4 * h * h + 4 * h + 3 * h * f + f + h + 4 * h) + (V + sq) * h;
   double p = jnum(s, "job", "model_parameters");

@@ -1,5 +1,5 @@
 /*
-** test_platform_gen.c: the platform generator (sim/platform_gen.c).
+** test_platform_gen.c: the platform generator (platforms/platform_gen.c).
 **
 ** Checks the presets and ts_platgen_check, the calibration rule, that the
 ** shipped platforms/<preset>.xml are exactly what the presets generate,

@@ -1,5 +1,5 @@
 /*
-** test_ref_exec.c: the CPU reference executor (src/ts_ref.c) against its
+** test_ref_exec.c: the CPU reference executor (src/ref/ts_ref.c) against its
 ** oracles.
 **
 ** - Gradients: after a GPipe or 1F1B iteration (recompute none and full,

@@ -1,5 +1,5 @@
 /*
-** test_ref_moe.c: the reference MoE layer (src/ref_moe.c).
+** test_ref_moe.c: the reference MoE layer (src/ref/ref_moe.c).
 **   - expert parallel on 4 threads exchanging token buffers gives the same
 **     output, input gradient, gate gradient and expert gradients as the
 **     same layer on one thread (<= 1e-10), with tokens dropped;

@@ -1,5 +1,5 @@
 /*
-** test_report.c: report.html (src/ts_report.c).
+** test_report.c: report.html (src/out/ts_report.c).
 **   - structure, checked without an HTML library: the doctype, one <svg>
 **     per chart (the Gantt chart and one memory chart per device), one box
 **     per compute op and per transfer, balanced sections, tables and divs;
