@@ -1,0 +1,100 @@
+/*
+** rt_internal.h: the runtime front-end's own state, shared by its files
+** (ts_runtime.c: checks, compute and point-to-point messages; rt_world.c:
+** the world of one run and its end-of-run checks; rt_host.c: host memory;
+** rt_moe.c: mixture-of-experts pieces and all-to-alls; rt_coll.c:
+** collectives).  Not for schedules or executors: they use ts_runtime.h.
+*/
+#ifndef TS_RT_INTERNAL_H
+#define TS_RT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "ts_runtime.h"
+
+enum { MSG_ACT = 0, MSG_GRAD = 1 };
+
+struct ts_rt {
+  ts_world_t *w;
+  ts_ctx_t ctx;
+  int *local_idx;        /* [n_vstages] index among local vstages, or -1 */
+  int M;                 /* micro-batches over all iterations */
+  unsigned char *done[TS_COMPUTE_KINDS]; /* [n_local * M] */
+  unsigned char *arrived[2], *consumed[2], *sent[2];
+  unsigned char *keep;   /* [n_vstages] forwards keep full activations */
+  long *coll_in;         /* [n_devices] collective messages arrived from each */
+  long *coll_used;       /* [n_devices] ... and consumed */
+  long coll_seq;         /* collective steps sent by this device */
+  long *a2a_in[2], *a2a_used[2]; /* [n_devices] MoE all-to-all messages
+                         ** (dispatch, combine) arrived from each, consumed */
+  int moe_kind, moe_v, moe_mb, moe_pieces, moe_a2a; /* the MoE op in progress:
+                         ** pieces run and all-to-alls done; moe_kind -1: none */
+  int a2a_calls;         /* all-to-all calls made: their events' seq, so that
+                         ** calls starting at one instant sort in program order */
+  long n_arrivals;
+  long polls;            /* ts_rt_arrived calls since the last progress */
+  int seq;
+  bool finished;
+  char waiting[160];     /* what a blocked device waits for */
+  ts_run_t *cev;         /* compute events (own thread) */
+  ts_run_t *tev;         /* transfer events (under the inbox lock) */
+  /* host memory (sched->host_weights only; own thread or, in SimGrid, the
+  ** copy actors of this device, which never run concurrently with it) */
+  struct rt_host *host;
+};
+
+enum { W_HOST = 0, W_QUEUED, W_COPYING, W_RESIDENT };
+enum { G_NONE = 0, G_RESERVED, G_OFFLOADING, G_WRITTEN };
+
+typedef struct rt_host {
+  unsigned char *w, *g;   /* [n_local] weight and gradient-buffer states */
+  unsigned char *fgrads;  /* [n_local] the queued fetch reserves gradients */
+  double *req_t;          /* [n_local] when the fetch was queued */
+  int *q[2];              /* [n_local] FIFOs of local indices: 0 D2H, 1 H2D */
+  int qhead[2], qtail[2];
+  int busy[2];            /* a copy of that direction is running */
+  double free_t[2];       /* when the engine last became free */
+  double *held;           /* [n_local * M] activation bytes per (stage, mb) */
+  double *resv, *resv_used; /* [n_local] activation reservations (ts_rt_reserve) */
+  double used, cap;       /* ledger and capacity (0: unlimited) */
+  double want;            /* bytes a blocked compute op waits to allocate */
+  double blocked_need;    /* > 0 while blocked on room: what it needs */
+  int pumping, again;
+} rt_host_t;
+
+struct ts_world {
+  const ts_job_t *job;
+  const ts_schedule_t *sched;
+  const ts_layout_t *lay;
+  const ts_cost_t *cost;
+  const ts_exec_ops_t *ops;
+  void *xd;
+  int n;
+  ts_rt_t *rt;
+  atomic_int failed;      /* set once, by the first failing device */
+  ts_err_t err;
+};
+
+#define POLL_LIMIT 10000000L
+
+/* Records the first error of the run (fmt takes a string, then v and mb)
+** and stops every device. */
+void ts__rt_fail(ts_rt_t *rt, const char *fmt, const char *a, int v, int mb);
+/* Index of (v, mb) in this device's tables, or -1 after failing. */
+long ts__rt_cell(ts_rt_t *rt, const char *what, int v, int mb);
+bool ts__rt_done_at(ts_rt_t *rt, ts_kind_t k, int v, int mb);
+bool ts__rt_backward_done(ts_rt_t *rt, int v, int mb);
+/* Checks that kind may run now on (v, mb) (cell c); fails and returns
+** false if not. */
+bool ts__rt_may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c);
+/* Records a compute op of this device, next in program order. */
+void ts__rt_push_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double t0,
+                         double t1);
+/* Host memory (rt_host.c): the activation ledger around a compute op. */
+void ts__rt_host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c);
+void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c);
+/* 1 when no copy of the device is queued or running (li < 0: any stage). */
+bool ts__rt_copies_done(ts_rt_t *rt, int li);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+** rt_world.c: the world of one run (one runtime state per device, built
+** from the job's plan and cost table) and the checks at its end: deadlock
+** (devices that never returned, those waiting for device memory first),
+** completeness (every micro-batch forward and backward on every stage it
+** passes) and host-memory write-backs.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "rt_internal.h"
+#include "ts_moe.h"
+
+/* ---- world ------------------------------------------------------------- */
+
+ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+                          const ts_cost_t *cost, const ts_exec_ops_t *ops, void *xd) {
+  ts_world_t *w = calloc(1, sizeof *w);
+  w->job = job;
+  w->sched = sched;
+  w->lay = lay;
+  w->cost = cost;
+  w->ops = ops;
+  w->xd = xd;
+  w->n = lay->n_devices;
+  w->rt = calloc((size_t)w->n, sizeof *w->rt);
+  int M = job->microbatches * job->iterations;
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    rt->w = w;
+    rt->M = M;
+    rt->local_idx = malloc((size_t)lay->n_vstages * sizeof(int));
+    int *local = malloc((size_t)lay->n_vstages * sizeof(int));
+    int nl = 0;
+    for (int k = 0; k < lay->n_vstages; k++) {
+      rt->local_idx[k] = -1;
+      if (lay->dev[k] == d) {
+        rt->local_idx[k] = nl;
+        local[nl++] = k;
+      }
+    }
+    rt->ctx = (ts_ctx_t){.device = d,
+                         .n_devices = w->n,
+                         .stages = job->stages,
+                         .microbatches = job->microbatches,
+                         .chunks = job->chunks,
+                         .iterations = job->iterations,
+                         .recompute = job->recompute,
+                         .layout = lay,
+                         .n_local = nl,
+                         .local = local};
+    size_t cells = (size_t)(nl ? nl : 1) * (size_t)M;
+    for (int k = 0; k < TS_COMPUTE_KINDS; k++) rt->done[k] = calloc(cells, 1);
+    for (int k = 0; k < 2; k++) {
+      rt->arrived[k] = calloc(cells, 1);
+      rt->consumed[k] = calloc(cells, 1);
+      rt->sent[k] = calloc(cells, 1);
+    }
+    rt->keep = calloc((size_t)lay->n_vstages, 1);
+    rt->coll_in = calloc((size_t)w->n, sizeof(long));
+    rt->coll_used = calloc((size_t)w->n, sizeof(long));
+    for (int k = 0; k < 2; k++) {
+      rt->a2a_in[k] = calloc((size_t)w->n, sizeof(long));
+      rt->a2a_used[k] = calloc((size_t)w->n, sizeof(long));
+    }
+    rt->moe_kind = -1;
+    rt->cev = ts_run_new(0);
+    rt->tev = ts_run_new(0);
+    if (sched->host_weights) {
+      rt_host_t *h = calloc(1, sizeof *h);
+      size_t n1 = (size_t)(nl ? nl : 1);
+      h->w = calloc(n1, 1);
+      h->g = calloc(n1, 1);
+      h->fgrads = calloc(n1, 1);
+      h->req_t = calloc(n1, sizeof(double));
+      for (int k = 0; k < 2; k++) h->q[k] = calloc(n1, sizeof(int));
+      h->held = calloc(cells, sizeof(double));
+      h->resv = calloc(n1, sizeof(double));
+      h->resv_used = calloc(n1, sizeof(double));
+      h->cap = ops->capacity ? ops->capacity(xd, d) : 0;
+      rt->host = h;
+    }
+  }
+  return w;
+}
+
+ts_rt_t *ts__world_rt(ts_world_t *w, int device) { return &w->rt[device]; }
+
+void ts__world_free(ts_world_t *w) {
+  if (!w) return;
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    free(rt->local_idx);
+    free((void *)rt->ctx.local);
+    for (int k = 0; k < TS_COMPUTE_KINDS; k++) free(rt->done[k]);
+    for (int k = 0; k < 2; k++) {
+      free(rt->arrived[k]);
+      free(rt->consumed[k]);
+      free(rt->sent[k]);
+    }
+    free(rt->keep);
+    free(rt->coll_in);
+    free(rt->coll_used);
+    for (int k = 0; k < 2; k++) {
+      free(rt->a2a_in[k]);
+      free(rt->a2a_used[k]);
+    }
+    ts_run_free(rt->cev);
+    ts_run_free(rt->tev);
+    if (rt->host) {
+      free(rt->host->w);
+      free(rt->host->g);
+      free(rt->host->fgrads);
+      free(rt->host->req_t);
+      free(rt->host->q[0]);
+      free(rt->host->q[1]);
+      free(rt->host->held);
+      free(rt->host->resv);
+      free(rt->host->resv_used);
+      free(rt->host);
+    }
+  }
+  free(w->rt);
+  free(w);
+}
+
+/* Records the first error and stops every device. */
+void ts__rt_main(ts_rt_t *rt) {
+  rt->w->sched->program(rt);
+  rt->finished = true;
+}
+
+/* ---- end of run -------------------------------------------------------- */
+
+int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
+  if (w->failed) return ts_err_set(err, w->err.code, "%s", w->err.msg);
+  /* Deadlock: some device never returned from its program.  Devices that
+  ** wait for device memory come first: they are where a deadlock starts. */
+  char msg[900] = "";
+  int stuck = 0;
+  for (int pass = 0; pass < 2; pass++)
+    for (int d = 0; d < w->n; d++) {
+      ts_rt_t *rt = &w->rt[d];
+      bool room = rt->host && rt->host->blocked_need > 0;
+      if (rt->finished || room != (pass == 0)) continue;
+      if (stuck++ < 4) {
+        size_t l = strlen(msg);
+        snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,
+                 rt->waiting[0] ? rt->waiting : "an event that never comes");
+        if (room) {
+          l = strlen(msg);
+          snprintf(msg + l, sizeof msg - l, " (needs %.0f bytes; %.0f of %.0f in use)",
+                   rt->host->blocked_need, rt->host->used, rt->host->cap);
+        }
+      }
+    }
+  if (stuck)
+    return ts_err_set(err, EX_SOFTWARE, "schedule '%s': deadlock: %s%s", w->job->schedule, msg,
+                      stuck > 4 ? "; ..." : "");
+  /* Completeness: every micro-batch went forward and backward everywhere. */
+  const ts_layout_t *L = w->lay;
+  for (int v = 0; v < L->n_vstages; v++) {
+    ts_rt_t *rt = &w->rt[L->dev[v]];
+    int lo = L->mb_hi[v] >= 0 ? L->mb_lo[v] : 0, hi = L->mb_hi[v] >= 0 ? L->mb_hi[v] : rt->M;
+    for (int mb = lo; mb < hi; mb++) {
+      long c = (long)rt->local_idx[v] * rt->M + mb;
+      const char *missing = NULL;
+      if (!rt->done[TS_FORWARD][c])
+        missing = "forward";
+      else if (!rt->done[TS_BACKWARD][c] &&
+               !(rt->done[TS_BACKWARD_INPUT][c] && rt->done[TS_WEIGHT_GRAD][c]))
+        missing = rt->done[TS_BACKWARD_INPUT][c] ? "weight gradient" : "backward";
+      if (missing)
+        return ts_err_set(err, EX_SOFTWARE,
+                          "schedule '%s': device %d finished without the %s of stage %d "
+                          "micro-batch %d",
+                          w->job->schedule, L->dev[v], missing, v, mb);
+    }
+  }
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    if (!rt->host) continue;
+    if (!ts__rt_copies_done(rt, -1))
+      return ts_err_set(err, EX_SOFTWARE,
+                        "schedule '%s': device %d finished with copies to or from host memory "
+                        "still queued (it should end with ts_rt_host_wait)",
+                        w->job->schedule, d);
+    for (int li = 0; li < rt->ctx.n_local; li++)
+      if (rt->host->g[li] != G_WRITTEN)
+        return ts_err_set(err, EX_SOFTWARE,
+                          "schedule '%s': device %d finished without writing the gradients of "
+                          "stage %d back to host memory",
+                          w->job->schedule, d, rt->ctx.local[li]);
+  }
+  for (int d = 0; d < w->n; d++) {
+    ts_rt_t *rt = &w->rt[d];
+    for (int i = 0; i < rt->cev->n_events; i++) ts_run_push(run, &rt->cev->events[i]);
+    for (int i = 0; i < rt->tev->n_events; i++) ts_run_push(run, &rt->tev->events[i]);
+  }
+  ts_run_sort(run);
+  return 0;
+}
