@@ -31,6 +31,6 @@ const ts_schedule_t ts_schedule_1f1b = {
     .name = "1f1b",
     .title = "1F1B (PipeDream-Flush / DAPPLE)",
     .check = ts_sched_check_one_chunk,
-    .layout = NULL,
+    .pipeline = NULL,
     .program = onef1b_program,
 };

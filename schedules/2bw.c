@@ -46,7 +46,7 @@ const ts_schedule_t ts_schedule_2bw = {
     .name = "2bw",
     .title = "PipeDream-2BW (Narayanan et al. 2021)",
     .check = twobw_check,
-    .layout = NULL,
+    .pipeline = NULL,
     .program = twobw_program,
     .weight_versions = 2,
 };

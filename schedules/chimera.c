@@ -94,11 +94,10 @@ static void chimera_program(ts_rt_t *rt) {
     if (!ran) ts_rt_wait_any(rt);
   }
   /* Gradient all-reduce between the two replicas of this pair of stages. */
-  int D = c->n_devices, me = c->device, other = D - 1 - me;
-  int group[2] = {me < other ? me : other, me < other ? other : me};
+  ts_group_t g = ts_rt_group(rt, TS_GROUP_REPLICA); /* devices i and D - 1 - i */
   double bytes = 0;
   for (int i = 0; i < c->n_local; i++) bytes += ts_rt_gradient_bytes(rt, c->local[i]);
-  ts_rt_allreduce(rt, c->local[0], 2, group, bytes);
+  ts_rt_allreduce(rt, c->local[0], g.n, g.dev, bytes);
 }
 
 static int chimera_check(const ts_job_t *job, ts_err_t *err) {
@@ -122,6 +121,6 @@ const ts_schedule_t ts_schedule_chimera = {
     .name = "chimera",
     .title = "Chimera (Li and Hoefler 2021)",
     .check = chimera_check,
-    .layout = chimera_layout,
+    .pipeline = chimera_layout,
     .program = chimera_program,
 };

@@ -25,6 +25,6 @@ const ts_schedule_t ts_schedule_gpipe = {
     .name = "gpipe",
     .title = "GPipe (Huang et al. 2019)",
     .check = ts_sched_check_one_chunk,
-    .layout = NULL,
+    .pipeline = NULL,
     .program = gpipe_program,
 };

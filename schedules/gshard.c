@@ -4,8 +4,9 @@
 ** Computation and Automatic Sharding", ICLR 2021), composed with 1F1B
 ** (gshard) or GPipe (gshard-gpipe) pipelining when stages > 1.
 **
-** Devices: stages x EP, where EP = model.moe.expert_parallel.  Stage s,
-** lane r is device (and virtual stage) s x EP + r.  The EP devices of a
+** Devices: stages x EP, where EP = model.moe.expert_parallel: the plan
+** replicates the pipeline over EP lanes (stage s, lane r is virtual stage
+** s x EP + r, on device s x EP + r under the default rank order).  The EP devices of a
 ** stage hold the same dense layers (data-parallel over the tokens: each
 ** lane runs its own micro-batches, numbered alike) and split the experts of
 ** the stage's MoE layers, E / EP each.  Activations go from stage s to
@@ -72,26 +73,9 @@ static int lanes_of(const ts_job_t *job) {
   return job->model.moe.experts > 0 ? job->model.moe.expert_parallel : 1;
 }
 
-static ts_layout_t *gshard_layout(const ts_job_t *job) {
-  int p = job->stages, ep = lanes_of(job);
-  ts_layout_t *l = ts_layout_new(p * ep, p * ep);
-  for (int s = 0; s < p; s++)
-    for (int r = 0; r < ep; r++) {
-      int k = s * ep + r;
-      l->dev[k] = k;
-      l->stage[k] = s;
-      l->chunk[k] = 0;
-      l->part[k] = s;
-      l->prev[k] = s ? k - ep : -1;
-      l->next[k] = s + 1 < p ? k + ep : -1;
-    }
-  return l;
-}
-
 static void gshard_run(ts_rt_t *rt, int gpipe) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   int v = c->local[0], s = c->layout->stage[v], p = c->stages, m = c->microbatches;
-  int ep = c->n_devices / p;
   if (gpipe) {
     for (int mb = 0; mb < m; mb++) moe_forward(rt, v, mb);
     for (int mb = m - 1; mb >= 0; mb--) moe_backward(rt, v, mb);
@@ -105,11 +89,9 @@ static void gshard_run(ts_rt_t *rt, int gpipe) {
     }
     while (bwd < m) moe_backward(rt, v, bwd++);
   }
-  if (ep > 1) { /* gshard_check keeps ep <= GSHARD_MAX_EP */
-    int group[GSHARD_MAX_EP];
-    for (int r = 0; r < ep; r++) group[r] = s * ep + r;
-    ts_rt_allreduce(rt, v, ep, group, ts_rt_gradient_bytes(rt, v));
-  }
+  /* The replicated (dense) weights of the stage: its EP lanes. */
+  ts_group_t g = ts_rt_group(rt, TS_GROUP_REPLICA);
+  if (g.n > 1) ts_rt_allreduce(rt, v, g.n, g.dev, ts_rt_gradient_bytes(rt, v));
 }
 
 static int gshard_check(const ts_job_t *job, ts_err_t *err) {
@@ -133,7 +115,6 @@ const ts_schedule_t ts_schedule_gshard = {
     .name = "gshard",
     .title = "GShard top-2 MoE, expert parallel (1F1B across stages)",
     .check = gshard_check,
-    .layout = gshard_layout,
     .program = gshard_program,
     .moe = 1,
 };
@@ -142,7 +123,6 @@ const ts_schedule_t ts_schedule_gshard_gpipe = {
     .name = "gshard-gpipe",
     .title = "GShard top-2 MoE, expert parallel (GPipe across stages)",
     .check = gshard_check,
-    .layout = gshard_layout,
     .program = gshard_gpipe_program,
     .moe = 1,
 };

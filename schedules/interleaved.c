@@ -70,6 +70,6 @@ const ts_schedule_t ts_schedule_interleaved = {
     .name = "interleaved",
     .title = "Interleaved 1F1B (Megatron-LM, Narayanan et al. 2021)",
     .check = interleaved_check,
-    .layout = NULL,
+    .pipeline = NULL,
     .program = interleaved_program,
 };

@@ -89,6 +89,6 @@ const ts_schedule_t ts_schedule_varuna = {
     .name = "varuna",
     .title = "Varuna (Athlur et al. 2022)",
     .check = varuna_check,
-    .layout = NULL,
+    .pipeline = NULL,
     .program = varuna_program,
 };

@@ -59,6 +59,6 @@ const ts_schedule_t ts_schedule_zb_h1 = {
     .name = "zb-h1",
     .title = "ZB-H1 (Qi et al. 2024)",
     .check = zbh1_check,
-    .layout = NULL,
+    .pipeline = NULL,
     .program = zbh1_program,
 };

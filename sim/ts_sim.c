@@ -390,8 +390,9 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
 }
 
 /* The child: runs the simulation and fills run or err. */
-static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                           const ts_cost_t *cost, ts_run_t *run, ts_err_t *err) {
+  const ts_layout_t *lay = plan->layout;
   int argc = 1;
   char *argv[16] = {"trainsim"};
   for (int i = 0; ts_sim_cfg[i]; i++) argv[argc++] = (char *)ts_sim_cfg[i];
@@ -501,7 +502,7 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
     d->out[d->n_out++] = e;
   }
 
-  ts_world_t *w = ts__world_new(job, sched, lay, cost, &sim_ops, &x);
+  ts_world_t *w = ts__world_new(job, sched, plan, cost, &sim_ops, &x);
   x.w = w;
   for (int d = 0; d < x.n; d++) {
     char name[32];
@@ -599,8 +600,9 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
                WEXITSTATUS(status), one[0] ? one : "no message");
 }
 
-int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err) {
+  const ts_layout_t *lay = plan->layout;
   *out = NULL;
   FILE *res = tmpfile(), *log = tmpfile();
   if (!res || !log) {
@@ -620,7 +622,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
     dup2(lfd, 2);
     ts_run_t *run = ts_run_new(lay->n_devices);
     ts_err_t e = {0};
-    int rc = child_simulate(job, sched, lay, cost, run, &e);
+    int rc = child_simulate(job, sched, plan, cost, run, &e);
     sim_header_t h = {0};
     h.rc = rc;
     snprintf(h.msg, sizeof h.msg, "%s", e.msg);
@@ -674,12 +676,14 @@ int ts_simulate(const ts_job_t *job, ts_outcome_t *out, ts_err_t *err) {
   memset(out, 0, sizeof *out);
   const ts_schedule_t *s = ts_schedule_find(job->schedule);
   if (!s) return ts_err_set(err, EX_DATAERR, "%s: schedule: unknown schedule '%s'", job->path, job->schedule);
-  out->layout = s->layout ? s->layout(job) : ts_layout_linear(job->stages, job->chunks);
+  int rc = ts_plan_for_job(job, s, &out->plan, err);
+  if (rc) return rc;
+  out->layout = out->plan->layout;
   int parts = 0;
   for (int v = 0; v < out->layout->n_vstages; v++)
     if (out->layout->part[v] + 1 > parts) parts = out->layout->part[v] + 1;
-  int rc = ts_cost_build(job, parts, &out->cost, err);
-  if (!rc) rc = ts_sim_run(job, s, out->layout, out->cost, &out->run, err);
+  rc = ts_cost_build(job, parts, &out->cost, err);
+  if (!rc) rc = ts_sim_run(job, s, out->plan, out->cost, &out->run, err);
   if (rc) {
     ts_outcome_free(out);
     return rc;
@@ -694,6 +698,6 @@ void ts_outcome_free(ts_outcome_t *o) {
   ts_metrics_free(o->metrics);
   ts_run_free(o->run);
   ts_cost_free(o->cost);
-  ts_layout_free(o->layout);
+  ts_plan_free(o->plan);
   memset(o, 0, sizeof *o);
 }

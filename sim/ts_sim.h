@@ -15,7 +15,7 @@
 ** comparisons, sweeps).  A platform SimGrid cannot load, an unknown host,
 ** too few hosts, an override that matches nothing, a schedule error or a
 ** deadlock returns a non-zero sysexits code with a one-line message. */
-int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err);
 
 /* The --cfg arguments that make SimGrid's times exact (README "Timing"). */
@@ -26,7 +26,8 @@ extern const char *const ts_sim_cfg[];
 #define TS_SIM_BUNDLE
 /* Everything one simulated job produced; r points into the other fields. */
 typedef struct ts_outcome {
-  ts_layout_t *layout;
+  ts_plan_t *plan;
+  const ts_layout_t *layout; /* plan->layout */
   ts_cost_t *cost;
   ts_run_t *run;
   ts_metrics_t *metrics;

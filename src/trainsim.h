@@ -188,6 +188,88 @@ ts_layout_t *ts_layout_linear(int stages, int chunks);
 void ts_layout_free(ts_layout_t *l);
 
 /* ------------------------------------------------------------------ */
+/* Parallel plan: every device's coordinates and groups                */
+/* ------------------------------------------------------------------ */
+
+/* The parallel dimensions.  A device has one coordinate per dimension:
+** its tensor-parallel rank, expert-parallel lane, data-parallel replica
+** and pipeline position (the device's index within its pipeline; with
+** more stages than devices, as in Mobius, a position holds many stages). */
+typedef enum ts_dim { TS_DIM_TP = 0, TS_DIM_EP, TS_DIM_DP, TS_DIM_PP, TS_DIMS } ts_dim_t;
+
+/* Groups a device belongs to.  TP, EP, DP: the devices that differ from it
+** in that coordinate only, ordered by it; PP: the devices of its pipeline
+** (same TP, EP and DP coordinates), ordered by position; REPLICA: the
+** devices that hold the same model parts (the same set of cost rows) and
+** so must sum their gradients of the replicated weights: the EP lanes and
+** DP replicas of a stage, or Chimera's two devices that hold the same pair
+** of stages; ordered by device number. */
+typedef enum ts_group_kind {
+  TS_GROUP_TP = 0, TS_GROUP_EP, TS_GROUP_DP, TS_GROUP_PP, TS_GROUP_REPLICA, TS_GROUP_KINDS
+} ts_group_kind_t;
+
+/* One group as seen from a member: n devices dev[0 .. n-1] (owned by the
+** plan) and the member's own index rank among them. */
+typedef struct ts_group {
+  int n, rank;
+  const int *dev;
+} ts_group_t;
+
+/* How a job is spread over devices.  The schedule's pipeline rule
+** (ts_schedule_t.pipeline) gives the virtual stages of one pipeline over
+** degree[TS_DIM_PP] positions; the plan replicates that pipeline for every
+** combination of the other coordinates.  Numbering (behaviour of every
+** schedule so far, README "Parallel plan"):
+**   replica r = tp + TP (ep + EP dp) of R = TP x EP x DP;
+**   virtual stage k of the pipeline in replica r is plan vstage k R + r,
+**   its chain neighbours likewise, its cost row the pipeline's;
+**   device of coordinates c: the mixed-radix number of c with
+**   order[0] fastest (default order tp, ep, dp, pp: Megatron's
+**   "tp-dp-pp" with expert lanes inside the replica).
+** Schedules address virtual stages, micro-batches and groups; they never
+** compute device numbers. */
+typedef struct ts_plan {
+  int n_devices;
+  int degree[TS_DIMS];
+  ts_dim_t order[TS_DIMS];   /* dimensions, fastest-varying first */
+  int replicas;              /* R: pipelines (TP x EP x DP) */
+  int *coord;                /* [n_devices x TS_DIMS] coordinates */
+  ts_layout_t *layout;       /* every virtual stage of every pipeline */
+  /* groups, per kind: group_of[d] is d's group, whose members are
+  ** members[first[g] .. first[g + 1]); rank_in[d] d's index there */
+  int n_groups[TS_GROUP_KINDS];
+  int *group_of[TS_GROUP_KINDS], *rank_in[TS_GROUP_KINDS];
+  int *first[TS_GROUP_KINDS], *members[TS_GROUP_KINDS];
+} ts_plan_t;
+
+/* Builds the plan from one pipeline's layout (owned by the plan from then
+** on, also on error) and the degrees of the other dimensions (each >= 1;
+** degree[TS_DIM_PP] is taken from pipe->n_devices).  order NULL: the
+** default.  Returns 0 and *out (free with ts_plan_free), or EX_DATAERR
+** naming path when a degree is below 1, the order does not name every
+** dimension once, or the device count overflows. */
+int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *order,
+                const char *path, ts_plan_t **out, ts_err_t *err);
+/* The plan of a job under its schedule: the schedule's pipeline rule (or
+** ts_layout_linear), expert-parallel lanes from model.moe when the
+** schedule runs MoE layers, one data-parallel replica and one tensor
+** rank (until the job can ask for more).  Errors as ts_plan_new. */
+struct ts_schedule;
+int ts_plan_for_job(const ts_job_t *job, const struct ts_schedule *s, ts_plan_t **out,
+                    ts_err_t *err);
+void ts_plan_free(ts_plan_t *p);
+/* Device of the given coordinates ([TS_DIMS]); -1 when out of range. */
+int ts_plan_device(const ts_plan_t *p, const int *coord);
+/* Coordinate dim of device d. */
+static inline int ts_plan_coord(const ts_plan_t *p, int d, ts_dim_t dim) {
+  return p->coord[(size_t)d * TS_DIMS + dim];
+}
+/* The group of kind k that device d belongs to. */
+ts_group_t ts_plan_group(const ts_plan_t *p, ts_group_kind_t k, int d);
+/* "tp", "ep", "dp", "pp". */
+const char *ts_dim_name(ts_dim_t d);
+
+/* ------------------------------------------------------------------ */
 /* Cost model                                                          */
 /* ------------------------------------------------------------------ */
 

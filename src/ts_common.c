@@ -10,8 +10,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "trainsim.h"
+#include "ts_internal.h"
 
 int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
   if (err && err->code == 0) {
@@ -33,27 +35,47 @@ const char *ts_kind_name(ts_kind_t kind) {
   return (kind >= 0 && kind < TS_KIND_COUNT) ? kind_names[kind] : "unknown";
 }
 
-static void *xcalloc(size_t n, size_t sz) {
-  void *p = calloc(n ? n : 1, sz);
-  if (!p) {
-    fputs("trainsim: error: out of memory\n", stderr);
-    exit(71); /* EX_OSERR */
-  }
+/* The one out-of-memory policy (ts_internal.h): say so and exit. */
+static void out_of_memory(size_t bytes) {
+  fprintf(stderr, "trainsim: error: out of memory (%zu bytes)\n", bytes);
+  exit(EX_OSERR);
+}
+
+void *ts__xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) out_of_memory(n);
   return p;
 }
 
+void *ts__xcalloc(size_t n, size_t sz) {
+  void *p = calloc(n ? n : 1, sz ? sz : 1);
+  if (!p) out_of_memory(n * sz);
+  return p;
+}
+
+void *ts__xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) out_of_memory(n);
+  return q;
+}
+
+char *ts__xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  return memcpy(ts__xmalloc(n), s, n);
+}
+
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
-  ts_layout_t *l = xcalloc(1, sizeof *l);
+  ts_layout_t *l = ts__xcalloc(1, sizeof *l);
   l->n_devices = n_devices;
   l->n_vstages = n_vstages;
-  l->dev = xcalloc((size_t)n_vstages, sizeof(int));
-  l->stage = xcalloc((size_t)n_vstages, sizeof(int));
-  l->chunk = xcalloc((size_t)n_vstages, sizeof(int));
-  l->next = xcalloc((size_t)n_vstages, sizeof(int));
-  l->prev = xcalloc((size_t)n_vstages, sizeof(int));
-  l->part = xcalloc((size_t)n_vstages, sizeof(int));
-  l->mb_lo = xcalloc((size_t)n_vstages, sizeof(int));
-  l->mb_hi = xcalloc((size_t)n_vstages, sizeof(int));
+  l->dev = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->stage = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->chunk = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->next = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->prev = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->part = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->mb_lo = ts__xcalloc((size_t)n_vstages, sizeof(int));
+  l->mb_hi = ts__xcalloc((size_t)n_vstages, sizeof(int));
   for (int k = 0; k < n_vstages; k++) l->mb_hi[k] = -1;
   return l;
 }
@@ -86,9 +108,9 @@ void ts_layout_free(ts_layout_t *l) {
 }
 
 ts_run_t *ts_run_new(int n_devices) {
-  ts_run_t *r = xcalloc(1, sizeof *r);
+  ts_run_t *r = ts__xcalloc(1, sizeof *r);
   r->n_devices = n_devices;
-  r->devices = xcalloc((size_t)n_devices, sizeof *r->devices);
+  r->devices = ts__xcalloc((size_t)n_devices, sizeof *r->devices);
   return r;
 }
 

@@ -484,7 +484,8 @@ static void test_alltoall_closed_form(void) {
   ts_err_t err = {0};
   CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
   const ts_schedule_t *s = ts_schedule_find("gshard");
-  ts_layout_t *lay = s->layout(job);
+  ts_plan_t *lay = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, s, &lay, &err), 0);
   ts_cost_t *cost;
   CU_ASSERT_EQUAL_FATAL(ts_cost_build(job, 1, &cost, &err), 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(cost->moe);
@@ -515,7 +516,7 @@ static void test_alltoall_closed_form(void) {
   CU_ASSERT_EQUAL(n_exp, 4 * 2);
   ts_run_free(run);
   ts_cost_free(cost);
-  ts_layout_free(lay);
+  ts_plan_free(lay);
   ts_job_free(job);
   unlink(path);
   unlink(plat);
@@ -732,7 +733,8 @@ static void test_runtime_checks(void) {
   ts_err_t err = {0};
   CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
   const ts_schedule_t *g = ts_schedule_find("gshard");
-  ts_layout_t *lay = g->layout(job);
+  ts_plan_t *lay = NULL;
+  CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, g, &lay, &err), 0);
   ts_cost_t *cost;
   CU_ASSERT_EQUAL_FATAL(ts_cost_build(job, 1, &cost, &err), 0);
   for (int i = 0; i < 3; i++) {
@@ -746,7 +748,7 @@ static void test_runtime_checks(void) {
     ts_run_free(run);
   }
   ts_cost_free(cost);
-  ts_layout_free(lay);
+  ts_plan_free(lay);
   ts_job_free(job);
   unlink(path);
 }

@@ -60,23 +60,24 @@ static ts_job_t *small_job(const char *sched, int p, int m, bool rec, const char
 }
 
 /* Layout and cost the simulator would build for job. */
-static void layout_cost(const ts_job_t *job, ts_layout_t **lay, ts_cost_t **cost) {
+static void layout_cost(const ts_job_t *job, ts_plan_t **plan, ts_cost_t **cost) {
   const ts_schedule_t *s = ts_schedule_find(job->schedule);
-  *lay = s->layout ? s->layout(job) : ts_layout_linear(job->stages, job->chunks);
-  int parts = 0;
-  for (int v = 0; v < (*lay)->n_vstages; v++)
-    if ((*lay)->part[v] + 1 > parts) parts = (*lay)->part[v] + 1;
   ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, s, plan, &err), 0);
+  const ts_layout_t *lay = (*plan)->layout;
+  int parts = 0;
+  for (int v = 0; v < lay->n_vstages; v++)
+    if (lay->part[v] + 1 > parts) parts = lay->part[v] + 1;
   CU_ASSERT_EQUAL(ts_cost_build(job, parts, cost, &err), 0);
 }
 
 /* Runs the reference executor on job; returns the code. */
 static int ref_run(const ts_job_t *job, ts_run_t **run, ts_ref_model_t **grads, ts_err_t *err) {
-  ts_layout_t *lay;
+  ts_plan_t *lay;
   ts_cost_t *cost;
   layout_cost(job, &lay, &cost);
   int rc = ts_ref_run(job, ts_schedule_find(job->schedule), lay, cost, run, grads, err);
-  ts_layout_free(lay);
+  ts_plan_free(lay);
   ts_cost_free(cost);
   return rc;
 }
@@ -199,7 +200,7 @@ static void test_op_order_matches_simulator(void) {
 
 static void check_bytes(const char *sched, int p, int m, bool rec) {
   ts_job_t *job = small_job(sched, p, m, rec, NULL);
-  ts_layout_t *lay;
+  ts_plan_t *lay;
   ts_cost_t *cost;
   layout_cost(job, &lay, &cost);
   double f[8], b[8], r[8];
@@ -228,7 +229,7 @@ static void check_bytes(const char *sched, int p, int m, bool rec) {
   ts_run_free(run);
   ts_outcome_free(&o);
   ts_job_free(twin);
-  ts_layout_free(lay);
+  ts_plan_free(lay);
   ts_cost_free(cost);
   ts_job_free(job);
 }
@@ -288,7 +289,7 @@ static void prog_error_while_waiting(ts_rt_t *rt) {
 
 static int run_prog(void (*prog)(ts_rt_t *), bool sim, int p, ts_err_t *err) {
   ts_job_t *job = small_job("gpipe", p, 2, false, NULL);
-  ts_layout_t *lay;
+  ts_plan_t *lay;
   ts_cost_t *cost;
   layout_cost(job, &lay, &cost);
   ts_schedule_t s = {.name = "test", .title = "test", .program = prog};
@@ -297,7 +298,7 @@ static int run_prog(void (*prog)(ts_rt_t *), bool sim, int p, ts_err_t *err) {
                : ts_ref_run(job, &s, lay, cost, &run, NULL, err);
   CU_ASSERT_PTR_NULL(rc ? run : NULL);
   ts_run_free(run);
-  ts_layout_free(lay);
+  ts_plan_free(lay);
   ts_cost_free(cost);
   ts_job_free(job);
   return rc;
@@ -413,7 +414,7 @@ static double worst_update_error(ts_ref_model_t *a, ts_ref_model_t *b, ts_ref_mo
 ** final model in *w and the per-device peak of live versions in peak[]. */
 static int run_versions(const ts_job_t *job, const ts_schedule_t *sched, ts_ref_model_t **w,
                         int *peak, ts_err_t *err) {
-  ts_layout_t *lay;
+  ts_plan_t *lay;
   ts_cost_t *cost;
   layout_cost(job, &lay, &cost);
   ts_run_t *run = NULL;
@@ -424,7 +425,7 @@ static int run_versions(const ts_job_t *job, const ts_schedule_t *sched, ts_ref_
     peak[d] = run->measured_weight_versions[d];
   }
   ts_run_free(run);
-  ts_layout_free(lay);
+  ts_plan_free(lay);
   ts_cost_free(cost);
   return rc;
 }

@@ -602,7 +602,8 @@ int ts_validate_main(int argc, char **argv) {
   }
   ts_err_t err = {0};
   ts_job_t *job = NULL, *twin = NULL;
-  ts_layout_t *lay = NULL;
+  ts_plan_t *plan = NULL;
+  const ts_layout_t *lay = NULL;
   ts_cost_t *cost = NULL;
   ts_outcome_t so = {0};
   ts_run_t *rr = NULL, **runs = NULL;
@@ -623,7 +624,8 @@ int ts_validate_main(int argc, char **argv) {
   if (rc) goto out;
   if ((rc = ts_ref_config_for_job(job, &cfg, &err))) goto out;
   const ts_schedule_t *sched = ts_schedule_find(job->schedule);
-  lay = sched->layout ? sched->layout(job) : ts_layout_linear(job->stages, job->chunks);
+  if ((rc = ts_plan_for_job(job, sched, &plan, &err))) goto out;
+  lay = plan->layout;
   int parts = 0;
   for (int v = 0; v < lay->n_vstages; v++)
     if (lay->part[v] + 1 > parts) parts = lay->part[v] + 1;
@@ -658,7 +660,7 @@ int ts_validate_main(int argc, char **argv) {
     goto out;
   }
   for (int r = 0; r < n_runs; r++) {
-    if ((rc = ts_ref_run(job, sched, lay, cost, &runs[r], NULL, &err))) goto out;
+    if ((rc = ts_ref_run(job, sched, plan, cost, &runs[r], NULL, &err))) goto out;
     ts_metrics_t *m = ts_metrics_compute(twin, so.layout, so.cost, runs[r]);
     times[r] = m->iteration_time_s;
     ts_metrics_free(m);
@@ -742,7 +744,7 @@ out:
   ts_outcome_free(&so);
   ts_job_free(twin);
   ts_cost_free(cost);
-  ts_layout_free(lay);
+  ts_plan_free(plan);
   ts_job_free(job);
   return rc;
 }

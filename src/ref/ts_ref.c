@@ -717,8 +717,9 @@ static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
   return g;
 }
 
-int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads, ts_err_t *err) {
+  const ts_layout_t *lay = plan->layout;
   *out = NULL;
   if (grads) *grads = NULL;
   ref_x_t x = {0};
@@ -801,7 +802,7 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_
 
   ts_ref_allocator_setup();
   prewarm(warm_bytes(&x));
-  x.w = ts__world_new(job, sched, lay, cost, &ref_ops, &x);
+  x.w = ts__world_new(job, sched, plan, cost, &ref_ops, &x);
   x.running = x.n;
   clock_gettime(CLOCK_MONOTONIC, &x.t0);
   for (int d = 0; d < x.n; d++) {

@@ -128,7 +128,7 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 **   and memory of that backward do not match the simulator's);
 ** - collectives (all-reduce) carry no data: the gathered gradient is the sum
 **   over replicas instead. */
-int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads, ts_err_t *err);
 
 /* Makes malloc behave like a caching allocator for the rest of the process

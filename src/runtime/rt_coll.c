@@ -43,3 +43,7 @@ void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double byt
   }
 }
 
+
+ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k) {
+  return ts_plan_group(rt->w->plan, k, rt->ctx.device);
+}

@@ -66,7 +66,8 @@ typedef struct rt_host {
 struct ts_world {
   const ts_job_t *job;
   const ts_schedule_t *sched;
-  const ts_layout_t *lay;
+  const ts_plan_t *plan;
+  const ts_layout_t *lay; /* = plan->layout */
   const ts_cost_t *cost;
   const ts_exec_ops_t *ops;
   void *xd;

@@ -4,6 +4,7 @@
 ** the dispatch and combine all-to-alls among the stage's expert-parallel
 ** devices between them.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -57,7 +58,7 @@ void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int piece) {
   } else if (piece % 2 == 0) {
     flops = mc->seg_flops[mc->part_first[part] + part + piece / 2];
   } else {
-    int j = mc->part_first[part] + piece / 2, me = v % mc->lanes;
+    int j = mc->part_first[part] + piece / 2, me = ts_rt_group(rt, TS_GROUP_EP).rank;
     long tok = 0;
     for (int r = 0; r < mc->lanes; r++) tok += ts_moe_tokens(mc, j, mb, r, me);
     flops = (double)tok * mc->expert_flops;
@@ -101,7 +102,9 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
   rt->moe_a2a++;
   const ts_moe_cost_t *mc = w->cost->moe;
   if (!mc) return;
-  int L = mc->lanes, me = v % L, s0 = v - me, d = rt->ctx.device, k = which == TS_SEND_COMBINE;
+  ts_group_t ep = ts_rt_group(rt, TS_GROUP_EP);
+  int L = mc->lanes, me = ep.rank, d = rt->ctx.device, k = which == TS_SEND_COMBINE;
+  assert(ep.n == L);
   int j = mc->part_first[w->lay->part[v]] +
           (kind == TS_FORWARD ? a / 2 : ts_rt_moe_layers(rt, v) - 1 - a / 2);
   /* Own tokens go out in the forward dispatch and the combine's gradient. */
@@ -110,11 +113,11 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
   for (int i = 1; i < L; i++) {
     int q = (me + i) % L;
     int tok = out ? ts_moe_rows(mc, j, mb, me, q) : ts_moe_rows(mc, j, mb, q, me);
-    w->ops->send(w->xd, d, w->lay->dev[s0 + q], which, v, mb, tok * mc->token_bytes);
+    w->ops->send(w->xd, d, ep.dev[q], which, v, mb, tok * mc->token_bytes);
   }
   w->ops->lock(w->xd, d);
   for (int i = 1; i < L && !w->failed; i++) {
-    int p = w->lay->dev[s0 + (me + L - i) % L];
+    int p = ep.dev[(me + L - i) % L];
     if (rt->a2a_in[k][p] <= rt->a2a_used[k][p]) {
       snprintf(rt->waiting, sizeof rt->waiting, "the %s of stage %d micro-batch %d from device %d",
                ts_kind_name(which), v, mb, p);

@@ -14,11 +14,13 @@
 
 /* ---- world ------------------------------------------------------------- */
 
-ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const ts_layout_t *lay,
+ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                           const ts_cost_t *cost, const ts_exec_ops_t *ops, void *xd) {
+  const ts_layout_t *lay = plan->layout;
   ts_world_t *w = calloc(1, sizeof *w);
   w->job = job;
   w->sched = sched;
+  w->plan = plan;
   w->lay = lay;
   w->cost = cost;
   w->ops = ops;
@@ -48,6 +50,7 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
                          .iterations = job->iterations,
                          .recompute = job->recompute,
                          .layout = lay,
+                         .plan = plan,
                          .n_local = nl,
                          .local = local};
     size_t cells = (size_t)(nl ? nl : 1) * (size_t)M;

@@ -39,7 +39,8 @@ typedef struct ts_ctx {
   int chunks;        /* v */
   int iterations;
   ts_recompute_t recompute;
-  const ts_layout_t *layout;
+  const ts_layout_t *layout; /* = plan->layout */
+  const ts_plan_t *plan;
   int n_local;       /* virtual stages held by this device */
   const int *local;  /* [n_local] their indices, ascending */
 } ts_ctx_t;
@@ -51,8 +52,11 @@ typedef struct ts_schedule {
   /* Optional: checks the schedule's rules (divisibility, counts).  Returns
   ** 0 or EX_DATAERR with a message naming the job file and the field. */
   int (*check)(const ts_job_t *job, ts_err_t *err);
-  /* Optional: builds the layout; NULL means ts_layout_linear(stages, chunks). */
-  ts_layout_t *(*layout)(const ts_job_t *job);
+  /* Optional: the pipeline rule: the virtual stages of one pipeline over
+  ** its positions (layout->n_devices of them); NULL means
+  ** ts_layout_linear(stages, chunks).  The plan (ts_plan_for_job)
+  ** replicates it over the other parallel dimensions. */
+  ts_layout_t *(*pipeline)(const ts_job_t *job);
   /* The actor program, run once per device. */
   void (*program)(ts_rt_t *rt);
   /* Weight versions each stage keeps (PipeDream-2BW: 2); 0 means 1. */
@@ -113,6 +117,8 @@ double ts_rt_gradient_bytes(ts_rt_t *rt, int vstage);
 ** ts_rt_arrived.  Opportunistic programs call it before each choice.  Takes
 ** no simulated time. */
 void ts_rt_settle(ts_rt_t *rt);
+/* The group of kind k that this device belongs to (ts_plan_group). */
+ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k);
 /* Ring all-reduce of bytes among the n devices devs[] (this device among
 ** them), 2 (n - 1) steps of bytes / n each to the next device of the ring;
 ** returns when this device's part is done.  Every member must call it with
@@ -121,9 +127,9 @@ void ts_rt_settle(ts_rt_t *rt);
 void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double bytes);
 
 /* ---- mixture of experts (schedule gshard; README "Mixture of experts") --
-** The layout puts stage s, expert-parallel lane r on virtual stage
-** s x EP + r (one per device); the EP devices of a stage hold its experts,
-** E / EP each, lane r the experts r E/EP .. (r + 1) E/EP - 1. */
+** The plan gives each device an expert-parallel lane r (its rank in its
+** TS_GROUP_EP group); the EP devices of a stage hold its experts, E / EP
+** each, lane r the experts r E/EP .. (r + 1) E/EP - 1. */
 
 /* MoE layers in vstage's model part (0 for a dense model). */
 int ts_rt_moe_layers(ts_rt_t *rt, int vstage);
@@ -230,7 +236,7 @@ typedef struct ts_world ts_world_t;
 /* Creates the world for a job: layout, cost table and one rt per device.
 ** xd is the executor's own data, passed back to every ops call. */
 ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched,
-                          const ts_layout_t *lay, const ts_cost_t *cost,
+                          const ts_plan_t *plan, const ts_cost_t *cost,
                           const ts_exec_ops_t *ops, void *xd);
 ts_rt_t *ts__world_rt(ts_world_t *w, int device);
 /* Runs the schedule's program for one device and marks it done. */

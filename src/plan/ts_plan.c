@@ -1,0 +1,242 @@
+/*
+** ts_plan.c: the parallel plan (trainsim.h, README "Parallel plan").
+**
+** What it models: how the devices of a job are organised.  A schedule's
+** pipeline rule describes one pipeline (virtual stages, their chain, the
+** position that holds each); the plan replicates that pipeline over the
+** tensor-parallel ranks, expert-parallel lanes and data-parallel replicas,
+** gives every device its coordinates, and names the groups that
+** collectives run over.  It is pure bookkeeping: no costs, no times.
+**
+** Invariants (checked by assert in ts_plan_new):
+** - devices = product of the degrees, and coordinates <-> device is a
+**   bijection (the mixed-radix number of the coordinates in order);
+** - every group of a kind partitions the devices, and each member's rank is
+**   its index among the group's members;
+** - plan vstage k R + r lives on the device of pipeline r whose position
+**   holds the pipeline's vstage k.
+*/
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "trainsim.h"
+#include "ts_internal.h"
+#include "ts_runtime.h"
+
+static const char *const dim_names[TS_DIMS] = {"tp", "ep", "dp", "pp"};
+static const ts_dim_t default_order[TS_DIMS] = {TS_DIM_TP, TS_DIM_EP, TS_DIM_DP, TS_DIM_PP};
+
+const char *ts_dim_name(ts_dim_t d) { return d >= 0 && d < TS_DIMS ? dim_names[d] : "?"; }
+
+int ts_plan_device(const ts_plan_t *p, const int *coord) {
+  int d = 0;
+  for (int i = TS_DIMS - 1; i >= 0; i--) {
+    ts_dim_t dim = p->order[i];
+    if (coord[dim] < 0 || coord[dim] >= p->degree[dim]) return -1;
+    d = d * p->degree[dim] + coord[dim];
+  }
+  return d;
+}
+
+ts_group_t ts_plan_group(const ts_plan_t *p, ts_group_kind_t k, int d) {
+  assert(k >= 0 && k < TS_GROUP_KINDS && d >= 0 && d < p->n_devices);
+  int g = p->group_of[k][d];
+  return (ts_group_t){.n = p->first[k][g + 1] - p->first[k][g],
+                      .rank = p->rank_in[k][d],
+                      .dev = p->members[k] + p->first[k][g]};
+}
+
+/* Groups of one kind from a key per device: devices of equal key form a
+** group; groups are numbered by their first device, members ordered by
+** sort_key (then device number). */
+static void make_groups(ts_plan_t *p, ts_group_kind_t k, const long *key, const long *sort_key) {
+  int n = p->n_devices;
+  int *order = ts__xmalloc((size_t)n * sizeof *order);
+  int *gof = ts__xmalloc((size_t)n * sizeof *gof);
+  for (int d = 0; d < n; d++) gof[d] = -1;
+  int ng = 0;
+  for (int d = 0; d < n; d++) {
+    if (gof[d] >= 0) continue;
+    for (int e = d; e < n; e++)
+      if (gof[e] < 0 && key[e] == key[d]) gof[e] = ng;
+    ng++;
+  }
+  p->n_groups[k] = ng;
+  p->group_of[k] = gof;
+  p->first[k] = ts__xcalloc((size_t)ng + 1, sizeof(int));
+  for (int d = 0; d < n; d++) p->first[k][gof[d] + 1]++;
+  for (int g = 0; g < ng; g++) p->first[k][g + 1] += p->first[k][g];
+  /* Fill each group in sort_key order (insertion; groups are small). */
+  int *fill = ts__xcalloc((size_t)ng, sizeof(int));
+  p->members[k] = ts__xmalloc((size_t)n * sizeof(int));
+  p->rank_in[k] = ts__xmalloc((size_t)n * sizeof(int));
+  for (int d = 0; d < n; d++) {
+    int g = gof[d], *m = p->members[k] + p->first[k][g], i = fill[g]++;
+    while (i > 0 && sort_key[m[i - 1]] > sort_key[d]) {
+      m[i] = m[i - 1];
+      i--;
+    }
+    m[i] = d;
+  }
+  for (int g = 0; g < ng; g++)
+    for (int i = p->first[k][g]; i < p->first[k][g + 1]; i++) p->rank_in[k][p->members[k][i]] = i - p->first[k][g];
+  free(fill);
+  free(order);
+}
+
+/* REPLICA keys: devices holding the same set of cost rows share a key.
+** Rows sets are compared as sorted arrays; the key is the first device with
+** the same set. */
+static void replica_keys(const ts_plan_t *p, long *key) {
+  const ts_layout_t *L = p->layout;
+  int n = p->n_devices;
+  int *cnt = ts__xcalloc((size_t)n, sizeof(int));
+  for (int v = 0; v < L->n_vstages; v++) cnt[L->dev[v]]++;
+  int *start = ts__xcalloc((size_t)n + 1, sizeof(int));
+  for (int d = 0; d < n; d++) start[d + 1] = start[d] + cnt[d];
+  int *rows = ts__xmalloc((size_t)(L->n_vstages ? L->n_vstages : 1) * sizeof(int));
+  memset(cnt, 0, (size_t)n * sizeof(int));
+  for (int v = 0; v < L->n_vstages; v++) {
+    int d = L->dev[v], *r = rows + start[d], i = cnt[d]++;
+    while (i > 0 && r[i - 1] > L->part[v]) {
+      r[i] = r[i - 1];
+      i--;
+    }
+    r[i] = L->part[v];
+  }
+  for (int d = 0; d < n; d++) {
+    key[d] = d;
+    for (int e = 0; e < d; e++) {
+      int len = start[d + 1] - start[d];
+      if (key[e] == e && start[e + 1] - start[e] == len &&
+          !memcmp(rows + start[e], rows + start[d], (size_t)len * sizeof(int))) {
+        key[d] = e;
+        break;
+      }
+    }
+  }
+  free(rows);
+  free(start);
+  free(cnt);
+}
+
+static void build_groups(ts_plan_t *p) {
+  int n = p->n_devices;
+  long *key = ts__xmalloc((size_t)n * sizeof *key), *sk = ts__xmalloc((size_t)n * sizeof *sk);
+  static const ts_dim_t varying[4] = {TS_DIM_TP, TS_DIM_EP, TS_DIM_DP, TS_DIM_PP};
+  for (int k = 0; k < 4; k++) {
+    ts_dim_t vary = varying[k];
+    for (int d = 0; d < n; d++) {
+      long kk = 0;
+      for (int i = 0; i < TS_DIMS; i++)
+        kk = kk * (p->degree[i] + 1) + (i == (int)vary ? p->degree[i] : ts_plan_coord(p, d, i));
+      key[d] = kk;
+      sk[d] = ts_plan_coord(p, d, vary);
+    }
+    make_groups(p, (ts_group_kind_t)k, key, sk);
+  }
+  replica_keys(p, key);
+  for (int d = 0; d < n; d++) sk[d] = d;
+  make_groups(p, TS_GROUP_REPLICA, key, sk);
+  free(key);
+  free(sk);
+}
+
+/* The layout of every pipeline from the one pipeline's. */
+static ts_layout_t *replicate(const ts_plan_t *p, const ts_layout_t *pipe) {
+  int R = p->replicas, nv = pipe->n_vstages;
+  ts_layout_t *l = ts_layout_new(p->n_devices, nv * R);
+  for (int k = 0; k < nv; k++)
+    for (int r = 0; r < R; r++) {
+      int v = k * R + r;
+      int c[TS_DIMS];
+      c[TS_DIM_TP] = r % p->degree[TS_DIM_TP];
+      c[TS_DIM_EP] = r / p->degree[TS_DIM_TP] % p->degree[TS_DIM_EP];
+      c[TS_DIM_DP] = r / (p->degree[TS_DIM_TP] * p->degree[TS_DIM_EP]);
+      c[TS_DIM_PP] = pipe->dev[k];
+      l->dev[v] = ts_plan_device(p, c);
+      l->stage[v] = pipe->stage[k];
+      l->chunk[v] = pipe->chunk[k];
+      l->part[v] = pipe->part[k];
+      l->next[v] = pipe->next[k] >= 0 ? pipe->next[k] * R + r : -1;
+      l->prev[v] = pipe->prev[k] >= 0 ? pipe->prev[k] * R + r : -1;
+      l->mb_lo[v] = pipe->mb_lo[k];
+      l->mb_hi[v] = pipe->mb_hi[k];
+      assert(l->dev[v] >= 0);
+    }
+  return l;
+}
+
+int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *order,
+                const char *path, ts_plan_t **out, ts_err_t *err) {
+  *out = NULL;
+  int deg[TS_DIMS];
+  memcpy(deg, degree, sizeof deg);
+  deg[TS_DIM_PP] = pipe->n_devices;
+  if (!order) order = default_order;
+  unsigned seen = 0;
+  for (int i = 0; i < TS_DIMS; i++) {
+    if (order[i] < 0 || order[i] >= TS_DIMS || (seen & (1u << order[i]))) {
+      ts_layout_free(pipe);
+      return ts_err_set(err, EX_DATAERR, "%s: rank order: it must name tp, ep, dp and pp once each",
+                        path);
+    }
+    seen |= 1u << order[i];
+  }
+  long long n = 1;
+  for (int i = 0; i < TS_DIMS; i++) {
+    if (deg[i] < 1) {
+      ts_layout_free(pipe);
+      return ts_err_set(err, EX_DATAERR, "%s: %s degree %d: must be at least 1", path,
+                        ts_dim_name((ts_dim_t)i), deg[i]);
+    }
+    n *= deg[i];
+    if (n > 1 << 24) {
+      ts_layout_free(pipe);
+      return ts_err_set(err, EX_DATAERR,
+                        "%s: the parallel degrees multiply to more than %d devices", path, 1 << 24);
+    }
+  }
+  ts_plan_t *p = ts__xcalloc(1, sizeof *p);
+  p->n_devices = (int)n;
+  memcpy(p->degree, deg, sizeof deg);
+  memcpy(p->order, order, sizeof p->order);
+  p->replicas = deg[TS_DIM_TP] * deg[TS_DIM_EP] * deg[TS_DIM_DP];
+  p->coord = ts__xmalloc((size_t)n * TS_DIMS * sizeof(int));
+  for (int d = 0; d < p->n_devices; d++) {
+    int rest = d;
+    for (int i = 0; i < TS_DIMS; i++) {
+      ts_dim_t dim = order[i];
+      p->coord[(size_t)d * TS_DIMS + dim] = rest % deg[dim];
+      rest /= deg[dim];
+    }
+    assert(ts_plan_device(p, p->coord + (size_t)d * TS_DIMS) == d);
+  }
+  p->layout = p->replicas == 1 ? pipe : replicate(p, pipe);
+  if (p->replicas != 1) ts_layout_free(pipe);
+  build_groups(p);
+  *out = p;
+  return 0;
+}
+
+int ts_plan_for_job(const ts_job_t *job, const ts_schedule_t *s, ts_plan_t **out, ts_err_t *err) {
+  ts_layout_t *pipe = s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
+  int deg[TS_DIMS] = {1, 1, 1, 1};
+  if (s->moe && job->model.moe.experts > 0) deg[TS_DIM_EP] = job->model.moe.expert_parallel;
+  return ts_plan_new(pipe, deg, NULL, job->path, out, err);
+}
+
+void ts_plan_free(ts_plan_t *p) {
+  if (!p) return;
+  for (int k = 0; k < TS_GROUP_KINDS; k++) {
+    free(p->group_of[k]);
+    free(p->rank_in[k]);
+    free(p->first[k]);
+    free(p->members[k]);
+  }
+  ts_layout_free(p->layout);
+  free(p->coord);
+  free(p);
+}
