@@ -113,8 +113,9 @@ void ts__sw_row_ok(const sweep_t *s, long i, const cJSON *sum, sb_t *b) {
         }
       }
     } else {
-      const cJSON *o = ts__sw_metrics[m].parent ? cJSON_GetObjectItemCaseSensitive(sum, ts__sw_metrics[m].parent) : sum;
-      x = cJSON_GetObjectItemCaseSensitive(o, ts__sw_metrics[m].name);
+      const sw_metric_t *M = &ts__sw_metrics[m];
+      const cJSON *o = M->parent ? cJSON_GetObjectItemCaseSensitive(sum, M->parent) : sum;
+      x = cJSON_GetObjectItemCaseSensitive(o, M->name);
     }
     ts__sw_puts(b, ",");
     if (cJSON_IsNumber(x) && isfinite(x->valuedouble)) ts__sw_printf(b, "%.17g", x->valuedouble);
