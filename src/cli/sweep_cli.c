@@ -21,6 +21,8 @@
 #define SW_MAX_POINTS 1000000L /* a larger product is a usage error */
 #define SW_TABLE_MAX 64        /* points printed in the stdout table at most */
 
+/* The table of --metric at every point on f; nothing for more than
+** SW_TABLE_MAX points. */
 static void print_table(const sweep_t *s, FILE *f) {
   if (s->n > SW_TABLE_MAX) return;
   int *w = ts__sw_realloc(NULL, (size_t)s->nv * sizeof *w);
@@ -47,6 +49,8 @@ static void print_table(const sweep_t *s, FILE *f) {
   free(w);
 }
 
+/* The usage error of getopt_long's answer c (':' a missing argument,
+** else an unknown option); returns EX_USAGE. */
 static int option_error(int c, char **argv) {
   const char *opt = argv[optind - 1];
   if (c == ':')
@@ -125,6 +129,8 @@ out:
   return rc;
 }
 
+/* --collect FROM: the rows of the points emitted into FROM, written into
+** dir.  Returns 0 or the sysexits code (printed). */
 static int sweep_collect(sweep_t *s, const char *from, const char *dir, bool quiet) {
   ts_err_t err = {0};
   int rc = ts__sw_collect_points(s, from, &err);
@@ -147,6 +153,8 @@ static int sweep_collect(sweep_t *s, const char *from, const char *dir, bool qui
   return 0;
 }
 
+/* The options, their checks, then --collect, --emit-jobs or the local
+** sweep (see ts_sweep.h). */
 int ts_sweep_main(int argc, char **argv) {
   enum { O_VARY = 1, O_METRIC, O_EMIT, O_COLLECT };
   static const struct option opts[] = {{"vary", required_argument, 0, O_VARY},

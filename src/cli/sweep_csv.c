@@ -89,6 +89,7 @@ void ts__sw_csv_header(const sweep_t *s, sb_t *b) {
   ts__sw_puts(b, ",all_fit,error\n");
 }
 
+/* The varied values of point i, each followed by a comma. */
 static void row_values(const sweep_t *s, long i, sb_t *b) {
   for (int k = 0; k < s->nv; k++) {
     ts__sw_csv_put(b, s->v[k].val[ts__sw_point_val(s, i, k)]);
@@ -168,6 +169,8 @@ out:
   return good;
 }
 
+/* ts_write_atomic's writer of sweep.csv: the header, then every row in
+** cartesian order. */
 static int write_csv(const void *arg, FILE *f) {
   const sweep_t *s = arg;
   sb_t h = {0};

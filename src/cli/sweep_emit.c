@@ -38,6 +38,8 @@ typedef struct sw_emit {
   char exe[TS_PATH_MAX];
 } sw_emit_t;
 
+/* ts_write_atomic's writer of points.csv: index (from 1), then the
+** varied values of each point. */
 static int write_points(const void *arg, FILE *f) {
   const sweep_t *s = ((const sw_emit_t *)arg)->s;
   sb_t b = {0};
@@ -60,6 +62,7 @@ static int write_points(const void *arg, FILE *f) {
   return ferror(f) ? EX_IOERR : 0;
 }
 
+/* ts_write_atomic's writer of commands.txt: line i runs point i. */
 static int write_commands(const void *arg, FILE *f) {
   const sw_emit_t *e = arg;
   const sweep_t *s = e->s;
@@ -118,6 +121,8 @@ int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet) {
   return 0;
 }
 
+/* The whole file at path, NUL-terminated (the caller frees it); NULL when
+** it cannot be opened. */
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

@@ -28,6 +28,7 @@ static const char *const series_rgb[] = {"#0072B2", "#D55E00", "#009E73", "#CC79
 #define N_RGB 7
 static const char *const series_dash[] = {"", " stroke-dasharray=\"7 4\"", " stroke-dasharray=\"2 3\""};
 
+/* s escaped for XML text and attributes. */
 static void xml_put(FILE *f, const char *s) { ts__xml_put(f, s, strlen(s)); }
 
 /* A varied value as a number in SI base units: "50GBps", "2us", "312Tf",
@@ -68,6 +69,7 @@ static const char *path_unit(const char *path) {
   return "";
 }
 
+/* The SI prefix of 10^e3 ("n" to "E"; "" outside). */
 static const char *si_prefix(int e3) {
   static const char *const p[] = {"n", "u", "m", "", "k", "M", "G", "T", "P", "E"};
   int k = e3 / 3 + 3;
@@ -89,11 +91,13 @@ typedef struct sw_axis {
   int e3;         /* linear: labels are values / 10^e3 */
 } sw_axis_t;
 
+/* Where v lies on a, from 0 (lo) to 1 (hi). */
 static double axis_pos(const sw_axis_t *a, double v) {
   double t = a->log ? log10(v) : v;
   return (t - a->lo) / (a->hi - a->lo);
 }
 
+/* Fits a to the values lo..hi; prefix: the unit takes SI prefixes. */
 static void axis_fit(sw_axis_t *a, double lo, double hi, bool prefix) {
   a->log = lo > 0 && hi / lo > 100.0;
   if (a->log) {
@@ -127,6 +131,8 @@ static void fmt_si(char *buf, size_t n, double v, const char *unit, bool prefix)
   snprintf(buf, n, "%.3g%s%s%s", v / pow(10.0, e3), *unit || e3 ? " " : "", si_prefix(e3), unit);
 }
 
+/* The plotted metric of point i; NAN when the point failed, has no
+** value, or (log) a value a log axis cannot show. */
 static double point_metric(const sweep_t *s, long i, bool log) {
   const sw_point_t *p = &s->pt[i];
   double v = p->ok ? p->m[s->metric] : NAN;

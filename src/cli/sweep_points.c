@@ -80,6 +80,10 @@ void ts__sw_printf(sb_t *b, const char *fmt, ...) {
   free(big);
 }
 
+/* ------------------------------------------------------------------ */
+/* The grid of points                                                 */
+/* ------------------------------------------------------------------ */
+
 void ts__sw_free(sweep_t *s) {
   for (int k = 0; k < s->nv; k++) {
     free(s->v[k].path);
@@ -122,6 +126,10 @@ long ts__sw_point_of(const sweep_t *s, char **f) {
   }
   return i;
 }
+
+/* ------------------------------------------------------------------ */
+/* Parsing --vary and the check before a sweep                        */
+/* ------------------------------------------------------------------ */
 
 int ts__sw_usage_err(const char *fmt, ...) {
   va_list ap;
