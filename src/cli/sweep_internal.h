@@ -16,7 +16,7 @@
 **
 ** The command in full:
 **
-** ts_sweep.c: `trainsim sweep`, a what-if sweep over --set paths.
+** `trainsim sweep`, a what-if sweep over --set paths.
 **
 ** A sweep is a job, fixed --set strings and k varied paths, each with a list
 ** of values.  Its points are the cartesian product of the lists, numbered in
