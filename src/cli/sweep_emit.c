@@ -1,0 +1,248 @@
+/*
+** sweep_emit.c: `trainsim sweep --emit-jobs DIR2` (DIR2/points.csv and
+** DIR2/commands.txt, one `trainsim run` per point, for GNU parallel or a
+** SLURM array) and `--collect DIR2` (the points and their rows back from
+** DIR2/points.csv, DIR2/point-i/summary.json and DIR2/point-i.err).
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "sweep_internal.h"
+
+/* Appends s quoted for sh when it holds anything but safe characters. */
+static void sh_put(sb_t *b, const char *s) {
+  bool safe = *s != 0;
+  for (const char *p = s; *p && safe; p++)
+    safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           strchr("_-./=:,+@%", *p);
+  if (safe) {
+    ts__sw_puts(b, s);
+    return;
+  }
+  ts__sw_puts(b, "'");
+  for (const char *p = s; *p; p++) {
+    if (*p == '\'')
+      ts__sw_puts(b, "'\\''");
+    else
+      ts__sw_putn(b, p, 1);
+  }
+  ts__sw_puts(b, "'");
+}
+
+typedef struct sw_emit {
+  const sweep_t *s;
+  const char *dir;
+  char exe[TS_PATH_MAX];
+} sw_emit_t;
+
+/* ts_write_atomic's writer of points.csv: index (from 1), then the
+** varied values of each point. */
+static int write_points(const void *arg, FILE *f) {
+  const sweep_t *s = ((const sw_emit_t *)arg)->s;
+  sb_t b = {0};
+  ts__sw_puts(&b, "index");
+  for (int k = 0; k < s->nv; k++) {
+    ts__sw_puts(&b, ",");
+    ts__sw_csv_put(&b, s->v[k].path);
+  }
+  ts__sw_puts(&b, "\n");
+  for (long i = 0; i < s->n; i++) {
+    ts__sw_printf(&b, "%ld", i + 1);
+    for (int k = 0; k < s->nv; k++) {
+      ts__sw_puts(&b, ",");
+      ts__sw_csv_put(&b, s->v[k].val[ts__sw_point_val(s, i, k)]);
+    }
+    ts__sw_puts(&b, "\n");
+  }
+  fputs(b.s, f);
+  free(b.s);
+  return ferror(f) ? EX_IOERR : 0;
+}
+
+/* ts_write_atomic's writer of commands.txt: line i runs point i. */
+static int write_commands(const void *arg, FILE *f) {
+  const sw_emit_t *e = arg;
+  const sweep_t *s = e->s;
+  for (long i = 0; i < s->n && !ferror(f); i++) {
+    sb_t b = {0}, out = {0};
+    sh_put(&b, e->exe);
+    ts__sw_puts(&b, " run");
+    if (s->job) {
+      ts__sw_puts(&b, " ");
+      sh_put(&b, s->job);
+    }
+    for (int k = 0; k < s->n_sets + s->nv; k++) {
+      char *set = k < s->n_sets ? ts__sw_strdup(s->sets[k]) : ts__sw_point_set(s, i, k - s->n_sets);
+      ts__sw_puts(&b, " --set ");
+      sh_put(&b, set);
+      free(set);
+    }
+    ts__sw_printf(&out, "%s/point-%ld", e->dir, i + 1);
+    ts__sw_puts(&b, " -o ");
+    sh_put(&b, out.s);
+    ts__sw_puts(&b, " --quiet 2>");
+    ts__sw_puts(&out, ".err");
+    sh_put(&b, out.s);
+    ts__sw_puts(&b, "\n");
+    fputs(b.s, f);
+    free(b.s);
+    free(out.s);
+  }
+  return ferror(f) ? EX_IOERR : 0;
+}
+
+int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet) {
+  sw_emit_t e = {s, dir, "trainsim"};
+  ssize_t n = readlink("/proc/self/exe", e.exe, sizeof e.exe - 1);
+  if (n > 0)
+    e.exe[n] = 0;
+  else
+    snprintf(e.exe, sizeof e.exe, "trainsim");
+  char pts[TS_PATH_MAX + 32], cmds[TS_PATH_MAX + 32];
+  snprintf(pts, sizeof pts, "%s/points.csv", dir);
+  snprintf(cmds, sizeof cmds, "%s/commands.txt", dir);
+  ts_err_t err = {0};
+  int rc = ts_write_dir(dir, &err);
+  if (!rc) rc = ts_write_atomic(pts, write_points, &e, &err);
+  if (!rc && (rc = ts_write_atomic(cmds, write_commands, &e, &err))) unlink(pts);
+  if (rc) {
+    fprintf(stderr, "trainsim: error: %s\n", err.msg);
+    return rc;
+  }
+  if (!quiet)
+    printf("trainsim sweep: %ld points; wrote %s and %s\n"
+           "  run them with   parallel < %s\n"
+           "  or a SLURM array --array=1-%ld of   sed -n \"${SLURM_ARRAY_TASK_ID}p\" %s | sh\n"
+           "  then            trainsim sweep --collect %s -o DIR\n",
+           s->n, pts, cmds, cmds, s->n, cmds, dir);
+  return 0;
+}
+
+/* The whole file at path, NUL-terminated (the caller frees it); NULL when
+** it cannot be opened. */
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  sb_t b = {0};
+  char buf[65536];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, f)) > 0) ts__sw_putn(&b, buf, got);
+  fclose(f);
+  if (!b.s) b.s = ts__sw_strdup("");
+  return b.s;
+}
+
+/* Rebuilds the sweep from DIR2/points.csv: the paths from the header, each
+** path's values in order of first appearance, then checks that the rows
+** are exactly the cartesian product in order. */
+int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
+  char path[TS_PATH_MAX + 32];
+  snprintf(path, sizeof path, "%s/points.csv", dir);
+  char *text = slurp(path);
+  if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
+  int rc = 0, line_no = 0, nf = 0, cap = 64;
+  char **f = ts__sw_realloc(NULL, (size_t)cap * sizeof *f);
+  char **rows = NULL;
+  long n_rows = 0;
+  for (char *line = text, *nl; *line; line = nl + 1) {
+    nl = strchr(line, '\n');
+    if (!nl) {
+      rc = ts_err_set(err, EX_DATAERR, "%s:%d: incomplete last line", path, line_no + 1);
+      break;
+    }
+    *nl = 0;
+    line_no++;
+    if (line_no == 1) {
+      nf = ts__sw_csv_split(line, f, cap);
+      if (nf < 2 || strcmp(f[0], "index")) {
+        rc = ts_err_set(err, EX_DATAERR, "%s:1: expected the header index,PATH,... of --emit-jobs", path);
+        break;
+      }
+      s->nv = nf - 1;
+      s->v = ts__sw_realloc(NULL, (size_t)s->nv * sizeof *s->v);
+      for (int k = 0; k < s->nv; k++) s->v[k] = (sw_vary_t){ts__sw_strdup(f[k + 1]), 0, NULL};
+      continue;
+    }
+    rows = ts__sw_realloc(rows, (size_t)(n_rows + 1) * sizeof *rows);
+    rows[n_rows++] = line;
+  }
+  if (!rc && line_no == 0) rc = ts_err_set(err, EX_DATAERR, "%s: empty", path);
+  if (!rc && !n_rows) rc = ts_err_set(err, EX_DATAERR, "%s: no points", path);
+  /* values in order of first appearance */
+  for (long r = 0; r < n_rows && !rc; r++) {
+    char *copy = ts__sw_strdup(rows[r]);
+    char ix[32];
+    snprintf(ix, sizeof ix, "%ld", r + 1);
+    if (ts__sw_csv_split(copy, f, cap) != nf || strcmp(f[0], ix))
+      rc = ts_err_set(err, EX_DATAERR, "%s:%ld: expected point %ld with %d values", path, r + 2, r + 1,
+                      nf - 1);
+    for (int k = 0; k < s->nv && !rc; k++) {
+      sw_vary_t *v = &s->v[k];
+      int j = 0;
+      while (j < v->n && strcmp(v->val[j], f[k + 1])) j++;
+      if (j < v->n) continue;
+      v->val = ts__sw_realloc(v->val, (size_t)(v->n + 1) * sizeof *v->val);
+      v->val[v->n++] = ts__sw_strdup(f[k + 1]);
+    }
+    free(copy);
+  }
+  if (!rc) {
+    s->n = 1;
+    for (int k = 0; k < s->nv; k++) s->n *= s->v[k].n;
+    if (s->n != n_rows)
+      rc = ts_err_set(err, EX_DATAERR, "%s: %ld points are not the cartesian product of the values",
+                      path, n_rows);
+  }
+  for (long r = 0; r < n_rows && !rc; r++) {
+    char *copy = ts__sw_strdup(rows[r]);
+    ts__sw_csv_split(copy, f, cap);
+    if (ts__sw_point_of(s, f + 1) != r)
+      rc = ts_err_set(err, EX_DATAERR, "%s:%ld: point %ld is out of cartesian order", path, r + 2, r + 1);
+    free(copy);
+  }
+  free(rows);
+  free(f);
+  free(text);
+  return rc;
+}
+
+/* The row of point i from DIR2/point-<i+1>/summary.json, or from the
+** one-line error in DIR2/point-<i+1>.err. */
+int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
+  char path[TS_PATH_MAX + 64];
+  snprintf(path, sizeof path, "%s/point-%ld/summary.json", dir, i + 1);
+  sb_t b = {0};
+  char *text = slurp(path);
+  int rc = 0;
+  if (text) {
+    cJSON *sum = cJSON_Parse(text);
+    if (!cJSON_IsObject(sum))
+      rc = ts_err_set(err, EX_DATAERR, "%s: malformed JSON", path);
+    else
+      ts__sw_row_ok(s, i, sum, &b);
+    cJSON_Delete(sum);
+  } else {
+    snprintf(path, sizeof path, "%s/point-%ld.err", dir, i + 1);
+    text = slurp(path);
+    static const char pre[] = "trainsim: error: ";
+    if (text && !strncmp(text, pre, sizeof pre - 1)) {
+      char *msg = text + sizeof pre - 1;
+      msg[strcspn(msg, "\n")] = 0;
+      ts__sw_row_error(s, i, msg, &b);
+    } else if (text && *text) {
+      text[strcspn(text, "\n")] = 0;
+      rc = ts_err_set(err, EX_NOINPUT, "%s/point-%ld: no summary.json; its command failed: %.300s", dir,
+                      i + 1, text);
+    } else {
+      rc = ts_err_set(err, EX_NOINPUT, "%s/point-%ld: no result (run line %ld of %s/commands.txt first)",
+                      dir, i + 1, i + 1, dir);
+    }
+  }
+  if (!rc && !ts__sw_point_take(s, b.s)) rc = ts_err_set(err, EX_SOFTWARE, "%s: cannot build its row", path);
+  free(text);
+  free(b.s);
+  return rc;
+}
