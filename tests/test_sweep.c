@@ -1,5 +1,5 @@
 /*
-** test_sweep.c: `trainsim sweep` (src/cli/ts_sweep.c), through the command.
+** test_sweep.c: `trainsim sweep` (src/cli/sweep_*.c), through the command.
 **   - a 2 x 3 sweep gives 6 rows in cartesian order (the first --vary the
 **     outer loop) whose metrics equal those of the individual `trainsim
 **     run`s, exactly (the CSV's %.17g against summary.json);
