@@ -97,7 +97,7 @@ static void chimera_program(ts_rt_t *rt) {
   ts_group_t g = ts_rt_group(rt, TS_GROUP_REPLICA); /* devices i and D - 1 - i */
   double bytes = 0;
   for (int i = 0; i < c->n_local; i++) bytes += ts_rt_gradient_bytes(rt, c->local[i]);
-  ts_rt_allreduce(rt, c->local[0], g.n, g.dev, bytes);
+  ts_rt_coll(rt, TS_COLL_ALLREDUCE, &g, c->local[0], TS_BUF_GRADS, bytes);
 }
 
 static int chimera_check(const ts_job_t *job, ts_err_t *err) {

@@ -91,7 +91,7 @@ static void gshard_run(ts_rt_t *rt, int gpipe) {
   }
   /* The replicated (dense) weights of the stage: its EP lanes. */
   ts_group_t g = ts_rt_group(rt, TS_GROUP_REPLICA);
-  if (g.n > 1) ts_rt_allreduce(rt, v, g.n, g.dev, ts_rt_gradient_bytes(rt, v));
+  ts_rt_coll(rt, TS_COLL_ALLREDUCE, &g, v, TS_BUF_GRADS, ts_rt_gradient_bytes(rt, v));
 }
 
 static int gshard_check(const ts_job_t *job, ts_err_t *err) {

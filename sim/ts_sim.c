@@ -66,8 +66,9 @@ typedef struct sim_dev {
   double memory;   /* memory_bytes, 0 unknown */
   double factor;  /* speed override factor */
   sg_actor_t actor;
-  sg_sem_t wake;  /* wait() blocks on it */
-  int waiting;    /* blocked in wait() */
+  sg_sem_t wake[2];  /* wait() blocks on it: [0] the program, [1] the
+                     ** communication stream */
+  int waiting[2];    /* blocked in wait() */
   int n_out;
   sim_edge_t **out;
 } sim_dev_t;
@@ -142,29 +143,47 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
 static void x_lock(void *xd, int device) { (void)xd, (void)device; }
 static void x_unlock(void *xd, int device) { (void)xd, (void)device; }
 
-static void x_wait(void *xd, int device) {
+/* Slot s: device s % n, its program (s < n) or its communication stream. */
+static void x_wait(void *xd, int slot) {
   sim_x_t *x = xd;
-  sim_dev_t *d = &x->dev[device];
+  sim_dev_t *d = &x->dev[slot % x->n];
+  int k = slot >= x->n;
   /* A semaphore, not sg_actor_suspend: SimGrid leaves a comm that is
   ** matched while its sender is suspended suspended forever, which showed
   ** as a false deadlock when transfers outlasted the gap between sends. */
-  d->waiting = 1;
-  sg_sem_acquire(d->wake);
-  d->waiting = 0;
+  d->waiting[k] = 1;
+  sg_sem_acquire(d->wake[k]);
+  d->waiting[k] = 0;
 }
 
-static void x_notify(void *xd, int device) {
+static void x_notify(void *xd, int slot) {
   sim_x_t *x = xd;
-  sim_dev_t *d = &x->dev[device];
-  if (d->waiting) {
-    d->waiting = 0;
-    sg_sem_release(d->wake);
+  sim_dev_t *d = &x->dev[slot % x->n];
+  int k = slot >= x->n;
+  if (d->waiting[k]) {
+    d->waiting[k] = 0;
+    sg_sem_release(d->wake[k]);
   }
 }
 
 static void x_abort_all(void *xd) {
   sim_x_t *x = xd;
-  for (int i = 0; i < x->n; i++) x_notify(xd, i);
+  for (int i = 0; i < 2 * x->n; i++) x_notify(xd, i);
+}
+
+/* The communication stream of a device: an actor on its host. */
+static void comm_actor(int argc, char **argv) {
+  (void)argc, (void)argv;
+  ts__rt_comm_main(sg_actor_self_get_data());
+}
+
+static void x_spawn_comm(void *xd, int device) {
+  sim_x_t *x = xd;
+  char name[32];
+  snprintf(name, sizeof name, "comm:%d", device);
+  sg_actor_t a = sg_actor_init(name, x->dev[device].host);
+  sg_actor_set_data(a, ts__world_rt(x->w, device));
+  sg_actor_start_(a, comm_actor, 0, NULL);
 }
 
 /* A zero-flop exec makes the engine process every activity ending at this
@@ -214,9 +233,18 @@ static double x_capacity(void *xd, int device) {
   return x->dev[device].memory;
 }
 
-static const ts_exec_ops_t sim_ops = {x_now,    x_compute, x_send,      x_lock,  x_unlock,
-                                      x_wait,   x_notify,  x_abort_all, x_settle,
-                                      x_host_copy, NULL,   x_capacity};
+static const ts_exec_ops_t sim_ops = {.now = x_now,
+                                      .compute = x_compute,
+                                      .send = x_send,
+                                      .lock = x_lock,
+                                      .unlock = x_unlock,
+                                      .wait = x_wait,
+                                      .notify = x_notify,
+                                      .abort_all = x_abort_all,
+                                      .settle = x_settle,
+                                      .host_copy = x_host_copy,
+                                      .capacity = x_capacity,
+                                      .spawn_comm = x_spawn_comm};
 
 /* ---- actors ---------------------------------------------------------- */
 
@@ -510,7 +538,8 @@ static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const
     sg_actor_t a = sg_actor_init(name, x.dev[d].host);
     sg_actor_set_data(a, ts__world_rt(w, d));
     x.dev[d].actor = a;
-    x.dev[d].wake = sg_sem_init(0);
+    x.dev[d].wake[0] = sg_sem_init(0);
+    x.dev[d].wake[1] = sg_sem_init(0);
     sg_actor_start_(a, device_actor, 0, NULL);
   }
   for (int i = 0; i < x.n_edges; i++) {

@@ -572,9 +572,16 @@ static void x_host_evict(void *xd, int device, int v) {
   poison_blocks(x->dev[device].model, pc->first_layer, pc->n_layers);
 }
 
-static const ts_exec_ops_t ref_ops = {x_now,  x_compute, x_send,      x_lock,  x_unlock,
-                                      x_wait, x_notify,  x_abort_all, NULL,
-                                      x_host_copy, x_host_evict, NULL};
+static const ts_exec_ops_t ref_ops = {.now = x_now,
+                                      .compute = x_compute,
+                                      .send = x_send,
+                                      .lock = x_lock,
+                                      .unlock = x_unlock,
+                                      .wait = x_wait,
+                                      .notify = x_notify,
+                                      .abort_all = x_abort_all,
+                                      .host_copy = x_host_copy,
+                                      .host_evict = x_host_evict};
 
 static void *device_main(void *arg) {
   ref_dev_t *dv = arg;

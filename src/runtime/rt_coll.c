@@ -1,49 +1,236 @@
 /*
-** rt_coll.c: collectives over a group of devices, owned by the runtime.
+** rt_coll.c: collectives over a group of devices, owned by the runtime
+** (ts_runtime.h, README "Collectives").
+**
+** What it models: NCCL-style collectives on a per-device communication
+** stream.  The program starts a collective and goes on; the stream runs the
+** device's collectives one at a time in start order, each as the steps of
+** its algorithm (ring, or direct for all-to-all); a step is one message to
+** a group member (kind TS_SEND_COLL, numbered by the device's coll_seq),
+** and a receive consumes the next message from that member.  Because every
+** member runs the same collectives in the same order and messages between
+** a pair arrive in send order, the n-th message from a member is always
+** the one the n-th receive from it expects.
+**
+** Chunks.  Member i of n holds the buffer as n slices.  Reduce-scatter
+** step s (0 .. n-2): send slice (i - s - 1) mod n to the next member,
+** receive slice (i - s - 2) mod n from the previous one and add it in; after
+** n - 1 steps member i holds the sum of slice i.  All-gather step s: send
+** slice (i - s) mod n, receive slice (i - s - 1) mod n and keep it.
+** All-reduce is the two in a row.  Broadcast: member 0 sends slices 0 ..
+** n-1 to member 1, which forwards each on arrival, and so on along the ring.
+** All-to-all: member i sends its slice j to member j and keeps slice i;
+** the slice received from member j replaces its slice j.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
 #include "rt_internal.h"
-#include "ts_moe.h"
+#include "ts_internal.h"
 
-void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double bytes) {
+static const char *const op_names[TS_COLL_OPS] = {"all-reduce", "reduce-scatter", "all-gather",
+                                                  "broadcast", "all-to-all"};
+
+const char *ts_coll_op_name(ts_coll_op_t op) {
+  return op >= 0 && op < TS_COLL_OPS ? op_names[op] : "unknown collective";
+}
+
+ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k) {
+  return ts_plan_group(rt->w->plan, k, rt->ctx.device);
+}
+
+/* ---- steps (on the stream's context) ------------------------------------ */
+
+typedef struct run_coll {
+  ts_rt_t *rt;
+  const rt_coll_t *c;
+  int id, slot;
+} run_coll_t;
+
+static void step_send(run_coll_t *x, int peer_rank, int chunk, double bytes) {
+  ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
-  int d = rt->ctx.device, me = -1;
-  if (w->failed || n <= 1) return;
-  if (vstage < 0 || vstage >= w->lay->n_vstages || rt->local_idx[vstage] < 0) {
-    ts__rt_fail(rt, "%s labelled with stage %d, which is not on this device (group size %d)", "allreduce",
-         vstage, n);
-    return;
+  const rt_coll_t *c = x->c;
+  int d = rt->ctx.device, n = c->g.n;
+  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, c->g.dev[peer_rank], chunk, n, 0};
+  if (w->ops->coll_pack) w->ops->coll_pack(w->xd, d, &st);
+  w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, (int)rt->coll_seq++, bytes);
+}
+
+static void step_recv(run_coll_t *x, int peer_rank, int chunk, int reduce) {
+  ts_rt_t *rt = x->rt;
+  ts_world_t *w = rt->w;
+  const rt_coll_t *c = x->c;
+  int d = rt->ctx.device, from = c->g.dev[peer_rank];
+  w->ops->lock(w->xd, d);
+  if (rt->coll_in[from] <= rt->coll_used[from]) {
+    snprintf(rt->comm_waiting, sizeof rt->comm_waiting, "%s #%d: a step from device %d",
+             ts_coll_op_name(c->op), x->id, from);
+    while (rt->coll_in[from] <= rt->coll_used[from] && !w->failed) w->ops->wait(w->xd, x->slot);
+    rt->comm_waiting[0] = 0;
   }
-  for (int i = 0; i < n; i++) {
-    if (devs[i] < 0 || devs[i] >= w->n) {
-      ts__rt_fail(rt, "%s over device %d: no such device (stage %d)", "allreduce", devs[i], vstage);
+  rt->coll_used[from]++;
+  w->ops->unlock(w->xd, d);
+  if (w->failed) return;
+  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, from, chunk, c->g.n, reduce};
+  if (w->ops->coll_apply) w->ops->coll_apply(w->xd, d, &st);
+}
+
+static int mod(int a, int n) { return ((a % n) + n) % n; }
+
+/* Ring phases: reduce (reduce-scatter) or gather (all-gather). */
+static void ring(run_coll_t *x, bool reduce) {
+  int n = x->c->g.n, i = x->c->g.rank, next = (i + 1) % n, prev = (i + n - 1) % n;
+  double part = x->c->bytes / n;
+  int off = reduce ? 1 : 0;
+  for (int s = 0; s < n - 1 && !x->rt->w->failed; s++) {
+    step_send(x, next, mod(i - s - off, n), part);
+    step_recv(x, prev, mod(i - s - off - 1, n), reduce);
+  }
+}
+
+static void run_one(run_coll_t *x) {
+  const rt_coll_t *c = x->c;
+  int n = c->g.n, i = c->g.rank;
+  double part = c->bytes / n;
+  switch (c->op) {
+  case TS_COLL_ALLREDUCE:
+    ring(x, true);
+    ring(x, false);
+    break;
+  case TS_COLL_REDUCE_SCATTER:
+    ring(x, true);
+    break;
+  case TS_COLL_ALLGATHER:
+    ring(x, false);
+    break;
+  case TS_COLL_BROADCAST:
+    for (int k = 0; k < n && !x->rt->w->failed; k++) {
+      if (i > 0) step_recv(x, i - 1, k, 0);
+      if (i < n - 1) step_send(x, i + 1, k, part);
+    }
+    break;
+  case TS_COLL_ALLTOALL:
+    for (int k = 1; k < n; k++) step_send(x, (i + k) % n, (i + k) % n, part);
+    for (int k = 1; k < n && !x->rt->w->failed; k++) step_recv(x, mod(i - k, n), mod(i - k, n), 0);
+    break;
+  default:
+    assert(0 && "collective kind checked in ts_rt_coll_start");
+  }
+}
+
+/* Runs the collectives that are queued and not yet run. */
+static void drain(ts_rt_t *rt, int slot) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device;
+  for (;;) {
+    w->ops->lock(w->xd, d);
+    if (rt->coll_next >= rt->n_colls || w->failed) {
+      w->ops->unlock(w->xd, d);
       return;
     }
-    if (devs[i] == d) me = i;
-  }
-  if (me < 0) {
-    ts__rt_fail(rt, "%s: this device is not in the group (stage %d, group size %d)", "allreduce", vstage, n);
-    return;
-  }
-  int next = devs[(me + 1) % n], prev = devs[(me + n - 1) % n];
-  /* Reduce-scatter then all-gather: 2 (n - 1) steps of bytes / n. */
-  for (int step = 0; step < 2 * (n - 1) && !w->failed; step++) {
-    w->ops->send(w->xd, d, next, TS_SEND_COLL, vstage, (int)rt->coll_seq++, bytes / n);
+    int id = rt->coll_next;
+    rt_coll_t c = rt->colls[id]; /* a copy: the program may grow the array */
+    w->ops->unlock(w->xd, d);
+    run_coll_t x = {rt, &c, id, slot};
+    run_one(&x);
     w->ops->lock(w->xd, d);
-    if (rt->coll_in[prev] <= rt->coll_used[prev]) {
-      snprintf(rt->waiting, sizeof rt->waiting, "all-reduce step %d from device %d", step, prev);
-      while (rt->coll_in[prev] <= rt->coll_used[prev] && !w->failed) w->ops->wait(w->xd, d);
-      rt->waiting[0] = 0;
-    }
-    rt->coll_used[prev]++;
+    rt->colls[id].done = true;
+    rt->coll_next = id + 1;
+    w->ops->notify(w->xd, d);
     w->ops->unlock(w->xd, d);
   }
 }
 
+void ts__rt_comm_main(ts_rt_t *rt) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device;
+  for (;;) {
+    drain(rt, rt->comm_slot);
+    w->ops->lock(w->xd, d);
+    while (rt->coll_next >= rt->n_colls && !rt->finished && !w->failed)
+      w->ops->wait(w->xd, rt->comm_slot);
+    bool more = rt->coll_next < rt->n_colls && !w->failed;
+    if (!more) rt->comm_ended = true;
+    w->ops->unlock(w->xd, d);
+    if (!more) return;
+  }
+}
 
-ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k) {
-  return ts_plan_group(rt->w->plan, k, rt->ctx.device);
+/* ---- calls for schedule programs ----------------------------------------- */
+
+int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage,
+                     ts_coll_buf_t buf, double bytes) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device;
+  if (w->failed) return -1;
+  const char *name = ts_coll_op_name(op);
+  if (op < 0 || op >= TS_COLL_OPS) {
+    ts__rt_fail(rt, "%s %d started (stage %d)", "unknown collective kind", (int)op, vstage);
+    return -1;
+  }
+  if (vstage < 0 || vstage >= w->lay->n_vstages || rt->local_idx[vstage] < 0) {
+    ts__rt_fail(rt, "%s labelled with stage %d, which is not on this device (group size %d)", name,
+                vstage, g->n);
+    return -1;
+  }
+  if (g->n < 1 || g->rank < 0 || g->rank >= g->n || g->dev[g->rank] != d) {
+    ts__rt_fail(rt, "%s: this device is not the member it claims in its group (stage %d, group size %d)",
+                name, vstage, g->n);
+    return -1;
+  }
+  for (int i = 0; i < g->n; i++)
+    if (g->dev[i] < 0 || g->dev[i] >= w->n) {
+      ts__rt_fail(rt, "%s over device %d: no such device (stage %d)", name, g->dev[i], vstage);
+      return -1;
+    }
+  w->ops->lock(w->xd, d);
+  if (rt->n_colls == rt->cap_colls) {
+    rt->cap_colls = rt->cap_colls ? 2 * rt->cap_colls : 8;
+    rt->colls = ts__xrealloc(rt->colls, (size_t)rt->cap_colls * sizeof *rt->colls);
+  }
+  int h = rt->n_colls++;
+  rt->colls[h] = (rt_coll_t){op, buf, vstage, bytes, *g, g->n == 1};
+  if (g->n == 1 && rt->coll_next == h) rt->coll_next = h + 1; /* nothing to do */
+  bool spawn = g->n > 1 && w->ops->spawn_comm && rt->comm_slot == d;
+  if (spawn) rt->comm_slot = w->n + d;
+  else if (rt->comm_slot != d) w->ops->notify(w->xd, rt->comm_slot);
+  w->ops->unlock(w->xd, d);
+  if (spawn) {
+    rt->comm_ended = false;
+    w->ops->spawn_comm(w->xd, d);
+  }
+  return h;
+}
+
+void ts_rt_coll_wait(ts_rt_t *rt, int h) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device;
+  if (w->failed || h < 0) return;
+  if (h >= rt->n_colls) {
+    ts__rt_fail(rt, "%s of handle %d: no collective was started with it", "ts_rt_coll_wait", h, 0);
+    return;
+  }
+  /* Without a stream of its own, the program runs its collectives itself. */
+  if (rt->comm_slot == d) drain(rt, d);
+  w->ops->lock(w->xd, d);
+  if (!rt->colls[h].done) {
+    snprintf(rt->waiting, sizeof rt->waiting, "its %s #%d", ts_coll_op_name(rt->colls[h].op), h);
+    while (!rt->colls[h].done && !w->failed) w->ops->wait(w->xd, d);
+    rt->waiting[0] = 0;
+  }
+  w->ops->unlock(w->xd, d);
+  rt->polls = 0;
+}
+
+void ts_rt_coll(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage, ts_coll_buf_t buf,
+                double bytes) {
+  ts_rt_coll_wait(rt, ts_rt_coll_start(rt, op, g, vstage, buf, bytes));
+}
+
+/* At the end of the program: wait for every collective it started. */
+void ts__rt_coll_finish(ts_rt_t *rt) {
+  if (rt->n_colls > 0) ts_rt_coll_wait(rt, rt->n_colls - 1);
 }

@@ -26,6 +26,14 @@ struct ts_rt {
   long *coll_in;         /* [n_devices] collective messages arrived from each */
   long *coll_used;       /* [n_devices] ... and consumed */
   long coll_seq;         /* collective steps sent by this device */
+  struct rt_coll *colls; /* collectives started, in start order (under the
+                         ** device lock once the stream runs) */
+  int n_colls, cap_colls;
+  int coll_next;         /* the next one the stream runs */
+  int comm_slot;         /* wait slot of the stream: n + device once spawned,
+                         ** else device (synchronous collectives) */
+  bool comm_ended;       /* the stream returned (or was never spawned) */
+  char comm_waiting[160]; /* what the stream waits for */
   long *a2a_in[2], *a2a_used[2]; /* [n_devices] MoE all-to-all messages
                          ** (dispatch, combine) arrived from each, consumed */
   int moe_kind, moe_v, moe_mb, moe_pieces, moe_a2a; /* the MoE op in progress:
@@ -77,6 +85,16 @@ struct ts_world {
   ts_err_t err;
 };
 
+/* One collective as started by the program. */
+typedef struct rt_coll {
+  ts_coll_op_t op;
+  ts_coll_buf_t buf;
+  int vstage;
+  double bytes;
+  ts_group_t g;          /* members (owned by the plan or static) */
+  bool done;
+} rt_coll_t;
+
 #define POLL_LIMIT 10000000L
 
 /* Records the first error of the run (fmt takes a string, then v and mb)
@@ -97,5 +115,7 @@ void ts__rt_host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c);
 void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c);
 /* 1 when no copy of the device is queued or running (li < 0: any stage). */
 bool ts__rt_copies_done(ts_rt_t *rt, int li);
+/* Collectives (rt_coll.c): waits for every collective the program started. */
+void ts__rt_coll_finish(ts_rt_t *rt);
 
 #endif

@@ -68,6 +68,8 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->a2a_used[k] = calloc((size_t)w->n, sizeof(long));
     }
     rt->moe_kind = -1;
+    rt->comm_slot = d;
+    rt->comm_ended = true;
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
     if (sched->host_weights) {
@@ -105,6 +107,7 @@ void ts__world_free(ts_world_t *w) {
     free(rt->keep);
     free(rt->coll_in);
     free(rt->coll_used);
+    free(rt->colls);
     for (int k = 0; k < 2; k++) {
       free(rt->a2a_in[k]);
       free(rt->a2a_used[k]);
@@ -130,8 +133,13 @@ void ts__world_free(ts_world_t *w) {
 
 /* Records the first error and stops every device. */
 void ts__rt_main(ts_rt_t *rt) {
-  rt->w->sched->program(rt);
+  ts_world_t *w = rt->w;
+  w->sched->program(rt);
+  ts__rt_coll_finish(rt);
+  w->ops->lock(w->xd, rt->ctx.device);
   rt->finished = true;
+  if (rt->comm_slot != rt->ctx.device) w->ops->notify(w->xd, rt->comm_slot);
+  w->ops->unlock(w->xd, rt->ctx.device);
 }
 
 /* ---- end of run -------------------------------------------------------- */
@@ -151,6 +159,11 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,
                  rt->waiting[0] ? rt->waiting : "an event that never comes");
+        if (rt->comm_waiting[0]) {
+          l = strlen(msg);
+          snprintf(msg + l, sizeof msg - l, " (its communication stream waits for %s)",
+                   rt->comm_waiting);
+        }
         if (room) {
           l = strlen(msg);
           snprintf(msg + l, sizeof msg - l, " (needs %.0f bytes; %.0f of %.0f in use)",

@@ -268,7 +268,8 @@ void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, doubl
                     .bytes = bytes};
     ts_run_push(rt->tev, &e);
   }
-  w->ops->notify(w->xd, rt->ctx.device);
+  /* Collective steps are for the communication stream. */
+  w->ops->notify(w->xd, kind == TS_SEND_COLL ? rt->comm_slot : rt->ctx.device);
 }
 
 /* Checks a receive's arguments; returns the cell or -1. */

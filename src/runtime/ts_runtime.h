@@ -119,12 +119,62 @@ double ts_rt_gradient_bytes(ts_rt_t *rt, int vstage);
 void ts_rt_settle(ts_rt_t *rt);
 /* The group of kind k that this device belongs to (ts_plan_group). */
 ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k);
-/* Ring all-reduce of bytes among the n devices devs[] (this device among
-** them), 2 (n - 1) steps of bytes / n each to the next device of the ring;
-** returns when this device's part is done.  Every member must call it with
-** the same devs, in the same order relative to its other collectives.
-** vstage (held by this device) labels the transfers in the timeline. */
-void ts_rt_allreduce(ts_rt_t *rt, int vstage, int n, const int *devs, double bytes);
+
+/* ---- collectives -----------------------------------------------------------
+** Collectives run over a group (ts_rt_group: the plan's TP, EP, DP, PP or
+** REPLICA group of this device) on the device's communication stream: an
+** execution context of its own (SimGrid: an actor on the device's host;
+** the reference executor: a thread), which runs the device's collectives
+** one at a time in the order they were started, as NCCL runs a
+** communicator's kernels on one stream.  So a collective overlaps the
+** device's compute: ts_rt_coll_start returns at once and ts_rt_coll_wait
+** blocks until this device's part is done.  Every member of the group must
+** start the same collectives in the same order relative to its other
+** collectives.  The runtime owns the algorithm (README "Collectives"):
+**   all-reduce      ring: reduce-scatter then all-gather, 2 (n - 1) steps
+**                   of bytes / n to the next member;
+**   reduce-scatter  ring, n - 1 steps of bytes / n (bytes: the input);
+**                   member i ends with the reduced chunk i;
+**   all-gather      ring, n - 1 steps of bytes / n (bytes: the output);
+**   broadcast       from member 0 along the ring, in n chunks of bytes / n,
+**                   pipelined (each member forwards a chunk on arrival);
+**   all-to-all      member i sends chunk j of bytes / n to member j, all
+**                   at once.
+** On SimGrid the steps are flows over the platform; executors with data
+** (the reference executor) move and reduce the real arrays through
+** coll_pack / coll_apply, so a wrong collective gives a wrong gradient. */
+
+typedef enum ts_coll_op {
+  TS_COLL_ALLREDUCE = 0,
+  TS_COLL_REDUCE_SCATTER,
+  TS_COLL_ALLGATHER,
+  TS_COLL_BROADCAST,
+  TS_COLL_ALLTOALL,
+  TS_COLL_OPS
+} ts_coll_op_t;
+
+/* What a collective carries, for executors with data.  TS_BUF_GRADS: the
+** weight gradients of every model part this device holds, in cost-row
+** order, replicated weights only (a MoE part's experts are not); members
+** of a REPLICA group hold the same parts, so their buffers line up.
+** TS_BUF_WEIGHTS: the same parts' weights.  TS_BUF_NONE: bytes only. */
+typedef enum ts_coll_buf { TS_BUF_NONE = 0, TS_BUF_GRADS, TS_BUF_WEIGHTS } ts_coll_buf_t;
+
+/* "all-reduce", "reduce-scatter", "all-gather", "broadcast", "all-to-all". */
+const char *ts_coll_op_name(ts_coll_op_t op);
+
+/* Starts op over the members of g (this device among them) on buf, whose
+** size on each device is bytes (see above); vstage, one of this device's,
+** labels the transfers in the timeline.  Returns a handle for
+** ts_rt_coll_wait (-1 after a failure; a group of one member completes at
+** once).  A program that ends with collectives running waits for them. */
+int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage,
+                     ts_coll_buf_t buf, double bytes);
+/* Blocks until the collective of handle h is done on this device. */
+void ts_rt_coll_wait(ts_rt_t *rt, int h);
+/* ts_rt_coll_start then ts_rt_coll_wait. */
+void ts_rt_coll(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage, ts_coll_buf_t buf,
+                double bytes);
 
 /* ---- mixture of experts (schedule gshard; README "Mixture of experts") --
 ** The plan gives each device an expert-parallel lane r (its rank in its
@@ -192,6 +242,20 @@ void ts_rt_host_wait(ts_rt_t *rt);
 
 /* ---- the executor interface (implemented in sim/ and src/ref_*) ---- */
 
+/* One step of a collective, as the executor sees it: the slice [chunk,
+** chunk + 1) of n_chunks equal slices of this device's buffer (buf of the
+** device's parts) goes to peer (pack) or came from peer (apply) and is
+** added into the own slice (reduce 1) or replaces it (reduce 0). */
+typedef struct ts_coll_step {
+  ts_coll_op_t op;
+  ts_coll_buf_t buf;
+  int id;        /* the collective's number on this device, in start order */
+  int vstage;    /* its label stage */
+  int peer;
+  int chunk, n_chunks;
+  int reduce;
+} ts_coll_step_t;
+
 typedef struct ts_exec_ops {
   /* Seconds since the run began. */
   double (*now)(void *xd);
@@ -207,11 +271,13 @@ typedef struct ts_exec_ops {
   /* Blocking primitives the runtime builds receives on.  lock/unlock guard
   ** the device's inbox; wait releases the lock until notify; notify wakes
   ** the device's waiters.  (SimGrid: a mutex and a condition; threads:
-  ** pthread ones.) */
+  ** pthread ones.)  Waits and notifies name a slot: slot d is device d's program, slot
+  ** n_devices + d its communication stream (spawn_comm); both use
+  ** device d's lock. */
   void (*lock)(void *xd, int device);
   void (*unlock)(void *xd, int device);
-  void (*wait)(void *xd, int device);
-  void (*notify)(void *xd, int device);
+  void (*wait)(void *xd, int slot);
+  void (*notify)(void *xd, int slot);
   /* Called when a device's program fails, to stop the others. */
   void (*abort_all)(void *xd);
   /* Optional: returns once every event of the current instant has taken
@@ -228,6 +294,19 @@ typedef struct ts_exec_ops {
   void (*host_evict)(void *xd, int device, int vstage);
   /* Optional: the device's memory in bytes; 0 or NULL: unlimited. */
   double (*capacity)(void *xd, int device);
+  /* Optional: starts device's communication stream, a context that runs
+  ** ts__rt_comm_main(ts__world_rt(w, device)) concurrently with the
+  ** device's program and may block in wait(n_devices + device).  NULL:
+  ** collectives run synchronously inside ts_rt_coll_wait on the program's
+  ** own context (no overlap). */
+  void (*spawn_comm)(void *xd, int device);
+  /* Optional, executors with data: coll_pack is called by the sender just
+  ** before a collective step's send, coll_apply by the receiver just after
+  ** the matching message was consumed (messages of one sender are consumed
+  ** in send order, so a FIFO of payloads per (sender, receiver) pair
+  ** matches them). */
+  void (*coll_pack)(void *xd, int device, const struct ts_coll_step *st);
+  void (*coll_apply)(void *xd, int device, const struct ts_coll_step *st);
 } ts_exec_ops_t;
 
 /* The shared runtime state of one run, used by executors. */
@@ -239,8 +318,13 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched,
                           const ts_plan_t *plan, const ts_cost_t *cost,
                           const ts_exec_ops_t *ops, void *xd);
 ts_rt_t *ts__world_rt(ts_world_t *w, int device);
-/* Runs the schedule's program for one device and marks it done. */
+/* Runs the schedule's program for one device, waits for its collectives,
+** and marks it done. */
 void ts__rt_main(ts_rt_t *rt);
+/* The communication stream of rt's device (ops->spawn_comm): runs its
+** collectives in start order; returns once the program has ended and
+** every collective is done (or the run failed). */
+void ts__rt_comm_main(ts_rt_t *rt);
 /* Executor callback: a message reached rt's device. */
 void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
                     int mb, double bytes, double t_start, double t_end);
