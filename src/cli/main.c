@@ -19,6 +19,7 @@
 
 #include "platform_gen.h"
 #include "trainsim.h"
+#include "ts_out.h"
 #include "ts_bench.h"
 #include "ts_compare.h"
 #include "ts_place.h"

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "trainsim.h"
+#include "ts_out.h"
 
 /* Geometry in pixels. */
 #define G_MAX_WIDTH 2400.0  /* cap on the whole figure */

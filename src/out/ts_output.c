@@ -17,8 +17,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
-#include "trainsim.h"
-#include "ts_report.h"
+#include "ts_out.h"
 #include "ts_runtime.h"
 #include "ts_moe.h"
 
@@ -262,20 +261,9 @@ int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t 
   return 0;
 }
 
-typedef int (*result_writer)(const ts_result_t *, FILE *);
-static const struct {
-  const char *name;
-  result_writer fn;
-} outputs[] = {{"summary.json", ts_write_summary_json},
-               {"timeline.csv", ts_write_timeline_csv},
-               {"trace.json", ts_write_trace_json},
-               {"gantt.svg", ts_write_gantt_svg},
-               {"report.html", ts_write_report_html}};
-#define N_OUTPUTS (int)(sizeof outputs / sizeof outputs[0])
-
 typedef struct {
   const ts_result_t *r;
-  result_writer fn;
+  ts_result_writer_fn fn;
 } writer_arg_t;
 
 static int call_writer(const void *arg, FILE *f) {
@@ -291,25 +279,34 @@ int ts_write_dir(const char *dir, ts_err_t *err) {
 }
 
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
+  return ts_write_outputs_mask(r, dir, TS_FORMATS_ALL, err);
+}
+
+int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err) {
   int rc0 = ts_write_dir(dir, err);
   if (rc0) return rc0;
-  char path[N_OUTPUTS][TS_PATH_MAX + 32], tmp[N_OUTPUTS][TS_PATH_MAX + 96];
+  /* The chosen formats, in the registry's order. */
+  const ts_format_t *out[TS_N_FORMATS];
+  int n = 0;
+  for (int i = 0; i < TS_N_FORMATS; i++)
+    if (mask & TS_FORMAT_BIT(i)) out[n++] = ts_format_at(i);
+  char path[TS_N_FORMATS][TS_PATH_MAX + 32], tmp[TS_N_FORMATS][TS_PATH_MAX + 96];
   int done = 0, rc = 0;
-  for (; done < N_OUTPUTS; done++) {
-    snprintf(path[done], sizeof path[done], "%s/%s", dir, outputs[done].name);
+  for (; done < n; done++) {
+    snprintf(path[done], sizeof path[done], "%s/%s", dir, out[done]->file);
     tmp_name(tmp[done], sizeof tmp[done], path[done]);
-    writer_arg_t a = {r, outputs[done].fn};
+    writer_arg_t a = {r, out[done]->write};
     if ((rc = write_tmp(path[done], tmp[done], call_writer, &a, err))) break;
   }
   /* A target that cannot be replaced (a directory) fails before anything
   ** is renamed; a rename that fails anyway undoes the ones before it. */
-  for (int i = 0; i < N_OUTPUTS && !rc; i++) {
+  for (int i = 0; i < n && !rc; i++) {
     struct stat st;
     if (lstat(path[i], &st) == 0 && S_ISDIR(st.st_mode))
       rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot replace: it is a directory", path[i]);
   }
   int renamed = 0;
-  for (; renamed < N_OUTPUTS && !rc; renamed++)
+  for (; renamed < n && !rc; renamed++)
     if (rename(tmp[renamed], path[renamed])) {
       rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path[renamed],
                       strerror(errno));
@@ -323,17 +320,6 @@ int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
 }
 
 /* ---- human summary ------------------------------------------------------ */
-
-const char *ts__human_bytes(double b, char *buf, size_t cap) {
-  static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024 && i < 4) {
-    b /= 1024;
-    i++;
-  }
-  snprintf(buf, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
-  return buf;
-}
 
 static const char *human_time(double s, char *buf, size_t cap) {
   if (s >= 1 || s == 0)

@@ -34,7 +34,7 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "trainsim.h"
+#include "ts_out.h"
 #include "ts_moe.h"
 #include "ts_report.h"
 
