@@ -107,7 +107,7 @@ typedef struct ts_summary_metric {
   ts_metric_show_t show;  /* the report's format */
   bool flops;             /* known only for models with FLOPs: null else */
   bool from_cost;         /* from r->cost, not from r->metrics */
-  double (*value)(const ts_result_t *r); /* NAN when not available */
+  double (*value)(const ts_result_t *r); /* call only when available */
   const char *definition; /* README's definition, without the backticks */
 } ts_summary_metric_t;
 
@@ -118,6 +118,9 @@ const ts_summary_metric_t *ts_summary_metric_at(int i);
 /* Whether r has the metric: its source (metrics or cost) is there and,
 ** for a FLOPs metric, the model has FLOPs. */
 bool ts_summary_metric_available(const ts_summary_metric_t *m, const ts_result_t *r);
+/* The metric's value for r: m->value(r) when available, else NAN (which
+** summary.json writes as null). */
+double ts_summary_metric_value(const ts_summary_metric_t *m, const ts_result_t *r);
 
 /* ---- text helpers shared by the writers --------------------------------- */
 

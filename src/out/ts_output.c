@@ -95,25 +95,32 @@ static void moe_json(cJSON *o, const ts_result_t *r) {
     cJSON_AddItemToArray(ld, cJSON_CreateNumber((double)m->expert_load[e]));
 }
 
+/* The metrics of ts_summary_metric_at's list, in its order: "a.b" goes into
+** object a of o (created at its first metric, so the keys come out in the
+** list's order), the others into o. */
+static void summary_metrics_json(cJSON *o, const ts_result_t *r) {
+  const ts_summary_metric_t *sm;
+  for (int i = 0; (sm = ts_summary_metric_at(i)); i++) {
+    const char *dot = strchr(sm->name, '.');
+    cJSON *parent = o;
+    if (dot) {
+      char obj[64];
+      snprintf(obj, sizeof obj, "%.*s", (int)(dot - sm->name), sm->name);
+      parent = cJSON_GetObjectItemCaseSensitive(o, obj);
+      if (!parent) parent = cJSON_AddObjectToObject(o, obj);
+    }
+    add_num(parent, dot ? dot + 1 : sm->name, ts_summary_metric_value(sm, r));
+  }
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
   cJSON_AddStringToObject(o, "executor", r->run->executor);
-  cJSON *job = ts__job_json(o, j);
-  add_num_or_null(job, "model_parameters", r->cost->model_params, r->cost->has_flops);
-
-  add_num(o, "iteration_time_s", m->iteration_time_s);
-  add_num(o, "bubble_fraction", m->bubble_fraction);
-  add_num(o, "bubble_overhead", m->bubble_overhead);
-  add_num(o, "ideal_time_s", m->ideal_time_s);
-  cJSON *t = cJSON_AddObjectToObject(o, "throughput");
-  add_num(t, "samples_per_s", m->samples_per_s);
-  add_num(t, "tokens_per_s", m->tokens_per_s);
-  add_num_or_null(t, "flops_per_s_per_gpu", m->flops_per_s_per_gpu, r->cost->has_flops);
-  add_num_or_null(t, "mfu", m->mfu, r->cost->has_flops);
-  add_num(o, "p2p_bytes", m->p2p_bytes);
+  ts__job_json(o, j);
+  summary_metrics_json(o, r);
   if (r->cost->moe) moe_json(o, r);
   const ts_schedule_t *sc = ts_schedule_find(j->schedule);
   bool host = sc && sc->host_weights;
