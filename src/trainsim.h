@@ -446,57 +446,9 @@ typedef struct ts_result {
   const ts_metrics_t *metrics;
 } ts_result_t;
 
-/* Each writer writes a complete file body to f and returns 0, or EX_IOERR
-** when a write fails.  Output is byte-for-byte deterministic. */
-int ts_write_summary_json(const ts_result_t *r, FILE *f);
-int ts_write_timeline_csv(const ts_result_t *r, FILE *f);
-int ts_write_trace_json(const ts_result_t *r, FILE *f);
-int ts_write_gantt_svg(const ts_result_t *r, FILE *f);
-
-/* Gantt charts that share one time axis (trainsim compare): t_max, the
-** label column and the plot width are forced where positive. */
-typedef struct ts_gantt_opts {
-  double t_max, left, plot_w;
-} ts_gantt_opts_t;
-int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
-/* The layout ts_write_gantt_svg would choose for r: fills o. */
-int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o);
-
-/* Writes all five files (summary.json, timeline.csv, trace.json, gantt.svg,
-** report.html) into dir atomically: every file is first written
-** to a temporary name in dir and renamed only when all succeeded; on
-** failure no output file is left behind.  Creates dir if needed. */
-int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
-
-/* Creates dir and its parents (mkdir -p); EX_CANTCREAT naming dir. */
-int ts_write_dir(const char *dir, ts_err_t *err);
-
-/* Atomic single-file write: calls fn(arg, f) on "<path>.tmp.<pid>" then
-** renames.  Used by every writer of the project. */
-typedef int (*ts_write_fn)(const void *arg, FILE *f);
-int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err);
-
-/* The summary.json tree of a result (caller frees with cJSON_Delete); the
-** type is cJSON's, left opaque here. */
-struct cJSON *ts__summary_json(const ts_result_t *r);
-/* Adds the job as run ("job": file, schedule, model, platform, counts,
-** recompute, bytes_per_element) to parent and returns that object. */
-struct cJSON *ts__job_json(struct cJSON *parent, const ts_job_t *job);
-
-/* Fast formatting for the writers' hot loops (printf's %.2f and %d are
-** the bulk of writing a large timeline).  buf holds at least 64 bytes;
-** returns the length written.  ts__fmt_fixed rounds x to d (0..6)
-** decimals, like "%.*f" but by llround, deterministically; "-0.00" never
-** appears. */
-int ts__fmt_int(char *buf, long long v);
-int ts__fmt_fixed(char *buf, double x, int d);
-/* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
-** HTML text and attributes; control characters become '?'. */
-void ts__xml_put(FILE *f, const char *s, size_t n);
-/* "17.19 GiB": bytes with a binary prefix, into buf; returns buf. */
-const char *ts__human_bytes(double b, char *buf, size_t cap);
-
-/* Human summary for stdout. */
-void ts_print_summary(const ts_result_t *r, FILE *f);
+/* The writers of these results (summary.json, timeline.csv, trace.json,
+** gantt.svg, report.html), the output-format registry and the atomic file
+** writing are the out layer's: src/out/ts_out.h.  The core does not see
+** that header, so it cannot call a writer. */
 
 #endif /* TRAINSIM_H */

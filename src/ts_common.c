@@ -6,7 +6,6 @@
 ** kind, mb, vstage, peer) so that output never depends on the order in
 ** which an executor happened to record them.
 */
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,59 +158,4 @@ void ts_run_free(ts_run_t *r) {
   free(r->links);
   free(r->measured_weight_versions);
   free(r);
-}
-
-/* ---- fast number formatting for the writers' hot loops ---------------- */
-
-int ts__fmt_int(char *buf, long long v) {
-  char tmp[24];
-  int n = 0, len = 0;
-  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  if (v < 0) buf[len++] = '-';
-  while (n) buf[len++] = tmp[--n];
-  buf[len] = 0;
-  return len;
-}
-
-int ts__fmt_fixed(char *buf, double x, int d) {
-  static const double pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
-  if (d < 0 || d > 6 || !(x > -9e14 && x < 9e14)) return snprintf(buf, 64, "%.*f", d < 0 ? 0 : d, x);
-  long long q = llround(x * pow10[d]);
-  int len = 0;
-  if (q < 0) {
-    buf[len++] = '-';
-    q = -q;
-  }
-  long long ip = q / (long long)pow10[d], fp = q % (long long)pow10[d];
-  len += ts__fmt_int(buf + len, ip);
-  if (d > 0) {
-    buf[len++] = '.';
-    for (int i = d - 1; i >= 0; i--) {
-      buf[len + i] = (char)('0' + fp % 10);
-      fp /= 10;
-    }
-    len += d;
-  }
-  buf[len] = 0;
-  return len;
-}
-
-void ts__xml_put(FILE *f, const char *s, size_t n) {
-  for (size_t i = 0; i < n && s[i]; i++) {
-    unsigned char c = (unsigned char)s[i];
-    switch (c) {
-      case '&': fputs("&amp;", f); break;
-      case '<': fputs("&lt;", f); break;
-      case '>': fputs("&gt;", f); break;
-      case '"': fputs("&quot;", f); break;
-      case '\'': fputs("&#39;", f); break;
-      default:
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') c = '?';
-        fputc(c, f);
-    }
-  }
 }

@@ -23,6 +23,7 @@
 #include <sysexits.h>
 
 #include "trainsim.h"
+#include "ts_out.h"
 #include "tsunit.h"
 
 /* ------------------------------------------------------------------ */

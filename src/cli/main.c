@@ -1,7 +1,7 @@
 /*
 ** main.c: the trainsim command line.
 **
-**   trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
+**   trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--quiet]
 **   trainsim compare|place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
 **   trainsim bench [-o DIR] [--repeat N]
@@ -19,6 +19,7 @@
 
 #include "platform_gen.h"
 #include "trainsim.h"
+#include "ts_out.h"
 #include "ts_bench.h"
 #include "ts_compare.h"
 #include "ts_place.h"
@@ -27,7 +28,7 @@
 #include "ts_validate.h"
 
 static const char usage[] =
-    "usage: trainsim run [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
+    "usage: trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
@@ -44,6 +45,9 @@ static const char usage[] =
     "          into DIR\n"
     "          (default ./trainsim-out).\n"
     "            -o, --output DIR     output directory\n"
+    "            -f, --formats LIST   write only these outputs: comma-separated file\n"
+    "                                 names or their stems (summary,gantt.svg);\n"
+    "                                 default all\n"
     "            --set PATH=VALUE     override a job field (microbatches=16,\n"
     "                                 model.layers=24, schedule=gpipe) or a platform\n"
     "                                 figure by name or glob pattern:\n"
@@ -130,14 +134,23 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"set", required_argument, 0, 's'},
                                        {"quiet", no_argument, 0, 'q'},
+                                       {"formats", required_argument, 0, 'f'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out";
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
+  unsigned formats = TS_FORMATS_ALL;
+  ts_err_t err = {0};
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":o:s:q", opts, NULL)) != -1) {
-    if (c == 'o')
+  while ((c = getopt_long(argc, argv, ":o:s:qf:", opts, NULL)) != -1) {
+    if (c == 'f') { /* compare and place write their own files, not the formats */
+      if (compare) ts_err_set(&err, EX_USAGE, "%s: -f/--formats applies to run only", names[cmd]);
+      if (compare || ts_formats_parse(optarg, &formats, &err)) {
+        free(sets);
+        return die(&err);
+      }
+    } else if (c == 'o')
       out = optarg;
     else if (c == 's')
       sets[n_sets++] = optarg;
@@ -155,7 +168,6 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                             : "run takes at most one job file");
   }
   const char *path = optind < argc ? argv[optind] : NULL;
-  ts_err_t err = {0};
   if (compare) {
     int rc = cmd == CMD_PLACE ? ts_place(path, sets, n_sets, out, quiet, &err)
                               : ts_compare(path, sets, n_sets, out, quiet, &err);
@@ -168,10 +180,13 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   free(sets);
   if (rc) return die(&err);
   rc = ts_simulate(job, &o, &err);
-  if (!rc) rc = ts_write_outputs(&o.r, out, &err);
+  if (!rc) rc = ts_write_outputs_mask(&o.r, out, formats, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);
-    printf("  outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg,report.html}\n", out);
+    bool many = (formats & (formats - 1)) != 0;
+    printf("  outputs          %s/%s", out, many ? "{" : "");
+    ts_formats_print(stdout, formats, ",");
+    puts(many ? "}" : "");
   }
   if (rc) die(&err);
   ts_outcome_free(&o);

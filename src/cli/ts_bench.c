@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
+#include "ts_out.h"
 #include "ts_bench.h"
 
 typedef struct {

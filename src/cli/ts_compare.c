@@ -15,6 +15,7 @@
 #include <sysexits.h>
 
 #include "ts_compare.h"
+#include "ts_out.h"
 #include "ts_sim.h"
 
 #define MAX_SCHED 32

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "ts_out.h"
 #include "ts_place.h"
 #include "ts_runtime.h"
 #include "ts_sim.h"

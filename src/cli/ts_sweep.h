@@ -29,6 +29,8 @@
 #ifndef TS_SWEEP_H
 #define TS_SWEEP_H
 
+#include "ts_out.h" /* for ts_sweep.c, which uses the writers */
+
 /* Runs the `sweep` command.  argv[0] is "sweep"; the options follow as on
 ** the command line.  Prints errors as one line "trainsim: error: ..." on
 ** stderr and returns 0 or a sysexits.h code (64 usage, 65 bad data, 66

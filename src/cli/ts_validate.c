@@ -53,6 +53,7 @@
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
+#include "ts_out.h"
 #include "ts_ref.h"
 #include "ts_runtime.h"
 #include "ts_sim.h"

@@ -28,24 +28,11 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "trainsim.h"
+#include "ts_gantt_int.h"
 
-/* Geometry in pixels. */
-#define G_MAX_WIDTH 2400.0  /* cap on the whole figure */
-#define G_MIN_PLOT 720.0    /* narrowest plot area */
-#define G_MIN_BOX 5.0       /* aim: the shortest compute box this wide */
-#define G_RIGHT 24.0        /* right margin */
-#define G_TOP 64.0          /* title and subtitle above the rows */
-#define G_ROW_H 26.0        /* compute row */
-#define G_LANE_H 9.0        /* transfer lane under it */
-#define G_GAP 9.0           /* between devices */
-#define G_PITCH (G_ROW_H + 1.0 + G_LANE_H + G_GAP)
-#define G_MAX_SUBLANES 4    /* overlapping transfers beyond this overlay */
-#define G_LABEL_CHARS 26    /* host names longer than this are shortened */
-#define G_FONT "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
 
 /* Okabe & Ito (2008) palette, per ts_kind_t. */
-static const uint32_t kind_rgb[TS_KIND_COUNT] = {
+const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT] = {
     0x0072B2, /* forward: blue */
     0xE69F00, /* backward: orange */
     0xCC79A7, /* recompute: reddish purple */
@@ -61,34 +48,7 @@ static const uint32_t kind_rgb[TS_KIND_COUNT] = {
     0x000000, /* evict: instant, not drawn */
     0xBBBBBB, /* room_wait: light grey, waiting for device memory */
 };
-#define IDLE_RGB 0xEEEEEEu
 
-/* A time unit for the axis and the tooltips. */
-typedef struct unit {
-  const char *name;
-  double per_s; /* units in one second */
-} unit_t;
-
-/* Everything the drawing needs, computed once by gantt_layout. */
-typedef struct gantt {
-  const ts_result_t *r;
-  int n_dev;
-  int n_chunks;      /* chunks in the layout (1 without one) */
-  int iterations;    /* > 1: tooltips name the iteration */
-  int mb_digits;     /* digits of the largest micro-batch number shown */
-  double t_max;      /* right end of the time axis, seconds */
-  double left;       /* x of time 0 */
-  double plot_w;     /* pixels for [0, t_max] */
-  double scale;      /* pixels per second */
-  double width, height;
-  double axis_y;     /* y of the axis line */
-  double legend_y;   /* baseline of the first legend row */
-  unit_t unit;
-  int *sublane;      /* [n_events] transfer sub-lane, -1 not a drawn transfer */
-  int *n_sublanes;   /* [n_dev] sub-lanes drawn (at least 1) */
-  bool has_kind[TS_KIND_COUNT];
-  bool has_expert;   /* MoE expert pieces are drawn lighter (TS_EVF_EXPERT) */
-} gantt_t;
 
 /* ------------------------------------------------------------------ */
 /* Text                                                                */
@@ -97,7 +57,7 @@ typedef struct gantt {
 /* Writes s with XML's special characters escaped, at most max_bytes of it
 ** (cut on a UTF-8 character boundary, then "…" appended); max_bytes < 0
 ** means all.  Control characters XML 1.0 forbids become '?'. */
-static void xml_put(FILE *f, const char *s, int max_bytes) {
+void ts__gantt_xml_put(FILE *f, const char *s, int max_bytes) {
   size_t n = strlen(s), cut = n;
   if (max_bytes >= 0 && n > (size_t)max_bytes) {
     cut = (size_t)max_bytes;
@@ -106,16 +66,6 @@ static void xml_put(FILE *f, const char *s, int max_bytes) {
   ts__xml_put(f, s, cut);
   if (cut < n) fputs("\xE2\x80\xA6", f);
 }
-
-/* Characters (not bytes) of a UTF-8 string, for width estimates. */
-static int utf8_len(const char *s) {
-  int n = 0;
-  for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
-  return n;
-}
-
-/* Rough advance width of n characters of a sans-serif font of size fs. */
-static double text_w(int n, double fs) { return n * fs * 0.6; }
 
 /* The unit in which t reads between 1 and 1000 (s from 1 s up). */
 static unit_t unit_for(double t) {
@@ -177,8 +127,8 @@ static uint32_t lighten(uint32_t rgb, double f) {
 
 /* Fill of a compute box: the kind's colour, lighter for later chunks (the
 ** last chunk is mixed 55% of the way to white). */
-static uint32_t box_rgb(const gantt_t *g, int kind, int chunk) {
-  uint32_t c = kind_rgb[kind];
+uint32_t ts__gantt_box_rgb(const gantt_t *g, int kind, int chunk) {
+  uint32_t c = ts__gantt_kind_rgb[kind];
   if (g->n_chunks > 1 && chunk > 0) {
     int k = chunk < g->n_chunks ? chunk : g->n_chunks - 1;
     c = lighten(c, 0.55 * k / (g->n_chunks - 1));
@@ -306,106 +256,6 @@ static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   return true;
 }
 
-/* ------------------------------------------------------------------ */
-/* Legend                                                              */
-/* ------------------------------------------------------------------ */
-
-typedef struct legend_item {
-  char label[64];
-  uint32_t rgb, rgb2;
-  int swatch; /* 0 none, 1 box, 2 thin bar, 3 box in two halves (rgb, rgb2) */
-  double x, y;
-} legend_item_t;
-
-#define LEGEND_CHUNKS 8 /* chunk swatches shown at most */
-#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 3)
-
-/* MoE expert compute: the op's colour halfway to white. */
-static uint32_t expert_rgb(uint32_t rgb) {
-  uint32_t out = 0;
-  for (int s = 0; s < 24; s += 8) out |= ((((rgb >> s) & 0xFF) + 0xFF) / 2) << s;
-  return out;
-}
-#define LEGEND_FS 11.0
-#define LEGEND_ROW 20.0
-
-/* Fills it[] (at most LEGEND_MAX) with the kinds present, the chunk
-** shades, idle and the note on numbers, positioned in rows that wrap at
-** the figure's width.  Returns the count and sets *rows. */
-static int legend_build(const gantt_t *g, legend_item_t *it, int *rows) {
-  int n = 0;
-  for (int k = 0; k < TS_KIND_COUNT; k++) {
-    if (!g->has_kind[k]) continue;
-    snprintf(it[n].label, sizeof it[n].label, "%s", ts_kind_name((ts_kind_t)k));
-    it[n].rgb = kind_rgb[k];
-    it[n].swatch = ts_kind_is_compute((ts_kind_t)k) ? 1 : 2;
-    n++;
-  }
-  if (g->n_chunks > 1) { /* shades of the first two compute kinds present */
-    int kinds[2] = {TS_FORWARD, TS_BACKWARD}, nk = 0;
-    for (int k = 0; k < TS_COMPUTE_KINDS && nk < 2; k++)
-      if (g->has_kind[k]) kinds[nk++] = k;
-    if (nk == 1) kinds[1] = kinds[0];
-    for (int c = 0; c < g->n_chunks && c < LEGEND_CHUNKS; c++) {
-      snprintf(it[n].label, sizeof it[n].label, "chunk %d", c);
-      it[n].rgb = box_rgb(g, kinds[0], c);
-      it[n].rgb2 = box_rgb(g, kinds[1], c);
-      it[n].swatch = 3;
-      n++;
-    }
-  }
-  if (g->has_expert) {
-    snprintf(it[n].label, sizeof it[n].label, "experts (lighter)");
-    it[n].rgb = expert_rgb(kind_rgb[TS_FORWARD]);
-    it[n].rgb2 = expert_rgb(kind_rgb[TS_BACKWARD]);
-    it[n++].swatch = 3;
-  }
-  snprintf(it[n].label, sizeof it[n].label, "idle");
-  it[n].rgb = IDLE_RGB;
-  it[n++].swatch = 1;
-  snprintf(it[n].label, sizeof it[n].label, "numbers: micro-batch (from 1)");
-  it[n].rgb = 0;
-  it[n++].swatch = 0;
-
-  double x = g->left, y = g->legend_y, right = g->width - G_RIGHT;
-  *rows = 1;
-  for (int i = 0; i < n; i++) {
-    double w = (it[i].swatch ? 20.0 : 0.0) + text_w(utf8_len(it[i].label), LEGEND_FS) + 22.0;
-    if (x > g->left && x + w > right) {
-      x = g->left;
-      y += LEGEND_ROW;
-      (*rows)++;
-    }
-    it[i].x = x;
-    it[i].y = y;
-    x += w;
-  }
-  return n;
-}
-
-static void legend_write(FILE *f, const legend_item_t *it, int n) {
-  fprintf(f, "<g class=\"legend\" font-size=\"%.0f\" fill=\"#222222\">\n", LEGEND_FS);
-  for (int i = 0; i < n; i++) {
-    double x = it[i].x, y = it[i].y;
-    if (it[i].swatch == 1)
-      fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"14.00\" height=\"12.00\" fill=\"#%06X\" "
-                 "stroke=\"#222222\" stroke-width=\"0.5\"/>\n",
-              x, y - 10.0, it[i].rgb);
-    else if (it[i].swatch == 3)
-      fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"7.00\" height=\"12.00\" fill=\"#%06X\"/>\n"
-                 "<rect x=\"%.2f\" y=\"%.2f\" width=\"7.00\" height=\"12.00\" fill=\"#%06X\"/>\n"
-                 "<rect x=\"%.2f\" y=\"%.2f\" width=\"14.00\" height=\"12.00\" fill=\"none\" "
-                 "stroke=\"#222222\" stroke-width=\"0.5\"/>\n",
-              x, y - 10.0, it[i].rgb, x + 7.0, y - 10.0, it[i].rgb2, x, y - 10.0);
-    else if (it[i].swatch == 2)
-      fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"14.00\" height=\"4.00\" fill=\"#%06X\"/>\n",
-              x, y - 6.0, it[i].rgb);
-    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">", x + (it[i].swatch ? 20.0 : 0.0), y);
-    xml_put(f, it[i].label, -1);
-    fputs("</text>\n", f);
-  }
-  fputs("</g>\n", f);
-}
 
 /* ------------------------------------------------------------------ */
 /* Drawing                                                             */
@@ -427,7 +277,7 @@ static void write_title(FILE *f, const gantt_t *g) {
   fprintf(f, "<text class=\"title\" x=\"%.2f\" y=\"24.00\" font-size=\"16\" font-weight=\"bold\" "
              "fill=\"#111111\">",
           g->left);
-  xml_put(f, job && job->schedule[0] ? job->schedule : "schedule", -1);
+  ts__gantt_xml_put(f, job && job->schedule[0] ? job->schedule : "schedule", -1);
   if (job) {
     fprintf(f, " \xE2\x80\x94 p=%d m=%d", job->stages, job->microbatches);
     if (job->chunks > 1) fprintf(f, " v=%d", job->chunks);
@@ -438,13 +288,13 @@ static void write_title(FILE *f, const gantt_t *g) {
           g->left);
   if (job && job->model.name[0]) {
     fputs("model ", f);
-    xml_put(f, job->model.name, 64);
+    ts__gantt_xml_put(f, job->model.name, 64);
     fputs(" \xC2\xB7 ", f);
   }
   fprintf(f, "%d device%s", g->n_dev, g->n_dev == 1 ? "" : "s");
   if (g->r->run->executor[0]) {
     fputs(" \xC2\xB7 ", f);
-    xml_put(f, g->r->run->executor, 32);
+    ts__gantt_xml_put(f, g->r->run->executor, 32);
     fputs(" executor", f);
   }
   if (job && job->iterations > 1) fprintf(f, " \xC2\xB7 %d iterations", job->iterations);
@@ -501,7 +351,7 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
   fprintf(f, "<g class=\"label\" text-anchor=\"end\">\n<title>device %d", d);
   if (dev->name[0]) {
     fputs(" (", f);
-    xml_put(f, dev->name, -1);
+    ts__gantt_xml_put(f, dev->name, -1);
     fputc(')', f);
   }
   if (m && m->dev && d < m->n_devices) {
@@ -519,7 +369,7 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
           x, y + 12.0, d);
   if (dev->name[0]) {
     fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"10.5\" fill=\"#555555\">", x, y + 25.0);
-    xml_put(f, dev->name, G_LABEL_CHARS);
+    ts__gantt_xml_put(f, dev->name, G_LABEL_CHARS);
     fputs("</text>\n", f);
   }
   fputs("</g>\n", f);
@@ -562,10 +412,10 @@ static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   double w = (e->end - e->start) * g->scale;
   double y = G_TOP + e->device * G_PITCH;
   if (w < 0.75) w = 0.75;
-  uint32_t rgb = box_rgb(g, e->kind, chunk);
+  uint32_t rgb = ts__gantt_box_rgb(g, e->kind, chunk);
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   bool expert = (e->flags & TS_EVF_EXPERT) != 0;
-  if (expert) rgb = expert_rgb(rgb);
+  if (expert) rgb = ts__gantt_expert_rgb(rgb);
 
   fprintf(f, "<rect class=\"op %s%s c%d\"", name, expert ? " expert" : "", chunk);
   attr2(f, "x", px(x));
@@ -613,13 +463,13 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   attr2(f, "height", h);
   if (e->flags & TS_EVF_A2A_CALL)
     fprintf(f, " fill=\"#%06X\"><title>%s all-to-all call (%s) stage %d mb %d, device %d",
-            kind_rgb[e->kind], name, (e->flags & TS_EVF_A2A_BWD) ? "backward" : "forward", stage,
+            ts__gantt_kind_rgb[e->kind], name, (e->flags & TS_EVF_A2A_BWD) ? "backward" : "forward", stage,
             e->mb + 1, e->device);
   else if (ts_kind_is_host((ts_kind_t)e->kind))
-    fprintf(f, " fill=\"#%06X\"><title>%s stage %d %s host memory", kind_rgb[e->kind], name, stage,
+    fprintf(f, " fill=\"#%06X\"><title>%s stage %d %s host memory", ts__gantt_kind_rgb[e->kind], name, stage,
             e->kind == TS_OFFLOAD ? "to" : "from");
   else
-    fprintf(f, " fill=\"#%06X\"><title>%s stage %d chunk %d mb %d to device %d", kind_rgb[e->kind],
+    fprintf(f, " fill=\"#%06X\"><title>%s stage %d chunk %d mb %d to device %d", ts__gantt_kind_rgb[e->kind],
             name, stage, chunk, e->mb + 1, e->peer);
   write_tooltip_times(f, g, e);
   fprintf(f, ", %s</title></rect>\n", bytes);
@@ -655,7 +505,7 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
   }
   legend_item_t items[LEGEND_MAX];
   memset(items, 0, sizeof items);
-  int rows, n_items = legend_build(&g, items, &rows);
+  int rows, n_items = ts__gantt_legend_build(&g, items, &rows);
   g.height = ceil(g.legend_y + (rows - 1) * LEGEND_ROW + 16.0);
 
   fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
@@ -681,7 +531,7 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
     if (g.sublane[i] >= 0) write_transfer(f, &g, &r->run->events[i], g.sublane[i]);
   fputs("</g>\n", f);
   write_grid(f, &g, true);
-  legend_write(f, items, n_items);
+  ts__gantt_legend_write(f, items, n_items);
   fputs("</svg>\n", f);
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
 out_free:
@@ -689,3 +539,4 @@ out_free:
   free(g.n_sublanes);
   return rc;
 }
+

@@ -17,8 +17,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
-#include "trainsim.h"
-#include "ts_report.h"
+#include "ts_out.h"
 #include "ts_runtime.h"
 #include "ts_moe.h"
 
@@ -96,25 +95,32 @@ static void moe_json(cJSON *o, const ts_result_t *r) {
     cJSON_AddItemToArray(ld, cJSON_CreateNumber((double)m->expert_load[e]));
 }
 
+/* The metrics of ts_summary_metric_at's list, in its order: "a.b" goes into
+** object a of o (created at its first metric, so the keys come out in the
+** list's order), the others into o. */
+static void summary_metrics_json(cJSON *o, const ts_result_t *r) {
+  const ts_summary_metric_t *sm;
+  for (int i = 0; (sm = ts_summary_metric_at(i)); i++) {
+    const char *dot = strchr(sm->name, '.');
+    cJSON *parent = o;
+    if (dot) {
+      char obj[64];
+      snprintf(obj, sizeof obj, "%.*s", (int)(dot - sm->name), sm->name);
+      parent = cJSON_GetObjectItemCaseSensitive(o, obj);
+      if (!parent) parent = cJSON_AddObjectToObject(o, obj);
+    }
+    add_num(parent, dot ? dot + 1 : sm->name, ts_summary_metric_value(sm, r));
+  }
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
   cJSON_AddStringToObject(o, "executor", r->run->executor);
-  cJSON *job = ts__job_json(o, j);
-  add_num_or_null(job, "model_parameters", r->cost->model_params, r->cost->has_flops);
-
-  add_num(o, "iteration_time_s", m->iteration_time_s);
-  add_num(o, "bubble_fraction", m->bubble_fraction);
-  add_num(o, "bubble_overhead", m->bubble_overhead);
-  add_num(o, "ideal_time_s", m->ideal_time_s);
-  cJSON *t = cJSON_AddObjectToObject(o, "throughput");
-  add_num(t, "samples_per_s", m->samples_per_s);
-  add_num(t, "tokens_per_s", m->tokens_per_s);
-  add_num_or_null(t, "flops_per_s_per_gpu", m->flops_per_s_per_gpu, r->cost->has_flops);
-  add_num_or_null(t, "mfu", m->mfu, r->cost->has_flops);
-  add_num(o, "p2p_bytes", m->p2p_bytes);
+  ts__job_json(o, j);
+  summary_metrics_json(o, r);
   if (r->cost->moe) moe_json(o, r);
   const ts_schedule_t *sc = ts_schedule_find(j->schedule);
   bool host = sc && sc->host_weights;
@@ -262,20 +268,9 @@ int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t 
   return 0;
 }
 
-typedef int (*result_writer)(const ts_result_t *, FILE *);
-static const struct {
-  const char *name;
-  result_writer fn;
-} outputs[] = {{"summary.json", ts_write_summary_json},
-               {"timeline.csv", ts_write_timeline_csv},
-               {"trace.json", ts_write_trace_json},
-               {"gantt.svg", ts_write_gantt_svg},
-               {"report.html", ts_write_report_html}};
-#define N_OUTPUTS (int)(sizeof outputs / sizeof outputs[0])
-
 typedef struct {
   const ts_result_t *r;
-  result_writer fn;
+  ts_result_writer_fn fn;
 } writer_arg_t;
 
 static int call_writer(const void *arg, FILE *f) {
@@ -291,25 +286,34 @@ int ts_write_dir(const char *dir, ts_err_t *err) {
 }
 
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
+  return ts_write_outputs_mask(r, dir, TS_FORMATS_ALL, err);
+}
+
+int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err) {
   int rc0 = ts_write_dir(dir, err);
   if (rc0) return rc0;
-  char path[N_OUTPUTS][TS_PATH_MAX + 32], tmp[N_OUTPUTS][TS_PATH_MAX + 96];
+  /* The chosen formats, in the registry's order. */
+  const ts_format_t *out[TS_N_FORMATS];
+  int n = 0;
+  for (int i = 0; i < TS_N_FORMATS; i++)
+    if (mask & TS_FORMAT_BIT(i)) out[n++] = ts_format_at(i);
+  char path[TS_N_FORMATS][TS_PATH_MAX + 32], tmp[TS_N_FORMATS][TS_PATH_MAX + 96];
   int done = 0, rc = 0;
-  for (; done < N_OUTPUTS; done++) {
-    snprintf(path[done], sizeof path[done], "%s/%s", dir, outputs[done].name);
+  for (; done < n; done++) {
+    snprintf(path[done], sizeof path[done], "%s/%s", dir, out[done]->file);
     tmp_name(tmp[done], sizeof tmp[done], path[done]);
-    writer_arg_t a = {r, outputs[done].fn};
+    writer_arg_t a = {r, out[done]->write};
     if ((rc = write_tmp(path[done], tmp[done], call_writer, &a, err))) break;
   }
   /* A target that cannot be replaced (a directory) fails before anything
   ** is renamed; a rename that fails anyway undoes the ones before it. */
-  for (int i = 0; i < N_OUTPUTS && !rc; i++) {
+  for (int i = 0; i < n && !rc; i++) {
     struct stat st;
     if (lstat(path[i], &st) == 0 && S_ISDIR(st.st_mode))
       rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot replace: it is a directory", path[i]);
   }
   int renamed = 0;
-  for (; renamed < N_OUTPUTS && !rc; renamed++)
+  for (; renamed < n && !rc; renamed++)
     if (rename(tmp[renamed], path[renamed])) {
       rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path[renamed],
                       strerror(errno));
@@ -323,17 +327,6 @@ int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
 }
 
 /* ---- human summary ------------------------------------------------------ */
-
-const char *ts__human_bytes(double b, char *buf, size_t cap) {
-  static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (b >= 1024 && i < 4) {
-    b /= 1024;
-    i++;
-  }
-  snprintf(buf, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
-  return buf;
-}
 
 static const char *human_time(double s, char *buf, size_t cap) {
   if (s >= 1 || s == 0)

@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-#include "trainsim.h"
+#include "ts_out.h"
 
 /* Runs with more events than this get no inline Gantt chart in the page
 ** (the page says so and points to gantt.svg); the memory charts stay. */

@@ -31,7 +31,7 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "trainsim.h"
+#include "ts_out.h"
 
 /* Name letters of the compute kinds (ts_kind_t order). */
 static const char kind_letter[TS_COMPUTE_KINDS] = {'F', 'B', 'R', 'b', 'W'};

@@ -1,0 +1,95 @@
+/*
+** ts_gantt_int.h: what the files of gantt.svg share (ts_gantt.c the
+** layout and the drawing, ts_gantt_legend.c the legend): geometry, the
+** palette, the layout record and the helpers both use.  Internal to
+** src/out.
+*/
+#ifndef TS_GANTT_INT_H
+#define TS_GANTT_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ts_out.h"
+
+/* Geometry in pixels. */
+#define G_MAX_WIDTH 2400.0  /* cap on the whole figure */
+#define G_MIN_PLOT 720.0    /* narrowest plot area */
+#define G_MIN_BOX 5.0       /* aim: the shortest compute box this wide */
+#define G_RIGHT 24.0        /* right margin */
+#define G_TOP 64.0          /* title and subtitle above the rows */
+#define G_ROW_H 26.0        /* compute row */
+#define G_LANE_H 9.0        /* transfer lane under it */
+#define G_GAP 9.0           /* between devices */
+#define G_PITCH (G_ROW_H + 1.0 + G_LANE_H + G_GAP)
+#define G_MAX_SUBLANES 4    /* overlapping transfers beyond this overlay */
+#define G_LABEL_CHARS 26    /* host names longer than this are shortened */
+#define G_FONT "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
+
+/* Okabe & Ito (2008) palette, per ts_kind_t (ts_gantt.c). */
+extern const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT];
+#define IDLE_RGB 0xEEEEEEu
+
+/* A time unit for the axis and the tooltips. */
+typedef struct unit {
+  const char *name;
+  double per_s; /* units in one second */
+} unit_t;
+
+/* Everything the drawing needs, computed once by gantt_layout. */
+typedef struct gantt {
+  const ts_result_t *r;
+  int n_dev;
+  int n_chunks;      /* chunks in the layout (1 without one) */
+  int iterations;    /* > 1: tooltips name the iteration */
+  int mb_digits;     /* digits of the largest micro-batch number shown */
+  double t_max;      /* right end of the time axis, seconds */
+  double left;       /* x of time 0 */
+  double plot_w;     /* pixels for [0, t_max] */
+  double scale;      /* pixels per second */
+  double width, height;
+  double axis_y;     /* y of the axis line */
+  double legend_y;   /* baseline of the first legend row */
+  unit_t unit;
+  int *sublane;      /* [n_events] transfer sub-lane, -1 not a drawn transfer */
+  int *n_sublanes;   /* [n_dev] sub-lanes drawn (at least 1) */
+  bool has_kind[TS_KIND_COUNT];
+  bool has_expert;   /* MoE expert pieces are drawn lighter (TS_EVF_EXPERT) */
+} gantt_t;
+
+typedef struct legend_item {
+  char label[64];
+  uint32_t rgb, rgb2;
+  int swatch; /* 0 none, 1 box, 2 thin bar, 3 box in two halves (rgb, rgb2) */
+  double x, y;
+} legend_item_t;
+
+#define LEGEND_CHUNKS 8 /* chunk swatches shown at most */
+#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 3)
+#define LEGEND_FS 11.0
+#define LEGEND_ROW 20.0
+
+/* Characters (not bytes) of a UTF-8 string, for width estimates. */
+static inline int utf8_len(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+  return n;
+}
+
+/* Rough advance width of n characters of a sans-serif font of size fs. */
+static inline double text_w(int n, double fs) { return n * fs * 0.6; }
+
+/* Writes s escaped for XML, at most max_bytes of it (see ts_gantt.c). */
+void ts__gantt_xml_put(FILE *f, const char *s, int max_bytes);
+/* Fill of a compute box of kind in chunk (later chunks lighter). */
+uint32_t ts__gantt_box_rgb(const gantt_t *g, int kind, int chunk);
+/* MoE expert compute: the op's colour halfway to white. */
+uint32_t ts__gantt_expert_rgb(uint32_t rgb);
+/* Fills it[] (at most LEGEND_MAX) with the legend's items, positioned in
+** rows that wrap at the figure's width; returns the count, sets *rows. */
+int ts__gantt_legend_build(const gantt_t *g, legend_item_t *it, int *rows);
+/* Draws the n legend items. */
+void ts__gantt_legend_write(FILE *f, const legend_item_t *it, int n);
+
+#endif

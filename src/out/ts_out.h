@@ -1,0 +1,143 @@
+/*
+** ts_out.h: the out layer, everything that turns a ts_result_t into files
+** or text: the writers of each output format, the format registry
+** (ts_formats.h), the summary metrics list, the atomic writing of files,
+** and the formatting helpers the writers share.
+**
+** Only the commands (src/cli), the tests and the out layer itself include
+** this header; the core (ts_core) does not see src/out, so a core file
+** that called a writer would not compile.
+*/
+#ifndef TS_OUT_H
+#define TS_OUT_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "trainsim.h"
+#include "ts_formats.h"
+
+/* ---- writers ---------------------------------------------------------- */
+
+/* Each writer writes a complete file body to f and returns 0, or EX_IOERR
+** when a write fails.  Output is byte-for-byte deterministic. */
+int ts_write_summary_json(const ts_result_t *r, FILE *f);
+int ts_write_timeline_csv(const ts_result_t *r, FILE *f);
+int ts_write_trace_json(const ts_result_t *r, FILE *f);
+int ts_write_gantt_svg(const ts_result_t *r, FILE *f);
+/* report.html: see ts_report.h for its contract. */
+int ts_write_report_html(const ts_result_t *r, FILE *f);
+
+/* Gantt charts that share one time axis (trainsim compare): t_max, the
+** label column and the plot width are forced where positive. */
+typedef struct ts_gantt_opts {
+  double t_max, left, plot_w;
+} ts_gantt_opts_t;
+int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
+/* The layout ts_write_gantt_svg would choose for r: fills o. */
+int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o);
+
+/* ---- the format registry (ts_formats.h) -------------------------------- */
+
+typedef int (*ts_result_writer_fn)(const ts_result_t *r, FILE *f);
+
+/* One registered output format. */
+typedef struct ts_format {
+  const char *file;          /* "summary.json": the file name in DIR */
+  ts_result_writer_fn write; /* its writer */
+  const char *about;         /* one line for people */
+} ts_format_t;
+
+/* Format i (0 <= i < TS_N_FORMATS), or NULL outside. */
+const ts_format_t *ts_format_at(int i);
+
+/* Parses a -f/--formats list: comma-separated names, each a format's file
+** name ("gantt.svg") or that name without its extension ("gantt").  Sets
+** *mask to the set named (repeats allowed) and returns 0; an empty list,
+** an empty item or an unknown name returns EX_USAGE with err naming the
+** item and listing the known names. */
+int ts_formats_parse(const char *list, unsigned *mask, ts_err_t *err);
+
+/* Writes the file names of the formats in mask, joined by sep, to f (for
+** messages such as the "outputs" line of `trainsim run`). */
+void ts_formats_print(FILE *f, unsigned mask, const char *sep);
+
+/* ---- writing files ----------------------------------------------------- */
+
+/* Writes every registered format into dir atomically: every file is first
+** written to a temporary name in dir and renamed only when all succeeded;
+** on failure no output file is left behind.  Creates dir if needed. */
+int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
+/* The same for the formats in mask only (TS_FORMATS_ALL: every format;
+** 0 writes nothing but still creates dir). */
+int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err);
+
+/* Creates dir and its parents (mkdir -p); EX_CANTCREAT naming dir. */
+int ts_write_dir(const char *dir, ts_err_t *err);
+
+/* Atomic single-file write: calls fn(arg, f) on "<path>.tmp.<pid>" then
+** renames.  Used by every writer of the project. */
+typedef int (*ts_write_fn)(const void *arg, FILE *f);
+int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err);
+
+/* ---- summary.json ------------------------------------------------------ */
+
+/* The summary.json tree of a result (caller frees with cJSON_Delete); the
+** type is cJSON's, left opaque here. */
+struct cJSON *ts__summary_json(const ts_result_t *r);
+/* Adds the job as run ("job": file, schedule, model, platform, counts,
+** recompute, bytes_per_element) to parent and returns that object. */
+struct cJSON *ts__job_json(struct cJSON *parent, const ts_job_t *job);
+
+/* How the report shows a summary metric's value. */
+typedef enum ts_metric_show {
+  TS_SHOW_TIME,    /* "668.43 ms" */
+  TS_SHOW_FIXED4,  /* "0.2727" */
+  TS_SHOW_SI,      /* "1.234 k<unit>" */
+  TS_SHOW_PERCENT, /* "41.20 %" of a fraction */
+  TS_SHOW_BYTES,   /* "17.19 GiB" */
+  TS_SHOW_COUNT    /* "6.658 billion" */
+} ts_metric_show_t;
+
+/* One top-level summary metric of summary.json (the "moe", "devices" and
+** "links" objects have their own tables in the report and in README). */
+typedef struct ts_summary_metric {
+  const char *name;       /* its path in summary.json: "throughput.mfu" */
+  const char *unit;       /* "s", "B", "samples/s", ...; "1" for ratios */
+  ts_metric_show_t show;  /* the report's format */
+  bool flops;             /* known only for models with FLOPs: null else */
+  bool from_cost;         /* from r->cost, not from r->metrics */
+  double (*value)(const ts_result_t *r); /* call only when available */
+  const char *definition; /* README's definition, without the backticks */
+} ts_summary_metric_t;
+
+/* Metric i, in summary.json's order, or NULL past the last (for loops
+** such as `for (i = 0; (m = ts_summary_metric_at(i)); i++)`, which is how
+** a sweep's CSV columns can be derived from the list). */
+const ts_summary_metric_t *ts_summary_metric_at(int i);
+/* Whether r has the metric: its source (metrics or cost) is there and,
+** for a FLOPs metric, the model has FLOPs. */
+bool ts_summary_metric_available(const ts_summary_metric_t *m, const ts_result_t *r);
+/* The metric's value for r: m->value(r) when available, else NAN (which
+** summary.json writes as null). */
+double ts_summary_metric_value(const ts_summary_metric_t *m, const ts_result_t *r);
+
+/* ---- text helpers shared by the writers --------------------------------- */
+
+/* Fast formatting for the writers' hot loops (printf's %.2f and %d are
+** the bulk of writing a large timeline).  buf holds at least 64 bytes;
+** returns the length written.  ts__fmt_fixed rounds x to d (0..6)
+** decimals, like "%.*f" but by llround, deterministically; "-0.00" never
+** appears. */
+int ts__fmt_int(char *buf, long long v);
+int ts__fmt_fixed(char *buf, double x, int d);
+/* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
+** HTML text and attributes; control characters become '?'. */
+void ts__xml_put(FILE *f, const char *s, size_t n);
+/* "17.19 GiB": bytes with a binary prefix, into buf; returns buf. */
+const char *ts__human_bytes(double b, char *buf, size_t cap);
+
+/* Human summary for stdout. */
+void ts_print_summary(const ts_result_t *r, FILE *f);
+
+#endif

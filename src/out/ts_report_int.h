@@ -1,0 +1,39 @@
+/*
+** ts_report_int.h: what the files of report.html share (ts_report.c the
+** page, ts_report_charts.c the Gantt and memory charts,
+** ts_report_tables.c the summary and device tables): text formatting and
+** the page's sections.  Internal to src/out.
+*/
+#ifndef TS_REPORT_INT_H
+#define TS_REPORT_INT_H
+
+#include <stdio.h>
+
+#include "ts_report.h"
+
+/* A time unit: its name and how many of it make one second. */
+typedef struct ts__unit {
+  const char *name;
+  double per_s;
+} ts__unit_t;
+
+/* Writes s with HTML's special characters escaped. */
+void ts__html_put(FILE *f, const char *s);
+/* The unit in which t seconds reads best (s, ms, us, ns). */
+ts__unit_t ts__report_unit_for(double t);
+/* "668.43 ms", "17.19 GiB", "123 Tsamples/s": into buf (n bytes), which is
+** returned; "n/a" for a non-finite time or byte count. */
+const char *ts__report_time(char *buf, size_t n, double t);
+const char *ts__report_bytes(char *buf, size_t n, double b);
+const char *ts__report_si(char *buf, size_t n, double v, const char *unit);
+/* The latest finite end of any event of run (0 when none). */
+double ts__report_t_max(const ts_run_t *run);
+
+/* The page's sections, each a <section> written to f (see ts_report.c for
+** the order).  write_gantt returns 0 or EX_OSERR (out of memory). */
+int ts__report_write_gantt(FILE *f, const ts_result_t *r);
+void ts__report_write_memory(FILE *f, const ts_result_t *r);
+void ts__report_write_summary(FILE *f, const ts_result_t *r);
+void ts__report_write_devices(FILE *f, const ts_result_t *r);
+
+#endif

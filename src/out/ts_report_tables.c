@@ -1,0 +1,275 @@
+/*
+** ts_report_tables.c: the tables of report.html: the summary table (the
+** top-level metrics of ts_summary_metric_at's list, then the "moe" object)
+** and the per-device table, each row with its definition (the text of
+** README's summary.json table).
+*/
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "ts_moe.h"
+#include "ts_report_int.h"
+
+/* ------------------------------------------------------------------ */
+/* Definitions: README's summary.json table                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct def {
+  const char *name, *text;
+} def_t;
+
+/* The rows of the summary table before the metrics: what ran. */
+static const def_t info_defs[] = {
+    {"trainsim_version, executor",
+     "the version, and simgrid (simulated) or reference (measured by the CPU reference executor)"},
+    {"job.*", "the job as run, after --set: file, schedule, model name, platform as written in the "
+              "job, stages, microbatches, micro_batch_size, seq_len, chunks, iterations, recompute, "
+              "bytes_per_element; for mobius and gpipe-swap also devices, mapping (the rule, "
+              "or the device of each stage) and mapping_groups"},
+};
+/* The "moe" object of summary.json (README), shown for every run. */
+static const def_t moe_defs[] = {
+    {"moe.experts, moe.expert_parallel, moe.capacity_factor, moe.group_size, moe.skew, moe.exponent, moe.seed, moe.alltoall",
+     "the job's MoE settings as run (group_size resolved: tokens per gating group S; exponent only for zipf); the moe object appears only for MoE models"},
+    {"moe.capacity",
+     "expert capacity C per group: ceil(S x capacity_factor / E) rounded up to a multiple of capacity_multiple"},
+    {"moe.moe_layers",
+     "MoE layers in the model"},
+    {"moe.alltoall_time_share",
+     "sum over devices of the time spent inside all-to-all calls (from the call, when its flows start, to its return, when the last peer's flow has arrived: transfer time plus waiting for late peers) / (devices x T)"},
+    {"moe.moe_layer_forward_s",
+     "mean over devices, MoE layers and micro-batches of one MoE layer's forward: from the start of its dispatch call to the end of its combine call (dispatch, expert compute, combine)"},
+    {"moe.moe_layer_backward_s",
+     "the same for the backward: from the start of the combine's gradient all-to-all to the end of the dispatch's gradient all-to-all"},
+    {"moe.expert_load_imbalance",
+     "max over mean, over experts, of the token choices routed to each expert before capacity, summed over MoE layers, micro-batches and lanes (1 = balanced; E = all to one expert)"},
+    {"moe.tokens_dropped",
+     "token choices (first or dispatched second) beyond their expert's capacity, summed likewise; a token whose choices are all dropped passes through the residual"},
+    {"moe.tokens_computed",
+     "token choices the experts computed (kept), summed likewise"},
+    {"moe.aux_loss",
+     "GShard's auxiliary load-balancing loss, E^2 x mean_e(mean gate x top-1 fraction), averaged over groups, lanes, micro-batches and MoE layers (1 when balanced)"},
+    {"moe.expert_load",
+     "per expert, the token choices it computed, summed likewise"},
+};
+#define N_MOE_DEFS (int)(sizeof moe_defs / sizeof moe_defs[0])
+
+static const def_t dev_defs[] = {
+    {"devices[].device", "the device index (the order of placement, or of the platform's hosts)"},
+    {"devices[].name", "the host the device runs on"},
+    {"devices[].stages", "the (virtual) stages the device holds, with their layers"},
+    {"devices[].busy_s, idle_s", "sum of the device's compute-op durations; T - busy"},
+    {"devices[].bubble_fraction", "idle_s / T"},
+    {"devices[].peak_inflight_microbatches",
+     "the most (stage, micro-batch) pairs held at once whose forward has started and whose backward has "
+     "not finished (each chunk of an interleaved device counts)"},
+    {"devices[].peak_activation_bytes", "the most activation bytes stashed at once (see Memory)"},
+    {"devices[].weights_bytes, gradients_bytes, optimizer_bytes",
+     "model states of the parameters the device holds: bytes_per_element, bytes_per_element, and 12 (fp32 "
+     "master, Adam m and v; 8 when bytes_per_element >= 4) bytes per parameter. A device holding two stages "
+     "(chimera) or chunks counts each; 2bw keeps two weight versions, so its weights count twice. A "
+     "synthetic model's weights_bytes is per stage, and its gradients the same size"},
+    {"devices[].peak_memory_bytes",
+     "weights + gradients + optimizer + peak activations; for mobius and gpipe-swap, the peak over time "
+     "of activations + resident weights + gradient buffers (no static states: they live in host memory)"},
+    {"devices[].memory_capacity_bytes", "the host's memory_bytes property; null when unknown"},
+    {"devices[].fits", "peak_memory_bytes <= memory_capacity_bytes (true when unknown)"},
+    {"devices[].p2p_bytes_sent", "bytes this device sent"},
+    {"devices[].speed_flops", "the sustained FLOP/s used for its compute"},
+    {"devices[].host_bytes", "(mobius, gpipe-swap) bytes copied between the device and host memory: "
+                             "weights fetched plus gradients written back"},
+    {"devices[].room_wait_s",
+     "(mobius, gpipe-swap) total time the device waited for device memory to free up: fetches at the "
+     "head of its copy queue with the copy engine free, and reservations of a visit's activation memory "
+     "(the room_wait rows of the timeline)"},
+    {"devices[].peak_resident_bytes",
+     "(mobius, gpipe-swap) the most weight and gradient-buffer bytes on the device at once"},
+    {"links[]", "per platform link that carried traffic (simulator only; a SPLITDUPLEX link's directions "
+                "_UP and _DOWN separately), sorted by name: name, bandwidth_Bps (as simulated), bytes (of "
+                "every transfer whose route crosses it, host copies included) and utilisation = bytes / "
+                "(bandwidth_Bps x T)"},
+};
+#define N_DEV_DEFS (int)(sizeof dev_defs / sizeof dev_defs[0])
+
+/* ------------------------------------------------------------------ */
+/* Tables                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One row of the summary table: the metric, its value as shown and exact
+** (v, x), and its definition. */
+static void write_row(FILE *f, const def_t *d, const char *v, const char *x) {
+  fputs("<tr><td><code>", f);
+  ts__html_put(f, d->name);
+  fputs("</code></td><td class=\"num\">", f);
+  ts__html_put(f, v);
+  fputs("</td><td class=\"num\"><code>", f);
+  ts__html_put(f, x);
+  fputs("</code></td><td class=\"def\">", f);
+  ts__html_put(f, d->text);
+  fputs("</td></tr>\n", f);
+}
+
+/* The rows of the "moe" object: values for MoE runs, n/a otherwise. */
+static void write_moe_rows(FILE *f, const ts_result_t *r) {
+  const ts_metrics_t *m = r->metrics;
+  const ts_moe_cost_t *mc = r->cost ? r->cost->moe : NULL;
+  for (int i = 0; i < N_MOE_DEFS; i++) {
+    char v[160] = "n/a (no MoE layers)", x[64] = "";
+    double val = NAN;
+    if (mc && m && r->job) {
+      const ts_moe_t *mo = &r->job->model.moe;
+      switch (i) {
+        case 0:
+          snprintf(v, sizeof v, "E=%d, EP=%d, cf=%g, S=%d, %s, seed %lu, %s", mo->experts,
+                   mo->expert_parallel, mo->capacity_factor, mc->S,
+                   mo->skew == TS_MOE_ZIPF ? "zipf" : mo->skew == TS_MOE_TABLE ? "table" : "uniform",
+                   mo->seed, mo->alltoall_tokens ? "tokens" : "capacity");
+          break;
+        case 1:
+          snprintf(v, sizeof v, "%d", (int)(val = ts_moe_capacity(mc->S, mc->E, mo->capacity_factor,
+                                                                   mo->capacity_multiple)));
+          break;
+        case 2: snprintf(v, sizeof v, "%d", (int)(val = mc->n_layers)); break;
+        case 3: snprintf(v, sizeof v, "%.4f", val = m->alltoall_share); break;
+        case 4: ts__report_time(v, sizeof v, val = m->moe_forward_s); break;
+        case 5: ts__report_time(v, sizeof v, val = m->moe_backward_s); break;
+        case 6: snprintf(v, sizeof v, "%.4f", val = m->expert_imbalance); break;
+        case 7: snprintf(v, sizeof v, "%lld", m->tokens_dropped); val = (double)m->tokens_dropped; break;
+        case 8: {
+          long long k = 0;
+          for (int e = 0; e < m->n_expert_load; e++) k += m->expert_load[e];
+          snprintf(v, sizeof v, "%lld", k);
+          val = (double)k;
+          break;
+        }
+        case 9: snprintf(v, sizeof v, "%.4f", val = m->aux_loss); break;
+        default: {
+          size_t n = 0;
+          v[0] = 0;
+          for (int e = 0; e < m->n_expert_load && e < 8; e++)
+            n += (size_t)snprintf(v + n, sizeof v - n, "%s%lld", e ? ", " : "", m->expert_load[e]);
+          if (m->n_expert_load > 8) snprintf(v + n, sizeof v - n, ", \xE2\x80\xA6");
+        }
+      }
+    }
+    if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
+    write_row(f, &moe_defs[i], v, x);
+  }
+}
+
+/* The value of summary metric sm as the table shows it, into v (n bytes);
+** its exact value, NAN when it has none, into *val. */
+static void metric_cell(char *v, size_t n, const ts_summary_metric_t *sm, const ts_result_t *r,
+                        double *val) {
+  *val = NAN;
+  if (!ts_summary_metric_available(sm, r)) {
+    snprintf(v, n, "%s", sm->flops ? "n/a (synthetic model)" : "n/a");
+    return;
+  }
+  double x = *val = sm->value(r);
+  switch (sm->show) {
+    case TS_SHOW_TIME: ts__report_time(v, n, x); break;
+    case TS_SHOW_FIXED4: snprintf(v, n, "%.4f", x); break;
+    case TS_SHOW_SI: ts__report_si(v, n, x, sm->unit); break;
+    case TS_SHOW_PERCENT: snprintf(v, n, "%.2f %%", 100.0 * x); break;
+    case TS_SHOW_BYTES: ts__report_bytes(v, n, x); break;
+    case TS_SHOW_COUNT:
+      if (x >= 1e9)
+        snprintf(v, n, "%.4g billion", x / 1e9);
+      else
+        snprintf(v, n, "%.4g million", x / 1e6);
+      break;
+  }
+}
+
+void ts__report_write_summary(FILE *f, const ts_result_t *r) {
+  fputs("<section id=\"summary\">\n<h2>Summary</h2>\n<p class=\"note\">The figures of "
+        "<code>summary.json</code>, with their definitions.</p>\n<div class=\"scroll\"><table>\n"
+        "<tr><th>metric</th><th>value</th><th>exact</th><th>definition</th></tr>\n",
+        f);
+  char v[96] = "n/a", x[64] = "";
+  snprintf(v, sizeof v, "%s, %s", TS_VERSION, r->run->executor[0] ? r->run->executor : "unknown");
+  write_row(f, &info_defs[0], v, x);
+  snprintf(v, sizeof v, "n/a");
+  if (r->job)
+    snprintf(v, sizeof v, "%.32s, p=%d, m=%d, b=%d, s=%d", r->job->schedule, r->job->stages,
+             r->job->microbatches, r->job->micro_batch_size, r->job->seq_len);
+  write_row(f, &info_defs[1], v, x);
+  const ts_summary_metric_t *sm;
+  for (int i = 0; (sm = ts_summary_metric_at(i)); i++) {
+    double val;
+    metric_cell(v, sizeof v, sm, r, &val);
+    x[0] = 0;
+    if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
+    write_row(f, &(def_t){sm->name, sm->definition}, v, x);
+  }
+  write_moe_rows(f, r);
+  fputs("</table></div>\n</section>\n", f);
+}
+
+void ts__report_write_devices(FILE *f, const ts_result_t *r) {
+  const ts_metrics_t *m = r->metrics;
+  const ts_layout_t *L = r->layout;
+  fputs("<section id=\"devices\">\n<h2>Devices</h2>\n", f);
+  if (!m || !m->dev) {
+    fputs("<p class=\"note\">n/a: no metrics.</p>\n</section>\n", f);
+    return;
+  }
+  fputs("<div class=\"scroll\"><table class=\"devs\">\n<tr><th>device</th><th>name</th><th>stages</th><th>busy_s</th>"
+        "<th>idle_s</th><th>bubble_fraction</th><th>peak_inflight_microbatches</th>"
+        "<th>peak_activation_bytes</th><th>weights_bytes</th><th>gradients_bytes</th>"
+        "<th>optimizer_bytes</th><th>peak_memory_bytes</th><th>memory_capacity_bytes</th>"
+        "<th>fits</th><th>p2p_bytes_sent</th><th>speed_flops</th></tr>\n",
+        f);
+  for (int d = 0; d < m->n_devices && d < r->run->n_devices; d++) {
+    const ts_device_metrics_t *dm = &m->dev[d];
+    char a[64];
+    fprintf(f, "<tr><td class=\"num\">%d</td><td>", d);
+    ts__html_put(f, r->run->devices[d].name);
+    fputs("</td><td>", f);
+    int shown = 0;
+    for (int v = 0; L && v < L->n_vstages; v++) {
+      if (L->dev[v] != d) continue;
+      if (shown++ == 24) {
+        fputs(", \xE2\x80\xA6", f);
+        break;
+      }
+      fprintf(f, "%s%d", shown > 1 ? ", " : "", L->stage[v]);
+      if (L->chunk[v] > 0 || (r->job && r->job->chunks > 1)) fprintf(f, ".%d", L->chunk[v]);
+      if (r->cost && r->cost->has_flops && L->part[v] < r->cost->n_parts) {
+        const ts_part_cost_t *pc = &r->cost->part[L->part[v]];
+        if (pc->n_layers > 0)
+          fprintf(f, " (layers %d\xE2\x80\x93%d)", pc->first_layer, pc->first_layer + pc->n_layers - 1);
+      }
+    }
+    if (!L) fputs("n/a", f);
+    fprintf(f, "</td><td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->busy_s));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->idle_s));
+    fprintf(f, "<td class=\"num\">%.4f</td><td class=\"num\">%d</td>", dm->bubble_fraction + 0.0,
+            dm->peak_inflight);
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->peak_activation_bytes));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->weights_bytes));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->gradients_bytes));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->optimizer_bytes));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->peak_memory_bytes));
+    if (dm->memory_capacity_bytes > 0)
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->memory_capacity_bytes));
+    else
+      fputs("<td class=\"num\">unknown</td>", f);
+    fprintf(f, "<td>%s</td>", dm->fits ? "yes" : "<b style=\"color:#C00000\">no</b>");
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->send_bytes));
+    fprintf(f, "<td class=\"num\">%s</td></tr>\n", ts__report_si(a, sizeof a, r->run->devices[d].speed, "FLOP/s"));
+  }
+  fputs("</table></div>\n<dl class=\"defs\">\n", f);
+  for (int i = 0; i < N_DEV_DEFS; i++) {
+    fputs("<dt><code>", f);
+    ts__html_put(f, dev_defs[i].name);
+    fputs("</code></dt><dd>", f);
+    ts__html_put(f, dev_defs[i].text);
+    fputs("</dd>\n", f);
+  }
+  fputs("</dl>\n</section>\n", f);
+}
