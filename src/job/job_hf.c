@@ -88,9 +88,10 @@ static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_
   static const char *const S[] = {"n_positions", "max_position_embeddings", "n_ctx", NULL};
   int layers, hidden, heads, ffn, vocab, seq;
   int rc;
-  if ((rc = hf_int(hf, file, L, -1, &layers, err)) || (rc = hf_int(hf, file, H, -1, &hidden, err)) ||
-      (rc = hf_int(hf, file, A, -1, &heads, err)) || (rc = hf_int(hf, file, F, 0, &ffn, err)) ||
-      (rc = hf_int(hf, file, V, -1, &vocab, err)) || (rc = hf_int(hf, file, S, 0, &seq, err)))
+  if ((rc = hf_int(hf, file, L, -1, &layers, err)) ||
+      (rc = hf_int(hf, file, H, -1, &hidden, err)) || (rc = hf_int(hf, file, A, -1, &heads, err)) ||
+      (rc = hf_int(hf, file, F, 0, &ffn, err)) || (rc = hf_int(hf, file, V, -1, &vocab, err)) ||
+      (rc = hf_int(hf, file, S, 0, &seq, err)))
     return rc;
   const cJSON *mt = cJSON_GetObjectItemCaseSensitive(hf, "model_type");
   const char *type = cJSON_IsString(mt) ? mt->valuestring : "hf";
@@ -132,7 +133,8 @@ static int hf_load(const char *hfpath, cJSON **out, int *hf_seq, ts_err_t *err) 
 int ts__hf_expand_model(cJSON *root, ts_job_t *job, ts_err_t *err) {
   cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
   cJSON *overrides = NULL;
-  const cJSON *cfg = cJSON_IsObject(model) ? cJSON_GetObjectItemCaseSensitive(model, "config") : NULL;
+  const cJSON *cfg =
+      cJSON_IsObject(model) ? cJSON_GetObjectItemCaseSensitive(model, "config") : NULL;
   if (cfg) {
     if (!cJSON_IsString(cfg))
       return ts_err_set(err, EX_DATAERR, "%s: model.config: expected the path of a config.json",

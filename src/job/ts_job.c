@@ -120,8 +120,9 @@ static int validate_placement(const cJSON *pl, ts_job_t *job, vctx_t *c) {
                       c->file);
   int n = cJSON_GetArraySize(pl);
   if (n != job->devices)
-    return ts_err_set(c->err, EX_DATAERR, "%s: placement: expected one host per device (%d), got %d",
-                      c->file, job->devices, n);
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: placement: expected one host per device (%d), got %d", c->file,
+                      job->devices, n);
   job->placement = calloc((size_t)n, sizeof(char *));
   job->n_placement = n;
   int i = 0;
@@ -153,8 +154,8 @@ static int validate_schedule(const cJSON *root, ts_job_t *job, const ts_schedule
       if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
       strncat(known, ts_schedule_at(i)->name, sizeof known - strlen(known) - 1);
     }
-    return ts_err_set(c->err, EX_DATAERR, "%s: schedule: unknown schedule '%s' (known: %s)", c->file,
-                      sched, known);
+    return ts_err_set(c->err, EX_DATAERR, "%s: schedule: unknown schedule '%s' (known: %s)",
+                      c->file, sched, known);
   }
   snprintf(job->schedule, sizeof job->schedule, "%s", sched);
   *out = s;
@@ -252,7 +253,8 @@ static int read_job(const char *path, ts_job_t *job, char **text, size_t *len, t
   }
   snprintf(job->path, sizeof job->path, "%s", path);
   *text = ts__read_file(path, len);
-  if (!*text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read job file: %s", path, strerror(errno));
+  if (!*text)
+    return ts_err_set(err, EX_NOINPUT, "%s: cannot read job file: %s", path, strerror(errno));
   const char *slash = strrchr(path, '/');
   if (slash)
     snprintf(job->base_dir, sizeof job->base_dir, "%.*s", (int)(slash - path), path);
