@@ -1,0 +1,113 @@
+/*
+** job_internal.h: the names the job loader's files share (src/job/ only).
+**
+** The loader is split by step (see ts_job.c): job_json.c reads files and
+** JSON and holds the typed field getters, job_hf.c translates a Hugging
+** Face config.json into a transformer object, job_set.c applies
+** `--set PATH=VALUE`, job_model.c validates the model, and ts_job.c
+** validates the top-level fields and is the public entry point.  Every
+** function that can fail returns 0 or the sysexits.h code it recorded in
+** err with ts_err_set (one line naming the file and the field path).
+*/
+#ifndef TS_JOB_INTERNAL_H
+#define TS_JOB_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+#include "trainsim.h"
+
+/* ---- the job file's schema (ts_job.c) ------------------------------- */
+
+/* NULL-terminated lists of the fields each object of a job accepts. */
+extern const char *const ts__job_fields[];         /* the top level */
+extern const char *const ts__transformer_fields[]; /* model, kind "transformer" */
+extern const char *const ts__synthetic_fields[];   /* model, kind "synthetic" */
+extern const char *const ts__moe_fields[];         /* model.moe */
+extern const char *const ts__routing_fields[];     /* model.moe.routing */
+
+/* ---- files and JSON (job_json.c) ------------------------------------ */
+
+/* Where a field's errors are reported: the job file and the path prefix
+** of the object being read ("", "model.", "model.moe.", ...). */
+typedef struct {
+  const char *file;
+  const char *prefix;
+  ts_err_t *err;
+} vctx_t;
+
+/* Reads a whole file into a new NUL-terminated buffer (the caller frees
+** it) and stores its length in *len when len is not NULL.  Returns NULL
+** with errno set when the file cannot be opened or read. */
+char *ts__read_file(const char *path, size_t *len);
+
+/* Resolves a path named in a job into out: as given when absolute; else
+** relative to base (the job's directory), then the current directory,
+** then the source tree's subdir, with and without ext.  Returns false
+** when none is a regular file (out then holds name). */
+bool ts__resolve_path(const char *name, const char *base, const char *subdir, const char *ext,
+                      char out[TS_PATH_MAX]);
+
+/* Parses text (len bytes, NUL-terminated) of file into a new object
+** *out (the caller deletes it).  Malformed JSON reports file:line:column
+** (EX_DATAERR); so does a top level that is not an object. */
+int ts__parse_json(const char *text, size_t len, const char *file, cJSON **out, ts_err_t *err);
+
+/* Copies every field of src into dst: objects present in both are merged
+** recursively, anything else replaces dst's field. */
+void ts__merge_json(cJSON *dst, const cJSON *src);
+
+/* True when s is one of the NULL-terminated list. */
+bool ts__in_list(const char *const *list, const char *s);
+
+/* Fails on the first field of obj that allowed does not name. */
+int ts__check_fields(const cJSON *obj, const char *const *allowed, vctx_t *c);
+
+/* The typed getters read obj's field key.  An absent field takes dflt,
+** or is an error when dflt says it is required (get_int: dflt < 0,
+** get_string: dflt NULL).  Each always writes *out (on an error: dflt),
+** so a caller's variable is never left uninitialised.  get_int accepts
+** integers from min to 1e8; get_string a non-empty string, which *out
+** then points into obj. */
+int ts__get_int(const cJSON *obj, const char *key, int dflt, int min, int *out, vctx_t *c);
+int ts__get_bool(const cJSON *obj, const char *key, bool dflt, bool *out, vctx_t *c);
+int ts__get_string(const cJSON *obj, const char *key, const char *dflt, const char **out,
+                   vctx_t *c);
+
+/* Checks that v is a finite number at least min (strict: greater than
+** min) and stores it in *out; idx >= 0 names the element key[idx].  *out
+** is left as it was on an error. */
+int ts__check_number(const cJSON *v, const char *key, int idx, double min, bool strict,
+                     double *out, vctx_t *c);
+
+/* A non-negative number, or an array of one per stage (n), into a new
+** array *out of n (always allocated; the caller frees it, also on an
+** error).  When absent: an error if dflt is NULL, else dflt[i] x scale. */
+int ts__get_per_stage(const cJSON *obj, const char *key, int n, const double *dflt, double scale,
+                      double **out, vctx_t *c);
+
+/* ---- Hugging Face configs (job_hf.c) -------------------------------- */
+
+/* When root's "model" is a path, or an object {"config": path, ...},
+** replaces it by the transformer object translated from that Hugging Face
+** config.json (the object's other fields merged over it), and sets
+** job->seq_len to the config's context length unless root has seq_len.
+** job->path and job->base_dir must be set.  Nothing happens for any
+** other model. */
+int ts__hf_expand_model(cJSON *root, ts_job_t *job, ts_err_t *err);
+
+/* ---- --set (job_set.c) ---------------------------------------------- */
+
+/* Applies one `--set PATH=VALUE` (arg) to the tree root, or, for
+** platform.link.* and platform.host.*, appends it to job->overrides.
+** Errors are EX_USAGE and do not name the job file. */
+int ts__apply_set(cJSON *root, ts_job_t *job, const char *arg, ts_err_t *err);
+
+/* ---- the model (job_model.c) ---------------------------------------- */
+
+/* Validates the model object m into job->model (job->stages,
+** micro_batch_size and seq_len must be read already); c names the job. */
+int ts__validate_model(const cJSON *m, ts_job_t *job, vctx_t *c);
+
+#endif
