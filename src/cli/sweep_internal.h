@@ -93,6 +93,7 @@
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
+#include "ts_out.h"
 
 #define SW_MAX_JOBS 1024 /* -j N at most */
 

@@ -29,7 +29,7 @@
 #ifndef TS_SWEEP_H
 #define TS_SWEEP_H
 
-#include "ts_out.h" /* for ts_sweep.c, which uses the writers */
+#include "trainsim.h"
 
 /* Runs the `sweep` command.  argv[0] is "sweep"; the options follow as on
 ** the command line.  Prints errors as one line "trainsim: error: ..." on
