@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "trainsim.h"
+#include "ts_exec.h"
 #include "ts_sim.h"
 
 /* Writes text to a new temporary file named like "/tmp/ts-test-XXXXXX<suffix>";

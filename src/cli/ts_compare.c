@@ -7,7 +7,9 @@
 ** job has one; the other schedules with one chunk.  A schedule whose rules
 ** still reject the job (chimera with an odd stage count, interleaved with
 ** microbatches not divisible by stages, ...) is listed as skipped with the
-** reason.  Outputs, written atomically into DIR: compare.csv (one row per
+** reason.  Every schedule runs on one executor (--executor; default
+** simgrid); with the reference executor a schedule it cannot run is skipped
+** likewise.  Outputs, written atomically into DIR: compare.csv (one row per
 ** schedule) and compare.svg, the Gantt charts stacked on one time axis.
 */
 #include <stdlib.h>
@@ -15,7 +17,7 @@
 #include <sysexits.h>
 
 #include "ts_compare.h"
-#include "ts_sim.h"
+#include "ts_exec.h"
 
 #define MAX_SCHED 32
 
@@ -116,8 +118,8 @@ static void print_table(const compare_t *c, const char *path, FILE *f) {
   }
 }
 
-int ts_compare(const char *path, const char *const *sets, int n_sets, const char *dir, bool quiet,
-               ts_err_t *err) {
+int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_executor_t *ex,
+               const char *dir, bool quiet, ts_err_t *err) {
   compare_t *c = calloc(1, sizeof *c);
   const char **all = calloc((size_t)n_sets + 4, sizeof *all);
   int rc = 0, ran = 0;
@@ -150,7 +152,7 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const char
                e->adjust[0] ? " " : "");
     }
     ts_err_t why = {0};
-    if (ts_job_load(path, all, k, &e->job, &why) || ts_simulate(e->job, &e->o, &why)) {
+    if (ts_job_load(path, all, k, &e->job, &why) || ts_execute(e->job, NULL, ex, &e->o, &why)) {
       snprintf(e->skipped, sizeof e->skipped, "%s", why.msg);
       continue;
     }

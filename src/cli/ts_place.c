@@ -27,7 +27,7 @@
 
 #include "ts_place.h"
 #include "ts_runtime.h"
-#include "ts_sim.h"
+#include "ts_exec.h"
 
 #define TS_PLACE_MAX 5000
 

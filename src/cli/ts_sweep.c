@@ -85,7 +85,7 @@
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
-#include "ts_sim.h"
+#include "ts_exec.h"
 #include "ts_sweep.h"
 
 /* summary.json as a cJSON tree (src/ts_output.c; internal, shared). */
