@@ -173,7 +173,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   }
   if (executor && ts_executor_lookup(executor, &ex, &err)) {
     free(sets);
-    fprintf(stderr, "trainsim: error: %s: %s (see trainsim --help)\n", names[cmd], err.msg);
+    fprintf(stderr, "trainsim: error: %s: %s\n", names[cmd], err.msg);
     return EX_USAGE;
   }
   if (compare) {

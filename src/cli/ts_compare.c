@@ -34,6 +34,7 @@ typedef struct compare {
   entry_t e[MAX_SCHED];
   int n;
   ts_gantt_opts_t axis;
+  const ts_executor_t *ex; /* NULL: simgrid */
 } compare_t;
 
 static int write_csv(const void *arg, FILE *f) {
@@ -100,7 +101,9 @@ static int write_svg(const void *arg, FILE *f) {
 }
 
 static void print_table(const compare_t *c, const char *path, FILE *f) {
-  fprintf(f, "trainsim compare: %s\n", path ? path : "<default job>");
+  fprintf(f, "trainsim compare: %s", path ? path : "<default job>");
+  if (c->ex && strcmp(c->ex->name, "simgrid")) fprintf(f, " (executor %s)", c->ex->name);
+  fputc('\n', f);
   fprintf(f, "  %-12s %-14s %14s %8s %9s %12s %12s\n", "schedule", "adjustments", "iteration (s)",
           "bubble", "overhead", "peak memory", "p2p bytes");
   for (int i = 0; i < c->n; i++) {
@@ -124,6 +127,12 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_e
   const char **all = calloc((size_t)n_sets + 4, sizeof *all);
   int rc = 0, ran = 0;
   ts_job_t *base = NULL;
+  if (!c || !all) {
+    free(c);
+    free(all);
+    return ts_err_set(err, EX_OSERR, "compare: out of memory");
+  }
+  c->ex = ex;
   /* The job as given must load: its errors are the user's, not a skip. */
   if ((rc = ts_job_load(path, sets, n_sets, &base, err))) goto out;
   for (int i = 0; ts_schedule_at(i) && c->n < MAX_SCHED; i++) {
