@@ -698,35 +698,3 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   fclose(log);
   return rc;
 }
-
-/* ---- the whole job ------------------------------------------------------ */
-
-int ts_simulate(const ts_job_t *job, ts_outcome_t *out, ts_err_t *err) {
-  memset(out, 0, sizeof *out);
-  const ts_schedule_t *s = ts_schedule_find(job->schedule);
-  if (!s) return ts_err_set(err, EX_DATAERR, "%s: schedule: unknown schedule '%s'", job->path, job->schedule);
-  int rc = ts_plan_for_job(job, s, &out->plan, err);
-  if (rc) return rc;
-  out->layout = out->plan->layout;
-  int parts = 0;
-  for (int v = 0; v < out->layout->n_vstages; v++)
-    if (out->layout->part[v] + 1 > parts) parts = out->layout->part[v] + 1;
-  rc = ts_cost_build(job, parts, &out->cost, err);
-  if (!rc) rc = ts_sim_run(job, s, out->plan, out->cost, &out->run, err);
-  if (rc) {
-    ts_outcome_free(out);
-    return rc;
-  }
-  out->metrics = ts_metrics_compute(job, out->layout, out->cost, out->run);
-  out->r = (ts_result_t){job, out->layout, out->cost, out->run, out->metrics};
-  return 0;
-}
-
-void ts_outcome_free(ts_outcome_t *o) {
-  if (!o) return;
-  ts_metrics_free(o->metrics);
-  ts_run_free(o->run);
-  ts_cost_free(o->cost);
-  ts_plan_free(o->plan);
-  memset(o, 0, sizeof *o);
-}

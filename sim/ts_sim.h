@@ -1,5 +1,7 @@
 /*
-** ts_sim.h: the SimGrid executor of the runtime interface.
+** ts_sim.h: the SimGrid executor of the runtime interface.  It is the
+** registry's "simgrid" entry (src/exec/ts_exec.h), where the whole job ->
+** plan -> cost -> run -> metrics path (ts_execute, ts_simulate) lives.
 */
 #ifndef TS_SIM_H
 #define TS_SIM_H
@@ -20,24 +22,5 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
 
 /* The --cfg arguments that make SimGrid's times exact (README "Timing"). */
 extern const char *const ts_sim_cfg[];
-
-
-#ifndef TS_SIM_BUNDLE
-#define TS_SIM_BUNDLE
-/* Everything one simulated job produced; r points into the other fields. */
-typedef struct ts_outcome {
-  ts_plan_t *plan;
-  const ts_layout_t *layout; /* plan->layout */
-  ts_cost_t *cost;
-  ts_run_t *run;
-  ts_metrics_t *metrics;
-  ts_result_t r;
-} ts_outcome_t;
-
-/* Simulates job end to end: schedule lookup, layout, cost model, SimGrid
-** run, metrics.  On success fills *out (free with ts_outcome_free). */
-int ts_simulate(const ts_job_t *job, ts_outcome_t *out, ts_err_t *err);
-void ts_outcome_free(ts_outcome_t *o);
-#endif
 
 #endif

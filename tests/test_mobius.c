@@ -364,14 +364,12 @@ static void test_reference_gradients(void) {
     ts_err_t err = {0};
     CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
     unlink(path);
-    const ts_schedule_t *s = ts_schedule_find(job->schedule);
-    ts_plan_t *plan = NULL;
-    CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, s, &plan, &err), 0);
-    ts_cost_t *cost = NULL;
-    CU_ASSERT_EQUAL_FATAL(ts_cost_build(job, job->stages, &cost, &err), 0);
+    ts_outcome_t jo;
+    CU_ASSERT_EQUAL_FATAL(ts_exec_prepare(job, NULL, &jo, &err), 0);
+    CU_ASSERT_EQUAL(jo.cost->n_parts, job->stages);
     ts_run_t *run = NULL;
     ts_ref_model_t *g = NULL, *oracle = ts_ref_oracle(job);
-    int rc = ts_ref_run(job, s, plan, cost, &run, &g, &err);
+    int rc = ts_ref_run(job, jo.sched, jo.plan, jo.cost, &run, &g, &err);
     if (rc) fprintf(stderr, "%s\n", err.msg);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(oracle);
@@ -400,8 +398,7 @@ static void test_reference_gradients(void) {
     ts_ref_model_free(g);
     ts_ref_model_free(oracle);
     ts_run_free(run);
-    ts_cost_free(cost);
-    ts_plan_free(plan);
+    ts_outcome_free(&jo);
     ts_job_free(job);
   }
 }

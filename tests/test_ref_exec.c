@@ -59,27 +59,28 @@ static ts_job_t *small_job(const char *sched, int p, int m, bool rec, const char
   return job;
 }
 
-/* Layout and cost the simulator would build for job. */
-static void layout_cost(const ts_job_t *job, ts_plan_t **plan, ts_cost_t **cost) {
-  const ts_schedule_t *s = ts_schedule_find(job->schedule);
+/* The plan and cost table every executor gets for job under sched (the
+** job's own when NULL): ts_exec_prepare, which must succeed. */
+static void prepare(const ts_job_t *job, const ts_schedule_t *sched, ts_outcome_t *o) {
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, s, plan, &err), 0);
-  const ts_layout_t *lay = (*plan)->layout;
-  int parts = 0;
-  for (int v = 0; v < lay->n_vstages; v++)
-    if (lay->part[v] + 1 > parts) parts = lay->part[v] + 1;
-  CU_ASSERT_EQUAL(ts_cost_build(job, parts, cost, &err), 0);
+  int rc = ts_exec_prepare(job, sched, o, &err);
+  if (rc) fprintf(stderr, "prepare: %s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
 }
 
-/* Runs the reference executor on job; returns the code. */
-static int ref_run(const ts_job_t *job, ts_run_t **run, ts_ref_model_t **grads, ts_err_t *err) {
-  ts_plan_t *lay;
-  ts_cost_t *cost;
-  layout_cost(job, &lay, &cost);
-  int rc = ts_ref_run(job, ts_schedule_find(job->schedule), lay, cost, run, grads, err);
-  ts_plan_free(lay);
-  ts_cost_free(cost);
+/* Runs the reference executor on job under sched (the job's own when NULL),
+** with its gradients in *grads when grads is not NULL; returns the code. */
+static int ref_run_sched(const ts_job_t *job, const ts_schedule_t *sched, ts_run_t **run,
+                         ts_ref_model_t **grads, ts_err_t *err) {
+  ts_outcome_t o;
+  int rc = ts_exec_prepare(job, sched, &o, err);
+  if (!rc) rc = ts_ref_run(job, o.sched, o.plan, o.cost, run, grads, err);
+  ts_outcome_free(&o);
   return rc;
+}
+
+static int ref_run(const ts_job_t *job, ts_run_t **run, ts_ref_model_t **grads, ts_err_t *err) {
+  return ref_run_sched(job, NULL, run, grads, err);
 }
 
 /* Largest normwise relative error of any block's gradient. */
@@ -200,18 +201,18 @@ static void test_op_order_matches_simulator(void) {
 
 static void check_bytes(const char *sched, int p, int m, bool rec) {
   ts_job_t *job = small_job(sched, p, m, rec, NULL);
-  ts_plan_t *lay;
-  ts_cost_t *cost;
-  layout_cost(job, &lay, &cost);
+  ts_outcome_t jo;
+  prepare(job, NULL, &jo);
   double f[8], b[8], r[8];
   for (int s = 0; s < p; s++) f[s] = 1, b[s] = 2, r[s] = 1;
   ts_job_t *twin = NULL;
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_ref_sim_job(job, cost, f, b, r, "ideal", &twin, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(ts_ref_sim_job(job, jo.cost, f, b, r, "ideal", &twin, &err), 0);
   ts_outcome_t o;
   CU_ASSERT_EQUAL_FATAL(ts_simulate(twin, &o, &err), 0);
-  ts_run_t *run = NULL;
-  CU_ASSERT_EQUAL_FATAL(ts_ref_run(job, ts_schedule_find(sched), lay, cost, &run, NULL, &err), 0);
+  ts_outcome_t ro;
+  CU_ASSERT_EQUAL_FATAL(ts_execute(job, NULL, ts_executor_find("reference"), &ro, &err), 0);
+  const ts_run_t *run = ro.run;
   CU_ASSERT_PTR_NOT_NULL_FATAL(run->measured_peak_act_bytes);
   ts_ref_config_t cfg;
   CU_ASSERT_EQUAL(ts_ref_config_for_job(job, &cfg, &err), 0);
@@ -226,11 +227,10 @@ static void check_bytes(const char *sched, int p, int m, bool rec) {
     CU_ASSERT_EQUAL(meas, pred);
     CU_ASSERT_EQUAL(meas, closed);
   }
-  ts_run_free(run);
+  ts_outcome_free(&ro);
   ts_outcome_free(&o);
   ts_job_free(twin);
-  ts_plan_free(lay);
-  ts_cost_free(cost);
+  ts_outcome_free(&jo);
   ts_job_free(job);
 }
 
@@ -289,17 +289,11 @@ static void prog_error_while_waiting(ts_rt_t *rt) {
 
 static int run_prog(void (*prog)(ts_rt_t *), bool sim, int p, ts_err_t *err) {
   ts_job_t *job = small_job("gpipe", p, 2, false, NULL);
-  ts_plan_t *lay;
-  ts_cost_t *cost;
-  layout_cost(job, &lay, &cost);
   ts_schedule_t s = {.name = "test", .title = "test", .program = prog};
-  ts_run_t *run = NULL;
-  int rc = sim ? ts_sim_run(job, &s, lay, cost, &run, err)
-               : ts_ref_run(job, &s, lay, cost, &run, NULL, err);
-  CU_ASSERT_PTR_NULL(rc ? run : NULL);
-  ts_run_free(run);
-  ts_plan_free(lay);
-  ts_cost_free(cost);
+  ts_outcome_t o;
+  int rc = ts_execute(job, &s, ts_executor_find(sim ? "simgrid" : "reference"), &o, err);
+  CU_ASSERT_PTR_NULL(rc ? o.run : NULL);
+  ts_outcome_free(&o);
   ts_job_free(job);
   return rc;
 }
@@ -414,19 +408,14 @@ static double worst_update_error(ts_ref_model_t *a, ts_ref_model_t *b, ts_ref_mo
 ** final model in *w and the per-device peak of live versions in peak[]. */
 static int run_versions(const ts_job_t *job, const ts_schedule_t *sched, ts_ref_model_t **w,
                         int *peak, ts_err_t *err) {
-  ts_plan_t *lay;
-  ts_cost_t *cost;
-  layout_cost(job, &lay, &cost);
   ts_run_t *run = NULL;
-  int rc = ts_ref_run(job, sched ? sched : ts_schedule_find(job->schedule), lay, cost, &run, w, err);
+  int rc = ref_run_sched(job, sched, &run, w, err);
   CU_ASSERT_PTR_NULL(rc ? run : NULL);
-  for (int d = 0; !rc && d < lay->n_devices; d++) {
+  for (int d = 0; !rc && d < run->n_devices; d++) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(run->measured_weight_versions);
     peak[d] = run->measured_weight_versions[d];
   }
   ts_run_free(run);
-  ts_plan_free(lay);
-  ts_cost_free(cost);
   return rc;
 }
 

@@ -31,13 +31,8 @@ static int run_prog(void (*prog)(ts_rt_t *), int p, int m, ts_err_t *err, ts_out
   unlink(path);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   ts_schedule_t s = {.name = "test", .title = "test", .program = prog};
-  memset(o, 0, sizeof *o);
-  CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, &s, &o->plan, err), 0);
-  o->layout = o->plan->layout;
-  CU_ASSERT_EQUAL_FATAL(ts_cost_build(job, p, &o->cost, err), 0);
-  rc = ts_sim_run(job, &s, o->plan, o->cost, &o->run, err);
-  if (!rc) o->metrics = ts_metrics_compute(job, o->layout, o->cost, o->run);
-  o->r = (ts_result_t){job, o->layout, o->cost, o->run, o->metrics};
+  rc = ts_execute(job, &s, NULL, o, err);
+  if (!rc) CU_ASSERT_EQUAL(o->cost->n_parts, p);
   ts_job_free(job);
   return rc;
 }

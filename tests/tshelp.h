@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "trainsim.h"
+#include "ts_exec.h"
 #include "ts_out.h"
 #include "ts_sim.h"
 

@@ -1,8 +1,10 @@
 /*
 ** main.c: the trainsim command line.
 **
-**   trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--quiet]
-**   trainsim compare|place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
+**   trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]
+**                [--quiet]
+**   trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME] [--quiet]
+**   trainsim place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
 **   trainsim bench [-o DIR] [--repeat N]
 **   trainsim --help | --version
@@ -22,14 +24,16 @@
 #include "ts_out.h"
 #include "ts_bench.h"
 #include "ts_compare.h"
+#include "ts_exec.h"
 #include "ts_place.h"
-#include "ts_sim.h"
 #include "ts_sweep.h"
 #include "ts_validate.h"
 
 static const char usage[] =
-    "usage: trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--quiet]\n"
-    "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
+    "usage: trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
+    "                    [--quiet]\n"
+    "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
+    "                        [--quiet]\n"
     "       trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
     "                      [--metric NAME] [--set PATH=VALUE]... [--emit-jobs DIR2] [--quiet]\n"
@@ -54,10 +58,15 @@ static const char usage[] =
     "                                 platform.link.ib*.bandwidth=50GBps\n"
     "                                 platform.link.nvlink*.latency=1us\n"
     "                                 platform.host.node0-*.speed=150Tf\n"
+    "            --executor NAME      simgrid (default: simulate on the job's platform)\n"
+    "                                 or reference (run a small transformer job on\n"
+    "                                 this CPU, one thread per device, and write the\n"
+    "                                 measured run's outputs)\n"
     "            -q, --quiet          no summary on stdout\n"
     "compare   run every applicable schedule on JOB.json (with the adjustments\n"
     "          each schedule's rules need, listed) and write compare.csv and\n"
-    "          compare.svg (their Gantt charts on one time axis) into DIR.\n"
+    "          compare.svg (their Gantt charts on one time axis) into DIR;\n"
+    "          --executor as for run.\n"
     "place     for a job whose weights live in host memory (mobius, gpipe-swap),\n"
     "          simulate every round-robin order of the GPUs up to the symmetry of\n"
     "          their mapping_groups and write place.csv (best first) and the\n"
@@ -135,8 +144,9 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"set", required_argument, 0, 's'},
                                        {"quiet", no_argument, 0, 'q'},
                                        {"formats", required_argument, 0, 'f'},
+                                       {"executor", required_argument, 0, 'x'},
                                        {0, 0, 0, 0}};
-  const char *out = "trainsim-out";
+  const char *out = "trainsim-out", *executor = NULL;
   const char **sets = calloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
@@ -156,6 +166,8 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       sets[n_sets++] = optarg;
     else if (c == 'q')
       quiet = 1;
+    else if (c == 'x')
+      executor = optarg;
     else {
       free(sets);
       return option_error(names[cmd], c, argv);
@@ -168,9 +180,19 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                             : "run takes at most one job file");
   }
   const char *path = optind < argc ? argv[optind] : NULL;
+  const ts_executor_t *ex = ts_executor_at(0);
+  if (executor && cmd == CMD_PLACE) {
+    free(sets);
+    return usage_error("place: --executor: place searches placements on the simulator only");
+  }
+  if (executor && ts_executor_lookup(executor, &ex, &err)) {
+    free(sets);
+    fprintf(stderr, "trainsim: error: %s: %s\n", names[cmd], err.msg);
+    return EX_USAGE;
+  }
   if (compare) {
     int rc = cmd == CMD_PLACE ? ts_place(path, sets, n_sets, out, quiet, &err)
-                              : ts_compare(path, sets, n_sets, out, quiet, &err);
+                              : ts_compare(path, sets, n_sets, ex, out, quiet, &err);
     free(sets);
     return rc ? die(&err) : 0;
   }
@@ -179,7 +201,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   int rc = ts_job_load(path, sets, n_sets, &job, &err);
   free(sets);
   if (rc) return die(&err);
-  rc = ts_simulate(job, &o, &err);
+  rc = ts_execute(job, NULL, ex, &o, &err);
   if (!rc) rc = ts_write_outputs_mask(&o.r, out, formats, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);

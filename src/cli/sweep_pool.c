@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "sweep_internal.h"
-#include "ts_sim.h"
+#include "ts_exec.h"
 
 bool ts__sw_write_all(int fd, const char *p, size_t n) {
   while (n) {

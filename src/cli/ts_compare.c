@@ -7,7 +7,9 @@
 ** job has one; the other schedules with one chunk.  A schedule whose rules
 ** still reject the job (chimera with an odd stage count, interleaved with
 ** microbatches not divisible by stages, ...) is listed as skipped with the
-** reason.  Outputs, written atomically into DIR: compare.csv (one row per
+** reason.  Every schedule runs on one executor (--executor; default
+** simgrid); with the reference executor a schedule it cannot run is skipped
+** likewise.  Outputs, written atomically into DIR: compare.csv (one row per
 ** schedule) and compare.svg, the Gantt charts stacked on one time axis.
 */
 #include <stdlib.h>
@@ -15,8 +17,8 @@
 #include <sysexits.h>
 
 #include "ts_compare.h"
+#include "ts_exec.h"
 #include "ts_out.h"
-#include "ts_sim.h"
 
 #define MAX_SCHED 32
 
@@ -33,6 +35,7 @@ typedef struct compare {
   entry_t e[MAX_SCHED];
   int n;
   ts_gantt_opts_t axis;
+  const ts_executor_t *ex; /* NULL: simgrid */
 } compare_t;
 
 static int write_csv(const void *arg, FILE *f) {
@@ -99,7 +102,9 @@ static int write_svg(const void *arg, FILE *f) {
 }
 
 static void print_table(const compare_t *c, const char *path, FILE *f) {
-  fprintf(f, "trainsim compare: %s\n", path ? path : "<default job>");
+  fprintf(f, "trainsim compare: %s", path ? path : "<default job>");
+  if (c->ex && strcmp(c->ex->name, "simgrid")) fprintf(f, " (executor %s)", c->ex->name);
+  fputc('\n', f);
   fprintf(f, "  %-12s %-14s %14s %8s %9s %12s %12s\n", "schedule", "adjustments", "iteration (s)",
           "bubble", "overhead", "peak memory", "p2p bytes");
   for (int i = 0; i < c->n; i++) {
@@ -117,12 +122,18 @@ static void print_table(const compare_t *c, const char *path, FILE *f) {
   }
 }
 
-int ts_compare(const char *path, const char *const *sets, int n_sets, const char *dir, bool quiet,
-               ts_err_t *err) {
+int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_executor_t *ex,
+               const char *dir, bool quiet, ts_err_t *err) {
   compare_t *c = calloc(1, sizeof *c);
   const char **all = calloc((size_t)n_sets + 4, sizeof *all);
   int rc = 0, ran = 0;
   ts_job_t *base = NULL;
+  if (!c || !all) {
+    free(c);
+    free(all);
+    return ts_err_set(err, EX_OSERR, "compare: out of memory");
+  }
+  c->ex = ex;
   /* The job as given must load: its errors are the user's, not a skip. */
   if ((rc = ts_job_load(path, sets, n_sets, &base, err))) goto out;
   for (int i = 0; ts_schedule_at(i) && c->n < MAX_SCHED; i++) {
@@ -151,7 +162,7 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const char
                e->adjust[0] ? " " : "");
     }
     ts_err_t why = {0};
-    if (ts_job_load(path, all, k, &e->job, &why) || ts_simulate(e->job, &e->o, &why)) {
+    if (ts_job_load(path, all, k, &e->job, &why) || ts_execute(e->job, NULL, ex, &e->o, &why)) {
       snprintf(e->skipped, sizeof e->skipped, "%s", why.msg);
       continue;
     }

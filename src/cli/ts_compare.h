@@ -7,12 +7,14 @@
 #include <stdbool.h>
 
 #include "trainsim.h"
+#include "ts_exec.h"
 
 /* Runs every applicable schedule on the job at path (NULL: the default
-** job) with the --set strings, writes DIR/compare.csv and DIR/compare.svg
-** atomically and, unless quiet, prints the table.  Returns 0 or a sysexits
-** code with err set. */
-int ts_compare(const char *path, const char *const *sets, int n_sets, const char *dir, bool quiet,
-               ts_err_t *err);
+** job) with the --set strings on executor ex (NULL: simgrid), writes
+** DIR/compare.csv and DIR/compare.svg atomically and, unless quiet, prints
+** the table.  A schedule the executor cannot run is listed as skipped with
+** its error.  Returns 0 or a sysexits code with err set. */
+int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_executor_t *ex,
+               const char *dir, bool quiet, ts_err_t *err);
 
 #endif

@@ -28,7 +28,7 @@
 #include "ts_out.h"
 #include "ts_place.h"
 #include "ts_runtime.h"
-#include "ts_sim.h"
+#include "ts_exec.h"
 
 #define TS_PLACE_MAX 5000
 

@@ -19,8 +19,9 @@
 **      measured copy bandwidth and 1 us latency (the copy runs in the
 **      sender's thread, so pairs do not share bandwidth);
 **   4. simulates the twin (ts_simulate) and runs the job on the reference
-**      executor (one pinned thread per device when cores allow) --runs
-**      times; the fastest run is the measurement, so a run slowed by
+**      executor (the registry's "reference" entry, on the plan and cost
+**      table of ts_exec_prepare; one pinned thread per device when cores
+**      allow) --runs times; the fastest run is the measurement, so a run slowed by
 **      another process does not decide the comparison;
 **   5. replays: simulates the twin again with the measured run's own mean op
 **      times, which separates the schedule model's error from the
@@ -37,41 +38,29 @@
 ** fastest profile rep and the fastest run; the profile is taken on one
 ** thread alone, so contention between the pipeline's threads (shared
 ** caches, memory bandwidth) shows up as timing error, which is the point.
+** Steps 2, 3 and the replay's op times are in validate_profile.c; this file
+** holds the comparison, the outputs and the command.
 */
 #include <errno.h>
+#include <errno.h>
 #include <getopt.h>
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
+#include "ts_exec.h"
 #include "ts_out.h"
 #include "ts_ref.h"
-#include "ts_runtime.h"
-#include "ts_sim.h"
 #include "ts_validate.h"
+#include "validate_internal.h"
 
-#define V_MAX_HIDDEN 1024
-#define V_MAX_SEQ 2048
-#define V_MAX_FLOPS 2e11
-#define V_MAX_STASH (2.0 * 1024 * 1024 * 1024)
-#define V_LATENCY 1e-6
 #define V_TOL 0.10
-
-/* What the profile measured. */
-typedef struct vprof {
-  int reps;
-  double *fwd, *bwd, *rec;      /* [stages] seconds per stage (all its parts) */
-  double msg_bytes, copy_s, bandwidth;
-} vprof_t;
 
 /* The comparison. */
 typedef struct vcmp {
@@ -88,229 +77,8 @@ typedef struct vcmp {
   double t_replay, b_replay;       /* simulated with the run's own op times */
 } vcmp_t;
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 static double rel_err(double pred, double meas) {
   return meas != 0 ? (pred - meas) / meas : (pred == 0 ? 0 : INFINITY);
-}
-
-static void fill(double *a, size_t n, unsigned long seed) {
-  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-  gsl_rng_set(r, seed);
-  for (size_t i = 0; i < n; i++) a[i] = gsl_ran_gaussian(r, 1.0);
-  gsl_rng_free(r);
-}
-
-/* ---- step 1: is the job small enough ----------------------------------- */
-
-static int check_size(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
-                      const ts_ref_config_t *cfg, ts_err_t *err) {
-  const ts_schedule_t *sched = ts_schedule_find(job->schedule);
-  if (sched && sched->host_weights)
-    return ts_err_set(err, EX_DATAERR,
-                      "%s: schedule: validate does not run '%s' yet (its twin platform has no host "
-                      "memory); the reference executor's gradients for it are checked by "
-                      "tests/test_mobius.c",
-                      job->path, job->schedule);
-  if (cfg->hidden > V_MAX_HIDDEN)
-    return ts_err_set(err, EX_DATAERR,
-                      "%s: model.hidden: %d exceeds %d, the largest the CPU reference executor "
-                      "validates",
-                      job->path, cfg->hidden, V_MAX_HIDDEN);
-  if (cfg->seq > V_MAX_SEQ)
-    return ts_err_set(err, EX_DATAERR,
-                      "%s: seq_len: %d exceeds %d, the longest the CPU reference executor validates",
-                      job->path, cfg->seq, V_MAX_SEQ);
-  int M = job->microbatches * job->iterations, mbs = job->micro_batch_size;
-  double per_layer = ts_ref_block_forward_flops(cfg, mbs);
-  double flops = (double)M * cfg->layers * per_layer * (job->recompute ? 4 : 3);
-  if (flops > V_MAX_FLOPS)
-    return ts_err_set(err, EX_DATAERR,
-                      "%s: model: one iteration takes %.3g FLOPs, more than the %.3g the CPU "
-                      "reference executor validates (make the model or the batch smaller)",
-                      job->path, flops, V_MAX_FLOPS);
-  for (int d = 0; d < lay->n_devices; d++) {
-    double bytes = 0;
-    for (int v = 0; v < lay->n_vstages; v++)
-      if (lay->dev[v] == d)
-        bytes += (double)M * (double)ts_ref_stash_bytes(cfg, cost->part[lay->part[v]].n_layers, mbs);
-    if (bytes > V_MAX_STASH)
-      return ts_err_set(err, EX_DATAERR,
-                        "%s: device %d could stash up to %.3g bytes of float64 activations, more "
-                        "than the %.3g the CPU reference executor validates",
-                        job->path, d, bytes, V_MAX_STASH);
-  }
-  return 0;
-}
-
-/* ---- step 2: profile ------------------------------------------------------ */
-
-/* Buffers for timing one model part as the executor runs it. */
-typedef struct vbufs {
-  size_t n;
-  double *x, *y, *g, *tg, *dx;
-} vbufs_t;
-
-/* Times one forward, recompute (full only) and backward of blocks [first,
-** first + count) as the executor runs them (the last stage's backward
-** includes its loss; the first stage's computes no input gradient); the
-** seconds go to t[TS_FORWARD], t[TS_RECOMPUTE] and t[TS_BACKWARD]. */
-static int time_part(ts_ref_model_t *m, const ts_job_t *job, const vbufs_t *b, int first,
-                     int count, bool is_first, bool is_last, double t[TS_COMPUTE_KINDS]) {
-  int mbs = job->micro_batch_size, rc = 0;
-  bool full = job->recompute == TS_RECOMPUTE_FULL;
-  double N = (double)job->microbatches * job->iterations * mbs;
-  ts_ref_mem_t mem = {0};
-  double t0 = now_s();
-  ts_ref_stash_t *st = ts_ref_forward(m, first, count, mbs, b->x, b->y, !full, &mem);
-  double t1 = now_s();
-  if (!st) return EX_OSERR;
-  if (full && ts_ref_recompute(m, st, &mem)) rc = EX_OSERR;
-  double t2 = now_s();
-  const double *dy = b->g;
-  if (is_last) {
-    ts_ref_loss(b->y, b->tg, b->n, N, b->y);
-    dy = b->y;
-  }
-  if (!rc && ts_ref_backward(m, st, dy, is_first ? NULL : b->dx, &mem)) rc = EX_OSERR;
-  double t3 = now_s();
-  if (rc) ts_ref_stash_free(st, &mem);
-  t[TS_FORWARD] = t1 - t0;
-  t[TS_RECOMPUTE] = full ? t2 - t1 : t1 - t0;
-  t[TS_BACKWARD] = t3 - t2;
-  return rc;
-}
-
-/* A send: malloc + memcpy, freeing the previous buffer; fastest of reps. */
-static double profile_copy(size_t nb, int reps) {
-  int R = 8 * reps + 1;
-  char *src = malloc(nb ? nb : 1), *prev = NULL;
-  double best = INFINITY;
-  if (!src) return 0;
-  memset(src, 1, nb);
-  for (int r = 0; r < R; r++) {
-    double t0 = now_s();
-    char *msg = malloc(nb ? nb : 1);
-    if (msg) memcpy(msg, src, nb);
-    free(prev);
-    prev = msg;
-    double t = now_s() - t0;
-    if (r > 0 && t < best) best = t;
-  }
-  free(prev);
-  free(src);
-  return isfinite(best) ? best : 0;
-}
-
-/* Profiles every part: one warm-up round, then reps rounds over all parts
-** (round robin, so a burst of load elsewhere hits one round of every part
-** rather than every round of one part), keeping each op's fastest time:
-** load from other processes only ever adds time, so the minimum estimates
-** the undisturbed op.  Sums per stage into pf. */
-static int profile(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
-                   const ts_ref_config_t *cfg, vprof_t *pf, ts_err_t *err) {
-  int p = job->stages, P = cost->n_parts;
-  pf->fwd = calloc((size_t)p, sizeof(double));
-  pf->bwd = calloc((size_t)p, sizeof(double));
-  pf->rec = calloc((size_t)p, sizeof(double));
-  double *best = malloc((size_t)P * TS_COMPUTE_KINDS * sizeof *best);
-  vbufs_t b = {.n = (size_t)job->micro_batch_size * (size_t)cfg->seq * (size_t)cfg->hidden};
-  b.x = malloc(b.n * sizeof(double));
-  b.y = malloc(b.n * sizeof(double));
-  b.g = malloc(b.n * sizeof(double));
-  b.tg = malloc(b.n * sizeof(double));
-  b.dx = malloc(b.n * sizeof(double));
-  ts_ref_model_t *m = ts_ref_model_new(cfg);
-  int rc = (!pf->fwd || !pf->bwd || !pf->rec || !best || !b.x || !b.y || !b.g || !b.tg || !b.dx ||
-            !m) ? EX_OSERR : 0;
-  if (!rc) {
-    fill(b.x, b.n, 11);
-    fill(b.g, b.n, 12);
-    fill(b.tg, b.n, 13);
-    for (int i = 0; i < P * TS_COMPUTE_KINDS; i++) best[i] = INFINITY;
-  }
-  for (int r = 0; !rc && r <= pf->reps; r++) {
-    for (int k = 0; !rc && k < P; k++) {
-      bool is_first = false, is_last = false, used = false;
-      for (int v = 0; v < lay->n_vstages; v++) {
-        if (lay->part[v] != k) continue;
-        used = true;
-        is_first |= lay->prev[v] < 0;
-        is_last |= lay->next[v] < 0;
-      }
-      if (!used) continue;
-      double t[TS_COMPUTE_KINDS] = {0};
-      rc = time_part(m, job, &b, cost->part[k].first_layer, cost->part[k].n_layers, is_first,
-                     is_last, t);
-      for (int c = 0; r > 0 && c < TS_COMPUTE_KINDS; c++) /* round 0 warms up */
-        if (t[c] < best[k * TS_COMPUTE_KINDS + c]) best[k * TS_COMPUTE_KINDS + c] = t[c];
-    }
-  }
-  for (int k = 0; !rc && k < P; k++) {
-    const double *bk = best + k * TS_COMPUTE_KINDS;
-    if (!isfinite(bk[TS_FORWARD])) continue; /* a part no stage uses */
-    pf->fwd[k % p] += bk[TS_FORWARD];
-    pf->bwd[k % p] += bk[TS_BACKWARD];
-    pf->rec[k % p] += bk[TS_RECOMPUTE];
-  }
-  ts_ref_model_free(m);
-  free(best);
-  free(b.x);
-  free(b.y);
-  free(b.g);
-  free(b.tg);
-  free(b.dx);
-  if (rc) return ts_err_set(err, EX_OSERR, "validate: out of memory profiling '%s'", job->path);
-  pf->msg_bytes = (double)ts_ref_stash_input_bytes(cfg, job->micro_batch_size);
-  pf->copy_s = profile_copy((size_t)pf->msg_bytes, pf->reps);
-  pf->bandwidth = pf->copy_s > 0 ? pf->msg_bytes / pf->copy_s : 1e12;
-  return 0;
-}
-
-/* ---- step 3: platform ----------------------------------------------------- */
-
-/* The platform text: hosts cpu0 .. cpu<n-1>, a link per ordered pair. */
-static char *platform_xml(int n, const vprof_t *pf) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  if (!f) return NULL;
-  fprintf(f,
-          "<?xml version='1.0'?>\n"
-          "<!--\n"
-          "  trainsim validate: this machine as a platform.  One host per pipeline\n"
-          "  device (a thread of the reference executor); a send is a copy in the\n"
-          "  sender's thread of %.0f bytes, measured at %.6g s, so every ordered\n"
-          "  pair of hosts has its own link of %.0f B/s and %g s latency.\n"
-          "  Host speed is arbitrary: the twin job gives seconds, not FLOPs.\n"
-          "-->\n"
-          "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
-          "<platform version=\"4.1\">\n"
-          "  <zone id=\"cpu\" routing=\"Full\">\n",
-          pf->msg_bytes, pf->copy_s, floor(pf->bandwidth), V_LATENCY);
-  for (int i = 0; i < n; i++) fprintf(f, "    <host id=\"cpu%d\" speed=\"1000000000f\"/>\n", i);
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (i != j)
-        fprintf(f, "    <link id=\"copy-%d-%d\" bandwidth=\"%.0fBps\" latency=\"%gs\"/>\n", i, j,
-                floor(pf->bandwidth) > 0 ? floor(pf->bandwidth) : 1, V_LATENCY);
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (i != j)
-        fprintf(f,
-                "    <route src=\"cpu%d\" dst=\"cpu%d\" symmetrical=\"NO\"><link_ctn "
-                "id=\"copy-%d-%d\"/></route>\n",
-                i, j, i, j);
-  fprintf(f, "  </zone>\n</platform>\n");
-  if (fclose(f)) {
-    free(buf);
-    return NULL;
-  }
-  return buf;
 }
 
 static int write_text(const void *arg, FILE *f) { return fputs(arg, f) < 0 ? EX_IOERR : 0; }
@@ -373,40 +141,6 @@ static void vcmp_free(vcmp_t *c) {
   free(c->n_ops);
 }
 
-/* The stage seconds a run actually took: per part and kind the mean
-** duration of its ops, summed over the parts of each stage (part k is in
-** stage k % stages).  A split backward's halves count as one backward. */
-static void run_stage_seconds(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
-                              const ts_run_t *run, double *f, double *b, double *r) {
-  int P = cost->n_parts, p = job->stages;
-  double *sum = calloc((size_t)P * 3, sizeof *sum);
-  int *cnt = calloc((size_t)P * 3, sizeof *cnt);
-  for (int s = 0; s < p; s++) f[s] = b[s] = r[s] = 0;
-  if (!sum || !cnt) {
-    free(sum);
-    free(cnt);
-    return;
-  }
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
-    if (!ts_kind_is_compute(e->kind)) continue;
-    int k = lay->part[e->vstage];
-    int col = e->kind == TS_FORWARD ? 0 : e->kind == TS_RECOMPUTE ? 2 : 1;
-    sum[3 * k + col] += e->end - e->start;
-    /* The halves of a split backward make one backward: count B only. */
-    cnt[3 * k + col] += e->kind != TS_WEIGHT_GRAD;
-  }
-  for (int k = 0; k < P; k++) {
-    double *dst[3] = {f, b, r};
-    for (int c = 0; c < 3; c++)
-      if (cnt[3 * k + c]) dst[c][k % p] += sum[3 * k + c] / cnt[3 * k + c];
-  }
-  for (int s = 0; s < p; s++)
-    if (r[s] == 0) r[s] = f[s];
-  free(sum);
-  free(cnt);
-}
-
 /* ---- outputs ----------------------------------------------------------------- */
 
 static cJSON *pair(double pred, double meas) {
@@ -427,7 +161,7 @@ static cJSON *arr(const double *a, int n) {
   return x;
 }
 
-static cJSON *validation_json(const ts_job_t *job, const ts_ref_config_t *cfg, const vprof_t *pf,
+static cJSON *validation_json(const ts_job_t *job, const ts_ref_config_t *cfg, const ts__vprof_t *pf,
                               const vcmp_t *c, const ts_metrics_t *ms, const ts_metrics_t *mr) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
@@ -457,7 +191,7 @@ static cJSON *validation_json(const ts_job_t *job, const ts_ref_config_t *cfg, c
   cJSON_AddNumberToObject(p, "message_bytes", pf->msg_bytes);
   cJSON_AddNumberToObject(p, "copy_s", pf->copy_s);
   cJSON_AddNumberToObject(p, "copy_bandwidth_Bps", pf->bandwidth);
-  cJSON_AddNumberToObject(p, "link_latency_s", V_LATENCY);
+  cJSON_AddNumberToObject(p, "link_latency_s", TS__V_LATENCY);
   cJSON_AddStringToObject(p, "platform", "platform.xml");
   cJSON_AddItemToObject(o, "iteration_time_s", pair(c->t_pred, c->t_meas));
   cJSON_AddItemToObject(o, "bubble_fraction", pair(c->b_pred, c->b_meas));
@@ -506,7 +240,7 @@ static int write_json_text(const void *arg, FILE *f) {
 
 static const char *verdict(bool checked, bool ok) { return !checked ? "reported" : ok ? "ok" : "MISSED"; }
 
-static void print_table(const ts_job_t *job, const vprof_t *pf, const vcmp_t *c, const char *dir) {
+static void print_table(const ts_job_t *job, const ts__vprof_t *pf, const vcmp_t *c, const char *dir) {
   printf("validate %s: %s, p=%d m=%d mbs=%d recompute %s; %d devices on %d cores%s\n", job->path,
          job->schedule, job->stages, job->microbatches, job->micro_batch_size,
          job->recompute == TS_RECOMPUTE_FULL ? "full" : "none", c->devices, c->cores,
@@ -557,195 +291,247 @@ static int usage_error(const char *msg) {
   return EX_USAGE;
 }
 
-int ts_validate_main(int argc, char **argv) {
+/* The command's options; sets (malloc'd, the strings not owned) is freed
+** by the caller. */
+typedef struct vopts {
+  const char *dir, *path;
+  const char **sets;
+  int n_sets, quiet, reps, n_runs;
+} vopts_t;
+
+/* Parses argv into o; returns 0, or EX_USAGE (or EX_OSERR) after printing
+** the one-line error. */
+static int parse_args(int argc, char **argv, vopts_t *o) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"set", required_argument, 0, 's'},
                                        {"reps", required_argument, 0, 'r'},
                                        {"runs", required_argument, 0, 'n'},
                                        {"quiet", no_argument, 0, 'q'},
                                        {0, 0, 0, 0}};
-  const char *dir = "trainsim-out";
-  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-  int n_sets = 0, quiet = 0, reps = 5, n_runs = 5, c;
-  if (!sets) return EX_OSERR;
+  *o = (vopts_t){.dir = "trainsim-out", .reps = 5, .n_runs = 5};
+  o->sets = calloc((size_t)argc + 1, sizeof *o->sets);
+  if (!o->sets) return EX_OSERR;
+  int c;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":o:s:r:n:q", opts, NULL)) != -1) {
     if (c == 'o') {
-      dir = optarg;
+      o->dir = optarg;
     } else if (c == 's') {
-      sets[n_sets++] = optarg;
+      o->sets[o->n_sets++] = optarg;
     } else if (c == 'q') {
-      quiet = 1;
+      o->quiet = 1;
     } else if (c == 'r' || c == 'n') {
       char *end;
       long v = strtol(optarg, &end, 10);
-      if (*end || end == optarg || v < 1 || v > 100) {
-        free(sets);
+      if (*end || end == optarg || v < 1 || v > 100)
         return usage_error(c == 'r' ? "--reps takes a whole number from 1 to 100"
                                     : "--runs takes a whole number from 1 to 100");
-      }
       if (c == 'r')
-        reps = (int)v;
+        o->reps = (int)v;
       else
-        n_runs = (int)v;
+        o->n_runs = (int)v;
     } else {
-      const char *opt = argv[optind - 1];
-      free(sets);
       fprintf(stderr, "trainsim: error: validate: %s '%s' (see trainsim --help)\n",
-              c == ':' ? "option requires an argument:" : "unknown option", opt);
+              c == ':' ? "option requires an argument:" : "unknown option", argv[optind - 1]);
       return EX_USAGE;
     }
   }
-  if (argc - optind != 1) {
-    free(sets);
+  if (argc - optind != 1)
     return usage_error(argc - optind ? "takes exactly one job file" : "needs a job file");
-  }
-  ts_err_t err = {0};
-  ts_job_t *job = NULL, *twin = NULL;
-  ts_plan_t *plan = NULL;
-  const ts_layout_t *lay = NULL;
-  ts_cost_t *cost = NULL;
-  ts_outcome_t so = {0};
-  ts_run_t *rr = NULL, **runs = NULL;
-  double *times = NULL, *rf = NULL;
-  ts_job_t *twin2 = NULL;
-  ts_outcome_t so2 = {0};
-  ts_metrics_t *mr = NULL;
-  vprof_t pf = {.reps = reps};
-  vcmp_t cmp = {0};
-  char *plat = NULL, *vjson = NULL;
-  char plat_path[64] = "";
-  bool plat_made = false;
-  ts_ref_config_t cfg;
-  double load[1] = {0};
-  if (getloadavg(load, 1) < 1) load[0] = -1;
-  int rc = ts_job_load(argv[optind], sets, n_sets, &job, &err);
-  free(sets);
-  if (rc) goto out;
-  if ((rc = ts_ref_config_for_job(job, &cfg, &err))) goto out;
-  const ts_schedule_t *sched = ts_schedule_find(job->schedule);
-  if ((rc = ts_plan_for_job(job, sched, &plan, &err))) goto out;
-  lay = plan->layout;
-  int parts = 0;
-  for (int v = 0; v < lay->n_vstages; v++)
-    if (lay->part[v] + 1 > parts) parts = lay->part[v] + 1;
-  if ((rc = ts_cost_build(job, parts, &cost, &err))) goto out;
-  if ((rc = check_size(job, lay, cost, &cfg, &err))) goto out;
+  o->path = argv[optind];
+  return 0;
+}
 
+/* Everything the command holds; vstate_free releases it. */
+typedef struct vstate {
+  ts_job_t *job, *twin, *twin2;
+  ts_ref_config_t cfg;
+  ts_outcome_t jo;       /* the job's plan and cost table (ts_exec_prepare) */
+  ts_outcome_t so, so2;  /* the twin simulated; the replay simulated */
+  int n_runs;
+  ts_run_t **runs;       /* [n_runs] reference runs */
+  double *times;         /* [n_runs] their iteration times */
+  ts_run_t *rr;          /* the fastest run (one of runs) */
+  ts_metrics_t *mr;      /* its metrics, with the twin's cost table */
+  double *rf;            /* [3 x stages] its stage seconds */
+  ts__vprof_t pf;
+  vcmp_t cmp;
+  char *plat, *vjson;
+  char plat_path[64];
+  bool plat_made;
+} vstate_t;
+
+static void vstate_free(vstate_t *st) {
+  if (st->plat_made) unlink(st->plat_path);
+  free(st->vjson);
+  free(st->plat);
+  vcmp_free(&st->cmp);
+  free(st->pf.fwd);
+  free(st->pf.bwd);
+  free(st->pf.rec);
+  ts_metrics_free(st->mr);
+  for (int r = 0; st->runs && r < st->n_runs; r++) ts_run_free(st->runs[r]);
+  free(st->runs);
+  free(st->times);
+  free(st->rf);
+  ts_outcome_free(&st->so2);
+  ts_job_free(st->twin2);
+  ts_outcome_free(&st->so);
+  ts_job_free(st->twin);
+  ts_outcome_free(&st->jo);
+  ts_job_free(st->job);
+}
+
+/* Step 1: the job, its reference model, its plan and cost table, and
+** whether it is small enough. */
+static int load_job(vstate_t *st, const vopts_t *o, ts_err_t *err) {
+  int rc = ts_job_load(o->path, o->sets, o->n_sets, &st->job, err);
+  if (rc || (rc = ts_ref_config_for_job(st->job, &st->cfg, err)) ||
+      (rc = ts_exec_prepare(st->job, NULL, &st->jo, err)))
+    return rc;
+  if (st->jo.sched->host_weights)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: schedule: validate does not run '%s' yet (its twin platform has no host "
+                      "memory); the reference executor's gradients for it are checked by "
+                      "tests/test_mobius.c",
+                      st->job->path, st->job->schedule);
+  return ts_exec_reference_check(st->job, st->jo.layout, st->jo.cost, "validates", err);
+}
+
+/* Steps 2 to 4 (simulated half): profile, the twin platform in a
+** temporary file, the twin job, simulated. */
+static int simulate_twin(vstate_t *st, ts_err_t *err) {
+  const ts_job_t *job = st->job;
+  int rc;
   ts_ref_allocator_setup();
-  if ((rc = profile(job, lay, cost, &cfg, &pf, &err))) goto out;
-  plat = platform_xml(lay->n_devices, &pf);
-  snprintf(plat_path, sizeof plat_path, "/tmp/trainsim-validate-XXXXXX.xml");
-  int fd = plat ? mkstemps(plat_path, 4) : -1;
+  if ((rc = ts__validate_profile(job, st->jo.layout, st->jo.cost, &st->cfg, &st->pf, err)))
+    return rc;
+  st->plat = ts__validate_platform_xml(st->jo.layout->n_devices, &st->pf);
+  snprintf(st->plat_path, sizeof st->plat_path, "/tmp/trainsim-validate-XXXXXX.xml");
+  int fd = st->plat ? mkstemps(st->plat_path, 4) : -1;
   FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-  plat_made = fd >= 0;
-  if (!f || fputs(plat, f) < 0 || fclose(f)) {
+  st->plat_made = fd >= 0;
+  if (!f || fputs(st->plat, f) < 0 || fclose(f)) {
     if (!f && fd >= 0) close(fd);
-    rc = ts_err_set(&err, EX_CANTCREAT, "validate: cannot write the platform to a temporary file: %s",
-                    strerror(errno));
-    goto out;
+    return ts_err_set(err, EX_CANTCREAT,
+                      "validate: cannot write the platform to a temporary file: %s",
+                      strerror(errno));
   }
-  if ((rc = ts_ref_sim_job(job, cost, pf.fwd, pf.bwd, pf.rec, plat_path, &twin, &err))) goto out;
-  snprintf(twin->platform_arg, sizeof twin->platform_arg, "platform.xml (this machine, measured)");
-  if ((rc = ts_simulate(twin, &so, &err))) goto out;
-  /* The reference runs n_runs times; the fastest run is the measurement
-  ** (load from other processes only slows runs down, like the profile's
-  ** minimum), and every run must meet the exact targets.  The twin's layout is the job's (same
-  ** schedule and shape) and its cost table counts the executor's bytes, so
-  ** the metrics of both executors come from the same code. */
-  runs = calloc((size_t)n_runs, sizeof *runs);
-  times = calloc((size_t)n_runs, sizeof *times);
-  if (!runs || !times) {
-    rc = ts_err_set(&err, EX_OSERR, "validate: out of memory");
-    goto out;
-  }
-  for (int r = 0; r < n_runs; r++) {
-    if ((rc = ts_ref_run(job, sched, plan, cost, &runs[r], NULL, &err))) goto out;
-    ts_metrics_t *m = ts_metrics_compute(twin, so.layout, so.cost, runs[r]);
-    times[r] = m->iteration_time_s;
+  if ((rc = ts_ref_sim_job(job, st->jo.cost, st->pf.fwd, st->pf.bwd, st->pf.rec, st->plat_path,
+                           &st->twin, err)))
+    return rc;
+  snprintf(st->twin->platform_arg, sizeof st->twin->platform_arg,
+           "platform.xml (this machine, measured)");
+  return ts_simulate(st->twin, &st->so, err);
+}
+
+/* Step 4 (measured half) and 6: the reference runs n_runs times; the
+** fastest run is the measurement (load from other processes only slows
+** runs down, like the profile's minimum), and every run must meet the
+** exact targets.  The twin's layout is the job's (same schedule and shape)
+** and its cost table counts the executor's bytes, so the metrics of both
+** executors come from the same code. */
+static int measure(vstate_t *st, ts_err_t *err) {
+  const ts_executor_t *ref = ts_executor_find("reference");
+  const ts_outcome_t *so = &st->so;
+  int n = st->n_runs, rc;
+  st->runs = calloc((size_t)n, sizeof *st->runs);
+  st->times = calloc((size_t)n, sizeof *st->times);
+  if (!st->runs || !st->times) return ts_err_set(err, EX_OSERR, "validate: out of memory");
+  for (int r = 0; r < n; r++) {
+    if ((rc = ref->run(st->job, st->jo.sched, st->jo.plan, st->jo.cost, &st->runs[r], err)))
+      return rc;
+    ts_metrics_t *m = ts_metrics_compute(st->twin, so->layout, so->cost, st->runs[r]);
+    st->times[r] = m->iteration_time_s;
     ts_metrics_free(m);
   }
-  int med = 0; /* the fastest run */
-  for (int r = 1; r < n_runs; r++)
-    if (times[r] < times[med]) med = r;
-  rr = runs[med];
-  mr = ts_metrics_compute(twin, so.layout, so.cost, rr);
-  compare(so.metrics, so.run, mr, rr, &cmp);
-  for (int r = 0; r < n_runs; r++) {
-    if (r == med) continue;
+  int best = 0;
+  for (int r = 1; r < n; r++)
+    if (st->times[r] < st->times[best]) best = r;
+  st->rr = st->runs[best];
+  st->mr = ts_metrics_compute(st->twin, so->layout, so->cost, st->rr);
+  compare(so->metrics, so->run, st->mr, st->rr, &st->cmp);
+  for (int r = 0; r < n; r++) {
+    if (r == best) continue;
     vcmp_t c2 = {0};
-    ts_metrics_t *m = ts_metrics_compute(twin, so.layout, so.cost, runs[r]);
-    compare(so.metrics, so.run, m, runs[r], &c2);
-    cmp.bytes_ok &= c2.bytes_ok;
-    cmp.order_ok &= c2.order_ok;
-    for (int d = 0; d < cmp.devices; d++) cmp.order_same[d] &= c2.order_same[d];
+    ts_metrics_t *m = ts_metrics_compute(st->twin, so->layout, so->cost, st->runs[r]);
+    compare(so->metrics, so->run, m, st->runs[r], &c2);
+    st->cmp.bytes_ok &= c2.bytes_ok;
+    st->cmp.order_ok &= c2.order_ok;
+    for (int d = 0; d < st->cmp.devices; d++) st->cmp.order_same[d] &= c2.order_same[d];
     vcmp_free(&c2);
     ts_metrics_free(m);
   }
-  cmp.n_runs = n_runs;
-  cmp.loadavg = load[0];
-  /* Replay: the simulator with the measured run's own op times. */
-  rf = calloc((size_t)job->stages * 3, sizeof *rf);
-  if (!rf) {
-    rc = ts_err_set(&err, EX_OSERR, "validate: out of memory");
-    goto out;
-  }
-  run_stage_seconds(job, lay, cost, rr, rf, rf + job->stages, rf + 2 * job->stages);
-  if ((rc = ts_ref_sim_job(job, cost, rf, rf + job->stages, rf + 2 * job->stages, plat_path,
-                           &twin2, &err)) ||
-      (rc = ts_simulate(twin2, &so2, &err)))
-    goto out;
-  cmp.t_replay = so2.metrics->iteration_time_s;
-  cmp.b_replay = so2.metrics->bubble_fraction;
-  cmp.run_times = times;
+  st->cmp.n_runs = n;
+  return 0;
+}
 
-  cJSON *vj = validation_json(job, &cfg, &pf, &cmp, so.metrics, mr);
-  vjson = cJSON_Print(vj);
+/* Step 5: the simulator with the measured run's own op times. */
+static int replay(vstate_t *st, ts_err_t *err) {
+  const ts_job_t *job = st->job;
+  int p = job->stages, rc;
+  st->rf = calloc((size_t)p * 3, sizeof *st->rf);
+  if (!st->rf) return ts_err_set(err, EX_OSERR, "validate: out of memory");
+  ts__validate_stage_seconds(job, st->jo.layout, st->jo.cost, st->rr, st->rf, st->rf + p,
+                             st->rf + 2 * p);
+  if ((rc = ts_ref_sim_job(job, st->jo.cost, st->rf, st->rf + p, st->rf + 2 * p, st->plat_path,
+                           &st->twin2, err)) ||
+      (rc = ts_simulate(st->twin2, &st->so2, err)))
+    return rc;
+  st->cmp.t_replay = st->so2.metrics->iteration_time_s;
+  st->cmp.b_replay = st->so2.metrics->bubble_fraction;
+  st->cmp.run_times = st->times;
+  return 0;
+}
+
+/* The outputs: validation.json, platform.xml, reference/ (the measured run
+** reported as the job itself, on this machine) and simulated/. */
+static int write_results(vstate_t *st, const char *dir, ts_err_t *err) {
+  const ts_job_t *job = st->job;
+  cJSON *vj = validation_json(job, &st->cfg, &st->pf, &st->cmp, st->so.metrics, st->mr);
+  st->vjson = cJSON_Print(vj);
   cJSON_Delete(vj);
-  /* The reference run reports the job itself, on this machine. */
-  ts_job_t rjob = *twin;
+  ts_job_t rjob = *st->twin;
   snprintf(rjob.path, sizeof rjob.path, "%s", job->path);
   snprintf(rjob.platform_arg, sizeof rjob.platform_arg, "this machine (%d threads on %d cores)",
-           cmp.devices, cmp.cores);
+           st->cmp.devices, st->cmp.cores);
   snprintf(rjob.model.name, sizeof rjob.model.name, "%.100s (float64 reference)", job->model.name);
-  ts_result_t rres = {&rjob, so.layout, so.cost, rr, mr};
+  ts_result_t rres = {&rjob, st->so.layout, st->so.cost, st->rr, st->mr};
   char sub[TS_PATH_MAX + 32];
-  if ((rc = ts_write_dir(dir, &err))) goto out;
+  int rc;
+  if ((rc = ts_write_dir(dir, err))) return rc;
   snprintf(sub, sizeof sub, "%s/validation.json", dir);
-  if (!vjson) {
-    rc = ts_err_set(&err, EX_SOFTWARE, "validate: cannot format validation.json");
-    goto out;
-  }
-  if ((rc = ts_write_atomic(sub, write_json_text, vjson, &err))) goto out;
+  if (!st->vjson) return ts_err_set(err, EX_SOFTWARE, "validate: cannot format validation.json");
+  if ((rc = ts_write_atomic(sub, write_json_text, st->vjson, err))) return rc;
   snprintf(sub, sizeof sub, "%s/platform.xml", dir);
-  if ((rc = ts_write_atomic(sub, write_text, plat, &err))) goto out;
+  if ((rc = ts_write_atomic(sub, write_text, st->plat, err))) return rc;
   snprintf(sub, sizeof sub, "%s/reference", dir);
-  if ((rc = ts_write_outputs(&rres, sub, &err))) goto out;
+  if ((rc = ts_write_outputs(&rres, sub, err))) return rc;
   snprintf(sub, sizeof sub, "%s/simulated", dir);
-  if ((rc = ts_write_outputs(&so.r, sub, &err))) goto out;
-  if (!quiet) print_table(job, &pf, &cmp, dir);
+  return ts_write_outputs(&st->so.r, sub, err);
+}
 
-out:
-  if (plat_made) unlink(plat_path);
+int ts_validate_main(int argc, char **argv) {
+  vopts_t o;
+  int rc = parse_args(argc, argv, &o);
+  if (rc) {
+    free(o.sets);
+    return rc;
+  }
+  ts_err_t err = {0};
+  vstate_t st = {.n_runs = o.n_runs, .pf = {.reps = o.reps}};
+  double load[1] = {0};
+  if (getloadavg(load, 1) < 1) load[0] = -1;
+  rc = load_job(&st, &o, &err);
+  free(o.sets);
+  if (!rc) rc = simulate_twin(&st, &err);
+  if (!rc) rc = measure(&st, &err);
+  st.cmp.loadavg = load[0];
+  if (!rc) rc = replay(&st, &err);
+  if (!rc) rc = write_results(&st, o.dir, &err);
+  if (!rc && !o.quiet) print_table(st.job, &st.pf, &st.cmp, o.dir);
   if (rc) die(&err);
-  free(vjson);
-  free(plat);
-  vcmp_free(&cmp);
-  free(pf.fwd);
-  free(pf.bwd);
-  free(pf.rec);
-  ts_metrics_free(mr);
-  for (int r = 0; runs && r < n_runs; r++) ts_run_free(runs[r]);
-  free(runs);
-  free(times);
-  free(rf);
-  ts_outcome_free(&so2);
-  ts_job_free(twin2);
-  ts_outcome_free(&so);
-  ts_job_free(twin);
-  ts_cost_free(cost);
-  ts_plan_free(plan);
-  ts_job_free(job);
+  vstate_free(&st);
   return rc;
 }
