@@ -216,7 +216,8 @@ static double x_capacity(void *xd, int device) {
 
 static const ts_exec_ops_t sim_ops = {x_now,    x_compute, x_send,      x_lock,  x_unlock,
                                       x_wait,   x_notify,  x_abort_all, x_settle,
-                                      x_host_copy, NULL,   x_capacity};
+                                      x_host_copy, NULL,   x_capacity, NULL,
+                                      NULL,        NULL};
 
 /* ---- actors ---------------------------------------------------------- */
 
