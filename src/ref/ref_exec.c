@@ -53,21 +53,45 @@ double ts__ref_now(void *xd) {
   return (double)(t.tv_sec - x->t0.tv_sec) + (double)(t.tv_nsec - x->t0.tv_nsec) * 1e-9;
 }
 
-static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
+const double *ts__ref_fwd_input(ref_x_t *x, ref_dev_t *dv, int v, int mb, double **owned) {
   const ts_layout_t *L = x->lay;
-  const ts_part_cost_t *pc = &x->cost->part[L->part[v]];
-  const double *in = NULL;
-  double *owned = NULL;
   int p = L->prev[v];
-  if (p < 0) {
-    in = x->X + (size_t)mb * x->n_el;
-  } else if (L->dev[p] == dv->id) {
-    in = owned = ts__ref_take(&dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, p, mb)]);
+  *owned = NULL;
+  if (p < 0) return x->X + ((size_t)dv->lane * (size_t)x->M + (size_t)mb) * x->n_el;
+  if (L->dev[p] == dv->id) {
+    *owned = ts__ref_take(&dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, p, mb)]);
   } else {
     ts__ref_lock(x);
-    in = owned = ts__ref_take(&dv->inbox[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)]);
+    *owned = ts__ref_take(&dv->inbox[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)]);
     ts__ref_unlock(x);
   }
+  return *owned;
+}
+
+double *ts__ref_bwd_dy(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
+  const ts_layout_t *L = x->lay;
+  double *dy = NULL;
+  int n = L->next[v];
+  if (n < 0) {
+    /* The last stage: the loss's gradient from this stage's own output. */
+    dy = ts__ref_take(&dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)]);
+    if (dy)
+      ts_ref_loss(dy, x->T + ((size_t)dv->lane * (size_t)x->M + (size_t)mb) * x->n_el, x->n_el,
+                  x->N, dy);
+  } else if (L->dev[n] == dv->id) {
+    dy = ts__ref_take(&dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, n, mb)]);
+  } else {
+    ts__ref_lock(x);
+    dy = ts__ref_take(&dv->inbox[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)]);
+    ts__ref_unlock(x);
+  }
+  return dy;
+}
+
+static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
+  const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+  double *owned;
+  const double *in = ts__ref_fwd_input(x, dv, v, mb, &owned);
   ts_ref_model_t *model = ts__ref_stage_model(x, dv, v, mb, "forward");
   if (!model) {
     free(owned);
@@ -109,19 +133,7 @@ static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   if (!model) return;
   ts_ref_stash_t *st = dv->stash[ts__ref_cell(x, v, mb)];
   dv->stash[ts__ref_cell(x, v, mb)] = NULL;
-  double *dy = NULL;
-  int n = L->next[v];
-  if (n < 0) {
-    /* The last stage: the loss's gradient from this stage's own output. */
-    dy = ts__ref_take(&dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)]);
-    if (dy) ts_ref_loss(dy, x->T + (size_t)mb * x->n_el, x->n_el, x->N, dy);
-  } else if (L->dev[n] == dv->id) {
-    dy = ts__ref_take(&dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, n, mb)]);
-  } else {
-    ts__ref_lock(x);
-    dy = ts__ref_take(&dv->inbox[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)]);
-    ts__ref_unlock(x);
-  }
+  double *dy = ts__ref_bwd_dy(x, dv, v, mb);
   double *dx = L->prev[v] >= 0 ? malloc(x->n_el * sizeof *dx) : NULL;
   int rc = EX_SOFTWARE;
   if (st && dy && (dx || L->prev[v] < 0)) rc = ts_ref_backward(model, st, dy, dx, &dv->mem);
@@ -306,6 +318,9 @@ const ts_exec_ops_t ts__ref_ops = {
     .abort_all = x_abort_all,
     .host_copy = x_host_copy,
     .host_evict = x_host_evict,
+    .moe_compute = ts__ref_moe_compute,
+    .a2a_pack = ts__ref_a2a_pack,
+    .a2a_apply = ts__ref_a2a_apply,
 };
 
 void *ts__ref_device_main(void *arg) {

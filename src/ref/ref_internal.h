@@ -56,6 +56,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "ts_moe.h"
 #include "ts_ref.h"
 
 enum { SLOT_ACT = 0, SLOT_GRAD = 1 };
@@ -76,6 +77,8 @@ typedef struct ref_dev {
   ts_ref_stash_t **stash;   /* [n_local * M] */
   double **out;             /* [2 * n_local * M] y of forwards, dx of backwards */
   double **inbox;           /* [2 * n_local * M] received; under x->mu */
+  int lane;                 /* its data lane: EP coordinate + EP x DP one */
+  struct ts__ref_moe_op **moe; /* [n_local * M] MoE ops in flight (MoE jobs) */
 } ref_dev_t;
 
 /* The weight versions of one virtual stage in a versioned run (ts_ref.h);
@@ -115,6 +118,13 @@ typedef struct ref_x {
   /* Versioned runs (weight_versions > 1 or iterations > 1): */
   int versioned, V, d, I;   /* versions declared, staleness V - 1, iterations */
   ref_stage_t *stg;         /* [n_vstages], NULL when not versioned */
+  /* Data lanes (EP x DP) and MoE: */
+  const ts_plan_t *plan;
+  int lanes;                /* micro-batch mb of lane r reads batch entry r M + mb */
+  struct ref_msg **fifo;    /* [2 x n x n] all-to-all payloads per (combine,
+                            ** sender, receiver): heads; under mu */
+  long *expert_rows;        /* [n x n_moe_layers x M] rows each device's experts
+                            ** computed (NULL: dense) */
 } ref_x_t;
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -133,6 +143,13 @@ static inline size_t ts__ref_slot_cell(const ref_x_t *x, const ref_dev_t *dv, in
 /* Takes the buffer out of *p (leaving NULL); the caller owns it. */
 static inline double *ts__ref_take(double **p) {
   double *b = *p;
+  *p = NULL;
+  return b;
+}
+
+/* Takes the array out of *p (leaving NULL); the caller owns it. */
+static inline long *ts__ref_take_long(long **p) {
+  long *b = *p;
   *p = NULL;
   return b;
 }
@@ -156,6 +173,28 @@ void ts__ref_check_deadlock(ref_x_t *x);
 void ts__ref_poison_blocks(ts_ref_model_t *m, int first, int count);
 /* Thread body of one device (arg: its ref_dev_t). */
 void *ts__ref_device_main(void *arg);
+
+/* The input of a forward of (v, mb): the batch entry of the device's lane
+** for the first stage, else the activation taken from the device's own
+** output table or its inbox (*owned: that buffer, the caller frees it). */
+const double *ts__ref_fwd_input(ref_x_t *x, ref_dev_t *dv, int v, int mb, double **owned);
+/* The output gradient of a backward of (v, mb), owned by the caller: the
+** loss gradient of the stage's own output on the last stage, else taken
+** from the output table or the inbox; NULL when missing. */
+double *ts__ref_bwd_dy(ref_x_t *x, ref_dev_t *dv, int v, int mb);
+
+/* ---- ref_moe_exec.c: MoE ops and their all-to-alls ------------------------ */
+
+/* The executor hooks moe_compute, a2a_pack and a2a_apply (ts_exec_ops_t). */
+void ts__ref_moe_compute(void *xd, int device, ts_kind_t kind, int v, int mb, int piece,
+                         double flops, double seconds);
+void ts__ref_a2a_pack(void *xd, int device, const ts_a2a_msg_t *m);
+void ts__ref_a2a_apply(void *xd, int device, const ts_a2a_msg_t *m);
+/* Frees the MoE ops left on device dv and every queued payload. */
+void ts__ref_moe_free(ref_x_t *x);
+/* Fills g's MoE gradients from the devices: a gate's summed over the
+** devices holding its layer, an expert's from the device of its lane. */
+void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g);
 
 /* ---- ref_versions.c ---------------------------------------------------------- */
 

@@ -45,6 +45,11 @@ struct ts_ref_model {
   size_t block_n;  /* parameters per block */
   double *params;  /* layers * block_n */
   double *grads;   /* layers * block_n */
+  /* MoE layers: moe_n parameters each, layer l's at moe_at[l] x moe_n
+  ** (moe_at[l] -1: a dense layer) */
+  size_t moe_n;
+  int n_moe, *moe_at;
+  double *moe_params, *moe_grads;
 };
 
 /* The tensors one block keeps for its backward (all NULL in a block of an
@@ -145,6 +150,53 @@ double ts_ref_block_forward_flops(const ts_ref_config_t *c, int mb_samples) {
 /* Model                                                               */
 /* ------------------------------------------------------------------ */
 
+int ts_ref_is_moe_layer(const ts_ref_config_t *c, int l) {
+  return c && c->experts > 0 && c->moe_every > 0 && (l + 1) % c->moe_every == 0;
+}
+
+/* Allocates and draws the MoE parameters of m (none for a dense model).
+** Returns 0 or EX_OSERR. */
+static int moe_new(ts_ref_model_t *m) {
+  const ts_ref_config_t *c = &m->cfg;
+  if (c->experts <= 0) return 0;
+  if (c->expert_ffn <= 0 || c->moe_every <= 0) return EX_USAGE;
+  size_t h = (size_t)c->hidden, E = (size_t)c->experts, f = (size_t)c->expert_ffn;
+  m->moe_n = h * E + 2 * E * h * f;
+  m->moe_at = malloc((size_t)c->layers * sizeof *m->moe_at);
+  if (!m->moe_at) return EX_OSERR;
+  for (int l = 0; l < c->layers; l++) m->moe_at[l] = ts_ref_is_moe_layer(c, l) ? m->n_moe++ : -1;
+  size_t total = m->moe_n * (size_t)m->n_moe + 1;
+  m->moe_params = calloc(total, sizeof(double));
+  m->moe_grads = calloc(total, sizeof(double));
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!m->moe_params || !m->moe_grads || !r) {
+    gsl_rng_free(r);
+    return EX_OSERR;
+  }
+  gsl_rng_set(r, c->seed + 3);
+  for (int k = 0; k < m->n_moe; k++) {
+    double *p = m->moe_params + (size_t)k * m->moe_n + h * E; /* W_g stays zero */
+    for (size_t i = 0; i < E * h * f; i++) *p++ = gsl_ran_gaussian(r, 1.0 / sqrt((double)h));
+    for (size_t i = 0; i < E * f * h; i++) *p++ = gsl_ran_gaussian(r, 1.0 / sqrt((double)f));
+  }
+  gsl_rng_free(r);
+  return 0;
+}
+
+double *ts_ref_moe_params(ts_ref_model_t *m, int l, size_t *n) {
+  if (n) *n = 0;
+  if (!m || l < 0 || l >= m->cfg.layers || !m->moe_at || m->moe_at[l] < 0) return NULL;
+  if (n) *n = m->moe_n;
+  return m->moe_params + (size_t)m->moe_at[l] * m->moe_n;
+}
+
+double *ts_ref_moe_grad(const ts_ref_model_t *m, int l, size_t *n) {
+  if (n) *n = 0;
+  if (!m || l < 0 || l >= m->cfg.layers || !m->moe_at || m->moe_at[l] < 0) return NULL;
+  if (n) *n = m->moe_n;
+  return m->moe_grads + (size_t)m->moe_at[l] * m->moe_n;
+}
+
 ts_ref_model_t *ts_ref_model_new(const ts_ref_config_t *c) {
   if (!config_ok(c)) return NULL;
   ts_ref_model_t *m = calloc(1, sizeof *m);
@@ -166,6 +218,10 @@ ts_ref_model_t *ts_ref_model_new(const ts_ref_config_t *c) {
     }
   }
   gsl_rng_free(r);
+  if (moe_new(m)) {
+    ts_ref_model_free(m);
+    return NULL;
+  }
   return m;
 out_free:
   gsl_rng_free(r);
@@ -177,6 +233,9 @@ void ts_ref_model_free(ts_ref_model_t *m) {
   if (!m) return;
   free(m->params);
   free(m->grads);
+  free(m->moe_at);
+  free(m->moe_params);
+  free(m->moe_grads);
   free(m);
 }
 
@@ -188,19 +247,36 @@ ts_ref_model_t *ts_ref_model_clone(const ts_ref_model_t *m) {
   size_t bytes = m->block_n * (size_t)m->cfg.layers * sizeof(double);
   c->params = malloc(bytes);
   c->grads = malloc(bytes);
+  c->moe_at = NULL;
+  c->moe_params = c->moe_grads = NULL;
   if (!c->params || !c->grads) {
     ts_ref_model_free(c);
     return NULL;
   }
   memcpy(c->params, m->params, bytes);
   memcpy(c->grads, m->grads, bytes);
+  if (m->moe_at) {
+    size_t mb = (m->moe_n * (size_t)m->n_moe + 1) * sizeof(double);
+    c->moe_at = malloc((size_t)m->cfg.layers * sizeof *c->moe_at);
+    c->moe_params = malloc(mb);
+    c->moe_grads = malloc(mb);
+    if (!c->moe_at || !c->moe_params || !c->moe_grads) {
+      ts_ref_model_free(c);
+      return NULL;
+    }
+    memcpy(c->moe_at, m->moe_at, (size_t)m->cfg.layers * sizeof *c->moe_at);
+    memcpy(c->moe_params, m->moe_params, mb);
+    memcpy(c->moe_grads, m->moe_grads, mb);
+  }
   return c;
 }
 
 const ts_ref_config_t *ts_ref_model_config(const ts_ref_model_t *m) { return m ? &m->cfg : NULL; }
 
 void ts_ref_model_zero_grad(ts_ref_model_t *m) {
-  if (m) memset(m->grads, 0, m->block_n * (size_t)m->cfg.layers * sizeof(double));
+  if (!m) return;
+  memset(m->grads, 0, m->block_n * (size_t)m->cfg.layers * sizeof(double));
+  if (m->moe_grads) memset(m->moe_grads, 0, m->moe_n * (size_t)m->n_moe * sizeof(double));
 }
 
 const double *ts_ref_block_grad(const ts_ref_model_t *m, int l, size_t *n) {
@@ -452,6 +528,8 @@ ts_ref_stash_t *ts_ref_forward(ts_ref_model_t *m, int first, int count, int mb_s
   if (!m || !x || !y || first < 0 || count <= 0 || first > m->cfg.layers - count ||
       mb_samples <= 0 || mb_samples > INT_MAX / m->cfg.seq)
     return NULL;
+  for (int l = first; l < first + count; l++)
+    if (ts_ref_is_moe_layer(&m->cfg, l)) return NULL; /* MoE blocks: ref_moe_layer.h */
   ts_ref_stash_t *st = calloc(1, sizeof *st);
   if (!st) return NULL;
   st->first = first;

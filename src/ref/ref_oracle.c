@@ -9,6 +9,7 @@
 #include <sysexits.h>
 
 #include "ref_internal.h"
+#include "ref_moe_layer.h"
 
 /* Fills a[0 .. n) with N(0, 1) draws of gsl_rng_mt19937 seeded with seed. */
 static void fill_normal(double *a, size_t n, unsigned long seed) {
@@ -48,10 +49,140 @@ static int batch_grad(ts_ref_model_t *m, int layers, int samples, const double *
   return rc;
 }
 
+/* ---- the MoE oracle ------------------------------------------------------ */
+
+/* What one MoE layer keeps between the forward and the backward of one
+** (lane, micro-batch) in the oracle: every expert on this thread. */
+typedef struct omoe {
+  ts__ref_half_t *half;
+  double *x1, *u, *rows, *a, *hd, *out, *gin;
+  int n, *tk, *ex;
+  ts__ref_route_t rt;
+} omoe_t;
+
+/* Forward and backward of the whole model on one (lane r, micro-batch mb)
+** entry x (overwritten) against t, every MoE layer j routed with key (j,
+** mb, r) and all experts here.  Returns 0 or non-zero (memory). */
+static int moe_entry(ts_ref_model_t *m, const ts_moe_t *moe, int r, int mb, int mbs, double *x,
+                     const double *t, size_t n_el, double N) {
+  const ts_ref_config_t *c = ts_ref_model_config(m);
+  int L = c->layers, h = c->hidden, f = c->expert_ffn, E = c->experts, T = (int)(n_el / h);
+  ts_ref_stash_t **st = calloc((size_t)L + 1, sizeof *st);
+  omoe_t *o = calloc((size_t)L, sizeof *o);
+  double *dh = malloc((size_t)f * sizeof *dh), *dres = malloc(n_el * sizeof *dres);
+  int rc = !st || !o || !dh || !dres, j = 0, lo = 0;
+  for (int l = 0; !rc && l <= L; l++) {
+    if (l < L && !ts_ref_is_moe_layer(c, l)) continue;
+    if (l > lo) rc = !(st[l] = ts_ref_forward(m, lo, l - lo, mbs, x, x, 1, NULL));
+    lo = l + 1;
+    if (rc || l == L) break;
+    omoe_t *y = &o[l];
+    double *P = ts_ref_moe_params(m, l, NULL);
+    y->x1 = malloc(n_el * sizeof(double));
+    y->u = malloc(n_el * sizeof(double));
+    if (!y->x1 || !y->u || !(y->half = ts__ref_half_forward(m, l, mbs, x, y->x1, y->u, NULL)) ||
+        ts__ref_route(moe, j++, mb, r, T, h, y->u, P, &y->rt))
+      rc = 1;
+    if (rc) break;
+    y->n = ts__ref_route_rows(&y->rt, 0, E, NULL, NULL);
+    size_t n1 = (size_t)y->n + 1;
+    y->tk = malloc(n1 * sizeof(int));
+    y->ex = malloc(n1 * sizeof(int));
+    y->rows = malloc(n1 * h * sizeof(double));
+    y->out = malloc(n1 * h * sizeof(double));
+    y->gin = malloc(n1 * h * sizeof(double));
+    y->a = malloc(n1 * f * sizeof(double));
+    y->hd = malloc(n1 * f * sizeof(double));
+    if (!y->tk || !y->ex || !y->rows || !y->out || !y->gin || !y->a || !y->hd) rc = 1;
+    if (rc) break;
+    ts__ref_route_rows(&y->rt, 0, E, y->tk, y->ex);
+    memcpy(x, y->x1, n_el * sizeof(double));
+    for (int k = 0; k < y->n; k++) {
+      int e = y->ex[k], tt = y->tk[k] / 2;
+      double *W1 = P + (size_t)h * E + (size_t)e * h * f, *W2 = P + (size_t)h * E + (size_t)E * h * f + (size_t)e * f * h;
+      memcpy(y->rows + (size_t)k * h, y->u + (size_t)tt * h, (size_t)h * sizeof(double));
+      ts__ref_expert_forward(W1, W2, h, f, y->rows + (size_t)k * h, y->a + (size_t)k * f,
+                             y->hd + (size_t)k * f, y->out + (size_t)k * h);
+      for (int q = 0; q < h; q++) x[(size_t)tt * h + q] += y->rt.gate[y->tk[k]] * y->out[(size_t)k * h + q];
+    }
+  }
+  if (!rc) ts_ref_loss(x, t, n_el, N, x); /* x is dy from here on */
+  for (int l = L; !rc && l >= 0; l--) {
+    if (st[l]) {
+      rc = ts_ref_backward(m, st[l], x, x, NULL);
+      st[l] = NULL;
+    }
+    if (rc || l == 0 || !ts_ref_is_moe_layer(c, l - 1)) continue;
+    omoe_t *y = &o[l - 1];
+    double *P = ts_ref_moe_params(m, l - 1, NULL), *G = ts_ref_moe_grad(m, l - 1, NULL);
+    memcpy(dres, x, n_el * sizeof(double));
+    memset(x, 0, n_el * sizeof(double)); /* du */
+    for (int k = 0; k < y->n; k++) {
+      int e = y->ex[k], tk = y->tk[k];
+      size_t w1 = (size_t)h * E + (size_t)e * h * f, w2 = (size_t)h * E + (size_t)E * h * f + (size_t)e * f * h;
+      double go[h], dg = 0;
+      for (int q = 0; q < h; q++) {
+        go[q] = y->rt.gate[tk] * dres[(size_t)(tk / 2) * h + q];
+        dg += dres[(size_t)(tk / 2) * h + q] * y->out[(size_t)k * h + q];
+      }
+      y->rt.dgate[tk] = dg;
+      ts__ref_expert_backward(P + w1, P + w2, h, f, y->rows + (size_t)k * h, y->a + (size_t)k * f,
+                              y->hd + (size_t)k * f, go, G + w1, G + w2, y->gin + (size_t)k * h, dh);
+      for (int q = 0; q < h; q++) x[(size_t)(tk / 2) * h + q] += y->gin[(size_t)k * h + q];
+    }
+    rc = ts__ref_gate_backward(&y->rt, y->u, P, h, TS_REF_MOE_AUX / N, G, x);
+    if (!rc) rc = ts__ref_half_backward(m, y->half, dres, x, x, NULL);
+    if (!rc) y->half = NULL;
+  }
+  for (int l = 0; st && o && l < L; l++) {
+    ts_ref_stash_free(st[l], NULL);
+    ts__ref_half_free(o[l].half, NULL);
+    ts__ref_route_free(&o[l].rt);
+    free(o[l].x1), free(o[l].u), free(o[l].rows), free(o[l].a), free(o[l].hd);
+    free(o[l].out), free(o[l].gin), free(o[l].tk), free(o[l].ex);
+  }
+  if (st) ts_ref_stash_free(st[L], NULL);
+  free(st);
+  free(o);
+  free(dh);
+  free(dres);
+  return rc;
+}
+
+/* The MoE oracle: every (lane, micro-batch) entry of the batch in turn on
+** this thread, all experts here; NULL when memory runs out. */
+static ts_ref_model_t *moe_oracle(const ts_job_t *job, const ts_ref_config_t *cfg) {
+  const ts_moe_t *moe = &job->model.moe;
+  int M = job->microbatches * job->iterations, mbs = job->micro_batch_size;
+  int lanes = moe->expert_parallel;
+  ts_ref_model_t *m = ts_ref_model_new(cfg);
+  double *X = NULL, *T = NULL;
+  if (!m || ts__ref_make_data(cfg, lanes * M, mbs, &X, &T)) {
+    ts_ref_model_free(m);
+    return NULL;
+  }
+  size_t n_el = (size_t)mbs * cfg->seq * cfg->hidden;
+  int rc = 0;
+  for (int r = 0; !rc && r < lanes; r++)
+    for (int mb = 0; !rc && mb < M; mb++) {
+      size_t e = (size_t)r * M + mb;
+      rc = moe_entry(m, moe, r, mb, mbs, X + e * n_el, T + e * n_el, n_el,
+                     (double)lanes * M * mbs);
+    }
+  free(X);
+  free(T);
+  if (rc) {
+    ts_ref_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
 ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
   ts_ref_config_t cfg;
   ts_err_t err = {0};
   if (ts_ref_config_for_job(job, &cfg, &err)) return NULL;
+  if (cfg.experts > 0) return moe_oracle(job, &cfg);
   int M = job->microbatches * job->iterations, mbs = job->micro_batch_size;
   ts_ref_model_t *m = ts_ref_model_new(&cfg);
   double *X = NULL, *T = NULL;

@@ -21,11 +21,6 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                       "%s: model.kind: the reference executor needs a transformer model, got a "
                       "synthetic one (it has no math to run)",
                       job->path);
-  if (m->moe.experts > 0)
-    return ts_err_set(err, EX_DATAERR,
-                      "%s: model.moe: the reference pipeline executor has no MoE layers; the MoE "
-                      "layer has its own reference executor (src/ref_moe.c)",
-                      job->path);
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model.gated_mlp: the reference model has a plain GELU MLP, not a gated one",
@@ -36,6 +31,11 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                            .ffn = m->ffn_hidden,
                            .seq = job->seq_len,
                            .seed = TS_REF_SEED};
+  if (m->moe.experts > 0) {
+    cfg->experts = m->moe.experts;
+    cfg->expert_ffn = m->moe.expert_ffn;
+    cfg->moe_every = m->moe.every;
+  }
   if (ts_ref_block_param_count(cfg) == 0)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model: shape (layers %d, hidden %d, heads %d, ffn %d, seq %d) is not one "
@@ -52,6 +52,12 @@ static void alloc_setup(void) {
   mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
+
+void ts_ref_extra_free(ts_ref_extra_t *e) {
+  if (!e) return;
+  free(e->expert_rows);
+  memset(e, 0, sizeof *e);
 }
 
 void ts_ref_allocator_setup(void) { pthread_once(&alloc_once, alloc_setup); }
@@ -98,6 +104,8 @@ int ts_ref_cores(int *cpus, int cap) {
 }
 
 static void free_x(ref_x_t *x) {
+  ts__ref_moe_free(x);
+  free(x->expert_rows);
   for (int d = 0; d < x->n; d++) {
     ref_dev_t *dv = &x->dev[d];
     size_t cells = (size_t)dv->n_local * (size_t)x->M;
@@ -159,6 +167,7 @@ static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
     }
   }
   free(holds);
+  if (x->cost->moe) ts__ref_moe_gather(x, g);
   /* A versioned run's final weights: W(iterations) of the stage holding
   ** each block. */
   for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
@@ -183,13 +192,14 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
   x->M = job->microbatches * job->iterations;
   x->mbs = job->micro_batch_size;
   x->n_el = (size_t)x->mbs * (size_t)x->cfg.seq * (size_t)x->cfg.hidden;
-  x->N = (double)x->M * x->mbs;
+  x->lanes = x->plan->degree[TS_DIM_EP] * x->plan->degree[TS_DIM_DP];
+  x->N = (double)x->lanes * x->M * x->mbs;
   atomic_init(&x->fatal, 0);
   pthread_mutex_init(&x->mu, NULL);
   x->dev = calloc((size_t)x->n, sizeof *x->dev);
   x->loc = calloc((size_t)lay->n_vstages, sizeof *x->loc);
   double *X = NULL, *T = NULL;
-  int rc = (!x->dev || !x->loc || !base) ? EX_OSERR : ts__ref_make_data(&x->cfg, x->M, x->mbs, &X, &T);
+  int rc = (!x->dev || !x->loc || !base) ? EX_OSERR : ts__ref_make_data(&x->cfg, x->lanes * x->M, x->mbs, &X, &T);
   x->X = X;
   x->T = T;
   int *cpus = malloc(CPU_SETSIZE * sizeof *cpus);
@@ -200,6 +210,8 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
     dv->x = x;
     dv->id = d;
     dv->cpu = pin ? cpus[d] : -1;
+    dv->lane = ts_plan_coord(x->plan, d, TS_DIM_EP) +
+               x->plan->degree[TS_DIM_EP] * ts_plan_coord(x->plan, d, TS_DIM_DP);
     pthread_cond_init(&dv->cond, NULL);
   }
   free(cpus);
@@ -211,7 +223,9 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
     dv->stash = calloc(cells, sizeof *dv->stash);
     dv->out = calloc(2 * cells, sizeof *dv->out);
     dv->inbox = calloc(2 * cells, sizeof *dv->inbox);
-    if (!dv->model || !dv->stash || !dv->out || !dv->inbox) rc = EX_OSERR;
+    if (x->cost->moe) dv->moe = calloc(cells, sizeof *dv->moe);
+    if (!dv->model || !dv->stash || !dv->out || !dv->inbox || (x->cost->moe && !dv->moe))
+      rc = EX_OSERR;
     if (!rc && sched->host_weights) ts__ref_poison_blocks(dv->model, 0, x->cfg.layers);
   }
   if (!rc && sched->host_weights) {
@@ -224,6 +238,12 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
   x->d = x->V - 1;
   x->I = job->iterations;
   x->versioned = x->V > 1 || x->I > 1;
+  if (!rc && x->cost->moe) {
+    x->fifo = calloc(2 * (size_t)x->n * (size_t)x->n, sizeof *x->fifo);
+    x->expert_rows =
+        calloc((size_t)x->n * (size_t)x->cost->moe->n_layers * (size_t)x->M + 1, sizeof(long));
+    if (!x->fifo || !x->expert_rows) rc = EX_OSERR;
+  }
   if (!rc && x->versioned && !(x->stg = calloc((size_t)lay->n_vstages, sizeof *x->stg)))
     rc = EX_OSERR;
   for (int v = 0; !rc && x->stg && v < lay->n_vstages; v++) {
@@ -309,11 +329,37 @@ static void fill_run(const ref_x_t *x, ts_run_t *run) {
 
 int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads, ts_err_t *err) {
+  return ts_ref_run_ex(job, sched, plan, cost, out, grads, NULL, err);
+}
+
+/* Checks what a MoE job needs of the run: the cost's MoE layers are the
+** model's, one weight version, no host memory, no recompute.  Returns 0 or
+** EX_DATAERR. */
+static int moe_check(const ref_x_t *x, const ts_schedule_t *sched, ts_err_t *err) {
+  const ts_moe_cost_t *mc = x->cost->moe;
+  if (!mc && x->cfg.experts == 0) return 0;
+  const char *why = !mc ? "the cost table has no MoE layers"
+                    : !sched->moe ? "the schedule does not run MoE layers"
+                    : x->job->iterations > 1 || sched->weight_versions > 1 || sched->host_weights
+                        ? "it runs one iteration with one weight version in device memory"
+                    : x->job->recompute != TS_RECOMPUTE_NONE ? "it runs recompute \"none\" only"
+                    : x->cfg.experts % x->plan->degree[TS_DIM_EP] ? "experts must divide by EP"
+                                                                  : NULL;
+  if (!why) return 0;
+  return ts_err_set(err, EX_DATAERR, "%s: model.moe: the reference executor's MoE: %s",
+                    x->job->path, why);
+}
+
+int ts_ref_run_ex(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
+                  const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads,
+                  ts_ref_extra_t *extra, ts_err_t *err) {
   const ts_layout_t *lay = plan->layout;
   *out = NULL;
   if (grads) *grads = NULL;
-  ref_x_t x = {0};
+  if (extra) memset(extra, 0, sizeof *extra);
+  ref_x_t x = {.job = job, .lay = lay, .cost = cost, .plan = plan};
   int rc = ts_ref_config_for_job(job, &x.cfg, err);
+  if (!rc) rc = moe_check(&x, sched, err);
   if (rc) return rc;
   for (int v = 0; v < lay->n_vstages; v++) {
     const ts_part_cost_t *pc = &cost->part[lay->part[v]];
@@ -323,9 +369,6 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
                         job->path, v, pc->first_layer, pc->first_layer + pc->n_layers,
                         x.cfg.layers);
   }
-  x.job = job;
-  x.lay = lay;
-  x.cost = cost;
   ts_ref_model_t *base = ts_ref_model_new(&x.cfg);
   if (setup_x(&x, sched, base)) {
     if (x.dev) free_x(&x);
@@ -349,6 +392,12 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     fill_run(&x, run);
     if (grads && !(*grads = x.host ? ts_ref_model_clone(x.host) : gather(&x, base)))
       rc = ts_err_set(err, EX_OSERR, "reference executor: out of memory gathering gradients");
+    if (!rc && extra && x.expert_rows) {
+      extra->n_devices = x.n;
+      extra->n_moe_layers = cost->moe->n_layers;
+      extra->M = x.M;
+      extra->expert_rows = ts__ref_take_long(&x.expert_rows);
+    }
   }
   if (rc) {
     ts_run_free(run);
