@@ -435,7 +435,7 @@ typedef struct ts_metrics {
 } ts_metrics_t;
 
 /* Derives every metric of summary.json from a run.  Never fails. */
-ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_plan_t *plan,
                                  const ts_cost_t *cost, const ts_run_t *run);
 void ts_metrics_free(ts_metrics_t *m);
 
