@@ -77,15 +77,21 @@ static int validate_mapping(const cJSON *mp, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
-/* devices, mapping and mapping_groups: only schedules that keep weights in
-** host memory run more stages than devices.  This assumes the devices a
-** job needs are its stages x the expert-parallel lanes (gshard replicates
-** a stage over its expert-parallel group): that product is the default of
-** "devices" and the only value a schedule without host_weights accepts. */
+/* devices, mapping and mapping_groups.  Only schedules that keep weights
+** in host memory run more stages than devices: there "devices" is the
+** pipeline's positions, given by the job.  Every other job uses the devices
+** of its parallel plan (ts_plan_for_job: the pipeline rule's positions x
+** the replicas over the other dimensions, e.g. gshard's expert-parallel
+** lanes); that is the default of "devices" and the only value accepted. */
 static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t *job, vctx_t *c) {
-  int rc;
-  int ep = job->model.moe.experts > 0 ? job->model.moe.expert_parallel : 1;
-  int want = job->stages * ep;
+  int rc, want = job->stages, ep = 1;
+  if (!s->host_weights) {
+    ts_plan_t *plan = NULL;
+    if ((rc = ts_plan_for_job(job, s, &plan, c->err))) return rc;
+    want = plan->n_devices;
+    ep = plan->degree[TS_DIM_EP];
+    ts_plan_free(plan);
+  }
   if ((rc = ts__get_int(root, "devices", want, 1, &job->devices, c)) ||
       (rc = ts__get_int(root, "mapping_groups", 2, 1, &job->mapping_groups, c)))
     return rc;
