@@ -435,8 +435,9 @@ typedef struct ts_metrics {
 } ts_metrics_t;
 
 /* Derives every metric of summary.json from a run.  Never fails. */
-ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_plan_t *plan,
-                                 const ts_cost_t *cost, const ts_run_t *run);
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const struct ts_schedule *sched,
+                                 const ts_plan_t *plan, const ts_cost_t *cost,
+                                 const ts_run_t *run);
 void ts_metrics_free(ts_metrics_t *m);
 
 /* ------------------------------------------------------------------ */
@@ -450,6 +451,7 @@ typedef struct ts_result {
   const ts_cost_t *cost;
   const ts_run_t *run;
   const ts_metrics_t *metrics;
+  const struct ts_schedule *sched; /* the schedule that ran (NULL: none) */
 } ts_result_t;
 
 /* The writers of these results (summary.json, timeline.csv, trace.json,

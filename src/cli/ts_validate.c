@@ -165,7 +165,7 @@ static cJSON *validation_json(const ts_job_t *job, const ts_ref_config_t *cfg, c
                               const vcmp_t *c, const ts_metrics_t *ms, const ts_metrics_t *mr) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
-  cJSON *j = ts__job_json(o, job);
+  cJSON *j = ts__job_json(o, job, ts_schedule_find(job->schedule));
   cJSON *m = cJSON_AddObjectToObject(j, "reference_model");
   cJSON_AddNumberToObject(m, "layers", cfg->layers);
   cJSON_AddNumberToObject(m, "hidden", cfg->hidden);
@@ -442,7 +442,7 @@ static int measure(vstate_t *st, ts_err_t *err) {
   for (int r = 0; r < n; r++) {
     if ((rc = ref->run(st->job, st->jo.sched, st->jo.plan, st->jo.cost, &st->runs[r], err)))
       return rc;
-    ts_metrics_t *m = ts_metrics_compute(st->twin, so->plan, so->cost, st->runs[r]);
+    ts_metrics_t *m = ts_metrics_compute(st->twin, so->sched, so->plan, so->cost, st->runs[r]);
     st->times[r] = m->iteration_time_s;
     ts_metrics_free(m);
   }
@@ -450,12 +450,12 @@ static int measure(vstate_t *st, ts_err_t *err) {
   for (int r = 1; r < n; r++)
     if (st->times[r] < st->times[best]) best = r;
   st->rr = st->runs[best];
-  st->mr = ts_metrics_compute(st->twin, so->plan, so->cost, st->rr);
+  st->mr = ts_metrics_compute(st->twin, so->sched, so->plan, so->cost, st->rr);
   compare(so->metrics, so->run, st->mr, st->rr, &st->cmp);
   for (int r = 0; r < n; r++) {
     if (r == best) continue;
     vcmp_t c2 = {0};
-    ts_metrics_t *m = ts_metrics_compute(st->twin, so->plan, so->cost, st->runs[r]);
+    ts_metrics_t *m = ts_metrics_compute(st->twin, so->sched, so->plan, so->cost, st->runs[r]);
     compare(so->metrics, so->run, m, st->runs[r], &c2);
     st->cmp.bytes_ok &= c2.bytes_ok;
     st->cmp.order_ok &= c2.order_ok;
@@ -497,7 +497,7 @@ static int write_results(vstate_t *st, const char *dir, ts_err_t *err) {
   snprintf(rjob.platform_arg, sizeof rjob.platform_arg, "this machine (%d threads on %d cores)",
            st->cmp.devices, st->cmp.cores);
   snprintf(rjob.model.name, sizeof rjob.model.name, "%.100s (float64 reference)", job->model.name);
-  ts_result_t rres = {&rjob, st->so.layout, st->so.cost, st->rr, st->mr};
+  ts_result_t rres = {&rjob, st->so.layout, st->so.cost, st->rr, st->mr, st->so.sched};
   char sub[TS_PATH_MAX + 32];
   int rc;
   if ((rc = ts_write_dir(dir, err))) return rc;

@@ -103,7 +103,7 @@ int ts_exec_prepare(const ts_job_t *job, const ts_schedule_t *sched, ts_outcome_
     ts_outcome_free(out);
     return rc;
   }
-  out->r = (ts_result_t){job, out->layout, out->cost, NULL, NULL};
+  out->r = (ts_result_t){job, out->layout, out->cost, NULL, NULL, out->sched};
   return 0;
 }
 
@@ -116,8 +116,8 @@ int ts_execute(const ts_job_t *job, const ts_schedule_t *sched, const ts_executo
     ts_outcome_free(out);
     return rc;
   }
-  out->metrics = ts_metrics_compute(job, out->plan, out->cost, out->run);
-  out->r = (ts_result_t){job, out->layout, out->cost, out->run, out->metrics};
+  out->metrics = ts_metrics_compute(job, out->sched, out->plan, out->cost, out->run);
+  out->r = (ts_result_t){job, out->layout, out->cost, out->run, out->metrics, out->sched};
   return 0;
 }
 

@@ -234,8 +234,9 @@ static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, 
   free(routed);
 }
 
-ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_plan_t *plan,
-                                 const ts_cost_t *cost, const ts_run_t *run) {
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched,
+                                 const ts_plan_t *plan, const ts_cost_t *cost,
+                                 const ts_run_t *run) {
   const ts_layout_t *lay = plan->layout;
   ts_metrics_t *m = calloc(1, sizeof *m);
   int n = run->n_devices;
@@ -247,7 +248,6 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_plan_t *plan,
   m->iteration_time_s = T / job->iterations;
 
   const ts_event_t **ev = malloc((size_t)(run->n_events ? run->n_events : 1) * sizeof *ev);
-  const ts_schedule_t *sched = ts_schedule_find(job->schedule);
   bool host = sched && sched->host_weights;
   const ts_event_t **hev = host ? malloc((size_t)(run->n_events + 1) * sizeof *hev) : NULL;
   int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;

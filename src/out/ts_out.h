@@ -87,7 +87,8 @@ int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t 
 struct cJSON *ts__summary_json(const ts_result_t *r);
 /* Adds the job as run ("job": file, schedule, model, platform, counts,
 ** recompute, bytes_per_element) to parent and returns that object. */
-struct cJSON *ts__job_json(struct cJSON *parent, const ts_job_t *job);
+struct cJSON *ts__job_json(struct cJSON *parent, const ts_job_t *job,
+                           const struct ts_schedule *sched);
 
 /* How the report shows a summary metric's value. */
 typedef enum ts_metric_show {

@@ -37,14 +37,13 @@ static void add_num_or_null(cJSON *o, const char *k, double v, bool have) {
     cJSON_AddNullToObject(o, k);
 }
 
-cJSON *ts__job_json(cJSON *parent, const ts_job_t *j) {
+cJSON *ts__job_json(cJSON *parent, const ts_job_t *j, const ts_schedule_t *sc) {
   cJSON *job = cJSON_AddObjectToObject(parent, "job");
   cJSON_AddStringToObject(job, "file", j->path);
   cJSON_AddStringToObject(job, "schedule", j->schedule);
   cJSON_AddStringToObject(job, "model", j->model.name);
   cJSON_AddStringToObject(job, "platform", j->platform_arg);
   cJSON_AddNumberToObject(job, "stages", j->stages);
-  const ts_schedule_t *sc = ts_schedule_find(j->schedule);
   if (sc && sc->host_weights) { /* mobius, gpipe-swap: where each stage ran */
     cJSON_AddNumberToObject(job, "devices", j->devices);
     if (j->mapping)
@@ -119,11 +118,10 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "trainsim_version", TS_VERSION);
   cJSON_AddStringToObject(o, "executor", r->run->executor);
-  ts__job_json(o, j);
+  ts__job_json(o, j, r->sched);
   summary_metrics_json(o, r);
   if (r->cost->moe) moe_json(o, r);
-  const ts_schedule_t *sc = ts_schedule_find(j->schedule);
-  bool host = sc && sc->host_weights;
+  bool host = r->sched && r->sched->host_weights;
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
   for (int d = 0; d < m->n_devices; d++) {
     const ts_device_metrics_t *dm = &m->dev[d];
