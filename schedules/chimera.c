@@ -117,10 +117,13 @@ static int chimera_check(const ts_job_t *job, ts_err_t *err) {
   return 0;
 }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+
 const ts_schedule_t ts_schedule_chimera = {
     .name = "chimera",
     .title = "Chimera (Li and Hoefler 2021)",
     .check = chimera_check,
     .pipeline = chimera_layout,
     .program = chimera_program,
+    .compare_sets = one_chunk,
 };
