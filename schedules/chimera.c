@@ -126,4 +126,5 @@ const ts_schedule_t ts_schedule_chimera = {
     .pipeline = chimera_layout,
     .program = chimera_program,
     .compare_sets = one_chunk,
+    .order_by_arrival = 1,
 };

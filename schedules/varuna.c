@@ -97,4 +97,5 @@ const ts_schedule_t ts_schedule_varuna = {
     .program = varuna_program,
     .requires = requires_varuna,
     .compare_sets = varuna_sets,
+    .order_by_arrival = 1,
 };

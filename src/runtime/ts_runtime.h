@@ -81,6 +81,12 @@ typedef struct ts_schedule {
   ** recompute "none", devices = stages).  The conformance suite
   ** (tests/test_conformance.c) runs every registered schedule with them. */
   const char *const *requires;
+  /* 1: the program picks its next op from the messages that have arrived
+  ** (ts_rt_arrived, ts_rt_wait_any: Varuna, Chimera), so a device's op
+  ** order follows the op and message times: executors agree on each
+  ** device's ops, not necessarily on their order, and runs of the
+  ** reference executor (real time) may differ from each other. */
+  int order_by_arrival;
   /* `trainsim compare`'s adjustments, in order, ended by an entry with set
   ** NULL (the field NULL: none): compare runs the schedule with set
   ** ("PATH=VALUE"; PATH chunks, iterations or recompute) when the job's
