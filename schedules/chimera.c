@@ -27,29 +27,6 @@
 
 #include "sched_util.h"
 
-static ts_layout_t *chimera_layout(const ts_job_t *job) {
-  int D = job->stages, half = job->microbatches / 2;
-  ts_layout_t *l = ts_layout_new(D, 2 * D);
-  for (int k = 0; k < D; k++) {
-    int down = k, up = D + k;
-    l->dev[down] = k;
-    l->dev[up] = D - 1 - k;
-    l->stage[down] = l->stage[up] = k;
-    l->chunk[down] = 0;
-    l->chunk[up] = 1;
-    l->part[down] = l->part[up] = k;
-    l->prev[down] = k ? down - 1 : -1;
-    l->next[down] = k + 1 < D ? down + 1 : -1;
-    l->prev[up] = k ? up - 1 : -1;
-    l->next[up] = k + 1 < D ? up + 1 : -1;
-    l->mb_lo[down] = 0;
-    l->mb_hi[down] = half;
-    l->mb_lo[up] = half;
-    l->mb_hi[up] = 2 * half;
-  }
-  return l;
-}
-
 typedef struct pipe {
   int v, lo, hi, nf, nb; /* its stage here, micro-batch range, next F and B */
 } pipe_t;
@@ -123,7 +100,7 @@ const ts_schedule_t ts_schedule_chimera = {
     .name = "chimera",
     .title = "Chimera (Li and Hoefler 2021)",
     .check = chimera_check,
-    .pipeline = chimera_layout,
+    .pipeline = ts_pipeline_bidirectional,
     .program = chimera_program,
     .compare_sets = one_chunk,
     .order_by_arrival = 1,

@@ -46,37 +46,6 @@
 
 #include "sched_util.h"
 
-/* GPU of stage k under the job's mapping. */
-static int map_stage(const ts_job_t *job, int k) {
-  int S = job->stages, G = job->devices;
-  const char *rule = job->mapping_rule; /* ts_job_load fills in the default */
-  if (job->mapping) return job->mapping[k];
-  if (strcmp(rule, "block") == 0) return k / (S / G);
-  if (strcmp(rule, "cross") == 0) {
-    int ng = job->mapping_groups > 0 ? job->mapping_groups : 2, per = G / ng, j = k % G;
-    return (j % ng) * per + (j / ng) % per;
-  }
-  return k % G; /* sequential */
-}
-
-static ts_layout_t *swap_layout(const ts_job_t *job) {
-  int S = job->stages, G = job->devices;
-  ts_layout_t *l = ts_layout_new(G, S);
-  int *count = calloc((size_t)G, sizeof *count);
-  for (int k = 0; k < S; k++) {
-    int d = map_stage(job, k);
-    l->dev[k] = d;
-    l->stage[k] = k;
-    l->chunk[k] = count[d]++;
-    l->part[k] = k;
-    l->prev[k] = k - 1;
-    l->next[k] = k + 1 < S ? k + 1 : -1;
-  }
-  free(count);
-  return l;
-}
-
-
 /* One residency period of a stage on the GPU: its forwards, its backwards,
 ** or both (the GPU's last stage). */
 typedef struct visit {
@@ -165,7 +134,7 @@ const ts_schedule_t ts_schedule_mobius = {
     .name = "mobius",
     .title = "Mobius (Feng et al. 2023)",
     .check = swap_check,
-    .pipeline = swap_layout,
+    .pipeline = ts_pipeline_mapped,
     .program = mobius_program,
     .host_weights = 1,
     .default_mapping = "cross",
@@ -177,7 +146,7 @@ const ts_schedule_t ts_schedule_gpipe_swap = {
     .name = "gpipe-swap",
     .title = "GPipe with naive swapping",
     .check = swap_check,
-    .pipeline = swap_layout,
+    .pipeline = ts_pipeline_mapped,
     .program = gpipe_swap_program,
     .host_weights = 1,
     .default_mapping = "block",

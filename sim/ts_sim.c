@@ -42,48 +42,15 @@
 #include <xbt/dynar.h>
 #include <xbt/log.h>
 
-#include "ts_sim.h"
+#include "sim_internal.h"
 
 const char *const ts_sim_cfg[] = {
     "--cfg=network/model:CM02", "--cfg=network/crosstraffic:0", "--cfg=network/TCP-gamma:0",
     "--cfg=network/loopback-bw:1e30", "--cfg=network/loopback-lat:0",
     "--log=root.thresh:error", NULL};
 
-typedef struct sim_msg {
-  int from, kind, to, mb;
-  double bytes, t_put;
-} sim_msg_t;
-
-typedef struct sim_edge {
-  int kind, from, to;
-  sg_mailbox_t mbox;
-  struct sim_x *x;
-} sim_edge_t;
-
-typedef struct sim_dev {
-  sg_host_t host;
-  sg_host_t dram;  /* its host memory (schedules with host_weights) */
-  double memory;   /* memory_bytes, 0 unknown */
-  double factor;  /* speed override factor */
-  sg_actor_t actor;
-  sg_sem_t wake[2];  /* wait() blocks on it: [0] the program, [1] the
-                     ** communication stream */
-  int waiting[2];    /* blocked in wait() */
-  int n_out;
-  sim_edge_t **out;
-} sim_dev_t;
-
-typedef struct sim_x {
-  ts_world_t *w;
-  int n;
-  sim_dev_t *dev;
-  int n_edges;
-  sim_edge_t *edges;
-} sim_x_t;
-
 /* ---- executor operations ------------------------------------------------ */
 
-static void edge_actor(int argc, char **argv);
 
 /* Creates, during the simulation, the mailbox and the receiving daemon of a
 ** new (kind, from, to) edge.  Edges live in fixed-size chunks so pointers to
@@ -101,7 +68,7 @@ static sim_edge_t *add_edge_live(sim_x_t *x, int kind, int from, int to) {
   d->out[d->n_out++] = e;
   sg_actor_t a = sg_actor_init(name, x->dev[to].host);
   sg_actor_set_data(a, e);
-  sg_actor_start_(a, edge_actor, 0, NULL);
+  sg_actor_start_(a, ts__sim_edge_actor, 0, NULL);
   return e;
 }
 
@@ -233,7 +200,7 @@ static double x_capacity(void *xd, int device) {
   return x->dev[device].memory;
 }
 
-static const ts_exec_ops_t sim_ops = {.now = x_now,
+const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .compute = x_compute,
                                       .send = x_send,
                                       .lock = x_lock,
@@ -248,13 +215,13 @@ static const ts_exec_ops_t sim_ops = {.now = x_now,
 
 /* ---- actors ---------------------------------------------------------- */
 
-static void device_actor(int argc, char **argv) {
+void ts__sim_device_actor(int argc, char **argv) {
   (void)argc, (void)argv;
   ts_rt_t *rt = sg_actor_self_get_data();
   ts__rt_main(rt);
 }
 
-static void edge_actor(int argc, char **argv) {
+void ts__sim_edge_actor(int argc, char **argv) {
   (void)argc, (void)argv;
   sim_edge_t *e = sg_actor_self_get_data();
   sg_actor_daemonize(sg_actor_self());
@@ -268,291 +235,6 @@ static void edge_actor(int argc, char **argv) {
     free(m);
     posted = t;
   }
-}
-
-/* ---- set-up in the child ---------------------------------------------- */
-
-static int host_cmp(const void *a, const void *b) {
-  return strverscmp(sg_host_get_name(*(const sg_host_t *)a), sg_host_get_name(*(const sg_host_t *)b));
-}
-
-/* Writes the ideal platform: n hosts at 1 TFLOP/s, links with no latency and
-** 1e30 B/s, so transfers of any realistic size take no time.  Host gpu<n>
-** (one more) is the host memory of every GPU. */
-static int write_ideal(int n, char *path, size_t cap) {
-  snprintf(path, cap, "/tmp/trainsim-ideal-XXXXXX.xml");
-  int fd = mkstemps(path, 4);
-  if (fd < 0) return -1;
-  FILE *f = fdopen(fd, "w");
-  fprintf(f,
-          "<?xml version='1.0'?>\n"
-          "<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
-          "<platform version=\"4.1\">\n"
-          "  <cluster id=\"ideal\" prefix=\"gpu\" suffix=\"\" radical=\"0-%d\" speed=\"1e12f\" "
-          "bw=\"1e30Bps\" lat=\"0s\"/>\n"
-          "</platform>\n",
-          n);
-  return fclose(f);
-}
-
-static bool link_matches(const char *pattern, const char *link);
-
-static int apply_overrides(const ts_job_t *job, sim_x_t *x, sg_host_t *hosts, size_t nh,
-                           ts_err_t *err) {
-  size_t nl = sg_link_count();
-  sg_link_t *links = sg_link_list();
-  int rc = 0;
-  for (int i = 0; i < job->n_overrides && !rc; i++) {
-    const struct ts_override *o = &job->overrides[i];
-    int hits = 0;
-    if (o->what == 'l') {
-      for (size_t k = 0; k < nl; k++) {
-        if (!link_matches(o->pattern, sg_link_get_name(links[k]))) continue;
-        hits++;
-        if (strcmp(o->field, "bandwidth") == 0)
-          sg_link_set_bandwidth(links[k], o->value);
-        else
-          sg_link_set_latency(links[k], o->value);
-      }
-    } else {
-      for (size_t k = 0; k < nh; k++) {
-        if (fnmatch(o->pattern, sg_host_get_name(hosts[k]), 0) != 0) continue;
-        hits++;
-        for (int d = 0; d < x->n; d++)
-          if (x->dev[d].host == hosts[k]) x->dev[d].factor = o->value / sg_host_get_speed(hosts[k]);
-      }
-    }
-    if (!hits)
-      rc = ts_err_set(err, EX_USAGE, "--set platform.%s.%s.%s: no %s of '%s' matches '%s'",
-                      o->what == 'l' ? "link" : "host", o->pattern, o->field,
-                      o->what == 'l' ? "link" : "host", job->platform, o->pattern);
-  }
-  free(links);
-  return rc;
-}
-
-static double host_prop(sg_host_t h, const char *name, double dflt) {
-  const char *v = sg_host_get_property_value(h, name);
-  if (!v) return dflt;
-  char *end;
-  double d = strtod(v, &end);
-  return (end != v && isfinite(d) && d >= 0) ? d : dflt;
-}
-
-/* True when a --set pattern names link: SimGrid calls the two directions
-** of a SPLITDUPLEX link "X_UP" and "X_DOWN"; "X" names both. */
-static bool link_matches(const char *pattern, const char *link) {
-  if (fnmatch(pattern, link, 0) == 0) return true;
-  size_t n = strlen(link);
-  char base[TS_NAME_MAX];
-  for (int k = 0; k < 2; k++) {
-    const char *suf = k ? "_DOWN" : "_UP";
-    size_t l = strlen(suf);
-    if (n > l && n - l < sizeof base && strcmp(link + n - l, suf) == 0) {
-      memcpy(base, link, n - l);
-      base[n - l] = 0;
-      return fnmatch(pattern, base, 0) == 0;
-    }
-  }
-  return false;
-}
-
-/* Adds the edge (kind, from, to) unless present. */
-static void add_edge(sim_x_t *x, int kind, int from, int to) {
-  for (int i = 0; i < x->n_edges; i++)
-    if (x->edges[i].kind == kind && x->edges[i].from == from && x->edges[i].to == to) return;
-  x->edges[x->n_edges++] = (sim_edge_t){kind, from, to, NULL, x};
-}
-
-static int link_use_cmp(const void *a, const void *b) {
-  return strcmp(((const ts_link_use_t *)a)->name, ((const ts_link_use_t *)b)->name);
-}
-
-/* Adds up, per link, the bytes of every transfer whose route crosses it
-** (routes exist once simgrid_run sealed the platform). */
-static void link_traffic(sim_x_t *x, ts_run_t *run) {
-  size_t nl = sg_link_count();
-  sg_link_t *links = sg_link_list();
-  double *bytes = calloc(nl ? nl : 1, sizeof *bytes);
-  for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
-  xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
-    sg_host_t a, b;
-    if (!ts_kind_is_compute(e->kind) && !ts_kind_is_host(e->kind)) { /* between devices */
-      a = x->dev[e->device].host;
-      b = x->dev[e->peer].host;
-    } else if (e->kind == TS_FETCH) {
-      a = x->dev[e->device].dram;
-      b = x->dev[e->device].host;
-    } else if (e->kind == TS_OFFLOAD) {
-      a = x->dev[e->device].host;
-      b = x->dev[e->device].dram;
-    } else {
-      continue;
-    }
-    if (!(e->bytes > 0) || a == b) continue;
-    xbt_dynar_reset(route);
-    sg_host_get_route(a, b, route);
-    unsigned it;
-    sg_link_t l;
-    xbt_dynar_foreach (route, it, l) {
-      size_t k = (size_t)sg_link_get_data(l);
-      if (k) bytes[k - 1] += e->bytes;
-    }
-  }
-  xbt_dynar_free(&route);
-  int n = 0;
-  for (size_t k = 0; k < nl; k++) n += bytes[k] > 0;
-  run->links = calloc((size_t)(n ? n : 1), sizeof *run->links);
-  for (size_t k = 0; k < nl; k++) {
-    if (!(bytes[k] > 0)) continue;
-    ts_link_use_t *u = &run->links[run->n_links++];
-    snprintf(u->name, sizeof u->name, "%s", sg_link_get_name(links[k]));
-    u->bandwidth = sg_link_get_bandwidth(links[k]);
-    u->bytes = bytes[k];
-  }
-  qsort(run->links, (size_t)run->n_links, sizeof *run->links, link_use_cmp);
-  free(bytes);
-  free(links);
-}
-
-/* The child: runs the simulation and fills run or err. */
-static int child_simulate(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
-                          const ts_cost_t *cost, ts_run_t *run, ts_err_t *err) {
-  const ts_layout_t *lay = plan->layout;
-  int argc = 1;
-  char *argv[16] = {"trainsim"};
-  for (int i = 0; ts_sim_cfg[i]; i++) argv[argc++] = (char *)ts_sim_cfg[i];
-  argv[argc] = NULL;
-  simgrid_init(&argc, argv);
-
-  const char *plat = job->platform;
-  char ideal[64];
-  if (job->platform_ideal) {
-    if (write_ideal(lay->n_devices, ideal, sizeof ideal))
-      return ts_err_set(err, EX_CANTCREAT, "cannot write the ideal platform: %s", strerror(errno));
-    plat = ideal;
-  }
-  fprintf(stderr, "@@loading %s\n", plat);
-  simgrid_load_platform(plat);
-  fprintf(stderr, "@@loaded\n");
-  /* Parse errors were worth seeing; SimGrid's deadlock report is not (the
-  ** runtime reports deadlocks itself, naming what each device waited for). */
-  xbt_log_control_set("root.thresh:critical");
-  if (job->platform_ideal) unlink(ideal);
-
-  size_t nh = sg_host_count(), kept = 0;
-  sg_host_t *hosts = sg_host_list();
-  /* Memory endpoints (DRAM hosts of PCIe-tree platforms) are no devices. */
-  for (size_t i = 0; i < nh; i++)
-    if (!sg_host_get_property_value(hosts[i], "memory_endpoint")) hosts[kept++] = hosts[i];
-  nh = kept;
-  qsort(hosts, nh, sizeof *hosts, host_cmp);
-  char dram_name[32];
-  snprintf(dram_name, sizeof dram_name, "gpu%d", lay->n_devices); /* see write_ideal */
-  sg_host_t ideal_dram = job->platform_ideal ? sg_host_by_name(dram_name) : NULL;
-  sim_x_t x = {0};
-  x.n = lay->n_devices;
-  x.dev = calloc((size_t)x.n, sizeof *x.dev);
-  int rc = 0;
-  if (job->placement) {
-    for (int d = 0; d < x.n && !rc; d++) {
-      x.dev[d].host = sg_host_by_name(job->placement[d]);
-      if (!x.dev[d].host)
-        rc = ts_err_set(err, EX_DATAERR, "%s: placement[%d]: no host '%s' in platform '%s'",
-                        job->path, d, job->placement[d], job->platform);
-      else if (sg_host_get_property_value(x.dev[d].host, "memory_endpoint") ||
-               (job->platform_ideal && x.dev[d].host == ideal_dram))
-        rc = ts_err_set(err, EX_DATAERR,
-                        "%s: placement[%d]: host '%s' is a memory endpoint (host DRAM), not a device",
-                        job->path, d, job->placement[d]);
-    }
-  } else if ((size_t)x.n > nh) {
-    rc = ts_err_set(err, EX_DATAERR, "%s: stages: the job needs %d devices but platform '%s' has %zu hosts",
-                    job->path, x.n, job->platform, nh);
-  } else {
-    for (int d = 0; d < x.n; d++) x.dev[d].host = hosts[d];
-  }
-  for (int d = 0; d < x.n; d++) x.dev[d].factor = 1;
-  if (!rc) rc = apply_overrides(job, &x, hosts, nh, err);
-  free(hosts);
-  if (rc) {
-    free(x.dev);
-    return rc;
-  }
-  for (int d = 0; d < x.n; d++) {
-    ts_device_info_t *di = &run->devices[d];
-    snprintf(di->name, sizeof di->name, "%s", sg_host_get_name(x.dev[d].host));
-    di->speed = sg_host_get_speed(x.dev[d].host) * x.dev[d].factor;
-    di->peak_flops = host_prop(x.dev[d].host, "peak_flops", di->speed);
-    di->memory_bytes = host_prop(x.dev[d].host, "memory_bytes", 0);
-    x.dev[d].memory = di->memory_bytes;
-  }
-  if (sched->host_weights) {
-    char name[64];
-    snprintf(name, sizeof name, "gpu%d", lay->n_devices);
-    for (int d = 0; d < x.n && !rc; d++) {
-      const char *hm = job->platform_ideal ? name
-                                           : sg_host_get_property_value(x.dev[d].host, "host_memory");
-      x.dev[d].dram = hm ? sg_host_by_name(hm) : NULL;
-      if (!hm)
-        rc = ts_err_set(err, EX_DATAERR,
-                        "%s: host '%s' has no property host_memory naming its DRAM host (schedule "
-                        "'%s' keeps weights in host memory; try trainsim platform --preset "
-                        "commodity-8gpu)",
-                        job->platform, sg_host_get_name(x.dev[d].host), job->schedule);
-      else if (!x.dev[d].dram)
-        rc = ts_err_set(err, EX_DATAERR, "%s: host '%s': host_memory names no host ('%s')",
-                        job->platform, sg_host_get_name(x.dev[d].host), hm);
-    }
-    if (rc) {
-      free(x.dev);
-      return rc;
-    }
-  }
-
-  /* Edges between devices, from the layout's chains. */
-  x.edges = calloc((size_t)(2 * lay->n_vstages + 1), sizeof *x.edges);
-  for (int v = 0; v < lay->n_vstages; v++) {
-    int n = lay->next[v];
-    if (n < 0 || lay->dev[n] == lay->dev[v]) continue;
-    add_edge(&x, TS_SEND_ACT, lay->dev[v], lay->dev[n]);
-    add_edge(&x, TS_SEND_GRAD, lay->dev[n], lay->dev[v]);
-  }
-  for (int i = 0; i < x.n_edges; i++) {
-    sim_edge_t *e = &x.edges[i];
-    char name[64];
-    snprintf(name, sizeof name, "%s:%d:%d", ts_kind_name(e->kind), e->from, e->to);
-    e->mbox = sg_mailbox_by_name(name);
-    sim_dev_t *d = &x.dev[e->from];
-    d->out = realloc(d->out, (size_t)(d->n_out + 1) * sizeof *d->out);
-    d->out[d->n_out++] = e;
-  }
-
-  ts_world_t *w = ts__world_new(job, sched, plan, cost, &sim_ops, &x);
-  x.w = w;
-  for (int d = 0; d < x.n; d++) {
-    char name[32];
-    snprintf(name, sizeof name, "device%d", d);
-    sg_actor_t a = sg_actor_init(name, x.dev[d].host);
-    sg_actor_set_data(a, ts__world_rt(w, d));
-    x.dev[d].actor = a;
-    x.dev[d].wake[0] = sg_sem_init(0);
-    x.dev[d].wake[1] = sg_sem_init(0);
-    sg_actor_start_(a, device_actor, 0, NULL);
-  }
-  for (int i = 0; i < x.n_edges; i++) {
-    sim_edge_t *e = &x.edges[i];
-    sg_actor_t a = sg_actor_init(sg_mailbox_get_name(e->mbox), x.dev[e->to].host);
-    sg_actor_set_data(a, e);
-    sg_actor_start_(a, edge_actor, 0, NULL);
-  }
-  simgrid_run();
-  rc = ts__world_finish(w, run, err);
-  if (!rc) link_traffic(&x, run);
-  /* The process exits right after; SimGrid owns actors and mailboxes. */
-  return rc;
 }
 
 /* ---- parent: fork, collect ------------------------------------------- */
@@ -651,7 +333,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     dup2(lfd, 2);
     ts_run_t *run = ts_run_new(lay->n_devices);
     ts_err_t e = {0};
-    int rc = child_simulate(job, sched, plan, cost, run, &e);
+    int rc = ts__sim_child(job, sched, plan, cost, run, &e);
     sim_header_t h = {0};
     h.rc = rc;
     snprintf(h.msg, sizeof h.msg, "%s", e.msg);
@@ -698,3 +380,4 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   fclose(log);
   return rc;
 }
+

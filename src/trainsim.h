@@ -186,6 +186,12 @@ ts_layout_t *ts_layout_new(int n_devices, int n_vstages);
 ** chunk k / stages, one chain 0 -> 1 -> ... -> n_vstages - 1. */
 ts_layout_t *ts_layout_linear(int stages, int chunks);
 void ts_layout_free(ts_layout_t *l);
+/* Pipeline rules (src/plan/plan_rules.c): Chimera's two pipelines in
+** opposite directions over job->stages positions, and job->stages stages
+** mapped onto job->devices positions by the job's mapping (Mobius).
+** Caller frees with ts_layout_free. */
+ts_layout_t *ts_pipeline_bidirectional(const ts_job_t *job);
+ts_layout_t *ts_pipeline_mapped(const ts_job_t *job);
 
 /* ------------------------------------------------------------------ */
 /* Parallel plan: every device's coordinates and groups                */
@@ -429,7 +435,7 @@ typedef struct ts_metrics {
 } ts_metrics_t;
 
 /* Derives every metric of summary.json from a run.  Never fails. */
-ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_plan_t *plan,
                                  const ts_cost_t *cost, const ts_run_t *run);
 void ts_metrics_free(ts_metrics_t *m);
 

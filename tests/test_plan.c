@@ -191,7 +191,7 @@ static void test_core_links_alone(void) {
   static int (*volatile load)(const char *, const char *const *, int, ts_job_t **, ts_err_t *) =
       ts_job_load;
   static int (*volatile cost)(const ts_job_t *, int, ts_cost_t **, ts_err_t *) = ts_cost_build;
-  static ts_metrics_t *(*volatile metrics)(const ts_job_t *, const ts_layout_t *,
+  static ts_metrics_t *(*volatile metrics)(const ts_job_t *, const ts_plan_t *,
                                            const ts_cost_t *, const ts_run_t *) = ts_metrics_compute;
   CU_ASSERT_PTR_NOT_NULL(load);
   CU_ASSERT_PTR_NOT_NULL(cost);

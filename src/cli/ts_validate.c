@@ -442,7 +442,7 @@ static int measure(vstate_t *st, ts_err_t *err) {
   for (int r = 0; r < n; r++) {
     if ((rc = ref->run(st->job, st->jo.sched, st->jo.plan, st->jo.cost, &st->runs[r], err)))
       return rc;
-    ts_metrics_t *m = ts_metrics_compute(st->twin, so->layout, so->cost, st->runs[r]);
+    ts_metrics_t *m = ts_metrics_compute(st->twin, so->plan, so->cost, st->runs[r]);
     st->times[r] = m->iteration_time_s;
     ts_metrics_free(m);
   }
@@ -450,12 +450,12 @@ static int measure(vstate_t *st, ts_err_t *err) {
   for (int r = 1; r < n; r++)
     if (st->times[r] < st->times[best]) best = r;
   st->rr = st->runs[best];
-  st->mr = ts_metrics_compute(st->twin, so->layout, so->cost, st->rr);
+  st->mr = ts_metrics_compute(st->twin, so->plan, so->cost, st->rr);
   compare(so->metrics, so->run, st->mr, st->rr, &st->cmp);
   for (int r = 0; r < n; r++) {
     if (r == best) continue;
     vcmp_t c2 = {0};
-    ts_metrics_t *m = ts_metrics_compute(st->twin, so->layout, so->cost, st->runs[r]);
+    ts_metrics_t *m = ts_metrics_compute(st->twin, so->plan, so->cost, st->runs[r]);
     compare(so->metrics, so->run, m, st->runs[r], &c2);
     st->cmp.bytes_ok &= c2.bytes_ok;
     st->cmp.order_ok &= c2.order_ok;

@@ -116,7 +116,7 @@ int ts_execute(const ts_job_t *job, const ts_schedule_t *sched, const ts_executo
     ts_outcome_free(out);
     return rc;
   }
-  out->metrics = ts_metrics_compute(job, out->layout, out->cost, out->run);
+  out->metrics = ts_metrics_compute(job, out->plan, out->cost, out->run);
   out->r = (ts_result_t){job, out->layout, out->cost, out->run, out->metrics};
   return 0;
 }

@@ -234,8 +234,9 @@ static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, 
   free(routed);
 }
 
-ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
+ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_plan_t *plan,
                                  const ts_cost_t *cost, const ts_run_t *run) {
+  const ts_layout_t *lay = plan->layout;
   ts_metrics_t *m = calloc(1, sizeof *m);
   int n = run->n_devices;
   m->n_devices = n;
@@ -294,9 +295,10 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_layout_t *lay,
   m->bubble_fraction = (n > 0 && T > 0) ? idle_sum / (n * T) : 0;
   m->ideal_time_s = ideal / job->iterations;
   m->bubble_overhead = ideal > 0 ? (T - ideal) / ideal : 0;
-  /* MoE: the EP lanes of a stage each run their own micro-batches. */
-  int lanes = cost->moe ? cost->moe->lanes : 1;
-  double samples = (double)job->microbatches * job->iterations * job->micro_batch_size * lanes;
+  /* Every data-parallel replica and expert-parallel lane runs its own
+  ** micro-batches (tensor-parallel ranks share theirs). */
+  int shards = plan->degree[TS_DIM_DP] * plan->degree[TS_DIM_EP];
+  double samples = (double)job->microbatches * job->iterations * job->micro_batch_size * shards;
   m->samples_per_s = T > 0 ? samples / T : 0;
   m->tokens_per_s = m->samples_per_s * job->seq_len;
   if (cost->has_flops && T > 0 && n > 0) {

@@ -27,6 +27,8 @@
 */
 #include "ref_model.h"
 
+#include "ref_kernels.h"
+
 #include <gsl/gsl_cblas.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -36,7 +38,6 @@
 #include <string.h>
 #include <sysexits.h>
 
-#define LN_EPS 1e-5
 #define INIT_SCALE 0.02
 
 struct ts_ref_model {
@@ -44,6 +45,11 @@ struct ts_ref_model {
   size_t block_n;  /* parameters per block */
   double *params;  /* layers * block_n */
   double *grads;   /* layers * block_n */
+  /* MoE layers: moe_n parameters each, layer l's at moe_at[l] x moe_n
+  ** (moe_at[l] -1: a dense layer) */
+  size_t moe_n;
+  int n_moe, *moe_at;
+  double *moe_params, *moe_grads;
 };
 
 /* The tensors one block keeps for its backward (all NULL in a block of an
@@ -144,6 +150,53 @@ double ts_ref_block_forward_flops(const ts_ref_config_t *c, int mb_samples) {
 /* Model                                                               */
 /* ------------------------------------------------------------------ */
 
+int ts_ref_is_moe_layer(const ts_ref_config_t *c, int l) {
+  return c && c->experts > 0 && c->moe_every > 0 && (l + 1) % c->moe_every == 0;
+}
+
+/* Allocates and draws the MoE parameters of m (none for a dense model).
+** Returns 0 or EX_OSERR. */
+static int moe_new(ts_ref_model_t *m) {
+  const ts_ref_config_t *c = &m->cfg;
+  if (c->experts <= 0) return 0;
+  if (c->expert_ffn <= 0 || c->moe_every <= 0) return EX_USAGE;
+  size_t h = (size_t)c->hidden, E = (size_t)c->experts, f = (size_t)c->expert_ffn;
+  m->moe_n = h * E + 2 * E * h * f;
+  m->moe_at = malloc((size_t)c->layers * sizeof *m->moe_at);
+  if (!m->moe_at) return EX_OSERR;
+  for (int l = 0; l < c->layers; l++) m->moe_at[l] = ts_ref_is_moe_layer(c, l) ? m->n_moe++ : -1;
+  size_t total = m->moe_n * (size_t)m->n_moe + 1;
+  m->moe_params = calloc(total, sizeof(double));
+  m->moe_grads = calloc(total, sizeof(double));
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!m->moe_params || !m->moe_grads || !r) {
+    gsl_rng_free(r);
+    return EX_OSERR;
+  }
+  gsl_rng_set(r, c->seed + 3);
+  for (int k = 0; k < m->n_moe; k++) {
+    double *p = m->moe_params + (size_t)k * m->moe_n + h * E; /* W_g stays zero */
+    for (size_t i = 0; i < E * h * f; i++) *p++ = gsl_ran_gaussian(r, 1.0 / sqrt((double)h));
+    for (size_t i = 0; i < E * f * h; i++) *p++ = gsl_ran_gaussian(r, 1.0 / sqrt((double)f));
+  }
+  gsl_rng_free(r);
+  return 0;
+}
+
+double *ts_ref_moe_params(ts_ref_model_t *m, int l, size_t *n) {
+  if (n) *n = 0;
+  if (!m || l < 0 || l >= m->cfg.layers || !m->moe_at || m->moe_at[l] < 0) return NULL;
+  if (n) *n = m->moe_n;
+  return m->moe_params + (size_t)m->moe_at[l] * m->moe_n;
+}
+
+double *ts_ref_moe_grad(const ts_ref_model_t *m, int l, size_t *n) {
+  if (n) *n = 0;
+  if (!m || l < 0 || l >= m->cfg.layers || !m->moe_at || m->moe_at[l] < 0) return NULL;
+  if (n) *n = m->moe_n;
+  return m->moe_grads + (size_t)m->moe_at[l] * m->moe_n;
+}
+
 ts_ref_model_t *ts_ref_model_new(const ts_ref_config_t *c) {
   if (!config_ok(c)) return NULL;
   ts_ref_model_t *m = calloc(1, sizeof *m);
@@ -165,6 +218,10 @@ ts_ref_model_t *ts_ref_model_new(const ts_ref_config_t *c) {
     }
   }
   gsl_rng_free(r);
+  if (moe_new(m)) {
+    ts_ref_model_free(m);
+    return NULL;
+  }
   return m;
 out_free:
   gsl_rng_free(r);
@@ -176,6 +233,9 @@ void ts_ref_model_free(ts_ref_model_t *m) {
   if (!m) return;
   free(m->params);
   free(m->grads);
+  free(m->moe_at);
+  free(m->moe_params);
+  free(m->moe_grads);
   free(m);
 }
 
@@ -187,19 +247,36 @@ ts_ref_model_t *ts_ref_model_clone(const ts_ref_model_t *m) {
   size_t bytes = m->block_n * (size_t)m->cfg.layers * sizeof(double);
   c->params = malloc(bytes);
   c->grads = malloc(bytes);
+  c->moe_at = NULL;
+  c->moe_params = c->moe_grads = NULL;
   if (!c->params || !c->grads) {
     ts_ref_model_free(c);
     return NULL;
   }
   memcpy(c->params, m->params, bytes);
   memcpy(c->grads, m->grads, bytes);
+  if (m->moe_at) {
+    size_t mb = (m->moe_n * (size_t)m->n_moe + 1) * sizeof(double);
+    c->moe_at = malloc((size_t)m->cfg.layers * sizeof *c->moe_at);
+    c->moe_params = malloc(mb);
+    c->moe_grads = malloc(mb);
+    if (!c->moe_at || !c->moe_params || !c->moe_grads) {
+      ts_ref_model_free(c);
+      return NULL;
+    }
+    memcpy(c->moe_at, m->moe_at, (size_t)m->cfg.layers * sizeof *c->moe_at);
+    memcpy(c->moe_params, m->moe_params, mb);
+    memcpy(c->moe_grads, m->moe_grads, mb);
+  }
   return c;
 }
 
 const ts_ref_config_t *ts_ref_model_config(const ts_ref_model_t *m) { return m ? &m->cfg : NULL; }
 
 void ts_ref_model_zero_grad(ts_ref_model_t *m) {
-  if (m) memset(m->grads, 0, m->block_n * (size_t)m->cfg.layers * sizeof(double));
+  if (!m) return;
+  memset(m->grads, 0, m->block_n * (size_t)m->cfg.layers * sizeof(double));
+  if (m->moe_grads) memset(m->moe_grads, 0, m->moe_n * (size_t)m->n_moe * sizeof(double));
 }
 
 const double *ts_ref_block_grad(const ts_ref_model_t *m, int l, size_t *n) {
@@ -241,139 +318,6 @@ void ts_ref_mem_free(ts_ref_mem_t *mem, void *p, size_t bytes) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Kernels                                                             */
-/* ------------------------------------------------------------------ */
-
-/* C = alpha op(A) op(B) + beta C, row-major, through GSL's CBLAS. */
-static void gemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-                 const double *B, int ldb, double beta, double *C, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-              K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-/* Every row of out[n x k] = bias. */
-static void fill_rows(double *out, const double *bias, size_t n, size_t k) {
-  for (size_t i = 0; i < n; i++) memcpy(out + i * k, bias, k * sizeof(double));
-}
-
-/* acc[k] += column sums of a[n x k]. */
-static void add_colsum(double *acc, const double *a, size_t n, size_t k) {
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < k; j++) acc[j] += a[i * k + j];
-}
-
-/* LayerNorm forward on x[n x d]: xhat, rstd and out = g xhat + b. */
-static void ln_forward(const double *x, size_t n, size_t d, const double *g, const double *b,
-                       double *xhat, double *rstd, double *out) {
-  for (size_t i = 0; i < n; i++) {
-    const double *xr = x + i * d;
-    double mu = 0.0, var = 0.0;
-    for (size_t j = 0; j < d; j++) mu += xr[j];
-    mu /= (double)d;
-    for (size_t j = 0; j < d; j++) var += (xr[j] - mu) * (xr[j] - mu);
-    var /= (double)d;
-    double r = 1.0 / sqrt(var + LN_EPS);
-    rstd[i] = r;
-    for (size_t j = 0; j < d; j++) {
-      double h = (xr[j] - mu) * r;
-      xhat[i * d + j] = h;
-      out[i * d + j] = g[j] * h + b[j];
-    }
-  }
-}
-
-/* out = g xhat + b (the LayerNorm output rebuilt in the backward). */
-static void ln_rebuild(const double *xhat, size_t n, size_t d, const double *g, const double *b,
-                       double *out) {
-  for (size_t i = 0; i < n; i++)
-    for (size_t j = 0; j < d; j++) out[i * d + j] = g[j] * xhat[i * d + j] + b[j];
-}
-
-/* LayerNorm backward: dout is the gradient of the LN output; accumulates dg,
-** db and ADDS the input gradient into dx. */
-static void ln_backward(const double *dout, const double *xhat, const double *rstd, size_t n,
-                        size_t d, const double *g, double *dg, double *db, double *dx) {
-  for (size_t i = 0; i < n; i++) {
-    const double *dr = dout + i * d, *hr = xhat + i * d;
-    double mean_dh = 0.0, mean_dhh = 0.0;
-    for (size_t j = 0; j < d; j++) {
-      double dh = dr[j] * g[j];
-      mean_dh += dh;
-      mean_dhh += dh * hr[j];
-      dg[j] += dr[j] * hr[j];
-      db[j] += dr[j];
-    }
-    mean_dh /= (double)d;
-    mean_dhh /= (double)d;
-    for (size_t j = 0; j < d; j++)
-      dx[i * d + j] += rstd[i] * (dr[j] * g[j] - mean_dh - hr[j] * mean_dhh);
-  }
-}
-
-#define GELU_C 0.7978845608028654 /* sqrt(2 / pi) */
-#define GELU_A 0.044715
-
-static double gelu(double u) { return 0.5 * u * (1.0 + tanh(GELU_C * (u + GELU_A * u * u * u))); }
-
-static double gelu_grad(double u) {
-  double t = tanh(GELU_C * (u + GELU_A * u * u * u));
-  return 0.5 * (1.0 + t) + 0.5 * u * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * u * u);
-}
-
-/* Causal multi-head attention on qkv[n x 3d]: probs[mb H s s], out[n x d]. */
-static void attn_forward(const double *qkv, int mb, int s, int d, int heads, double *probs,
-                         double *out) {
-  int dh = d / heads, ld3 = 3 * d;
-  double scale = 1.0 / sqrt((double)dh);
-  for (int b = 0; b < mb; b++) {
-    for (int h = 0; h < heads; h++) {
-      const double *q = qkv + (size_t)b * s * ld3 + (size_t)h * dh;
-      const double *k = q + d, *v = q + 2 * d;
-      double *p = probs + ((size_t)b * heads + h) * s * s;
-      gemm(0, 1, s, s, dh, scale, q, ld3, k, ld3, 0.0, p, s);
-      for (int i = 0; i < s; i++) {
-        double *row = p + (size_t)i * s, mx = row[0], sum = 0.0;
-        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j <= i; j++) {
-          row[j] = exp(row[j] - mx);
-          sum += row[j];
-        }
-        for (int j = 0; j <= i; j++) row[j] /= sum;
-        for (int j = i + 1; j < s; j++) row[j] = 0.0;
-      }
-      gemm(0, 0, s, dh, s, 1.0, p, s, v, ld3, 0.0, out + (size_t)b * s * d + (size_t)h * dh, d);
-    }
-  }
-}
-
-/* Attention backward: dout[n x d] -> dqkv[n x 3d] (overwritten); dp is
-** s x s workspace. */
-static void attn_backward(const double *qkv, const double *probs, const double *dout, int mb,
-                          int s, int d, int heads, double *dqkv, double *dp) {
-  int dh = d / heads, ld3 = 3 * d;
-  double scale = 1.0 / sqrt((double)dh);
-  for (int b = 0; b < mb; b++) {
-    for (int h = 0; h < heads; h++) {
-      size_t qoff = (size_t)b * s * ld3 + (size_t)h * dh;
-      const double *q = qkv + qoff, *k = q + d, *v = q + 2 * d;
-      double *dq = dqkv + qoff, *dk = dq + d, *dv = dq + 2 * d;
-      const double *p = probs + ((size_t)b * heads + h) * s * s;
-      const double *dO = dout + (size_t)b * s * d + (size_t)h * dh;
-      gemm(1, 0, s, dh, s, 1.0, p, s, dO, d, 0.0, dv, ld3);  /* dV = P^T dO */
-      gemm(0, 1, s, s, dh, 1.0, dO, d, v, ld3, 0.0, dp, s);  /* dP = dO V^T */
-      for (int i = 0; i < s; i++) {                           /* dS = P (dP - <P, dP>) */
-        const double *pr = p + (size_t)i * s;
-        double *dr = dp + (size_t)i * s, dot = 0.0;
-        for (int j = 0; j < s; j++) dot += pr[j] * dr[j];
-        for (int j = 0; j < s; j++) dr[j] = pr[j] * (dr[j] - dot);
-      }
-      gemm(0, 0, s, dh, s, scale, dp, s, k, ld3, 0.0, dq, ld3); /* dQ = dS K */
-      gemm(1, 0, s, dh, s, scale, dp, s, q, ld3, 0.0, dk, ld3); /* dK = dS^T Q */
-    }
-  }
-}
-
-/* ------------------------------------------------------------------ */
 /* Block forward and backward                                          */
 /* ------------------------------------------------------------------ */
 
@@ -391,20 +335,20 @@ static void block_forward(const ts_ref_model_t *m, int l, int mb, const double *
   int d = c->hidden, f = c->ffn, s = c->seq, n = mb * s;
   block_view_t p = block_view(c, m->params + (size_t)l * m->block_n);
 
-  ln_forward(x, n, d, p.ln1_g, p.ln1_b, t->xhat1, t->rstd1, w->ln);
-  fill_rows(t->qkv, p.bqkv, n, 3 * (size_t)d);
-  gemm(0, 0, n, 3 * d, d, 1.0, w->ln, d, p.wqkv, 3 * d, 1.0, t->qkv, 3 * d);
-  attn_forward(t->qkv, mb, s, d, c->heads, t->probs, t->attn);
-  fill_rows(w->x1, p.bo, n, d);
-  gemm(0, 0, n, d, d, 1.0, t->attn, d, p.wo, d, 1.0, w->x1, d);
+  ts__ref_ln_forward(x, n, d, p.ln1_g, p.ln1_b, t->xhat1, t->rstd1, w->ln);
+  ts__ref_fill_rows(t->qkv, p.bqkv, n, 3 * (size_t)d);
+  ts__ref_gemm(0, 0, n, 3 * d, d, 1.0, w->ln, d, p.wqkv, 3 * d, 1.0, t->qkv, 3 * d);
+  ts__ref_attn_forward(t->qkv, mb, s, d, c->heads, t->probs, t->attn);
+  ts__ref_fill_rows(w->x1, p.bo, n, d);
+  ts__ref_gemm(0, 0, n, d, d, 1.0, t->attn, d, p.wo, d, 1.0, w->x1, d);
   for (size_t i = 0; i < (size_t)n * d; i++) w->x1[i] += x[i];
 
-  ln_forward(w->x1, n, d, p.ln2_g, p.ln2_b, t->xhat2, t->rstd2, w->ln);
-  fill_rows(t->hpre, p.b1, n, f);
-  gemm(0, 0, n, f, d, 1.0, w->ln, d, p.w1, f, 1.0, t->hpre, f);
-  for (size_t i = 0; i < (size_t)n * f; i++) t->gelu[i] = gelu(t->hpre[i]);
-  fill_rows(y, p.b2, n, d);
-  gemm(0, 0, n, d, f, 1.0, t->gelu, f, p.w2, d, 1.0, y, d);
+  ts__ref_ln_forward(w->x1, n, d, p.ln2_g, p.ln2_b, t->xhat2, t->rstd2, w->ln);
+  ts__ref_fill_rows(t->hpre, p.b1, n, f);
+  ts__ref_gemm(0, 0, n, f, d, 1.0, w->ln, d, p.w1, f, 1.0, t->hpre, f);
+  for (size_t i = 0; i < (size_t)n * f; i++) t->gelu[i] = ts__ref_gelu(t->hpre[i]);
+  ts__ref_fill_rows(y, p.b2, n, d);
+  ts__ref_gemm(0, 0, n, d, f, 1.0, t->gelu, f, p.w2, d, 1.0, y, d);
   for (size_t i = 0; i < (size_t)n * d; i++) y[i] += w->x1[i];
 }
 
@@ -428,28 +372,28 @@ static void block_backward(ts_ref_model_t *m, int l, int mb, const ts__ref_block
   const double *dy = w->dcur;
 
   /* MLP */
-  gemm(1, 0, f, d, n, 1.0, t->gelu, f, dy, d, 1.0, g.w2, d);
-  add_colsum(g.b2, dy, n, d);
-  gemm(0, 1, n, f, d, 1.0, dy, d, p.w2, d, 0.0, w->dh, f);
-  for (size_t i = 0; i < (size_t)n * f; i++) w->dh[i] *= gelu_grad(t->hpre[i]);
-  ln_rebuild(t->xhat2, n, d, p.ln2_g, p.ln2_b, w->ln);
-  gemm(1, 0, d, f, n, 1.0, w->ln, d, w->dh, f, 1.0, g.w1, f);
-  add_colsum(g.b1, w->dh, n, f);
-  gemm(0, 1, n, d, f, 1.0, w->dh, f, p.w1, f, 0.0, w->dln, d);
+  ts__ref_gemm(1, 0, f, d, n, 1.0, t->gelu, f, dy, d, 1.0, g.w2, d);
+  ts__ref_add_colsum(g.b2, dy, n, d);
+  ts__ref_gemm(0, 1, n, f, d, 1.0, dy, d, p.w2, d, 0.0, w->dh, f);
+  for (size_t i = 0; i < (size_t)n * f; i++) w->dh[i] *= ts__ref_gelu_grad(t->hpre[i]);
+  ts__ref_ln_rebuild(t->xhat2, n, d, p.ln2_g, p.ln2_b, w->ln);
+  ts__ref_gemm(1, 0, d, f, n, 1.0, w->ln, d, w->dh, f, 1.0, g.w1, f);
+  ts__ref_add_colsum(g.b1, w->dh, n, f);
+  ts__ref_gemm(0, 1, n, d, f, 1.0, w->dh, f, p.w1, f, 0.0, w->dln, d);
   memcpy(w->dx1, dy, nd * sizeof(double));
-  ln_backward(w->dln, t->xhat2, t->rstd2, n, d, p.ln2_g, g.ln2_g, g.ln2_b, w->dx1);
+  ts__ref_ln_backward(w->dln, t->xhat2, t->rstd2, n, d, p.ln2_g, g.ln2_g, g.ln2_b, w->dx1);
 
   /* attention */
-  gemm(1, 0, d, d, n, 1.0, t->attn, d, w->dx1, d, 1.0, g.wo, d);
-  add_colsum(g.bo, w->dx1, n, d);
-  gemm(0, 1, n, d, d, 1.0, w->dx1, d, p.wo, d, 0.0, w->dattn, d);
-  attn_backward(t->qkv, t->probs, w->dattn, mb, s, d, c->heads, w->dqkv, w->dp);
-  ln_rebuild(t->xhat1, n, d, p.ln1_g, p.ln1_b, w->ln);
-  gemm(1, 0, d, 3 * d, n, 1.0, w->ln, d, w->dqkv, 3 * d, 1.0, g.wqkv, 3 * d);
-  add_colsum(g.bqkv, w->dqkv, n, 3 * (size_t)d);
-  gemm(0, 1, n, d, 3 * d, 1.0, w->dqkv, 3 * d, p.wqkv, 3 * d, 0.0, w->dln, d);
+  ts__ref_gemm(1, 0, d, d, n, 1.0, t->attn, d, w->dx1, d, 1.0, g.wo, d);
+  ts__ref_add_colsum(g.bo, w->dx1, n, d);
+  ts__ref_gemm(0, 1, n, d, d, 1.0, w->dx1, d, p.wo, d, 0.0, w->dattn, d);
+  ts__ref_attn_backward(t->qkv, t->probs, w->dattn, mb, s, d, c->heads, w->dqkv, w->dp);
+  ts__ref_ln_rebuild(t->xhat1, n, d, p.ln1_g, p.ln1_b, w->ln);
+  ts__ref_gemm(1, 0, d, 3 * d, n, 1.0, w->ln, d, w->dqkv, 3 * d, 1.0, g.wqkv, 3 * d);
+  ts__ref_add_colsum(g.bqkv, w->dqkv, n, 3 * (size_t)d);
+  ts__ref_gemm(0, 1, n, d, 3 * d, 1.0, w->dqkv, 3 * d, p.wqkv, 3 * d, 0.0, w->dln, d);
   memcpy(w->dcur, w->dx1, nd * sizeof(double));
-  ln_backward(w->dln, t->xhat1, t->rstd1, n, d, p.ln1_g, g.ln1_g, g.ln1_b, w->dcur);
+  ts__ref_ln_backward(w->dln, t->xhat1, t->rstd1, n, d, p.ln1_g, g.ln1_g, g.ln1_b, w->dcur);
 }
 
 /* ------------------------------------------------------------------ */
@@ -584,6 +528,8 @@ ts_ref_stash_t *ts_ref_forward(ts_ref_model_t *m, int first, int count, int mb_s
   if (!m || !x || !y || first < 0 || count <= 0 || first > m->cfg.layers - count ||
       mb_samples <= 0 || mb_samples > INT_MAX / m->cfg.seq)
     return NULL;
+  for (int l = first; l < first + count; l++)
+    if (ts_ref_is_moe_layer(&m->cfg, l)) return NULL; /* MoE blocks: ref_moe_layer.h */
   ts_ref_stash_t *st = calloc(1, sizeof *st);
   if (!st) return NULL;
   st->first = first;

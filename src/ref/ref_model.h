@@ -37,6 +37,11 @@
 typedef struct ts_ref_config {
   int layers, hidden, heads, ffn, seq;
   unsigned long seed; /* seeds gsl_rng_mt19937 for the initial parameters */
+  /* Mixture of experts (experts 0: a dense model).  Layer l is a MoE layer
+  ** when (l + 1) % moe_every == 0 (ts_moe_is_layer); its block keeps the
+  ** dense block's parameter vector (the MLP's part unused, its gradients
+  ** zero) and has MoE parameters of its own (ts_ref_moe_params). */
+  int experts, expert_ffn, moe_every;
 } ts_ref_config_t;
 
 /* All parameters and gradient accumulators of the L blocks. */
@@ -97,6 +102,20 @@ const double *ts_ref_block_grad(const ts_ref_model_t *m, int l, size_t *n);
 ** model; NULL when l is out of range. */
 double *ts_ref_block_params(ts_ref_model_t *m, int l, size_t *n);
 
+/* 1 when layer l is a MoE layer of c. */
+int ts_ref_is_moe_layer(const ts_ref_config_t *c, int l);
+
+/* MoE parameters of MoE layer l as one flat writable vector of *n doubles
+** (owned by the model; NULL when l is not a MoE layer): the gate W_g
+** (hidden x experts), then every expert's W1 (hidden x expert_ffn), then
+** every expert's W2 (expert_ffn x hidden).  Initial values: W_g zero (so
+** that the first step routes as the simulator does, ts_moe.h), W1 and W2
+** N(0, 1/hidden) and N(0, 1/expert_ffn) from gsl_rng_mt19937 seeded with
+** seed + 3, layer by layer.  ts_ref_moe_grad: the gradients, same layout
+** (writable: the executor accumulates into them). */
+double *ts_ref_moe_params(ts_ref_model_t *m, int l, size_t *n);
+double *ts_ref_moe_grad(const ts_ref_model_t *m, int l, size_t *n);
+
 /* ------------------------------------------------------------------ */
 /* Accounting allocator                                                */
 /* ------------------------------------------------------------------ */
@@ -145,8 +164,9 @@ typedef struct ts_ref_stash ts_ref_stash_t;
 ** a copy of x (what full recompute keeps) in an input-only stash.  Stashed
 ** tensors are allocated through mem (may be NULL).  Returns the stash, which
 ** the caller hands to ts_ref_backward (or ts_ref_stash_free); NULL, with
-** nothing counted or written to m, on a bad range, mb_samples <= 0, or out of
-** memory.  The model's parameters are read, not written. */
+** nothing counted or written to m, on a bad range (one that holds a MoE
+** layer included: those run through ref_moe_layer.h), mb_samples <= 0, or
+** out of memory.  The model's parameters are read, not written. */
 ts_ref_stash_t *ts_ref_forward(ts_ref_model_t *m, int first, int count, int mb_samples,
                                const double *x, double *y, int keep, ts_ref_mem_t *mem);
 

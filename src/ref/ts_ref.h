@@ -131,6 +131,38 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads, ts_err_t *err);
 
+/* Weight of the MoE auxiliary loss in the reference model's loss: the loss
+** adds TS_REF_MOE_AUX / N x (sum over MoE layers, lanes, micro-batches and
+** gating groups of the group's auxiliary loss), N the batch's samples. */
+#define TS_REF_MOE_AUX 0.01
+
+/* What a run adds beyond ts_ref_run's results (ts_ref_run_ex). */
+typedef struct ts_ref_extra {
+  int n_devices, n_moe_layers, M;
+  /* MoE jobs: [(d x n_moe_layers + j) x M + mb] token rows device d's
+  ** experts computed at MoE layer j for micro-batch mb (from every lane of
+  ** its stage, its own included); NULL for a dense job.  Owned. */
+  long *expert_rows;
+} ts_ref_extra_t;
+
+/* ts_ref_run, also filling *extra when extra is not NULL (free it with
+** ts_ref_extra_free, also after an error).  MoE jobs (model.moe) run here
+** only: with a schedule that runs MoE layers (gshard, gshard-gpipe), one
+** iteration, recompute "none"; else EX_DATAERR.  A MoE run: every device
+** holds the tokens of its lane (the plan's EP coordinate: lane r's
+** micro-batch mb reads batch entry r x M + mb, and the batch has lanes x
+** M x micro_batch_size samples, the loss's normaliser) and its E/EP
+** experts; the runtime's MoE pieces run the reference model's MoE blocks
+** (ref_moe_layer.h) and the all-to-alls move the real token rows between
+** the device threads.  *grads then also holds the MoE gradients: each
+** gate's summed over the devices holding its layer (the EP lanes), each
+** expert's from the device holding it; the dense blocks', as for every
+** schedule, the sum over the devices holding them. */
+int ts_ref_run_ex(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
+                  const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads,
+                  ts_ref_extra_t *extra, ts_err_t *err);
+void ts_ref_extra_free(ts_ref_extra_t *e);
+
 /* Makes malloc behave like a caching allocator for the rest of the process
 ** (mallopt: one arena, no trimming, mmap only above 32 MiB), so that freed
 ** activation memory stays mapped and ops do not pay page faults.

@@ -66,7 +66,11 @@ void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int piece) {
   if (mc && kind == TS_BACKWARD) flops *= 2;
   bool first = rt->moe_kind < 0, lastp = kind == TS_FORWARD ? piece == last : piece == 0;
   double t0 = w->ops->now(w->xd);
-  w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, flops, w->cost->part[part].seconds[kind]);
+  if (w->ops->moe_compute)
+    w->ops->moe_compute(w->xd, rt->ctx.device, kind, v, mb, piece, flops,
+                        w->cost->part[part].seconds[kind]);
+  else
+    w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, flops, w->cost->part[part].seconds[kind]);
   double t1 = w->ops->now(w->xd);
   rt->polls = 0;
   ts__rt_push_compute(rt, kind, v, mb,
@@ -109,10 +113,18 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
           (kind == TS_FORWARD ? a / 2 : ts_rt_moe_layers(rt, v) - 1 - a / 2);
   /* Own tokens go out in the forward dispatch and the combine's gradient. */
   bool out = (which == TS_SEND_DISPATCH) == (kind == TS_FORWARD);
+  ts_a2a_msg_t msg = {.op = kind, .which = which, .vstage = v, .mb = mb,
+                      .layer = kind == TS_FORWARD ? a / 2 : ts_rt_moe_layers(rt, v) - 1 - a / 2,
+                      .lane = me};
   double t0 = w->ops->now(w->xd);
   for (int i = 1; i < L; i++) {
     int q = (me + i) % L;
     int tok = out ? ts_moe_rows(mc, j, mb, me, q) : ts_moe_rows(mc, j, mb, q, me);
+    if (w->ops->a2a_pack) {
+      msg.peer = ep.dev[q];
+      msg.peer_lane = q;
+      w->ops->a2a_pack(w->xd, d, &msg);
+    }
     w->ops->send(w->xd, d, ep.dev[q], which, v, mb, tok * mc->token_bytes);
   }
   w->ops->lock(w->xd, d);
@@ -134,5 +146,11 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
   ts_run_push(rt->tev, &e);
   w->ops->unlock(w->xd, d);
   rt->polls = 0;
+  /* The payloads, in the order the messages were consumed. */
+  for (int i = 1; i < L && w->ops->a2a_apply && !w->failed; i++) {
+    msg.peer_lane = (me + L - i) % L;
+    msg.peer = ep.dev[msg.peer_lane];
+    w->ops->a2a_apply(w->xd, d, &msg);
+  }
 }
 

@@ -276,6 +276,15 @@ typedef struct ts_coll_step {
   int chunk, n_chunks;
   int reduce;
 } ts_coll_step_t;
+/* One message of a MoE all-to-all as the payload hooks see it. */
+typedef struct ts_a2a_msg {
+  ts_kind_t op;     /* TS_FORWARD or TS_BACKWARD: the op of the call */
+  ts_kind_t which;  /* TS_SEND_DISPATCH or TS_SEND_COMBINE */
+  int vstage, mb;   /* the op (the calling device's virtual stage) */
+  int layer;        /* MoE layer of the op's part: 0 .. ts_rt_moe_layers - 1 */
+  int peer;         /* the other device: receiver (pack) or sender (apply) */
+  int lane, peer_lane; /* EP ranks of the calling device and of peer */
+} ts_a2a_msg_t;
 
 typedef struct ts_exec_ops {
   /* Seconds since the run began. */
@@ -328,7 +337,22 @@ typedef struct ts_exec_ops {
   ** matches them). */
   void (*coll_pack)(void *xd, int device, const struct ts_coll_step *st);
   void (*coll_apply)(void *xd, int device, const struct ts_coll_step *st);
+  /* ---- mixture of experts (ts_rt_moe_*), all optional ---- */
+  /* Performs piece `piece` of a MoE forward or backward (ts_rt_moe_compute);
+  ** NULL: the runtime calls compute instead (the piece does not matter
+  ** where only FLOPs do). */
+  void (*moe_compute)(void *xd, int device, ts_kind_t kind, int vstage, int mb, int piece,
+                      double flops, double seconds);
+  /* Payload hooks of the MoE all-to-alls, for executors that move real
+  ** token rows: a2a_pack is called on the sending device just before each
+  ** send of an all-to-all, a2a_apply on the receiving device just after the
+  ** matching message was consumed (outside the device's lock).  Messages of
+  ** one kind between a pair of devices are consumed in send order, so an
+  ** executor may keep a FIFO of payloads per (kind, sender, receiver). */
+  void (*a2a_pack)(void *xd, int device, const ts_a2a_msg_t *m);
+  void (*a2a_apply)(void *xd, int device, const ts_a2a_msg_t *m);
 } ts_exec_ops_t;
+
 
 /* The shared runtime state of one run, used by executors. */
 typedef struct ts_world ts_world_t;

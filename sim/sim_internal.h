@@ -1,0 +1,61 @@
+/*
+** sim_internal.h: the SimGrid executor's own state, shared by its files
+** (ts_sim.c: executor operations, actors, and the fork that runs a
+** simulation in a child process; sim_setup.c: the child's set-up of the
+** platform, devices, overrides and edges, and the link traffic it reports).
+*/
+#ifndef TS_SIM_INTERNAL_H
+#define TS_SIM_INTERNAL_H
+
+#include <simgrid/actor.h>
+#include <simgrid/host.h>
+#include <simgrid/mailbox.h>
+#include <simgrid/semaphore.h>
+
+#include "ts_sim.h"
+
+typedef struct sim_msg {
+  int from, kind, to, mb;
+  double bytes, t_put;
+} sim_msg_t;
+
+typedef struct sim_edge {
+  int kind, from, to;
+  sg_mailbox_t mbox;
+  struct sim_x *x;
+} sim_edge_t;
+
+typedef struct sim_dev {
+  sg_host_t host;
+  sg_host_t dram;  /* its host memory (schedules with host_weights) */
+  double memory;   /* memory_bytes, 0 unknown */
+  double factor;  /* speed override factor */
+  sg_actor_t actor;
+  sg_sem_t wake[2];  /* wait() blocks on it: [0] the program, [1] the
+                     ** communication stream */
+  int waiting[2];    /* blocked in wait() */
+  int n_out;
+  sim_edge_t **out;
+} sim_dev_t;
+
+typedef struct sim_x {
+  ts_world_t *w;
+  int n;
+  sim_dev_t *dev;
+  int n_edges;
+  sim_edge_t *edges;
+} sim_x_t;
+
+
+/* The executor operations and the actors (ts_sim.c). */
+extern const ts_exec_ops_t ts__sim_ops;
+void ts__sim_device_actor(int argc, char **argv);
+void ts__sim_edge_actor(int argc, char **argv);
+
+/* In the forked child (sim_setup.c): loads the platform, places the
+** devices, runs the simulation and fills run (events, devices, links) or
+** err. */
+int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
+                  const ts_cost_t *cost, ts_run_t *run, ts_err_t *err);
+
+#endif

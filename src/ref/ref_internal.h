@@ -1,0 +1,219 @@
+/*
+** ref_internal.h: the reference executor's own state, shared by its files
+** (ts_ref.c: the run and its set-up; ref_exec.c: the executor operations,
+** threads, synchronisation and deadlock detection; ref_versions.c: weight
+** versions; ref_oracle.c: the one-thread oracles; ref_twin.c: the
+** synthetic twin job).  Not part of the public interface (ts_ref.h).
+**
+** What the executor models: a pipeline-parallel training iteration as it
+** really runs.  One POSIX thread per device runs the schedule program
+** through the runtime front-end (src/runtime/); each compute op is the float64 math of
+** ref_model.c on the device's own model clone; a send copies the tensor
+** into a new buffer and drops it into the receiver's inbox.  What it
+** measures is what the simulator predicts: op start and end times
+** (CLOCK_MONOTONIC), the order of each device's ops, and each device's
+** stashed activation bytes (its ts_ref_mem_t).
+**
+** Assumptions and choices:
+** - Synchronisation is one global mutex (every device's lock() takes it) and
+**   one condition variable per device.  A send copies outside the mutex and
+**   delivers under it, so a message is either absent or complete; there are
+**   no messages in flight, which is what makes deadlock detection exact:
+**   the number of running devices (started, not waiting, not finished) is
+**   kept under the mutex; wait() takes the device off, notify() puts the
+**   device it wakes back on (on the waker's side, so a woken device that has
+**   not run yet still counts), and when the count reaches 0 with a device
+**   unfinished nobody can ever send again: a deadlock.  The waiting threads
+**   then leave through pthread_exit from inside wait() (the front-end's wait
+**   loops only end on arrival or failure), with their "waiting for" text
+**   still set, and ts__world_finish reports them.
+** - Executor errors (out of memory) cannot stop the front-end, so after one
+**   every later op is skipped (messages still flow, empty) and ts_ref_run
+**   returns the error when the program is done.
+** - Threads are pinned one per allowed core when there are enough cores, so
+**   that timing noise comes from the math, not from migrations.
+** - Memory behaves like a GPU framework's caching allocator: the process
+**   gets one malloc arena, no trimming and mmap only above 32 MiB
+**   (ts_ref_allocator_setup), and before the clock starts the run touches
+**   about as much heap as its devices can hold at once, so compute ops do
+**   not pay for page faults (on a 2-core VM the faults of a fresh 9.4 MB
+**   stash cost a third of a 70 ms forward) and an op takes the same time
+**   whether or not it is the first to reach a given amount of memory.
+** - The tables of a device (stashes, outputs waiting to be sent, inbox)
+**   are indexed by (local virtual stage, micro-batch); only the inbox is
+**   shared, and only under the mutex.
+** - Weight versions (ts_ref.h) are per virtual stage: V full model clones
+**   of which the stage uses its own blocks, touched only by its device's
+**   thread, so they need no lock.  The gradients of iteration t accumulate
+**   in the clone of the version it computes with; the update adds them to
+**   the device model's gradients (the run's sum, gathered at the end) and
+**   reuses that clone for W(t + 1).
+*/
+#ifndef TS_REF_INTERNAL_H
+#define TS_REF_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "ts_moe.h"
+#include "ts_ref.h"
+
+enum { SLOT_ACT = 0, SLOT_GRAD = 1 };
+
+struct ref_x;
+
+typedef struct ref_dev {
+  struct ref_x *x;
+  int id;
+  int cpu;                  /* pinned core, or -1 */
+  pthread_t thread;
+  int started;              /* thread created (joined at the end) */
+  pthread_cond_t cond;
+  int waiting, finished;    /* under x->mu */
+  ts_ref_model_t *model;    /* own clone: parameters read, gradients summed */
+  ts_ref_mem_t mem;         /* stashed activation bytes */
+  int n_local;              /* virtual stages of this device */
+  ts_ref_stash_t **stash;   /* [n_local * M] */
+  double **out;             /* [2 * n_local * M] y of forwards, dx of backwards */
+  double **inbox;           /* [2 * n_local * M] received; under x->mu */
+  int lane;                 /* its data lane: EP coordinate + EP x DP one */
+  struct ts__ref_moe_op **moe; /* [n_local * M] MoE ops in flight (MoE jobs) */
+} ref_dev_t;
+
+/* The weight versions of one virtual stage in a versioned run (ts_ref.h);
+** touched only by the thread of the stage's device.  Version W(k) lives in
+** slot k mod V (k >= -d: W(-d) .. W(-1) are copies of W(0)); its gradient
+** accumulator collects the gradients of iteration k + d, the only iteration
+** that computes with it, until the update of that iteration reuses the
+** slot for W(k + d + 1) = W(k + d) - lr x those gradients. */
+typedef struct ref_stage {
+  ts_ref_model_t **slot;    /* [V] full clones; only this stage's blocks used */
+  int newest;               /* W(newest) is the newest version */
+  int *bwd;                 /* [iterations] backwards done, per iteration */
+  int *inflight;            /* [iterations] forwards whose backward is to come */
+  int peak_live;            /* most versions live at once */
+} ref_stage_t;
+
+typedef struct ref_x {
+  const ts_job_t *job;
+  const ts_layout_t *lay;
+  const ts_cost_t *cost;
+  ts_world_t *w;
+  ts_ref_config_t cfg;
+  int n, M, mbs;
+  size_t n_el;              /* doubles of one activation: mbs x seq x hidden */
+  double N;                 /* samples in the batch (loss normaliser) */
+  const double *X, *T;      /* [M x n_el] inputs and targets */
+  int *loc;                 /* [n_vstages] index among its device's stages */
+  struct timespec t0;
+  pthread_mutex_t mu;
+  int running, deadlock, aborted; /* under mu */
+  ts_ref_model_t *host;     /* host memory (schedules with host_weights):
+                            ** master parameters, written-back gradients */
+  atomic_int fatal;         /* an executor error happened: skip the math */
+  int fatal_code;           /* under mu */
+  char fatal_msg[512];      /* under mu */
+  ref_dev_t *dev;
+  /* Versioned runs (weight_versions > 1 or iterations > 1): */
+  int versioned, V, d, I;   /* versions declared, staleness V - 1, iterations */
+  ref_stage_t *stg;         /* [n_vstages], NULL when not versioned */
+  /* Data lanes (EP x DP) and MoE: */
+  const ts_plan_t *plan;
+  int lanes;                /* micro-batch mb of lane r reads batch entry r M + mb */
+  struct ref_msg **fifo;    /* [2 x n x n] all-to-all payloads per (combine,
+                            ** sender, receiver): heads; under mu */
+  long *expert_rows;        /* [n x n_moe_layers x M] rows each device's experts
+                            ** computed (NULL: dense) */
+} ref_x_t;
+
+/* ---- small helpers ------------------------------------------------------- */
+
+/* Index of (v, mb) in a device's per-stage tables. */
+static inline size_t ts__ref_cell(const ref_x_t *x, int v, int mb) {
+  return (size_t)x->loc[v] * (size_t)x->M + (size_t)mb;
+}
+
+/* Index of (slot, v, mb) in a device's out and inbox tables. */
+static inline size_t ts__ref_slot_cell(const ref_x_t *x, const ref_dev_t *dv, int slot, int v,
+                                       int mb) {
+  return (size_t)slot * (size_t)dv->n_local * (size_t)x->M + ts__ref_cell(x, v, mb);
+}
+
+/* Takes the buffer out of *p (leaving NULL); the caller owns it. */
+static inline double *ts__ref_take(double **p) {
+  double *b = *p;
+  *p = NULL;
+  return b;
+}
+
+/* Takes the array out of *p (leaving NULL); the caller owns it. */
+static inline long *ts__ref_take_long(long **p) {
+  long *b = *p;
+  *p = NULL;
+  return b;
+}
+
+/* ---- ref_exec.c ------------------------------------------------------------ */
+
+/* The executor operations of the reference executor (ts_exec_ops_t). */
+extern const ts_exec_ops_t ts__ref_ops;
+/* The global mutex, with a per-thread note that this thread holds it. */
+void ts__ref_lock(ref_x_t *x);
+void ts__ref_unlock(ref_x_t *x);
+/* Records the first executor error (later ones are dropped); later ops are
+** skipped.  Callable with or without the mutex. */
+void ts__ref_fatal(ref_x_t *x, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Seconds of CLOCK_MONOTONIC since the run began (xd: the ref_x_t). */
+double ts__ref_now(void *xd);
+/* Under the mutex: declares a deadlock when no device runs and one is
+** unfinished. */
+void ts__ref_check_deadlock(ref_x_t *x);
+/* Fills blocks [first, first + count) of m with NaN. */
+void ts__ref_poison_blocks(ts_ref_model_t *m, int first, int count);
+/* Thread body of one device (arg: its ref_dev_t). */
+void *ts__ref_device_main(void *arg);
+
+/* The input of a forward of (v, mb): the batch entry of the device's lane
+** for the first stage, else the activation taken from the device's own
+** output table or its inbox (*owned: that buffer, the caller frees it). */
+const double *ts__ref_fwd_input(ref_x_t *x, ref_dev_t *dv, int v, int mb, double **owned);
+/* The output gradient of a backward of (v, mb), owned by the caller: the
+** loss gradient of the stage's own output on the last stage, else taken
+** from the output table or the inbox; NULL when missing. */
+double *ts__ref_bwd_dy(ref_x_t *x, ref_dev_t *dv, int v, int mb);
+
+/* ---- ref_moe_exec.c: MoE ops and their all-to-alls ------------------------ */
+
+/* The executor hooks moe_compute, a2a_pack and a2a_apply (ts_exec_ops_t). */
+void ts__ref_moe_compute(void *xd, int device, ts_kind_t kind, int v, int mb, int piece,
+                         double flops, double seconds);
+void ts__ref_a2a_pack(void *xd, int device, const ts_a2a_msg_t *m);
+void ts__ref_a2a_apply(void *xd, int device, const ts_a2a_msg_t *m);
+/* Frees the MoE ops left on device dv and every queued payload. */
+void ts__ref_moe_free(ref_x_t *x);
+/* Fills g's MoE gradients from the devices: a gate's summed over the
+** devices holding its layer, an expert's from the device of its lane. */
+void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g);
+
+/* ---- ref_versions.c ---------------------------------------------------------- */
+
+/* Slot of weight version k among the V of a stage. */
+int ts__ref_vslot(const ref_x_t *x, int k);
+/* The model micro-batch mb computes with on virtual stage v (the device's
+** own model without versions); NULL after recording the executor error
+** when that version is not computed yet.  op names the op in the error. */
+ts_ref_model_t *ts__ref_stage_model(ref_x_t *x, ref_dev_t *dv, int v, int mb, const char *op);
+/* Bookkeeping after a versioned forward (backward 0) or backward of mb on
+** v: in-flight counts, due updates, the live-version check.  No-op without
+** versions. */
+void ts__ref_versions_after(ref_x_t *x, ref_dev_t *dv, int v, int mb, int backward);
+
+/* ---- ref_oracle.c ------------------------------------------------------------ */
+
+/* The batch's inputs and targets: M micro-batches of mbs samples each,
+** drawn from seeds c->seed + 1 (X) and c->seed + 2 (T).  Returns 0 and
+** two malloc'd arrays (caller frees), or EX_OSERR with both NULL. */
+int ts__ref_make_data(const ts_ref_config_t *c, int M, int mbs, double **X, double **T);
+
+#endif /* TS_REF_INTERNAL_H */

@@ -1,0 +1,108 @@
+/*
+** ref_twin.c: the synthetic twin of a transformer job (ts_ref_sim_job): a
+** job whose cost model counts exactly the reference executor's tensors,
+** for the simulator.
+*/
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ref_internal.h"
+
+static cJSON *per_stage(const double *a, int n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(a[i]));
+  return arr;
+}
+
+int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd_s,
+                   const double *bwd_s, const double *rec_s, const char *platform,
+                   ts_job_t **out, ts_err_t *err) {
+  *out = NULL;
+  ts_ref_config_t cfg;
+  int rc = ts_ref_config_for_job(job, &cfg, err);
+  if (rc) return rc;
+  int p = job->stages;
+  double *act = calloc((size_t)p, sizeof *act), *wts = calloc((size_t)p, sizeof *wts);
+  int *per_part = calloc((size_t)p, sizeof *per_part);
+  if (!act || !wts || !per_part) {
+    rc = ts_err_set(err, EX_OSERR, "out of memory");
+    goto out_free;
+  }
+  for (int s = 0; s < p; s++) per_part[s] = -1;
+  for (int k = 0; k < cost->n_parts; k++) {
+    int s = k % p, nl = cost->part[k].n_layers;
+    if (per_part[s] >= 0 && per_part[s] != nl) {
+      rc = ts_err_set(err, EX_DATAERR,
+                      "%s: stage %d: its chunks hold %d and %d layers; the synthetic twin "
+                      "needs equal chunks (choose layers divisible by stages x chunks)",
+                      job->path, s, per_part[s], nl);
+      goto out_free;
+    }
+    per_part[s] = nl;
+    act[s] += (double)ts_ref_stash_bytes(&cfg, nl, job->micro_batch_size);
+    wts[s] += 8.0 * (double)ts_ref_block_param_count(&cfg) * nl;
+  }
+  for (int s = 0; s < p; s++) {
+    double r = rec_s ? rec_s[s] : fwd_s[s];
+    if (!(fwd_s[s] >= 0) || !(bwd_s[s] >= 0) || !(r >= 0)) {
+      rc = ts_err_set(err, EX_DATAERR, "%s: stage %d: negative or undefined stage seconds",
+                      job->path, s);
+      goto out_free;
+    }
+  }
+
+  cJSON *root = cJSON_CreateObject(), *m = cJSON_AddObjectToObject(root, "model");
+  char name[sizeof job->model.name + 8];
+  snprintf(name, sizeof name, "%s-twin", job->model.name);
+  cJSON_AddStringToObject(m, "kind", "synthetic");
+  cJSON_AddStringToObject(m, "name", name);
+  cJSON_AddItemToObject(m, "forward_s", per_stage(fwd_s, p));
+  cJSON_AddItemToObject(m, "backward_s", per_stage(bwd_s, p));
+  cJSON_AddItemToObject(m, "recompute_s", per_stage(rec_s ? rec_s : fwd_s, p));
+  cJSON_AddItemToObject(m, "activation_bytes", per_stage(act, p));
+  cJSON_AddNumberToObject(m, "activation_message_bytes",
+                          (double)ts_ref_stash_input_bytes(&cfg, job->micro_batch_size));
+  cJSON_AddItemToObject(m, "weights_bytes", per_stage(wts, p));
+  char plat[TS_PATH_MAX];
+  if (strcmp(platform, "ideal") == 0 || !realpath(platform, plat))
+    snprintf(plat, sizeof plat, "%s", platform);
+  cJSON_AddStringToObject(root, "platform", plat);
+  cJSON_AddStringToObject(root, "schedule", job->schedule);
+  cJSON_AddNumberToObject(root, "stages", job->stages);
+  cJSON_AddNumberToObject(root, "microbatches", job->microbatches);
+  cJSON_AddNumberToObject(root, "micro_batch_size", job->micro_batch_size);
+  cJSON_AddNumberToObject(root, "seq_len", job->seq_len);
+  cJSON_AddNumberToObject(root, "chunks", job->chunks);
+  cJSON_AddNumberToObject(root, "iterations", job->iterations);
+  cJSON_AddStringToObject(root, "recompute",
+                          job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  char *text = cJSON_Print(root);
+  cJSON_Delete(root);
+  char path[64] = "/tmp/trainsim-twin-XXXXXX.json";
+  int fd = text ? mkstemps(path, 5) : -1;
+  FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+  bool ok = f && fputs(text, f) >= 0;
+  if (f && fclose(f)) ok = false;
+  if (!f && fd >= 0) close(fd);
+  free(text);
+  if (!ok) {
+    if (fd >= 0) unlink(path);
+    rc = ts_err_set(err, EX_CANTCREAT, "cannot write the twin job to a temporary file: %s",
+                    strerror(errno));
+    goto out_free;
+  }
+  rc = ts_job_load(path, NULL, 0, out, err);
+  unlink(path);
+  if (!rc) snprintf((*out)->path, sizeof (*out)->path, "%.*s (reference twin)",
+                    (int)sizeof (*out)->path - 20, job->path);
+out_free:
+  free(act);
+  free(wts);
+  free(per_part);
+  return rc;
+}
