@@ -27,10 +27,13 @@ static void onef1b_program(ts_rt_t *rt) {
   while (bwd < m) ts_sched_backward(rt, v, bwd++);
 }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+
 const ts_schedule_t ts_schedule_1f1b = {
     .name = "1f1b",
     .title = "1F1B (PipeDream-Flush / DAPPLE)",
     .check = ts_sched_check_one_chunk,
     .pipeline = NULL,
     .program = onef1b_program,
+    .compare_sets = one_chunk,
 };

@@ -42,6 +42,9 @@ static int twobw_check(const ts_job_t *job, ts_err_t *err) {
   return 0;
 }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+static const char *const requires_2bw[] = {"iterations=3", NULL};
+
 const ts_schedule_t ts_schedule_2bw = {
     .name = "2bw",
     .title = "PipeDream-2BW (Narayanan et al. 2021)",
@@ -49,4 +52,6 @@ const ts_schedule_t ts_schedule_2bw = {
     .pipeline = NULL,
     .program = twobw_program,
     .weight_versions = 2,
+    .requires = requires_2bw,
+    .compare_sets = one_chunk,
 };

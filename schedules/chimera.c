@@ -94,10 +94,14 @@ static int chimera_check(const ts_job_t *job, ts_err_t *err) {
   return 0;
 }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+
 const ts_schedule_t ts_schedule_chimera = {
     .name = "chimera",
     .title = "Chimera (Li and Hoefler 2021)",
     .check = chimera_check,
     .pipeline = ts_pipeline_bidirectional,
     .program = chimera_program,
+    .compare_sets = one_chunk,
+    .order_by_arrival = 1,
 };

@@ -21,10 +21,13 @@ static void gpipe_program(ts_rt_t *rt) {
   for (int mb = c->microbatches - 1; mb >= 0; mb--) ts_sched_backward(rt, v, mb);
 }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+
 const ts_schedule_t ts_schedule_gpipe = {
     .name = "gpipe",
     .title = "GPipe (Huang et al. 2019)",
     .check = ts_sched_check_one_chunk,
     .pipeline = NULL,
     .program = gpipe_program,
+    .compare_sets = one_chunk,
 };

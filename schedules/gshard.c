@@ -111,12 +111,19 @@ static int gshard_check(const ts_job_t *job, ts_err_t *err) {
 static void gshard_program(ts_rt_t *rt) { gshard_run(rt, 0); }
 static void gshard_gpipe_program(ts_rt_t *rt) { gshard_run(rt, 1); }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+/* MoE layers, two expert-parallel lanes per stage. */
+static const char *const requires_moe[] = {"model.moe.experts=4", "model.moe.expert_parallel=2",
+                                           NULL};
+
 const ts_schedule_t ts_schedule_gshard = {
     .name = "gshard",
     .title = "GShard top-2 MoE, expert parallel (1F1B across stages)",
     .check = gshard_check,
     .program = gshard_program,
     .moe = 1,
+    .requires = requires_moe,
+    .compare_sets = one_chunk,
 };
 
 const ts_schedule_t ts_schedule_gshard_gpipe = {
@@ -125,4 +132,6 @@ const ts_schedule_t ts_schedule_gshard_gpipe = {
     .check = gshard_check,
     .program = gshard_gpipe_program,
     .moe = 1,
+    .requires = requires_moe,
+    .compare_sets = one_chunk,
 };

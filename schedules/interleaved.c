@@ -66,10 +66,16 @@ static int interleaved_check(const ts_job_t *job, ts_err_t *err) {
   return 0;
 }
 
+/* Two chunks when the job has one: with one chunk it is 1F1B. */
+static const struct ts_sched_set two_chunks[] = {{"chunks=2", "1"}, {NULL, NULL}};
+static const char *const requires_interleaved[] = {"chunks=2", NULL};
+
 const ts_schedule_t ts_schedule_interleaved = {
     .name = "interleaved",
     .title = "Interleaved 1F1B (Megatron-LM, Narayanan et al. 2021)",
     .check = interleaved_check,
     .pipeline = NULL,
     .program = interleaved_program,
+    .requires = requires_interleaved,
+    .compare_sets = two_chunks,
 };

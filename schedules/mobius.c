@@ -126,6 +126,10 @@ static int swap_check(const ts_job_t *job, ts_err_t *err) {
   return 0;
 }
 
+static const struct ts_sched_set one_chunk[] = {{"chunks=1", NULL}, {NULL, NULL}};
+/* More stages than devices, so that weights move between host and device. */
+static const char *const requires_swap[] = {"stages=4", "devices=2", NULL};
+
 const ts_schedule_t ts_schedule_mobius = {
     .name = "mobius",
     .title = "Mobius (Feng et al. 2023)",
@@ -134,6 +138,8 @@ const ts_schedule_t ts_schedule_mobius = {
     .program = mobius_program,
     .host_weights = 1,
     .default_mapping = "cross",
+    .requires = requires_swap,
+    .compare_sets = one_chunk,
 };
 
 const ts_schedule_t ts_schedule_gpipe_swap = {
@@ -144,4 +150,6 @@ const ts_schedule_t ts_schedule_gpipe_swap = {
     .program = gpipe_swap_program,
     .host_weights = 1,
     .default_mapping = "block",
+    .requires = requires_swap,
+    .compare_sets = one_chunk,
 };

@@ -85,10 +85,17 @@ static int varuna_check(const ts_job_t *job, ts_err_t *err) {
   return rc;
 }
 
+static const struct ts_sched_set varuna_sets[] = {
+    {"recompute=full", NULL}, {"chunks=1", NULL}, {NULL, NULL}};
+static const char *const requires_varuna[] = {"recompute=full", NULL};
+
 const ts_schedule_t ts_schedule_varuna = {
     .name = "varuna",
     .title = "Varuna (Athlur et al. 2022)",
     .check = varuna_check,
     .pipeline = NULL,
     .program = varuna_program,
+    .requires = requires_varuna,
+    .compare_sets = varuna_sets,
+    .order_by_arrival = 1,
 };

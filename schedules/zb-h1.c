@@ -55,10 +55,14 @@ static int zbh1_check(const ts_job_t *job, ts_err_t *err) {
   return rc;
 }
 
+static const struct ts_sched_set zbh1_sets[] = {
+    {"recompute=none", NULL}, {"chunks=1", NULL}, {NULL, NULL}};
+
 const ts_schedule_t ts_schedule_zb_h1 = {
     .name = "zb-h1",
     .title = "ZB-H1 (Qi et al. 2024)",
     .check = zbh1_check,
     .pipeline = NULL,
     .program = zbh1_program,
+    .compare_sets = zbh1_sets,
 };

@@ -2,9 +2,10 @@
 ** ts_compare.c: `trainsim compare`, every applicable schedule on one job.
 **
 ** Each registered schedule runs on the job as given, with the adjustments
-** its rules need, each reported in the table: varuna runs with recompute
-** "full"; zb-h1 with recompute "none"; interleaved with 2 chunks when the
-** job has one; the other schedules with one chunk.  A schedule whose rules
+** its rules need, each reported in the table: the schedule declares them
+** (ts_schedule_t.compare_sets; today varuna runs with recompute "full",
+** zb-h1 with recompute "none", interleaved with 2 chunks when the job has
+** one, the other schedules with one chunk).  A schedule whose rules
 ** still reject the job (chimera with an odd stage count, interleaved with
 ** microbatches not divisible by stages, ...) is listed as skipped with the
 ** reason.  Every schedule runs on one executor (--executor; default
@@ -21,6 +22,7 @@
 #include "ts_out.h"
 
 #define MAX_SCHED 32
+#define MAX_SETS 8 /* compare_sets entries of one schedule */
 
 typedef struct entry {
   const ts_schedule_t *s;
@@ -37,6 +39,41 @@ typedef struct compare {
   ts_gantt_opts_t axis;
   const ts_executor_t *ex; /* NULL: simgrid */
 } compare_t;
+
+/* The job's value at PATH (a field compare_sets may name) into buf; -1
+** when compare does not know the path. */
+static int job_value(const ts_job_t *job, const char *path, size_t len, char *buf, size_t n) {
+  if (len == 6 && !strncmp(path, "chunks", len))
+    snprintf(buf, n, "%d", job->chunks);
+  else if (len == 10 && !strncmp(path, "iterations", len))
+    snprintf(buf, n, "%d", job->iterations);
+  else if (len == 9 && !strncmp(path, "recompute", len))
+    snprintf(buf, n, "%s", job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  else
+    return -1;
+  return 0;
+}
+
+/* Appends to all[*k] the settings of e's schedule's compare_sets that apply
+** to base (ts_schedule_t.compare_sets), and lists them in e->adjust.
+** EX_SOFTWARE for a malformed declaration or more than MAX_SETS. */
+static int adjust(const ts_job_t *base, entry_t *e, const char **all, int *k, int cap,
+                  ts_err_t *err) {
+  const struct ts_sched_set *cs = e->s->compare_sets;
+  for (int i = 0; cs && cs[i].set; i++) {
+    const char *eq = strchr(cs[i].set, '=');
+    char have[64];
+    if (i >= MAX_SETS || *k >= cap || !eq ||
+        job_value(base, cs[i].set, (size_t)(eq - cs[i].set), have, sizeof have))
+      return ts_err_set(err, EX_SOFTWARE, "compare: schedule '%s': bad compare_sets entry '%s'",
+                        e->s->name, cs[i].set);
+    if (cs[i].when ? strcmp(have, cs[i].when) : !strcmp(have, eq + 1)) continue;
+    all[(*k)++] = cs[i].set;
+    size_t n = strlen(e->adjust);
+    snprintf(e->adjust + n, sizeof e->adjust - n, "%s%s", n ? " " : "", cs[i].set);
+  }
+  return 0;
+}
 
 static int write_csv(const void *arg, FILE *f) {
   const compare_t *c = arg;
@@ -125,7 +162,7 @@ static void print_table(const compare_t *c, const char *path, FILE *f) {
 int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_executor_t *ex,
                const char *dir, bool quiet, ts_err_t *err) {
   compare_t *c = calloc(1, sizeof *c);
-  const char **all = calloc((size_t)n_sets + 4, sizeof *all);
+  const char **all = calloc((size_t)n_sets + 4 + MAX_SETS, sizeof *all);
   int rc = 0, ran = 0;
   ts_job_t *base = NULL;
   if (!c || !all) {
@@ -144,23 +181,7 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_e
     char sched[96];
     snprintf(sched, sizeof sched, "schedule=%s", e->s->name);
     all[k++] = sched;
-    const char *name = e->s->name;
-    if (!strcmp(name, "varuna") && base->recompute != TS_RECOMPUTE_FULL) {
-      all[k++] = "recompute=full";
-      snprintf(e->adjust, sizeof e->adjust, "recompute=full");
-    } else if (!strcmp(name, "zb-h1") && base->recompute != TS_RECOMPUTE_NONE) {
-      all[k++] = "recompute=none";
-      snprintf(e->adjust, sizeof e->adjust, "recompute=none");
-    }
-    if (!strcmp(name, "interleaved") && base->chunks == 1) {
-      all[k++] = "chunks=2";
-      snprintf(e->adjust + strlen(e->adjust), sizeof e->adjust - strlen(e->adjust), "%schunks=2",
-               e->adjust[0] ? " " : "");
-    } else if (strcmp(name, "interleaved") && base->chunks != 1) {
-      all[k++] = "chunks=1";
-      snprintf(e->adjust + strlen(e->adjust), sizeof e->adjust - strlen(e->adjust), "%schunks=1",
-               e->adjust[0] ? " " : "");
-    }
+    if ((rc = adjust(base, e, all, &k, n_sets + 4 + MAX_SETS, err))) goto out;
     ts_err_t why = {0};
     if (ts_job_load(path, all, k, &e->job, &why) || ts_execute(e->job, NULL, ex, &e->o, &why)) {
       snprintf(e->skipped, sizeof e->skipped, "%s", why.msg);

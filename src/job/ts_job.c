@@ -213,6 +213,21 @@ static int validate_platform(const cJSON *root, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
+/* The registered schedules with moe set, quoted, as "\"a\"", "\"a\" or
+** \"b\"", "\"a\", \"b\" or \"c\"", into buf (truncated to n). */
+static void moe_schedule_names(char *buf, size_t n) {
+  int total = 0, k = 0;
+  for (int i = 0; ts_schedule_at(i); i++) total += ts_schedule_at(i)->moe != 0;
+  buf[0] = 0;
+  for (int i = 0; ts_schedule_at(i); i++) {
+    if (!ts_schedule_at(i)->moe) continue;
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "%s\"%s\"", k == 0 ? "" : k == total - 1 ? " or " : ", ",
+             ts_schedule_at(i)->name);
+    k++;
+  }
+}
+
 /* Validates the whole tree root into job, in the order the errors are
 ** reported: fields, model present, schedule, sizes, model, platform,
 ** devices, placement, then the schedule's own check. */
@@ -236,11 +251,13 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
     return rc;
   const cJSON *pl = cJSON_GetObjectItemCaseSensitive(root, "placement");
   if (pl && (rc = validate_placement(pl, job, c))) return rc;
-  if (job->model.moe.experts > 0 && !s->moe)
+  if (job->model.moe.experts > 0 && !s->moe) {
+    char names[256];
+    moe_schedule_names(names, sizeof names);
     return ts_err_set(c->err, EX_DATAERR,
-                      "%s: schedule: a model with model.moe needs schedule \"gshard\" or "
-                      "\"gshard-gpipe\", got '%s'",
-                      c->file, job->schedule);
+                      "%s: schedule: a model with model.moe needs schedule %s, got '%s'", c->file,
+                      names, job->schedule);
+  }
   if (s->check && (rc = s->check(job, c->err))) return rc;
   return 0;
 }

@@ -81,6 +81,15 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   cJSON_AddNumberToObject(root, "iterations", job->iterations);
   cJSON_AddStringToObject(root, "recompute",
                           job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  const ts_schedule_t *sc = ts_schedule_find(job->schedule);
+  if (sc && sc->host_weights) { /* more stages than devices: the job's devices and mapping */
+    cJSON_AddNumberToObject(root, "devices", job->devices);
+    cJSON_AddNumberToObject(root, "mapping_groups", job->mapping_groups);
+    if (job->mapping)
+      cJSON_AddItemToObject(root, "mapping", cJSON_CreateIntArray(job->mapping, job->stages));
+    else
+      cJSON_AddStringToObject(root, "mapping", job->mapping_rule);
+  }
   char *text = cJSON_Print(root);
   cJSON_Delete(root);
   char path[64] = "/tmp/trainsim-twin-XXXXXX.json";

@@ -75,6 +75,27 @@ typedef struct ts_schedule {
   /* 1: the program runs model.moe's MoE layers (ts_rt_moe_*); a model with
   ** model.moe needs such a schedule. */
   int moe;
+  /* What a job needs to be valid for this schedule and to exercise what
+  ** sets it apart: `--set PATH=VALUE` strings, NULL-terminated (NULL: none),
+  ** applied to a plain job (a dense transformer, one chunk, one iteration,
+  ** recompute "none", devices = stages).  The conformance suite
+  ** (tests/test_conformance.c) runs every registered schedule with them. */
+  const char *const *requires;
+  /* 1: the program picks its next op from the messages that have arrived
+  ** (ts_rt_arrived, ts_rt_wait_any: Varuna, Chimera), so a device's op
+  ** order follows the op and message times: executors agree on each
+  ** device's ops, not necessarily on their order, and runs of the
+  ** reference executor (real time) may differ from each other. */
+  int order_by_arrival;
+  /* `trainsim compare`'s adjustments, in order, ended by an entry with set
+  ** NULL (the field NULL: none): compare runs the schedule with set
+  ** ("PATH=VALUE"; PATH chunks, iterations or recompute) when the job's
+  ** value at PATH is not VALUE already (when NULL), or only when it is
+  ** when (e.g. interleaved: "chunks=2" when "1"). */
+  const struct ts_sched_set {
+    const char *set;
+    const char *when;
+  } *compare_sets;
 } ts_schedule_t;
 
 /* Registry lookups: NULL when unknown. */
