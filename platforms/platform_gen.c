@@ -73,6 +73,7 @@
 ** comment, because an XML comment cannot contain "--".
 */
 #include "platform_gen.h"
+#include "ts_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -271,18 +272,12 @@ static char *read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  while (buf) {
+  char *buf = ts__xmalloc(cap + 1);
+  for (;;) {
     size_t r = fread(buf + n, 1, cap - n, f);
     n += r;
     if (n < cap) break;
-    char *nb = realloc(buf, 2 * cap + 1);
-    if (!nb) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = nb;
+    buf = ts__xrealloc(buf, 2 * cap + 1);
     cap *= 2;
   }
   if (buf && ferror(f)) {
@@ -730,8 +725,7 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
   if (g->nodes > 1) out(f, &bad, "    <router id=\"eth-switch\"/>\n");
   if (g->nodes > 1) out(f, &bad, "    <router id=\"eth-egress\"/>\n");
   size_t cap = (size_t)g->nodes * (size_t)(g->gpus + sw_per_node + g->sockets + 2) + 1;
-  tree_edge_t *e = malloc(cap * sizeof *e);
-  if (!e) return EX_OSERR;
+  tree_edge_t *e = ts__xmalloc(cap * sizeof *e);
   int ne = 0;
   char id[48], a[48], b[48];
   for (int n = 0; n < g->nodes; n++) {

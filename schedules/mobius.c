@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "sched_util.h"
+#include "ts_internal.h"
 
 /* GPU of stage k under the job's mapping. */
 static int map_stage(const ts_job_t *job, int k) {
@@ -62,7 +63,7 @@ static int map_stage(const ts_job_t *job, int k) {
 static ts_layout_t *swap_layout(const ts_job_t *job) {
   int S = job->stages, G = job->devices;
   ts_layout_t *l = ts_layout_new(G, S);
-  int *count = calloc((size_t)G, sizeof *count);
+  int *count = ts__xcalloc((size_t)G, sizeof *count);
   for (int k = 0; k < S; k++) {
     int d = map_stage(job, k);
     l->dev[k] = d;
@@ -96,7 +97,7 @@ static void swap_program(ts_rt_t *rt, int prefetch) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   if (c->n_local < 1) return;
   int n = c->n_local, nv = 0;
-  visit_t *vis = malloc((size_t)(2 * n) * sizeof *vis);
+  visit_t *vis = ts__xmalloc((size_t)(2 * n) * sizeof *vis);
   for (int i = 0; i + 1 < n; i++) vis[nv++] = (visit_t){c->local[i], 1, 0};
   vis[nv++] = (visit_t){c->local[n - 1], 1, 1};
   for (int i = n - 2; i >= 0; i--) vis[nv++] = (visit_t){c->local[i], 0, 1};
@@ -145,7 +146,7 @@ static int swap_check(const ts_job_t *job, ts_err_t *err) {
                         job->path, G, ng);
   }
   if (job->mapping) {
-    int *seen = calloc((size_t)G, sizeof *seen);
+    int *seen = ts__xcalloc((size_t)G, sizeof *seen);
     for (int k = 0; k < S; k++) seen[job->mapping[k]]++;
     int idle = -1;
     for (int d = 0; d < G && idle < 0; d++)

@@ -63,6 +63,14 @@ char *ts__xstrdup(const char *s) {
   return memcpy(ts__xmalloc(n), s, n);
 }
 
+char *ts__xstrndup(const char *s, size_t n) {
+  size_t len = strnlen(s, n);
+  char *d = ts__xmalloc(len + 1);
+  memcpy(d, s, len);
+  d[len] = 0;
+  return d;
+}
+
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
   ts_layout_t *l = ts__xcalloc(1, sizeof *l);
   l->n_devices = n_devices;
@@ -116,11 +124,7 @@ ts_run_t *ts_run_new(int n_devices) {
 void ts_run_push(ts_run_t *r, const ts_event_t *e) {
   if (r->n_events == r->cap_events) {
     r->cap_events = r->cap_events ? 2 * r->cap_events : 1024;
-    r->events = realloc(r->events, (size_t)r->cap_events * sizeof *r->events);
-    if (!r->events) {
-      fputs("trainsim: error: out of memory\n", stderr);
-      exit(71);
-    }
+    r->events = ts__xrealloc(r->events, (size_t)r->cap_events * sizeof *r->events);
   }
   r->events[r->n_events++] = *e;
 }

@@ -18,6 +18,9 @@
 void *ts__xmalloc(size_t n);
 void *ts__xcalloc(size_t n, size_t sz);
 void *ts__xrealloc(void *p, size_t n);
+/* A copy of s, or of its first n bytes (ts__xstrndup), NUL-terminated;
+** the caller frees it. */
 char *ts__xstrdup(const char *s);
+char *ts__xstrndup(const char *s, size_t n);
 
 #endif /* TS_INTERNAL_H */

@@ -14,6 +14,7 @@
 #include <sysexits.h>
 
 #include "sweep_internal.h"
+#include "ts_internal.h"
 
 #define P_LEFT 96.0
 #define P_TOP 78.0
@@ -164,7 +165,7 @@ static double series_width(long n, long r) {
 static bool x_geometric(const double *v, int n, double lo, double hi) {
   if (hi / lo > 100.0) return true;
   if (hi / lo <= 10.0 || n < 3) return false;
-  double *s = ts__sw_realloc(NULL, (size_t)n * sizeof *s);
+  double *s = ts__xmalloc((size_t)n * sizeof *s);
   memcpy(s, v, (size_t)n * sizeof *s);
   for (int i = 1; i < n; i++) /* insertion sort: a handful of values */
     for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
@@ -201,8 +202,8 @@ typedef struct sw_plot {
 ** p->xlog. */
 static void plot_x(sw_plot_t *p) {
   int nx = p->nx;
-  double *xv = ts__sw_realloc(NULL, (size_t)nx * sizeof *xv);
-  p->xp = ts__sw_realloc(NULL, (size_t)nx * sizeof *p->xp);
+  double *xv = ts__xmalloc((size_t)nx * sizeof *xv);
+  p->xp = ts__xmalloc((size_t)nx * sizeof *p->xp);
   bool numeric = true;
   for (int j = 0; j < nx && numeric; j++) numeric = value_number(p->v0->val[j], &xv[j]);
   double xmin = INFINITY, xmax = -INFINITY;
@@ -347,7 +348,7 @@ static void draw_y(const sw_plot_t *p, FILE *f) {
 ** and the x label. */
 static void draw_x(const sw_plot_t *p, FILE *f) {
   const double *xp = p->xp;
-  bool *labelled = ts__sw_realloc(NULL, (size_t)p->nx * sizeof *labelled);
+  bool *labelled = ts__xmalloc((size_t)p->nx * sizeof *labelled);
   memset(labelled, 0, (size_t)p->nx * sizeof *labelled);
   fputs("<g class=\"xticks\" font-size=\"11\" fill=\"#222222\">\n", f);
   for (int j = 0; j < p->nx; j++) {

@@ -15,6 +15,7 @@
 #include <sysexits.h>
 
 #include "job_internal.h"
+#include "ts_internal.h"
 
 /* ---- files ------------------------------------------------------------ */
 
@@ -22,9 +23,9 @@ char *ts__read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
+  char *buf = ts__xmalloc(cap);
   for (;;) {
-    if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+    if (n + 1 >= cap) buf = ts__xrealloc(buf, cap *= 2);
     size_t got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
     if (got == 0) break;
@@ -206,7 +207,7 @@ int ts__check_number(const cJSON *v, const char *key, int idx, double min, bool 
 int ts__get_per_stage(const cJSON *obj, const char *key, int n, const double *dflt, double scale,
                       double **out, vctx_t *c) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  double *a = calloc((size_t)n, sizeof *a);
+  double *a = ts__xcalloc((size_t)n, sizeof *a);
   *out = a;
   if (!v) {
     if (!dflt)

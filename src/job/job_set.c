@@ -16,6 +16,7 @@
 #include <sysexits.h>
 
 #include "job_internal.h"
+#include "ts_internal.h"
 
 /* Parses "50GBps", "200Gbps", "2us", "312Tf", "1e9" into SI base units
 ** (B/s, s, FLOP/s).  what is 'b' bandwidth, 't' time, 'f' speed. */
@@ -78,7 +79,7 @@ static int apply_platform_set(ts_job_t *job, const char *path, const char *value
                       unit == 'b' ? "50GBps, 200Gbps" : unit == 't' ? "2us, 1e-6" : "312Tf");
   if ((size_t)(dot - rest) >= TS_NAME_MAX)
     return ts_err_set(err, EX_USAGE, "--set '%s': name pattern too long", path);
-  job->overrides = realloc(job->overrides, (size_t)(job->n_overrides + 1) * sizeof *job->overrides);
+  job->overrides = ts__xrealloc(job->overrides, (size_t)(job->n_overrides + 1) * sizeof *job->overrides);
   struct ts_override *o = &job->overrides[job->n_overrides++];
   memset(o, 0, sizeof *o);
   o->what = what;

@@ -29,6 +29,7 @@
 #include <sysexits.h>
 
 #include "ts_gantt_int.h"
+#include "ts_internal.h"
 
 
 /* Okabe & Ito (2008) palette, per ts_kind_t. */
@@ -172,17 +173,13 @@ static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk
 /* Picks the time range, the unit, the width and, for every transfer, a
 ** sub-lane of its sender's lane (greedy: the first sub-lane whose last
 ** transfer has ended; past G_MAX_SUBLANES, the one that ends first).
-** Returns false when out of memory. */
-static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
+** Allocation failure exits (ts_internal.h). */
+static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   const ts_run_t *run = g->r->run;
   int n = run->n_events, nd = g->n_dev ? g->n_dev : 1;
-  double *lane_end = malloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
-  g->sublane = malloc((size_t)(n ? n : 1) * sizeof *g->sublane);
-  g->n_sublanes = calloc((size_t)nd, sizeof *g->n_sublanes);
-  if (!g->sublane || !g->n_sublanes || !lane_end) {
-    free(lane_end);
-    return false;
-  }
+  double *lane_end = ts__xmalloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
+  g->sublane = ts__xmalloc((size_t)(n ? n : 1) * sizeof *g->sublane);
+  g->n_sublanes = ts__xcalloc((size_t)nd, sizeof *g->n_sublanes);
 
   g->n_chunks = 1;
   if (g->r->layout)
@@ -253,7 +250,6 @@ static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->width = g->left + g->plot_w + G_RIGHT;
   g->axis_y = G_TOP + g->n_dev * G_PITCH;
   g->legend_y = g->axis_y + 58.0;
-  return true;
 }
 
 
@@ -477,32 +473,26 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
 
 /* Writes gantt.svg for r to f.  Needs r->run (its events sorted by start);
 ** r->job, r->layout and r->metrics may be NULL.  Returns 0, EX_IOERR when
-** a write fails, EX_OSERR when out of memory, EX_SOFTWARE for NULL
-** arguments.  Does not close f. */
+** a write fails, EX_SOFTWARE for NULL arguments.  Does not close f. */
 int ts_write_gantt_svg(const ts_result_t *r, FILE *f) { return ts_write_gantt_svg_opts(r, NULL, f); }
 
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) {
   if (!r || !r->run || !o) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
-  int rc = gantt_layout(&g, NULL) ? 0 : EX_OSERR;
-  if (!rc) {
-    o->t_max = g.t_max;
-    o->left = g.left;
-    o->plot_w = g.plot_w;
-  }
+  gantt_layout(&g, NULL);
+  o->t_max = g.t_max;
+  o->left = g.left;
+  o->plot_w = g.plot_w;
   free(g.sublane);
   free(g.n_sublanes);
-  return rc;
+  return 0;
 }
 
 int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f) {
   if (!r || !r->run || !f) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
   int rc = 0;
-  if (!gantt_layout(&g, o)) {
-    rc = EX_OSERR;
-    goto out_free;
-  }
+  gantt_layout(&g, o);
   legend_item_t items[LEGEND_MAX];
   memset(items, 0, sizeof items);
   int rows, n_items = ts__gantt_legend_build(&g, items, &rows);
@@ -534,7 +524,6 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
   ts__gantt_legend_write(f, items, n_items);
   fputs("</svg>\n", f);
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
-out_free:
   free(g.sublane);
   free(g.n_sublanes);
   return rc;

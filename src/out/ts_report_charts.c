@@ -15,6 +15,7 @@
 #include <sysexits.h>
 
 #include "ts_report_int.h"
+#include "ts_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Gantt chart                                                         */
@@ -36,13 +37,8 @@ static double *op_bytes(const ts_result_t *r, int *n_out) {
   *n_out = 0;
   if (!job || !L || !C) return NULL;
   long M = (long)job->microbatches * (job->iterations > 0 ? job->iterations : 1);
-  double *held = calloc((size_t)L->n_vstages * (size_t)(M > 0 ? M : 1), sizeof *held);
-  double *out = malloc((size_t)(r->run->n_events ? r->run->n_events : 1) * sizeof *out);
-  if (!held || !out) {
-    free(held);
-    free(out);
-    return NULL;
-  }
+  double *held = ts__xcalloc((size_t)L->n_vstages * (size_t)(M > 0 ? M : 1), sizeof *held);
+  double *out = ts__xmalloc((size_t)(r->run->n_events ? r->run->n_events : 1) * sizeof *out);
   bool full = job->recompute == TS_RECOMPUTE_FULL;
   int n = 0;
   for (int i = 0; i < r->run->n_events; i++) {
@@ -193,7 +189,7 @@ static void mem_path(FILE *f, const ts_device_metrics_t *dm, double t_max, doubl
     }
   } else {
     int cols = (int)M_PW;
-    double *mx = calloc((size_t)cols, sizeof *mx);
+    double *mx = ts__xcalloc((size_t)cols, sizeof *mx);
     if (mx) {
       for (int i = 0; i < n; i++) {
         double t0 = fmin(fmax(dm->mem_t[i], 0), t_max);
