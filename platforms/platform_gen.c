@@ -268,30 +268,6 @@ static const preset_t *matching_preset(const ts_platgen_t *g) {
 /* Calibration                                                         */
 /* ------------------------------------------------------------------ */
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = ts__xmalloc(cap + 1);
-  for (;;) {
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (n < cap) break;
-    buf = ts__xrealloc(buf, 2 * cap + 1);
-    cap *= 2;
-  }
-  if (buf && ferror(f)) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (buf) {
-    buf[n] = '\0';
-    *len = n;
-  }
-  return buf;
-}
-
 /* The number field of layers[i], which must be finite and > 0; fills
 ** *out, or the error naming the file and layers[i].field. */
 static int layer_number(const char *path, const cJSON *layer, int i, const char *field,
@@ -309,7 +285,7 @@ static int layer_number(const char *path, const cJSON *layer, int i, const char 
 
 int ts_platgen_calibrated_speed(const char *path, double *speed, ts_err_t *err) {
   size_t len = 0;
-  char *text = read_file(path, &len);
+  char *text = ts__read_file(path, &len);
   if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read calibration file: %s", path, strerror(errno));
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);

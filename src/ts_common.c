@@ -1,6 +1,7 @@
 /*
-** ts_common.c: errors, operation-kind names, layouts and the event
-** container shared by every part of trainsim.
+** ts_common.c: errors, operation-kind names, the allocation wrappers and
+** the file reader (ts_internal.h), layouts and the event container shared
+** by every part of trainsim.
 **
 ** Events are kept in one growable array and sorted by (start, device, seq,
 ** kind, mb, vstage, peer) so that output never depends on the order in
@@ -69,6 +70,28 @@ char *ts__xstrndup(const char *s, size_t n) {
   memcpy(d, s, len);
   d[len] = 0;
   return d;
+}
+
+char *ts__read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = ts__xmalloc(cap);
+  for (;;) {
+    if (n + 1 >= cap) buf = ts__xrealloc(buf, cap *= 2);
+    size_t got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(buf);
+    return NULL;
+  }
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
 }
 
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {

@@ -122,27 +122,13 @@ int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet) {
   return 0;
 }
 
-/* The whole file at path, NUL-terminated (the caller frees it); NULL when
-** it cannot be opened. */
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  sb_t b = {0};
-  char buf[65536];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, f)) > 0) ts__sw_putn(&b, buf, got);
-  fclose(f);
-  if (!b.s) b.s = ts__xstrdup("");
-  return b.s;
-}
-
 /* Rebuilds the sweep from DIR2/points.csv: the paths from the header, each
 ** path's values in order of first appearance, then checks that the rows
 ** are exactly the cartesian product in order. */
 int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
   char path[TS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/points.csv", dir);
-  char *text = slurp(path);
+  char *text = ts__read_file(path, NULL);
   if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
   int rc = 0, line_no = 0, nf = 0, cap = 64;
   char **f = ts__xmalloc((size_t)cap * sizeof *f);
@@ -216,7 +202,7 @@ int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
   char path[TS_PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/point-%ld/summary.json", dir, i + 1);
   sb_t b = {0};
-  char *text = slurp(path);
+  char *text = ts__read_file(path, NULL);
   int rc = 0;
   if (text) {
     cJSON *sum = cJSON_Parse(text);
@@ -227,7 +213,7 @@ int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
     cJSON_Delete(sum);
   } else {
     snprintf(path, sizeof path, "%s/point-%ld.err", dir, i + 1);
-    text = slurp(path);
+    text = ts__read_file(path, NULL);
     static const char pre[] = "trainsim: error: ";
     if (text && !strncmp(text, pre, sizeof pre - 1)) {
       char *msg = text + sizeof pre - 1;

@@ -1,7 +1,7 @@
 /*
 ** job_json.c: reading a job's files and JSON, and the typed field getters.
 **
-** The job loader's generic layer: a file slurper, the path resolution for
+** The job loader's generic layer: the path resolution for
 ** files a job names (platforms, configs, routing tables), JSON parsing
 ** with file:line:column errors, a recursive object merge, and getters
 ** that read one field each with the job's error conventions (a field
@@ -18,28 +18,6 @@
 #include "ts_internal.h"
 
 /* ---- files ------------------------------------------------------------ */
-
-char *ts__read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  char *buf = ts__xmalloc(cap);
-  for (;;) {
-    if (n + 1 >= cap) buf = ts__xrealloc(buf, cap *= 2);
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return NULL;
-  }
-  buf[n] = 0;
-  if (len) *len = n;
-  return buf;
-}
 
 static bool file_exists(const char *p) {
   struct stat st;

@@ -96,18 +96,6 @@ static void attr2(FILE *f, const char *name, double v) {
   fputc('"', f);
 }
 
-/* Formats a byte count with a binary prefix. */
-static void fmt_bytes(char *buf, size_t n, double b) {
-  static const char *const pre[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  if (!isfinite(b)) b = 0;
-  while (fabs(b) >= 1024.0 && i < 4) {
-    b /= 1024.0;
-    i++;
-  }
-  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", b, pre[i]);
-}
-
 /* Avoids "-0.00" in coordinates. */
 static double px(double v) { return fabs(v) < 0.005 ? 0.0 : v; }
 
@@ -297,16 +285,10 @@ static void write_title(FILE *f, const gantt_t *g) {
   fputs("</text>\n", f);
 }
 
-/* The 1-2-5 step giving about target ticks over [0, t]. */
-static double nice_step(double t, double target) {
-  double raw = t / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
-  return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
-}
-
 /* axis false: vertical grid lines behind the rows.  axis true: the axis
 ** line, its ticks and labels, and the axis title with the unit. */
 static void write_grid(FILE *f, const gantt_t *g, bool axis) {
-  double step = nice_step(g->t_max, fmax(2.0, g->plot_w / 80.0));
+  double step = ts__nice_step(g->t_max, fmax(2.0, g->plot_w / 80.0));
   double su = step * g->unit.per_s;
   int dec = su >= 1.0 ? 0 : (int)ceil(-log10(su) - 1e-9);
   if (dec > 9) dec = 9;
@@ -355,7 +337,7 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
     char busy[48], idle[48], mem[48];
     fmt_in(busy, sizeof busy, dm->busy_s, g->unit);
     fmt_in(idle, sizeof idle, dm->idle_s, g->unit);
-    fmt_bytes(mem, sizeof mem, dm->peak_memory_bytes);
+    ts__human_bytes(isfinite(dm->peak_memory_bytes) ? dm->peak_memory_bytes : 0, mem, sizeof mem);
     fprintf(f, ": busy %s, idle %s, bubble fraction %.3f, peak memory %s", busy, idle,
             isfinite(dm->bubble_fraction) ? dm->bubble_fraction + 0.0 : 0.0, mem);
   }
@@ -451,7 +433,7 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   if (w < 0.75) w = 0.75;
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   char bytes[48];
-  fmt_bytes(bytes, sizeof bytes, e->bytes);
+  ts__human_bytes(isfinite(e->bytes) ? e->bytes : 0, bytes, sizeof bytes);
   fprintf(f, "<rect class=\"xfer %s\"", name);
   attr2(f, "x", px(x));
   attr2(f, "y", y);
