@@ -41,6 +41,7 @@
 ** stage is not reloaded).  With prefetch on one GPU and copies shorter than
 ** the compute they hide behind, W_0 + m sum_k (F_k + B_k) + G_0.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,7 @@ static ts_layout_t *swap_layout(const ts_job_t *job) {
   int *count = ts__xcalloc((size_t)G, sizeof *count);
   for (int k = 0; k < S; k++) {
     int d = map_stage(job, k);
+    assert(d >= 0 && d < G); /* swap_check accepted the mapping */
     l->dev[k] = d;
     l->stage[k] = k;
     l->chunk[k] = count[d]++;
@@ -101,6 +103,7 @@ static void swap_program(ts_rt_t *rt, int prefetch) {
   for (int i = 0; i + 1 < n; i++) vis[nv++] = (visit_t){c->local[i], 1, 0};
   vis[nv++] = (visit_t){c->local[n - 1], 1, 1};
   for (int i = n - 2; i >= 0; i--) vis[nv++] = (visit_t){c->local[i], 0, 1};
+  assert(nv == 2 * n - 1); /* down and back up, the last stage visited once */
   if (prefetch) ts_rt_fetch(rt, vis[0].v, vis[0].bwd);
   for (int i = 0; i < nv && !ts_rt_failed(rt); i++) {
     const visit_t *p = &vis[i];

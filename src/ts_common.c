@@ -7,6 +7,7 @@
 ** kind, mb, vstage, peer) so that output never depends on the order in
 ** which an executor happened to record them.
 */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,11 +61,13 @@ void *ts__xrealloc(void *p, size_t n) {
 }
 
 char *ts__xstrdup(const char *s) {
+  assert(s);
   size_t n = strlen(s) + 1;
   return memcpy(ts__xmalloc(n), s, n);
 }
 
 char *ts__xstrndup(const char *s, size_t n) {
+  assert(s);
   size_t len = strnlen(s, n);
   char *d = ts__xmalloc(len + 1);
   memcpy(d, s, len);
@@ -73,6 +76,7 @@ char *ts__xstrndup(const char *s, size_t n) {
 }
 
 char *ts__read_file(const char *path, size_t *len) {
+  assert(path);
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
   size_t cap = 4096, n = 0;
@@ -95,6 +99,7 @@ char *ts__read_file(const char *path, size_t *len) {
 }
 
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
+  assert(n_devices >= 0 && n_vstages >= 0);
   ts_layout_t *l = ts__xcalloc(1, sizeof *l);
   l->n_devices = n_devices;
   l->n_vstages = n_vstages;
@@ -111,6 +116,7 @@ ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
 }
 
 ts_layout_t *ts_layout_linear(int stages, int chunks) {
+  assert(stages > 0 && chunks > 0);
   int n = stages * chunks;
   ts_layout_t *l = ts_layout_new(stages, n);
   for (int k = 0; k < n; k++) {
@@ -138,6 +144,7 @@ void ts_layout_free(ts_layout_t *l) {
 }
 
 ts_run_t *ts_run_new(int n_devices) {
+  assert(n_devices >= 0);
   ts_run_t *r = ts__xcalloc(1, sizeof *r);
   r->n_devices = n_devices;
   r->devices = ts__xcalloc((size_t)n_devices, sizeof *r->devices);
@@ -145,6 +152,7 @@ ts_run_t *ts_run_new(int n_devices) {
 }
 
 void ts_run_push(ts_run_t *r, const ts_event_t *e) {
+  assert(r && e && r->n_events <= r->cap_events);
   if (r->n_events == r->cap_events) {
     r->cap_events = r->cap_events ? 2 * r->cap_events : 1024;
     r->events = ts__xrealloc(r->events, (size_t)r->cap_events * sizeof *r->events);

@@ -2,6 +2,7 @@
 ** ts_moe.c: GShard top-2 gating, the seeded routing of the simulator and
 ** the MoE part of the cost model (see ts_moe.h for the rules).
 */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "ts_internal.h"
 
 int ts_moe_capacity(int S, int E, double cf, int multiple) {
+  assert(S >= 0 && E > 0);
   /* The small slack keeps 8 x 1.0 / 4 = 2 from becoming 3 by rounding. */
   int C = (int)ceil((double)S * cf / E - 1e-9);
   if (C < 1) C = 1;
@@ -152,6 +154,8 @@ int ts_moe_is_layer(const ts_moe_t *m, int l) {
 }
 
 int ts_moe_tokens(const ts_moe_cost_t *c, int j, int mb, int from, int to) {
+  assert(c->lanes > 0 && c->E % c->lanes == 0);
+  assert(from >= 0 && from < c->lanes && to >= 0 && to < c->lanes && mb >= 0 && mb < c->M);
   int per = c->E / c->lanes, n = 0;
   const int *k = c->kept + (((size_t)j * c->M + mb) * c->lanes + from) * c->E;
   for (int e = to * per; e < (to + 1) * per; e++) n += k[e];

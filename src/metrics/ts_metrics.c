@@ -26,6 +26,7 @@
 **                       the peak of that sum (no static weights, gradients
 **                       or optimizer states on the device).
 */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ static int delta_cmp(const void *a, const void *b) {
 /* Peak of the running sum of dl[0..n) once sorted; the steps go to
 ** (*t, *b)[0..*nt) when t is not NULL. */
 static double replay(delta_t *dl, int n, int *nt, double **t, double **b) {
+  assert(n >= 0 && (!t || (nt && b)));
   qsort(dl, (size_t)n, sizeof *dl, delta_cmp);
   double cur = 0, peak = 0;
   if (t) {
@@ -89,6 +91,7 @@ static void host_memory(const ts_event_t *const *hev, int nh, const ts_layout_t 
   int nr = 0;
   for (int i = 0; i < nh; i++) {
     const ts_event_t *e = hev[i];
+    assert(e->vstage >= 0 && e->vstage < lay->n_vstages);
     const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
     double add, t = e->start;
     if (e->kind == TS_ROOM_WAIT) {
@@ -141,6 +144,7 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
   mem_step(dm, 0, 0);
   for (int i = 0; i < n; i++) {
     const ts_event_t *e = ev[i];
+    assert(e->vstage >= 0 && e->vstage < lay->n_vstages && e->mb >= 0 && e->mb < M);
     const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
     size_t c = (size_t)e->vstage * (size_t)M + (size_t)e->mb;
     double add = 0;
@@ -169,6 +173,7 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
         inflight[c] = 0;
         nin--;
       }
+      assert(nin >= 0); /* every in-flight micro-batch was counted at its forward */
       mem_step(dm, e->end, cur);
     }
   }

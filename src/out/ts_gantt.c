@@ -22,6 +22,7 @@
 ** or scripts), byte-for-byte deterministic: every number is printed with
 ** a fixed format and nothing depends on pointers or clocks.
 */
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -205,6 +206,7 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     } else {
       le[k] = e->end;
     }
+    assert(k >= 0 && k < G_MAX_SUBLANES && k < g->n_sublanes[d]);
     g->sublane[i] = k;
   }
   free(lane_end);

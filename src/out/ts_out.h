@@ -142,7 +142,7 @@ const char *ts__human_bytes(double b, char *buf, size_t cap);
 ** (0 "B" .. 5 "PiB"): its name in *name; returns its size in bytes. */
 double ts__byte_unit(double b, int max, const char **name);
 /* The 1-2-5 step (1, 2 or 5 times a power of ten) giving about target
-** intervals over span, which must be finite and > 0. */
+** intervals over span (> 0 for a meaningful step); target > 0. */
 double ts__nice_step(double span, double target);
 
 /* Human summary for stdout. */

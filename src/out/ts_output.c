@@ -8,6 +8,7 @@
 ** either all its outputs or none.  Numbers are printed with %.17g (round
 ** trip) so outputs are byte-identical from run to run.
 */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -237,6 +238,7 @@ static int mkdir_p(const char *dir) {
 ** in path's directory.  Sized to fit, so no path is ever cut short; the
 ** caller frees it. */
 static char *tmp_name(const char *path) {
+  assert(path && *path);
   const char *slash = strrchr(path, '/');
   int dir_len = slash ? (int)(slash - path) + 1 : 0;
   const char *base = path + dir_len;

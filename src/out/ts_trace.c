@@ -24,6 +24,7 @@
 ** an unknown kind or non-finite or negative times are left out; every
 ** number printed is finite.  Output is byte-for-byte deterministic.
 */
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -101,6 +102,7 @@ static void put_us(FILE *f, int64_t ns) {
 /* The first track free at start (its last event ended at or before it),
 ** or a new one; records end on it.  Returns the track index. */
 static int track_take(tracks_t *t, int64_t start, int64_t end) {
+  assert(t->n <= t->cap && start <= end);
   int k;
   for (k = 0; k < t->n; k++)
     if (t->last_end[k] <= start) break;
