@@ -73,6 +73,7 @@
 ** comment, because an XML comment cannot contain "--".
 */
 #include "platform_gen.h"
+#include "ts_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -267,36 +268,6 @@ static const preset_t *matching_preset(const ts_platgen_t *g) {
 /* Calibration                                                         */
 /* ------------------------------------------------------------------ */
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap + 1);
-  while (buf) {
-    size_t r = fread(buf + n, 1, cap - n, f);
-    n += r;
-    if (n < cap) break;
-    char *nb = realloc(buf, 2 * cap + 1);
-    if (!nb) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = nb;
-    cap *= 2;
-  }
-  if (buf && ferror(f)) {
-    free(buf);
-    buf = NULL;
-  }
-  fclose(f);
-  if (buf) {
-    buf[n] = '\0';
-    *len = n;
-  }
-  return buf;
-}
-
 /* The number field of layers[i], which must be finite and > 0; fills
 ** *out, or the error naming the file and layers[i].field. */
 static int layer_number(const char *path, const cJSON *layer, int i, const char *field,
@@ -314,7 +285,7 @@ static int layer_number(const char *path, const cJSON *layer, int i, const char 
 
 int ts_platgen_calibrated_speed(const char *path, double *speed, ts_err_t *err) {
   size_t len = 0;
-  char *text = read_file(path, &len);
+  char *text = ts__read_file(path, &len);
   if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read calibration file: %s", path, strerror(errno));
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -730,8 +701,7 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
   if (g->nodes > 1) out(f, &bad, "    <router id=\"eth-switch\"/>\n");
   if (g->nodes > 1) out(f, &bad, "    <router id=\"eth-egress\"/>\n");
   size_t cap = (size_t)g->nodes * (size_t)(g->gpus + sw_per_node + g->sockets + 2) + 1;
-  tree_edge_t *e = malloc(cap * sizeof *e);
-  if (!e) return EX_OSERR;
+  tree_edge_t *e = ts__xmalloc(cap * sizeof *e);
   int ne = 0;
   char id[48], a[48], b[48];
   for (int n = 0; n < g->nodes; n++) {

@@ -41,10 +41,12 @@
 ** stage is not reloaded).  With prefetch on one GPU and copies shorter than
 ** the compute they hide behind, W_0 + m sum_k (F_k + B_k) + G_0.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sched_util.h"
+#include "ts_internal.h"
 
 /* One residency period of a stage on the GPU: its forwards, its backwards,
 ** or both (the GPU's last stage). */
@@ -65,10 +67,11 @@ static void swap_program(ts_rt_t *rt, int prefetch) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   if (c->n_local < 1) return;
   int n = c->n_local, nv = 0;
-  visit_t *vis = malloc((size_t)(2 * n) * sizeof *vis);
+  visit_t *vis = ts__xmalloc((size_t)(2 * n) * sizeof *vis);
   for (int i = 0; i + 1 < n; i++) vis[nv++] = (visit_t){c->local[i], 1, 0};
   vis[nv++] = (visit_t){c->local[n - 1], 1, 1};
   for (int i = n - 2; i >= 0; i--) vis[nv++] = (visit_t){c->local[i], 0, 1};
+  assert(nv == 2 * n - 1); /* down and back up, the last stage visited once */
   if (prefetch) ts_rt_fetch(rt, vis[0].v, vis[0].bwd);
   for (int i = 0; i < nv && !ts_rt_failed(rt); i++) {
     const visit_t *p = &vis[i];
@@ -114,7 +117,7 @@ static int swap_check(const ts_job_t *job, ts_err_t *err) {
                         job->path, G, ng);
   }
   if (job->mapping) {
-    int *seen = calloc((size_t)G, sizeof *seen);
+    int *seen = ts__xcalloc((size_t)G, sizeof *seen);
     for (int k = 0; k < S; k++) seen[job->mapping[k]]++;
     int idle = -1;
     for (int d = 0; d < G && idle < 0; d++)

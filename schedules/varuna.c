@@ -28,13 +28,14 @@
 #include <stdlib.h>
 
 #include "sched_util.h"
+#include "ts_internal.h"
 
 static void varuna_program(ts_rt_t *rt) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   const ts_layout_t *L = c->layout;
   int v = c->local[0], m = c->microbatches;
   bool first = L->prev[v] < 0, last = L->next[v] < 0;
-  unsigned char *f = calloc((size_t)m, 1), *r = calloc((size_t)m, 1), *b = calloc((size_t)m, 1);
+  unsigned char *f = ts__xcalloc((size_t)m, 1), *r = ts__xcalloc((size_t)m, 1), *b = ts__xcalloc((size_t)m, 1);
   int nf = 0, nB = 0, nb = 0;
   if (last) ts_rt_keep_activations(rt, v);
   while (nB < m && !ts_rt_failed(rt)) {

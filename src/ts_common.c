@@ -1,11 +1,13 @@
 /*
-** ts_common.c: errors, operation-kind names, layouts and the event
-** container shared by every part of trainsim.
+** ts_common.c: errors, operation-kind names, the allocation wrappers and
+** the file reader (ts_internal.h), layouts and the event container shared
+** by every part of trainsim.
 **
 ** Events are kept in one growable array and sorted by (start, device, seq,
 ** kind, mb, vstage, peer) so that output never depends on the order in
 ** which an executor happened to record them.
 */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +61,45 @@ void *ts__xrealloc(void *p, size_t n) {
 }
 
 char *ts__xstrdup(const char *s) {
+  assert(s);
   size_t n = strlen(s) + 1;
   return memcpy(ts__xmalloc(n), s, n);
 }
 
+char *ts__xstrndup(const char *s, size_t n) {
+  assert(s);
+  size_t len = strnlen(s, n);
+  char *d = ts__xmalloc(len + 1);
+  memcpy(d, s, len);
+  d[len] = 0;
+  return d;
+}
+
+char *ts__read_file(const char *path, size_t *len) {
+  assert(path);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = ts__xmalloc(cap);
+  for (;;) {
+    if (n + 1 >= cap) buf = ts__xrealloc(buf, cap *= 2);
+    size_t got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(buf);
+    return NULL;
+  }
+  buf[n] = 0;
+  if (len) *len = n;
+  return buf;
+}
+
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
+  assert(n_devices >= 0 && n_vstages >= 0);
   ts_layout_t *l = ts__xcalloc(1, sizeof *l);
   l->n_devices = n_devices;
   l->n_vstages = n_vstages;
@@ -80,6 +116,7 @@ ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {
 }
 
 ts_layout_t *ts_layout_linear(int stages, int chunks) {
+  assert(stages > 0 && chunks > 0);
   int n = stages * chunks;
   ts_layout_t *l = ts_layout_new(stages, n);
   for (int k = 0; k < n; k++) {
@@ -107,6 +144,7 @@ void ts_layout_free(ts_layout_t *l) {
 }
 
 ts_run_t *ts_run_new(int n_devices) {
+  assert(n_devices >= 0);
   ts_run_t *r = ts__xcalloc(1, sizeof *r);
   r->n_devices = n_devices;
   r->devices = ts__xcalloc((size_t)n_devices, sizeof *r->devices);
@@ -114,13 +152,10 @@ ts_run_t *ts_run_new(int n_devices) {
 }
 
 void ts_run_push(ts_run_t *r, const ts_event_t *e) {
+  assert(r && e && r->n_events <= r->cap_events);
   if (r->n_events == r->cap_events) {
     r->cap_events = r->cap_events ? 2 * r->cap_events : 1024;
-    r->events = realloc(r->events, (size_t)r->cap_events * sizeof *r->events);
-    if (!r->events) {
-      fputs("trainsim: error: out of memory\n", stderr);
-      exit(71);
-    }
+    r->events = ts__xrealloc(r->events, (size_t)r->cap_events * sizeof *r->events);
   }
   r->events[r->n_events++] = *e;
 }

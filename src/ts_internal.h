@@ -13,11 +13,26 @@
 #ifndef TS_INTERNAL_H
 #define TS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 void *ts__xmalloc(size_t n);
 void *ts__xcalloc(size_t n, size_t sz);
 void *ts__xrealloc(void *p, size_t n);
+/* A copy of s, or of its first n bytes (ts__xstrndup), NUL-terminated;
+** the caller frees it. */
 char *ts__xstrdup(const char *s);
+char *ts__xstrndup(const char *s, size_t n);
+
+/* Reads a whole file into a new NUL-terminated buffer (the caller frees
+** it) and stores its length in *len when len is not NULL.  Returns NULL
+** with errno set when the file cannot be opened or read. */
+char *ts__read_file(const char *path, size_t *len);
+
+/* Parses a number with an optional unit suffix into SI base units:
+** "50GBps", "200Gbps" (B/s), "2us" (s), "312Tf" (FLOP/s), "1e9".  what
+** restricts the suffixes to one kind: 'b' bandwidth, 't' time, 'f' speed,
+** 0 any.  False (out untouched) for anything else; defined in job_set.c. */
+bool ts__parse_units(const char *s, char what, double *out);
 
 #endif /* TS_INTERNAL_H */

@@ -23,6 +23,7 @@
 
 #include "tshelp.h"
 #include "tsunit.h"
+#include "ts_internal.h"
 
 static const char *const job = "examples/1f1b-p4-m8.json";
 
@@ -192,7 +193,7 @@ static char *readme_part(const char *from, const char *until) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(a);
   char *b = strstr(a + strlen(from), until);
   if (b) *b = 0;
-  char *out = strdup(a);
+  char *out = ts__xstrdup(a);
   free(all);
   return out;
 }

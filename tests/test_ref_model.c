@@ -26,6 +26,7 @@
 
 #include "ref_model.h"
 #include "tsunit.h"
+#include "ts_internal.h"
 
 /* The brief's tiny config: layers 2, hidden 8, heads 2, ffn 16, seq 4. */
 static ts_ref_config_t tiny(void) {
@@ -64,7 +65,7 @@ static double loss_only(ts_ref_model_t *m, int mb, const double *x, const double
                         double n_total) {
   const ts_ref_config_t *c = ts_ref_model_config(m);
   size_t n = act_len(c, mb);
-  double *y = malloc(n * sizeof(double));
+  double *y = ts__xmalloc(n * sizeof(double));
   ts_ref_stash_t *st = ts_ref_forward(m, 0, c->layers, mb, x, y, 0, NULL);
   CU_ASSERT_PTR_NOT_NULL_FATAL(st);
   ts_ref_stash_free(st, NULL);
@@ -79,7 +80,7 @@ static double full_pass(ts_ref_model_t *m, int mb, const double *x, const double
                         double n_total, int keep, double *dx) {
   const ts_ref_config_t *c = ts_ref_model_config(m);
   size_t n = act_len(c, mb);
-  double *y = malloc(n * sizeof(double)), *dy = malloc(n * sizeof(double));
+  double *y = ts__xmalloc(n * sizeof(double)), *dy = ts__xmalloc(n * sizeof(double));
   ts_ref_mem_t mem = {0};
   ts_ref_stash_t *st = ts_ref_forward(m, 0, c->layers, mb, x, y, keep, &mem);
   CU_ASSERT_PTR_NOT_NULL_FATAL(st);
@@ -128,13 +129,13 @@ static void test_finite_difference(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   randomise(m, 99);
   size_t n = act_len(&c, mb);
-  double *x = malloc(n * sizeof(double)), *t = malloc(n * sizeof(double));
-  double *dx = malloc(n * sizeof(double));
+  double *x = ts__xmalloc(n * sizeof(double)), *t = ts__xmalloc(n * sizeof(double));
+  double *dx = ts__xmalloc(n * sizeof(double));
   fill_gauss(x, n, 1.0, 7);
   /* targets near the outputs: a small residual keeps the loss, and with it
   ** the rounding of L(p + h) - L(p - h), small next to the gradients */
   ts_ref_stash_free(ts_ref_forward(m, 0, c.layers, mb, x, t, 0, NULL), NULL);
-  double *noise = malloc(n * sizeof(double));
+  double *noise = ts__xmalloc(n * sizeof(double));
   fill_gauss(noise, n, 0.05, 8);
   for (size_t i = 0; i < n; i++) t[i] += noise[i];
   free(noise);
@@ -199,8 +200,8 @@ static void test_microbatch_additivity(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(full);
   randomise(full, 3);
   size_t n = act_len(&c, batch), per = act_len(&c, 1);
-  double *x = malloc(n * sizeof(double)), *t = malloc(n * sizeof(double));
-  double *dx_full = malloc(n * sizeof(double)), *dx_mb = malloc(n * sizeof(double));
+  double *x = ts__xmalloc(n * sizeof(double)), *t = ts__xmalloc(n * sizeof(double));
+  double *dx_full = ts__xmalloc(n * sizeof(double)), *dx_mb = ts__xmalloc(n * sizeof(double));
   fill_gauss(x, n, 1.0, 11);
   fill_gauss(t, n, 1.0, 12);
   double loss_full = full_pass(full, batch, x, t, batch, 1, dx_full);
@@ -241,10 +242,10 @@ static void test_stage_split(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(s0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
   size_t n = act_len(&c, mb);
-  double *x = malloc(n * sizeof(double)), *t = malloc(n * sizeof(double));
-  double *dx_one = malloc(n * sizeof(double)), *dx_split = malloc(n * sizeof(double));
-  double *a = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
-  double *dy = malloc(n * sizeof(double)), *da = malloc(n * sizeof(double));
+  double *x = ts__xmalloc(n * sizeof(double)), *t = ts__xmalloc(n * sizeof(double));
+  double *dx_one = ts__xmalloc(n * sizeof(double)), *dx_split = ts__xmalloc(n * sizeof(double));
+  double *a = ts__xmalloc(n * sizeof(double)), *y = ts__xmalloc(n * sizeof(double));
+  double *dy = ts__xmalloc(n * sizeof(double)), *da = ts__xmalloc(n * sizeof(double));
   fill_gauss(x, n, 1.0, 31);
   fill_gauss(t, n, 1.0, 32);
   double loss_one = full_pass(one, mb, x, t, mb, 1, dx_one);
@@ -292,11 +293,11 @@ static void test_recompute_bitwise(void) {
   randomise(a, 41);
   ts_ref_model_t *b = ts_ref_model_clone(a), *d = ts_ref_model_clone(a);
   size_t n = act_len(&c, mb);
-  double *x = malloc(n * sizeof(double)), *t = malloc(n * sizeof(double));
-  double *ya = malloc(n * sizeof(double)), *yb = malloc(n * sizeof(double));
-  double *dy = malloc(n * sizeof(double));
-  double *dxa = malloc(n * sizeof(double)), *dxb = malloc(n * sizeof(double));
-  double *dxd = malloc(n * sizeof(double));
+  double *x = ts__xmalloc(n * sizeof(double)), *t = ts__xmalloc(n * sizeof(double));
+  double *ya = ts__xmalloc(n * sizeof(double)), *yb = ts__xmalloc(n * sizeof(double));
+  double *dy = ts__xmalloc(n * sizeof(double));
+  double *dxa = ts__xmalloc(n * sizeof(double)), *dxb = ts__xmalloc(n * sizeof(double));
+  double *dxd = ts__xmalloc(n * sizeof(double));
   fill_gauss(x, n, 1.0, 43);
   fill_gauss(t, n, 1.0, 44);
 
@@ -351,8 +352,8 @@ static void test_allocator(void) {
       size_t in = ts_ref_stash_input_bytes(&o, mb);
       CU_ASSERT_EQUAL(full, 8u * count * mb * 5 * (6 * 12 + 2 * 20 + 2 + 3 * 5));
       CU_ASSERT_EQUAL(in, 8u * mb * 5 * 12);
-      double *x = malloc(n * sizeof(double)), *y = malloc(n * sizeof(double));
-      double *dx = malloc(n * sizeof(double));
+      double *x = ts__xmalloc(n * sizeof(double)), *y = ts__xmalloc(n * sizeof(double));
+      double *dx = ts__xmalloc(n * sizeof(double));
       fill_gauss(x, n, 1.0, 50 + (unsigned long)mb);
 
       ts_ref_mem_t mem = {0};
@@ -442,14 +443,14 @@ static void test_clone_and_determinism(void) {
   /* clone: equal, then independent both ways */
   const int mb = 1;
   size_t n = act_len(&c, mb);
-  double *x = malloc(n * sizeof(double)), *t = malloc(n * sizeof(double));
+  double *x = ts__xmalloc(n * sizeof(double)), *t = ts__xmalloc(n * sizeof(double));
   fill_gauss(x, n, 1.0, 61);
   fill_gauss(t, n, 1.0, 62);
   full_pass(a, mb, x, t, mb, 1, NULL);
   ts_ref_model_t *k = ts_ref_model_clone(a);
   CU_ASSERT_PTR_NOT_NULL_FATAL(k);
   CU_ASSERT_EQUAL(grad_rel(k, a), 0.0);
-  double *save = malloc(np * sizeof(double));
+  double *save = ts__xmalloc(np * sizeof(double));
   memcpy(save, ts_ref_block_grad(a, 1, NULL), np * sizeof(double));
   double p0 = ts_ref_block_params(a, 1, NULL)[3];
   ts_ref_block_params(k, 1, NULL)[3] += 1.0;
@@ -494,8 +495,8 @@ static void test_causal(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(m);
   randomise(m, 71);
   size_t n = act_len(&c, mb), row = (size_t)c.hidden;
-  double *x = malloc(n * sizeof(double)), *y0 = malloc(n * sizeof(double));
-  double *y1 = malloc(n * sizeof(double));
+  double *x = ts__xmalloc(n * sizeof(double)), *y0 = ts__xmalloc(n * sizeof(double));
+  double *y1 = ts__xmalloc(n * sizeof(double));
   fill_gauss(x, n, 1.0, 72);
   ts_ref_stash_free(ts_ref_forward(m, 0, c.layers, mb, x, y0, 0, NULL), NULL);
   for (size_t j = 0; j < row; j++) x[(c.seq - 1) * row + j] += 0.5;

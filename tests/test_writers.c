@@ -25,6 +25,7 @@
 #include "trainsim.h"
 #include "ts_out.h"
 #include "tsunit.h"
+#include "ts_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Fixtures                                                            */
@@ -41,8 +42,8 @@ typedef struct fixture {
 } fixture_t;
 
 static fixture_t *fixture_new(const char *schedule, int stages, int mbs, int chunks) {
-  fixture_t *fx = calloc(1, sizeof *fx);
-  fx->job = calloc(1, sizeof *fx->job);
+  fixture_t *fx = ts__xcalloc(1, sizeof *fx);
+  fx->job = ts__xcalloc(1, sizeof *fx->job);
   snprintf(fx->job->schedule, sizeof fx->job->schedule, "%s", schedule);
   snprintf(fx->job->model.name, sizeof fx->job->model.name, "synthetic");
   fx->job->stages = stages;
@@ -54,9 +55,9 @@ static fixture_t *fixture_new(const char *schedule, int stages, int mbs, int chu
   snprintf(fx->run->executor, sizeof fx->run->executor, "reference");
   for (int d = 0; d < stages; d++)
     snprintf(fx->run->devices[d].name, sizeof fx->run->devices[d].name, "gpu%d.node", d);
-  fx->metrics = calloc(1, sizeof *fx->metrics);
+  fx->metrics = ts__xcalloc(1, sizeof *fx->metrics);
   fx->metrics->n_devices = stages;
-  fx->metrics->dev = calloc((size_t)stages, sizeof *fx->metrics->dev);
+  fx->metrics->dev = ts__xcalloc((size_t)stages, sizeof *fx->metrics->dev);
   fx->r = (ts_result_t){.job = fx->job, .layout = fx->layout, .run = fx->run,
                         .metrics = fx->metrics};
   return fx;
@@ -88,8 +89,8 @@ static void push(fixture_t *fx, int dev, int peer, int vstage, int mb, ts_kind_t
 }
 
 static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
-  dm->mem_t = realloc(dm->mem_t, (size_t)(dm->n_mem + 1) * sizeof *dm->mem_t);
-  dm->mem_bytes = realloc(dm->mem_bytes, (size_t)(dm->n_mem + 1) * sizeof *dm->mem_bytes);
+  dm->mem_t = ts__xrealloc(dm->mem_t, (size_t)(dm->n_mem + 1) * sizeof *dm->mem_t);
+  dm->mem_bytes = ts__xrealloc(dm->mem_bytes, (size_t)(dm->n_mem + 1) * sizeof *dm->mem_bytes);
   dm->mem_t[dm->n_mem] = t;
   dm->mem_bytes[dm->n_mem++] = bytes;
 }
@@ -208,14 +209,14 @@ static fixture_t *generate(const char *name, const gen_opts_t *o) {
   int p = o->p, m = o->m, v = o->v, nv = p * v;
   fixture_t *fx = fixture_new(name, p, m, v);
   double tf = 1.0 * MS / v, A = 8e6 / v;
-  double *f_end = malloc((size_t)nv * m * sizeof *f_end);
-  double *g_end = malloc((size_t)nv * m * sizeof *g_end); /* input gradient ready */
+  double *f_end = ts__xmalloc((size_t)nv * m * sizeof *f_end);
+  double *g_end = ts__xmalloc((size_t)nv * m * sizeof *g_end); /* input gradient ready */
   for (int i = 0; i < nv * m; i++) f_end[i] = g_end[i] = -1;
-  op_t **prog = calloc((size_t)p, sizeof *prog);
-  int *len = calloc((size_t)p, sizeof *len), *pc = calloc((size_t)p, sizeof *pc);
-  double *free_at = calloc((size_t)p, sizeof *free_at), *act = calloc((size_t)p, sizeof *act);
+  op_t **prog = ts__xcalloc((size_t)p, sizeof *prog);
+  int *len = ts__xcalloc((size_t)p, sizeof *len), *pc = ts__xcalloc((size_t)p, sizeof *pc);
+  double *free_at = ts__xcalloc((size_t)p, sizeof *free_at), *act = ts__xcalloc((size_t)p, sizeof *act);
   for (int s = 0; s < p; s++) {
-    prog[s] = malloc((size_t)4 * v * m * sizeof **prog);
+    prog[s] = ts__xmalloc((size_t)4 * v * m * sizeof **prog);
     len[s] = program(o, s, prog[s]);
   }
   for (bool progress = true; progress;) {
@@ -351,11 +352,11 @@ static cJSON *check_trace(const fixture_t *fx, const char *json) {
   CU_ASSERT_FATAL(cJSON_IsArray(evs));
 
   int n = cJSON_GetArraySize(evs), n_spans = 0, n_compute = 0, n_transfer = 0;
-  span_t *spans = calloc((size_t)n + 1, sizeof *spans);
-  int *process_names = calloc((size_t)run->n_devices + 1, sizeof *process_names);
-  int *counters = calloc((size_t)run->n_devices + 1, sizeof *counters);
+  span_t *spans = ts__xcalloc((size_t)n + 1, sizeof *spans);
+  int *process_names = ts__xcalloc((size_t)run->n_devices + 1, sizeof *process_names);
+  int *counters = ts__xcalloc((size_t)run->n_devices + 1, sizeof *counters);
   /* thread_name seen for (pid, tid): tids below 64 are plenty here */
-  bool(*named)[64] = calloc((size_t)run->n_devices + 1, sizeof *named);
+  bool(*named)[64] = ts__xcalloc((size_t)run->n_devices + 1, sizeof *named);
   double t_end_us = 0;
   for (int i = 0; i < run->n_events; i++) t_end_us = fmax(t_end_us, run->events[i].end * 1e6);
 

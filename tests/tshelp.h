@@ -16,6 +16,7 @@
 #include "ts_exec.h"
 #include "ts_out.h"
 #include "ts_sim.h"
+#include "ts_internal.h"
 
 /* Writes text to a new temporary file named like "/tmp/ts-test-XXXXXX<suffix>";
 ** returns the path (static buffer rotated among 8). */
@@ -33,21 +34,9 @@ static inline const char *th_write_tmp(const char *text, const char *suffix) {
 }
 
 /* Reads a whole file into a malloc'd NUL-terminated string; its length goes
-** to *len when len is not NULL.  NULL when the file cannot be opened. */
-static inline char *th_slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = malloc(cap);
-  for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-    n += got;
-    if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
-  }
-  fclose(f);
-  buf[n] = 0;
-  if (len) *len = n;
-  return buf;
-}
+** to *len when len is not NULL.  NULL when the file cannot be opened or
+** read (ts__read_file). */
+static inline char *th_slurp(const char *path, size_t *len) { return ts__read_file(path, len); }
 
 /* Loads the job text (with optional --set strings) and simulates it.
 ** Returns 0 and fills o, or the error code with err filled. */
@@ -79,7 +68,7 @@ static inline int th_cli(const char *args, char **out, char **err) {
   close(fo);
   close(fe);
   size_t n = strlen(bin) + strlen(args) + 128;
-  char *cmd = malloc(n);
+  char *cmd = ts__xmalloc(n);
   snprintf(cmd, n, "'%s' %s >%s 2>%s", bin, args, o, e);
   int st = system(cmd);
   free(cmd);
@@ -88,7 +77,7 @@ static inline int th_cli(const char *args, char **out, char **err) {
   for (int i = 0; i < 2; i++) {
     if (dst[i]) {
       FILE *f = fopen(files[i], "rb");
-      char *buf = calloc(1, 1 << 20);
+      char *buf = ts__xcalloc(1, 1 << 20);
       if (f) {
         size_t got = fread(buf, 1, (1 << 20) - 1, f);
         buf[got] = 0;

@@ -17,6 +17,7 @@
 
 #include "sweep_internal.h"
 #include "ts_sweep.h"
+#include "ts_internal.h"
 
 #define SW_MAX_POINTS 1000000L /* a larger product is a usage error */
 #define SW_TABLE_MAX 64        /* points printed in the stdout table at most */
@@ -25,7 +26,7 @@
 ** SW_TABLE_MAX points. */
 static void print_table(const sweep_t *s, FILE *f) {
   if (s->n > SW_TABLE_MAX) return;
-  int *w = ts__sw_realloc(NULL, (size_t)s->nv * sizeof *w);
+  int *w = ts__xmalloc((size_t)s->nv * sizeof *w);
   for (int k = 0; k < s->nv; k++) {
     w[k] = (int)strlen(s->v[k].path);
     for (int j = 0; j < s->v[k].n; j++)
@@ -72,7 +73,7 @@ static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
     fprintf(stderr, "trainsim: error: %s\n", err.msg);
     return rc;
   }
-  long *todo = ts__sw_realloc(NULL, (size_t)s->n * sizeof *todo), n_todo = 0;
+  long *todo = ts__xmalloc((size_t)s->n * sizeof *todo), n_todo = 0;
   for (long i = 0; i < s->n; i++)
     if (!s->pt[i].line) todo[n_todo++] = i;
   long resumed = s->n - n_todo;
@@ -135,7 +136,7 @@ static int sweep_collect(sweep_t *s, const char *from, const char *dir, bool qui
   ts_err_t err = {0};
   int rc = ts__sw_collect_points(s, from, &err);
   if (!rc) {
-    s->pt = calloc((size_t)s->n, sizeof *s->pt);
+    s->pt = ts__xcalloc((size_t)s->n, sizeof *s->pt);
     for (long i = 0; i < s->n && !rc; i++) rc = ts__sw_collect_row(s, from, i, &err);
   }
   if (!rc) rc = ts__sw_write_results(s, dir, &err);
@@ -168,7 +169,7 @@ int ts_sweep_main(int argc, char **argv) {
                                        {0, 0, 0, 0}};
   sweep_t s;
   memset(&s, 0, sizeof s);
-  s.sets = ts__sw_realloc(NULL, (size_t)argc * sizeof *s.sets);
+  s.sets = ts__xmalloc((size_t)argc * sizeof *s.sets);
   const char *dir = NULL, *emit = NULL, *collect = NULL, *metric = "iteration_time_s";
   long jobs = 0;
   bool quiet = false;
@@ -241,7 +242,7 @@ int ts_sweep_main(int argc, char **argv) {
     rc = ts__sw_emit_jobs(&s, emit, quiet);
     goto out;
   }
-  s.pt = calloc((size_t)s.n, sizeof *s.pt);
+  s.pt = ts__xcalloc((size_t)s.n, sizeof *s.pt);
   if (!jobs) {
     jobs = sysconf(_SC_NPROCESSORS_ONLN);
     if (jobs < 1) jobs = 1;

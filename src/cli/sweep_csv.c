@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sweep_internal.h"
+#include "ts_internal.h"
 
 /* Appends one CSV field: quoted (with doubled quotes) when it holds a
 ** comma, a quote, a line break or leading/trailing blanks.  Line breaks
@@ -144,7 +145,7 @@ bool ts__sw_point_take(sweep_t *s, const char *line) {
   size_t len = strlen(line);
   if (len < 2 || line[len - 1] != '\n') return false;
   int want = s->nv + 1 + SW_N_MET + 2;
-  char *copy = ts__sw_strdup(line), **f = ts__sw_realloc(NULL, (size_t)(want + 1) * sizeof *f);
+  char *copy = ts__xstrdup(line), **f = ts__xmalloc((size_t)(want + 1) * sizeof *f);
   copy[len - 1] = 0;
   bool good = false;
   long i;
@@ -161,8 +162,8 @@ bool ts__sw_point_take(sweep_t *s, const char *line) {
     p->m[m] = *t ? strtod(t, &end) : NAN;
     if (*t && *end) p->m[m] = NAN;
   }
-  p->error = p->ok ? NULL : ts__sw_strdup(f[want - 1]);
-  p->line = ts__sw_strdup(line);
+  p->error = p->ok ? NULL : ts__xstrdup(f[want - 1]);
+  p->line = ts__xstrdup(line);
 out:
   free(f);
   free(copy);

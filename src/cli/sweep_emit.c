@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sweep_internal.h"
+#include "ts_internal.h"
 
 /* Appends s quoted for sh when it holds anything but safe characters. */
 static void sh_put(sb_t *b, const char *s) {
@@ -75,7 +76,7 @@ static int write_commands(const void *arg, FILE *f) {
       sh_put(&b, s->job);
     }
     for (int k = 0; k < s->n_sets + s->nv; k++) {
-      char *set = k < s->n_sets ? ts__sw_strdup(s->sets[k]) : ts__sw_point_set(s, i, k - s->n_sets);
+      char *set = k < s->n_sets ? ts__xstrdup(s->sets[k]) : ts__sw_point_set(s, i, k - s->n_sets);
       ts__sw_puts(&b, " --set ");
       sh_put(&b, set);
       free(set);
@@ -121,30 +122,16 @@ int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet) {
   return 0;
 }
 
-/* The whole file at path, NUL-terminated (the caller frees it); NULL when
-** it cannot be opened. */
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  sb_t b = {0};
-  char buf[65536];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, f)) > 0) ts__sw_putn(&b, buf, got);
-  fclose(f);
-  if (!b.s) b.s = ts__sw_strdup("");
-  return b.s;
-}
-
 /* Rebuilds the sweep from DIR2/points.csv: the paths from the header, each
 ** path's values in order of first appearance, then checks that the rows
 ** are exactly the cartesian product in order. */
 int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
   char path[TS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/points.csv", dir);
-  char *text = slurp(path);
+  char *text = ts__read_file(path, NULL);
   if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
   int rc = 0, line_no = 0, nf = 0, cap = 64;
-  char **f = ts__sw_realloc(NULL, (size_t)cap * sizeof *f);
+  char **f = ts__xmalloc((size_t)cap * sizeof *f);
   char **rows = NULL;
   long n_rows = 0;
   for (char *line = text, *nl; *line; line = nl + 1) {
@@ -162,18 +149,18 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
         break;
       }
       s->nv = nf - 1;
-      s->v = ts__sw_realloc(NULL, (size_t)s->nv * sizeof *s->v);
-      for (int k = 0; k < s->nv; k++) s->v[k] = (sw_vary_t){ts__sw_strdup(f[k + 1]), 0, NULL};
+      s->v = ts__xmalloc((size_t)s->nv * sizeof *s->v);
+      for (int k = 0; k < s->nv; k++) s->v[k] = (sw_vary_t){ts__xstrdup(f[k + 1]), 0, NULL};
       continue;
     }
-    rows = ts__sw_realloc(rows, (size_t)(n_rows + 1) * sizeof *rows);
+    rows = ts__xrealloc(rows, (size_t)(n_rows + 1) * sizeof *rows);
     rows[n_rows++] = line;
   }
   if (!rc && line_no == 0) rc = ts_err_set(err, EX_DATAERR, "%s: empty", path);
   if (!rc && !n_rows) rc = ts_err_set(err, EX_DATAERR, "%s: no points", path);
   /* values in order of first appearance */
   for (long r = 0; r < n_rows && !rc; r++) {
-    char *copy = ts__sw_strdup(rows[r]);
+    char *copy = ts__xstrdup(rows[r]);
     char ix[32];
     snprintf(ix, sizeof ix, "%ld", r + 1);
     if (ts__sw_csv_split(copy, f, cap) != nf || strcmp(f[0], ix))
@@ -184,8 +171,8 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
       int j = 0;
       while (j < v->n && strcmp(v->val[j], f[k + 1])) j++;
       if (j < v->n) continue;
-      v->val = ts__sw_realloc(v->val, (size_t)(v->n + 1) * sizeof *v->val);
-      v->val[v->n++] = ts__sw_strdup(f[k + 1]);
+      v->val = ts__xrealloc(v->val, (size_t)(v->n + 1) * sizeof *v->val);
+      v->val[v->n++] = ts__xstrdup(f[k + 1]);
     }
     free(copy);
   }
@@ -197,7 +184,7 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
                       path, n_rows);
   }
   for (long r = 0; r < n_rows && !rc; r++) {
-    char *copy = ts__sw_strdup(rows[r]);
+    char *copy = ts__xstrdup(rows[r]);
     ts__sw_csv_split(copy, f, cap);
     if (ts__sw_point_of(s, f + 1) != r)
       rc = ts_err_set(err, EX_DATAERR, "%s:%ld: point %ld is out of cartesian order", path, r + 2, r + 1);
@@ -215,7 +202,7 @@ int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
   char path[TS_PATH_MAX + 64];
   snprintf(path, sizeof path, "%s/point-%ld/summary.json", dir, i + 1);
   sb_t b = {0};
-  char *text = slurp(path);
+  char *text = ts__read_file(path, NULL);
   int rc = 0;
   if (text) {
     cJSON *sum = cJSON_Parse(text);
@@ -226,7 +213,7 @@ int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
     cJSON_Delete(sum);
   } else {
     snprintf(path, sizeof path, "%s/point-%ld.err", dir, i + 1);
-    text = slurp(path);
+    text = ts__read_file(path, NULL);
     static const char pre[] = "trainsim: error: ";
     if (text && !strncmp(text, pre, sizeof pre - 1)) {
       char *msg = text + sizeof pre - 1;

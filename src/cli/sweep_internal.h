@@ -11,8 +11,9 @@
 **   sweep_pool.c    the worker processes that simulate the points;
 **   sweep_plot.c    sweep.svg;
 **   sweep_emit.c    --emit-jobs and --collect.
-** Errors of allocation print "trainsim: error: out of memory" and exit
-** with EX_OSERR (ts__sw_realloc); the other functions say how they fail.
+** Errors of allocation print "trainsim: error: out of memory (N bytes)"
+** and exit with EX_OSERR (ts__xmalloc and friends, ts_internal.h); the
+** other functions say how they fail.
 **
 ** The command in full:
 **
@@ -124,11 +125,6 @@ typedef struct sb {
   size_t n, cap;
 } sb_t;
 
-/* realloc that never fails: out of memory, it prints the error and exits
-** with EX_OSERR.  n == 0 allocates one byte. */
-void *ts__sw_realloc(void *p, size_t n);
-/* A copy of s from ts__sw_realloc; the caller frees it. */
-char *ts__sw_strdup(const char *s);
 /* Append n bytes of s, s, or printf output to b, which stays
 ** NUL-terminated; b->s is the caller's to free. */
 void ts__sw_putn(sb_t *b, const char *s, size_t n);

@@ -14,6 +14,7 @@
 #include <sysexits.h>
 
 #include "sweep_internal.h"
+#include "ts_internal.h"
 
 #define P_LEFT 96.0
 #define P_TOP 78.0
@@ -27,30 +28,6 @@ static const char *const series_rgb[] = {"#0072B2", "#D55E00", "#009E73", "#CC79
                                          "#E69F00", "#56B4E9", "#000000"};
 #define N_RGB 7
 static const char *const series_dash[] = {"", " stroke-dasharray=\"7 4\"", " stroke-dasharray=\"2 3\""};
-
-/* s escaped for XML text and attributes. */
-static void xml_put(FILE *f, const char *s) { ts__xml_put(f, s, strlen(s)); }
-
-/* A varied value as a number in SI base units: "50GBps", "2us", "312Tf",
-** "16".  False for anything else ("gpipe", "true", "[1,2]"). */
-static bool value_number(const char *s, double *out) {
-  static const struct { const char *suffix; double mul; } U[] = {
-      {"", 1},          {"Bps", 1},       {"kBps", 1e3},    {"KBps", 1e3},    {"MBps", 1e6},
-      {"GBps", 1e9},    {"TBps", 1e12},   {"bps", 0.125},   {"kbps", 125},    {"Kbps", 125},
-      {"Mbps", 1.25e5}, {"Gbps", 1.25e8}, {"Tbps", 1.25e11}, {"s", 1},        {"ms", 1e-3},
-      {"us", 1e-6},     {"ns", 1e-9},     {"f", 1},         {"kf", 1e3},      {"Mf", 1e6},
-      {"Gf", 1e9},      {"Tf", 1e12},     {"Pf", 1e15}};
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (end == s || errno || !isfinite(v)) return false;
-  for (size_t i = 0; i < sizeof U / sizeof U[0]; i++)
-    if (!strcmp(end, U[i].suffix)) {
-      *out = v * U[i].mul;
-      return true;
-    }
-  return false;
-}
 
 /* The unit of a varied path, for its axis label ("" when none applies). */
 static const char *path_unit(const char *path) {
@@ -74,12 +51,6 @@ static const char *si_prefix(int e3) {
   static const char *const p[] = {"n", "u", "m", "", "k", "M", "G", "T", "P", "E"};
   int k = e3 / 3 + 3;
   return k >= 0 && k < 10 ? p[k] : "";
-}
-
-/* The 1-2-5 step giving about target intervals over span. */
-static double nice_step(double span, double target) {
-  double raw = span / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
-  return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
 }
 
 /* A y axis: linear with 1-2-5 ticks scaled by 10^e3 (the prefix goes in
@@ -111,7 +82,7 @@ static void axis_fit(sw_axis_t *a, double lo, double hi, bool prefix) {
     lo -= d;
     hi += d;
   }
-  a->step = nice_step(hi - lo, 5.0);
+  a->step = ts__nice_step(hi - lo, 5.0);
   a->lo = floor(lo / a->step + 1e-9) * a->step;
   a->hi = ceil(hi / a->step - 1e-9) * a->step;
   double big = fmax(fabs(a->lo), fabs(a->hi));
@@ -164,7 +135,7 @@ static double series_width(long n, long r) {
 static bool x_geometric(const double *v, int n, double lo, double hi) {
   if (hi / lo > 100.0) return true;
   if (hi / lo <= 10.0 || n < 3) return false;
-  double *s = ts__sw_realloc(NULL, (size_t)n * sizeof *s);
+  double *s = ts__xmalloc((size_t)n * sizeof *s);
   memcpy(s, v, (size_t)n * sizeof *s);
   for (int i = 1; i < n; i++) /* insertion sort: a handful of values */
     for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
@@ -201,10 +172,10 @@ typedef struct sw_plot {
 ** p->xlog. */
 static void plot_x(sw_plot_t *p) {
   int nx = p->nx;
-  double *xv = ts__sw_realloc(NULL, (size_t)nx * sizeof *xv);
-  p->xp = ts__sw_realloc(NULL, (size_t)nx * sizeof *p->xp);
+  double *xv = ts__xmalloc((size_t)nx * sizeof *xv);
+  p->xp = ts__xmalloc((size_t)nx * sizeof *p->xp);
   bool numeric = true;
-  for (int j = 0; j < nx && numeric; j++) numeric = value_number(p->v0->val[j], &xv[j]);
+  for (int j = 0; j < nx && numeric; j++) numeric = ts__parse_units(p->v0->val[j], 0, &xv[j]); /* "50GBps", "16"; not "gpipe" */
   double xmin = INFINITY, xmax = -INFINITY;
   if (numeric)
     for (int j = 0; j < nx; j++) {
@@ -263,9 +234,9 @@ static void plot_size(sw_plot_t *p) {
 static void put_point(FILE *f, const sweep_t *s, long i) {
   for (int k = 0; k < s->nv; k++) {
     if (k) fputs(", ", f);
-    xml_put(f, s->v[k].path);
+    ts__xml_puts(f, s->v[k].path);
     fputc('=', f);
-    xml_put(f, s->v[k].val[ts__sw_point_val(s, i, k)]);
+    ts__xml_puts(f, s->v[k].val[ts__sw_point_val(s, i, k)]);
   }
 }
 
@@ -280,9 +251,9 @@ static void draw_head(const sw_plot_t *p, FILE *f) {
   fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n", p->width,
           p->height);
   fprintf(f, "<text x=\"%.2f\" y=\"26.00\" font-size=\"16\" font-weight=\"bold\" fill=\"#111111\">", P_LEFT);
-  xml_put(f, p->M->label);
+  ts__xml_puts(f, p->M->label);
   fputs(" against ", f);
-  xml_put(f, p->v0->path);
+  ts__xml_puts(f, p->v0->path);
   fputs("</text>\n", f);
   fprintf(f, "<text x=\"%.2f\" y=\"46.00\" font-size=\"12\" fill=\"#555555\">trainsim sweep: %ld point%s",
           P_LEFT, s->n, s->n == 1 ? "" : "s");
@@ -290,7 +261,7 @@ static void draw_head(const sw_plot_t *p, FILE *f) {
     fputs(", one line per ", f);
     for (int k = 1; k < s->nv; k++) {
       if (k > 1) fputs(" \xC3\x97 ", f);
-      xml_put(f, s->v[k].path);
+      ts__xml_puts(f, s->v[k].path);
     }
   }
   if (p->failed)
@@ -334,7 +305,7 @@ static void draw_y(const sw_plot_t *p, FILE *f) {
   fprintf(f, "<text x=\"0\" y=\"0\" transform=\"translate(%.2f,%.2f) rotate(-90)\" font-size=\"12\" "
              "text-anchor=\"middle\" fill=\"#222222\">",
           24.0, P_TOP + P_H / 2.0);
-  xml_put(f, M->label);
+  ts__xml_puts(f, M->label);
   if (p->have && !ya->log && (*M->unit || ya->e3))
     fprintf(f, " (%s%s)", si_prefix(ya->e3), *M->unit ? M->unit : "");
   else if (*M->unit || (p->have && ya->log))
@@ -347,7 +318,7 @@ static void draw_y(const sw_plot_t *p, FILE *f) {
 ** and the x label. */
 static void draw_x(const sw_plot_t *p, FILE *f) {
   const double *xp = p->xp;
-  bool *labelled = ts__sw_realloc(NULL, (size_t)p->nx * sizeof *labelled);
+  bool *labelled = ts__xmalloc((size_t)p->nx * sizeof *labelled);
   memset(labelled, 0, (size_t)p->nx * sizeof *labelled);
   fputs("<g class=\"xticks\" font-size=\"11\" fill=\"#222222\">\n", f);
   for (int j = 0; j < p->nx; j++) {
@@ -365,13 +336,13 @@ static void draw_x(const sw_plot_t *p, FILE *f) {
               xp[j] + 3.0, P_TOP + P_H + 16.0);
     else
       fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"middle\">", xp[j], P_TOP + P_H + 19.0);
-    xml_put(f, p->v0->val[j]);
+    ts__xml_puts(f, p->v0->val[j]);
     fputs("</text>\n", f);
   }
   fputs("</g>\n", f);
   fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\" text-anchor=\"middle\" fill=\"#222222\">",
           P_LEFT + P_W / 2.0, P_TOP + P_H + p->below + 22.0);
-  xml_put(f, p->v0->path);
+  ts__xml_puts(f, p->v0->path);
   const char *xu = path_unit(p->v0->path);
   if (*xu || p->xlog) fprintf(f, " (%s%s%s)", xu, *xu && p->xlog ? ", " : "", p->xlog ? "log scale" : "");
   fputs("</text>\n", f);
@@ -425,7 +396,7 @@ static void draw_failed(const sw_plot_t *p, FILE *f) {
     fprintf(f, "<path d=\"M%.2f,%.2f l6,6 m0,-6 l-6,6\"><title>", x - 3.0, y - 3.0);
     put_point(f, s, i);
     fputs(": ", f);
-    xml_put(f, s->pt[i].error ? s->pt[i].error : "failed");
+    ts__xml_puts(f, s->pt[i].error ? s->pt[i].error : "failed");
     fputs("</title></path>\n", f);
   }
   fputs("</g>\n", f);
@@ -438,7 +409,7 @@ static void draw_legend(const sw_plot_t *p, FILE *f) {
   fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-weight=\"bold\">", P_LEGEND_X, P_TOP + 4.0);
   for (int k = 1; k < s->nv; k++) {
     if (k > 1) fputs(", ", f);
-    xml_put(f, s->v[k].path);
+    ts__xml_puts(f, s->v[k].path);
   }
   fputs("</text>\n", f);
   for (long r = 0; r < p->n_series; r++) {
@@ -452,7 +423,7 @@ static void draw_legend(const sw_plot_t *p, FILE *f) {
     fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">", P_LEGEND_X + 30.0, y);
     sb_t b = {0};
     series_label(s, r, &b);
-    xml_put(f, b.s ? b.s : "");
+    ts__xml_puts(f, b.s ? b.s : "");
     free(b.s);
     fputs("</text>\n", f);
   }

@@ -12,6 +12,7 @@
 #include <sysexits.h>
 
 #include "sweep_internal.h"
+#include "ts_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Metrics                                                             */
@@ -35,24 +36,10 @@ _Static_assert(sizeof ts__sw_metrics / sizeof ts__sw_metrics[0] == SW_N_MET, "SW
 /* Growable strings                                                    */
 /* ------------------------------------------------------------------ */
 
-void *ts__sw_realloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) {
-    fputs("trainsim: error: out of memory\n", stderr);
-    exit(EX_OSERR);
-  }
-  return q;
-}
-
-char *ts__sw_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  return memcpy(ts__sw_realloc(NULL, n), s, n);
-}
-
 void ts__sw_putn(sb_t *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     b->cap = (b->n + n + 1) * 2;
-    b->s = ts__sw_realloc(b->s, b->cap);
+    b->s = ts__xrealloc(b->s, b->cap);
   }
   memcpy(b->s + b->n, s, n);
   b->n += n;
@@ -72,7 +59,7 @@ void ts__sw_printf(sb_t *b, const char *fmt, ...) {
     ts__sw_putn(b, tmp, (size_t)n);
     return;
   }
-  char *big = ts__sw_realloc(NULL, (size_t)n + 1);
+  char *big = ts__xmalloc((size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(big, (size_t)n + 1, fmt, ap);
   va_end(ap);
@@ -146,7 +133,7 @@ int ts__sw_usage_err(const char *fmt, ...) {
 int ts__sw_vary_add(sweep_t *s, const char *arg) {
   const char *eq = strchr(arg, '=');
   if (!eq || eq == arg) return ts__sw_usage_err("--vary '%s': expected PATH=V1,V2,...", arg);
-  char *path = strndup(arg, (size_t)(eq - arg));
+  char *path = ts__xstrndup(arg, (size_t)(eq - arg));
   for (int k = 0; k < s->nv; k++)
     if (!strcmp(s->v[k].path, path)) {
       ts__sw_usage_err("--vary '%s': path varied twice", path);
@@ -173,7 +160,7 @@ int ts__sw_vary_add(sweep_t *s, const char *arg) {
     else if (*p == '[' || *p == '{') depth++;
     else if ((*p == ']' || *p == '}') && depth > 0) depth--;
     if (*p && (*p != ',' || depth > 0)) continue;
-    char *val = strndup(start, (size_t)(p - start));
+    char *val = ts__xstrndup(start, (size_t)(p - start));
     if (!*val) {
       rc = ts__sw_usage_err("--vary '%s': value %d is empty", arg, v.n + 1);
     } else {
@@ -184,7 +171,7 @@ int ts__sw_vary_add(sweep_t *s, const char *arg) {
       free(val);
       break;
     }
-    v.val = ts__sw_realloc(v.val, (size_t)(v.n + 1) * sizeof *v.val);
+    v.val = ts__xrealloc(v.val, (size_t)(v.n + 1) * sizeof *v.val);
     v.val[v.n++] = val;
     if (!*p) break;
     start = p + 1;
@@ -195,7 +182,7 @@ int ts__sw_vary_add(sweep_t *s, const char *arg) {
     free(path);
     return rc;
   }
-  s->v = ts__sw_realloc(s->v, (size_t)(s->nv + 1) * sizeof *s->v);
+  s->v = ts__xrealloc(s->v, (size_t)(s->nv + 1) * sizeof *s->v);
   s->v[s->nv++] = v;
   return 0;
 }
@@ -220,7 +207,7 @@ void ts__sw_say_vary(char *msg, size_t cap, const char *path) {
 ** with them alone.  An error of the job's rules (EX_DATAERR) may depend on
 ** the other varied values and is left to the point's row. */
 int ts__sw_precheck(const sweep_t *s) {
-  const char **sets = ts__sw_realloc(NULL, (size_t)(s->n_sets + 1) * sizeof *sets);
+  const char **sets = ts__xmalloc((size_t)(s->n_sets + 1) * sizeof *sets);
   for (int k = 0; k < s->n_sets; k++) sets[k] = s->sets[k];
   ts_err_t err = {0};
   ts_job_t *job = NULL;

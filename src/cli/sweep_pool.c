@@ -18,6 +18,7 @@
 
 #include "sweep_internal.h"
 #include "ts_exec.h"
+#include "ts_internal.h"
 
 bool ts__sw_write_all(int fd, const char *p, size_t n) {
   while (n) {
@@ -35,8 +36,8 @@ bool ts__sw_write_all(int fd, const char *p, size_t n) {
 ** sysexits code of an error that must stop the sweep, with the message in
 ** b. */
 static int point_compute(const sweep_t *s, long i, sb_t *b) {
-  const char **sets = ts__sw_realloc(NULL, (size_t)(s->n_sets + s->nv) * sizeof *sets);
-  char **own = ts__sw_realloc(NULL, (size_t)(s->nv ? s->nv : 1) * sizeof *own);
+  const char **sets = ts__xmalloc((size_t)(s->n_sets + s->nv) * sizeof *sets);
+  char **own = ts__xmalloc((size_t)(s->nv ? s->nv : 1) * sizeof *own);
   for (int k = 0; k < s->n_sets; k++) sets[k] = s->sets[k];
   for (int k = 0; k < s->nv; k++) sets[s->n_sets + k] = own[k] = ts__sw_point_set(s, i, k);
   ts_err_t err = {0};
@@ -105,12 +106,8 @@ void ts__sw_progress_show(const sw_progress_t *pr) {
 ** or the code of the first error that stopped the sweep (printed). */
 int ts__sw_run_points(sweep_t *s, const long *todo, long n_todo, int jobs, int part_fd,
                       const char *part_path, sw_progress_t *pr) {
-  sw_slot_t *slot = calloc((size_t)jobs, sizeof *slot);
-  struct pollfd *pfd = calloc((size_t)jobs, sizeof *pfd);
-  if (!slot || !pfd) {
-    fputs("trainsim: error: out of memory\n", stderr);
-    exit(EX_OSERR);
-  }
+  sw_slot_t *slot = ts__xcalloc((size_t)jobs, sizeof *slot);
+  struct pollfd *pfd = ts__xcalloc((size_t)jobs, sizeof *pfd);
   long next = 0;
   int active = 0, stop = 0;
   char stop_msg[1200] = "";

@@ -34,6 +34,7 @@
 
 #include "trainsim.h"
 #include "ts_moe.h"
+#include "ts_internal.h"
 
 static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
 
@@ -115,9 +116,9 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   if (m->kind == TS_MODEL_TRANSFORMER && n_parts > m->layers)
     return ts_err_set(err, EX_DATAERR, "%s: stages: %d model parts exceed the model's %d layers",
                       job->path, n_parts, m->layers);
-  ts_cost_t *c = calloc(1, sizeof *c);
+  ts_cost_t *c = ts__xcalloc(1, sizeof *c);
   c->n_parts = n_parts;
-  c->part = calloc((size_t)n_parts, sizeof *c->part);
+  c->part = ts__xcalloc((size_t)n_parts, sizeof *c->part);
   int e = job->bytes_per_element, s = job->seq_len, b = job->micro_batch_size;
 
   if (m->kind == TS_MODEL_SYNTHETIC) {

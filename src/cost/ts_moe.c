@@ -2,13 +2,16 @@
 ** ts_moe.c: GShard top-2 gating, the seeded routing of the simulator and
 ** the MoE part of the cost model (see ts_moe.h for the rules).
 */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ts_moe.h"
+#include "ts_internal.h"
 
 int ts_moe_capacity(int S, int E, double cf, int multiple) {
+  assert(S >= 0 && E > 0);
   /* The small slack keeps 8 x 1.0 / 4 = 2 from becoming 3 by rounding. */
   int C = (int)ceil((double)S * cf / E - 1e-9);
   if (C < 1) C = 1;
@@ -32,16 +35,16 @@ void ts_moe_gate(const double *probs, int S, int E, double cf, int multiple, gsl
   o->S = S;
   o->E = E;
   o->C = ts_moe_capacity(S, E, cf, multiple);
-  o->expert = calloc((size_t)S * 2, sizeof *o->expert);
-  o->slot = calloc((size_t)S * 2, sizeof *o->slot);
-  o->gate = calloc((size_t)S * 2, sizeof *o->gate);
-  o->gnorm = calloc((size_t)S * 2, sizeof *o->gnorm);
-  o->load = calloc((size_t)E, sizeof *o->load);
-  o->wanted = calloc((size_t)E, sizeof *o->wanted);
+  o->expert = ts__xcalloc((size_t)S * 2, sizeof *o->expert);
+  o->slot = ts__xcalloc((size_t)S * 2, sizeof *o->slot);
+  o->gate = ts__xcalloc((size_t)S * 2, sizeof *o->gate);
+  o->gnorm = ts__xcalloc((size_t)S * 2, sizeof *o->gnorm);
+  o->load = ts__xcalloc((size_t)E, sizeof *o->load);
+  o->wanted = ts__xcalloc((size_t)E, sizeof *o->wanted);
   o->dropped = 0;
-  double *mean_p = calloc((size_t)E, sizeof *mean_p);
-  int *top1 = calloc((size_t)E, sizeof *top1);
-  unsigned char *second = calloc((size_t)S, 1);
+  double *mean_p = ts__xcalloc((size_t)E, sizeof *mean_p);
+  int *top1 = ts__xcalloc((size_t)E, sizeof *top1);
+  unsigned char *second = ts__xcalloc((size_t)S, 1);
   for (int t = 0; t < S; t++) {
     const double *p = probs + (size_t)t * E;
     int e1 = 0, e2 = -1;
@@ -61,7 +64,7 @@ void ts_moe_gate(const double *probs, int S, int E, double cf, int multiple, gsl
     top1[e1]++;
   }
   /* First choices in group order, then second choices after the kept firsts. */
-  int *pos = calloc((size_t)E, sizeof *pos);
+  int *pos = ts__xcalloc((size_t)E, sizeof *pos);
   for (int t = 0; t < S; t++) {
     int e = o->expert[2 * t];
     o->wanted[e]++;
@@ -119,7 +122,7 @@ gsl_rng *ts_moe_rng(const ts_moe_t *m, int j, int mb, int lane) {
 
 void ts_moe_prior(const ts_moe_t *m, gsl_rng *g, int n, double *logits) {
   int E = m->experts;
-  double *lw = malloc((size_t)E * sizeof *lw), sum = 0;
+  double *lw = ts__xmalloc((size_t)E * sizeof *lw), sum = 0;
   for (int e = 0; e < E; e++) {
     double w = m->skew == TS_MOE_ZIPF ? pow(e + 1.0, -m->exponent)
                : m->skew == TS_MOE_TABLE ? m->table[e]
@@ -151,6 +154,8 @@ int ts_moe_is_layer(const ts_moe_t *m, int l) {
 }
 
 int ts_moe_tokens(const ts_moe_cost_t *c, int j, int mb, int from, int to) {
+  assert(c->lanes > 0 && c->E % c->lanes == 0);
+  assert(from >= 0 && from < c->lanes && to >= 0 && to < c->lanes && mb >= 0 && mb < c->M);
   int per = c->E / c->lanes, n = 0;
   const int *k = c->kept + (((size_t)j * c->M + mb) * c->lanes + from) * c->E;
   for (int e = to * per; e < (to + 1) * per; e++) n += k[e];
@@ -166,7 +171,7 @@ ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
   const ts_model_t *md = &job->model;
   const ts_moe_t *m = &md->moe;
   if (md->kind != TS_MODEL_TRANSFORMER || m->experts <= 0) return NULL;
-  ts_moe_cost_t *c = calloc(1, sizeof *c);
+  ts_moe_cost_t *c = ts__xcalloc(1, sizeof *c);
   c->E = m->experts;
   c->lanes = m->expert_parallel;
   c->M = job->microbatches * job->iterations;
@@ -175,13 +180,13 @@ ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
   c->groups = c->tokens / c->S;
   c->C = ts_moe_capacity(c->S, c->E, m->capacity_factor, m->capacity_multiple);
   c->padded = !m->alltoall_tokens;
-  c->layer = calloc((size_t)md->layers, sizeof *c->layer);
+  c->layer = ts__xcalloc((size_t)md->layers, sizeof *c->layer);
   for (int l = 0; l < md->layers; l++)
     if (ts_moe_is_layer(m, l)) c->layer[c->n_layers++] = l;
-  c->part_first = calloc((size_t)n_parts, sizeof(int));
-  c->part_count = calloc((size_t)n_parts, sizeof(int));
-  c->seg_flops = calloc((size_t)(c->n_layers + n_parts), sizeof(double));
-  c->expert_params = calloc((size_t)n_parts, sizeof(double));
+  c->part_first = ts__xcalloc((size_t)n_parts, sizeof(int));
+  c->part_count = ts__xcalloc((size_t)n_parts, sizeof(int));
+  c->seg_flops = ts__xcalloc((size_t)(c->n_layers + n_parts), sizeof(double));
+  c->expert_params = ts__xcalloc((size_t)n_parts, sizeof(double));
 
   double s = job->seq_len, b = job->micro_batch_size, h = md->hidden, f = md->ffn_hidden;
   int k = md->gated_mlp ? 3 : 2;
@@ -210,11 +215,11 @@ ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
   }
 
   size_t cells = (size_t)c->n_layers * c->M * c->lanes;
-  c->kept = calloc(cells * c->E + 1, sizeof(int));
-  c->wanted = calloc(cells * c->E + 1, sizeof(int));
-  c->dropped = calloc(cells + 1, sizeof(int));
-  c->aux = calloc(cells + 1, sizeof(double));
-  double *lg = malloc((size_t)c->tokens * c->E * sizeof *lg);
+  c->kept = ts__xcalloc(cells * c->E + 1, sizeof(int));
+  c->wanted = ts__xcalloc(cells * c->E + 1, sizeof(int));
+  c->dropped = ts__xcalloc(cells + 1, sizeof(int));
+  c->aux = ts__xcalloc(cells + 1, sizeof(double));
+  double *lg = ts__xmalloc((size_t)c->tokens * c->E * sizeof *lg);
   for (int jj = 0; jj < c->n_layers; jj++)
     for (int mb = 0; mb < c->M; mb++)
       for (int r = 0; r < c->lanes; r++) {

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "trainsim.h"
+#include "ts_internal.h"
 
 /* ---- the job file's schema (ts_job.c) ------------------------------- */
 
@@ -36,11 +37,6 @@ typedef struct {
   const char *prefix;
   ts_err_t *err;
 } vctx_t;
-
-/* Reads a whole file into a new NUL-terminated buffer (the caller frees
-** it) and stores its length in *len when len is not NULL.  Returns NULL
-** with errno set when the file cannot be opened or read. */
-char *ts__read_file(const char *path, size_t *len);
 
 /* Resolves a path named in a job into out: as given when absolute; else
 ** relative to base (the job's directory), then the current directory,

@@ -1,7 +1,7 @@
 /*
 ** job_json.c: reading a job's files and JSON, and the typed field getters.
 **
-** The job loader's generic layer: a file slurper, the path resolution for
+** The job loader's generic layer: the path resolution for
 ** files a job names (platforms, configs, routing tables), JSON parsing
 ** with file:line:column errors, a recursive object merge, and getters
 ** that read one field each with the job's error conventions (a field
@@ -15,30 +15,9 @@
 #include <sysexits.h>
 
 #include "job_internal.h"
+#include "ts_internal.h"
 
 /* ---- files ------------------------------------------------------------ */
-
-char *ts__read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  for (;;) {
-    if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (got == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return NULL;
-  }
-  buf[n] = 0;
-  if (len) *len = n;
-  return buf;
-}
 
 static bool file_exists(const char *p) {
   struct stat st;
@@ -206,7 +185,7 @@ int ts__check_number(const cJSON *v, const char *key, int idx, double min, bool 
 int ts__get_per_stage(const cJSON *obj, const char *key, int n, const double *dflt, double scale,
                       double **out, vctx_t *c) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-  double *a = calloc((size_t)n, sizeof *a);
+  double *a = ts__xcalloc((size_t)n, sizeof *a);
   *out = a;
   if (!v) {
     if (!dflt)

@@ -14,6 +14,7 @@
 #include <sysexits.h>
 
 #include "job_internal.h"
+#include "ts_internal.h"
 
 /* Reads a routing table file: {"probabilities": [E non-negative numbers
 ** with a positive sum]} (top-1 probabilities, normalised when used). */
@@ -38,7 +39,7 @@ static int read_table(const char *name, ts_job_t *job, vctx_t *c) {
                       "as model.moe.routing.table of %s",
                       path, mo->experts, c->file);
   }
-  mo->table = calloc((size_t)mo->experts, sizeof(double));
+  mo->table = ts__xcalloc((size_t)mo->experts, sizeof(double));
   double sum = 0;
   int i = 0;
   for (const cJSON *it = a->child; it; it = it->next, i++) {
@@ -159,7 +160,7 @@ static int validate_synthetic(const cJSON *m, ts_job_t *job, vctx_t *c) {
       (rc = ts__get_per_stage(m, "weight_grad_s", n, md->backward_s, 0.5, &md->weight_grad_s, c)) ||
       (rc = ts__get_per_stage(m, "activation_bytes", n, NULL, 1, &md->activation_bytes, c)))
     return rc;
-  double *z = calloc((size_t)n, sizeof *z); /* weights_bytes defaults to 0 */
+  double *z = ts__xcalloc((size_t)n, sizeof *z); /* weights_bytes defaults to 0 */
   rc = ts__get_per_stage(m, "weights_bytes", n, z, 1, &md->weights_bytes, c);
   free(z);
   if (rc) return rc;

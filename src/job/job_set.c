@@ -16,10 +16,11 @@
 #include <sysexits.h>
 
 #include "job_internal.h"
+#include "ts_internal.h"
 
-/* Parses "50GBps", "200Gbps", "2us", "312Tf", "1e9" into SI base units
-** (B/s, s, FLOP/s).  what is 'b' bandwidth, 't' time, 'f' speed. */
-static bool parse_units(const char *s, char what, double *out) {
+/* The one table of value units (ts_internal.h): --set's platform values
+** and the sweep plot's numeric axis read numbers through it. */
+bool ts__parse_units(const char *s, char what, double *out) {
   char *end;
   errno = 0;
   double v = strtod(s, &end);
@@ -32,7 +33,7 @@ static bool parse_units(const char *s, char what, double *out) {
       {"ns", 't', 1e-9},  {"f", 'f', 1},       {"kf", 'f', 1e3},     {"Mf", 'f', 1e6},
       {"Gf", 'f', 1e9},   {"Tf", 'f', 1e12},   {"Pf", 'f', 1e15}};
   for (size_t i = 0; i < sizeof U / sizeof U[0]; i++) {
-    if (strcmp(end, U[i].suffix) == 0 && (U[i].what == 0 || U[i].what == what)) {
+    if (strcmp(end, U[i].suffix) == 0 && (what == 0 || U[i].what == 0 || U[i].what == what)) {
       *out = v * U[i].mul;
       return true;
     }
@@ -73,12 +74,12 @@ static int apply_platform_set(ts_job_t *job, const char *path, const char *value
     return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'", path,
                       what == 'l' ? "link" : "host", field);
   double v = 0;
-  if (!parse_units(value, unit, &v) || v < 0 || (unit != 't' && v == 0))
+  if (!ts__parse_units(value, unit, &v) || v < 0 || (unit != 't' && v == 0))
     return ts_err_set(err, EX_USAGE, "--set '%s': bad value '%s' (e.g. %s)", path, value,
                       unit == 'b' ? "50GBps, 200Gbps" : unit == 't' ? "2us, 1e-6" : "312Tf");
   if ((size_t)(dot - rest) >= TS_NAME_MAX)
     return ts_err_set(err, EX_USAGE, "--set '%s': name pattern too long", path);
-  job->overrides = realloc(job->overrides, (size_t)(job->n_overrides + 1) * sizeof *job->overrides);
+  job->overrides = ts__xrealloc(job->overrides, (size_t)(job->n_overrides + 1) * sizeof *job->overrides);
   struct ts_override *o = &job->overrides[job->n_overrides++];
   memset(o, 0, sizeof *o);
   o->what = what;

@@ -21,6 +21,7 @@
 
 #include "job_internal.h"
 #include "ts_runtime.h"
+#include "ts_internal.h"
 
 extern const char ts__default_job_json[];
 
@@ -64,7 +65,7 @@ static int validate_mapping(const cJSON *mp, ts_job_t *job, vctx_t *c) {
   if (n != job->stages)
     return ts_err_set(c->err, EX_DATAERR, "%s: mapping: expected one device per stage (%d), got %d",
                       c->file, job->stages, n);
-  job->mapping = calloc((size_t)n, sizeof(int));
+  job->mapping = ts__xcalloc((size_t)n, sizeof(int));
   snprintf(job->mapping_rule, sizeof job->mapping_rule, "explicit");
   int i = 0;
   for (const cJSON *it = mp->child; it; it = it->next, i++) {
@@ -129,7 +130,7 @@ static int validate_placement(const cJSON *pl, ts_job_t *job, vctx_t *c) {
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: placement: expected one host per device (%d), got %d", c->file,
                       job->devices, n);
-  job->placement = calloc((size_t)n, sizeof(char *));
+  job->placement = ts__xcalloc((size_t)n, sizeof(char *));
   job->n_placement = n;
   int i = 0;
   for (const cJSON *it = pl->child; it; it = it->next, i++) {
@@ -139,7 +140,7 @@ static int validate_placement(const cJSON *pl, ts_job_t *job, vctx_t *c) {
       if (strcmp(job->placement[k], it->valuestring) == 0)
         return ts_err_set(c->err, EX_DATAERR, "%s: placement[%d]: host '%s' already holds stage %d",
                           c->file, i, it->valuestring, k);
-    job->placement[i] = strdup(it->valuestring);
+    job->placement[i] = ts__xstrdup(it->valuestring);
   }
   return 0;
 }
@@ -270,7 +271,7 @@ static int read_job(const char *path, ts_job_t *job, char **text, size_t *len, t
   if (!path) {
     snprintf(job->path, sizeof job->path, "<default job>");
     snprintf(job->base_dir, sizeof job->base_dir, "%s/examples", TS_SOURCE_DIR);
-    *text = strdup(ts__default_job_json);
+    *text = ts__xstrdup(ts__default_job_json);
     *len = strlen(*text);
     return 0;
   }
@@ -289,7 +290,7 @@ static int read_job(const char *path, ts_job_t *job, char **text, size_t *len, t
 int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t **out,
                 ts_err_t *err) {
   *out = NULL;
-  ts_job_t *job = calloc(1, sizeof *job);
+  ts_job_t *job = ts__xcalloc(1, sizeof *job);
   cJSON *root = NULL;
   char *text = NULL;
   size_t len = 0;

@@ -26,6 +26,7 @@
 **                       the peak of that sum (no static weights, gradients
 **                       or optimizer states on the device).
 */
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "trainsim.h"
 #include "ts_moe.h"
 #include "ts_runtime.h"
+#include "ts_internal.h"
 
 static int seq_cmp(const void *a, const void *b) {
   const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
@@ -55,11 +57,12 @@ static int delta_cmp(const void *a, const void *b) {
 /* Peak of the running sum of dl[0..n) once sorted; the steps go to
 ** (*t, *b)[0..*nt) when t is not NULL. */
 static double replay(delta_t *dl, int n, int *nt, double **t, double **b) {
+  assert(n >= 0 && (!t || (nt && b)));
   qsort(dl, (size_t)n, sizeof *dl, delta_cmp);
   double cur = 0, peak = 0;
   if (t) {
-    *t = malloc((size_t)(n + 1) * sizeof **t);
-    *b = malloc((size_t)(n + 1) * sizeof **b);
+    *t = ts__xmalloc((size_t)(n + 1) * sizeof **t);
+    *b = ts__xmalloc((size_t)(n + 1) * sizeof **b);
     (*t)[0] = 0;
     (*b)[0] = 0;
     *nt = 1;
@@ -84,10 +87,11 @@ static double replay(delta_t *dl, int n, int *nt, double **t, double **b) {
 static void host_memory(const ts_event_t *const *hev, int nh, const ts_layout_t *lay,
                         const ts_cost_t *cost, ts_device_metrics_t *dm) {
   /* Activation steps first, then the resident ones: ties keep that order. */
-  delta_t *dl = malloc((size_t)(dm->n_mem + nh + 1) * sizeof *dl), *rl = dl + dm->n_mem;
+  delta_t *dl = ts__xmalloc((size_t)(dm->n_mem + nh + 1) * sizeof *dl), *rl = dl + dm->n_mem;
   int nr = 0;
   for (int i = 0; i < nh; i++) {
     const ts_event_t *e = hev[i];
+    assert(e->vstage >= 0 && e->vstage < lay->n_vstages);
     const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
     double add, t = e->start;
     if (e->kind == TS_ROOM_WAIT) {
@@ -106,7 +110,7 @@ static void host_memory(const ts_event_t *const *hev, int nh, const ts_layout_t 
     rl[nr] = (delta_t){t, add, dm->n_mem + nr};
     nr++;
   }
-  delta_t *res = malloc((size_t)(nr + 1) * sizeof *res); /* replay sorts in place */
+  delta_t *res = ts__xmalloc((size_t)(nr + 1) * sizeof *res); /* replay sorts in place */
   memcpy(res, rl, (size_t)nr * sizeof *res);
   dm->peak_resident_bytes = replay(res, nr, &dm->n_res, &dm->res_t, &dm->res_bytes);
   free(res);
@@ -121,8 +125,8 @@ static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
     dm->mem_bytes[dm->n_mem - 1] = bytes;
     return;
   }
-  dm->mem_t = realloc(dm->mem_t, (size_t)(dm->n_mem + 1) * sizeof(double));
-  dm->mem_bytes = realloc(dm->mem_bytes, (size_t)(dm->n_mem + 1) * sizeof(double));
+  dm->mem_t = ts__xrealloc(dm->mem_t, (size_t)(dm->n_mem + 1) * sizeof(double));
+  dm->mem_bytes = ts__xrealloc(dm->mem_bytes, (size_t)(dm->n_mem + 1) * sizeof(double));
   dm->mem_t[dm->n_mem] = t;
   dm->mem_bytes[dm->n_mem] = bytes;
   dm->n_mem++;
@@ -132,14 +136,15 @@ static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
 static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
                           const ts_event_t **ev, int n, ts_device_metrics_t *dm) {
   int M = job->microbatches * job->iterations;
-  double *held = calloc((size_t)lay->n_vstages * (size_t)M, sizeof *held);
-  unsigned char *inflight = calloc((size_t)lay->n_vstages * (size_t)M, 1);
+  double *held = ts__xcalloc((size_t)lay->n_vstages * (size_t)M, sizeof *held);
+  unsigned char *inflight = ts__xcalloc((size_t)lay->n_vstages * (size_t)M, 1);
   bool full = job->recompute == TS_RECOMPUTE_FULL;
   double cur = 0, peak = 0;
   int nin = 0, peak_in = 0;
   mem_step(dm, 0, 0);
   for (int i = 0; i < n; i++) {
     const ts_event_t *e = ev[i];
+    assert(e->vstage >= 0 && e->vstage < lay->n_vstages && e->mb >= 0 && e->mb < M);
     const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
     size_t c = (size_t)e->vstage * (size_t)M + (size_t)e->mb;
     double add = 0;
@@ -168,6 +173,7 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
         inflight[c] = 0;
         nin--;
       }
+      assert(nin >= 0); /* every in-flight micro-batch was counted at its forward */
       mem_step(dm, e->end, cur);
     }
   }
@@ -190,8 +196,8 @@ static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, 
   ** links) still counts the pair's whole span. */
   double span[2] = {0, 0};
   long nspan[2] = {0, 0};
-  double *open_t = malloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_t);
-  double *open_e = malloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_e);
+  double *open_t = ts__xmalloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_t);
+  double *open_e = ts__xmalloc((size_t)(m->n_devices ? m->n_devices : 1) * 2 * sizeof *open_e);
   for (int d = 0; d < 2 * m->n_devices; d++) open_t[d] = -1;
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
@@ -212,8 +218,8 @@ static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, 
   m->moe_forward_s = nspan[0] ? span[0] / nspan[0] : 0;
   m->moe_backward_s = nspan[1] ? span[1] / nspan[1] : 0;
   m->n_expert_load = mc->E;
-  m->expert_load = calloc((size_t)mc->E, sizeof *m->expert_load);
-  long long *routed = calloc((size_t)mc->E, sizeof *routed);
+  m->expert_load = ts__xcalloc((size_t)mc->E, sizeof *m->expert_load);
+  long long *routed = ts__xcalloc((size_t)mc->E, sizeof *routed);
   size_t cells = (size_t)mc->n_layers * mc->M * mc->lanes;
   double aux = 0;
   for (size_t c = 0; c < cells; c++) {
@@ -238,18 +244,18 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
                                  const ts_plan_t *plan, const ts_cost_t *cost,
                                  const ts_run_t *run) {
   const ts_layout_t *lay = plan->layout;
-  ts_metrics_t *m = calloc(1, sizeof *m);
+  ts_metrics_t *m = ts__xcalloc(1, sizeof *m);
   int n = run->n_devices;
   m->n_devices = n;
-  m->dev = calloc((size_t)(n ? n : 1), sizeof *m->dev);
+  m->dev = ts__xcalloc((size_t)(n ? n : 1), sizeof *m->dev);
   double T = 0;
   for (int i = 0; i < run->n_events; i++)
     if (run->events[i].end > T) T = run->events[i].end;
   m->iteration_time_s = T / job->iterations;
 
-  const ts_event_t **ev = malloc((size_t)(run->n_events ? run->n_events : 1) * sizeof *ev);
+  const ts_event_t **ev = ts__xmalloc((size_t)(run->n_events ? run->n_events : 1) * sizeof *ev);
   bool host = sched && sched->host_weights;
-  const ts_event_t **hev = host ? malloc((size_t)(run->n_events + 1) * sizeof *hev) : NULL;
+  const ts_event_t **hev = host ? ts__xmalloc((size_t)(run->n_events + 1) * sizeof *hev) : NULL;
   int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
   double idle_sum = 0, ideal = 0;
   for (int d = 0; d < n; d++) {

@@ -1,10 +1,13 @@
 /*
 ** ts_fmt.c: the text helpers the writers share: fast integer and fixed-point
-** formatting for hot loops, XML/HTML escaping, and byte counts with binary
-** prefixes.  Deterministic; nothing depends on the locale.
+** formatting for hot loops, XML/HTML escaping, byte counts with binary
+** prefixes and the 1-2-5 steps of chart axes (the writers' and the sweep's
+** plots).  Deterministic; nothing depends on the locale.
 */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ts_out.h"
 
@@ -23,6 +26,7 @@ int ts__fmt_int(char *buf, long long v) {
 }
 
 int ts__fmt_fixed(char *buf, double x, int d) {
+  assert(d >= 0 && d <= 6);
   static const double pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
   if (d < 0 || d > 6 || !(x > -9e14 && x < 9e14)) return snprintf(buf, 64, "%.*f", d < 0 ? 0 : d, x);
   long long q = llround(x * pow10[d]);
@@ -61,13 +65,33 @@ void ts__xml_put(FILE *f, const char *s, size_t n) {
   }
 }
 
-const char *ts__human_bytes(double b, char *buf, size_t cap) {
-  static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+void ts__xml_puts(FILE *f, const char *s) { ts__xml_put(f, s, strlen(s)); }
+
+double ts__byte_unit(double b, int max, const char **name) {
+  assert(name && max >= 0);
+  static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  if (max > 5) max = 5;
   int i = 0;
-  while (b >= 1024 && i < 4) {
-    b /= 1024;
+  double per = 1;
+  /* Powers of two scale exactly: b / per is what dividing by 1024 i times
+  ** gives. */
+  while (b >= 1024.0 * per && i < max) {
+    per *= 1024.0;
     i++;
   }
-  snprintf(buf, cap, i ? "%.2f %s" : "%.0f %s", b, u[i]);
+  *name = u[i];
+  return per;
+}
+
+const char *ts__human_bytes(double b, char *buf, size_t cap) {
+  const char *u;
+  double per = ts__byte_unit(b, 4, &u);
+  snprintf(buf, cap, per > 1 ? "%.2f %s" : "%.0f %s", b / per, u);
   return buf;
+}
+
+double ts__nice_step(double span, double target) {
+  assert(target > 0);
+  double raw = span / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
+  return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
 }

@@ -22,6 +22,7 @@
 ** or scripts), byte-for-byte deterministic: every number is printed with
 ** a fixed format and nothing depends on pointers or clocks.
 */
+#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include <sysexits.h>
 
 #include "ts_gantt_int.h"
+#include "ts_internal.h"
 
 
 /* Okabe & Ito (2008) palette, per ts_kind_t. */
@@ -93,18 +95,6 @@ static void attr2(FILE *f, const char *name, double v) {
   fputs("=\"", f);
   fputs(num, f);
   fputc('"', f);
-}
-
-/* Formats a byte count with a binary prefix. */
-static void fmt_bytes(char *buf, size_t n, double b) {
-  static const char *const pre[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  if (!isfinite(b)) b = 0;
-  while (fabs(b) >= 1024.0 && i < 4) {
-    b /= 1024.0;
-    i++;
-  }
-  snprintf(buf, n, i ? "%.2f %s" : "%.0f %s", b, pre[i]);
 }
 
 /* Avoids "-0.00" in coordinates. */
@@ -172,17 +162,13 @@ static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk
 /* Picks the time range, the unit, the width and, for every transfer, a
 ** sub-lane of its sender's lane (greedy: the first sub-lane whose last
 ** transfer has ended; past G_MAX_SUBLANES, the one that ends first).
-** Returns false when out of memory. */
-static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
+** Allocation failure exits (ts_internal.h). */
+static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   const ts_run_t *run = g->r->run;
   int n = run->n_events, nd = g->n_dev ? g->n_dev : 1;
-  double *lane_end = malloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
-  g->sublane = malloc((size_t)(n ? n : 1) * sizeof *g->sublane);
-  g->n_sublanes = calloc((size_t)nd, sizeof *g->n_sublanes);
-  if (!g->sublane || !g->n_sublanes || !lane_end) {
-    free(lane_end);
-    return false;
-  }
+  double *lane_end = ts__xmalloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
+  g->sublane = ts__xmalloc((size_t)(n ? n : 1) * sizeof *g->sublane);
+  g->n_sublanes = ts__xcalloc((size_t)nd, sizeof *g->n_sublanes);
 
   g->n_chunks = 1;
   if (g->r->layout)
@@ -220,6 +206,7 @@ static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     } else {
       le[k] = e->end;
     }
+    assert(k >= 0 && k < G_MAX_SUBLANES && k < g->n_sublanes[d]);
     g->sublane[i] = k;
   }
   free(lane_end);
@@ -253,7 +240,6 @@ static bool gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->width = g->left + g->plot_w + G_RIGHT;
   g->axis_y = G_TOP + g->n_dev * G_PITCH;
   g->legend_y = g->axis_y + 58.0;
-  return true;
 }
 
 
@@ -301,16 +287,10 @@ static void write_title(FILE *f, const gantt_t *g) {
   fputs("</text>\n", f);
 }
 
-/* The 1-2-5 step giving about target ticks over [0, t]. */
-static double nice_step(double t, double target) {
-  double raw = t / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
-  return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
-}
-
 /* axis false: vertical grid lines behind the rows.  axis true: the axis
 ** line, its ticks and labels, and the axis title with the unit. */
 static void write_grid(FILE *f, const gantt_t *g, bool axis) {
-  double step = nice_step(g->t_max, fmax(2.0, g->plot_w / 80.0));
+  double step = ts__nice_step(g->t_max, fmax(2.0, g->plot_w / 80.0));
   double su = step * g->unit.per_s;
   int dec = su >= 1.0 ? 0 : (int)ceil(-log10(su) - 1e-9);
   if (dec > 9) dec = 9;
@@ -359,7 +339,7 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
     char busy[48], idle[48], mem[48];
     fmt_in(busy, sizeof busy, dm->busy_s, g->unit);
     fmt_in(idle, sizeof idle, dm->idle_s, g->unit);
-    fmt_bytes(mem, sizeof mem, dm->peak_memory_bytes);
+    ts__human_bytes(isfinite(dm->peak_memory_bytes) ? dm->peak_memory_bytes : 0, mem, sizeof mem);
     fprintf(f, ": busy %s, idle %s, bubble fraction %.3f, peak memory %s", busy, idle,
             isfinite(dm->bubble_fraction) ? dm->bubble_fraction + 0.0 : 0.0, mem);
   }
@@ -455,7 +435,7 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   if (w < 0.75) w = 0.75;
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   char bytes[48];
-  fmt_bytes(bytes, sizeof bytes, e->bytes);
+  ts__human_bytes(isfinite(e->bytes) ? e->bytes : 0, bytes, sizeof bytes);
   fprintf(f, "<rect class=\"xfer %s\"", name);
   attr2(f, "x", px(x));
   attr2(f, "y", y);
@@ -477,32 +457,26 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
 
 /* Writes gantt.svg for r to f.  Needs r->run (its events sorted by start);
 ** r->job, r->layout and r->metrics may be NULL.  Returns 0, EX_IOERR when
-** a write fails, EX_OSERR when out of memory, EX_SOFTWARE for NULL
-** arguments.  Does not close f. */
+** a write fails, EX_SOFTWARE for NULL arguments.  Does not close f. */
 int ts_write_gantt_svg(const ts_result_t *r, FILE *f) { return ts_write_gantt_svg_opts(r, NULL, f); }
 
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) {
   if (!r || !r->run || !o) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
-  int rc = gantt_layout(&g, NULL) ? 0 : EX_OSERR;
-  if (!rc) {
-    o->t_max = g.t_max;
-    o->left = g.left;
-    o->plot_w = g.plot_w;
-  }
+  gantt_layout(&g, NULL);
+  o->t_max = g.t_max;
+  o->left = g.left;
+  o->plot_w = g.plot_w;
   free(g.sublane);
   free(g.n_sublanes);
-  return rc;
+  return 0;
 }
 
 int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f) {
   if (!r || !r->run || !f) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
   int rc = 0;
-  if (!gantt_layout(&g, o)) {
-    rc = EX_OSERR;
-    goto out_free;
-  }
+  gantt_layout(&g, o);
   legend_item_t items[LEGEND_MAX];
   memset(items, 0, sizeof items);
   int rows, n_items = ts__gantt_legend_build(&g, items, &rows);
@@ -534,7 +508,6 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
   ts__gantt_legend_write(f, items, n_items);
   fputs("</svg>\n", f);
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
-out_free:
   free(g.sublane);
   free(g.n_sublanes);
   return rc;

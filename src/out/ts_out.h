@@ -135,8 +135,16 @@ int ts__fmt_fixed(char *buf, double x, int d);
 /* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
 ** HTML text and attributes; control characters become '?'. */
 void ts__xml_put(FILE *f, const char *s, size_t n);
+/* All of s, escaped as ts__xml_put does. */
+void ts__xml_puts(FILE *f, const char *s);
 /* "17.19 GiB": bytes with a binary prefix, into buf; returns buf. */
 const char *ts__human_bytes(double b, char *buf, size_t cap);
+/* The binary unit in which b reads between 1 and 1024, at most the max-th
+** (0 "B" .. 5 "PiB"): its name in *name; returns its size in bytes. */
+double ts__byte_unit(double b, int max, const char **name);
+/* The 1-2-5 step (1, 2 or 5 times a power of ten) giving about target
+** intervals over span (> 0 for a meaningful step); target > 0. */
+double ts__nice_step(double span, double target);
 
 /* Human summary for stdout. */
 void ts_print_summary(const ts_result_t *r, FILE *f);

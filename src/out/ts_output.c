@@ -8,6 +8,7 @@
 ** either all its outputs or none.  Numbers are printed with %.17g (round
 ** trip) so outputs are byte-identical from run to run.
 */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "ts_out.h"
 #include "ts_runtime.h"
 #include "ts_moe.h"
+#include "ts_internal.h"
 
 /* ---- summary.json ---------------------------------------------------- */
 
@@ -230,12 +232,19 @@ static int mkdir_p(const char *dir) {
   return 0;
 }
 
-static void tmp_name(char *out, size_t cap, const char *path) {
+/* The temporary name path is written under before the rename: ".NAME.tmp.PID"
+** in path's directory.  Sized to fit, so no path is ever cut short; the
+** caller frees it. */
+static char *tmp_name(const char *path) {
+  assert(path && *path);
   const char *slash = strrchr(path, '/');
-  if (slash)
-    snprintf(out, cap, "%.*s/.%s.tmp.%ld", (int)(slash - path), path, slash + 1, (long)getpid());
-  else
-    snprintf(out, cap, ".%s.tmp.%ld", path, (long)getpid());
+  int dir_len = slash ? (int)(slash - path) + 1 : 0;
+  const char *base = path + dir_len;
+  long pid = (long)getpid();
+  size_t cap = (size_t)snprintf(NULL, 0, "%.*s.%s.tmp.%ld", dir_len, path, base, pid) + 1;
+  char *out = ts__xmalloc(cap);
+  snprintf(out, cap, "%.*s.%s.tmp.%ld", dir_len, path, base, pid);
+  return out;
 }
 
 /* Writes fn's output to path's temporary name.  0 or EX_* with err set. */
@@ -254,16 +263,15 @@ static int write_tmp(const char *path, const char *tmp, ts_write_fn fn, const vo
 }
 
 int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err) {
-  char tmp[TS_PATH_MAX + 64];
-  tmp_name(tmp, sizeof tmp, path);
+  char *tmp = tmp_name(path);
   int rc = write_tmp(path, tmp, fn, arg, err);
-  if (rc) return rc;
-  if (rename(tmp, path)) {
+  if (!rc && rename(tmp, path)) {
     int e = errno;
     unlink(tmp);
-    return ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path, strerror(e));
+    rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path, strerror(e));
   }
-  return 0;
+  free(tmp);
+  return rc;
 }
 
 typedef struct {
@@ -295,11 +303,15 @@ int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, 
   int n = 0;
   for (int i = 0; i < TS_N_FORMATS; i++)
     if (mask & TS_FORMAT_BIT(i)) out[n++] = ts_format_at(i);
-  char path[TS_N_FORMATS][TS_PATH_MAX + 32], tmp[TS_N_FORMATS][TS_PATH_MAX + 96];
+  char *path[TS_N_FORMATS], *tmp[TS_N_FORMATS];
+  for (int i = 0; i < n; i++) {
+    size_t cap = strlen(dir) + strlen(out[i]->file) + 2;
+    path[i] = ts__xmalloc(cap);
+    snprintf(path[i], cap, "%s/%s", dir, out[i]->file);
+    tmp[i] = tmp_name(path[i]);
+  }
   int done = 0, rc = 0;
   for (; done < n; done++) {
-    snprintf(path[done], sizeof path[done], "%s/%s", dir, out[done]->file);
-    tmp_name(tmp[done], sizeof tmp[done], path[done]);
     writer_arg_t a = {r, out[done]->write};
     if ((rc = write_tmp(path[done], tmp[done], call_writer, &a, err))) break;
   }
@@ -320,6 +332,10 @@ int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, 
   if (rc) {
     for (int i = 0; i < renamed; i++) unlink(path[i]);
     for (int i = renamed; i < done; i++) unlink(tmp[i]);
+  }
+  for (int i = 0; i < n; i++) {
+    free(path[i]);
+    free(tmp[i]);
   }
   return rc;
 }

@@ -44,8 +44,6 @@
 /* Text                                                                */
 /* ------------------------------------------------------------------ */
 
-void ts__html_put(FILE *f, const char *s) { ts__xml_put(f, s, strlen(s)); }
-
 ts__unit_t ts__report_unit_for(double t) {
   if (t >= 1.0 || !(t > 0)) return (ts__unit_t){"s", 1.0};
   if (t >= 1e-3) return (ts__unit_t){"ms", 1e3};
@@ -195,11 +193,11 @@ static void write_head(FILE *f, const ts_result_t *r) {
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         "<meta name=\"generator\" content=\"trainsim " TS_VERSION "\">\n<title>trainsim report: ", f);
   if (j) {
-    ts__html_put(f, j->schedule);
+    ts__xml_puts(f, j->schedule);
     fprintf(f, " p=%d m=%d", j->stages, j->microbatches);
     if (j->model.name[0]) {
       fputs(", ", f);
-      ts__html_put(f, j->model.name);
+      ts__xml_puts(f, j->model.name);
     }
   } else {
     fputs("run", f);
@@ -213,7 +211,7 @@ static void write_header(FILE *f, const ts_result_t *r) {
   const ts_job_t *j = r->job;
   fputs("<header>\n<h1>", f);
   if (j) {
-    ts__html_put(f, j->schedule);
+    ts__xml_puts(f, j->schedule);
     fprintf(f, " \xE2\x80\x94 p=%d m=%d", j->stages, j->microbatches);
     if (j->chunks > 1) fprintf(f, " v=%d", j->chunks);
     if (j->iterations > 1) fprintf(f, " iterations=%d", j->iterations);
@@ -223,25 +221,25 @@ static void write_header(FILE *f, const ts_result_t *r) {
   fputs("</h1>\n<p class=\"sub\">", f);
   if (j) {
     fputs("model <b>", f);
-    ts__html_put(f, j->model.name[0] ? j->model.name : "unnamed");
+    ts__xml_puts(f, j->model.name[0] ? j->model.name : "unnamed");
     fputs("</b> \xC2\xB7 platform <b>", f);
-    ts__html_put(f, j->platform_arg[0] ? j->platform_arg : j->platform);
+    ts__xml_puts(f, j->platform_arg[0] ? j->platform_arg : j->platform);
     fprintf(f, "</b> \xC2\xB7 micro-batch size %d \xC2\xB7 sequence %d \xC2\xB7 recompute %s \xC2\xB7 job <code>",
             j->micro_batch_size, j->seq_len, j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
-    ts__html_put(f, j->path);
+    ts__xml_puts(f, j->path);
     fputs("</code> \xC2\xB7 ", f);
   }
   fprintf(f, "%d device%s \xC2\xB7 ", r->run->n_devices, r->run->n_devices == 1 ? "" : "s");
-  ts__html_put(f, r->run->executor[0] ? r->run->executor : "unknown");
+  ts__xml_puts(f, r->run->executor[0] ? r->run->executor : "unknown");
   fputs(" executor \xC2\xB7 trainsim " TS_VERSION "</p>\n", f);
   fputs("</header>\n", f);
 }
 
 static void card(FILE *f, const char *k, const char *v, bool bad) {
   fprintf(f, "<div class=\"card%s\"><div class=\"k\">", bad ? " bad" : "");
-  ts__html_put(f, k);
+  ts__xml_puts(f, k);
   fputs("</div><div class=\"v\">", f);
-  ts__html_put(f, v);
+  ts__xml_puts(f, v);
   fputs("</div></div>\n", f);
 }
 

@@ -15,6 +15,7 @@
 #include <sysexits.h>
 
 #include "ts_report_int.h"
+#include "ts_internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Gantt chart                                                         */
@@ -36,13 +37,8 @@ static double *op_bytes(const ts_result_t *r, int *n_out) {
   *n_out = 0;
   if (!job || !L || !C) return NULL;
   long M = (long)job->microbatches * (job->iterations > 0 ? job->iterations : 1);
-  double *held = calloc((size_t)L->n_vstages * (size_t)(M > 0 ? M : 1), sizeof *held);
-  double *out = malloc((size_t)(r->run->n_events ? r->run->n_events : 1) * sizeof *out);
-  if (!held || !out) {
-    free(held);
-    free(out);
-    return NULL;
-  }
+  double *held = ts__xcalloc((size_t)L->n_vstages * (size_t)(M > 0 ? M : 1), sizeof *held);
+  double *out = ts__xmalloc((size_t)(r->run->n_events ? r->run->n_events : 1) * sizeof *out);
   bool full = job->recompute == TS_RECOMPUTE_FULL;
   int n = 0;
   for (int i = 0; i < r->run->n_events; i++) {
@@ -155,23 +151,6 @@ int ts__report_write_gantt(FILE *f, const ts_result_t *r) {
 #define RGB_ACT_LINE "#0072B2"
 #define RGB_CAP "#C00000"
 
-static double nice_step(double span, double target) {
-  double raw = span / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
-  return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
-}
-
-/* Binary unit in which b reads between 1 and 1024. */
-static void byte_unit(double b, const char **name, double *per) {
-  static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  int i = 0;
-  *per = 1;
-  while (b >= 1024.0 * *per && i < 5) {
-    *per *= 1024.0;
-    i++;
-  }
-  *name = u[i];
-}
-
 static double states_of(const ts_device_metrics_t *dm) {
   return dm->weights_bytes + dm->gradients_bytes + dm->optimizer_bytes;
 }
@@ -193,7 +172,7 @@ static void mem_path(FILE *f, const ts_device_metrics_t *dm, double t_max, doubl
     }
   } else {
     int cols = (int)M_PW;
-    double *mx = calloc((size_t)cols, sizeof *mx);
+    double *mx = ts__xcalloc((size_t)cols, sizeof *mx);
     if (mx) {
       for (int i = 0; i < n; i++) {
         double t0 = fmin(fmax(dm->mem_t[i], 0), t_max);
@@ -215,9 +194,8 @@ static void mem_path(FILE *f, const ts_device_metrics_t *dm, double t_max, doubl
 static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, double y_max) {
   const ts_device_metrics_t *dm = &r->metrics->dev[d];
   const char *un;
-  double per;
-  byte_unit(y_max, &un, &per);
-  double step = nice_step(y_max / per, 4.0) * per;
+  double per = ts__byte_unit(y_max, 5, &un);
+  double step = ts__nice_step(y_max / per, 4.0) * per;
   double top = ceil(y_max / step - 1e-9) * step;
   if (!(top > 0)) top = 1;
   double ppb = M_PH / top, y0 = M_TOP + M_PH, base = states_of(dm);
@@ -230,7 +208,7 @@ static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, 
   /* after "device d" in 12 px bold: about 7.6 px a character */
   double name_x = M_LEFT + 10.0 + 7.6 * snprintf(NULL, 0, "device %d", d);
   fprintf(f, "<text x=\"%.2f\" y=\"18\" fill=\"#5b6470\">", name_x);
-  ts__html_put(f, r->run->devices[d].name);
+  ts__xml_puts(f, r->run->devices[d].name);
   fprintf(f, " \xC2\xB7 peak %s", ts__report_bytes(a, sizeof a, dm->peak_memory_bytes));
   if (dm->memory_capacity_bytes > 0) fprintf(f, " of %s", ts__report_bytes(b, sizeof b, dm->memory_capacity_bytes));
   if (!dm->fits) fputs(" \xE2\x80\x94 does not fit", f);
@@ -274,7 +252,7 @@ static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, 
 
   /* time axis */
   ts__unit_t u = ts__report_unit_for(t_max);
-  double ts = nice_step(t_max, 5.0);
+  double ts = ts__nice_step(t_max, 5.0);
   double tsu = ts * u.per_s;
   int tdec = tsu >= 1 ? 0 : (int)ceil(-log10(tsu) - 1e-9);
   if (tdec > 9) tdec = 9;
@@ -293,7 +271,7 @@ static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, 
   fprintf(f, "<rect class=\"mem-hit\" x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"transparent\">"
              "<title>device %d (",
           M_LEFT, M_TOP, M_PW, M_PH, d);
-  ts__html_put(f, r->run->devices[d].name);
+  ts__xml_puts(f, r->run->devices[d].name);
   fprintf(f, "): model states %s (weights %s, gradients %s, optimizer %s); peak activations %s",
           ts__report_bytes(a, sizeof a, base), ts__report_bytes(b, sizeof b, dm->weights_bytes),
           ts__report_bytes(c, sizeof c, dm->gradients_bytes), ts__report_bytes(e, sizeof e, dm->optimizer_bytes),

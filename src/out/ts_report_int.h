@@ -17,8 +17,6 @@ typedef struct ts__unit {
   double per_s;
 } ts__unit_t;
 
-/* Writes s with HTML's special characters escaped. */
-void ts__html_put(FILE *f, const char *s);
 /* The unit in which t seconds reads best (s, ms, us, ns). */
 ts__unit_t ts__report_unit_for(double t);
 /* "668.43 ms", "17.19 GiB", "123 Tsamples/s": into buf (n bytes), which is

@@ -102,13 +102,13 @@ static const def_t dev_defs[] = {
 ** (v, x), and its definition. */
 static void write_row(FILE *f, const def_t *d, const char *v, const char *x) {
   fputs("<tr><td><code>", f);
-  ts__html_put(f, d->name);
+  ts__xml_puts(f, d->name);
   fputs("</code></td><td class=\"num\">", f);
-  ts__html_put(f, v);
+  ts__xml_puts(f, v);
   fputs("</td><td class=\"num\"><code>", f);
-  ts__html_put(f, x);
+  ts__xml_puts(f, x);
   fputs("</code></td><td class=\"def\">", f);
-  ts__html_put(f, d->text);
+  ts__xml_puts(f, d->text);
   fputs("</td></tr>\n", f);
 }
 
@@ -228,7 +228,7 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
     const ts_device_metrics_t *dm = &m->dev[d];
     char a[64];
     fprintf(f, "<tr><td class=\"num\">%d</td><td>", d);
-    ts__html_put(f, r->run->devices[d].name);
+    ts__xml_puts(f, r->run->devices[d].name);
     fputs("</td><td>", f);
     int shown = 0;
     for (int v = 0; L && v < L->n_vstages; v++) {
@@ -266,9 +266,9 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
   fputs("</table></div>\n<dl class=\"defs\">\n", f);
   for (int i = 0; i < N_DEV_DEFS; i++) {
     fputs("<dt><code>", f);
-    ts__html_put(f, dev_defs[i].name);
+    ts__xml_puts(f, dev_defs[i].name);
     fputs("</code></dt><dd>", f);
-    ts__html_put(f, dev_defs[i].text);
+    ts__xml_puts(f, dev_defs[i].text);
     fputs("</dd>\n", f);
   }
   fputs("</dl>\n</section>\n", f);

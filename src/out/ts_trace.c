@@ -24,6 +24,7 @@
 ** an unknown kind or non-finite or negative times are left out; every
 ** number printed is finite.  Output is byte-for-byte deterministic.
 */
+#include <assert.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@
 #include <sysexits.h>
 
 #include "ts_out.h"
+#include "ts_internal.h"
 
 /* Name letters of the compute kinds (ts_kind_t order). */
 static const char kind_letter[TS_COMPUTE_KINDS] = {'F', 'B', 'R', 'b', 'W'};
@@ -98,18 +100,16 @@ static void put_us(FILE *f, int64_t ns) {
 }
 
 /* The first track free at start (its last event ended at or before it),
-** or a new one; records end on it.  Returns the track index, -1 when out
-** of memory. */
+** or a new one; records end on it.  Returns the track index. */
 static int track_take(tracks_t *t, int64_t start, int64_t end) {
+  assert(t->n <= t->cap && start <= end);
   int k;
   for (k = 0; k < t->n; k++)
     if (t->last_end[k] <= start) break;
   if (k == t->n) {
     if (t->n == t->cap) {
       int cap = t->cap ? 2 * t->cap : 4;
-      int64_t *p = realloc(t->last_end, (size_t)cap * sizeof *p);
-      if (!p) return -1;
-      t->last_end = p;
+      t->last_end = ts__xrealloc(t->last_end, (size_t)cap * sizeof *t->last_end);
       t->cap = cap;
     }
     t->n++;
@@ -276,18 +276,14 @@ static void write_other(FILE *f, const ts_result_t *r) {
 /* Writes trace.json for r to f.  Needs r->run (events sorted by start,
 ** as ts_run_sort leaves them: the track assignment relies on it); r->job,
 ** r->layout and r->metrics may be NULL.  Returns 0, EX_IOERR when a write
-** fails, EX_OSERR when out of memory, EX_SOFTWARE for NULL arguments.
+** fails, EX_SOFTWARE for NULL arguments.
 ** Does not close f. */
 int ts_write_trace_json(const ts_result_t *r, FILE *f) {
   if (!r || !r->run || !f) return EX_SOFTWARE;
   const ts_run_t *run = r->run;
   int rc = 0, n = run->n_events, nd = run->n_devices > 0 ? run->n_devices : 0;
-  int *track = malloc((size_t)(n ? n : 1) * sizeof *track);
-  dev_tracks_t *dt = calloc((size_t)(nd ? nd : 1), sizeof *dt);
-  if (!track || !dt) {
-    rc = EX_OSERR;
-    goto out_free;
-  }
+  int *track = ts__xmalloc((size_t)(n ? n : 1) * sizeof *track);
+  dev_tracks_t *dt = ts__xcalloc((size_t)(nd ? nd : 1), sizeof *dt);
 
   /* Pass 1: tracks, so that thread names can precede the events. */
   for (int i = 0; i < n; i++) {
@@ -296,10 +292,6 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
     if (!event_kept(run, e)) continue;
     tracks_t *t = ts_kind_is_compute((ts_kind_t)e->kind) ? &dt[e->device].comp : &dt[e->device].comm;
     track[i] = track_take(t, to_ns(e->start), to_ns(e->end));
-    if (track[i] < 0) {
-      rc = EX_OSERR;
-      goto out_free;
-    }
   }
 
   bool first = true;
@@ -316,7 +308,6 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
   write_other(f, r);
   fputs("\n}\n", f);
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
-out_free:
   if (dt)
     for (int d = 0; d < nd; d++) {
       free(dt[d].comp.last_end);

@@ -20,6 +20,7 @@
 ** groups) mod (G/groups); "block" stage k at k div (S/G); or the job's
 ** explicit mapping.  A position's stages are its chunks in ascending order.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,7 @@ ts_layout_t *ts_pipeline_mapped(const ts_job_t *job) {
   int *count = ts__xcalloc((size_t)G, sizeof *count);
   for (int k = 0; k < S; k++) {
     int d = map_stage(job, k);
+    assert(d >= 0 && d < G); /* the job loader checked the mapping */
     l->dev[k] = d;
     l->stage[k] = k;
     l->chunk[k] = count[d]++;

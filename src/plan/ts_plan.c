@@ -31,6 +31,7 @@ static const ts_dim_t default_order[TS_DIMS] = {TS_DIM_TP, TS_DIM_EP, TS_DIM_DP,
 const char *ts_dim_name(ts_dim_t d) { return d >= 0 && d < TS_DIMS ? dim_names[d] : "?"; }
 
 int ts_plan_device(const ts_plan_t *p, const int *coord) {
+  assert(p && coord);
   int d = 0;
   for (int i = TS_DIMS - 1; i >= 0; i--) {
     ts_dim_t dim = p->order[i];
@@ -63,11 +64,13 @@ static void make_groups(ts_plan_t *p, ts_group_kind_t k, const long *key, const 
       if (gof[e] < 0 && key[e] == key[d]) gof[e] = ng;
     ng++;
   }
+  assert(n == 0 || (ng >= 1 && ng <= n));
   p->n_groups[k] = ng;
   p->group_of[k] = gof;
   p->first[k] = ts__xcalloc((size_t)ng + 1, sizeof(int));
   for (int d = 0; d < n; d++) p->first[k][gof[d] + 1]++;
   for (int g = 0; g < ng; g++) p->first[k][g + 1] += p->first[k][g];
+  assert(p->first[k][ng] == n); /* every device in exactly one group */
   /* Fill each group in sort_key order (insertion; groups are small). */
   int *fill = ts__xcalloc((size_t)ng, sizeof(int));
   p->members[k] = ts__xmalloc((size_t)n * sizeof(int));

@@ -54,6 +54,7 @@ static void step_send(run_coll_t *x, int peer_rank, int chunk, double bytes) {
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
   int d = rt->ctx.device, n = c->g.n;
+  assert(peer_rank >= 0 && peer_rank < n);
   ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, c->g.dev[peer_rank], chunk, n, 0};
   if (w->ops->coll_pack) w->ops->coll_pack(w->xd, d, &st);
   w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, (int)rt->coll_seq++, bytes);
@@ -63,6 +64,7 @@ static void step_recv(run_coll_t *x, int peer_rank, int chunk, int reduce) {
   ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
+  assert(peer_rank >= 0 && peer_rank < c->g.n);
   int d = rt->ctx.device, from = c->g.dev[peer_rank];
   w->ops->lock(w->xd, d);
   if (rt->coll_in[from] <= rt->coll_used[from]) {
@@ -72,6 +74,8 @@ static void step_recv(run_coll_t *x, int peer_rank, int chunk, int reduce) {
     rt->comm_waiting[0] = 0;
   }
   rt->coll_used[from]++;
+  /* Each step received is one that arrived, unless the run failed. */
+  assert(w->failed || rt->coll_used[from] <= rt->coll_in[from]);
   w->ops->unlock(w->xd, d);
   if (w->failed) return;
   ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, from, chunk, c->g.n, reduce};
@@ -132,6 +136,7 @@ static void drain(ts_rt_t *rt, int slot) {
       return;
     }
     int id = rt->coll_next;
+    assert(id >= 0 && id < rt->n_colls);
     rt_coll_t c = rt->colls[id]; /* a copy: the program may grow the array */
     w->ops->unlock(w->xd, d);
     run_coll_t x = {rt, &c, id, slot};

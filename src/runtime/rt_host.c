@@ -4,6 +4,7 @@
 ** the device-memory ledger (activations, fetched weights, gradient
 ** buffers) with room waits, reservations, eviction and write-back.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -61,6 +62,7 @@ void ts__rt_host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
   double a = alloc_bytes(rt, kind, v);
   if (!(a > 0)) return;
   int li = rt->local_idx[v];
+  assert(li >= 0 && c >= 0); /* c is ts__rt_cell(v, mb) */
   if (h->resv_used[li] + a <= h->resv[li] * (1 + 1e-12)) { /* reserved already */
     h->resv_used[li] += a;
   } else {
@@ -80,8 +82,10 @@ void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c) {
   if (kind != TS_BACKWARD && kind != TS_WEIGHT_GRAD) return;
   /* Bytes of a reserved stage go back to its reservation first. */
   int li = rt->local_idx[v];
+  assert(li >= 0 && c >= 0 && h->held[c] >= 0);
   double back = h->held[c] < h->resv_used[li] ? h->held[c] : h->resv_used[li];
   h->resv_used[li] -= back;
+  assert(h->resv_used[li] >= 0); /* a reservation never gives back more than it lent */
   h->used -= h->held[c] - back;
   h->held[c] = 0;
   host_pump(rt);
@@ -91,6 +95,7 @@ void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c) {
 ** with the stashes that hold it. */
 static void host_unreserve(ts_rt_t *rt, int li) {
   rt_host_t *h = rt->host;
+  assert(li >= 0 && h->resv_used[li] <= h->resv[li] * (1 + 1e-12));
   h->used -= h->resv[li] - h->resv_used[li];
   h->resv[li] = h->resv_used[li] = 0;
 }

@@ -11,13 +11,14 @@
 
 #include "rt_internal.h"
 #include "ts_moe.h"
+#include "ts_internal.h"
 
 /* ---- world ------------------------------------------------------------- */
 
 ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                           const ts_cost_t *cost, const ts_exec_ops_t *ops, void *xd) {
   const ts_layout_t *lay = plan->layout;
-  ts_world_t *w = calloc(1, sizeof *w);
+  ts_world_t *w = ts__xcalloc(1, sizeof *w);
   w->job = job;
   w->sched = sched;
   w->plan = plan;
@@ -26,14 +27,14 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
   w->ops = ops;
   w->xd = xd;
   w->n = lay->n_devices;
-  w->rt = calloc((size_t)w->n, sizeof *w->rt);
+  w->rt = ts__xcalloc((size_t)w->n, sizeof *w->rt);
   int M = job->microbatches * job->iterations;
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];
     rt->w = w;
     rt->M = M;
-    rt->local_idx = malloc((size_t)lay->n_vstages * sizeof(int));
-    int *local = malloc((size_t)lay->n_vstages * sizeof(int));
+    rt->local_idx = ts__xmalloc((size_t)lay->n_vstages * sizeof(int));
+    int *local = ts__xmalloc((size_t)lay->n_vstages * sizeof(int));
     int nl = 0;
     for (int k = 0; k < lay->n_vstages; k++) {
       rt->local_idx[k] = -1;
@@ -54,18 +55,18 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
                          .n_local = nl,
                          .local = local};
     size_t cells = (size_t)(nl ? nl : 1) * (size_t)M;
-    for (int k = 0; k < TS_COMPUTE_KINDS; k++) rt->done[k] = calloc(cells, 1);
+    for (int k = 0; k < TS_COMPUTE_KINDS; k++) rt->done[k] = ts__xcalloc(cells, 1);
     for (int k = 0; k < 2; k++) {
-      rt->arrived[k] = calloc(cells, 1);
-      rt->consumed[k] = calloc(cells, 1);
-      rt->sent[k] = calloc(cells, 1);
+      rt->arrived[k] = ts__xcalloc(cells, 1);
+      rt->consumed[k] = ts__xcalloc(cells, 1);
+      rt->sent[k] = ts__xcalloc(cells, 1);
     }
-    rt->keep = calloc((size_t)lay->n_vstages, 1);
-    rt->coll_in = calloc((size_t)w->n, sizeof(long));
-    rt->coll_used = calloc((size_t)w->n, sizeof(long));
+    rt->keep = ts__xcalloc((size_t)lay->n_vstages, 1);
+    rt->coll_in = ts__xcalloc((size_t)w->n, sizeof(long));
+    rt->coll_used = ts__xcalloc((size_t)w->n, sizeof(long));
     for (int k = 0; k < 2; k++) {
-      rt->a2a_in[k] = calloc((size_t)w->n, sizeof(long));
-      rt->a2a_used[k] = calloc((size_t)w->n, sizeof(long));
+      rt->a2a_in[k] = ts__xcalloc((size_t)w->n, sizeof(long));
+      rt->a2a_used[k] = ts__xcalloc((size_t)w->n, sizeof(long));
     }
     rt->moe_kind = -1;
     rt->comm_slot = d;
@@ -73,16 +74,16 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
     if (sched->host_weights) {
-      rt_host_t *h = calloc(1, sizeof *h);
+      rt_host_t *h = ts__xcalloc(1, sizeof *h);
       size_t n1 = (size_t)(nl ? nl : 1);
-      h->w = calloc(n1, 1);
-      h->g = calloc(n1, 1);
-      h->fgrads = calloc(n1, 1);
-      h->req_t = calloc(n1, sizeof(double));
-      for (int k = 0; k < 2; k++) h->q[k] = calloc(n1, sizeof(int));
-      h->held = calloc(cells, sizeof(double));
-      h->resv = calloc(n1, sizeof(double));
-      h->resv_used = calloc(n1, sizeof(double));
+      h->w = ts__xcalloc(n1, 1);
+      h->g = ts__xcalloc(n1, 1);
+      h->fgrads = ts__xcalloc(n1, 1);
+      h->req_t = ts__xcalloc(n1, sizeof(double));
+      for (int k = 0; k < 2; k++) h->q[k] = ts__xcalloc(n1, sizeof(int));
+      h->held = ts__xcalloc(cells, sizeof(double));
+      h->resv = ts__xcalloc(n1, sizeof(double));
+      h->resv_used = ts__xcalloc(n1, sizeof(double));
       h->cap = ops->capacity ? ops->capacity(xd, d) : 0;
       rt->host = h;
     }

@@ -16,6 +16,7 @@
 ** only, except the inbox (arrived flags, transfer events, arrival count),
 ** which ts__rt_deliver writes under the executor's lock for that device.
 */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -70,6 +71,10 @@ void ts_rt_keep_activations(ts_rt_t *rt, int v) {
 }
 
 bool ts__rt_done_at(ts_rt_t *rt, ts_kind_t k, int v, int mb) {
+  /* Callers pass stages and micro-batches that ts__rt_cell accepted, or
+  ** layout neighbours of them. */
+  assert(k >= 0 && k < TS_COMPUTE_KINDS);
+  assert(v >= 0 && v < rt->w->lay->n_vstages && mb >= 0 && mb < rt->M);
   if (rt->local_idx[v] < 0) return false;
   return rt->done[k][(long)rt->local_idx[v] * rt->M + mb];
 }
@@ -82,6 +87,8 @@ bool ts__rt_backward_done(ts_rt_t *rt, int v, int mb) {
 bool ts__rt_may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
   const ts_layout_t *L = rt->w->lay;
   const char *kn = ts_kind_name(kind);
+  /* c is ts__rt_cell(v, mb): v is on this device. */
+  assert(kind >= 0 && kind < TS_COMPUTE_KINDS && c >= 0 && rt->local_idx[v] >= 0);
   if (rt->done[kind][c]) {
     ts__rt_fail(rt, "%s of stage %d micro-batch %d runs twice", kn, v, mb);
     return false;
