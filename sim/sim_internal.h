@@ -12,6 +12,7 @@
 #include <simgrid/mailbox.h>
 #include <simgrid/semaphore.h>
 
+#include "ts_executor.h"
 #include "ts_sim.h"
 
 typedef struct sim_msg {

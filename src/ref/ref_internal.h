@@ -57,6 +57,7 @@
 #include <time.h>
 
 #include "ts_moe.h"
+#include "ts_executor.h"
 #include "ts_ref.h"
 
 enum { SLOT_ACT = 0, SLOT_GRAD = 1 };

@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "ts_runtime.h"
+#include "ts_executor.h"
 
 enum { MSG_ACT = 0, MSG_GRAD = 1 };
 

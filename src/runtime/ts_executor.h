@@ -1,0 +1,140 @@
+/*
+** ts_executor.h: the executor interface behind the runtime, for executors
+** only (the SimGrid one in sim/, the CPU reference one in src/ref/).
+** Schedules include ts_runtime.h, which does not declare any of this: a
+** program cannot reach an executor's operations or the world's internals.
+**
+** An executor provides ts_exec_ops_t, creates the world of a run
+** (ts__world_new) with one runtime state per device, runs each device's
+** program (ts__rt_main) and, when an executor has communication streams,
+** their loops (ts__rt_comm_main) on contexts of its own, delivers messages
+** and copies back into the runtime (ts__rt_deliver, ts__rt_host_done), and
+** collects the events (ts__world_finish).
+*/
+#ifndef TS_EXECUTOR_H
+#define TS_EXECUTOR_H
+
+#include "ts_runtime.h"
+
+
+/* One step of a collective, as the executor sees it: the slice [chunk,
+** chunk + 1) of n_chunks equal slices of this device's buffer (buf of the
+** device's parts) goes to peer (pack) or came from peer (apply) and is
+** added into the own slice (reduce 1) or replaces it (reduce 0). */
+typedef struct ts_coll_step {
+  ts_coll_op_t op;
+  ts_coll_buf_t buf;
+  int id;        /* the collective's number on this device, in start order */
+  int vstage;    /* its label stage */
+  int peer;
+  int chunk, n_chunks;
+  int reduce;
+} ts_coll_step_t;
+/* One message of a MoE all-to-all as the payload hooks see it. */
+typedef struct ts_a2a_msg {
+  ts_kind_t op;     /* TS_FORWARD or TS_BACKWARD: the op of the call */
+  ts_kind_t which;  /* TS_SEND_DISPATCH or TS_SEND_COMBINE */
+  int vstage, mb;   /* the op (the calling device's virtual stage) */
+  int layer;        /* MoE layer of the op's part: 0 .. ts_rt_moe_layers - 1 */
+  int peer;         /* the other device: receiver (pack) or sender (apply) */
+  int lane, peer_lane; /* EP ranks of the calling device and of peer */
+} ts_a2a_msg_t;
+
+typedef struct ts_exec_ops {
+  /* Seconds since the run began. */
+  double (*now)(void *xd);
+  /* Performs the compute op; returns when done. */
+  void (*compute)(void *xd, int device, ts_kind_t kind, int vstage, int mb,
+                  double flops, double seconds);
+  /* Starts a transfer of bytes from device to peer; the executor later
+  ** calls ts__rt_deliver on the receiving device's rt with the same key.
+  ** For TS_SEND_COLL, vstage_to is the sender's label stage and mb the
+  ** step's sequence number; peers need not be layout neighbours. */
+  void (*send)(void *xd, int device, int peer, ts_kind_t kind, int vstage_to,
+               int mb, double bytes);
+  /* Blocking primitives the runtime builds receives on.  lock/unlock guard
+  ** the device's inbox; wait releases the lock until notify; notify wakes
+  ** the device's waiters.  (SimGrid: a mutex and a condition; threads:
+  ** pthread ones.)  Waits and notifies name a slot: slot d is device d's program, slot
+  ** n_devices + d its communication stream (spawn_comm); both use
+  ** device d's lock. */
+  void (*lock)(void *xd, int device);
+  void (*unlock)(void *xd, int device);
+  void (*wait)(void *xd, int slot);
+  void (*notify)(void *xd, int slot);
+  /* Called when a device's program fails, to stop the others. */
+  void (*abort_all)(void *xd);
+  /* Optional: returns once every event of the current instant has taken
+  ** effect (see ts_rt_settle); NULL where time is real. */
+  void (*settle)(void *xd, int device);
+  /* Host memory (needed by schedules with host_weights): starts copying
+  ** vstage's weights to the device (h2d 1) or its gradients back (h2d 0);
+  ** bytes is the copy's size.  The executor calls ts__rt_host_done when the
+  ** copy ended, from any context but without holding the device's lock
+  ** (possibly before host_copy returns). */
+  void (*host_copy)(void *xd, int device, int h2d, int vstage, double bytes);
+  /* Optional: vstage's weights left the device (the reference executor
+  ** poisons them, so that a use after eviction shows). */
+  void (*host_evict)(void *xd, int device, int vstage);
+  /* Optional: the device's memory in bytes; 0 or NULL: unlimited. */
+  double (*capacity)(void *xd, int device);
+  /* Optional: starts device's communication stream, a context that runs
+  ** ts__rt_comm_main(ts__world_rt(w, device)) concurrently with the
+  ** device's program and may block in wait(n_devices + device).  NULL:
+  ** collectives run synchronously inside ts_rt_coll_wait on the program's
+  ** own context (no overlap). */
+  void (*spawn_comm)(void *xd, int device);
+  /* Optional, executors with data: coll_pack is called by the sender just
+  ** before a collective step's send, coll_apply by the receiver just after
+  ** the matching message was consumed (messages of one sender are consumed
+  ** in send order, so a FIFO of payloads per (sender, receiver) pair
+  ** matches them). */
+  void (*coll_pack)(void *xd, int device, const struct ts_coll_step *st);
+  void (*coll_apply)(void *xd, int device, const struct ts_coll_step *st);
+  /* ---- mixture of experts (ts_rt_moe_*), all optional ---- */
+  /* Performs piece `piece` of a MoE forward or backward (ts_rt_moe_compute);
+  ** NULL: the runtime calls compute instead (the piece does not matter
+  ** where only FLOPs do). */
+  void (*moe_compute)(void *xd, int device, ts_kind_t kind, int vstage, int mb, int piece,
+                      double flops, double seconds);
+  /* Payload hooks of the MoE all-to-alls, for executors that move real
+  ** token rows: a2a_pack is called on the sending device just before each
+  ** send of an all-to-all, a2a_apply on the receiving device just after the
+  ** matching message was consumed (outside the device's lock).  Messages of
+  ** one kind between a pair of devices are consumed in send order, so an
+  ** executor may keep a FIFO of payloads per (kind, sender, receiver). */
+  void (*a2a_pack)(void *xd, int device, const ts_a2a_msg_t *m);
+  void (*a2a_apply)(void *xd, int device, const ts_a2a_msg_t *m);
+} ts_exec_ops_t;
+
+
+/* The shared runtime state of one run, used by executors. */
+typedef struct ts_world ts_world_t;
+
+/* Creates the world for a job: layout, cost table and one rt per device.
+** xd is the executor's own data, passed back to every ops call. */
+ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched,
+                          const ts_plan_t *plan, const ts_cost_t *cost,
+                          const ts_exec_ops_t *ops, void *xd);
+ts_rt_t *ts__world_rt(ts_world_t *w, int device);
+/* Runs the schedule's program for one device, waits for its collectives,
+** and marks it done. */
+void ts__rt_main(ts_rt_t *rt);
+/* The communication stream of rt's device (ops->spawn_comm): runs its
+** collectives in start order; returns once the program has ended and
+** every collective is done (or the run failed). */
+void ts__rt_comm_main(ts_rt_t *rt);
+/* Executor callback: a message reached rt's device. */
+void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
+                    int mb, double bytes, double t_start, double t_end);
+/* Executor callback: a host_copy of rt's device ended. */
+void ts__rt_host_done(ts_rt_t *rt, int h2d, int vstage, double t_start, double t_end);
+/* After the executor finished: checks that every device completed and
+** every op ran; moves the events into run.  Returns 0 or EX_SOFTWARE
+** (schedule error, deadlock) with a message. */
+int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err);
+void ts__world_free(ts_world_t *w);
+/* 1 when vstage's forwards keep their activations (ts_rt_keep_activations). */
+int ts__rt_keeps(const ts_rt_t *rt, int vstage);
+
+#endif /* TS_EXECUTOR_H */
