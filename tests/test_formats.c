@@ -24,6 +24,7 @@
 #include "tshelp.h"
 #include "tsunit.h"
 #include "ts_internal.h"
+#include "sweep_internal.h"
 
 static const char *const job = "examples/1f1b-p4-m8.json";
 
@@ -321,7 +322,31 @@ static void summary_uses_list(void) {
   ts_job_free(j);
 }
 
+/* The sweep's columns are registered summary metrics (same path, same
+** unit), except its one aggregate of devices[], the largest peak memory. */
+static void sweep_columns_are_registered(void) {
+  for (int i = 0; i < SW_N_MET; i++) {
+    const sw_metric_t *c = &ts__sw_metrics[i];
+    if (i == SW_MET_MAXPEAK) {
+      CU_ASSERT_STRING_EQUAL(c->name, "max_peak_memory_bytes");
+      continue;
+    }
+    char path[96];
+    snprintf(path, sizeof path, "%s%s%s", c->parent ? c->parent : "", c->parent ? "." : "", c->name);
+    const ts_summary_metric_t *m = NULL;
+    for (int k = 0; ts_summary_metric_at(k); k++)
+      if (!strcmp(ts_summary_metric_at(k)->name, path)) m = ts_summary_metric_at(k);
+    CU_ASSERT_PTR_NOT_NULL(m);
+    if (!m) {
+      fprintf(stderr, "sweep column %s is not a registered metric\n", path);
+      continue;
+    }
+    CU_ASSERT_STRING_EQUAL(c->unit[0] ? c->unit : "1", m->unit);
+  }
+}
+
 TS_TESTS{
+    TS_TEST(sweep_columns_are_registered),
     TS_TEST(registry),       TS_TEST(parse),          TS_TEST(cli_subset),
     TS_TEST(cli_default_all), TS_TEST(cli_bad_name),  TS_TEST(readme_formats),
     TS_TEST(readme_metrics), TS_TEST(summary_uses_list),

@@ -18,6 +18,9 @@
 /* Metrics                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Each column is a summary metric of the registry (src/out/ts_summary_metrics.c;
+** test_formats checks name and unit against it) except the last, an
+** aggregate of devices[]. */
 const sw_metric_t ts__sw_metrics[] = {
     {"iteration_time_s", NULL, "iteration time", "s", true},
     {"bubble_fraction", NULL, "bubble fraction", "", false},
