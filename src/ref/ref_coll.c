@@ -190,15 +190,19 @@ void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st) {
   size_t N = walk_buf(x, device, st->buf, 0, 0, NULL, B_READ);
   size_t lo = (size_t)st->chunk * N / (size_t)st->n_chunks;
   size_t hi = (size_t)(st->chunk + 1) * N / (size_t)st->n_chunks;
-  if (!m || m->op != st->op || m->buf != st->buf || m->chunk != st->chunk ||
-      m->n_chunks != st->n_chunks || m->len != hi - lo)
+  if (!m)
     ts__ref_fatal(x, EX_SOFTWARE,
-                  "reference executor: device %d: %s #%d: the step from device %d is %s (slice %d "
-                  "of %d, %zu values; this device expects slice %d of %d, %zu values): the "
-                  "group's members do not hold the same model parts",
-                  device, ts_coll_op_name(st->op), st->id, st->peer,
-                  !m ? "missing" : ts_coll_op_name(m->op), m ? m->chunk : -1,
-                  m ? m->n_chunks : -1, m ? m->len : 0, st->chunk, st->n_chunks, hi - lo);
+                  "reference executor: device %d: %s #%d: the step from device %d carries no "
+                  "payload: the group's members do not run the same collectives",
+                  device, ts_coll_op_name(st->op), st->id, st->peer);
+  else if (m->op != st->op || m->buf != st->buf || m->chunk != st->chunk ||
+           m->n_chunks != st->n_chunks || m->len != hi - lo)
+    ts__ref_fatal(x, EX_SOFTWARE,
+                  "reference executor: device %d: %s #%d: the step from device %d carries %s "
+                  "slice %d of %d, %zu values, where this device's is slice %d of %d, %zu "
+                  "values: the group's members do not hold the same model parts",
+                  device, ts_coll_op_name(st->op), st->id, st->peer, ts_coll_op_name(m->op),
+                  m->chunk, m->n_chunks, m->len, st->chunk, st->n_chunks, hi - lo);
   else
     walk_buf(x, device, st->buf, lo, hi, m->v, st->reduce ? B_ADD : B_COPY);
   free(m);
