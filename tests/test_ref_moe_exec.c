@@ -11,8 +11,9 @@
 **   - every gradient of the device-parallel run equals the one-thread
 **     oracle's (ts_ref_oracle: all lanes' tokens and all experts on one
 **     thread) within a normwise relative error of 1e-10 per block, gate and
-**     expert; the replicated (dense, gate) gradients are compared as the
-**     sum over the EP lanes (collectives carry no data yet);
+**     expert; the replicated (dense, gate) gradients are the first lane's,
+**     after the schedule's all-reduce over the EP lanes (test_ref_coll
+**     checks every lane's);
 **   - the token rows each device's experts computed, per MoE layer and
 **     micro-batch, equal the simulator's routing (ts_moe_tokens summed over
 **     the source lanes), and some tokens were dropped;
@@ -94,7 +95,7 @@ static void one_case(const char *sched, int layers, int p, int ep) {
       big_exp = fmax(big_exp, max_abs(mb + nwg + e * nw, nw));
     }
   }
-  printf("\n    %-12s layers=%d p=%d EP=%d  dense/gate-sum max rel error %.3g, MoE %.3g", sched,
+  printf("\n    %-12s layers=%d p=%d EP=%d  dense/gate max rel error %.3g, MoE %.3g", sched,
          layers, p, ep, worst_dense, worst_moe);
   CU_ASSERT(worst_dense <= 1e-10);
   CU_ASSERT(worst_moe <= 1e-10);

@@ -1,7 +1,7 @@
 /*
 ** ref_exec.c: the reference executor's operations (ts_exec_ops_t): the
 ** compute ops (real forward, recompute and backward on the device's model),
-** messages copied between device threads, the global mutex and per-device
+** messages copied between device threads, the global mutex and per-slot
 ** conditions, deadlock detection, host-memory copies, and the device
 ** threads' body.  The design notes are in ref_internal.h.
 */
@@ -169,7 +169,7 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
   ref_x_t *x = xd;
   ts_rt_t *rt = ts__world_rt(x->w, peer);
   if (kind == TS_SEND_COLL || kind == TS_SEND_DISPATCH || kind == TS_SEND_COMBINE) {
-    /* A collective step carries no tensor here (see ts_ref.h). */
+    /* The step's payload travels apart (coll_pack and a2a_pack queued it). */
     double t = ts__ref_now(x);
     ts__ref_lock(x);
     ts__rt_deliver(rt, device, kind, to, mb, bytes, t, t);
@@ -208,49 +208,53 @@ static void x_unlock(void *xd, int device) {
   ts__ref_unlock(xd);
 }
 
-/* Under mu: declares a deadlock when no device runs and one is unfinished. */
+/* Under mu: declares a deadlock when no context runs and a device is
+** unfinished or a stream has not ended; wakes every waiting context, which
+** then leaves through leave_deadlocked. */
 void ts__ref_check_deadlock(ref_x_t *x) {
   if (x->running > 0 || x->deadlock) return;
   for (int d = 0; d < x->n; d++) {
-    if (!x->dev[d].finished) {
+    const ref_dev_t *dv = &x->dev[d];
+    if (!dv->finished || (dv->comm_started && !dv->comm_ended)) {
       x->deadlock = 1;
-      for (int e = 0; e < x->n; e++) pthread_cond_broadcast(&x->dev[e].cond);
+      for (int e = 0; e < 2 * x->n; e++) pthread_cond_broadcast(&ts__ref_wake(x, e)->cond);
       return;
     }
   }
 }
 
-/* Under mu: a device that can never be woken leaves its program here; the
-** runtime still says what it waited for. */
+/* Under mu: a context that can never be woken leaves its program (or
+** stream) here; the runtime still says what it waited for. */
 static _Noreturn void leave_deadlocked(ref_x_t *x) {
   ts__ref_unlock(x);
   pthread_exit(NULL);
 }
 
-static void x_wait(void *xd, int device) {
+/* Under mu: slot is a device's program (d) or its stream (n + d). */
+static void x_wait(void *xd, int slot) {
   ref_x_t *x = xd;
-  ref_dev_t *dv = &x->dev[device];
+  ref_wake_t *wk = ts__ref_wake(x, slot);
   if (x->aborted) return;
   if (x->deadlock) leave_deadlocked(x);
-  dv->waiting = 1;
+  wk->waiting = 1;
   x->running--;
   ts__ref_check_deadlock(x);
-  while (dv->waiting && !x->deadlock && !x->aborted) pthread_cond_wait(&dv->cond, &x->mu);
-  if (dv->waiting) { /* not woken by a message */
-    dv->waiting = 0;
+  while (wk->waiting && !x->deadlock && !x->aborted) pthread_cond_wait(&wk->cond, &x->mu);
+  if (wk->waiting) { /* not woken by a notify */
+    wk->waiting = 0;
     x->running++;
   }
   if (x->deadlock) leave_deadlocked(x);
 }
 
 /* Under mu (ts__rt_deliver's caller holds it). */
-static void x_notify(void *xd, int device) {
+static void x_notify(void *xd, int slot) {
   ref_x_t *x = xd;
-  ref_dev_t *dv = &x->dev[device];
-  if (dv->waiting) {
-    dv->waiting = 0;
+  ref_wake_t *wk = ts__ref_wake(x, slot);
+  if (wk->waiting) {
+    wk->waiting = 0;
     x->running++;
-    pthread_cond_signal(&dv->cond);
+    pthread_cond_signal(&wk->cond);
   }
 }
 
@@ -259,7 +263,7 @@ static void x_abort_all(void *xd) {
   int held = tls_holds;
   if (!held) ts__ref_lock(x);
   x->aborted = 1;
-  for (int d = 0; d < x->n; d++) x_notify(x, d);
+  for (int k = 0; k < 2 * x->n; k++) x_notify(x, k);
   if (!held) ts__ref_unlock(x);
 }
 
@@ -318,6 +322,9 @@ const ts_exec_ops_t ts__ref_ops = {
     .abort_all = x_abort_all,
     .host_copy = x_host_copy,
     .host_evict = x_host_evict,
+    .spawn_comm = ts__ref_spawn_comm,
+    .coll_pack = ts__ref_coll_pack,
+    .coll_apply = ts__ref_coll_apply,
     .moe_compute = ts__ref_moe_compute,
     .a2a_pack = ts__ref_a2a_pack,
     .a2a_apply = ts__ref_a2a_apply,

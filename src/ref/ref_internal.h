@@ -2,7 +2,8 @@
 ** ref_internal.h: the reference executor's own state, shared by its files
 ** (ts_ref.c: the run and its set-up; ref_exec.c: the executor operations,
 ** threads, synchronisation and deadlock detection; ref_versions.c: weight
-** versions; ref_oracle.c: the one-thread oracles; ref_twin.c: the
+** versions; ref_coll.c: the communication streams and the collectives'
+** payloads; ref_oracle.c: the one-thread oracles; ref_twin.c: the
 ** synthetic twin job).  Not part of the public interface (ts_ref.h).
 **
 ** What the executor models: a pipeline-parallel training iteration as it
@@ -16,17 +17,29 @@
 **
 ** Assumptions and choices:
 ** - Synchronisation is one global mutex (every device's lock() takes it) and
-**   one condition variable per device.  A send copies outside the mutex and
+**   one condition variable per wait slot: slot d for device d's program,
+**   slot n + d for its communication stream, a thread of its own started by
+**   the first collective of more than one member (spawn_comm) that runs
+**   ts__rt_comm_main.  A send copies outside the mutex and
 **   delivers under it, so a message is either absent or complete; there are
 **   no messages in flight, which is what makes deadlock detection exact:
-**   the number of running devices (started, not waiting, not finished) is
-**   kept under the mutex; wait() takes the device off, notify() puts the
-**   device it wakes back on (on the waker's side, so a woken device that has
-**   not run yet still counts), and when the count reaches 0 with a device
-**   unfinished nobody can ever send again: a deadlock.  The waiting threads
+**   the number of running contexts (program and stream threads started, not
+**   waiting, not ended) is kept under the mutex; wait() takes the context
+**   off, notify() puts the context it wakes back on (on the waker's side, so
+**   a woken context that has not run yet still counts), and when the count
+**   reaches 0 with a device unfinished (or a stream not ended) nobody can
+**   ever send again: a deadlock.  The waiting threads
 **   then leave through pthread_exit from inside wait() (the front-end's wait
 **   loops only end on arrival or failure), with their "waiting for" text
 **   still set, and ts__world_finish reports them.
+** - A collective step's payload (ref_coll.c) is the slice of the device's
+**   buffer (ts_ref.h: the gradients or weights of the replicated parts it
+**   holds), copied on the sending stream into a FIFO per (sender, receiver)
+**   under the mutex before the runtime delivers the step, and added or
+**   copied into the receiver's slice by the receiving stream after the
+**   runtime consumed it.  A device's buffer is touched only by its stream
+**   while a collective runs (the program started it after its compute and
+**   waits for it before the next), so the arrays need no lock.
 ** - Executor errors (out of memory) cannot stop the front-end, so after one
 **   every later op is skipped (messages still flow, empty) and ts_ref_run
 **   returns the error when the program is done.
@@ -64,14 +77,22 @@ enum { SLOT_ACT = 0, SLOT_GRAD = 1 };
 
 struct ref_x;
 
+/* One wait slot: a condition and whether its context waits (under x->mu). */
+typedef struct ref_wake {
+  pthread_cond_t cond;
+  int waiting;
+} ref_wake_t;
+
 typedef struct ref_dev {
   struct ref_x *x;
   int id;
   int cpu;                  /* pinned core, or -1 */
   pthread_t thread;
   int started;              /* thread created (joined at the end) */
-  pthread_cond_t cond;
-  int waiting, finished;    /* under x->mu */
+  ref_wake_t wake[2];       /* slots d (program) and n + d (stream) */
+  int finished;             /* under x->mu */
+  pthread_t comm_thread;    /* the communication stream (spawn_comm) */
+  int comm_started, comm_ended; /* under x->mu; started: joined at the end */
   ts_ref_model_t *model;    /* own clone: parameters read, gradients summed */
   ts_ref_mem_t mem;         /* stashed activation bytes */
   int n_local;              /* virtual stages of this device */
@@ -109,7 +130,9 @@ typedef struct ref_x {
   int *loc;                 /* [n_vstages] index among its device's stages */
   struct timespec t0;
   pthread_mutex_t mu;
-  int running, deadlock, aborted; /* under mu */
+  int running, deadlock, aborted; /* under mu: running contexts (programs
+                            ** and streams), deadlock declared, run aborted */
+  int comm_err, comm_err_dev; /* under mu: a stream thread could not start */
   ts_ref_model_t *host;     /* host memory (schedules with host_weights):
                             ** master parameters, written-back gradients */
   atomic_int fatal;         /* an executor error happened: skip the math */
@@ -126,6 +149,8 @@ typedef struct ref_x {
                             ** sender, receiver): heads; under mu */
   long *expert_rows;        /* [n x n_moe_layers x M] rows each device's experts
                             ** computed (NULL: dense) */
+  struct ref_cq *cq;        /* [n x n] collective payloads per (sender,
+                            ** receiver), index sender x n + receiver; under mu */
 } ref_x_t;
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -175,6 +200,23 @@ void ts__ref_poison_blocks(ts_ref_model_t *m, int first, int count);
 /* Thread body of one device (arg: its ref_dev_t). */
 void *ts__ref_device_main(void *arg);
 
+/* ---- ref_coll.c: communication streams and collective payloads ----------- */
+
+/* The executor hooks spawn_comm, coll_pack and coll_apply (ts_exec_ops_t). */
+void ts__ref_spawn_comm(void *xd, int device);
+void ts__ref_coll_pack(void *xd, int device, const ts_coll_step_t *st);
+void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st);
+/* Allocates x->cq (x->n set).  Returns 0 or EX_OSERR. */
+int ts__ref_coll_setup(ref_x_t *x);
+/* Frees every queued payload and x->cq; accepts a NULL x->cq. */
+void ts__ref_coll_free(ref_x_t *x);
+/* Joins the stream threads that were started. */
+void ts__ref_coll_join(ref_x_t *x);
+/* The wait slot of slot number slot (0 .. 2n - 1). */
+static inline ref_wake_t *ts__ref_wake(ref_x_t *x, int slot) {
+  return &x->dev[slot % x->n].wake[slot >= x->n];
+}
+
 /* The input of a forward of (v, mb): the batch entry of the device's lane
 ** for the first stage, else the activation taken from the device's own
 ** output table or its inbox (*owned: that buffer, the caller frees it). */
@@ -193,9 +235,9 @@ void ts__ref_a2a_pack(void *xd, int device, const ts_a2a_msg_t *m);
 void ts__ref_a2a_apply(void *xd, int device, const ts_a2a_msg_t *m);
 /* Frees the MoE ops left on device dv and every queued payload. */
 void ts__ref_moe_free(ref_x_t *x);
-/* Fills g's MoE gradients from the devices: a gate's summed over the
-** devices holding its layer, an expert's from the device of its lane. */
-void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g);
+/* Fills g's MoE gradients from the devices: a gate's from first[l], the
+** first device holding layer l, an expert's from the device of its lane. */
+void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first);
 
 /* ---- ref_versions.c ---------------------------------------------------------- */
 

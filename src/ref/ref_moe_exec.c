@@ -438,7 +438,7 @@ void ts__ref_moe_free(ref_x_t *x) {
   for (int d = 0; x->dev && d < x->n; d++) free(x->dev[d].moe);
 }
 
-void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g) {
+void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first) {
   const ts_ref_config_t *c = &x->cfg;
   size_t nwg = (size_t)c->hidden * c->experts, nexp = (size_t)c->hidden * c->expert_ffn;
   for (int v = 0; v < x->lay->n_vstages; v++) {
@@ -449,7 +449,7 @@ void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g) {
     for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
       double *dst = ts_ref_moe_grad(g, l, NULL), *src = ts_ref_moe_grad(x->dev[d].model, l, NULL);
       if (!dst || !src) continue;
-      for (size_t i = 0; i < nwg; i++) dst[i] += src[i]; /* the gate: replicated */
+      if (d == first[l]) memcpy(dst, src, nwg * sizeof *dst); /* the gate: replicated */
       for (int e = ep.rank * per; e < (ep.rank + 1) * per; e++) {
         memcpy(w1_of(c, dst, e), w1_of(c, src, e), nexp * sizeof(double));
         memcpy(w2_of(c, dst, e), w2_of(c, src, e), nexp * sizeof(double));

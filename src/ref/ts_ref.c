@@ -57,6 +57,9 @@ static void alloc_setup(void) {
 void ts_ref_extra_free(ts_ref_extra_t *e) {
   if (!e) return;
   free(e->expert_rows);
+  for (int d = 0; e->dev_models && d < e->n_devices; d++) ts_ref_model_free(e->dev_models[d]);
+  free(e->dev_models);
+  free(e->holds);
   memset(e, 0, sizeof *e);
 }
 
@@ -105,6 +108,7 @@ int ts_ref_cores(int *cpus, int cap) {
 
 static void free_x(ref_x_t *x) {
   ts__ref_moe_free(x);
+  ts__ref_coll_free(x);
   free(x->expert_rows);
   for (int d = 0; d < x->n; d++) {
     ref_dev_t *dv = &x->dev[d];
@@ -117,7 +121,8 @@ static void free_x(ref_x_t *x) {
     free(dv->out);
     free(dv->inbox);
     ts_ref_model_free(dv->model);
-    pthread_cond_destroy(&dv->cond);
+    pthread_cond_destroy(&dv->wake[0].cond);
+    pthread_cond_destroy(&dv->wake[1].cond);
   }
   ts_ref_model_free(x->host);
   for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
@@ -134,40 +139,44 @@ static void free_x(ref_x_t *x) {
   free((void *)x->T);
 }
 
-/* Sums the devices' block gradients into a clone of base (zeroed first);
-** a device adds only the blocks it holds. */
+/* first[l]: the lowest-numbered device holding block l (every block is
+** held by some device: ts_ref_run_ex checks the layer ranges); holds, when
+** not NULL, gets [n x L] 1 where device d holds block l. */
+static void block_holders(const ref_x_t *x, int *first, unsigned char *holds) {
+  int L = x->cfg.layers;
+  for (int l = 0; l < L; l++) first[l] = x->n;
+  for (int v = 0; v < x->lay->n_vstages; v++) {
+    const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+    int d = x->lay->dev[v];
+    for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
+      if (d < first[l]) first[l] = d;
+      if (holds) holds[(size_t)d * (size_t)L + (size_t)l] = 1;
+    }
+  }
+}
+
+/* The run's gradients (ts_ref.h): a clone of base whose block gradients
+** are those of the first device holding each block (MoE: the experts' from
+** the device of their lane). */
 static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
   ts_ref_model_t *g = ts_ref_model_clone(base);
   if (!g) return NULL;
   ts_ref_model_zero_grad(g);
   int L = x->cfg.layers;
-  unsigned char *holds = calloc((size_t)x->n * (size_t)L, 1);
-  if (!holds) {
+  int *first = malloc((size_t)L * sizeof *first);
+  if (!first) {
     ts_ref_model_free(g);
     return NULL;
   }
-  for (int v = 0; v < x->lay->n_vstages; v++) {
-    const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
-    for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++)
-      holds[(size_t)x->lay->dev[v] * (size_t)L + (size_t)l] = 1;
-  }
+  block_holders(x, first, NULL);
   for (int l = 0; l < L; l++) {
     size_t n;
     /* The model owns its gradient vector and it is not const: writable. */
     double *dst = (double *)ts_ref_block_grad(g, l, &n);
-    int first = 1;
-    for (int d = 0; d < x->n; d++) {
-      if (!holds[(size_t)d * (size_t)L + (size_t)l]) continue;
-      const double *src = ts_ref_block_grad(x->dev[d].model, l, &n);
-      if (first)
-        memcpy(dst, src, n * sizeof *dst);
-      else
-        for (size_t i = 0; i < n; i++) dst[i] += src[i];
-      first = 0;
-    }
+    if (first[l] < x->n) memcpy(dst, ts_ref_block_grad(x->dev[first[l]].model, l, &n), n * sizeof *dst);
   }
-  free(holds);
-  if (x->cost->moe) ts__ref_moe_gather(x, g);
+  if (x->cost->moe) ts__ref_moe_gather(x, g, first);
+  free(first);
   /* A versioned run's final weights: W(iterations) of the stage holding
   ** each block. */
   for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
@@ -212,9 +221,11 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
     dv->cpu = pin ? cpus[d] : -1;
     dv->lane = ts_plan_coord(x->plan, d, TS_DIM_EP) +
                x->plan->degree[TS_DIM_EP] * ts_plan_coord(x->plan, d, TS_DIM_DP);
-    pthread_cond_init(&dv->cond, NULL);
+    pthread_cond_init(&dv->wake[0].cond, NULL);
+    pthread_cond_init(&dv->wake[1].cond, NULL);
   }
   free(cpus);
+  if (!rc && x->dev) rc = ts__ref_coll_setup(x);
   for (int v = 0; !rc && v < lay->n_vstages; v++) x->loc[v] = x->dev[lay->dev[v]].n_local++;
   for (int d = 0; !rc && d < x->n; d++) {
     ref_dev_t *dv = &x->dev[d];
@@ -301,6 +312,11 @@ static int run_threads(ref_x_t *x, ts_err_t *err) {
   }
   for (int d = 0; d < x->n; d++)
     if (x->dev[d].started) pthread_join(x->dev[d].thread, NULL);
+  ts__ref_coll_join(x);
+  if (!rc && x->comm_err)
+    rc = ts_err_set(err, EX_OSERR,
+                    "reference executor: cannot start the communication stream of device %d: %s",
+                    x->comm_err_dev, strerror(x->comm_err));
   return rc;
 }
 
@@ -350,6 +366,32 @@ static int moe_check(const ref_x_t *x, const ts_schedule_t *sched, ts_err_t *err
                     x->job->path, why);
 }
 
+/* Moves the per-device results of a finished run into *extra.  Returns 0
+** or EX_OSERR. */
+static int fill_extra(ref_x_t *x, ts_ref_extra_t *extra, ts_err_t *err) {
+  extra->n_devices = x->n;
+  extra->layers = x->cfg.layers;
+  extra->M = x->M;
+  if (x->expert_rows) {
+    extra->n_moe_layers = x->cost->moe->n_layers;
+    extra->expert_rows = ts__ref_take_long(&x->expert_rows);
+  }
+  extra->dev_models = calloc((size_t)x->n, sizeof *extra->dev_models);
+  extra->holds = calloc((size_t)x->n * (size_t)x->cfg.layers, 1);
+  int *first = malloc((size_t)x->cfg.layers * sizeof *first);
+  if (!extra->dev_models || !extra->holds || !first) {
+    free(first);
+    return ts_err_set(err, EX_OSERR, "reference executor: out of memory gathering gradients");
+  }
+  block_holders(x, first, extra->holds);
+  free(first);
+  for (int d = 0; d < x->n; d++) {
+    extra->dev_models[d] = x->dev[d].model;
+    x->dev[d].model = NULL;
+  }
+  return 0;
+}
+
 int ts_ref_run_ex(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                   const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads,
                   ts_ref_extra_t *extra, ts_err_t *err) {
@@ -392,16 +434,15 @@ int ts_ref_run_ex(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     fill_run(&x, run);
     if (grads && !(*grads = x.host ? ts_ref_model_clone(x.host) : gather(&x, base)))
       rc = ts_err_set(err, EX_OSERR, "reference executor: out of memory gathering gradients");
-    if (!rc && extra && x.expert_rows) {
-      extra->n_devices = x.n;
-      extra->n_moe_layers = cost->moe->n_layers;
-      extra->M = x.M;
-      extra->expert_rows = ts__ref_take_long(&x.expert_rows);
-    }
+    if (!rc && extra) rc = fill_extra(&x, extra, err);
   }
   if (rc) {
     ts_run_free(run);
     run = NULL;
+    if (grads) {
+      ts_ref_model_free(*grads);
+      *grads = NULL;
+    }
   }
   *out = run;
   ts__world_free(x.w);

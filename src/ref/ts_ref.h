@@ -5,7 +5,21 @@
 ** POSIX threads, one per device, and every compute op is the real forward,
 ** recompute or backward of a small float64 GPT (ref_model.h) on that
 ** device's own copy of the model.  Activations and gradients travel as
-** malloc'd copies between the threads.  The run is measured, not predicted:
+** malloc'd copies between the threads.  Collectives (ts_rt_coll_*) run on
+** a communication-stream thread per device and move and reduce real
+** arrays: the buffer of a device is the concatenation, in cost-row order,
+** of the replicated arrays of the parts (cost rows) it holds, for each
+** part each of its layers' block vector (ts_ref_block_grad layout) and,
+** for a MoE layer, its gate (ts_ref_moe_grad's first hidden x experts
+** elements; the experts' W1 and W2 are not replicated); TS_BUF_GRADS is
+** the gradients of the device's own model, TS_BUF_WEIGHTS its parameters
+** (in a versioned run, the device model's: the sum of the updates'
+** gradients, the initial weights), TS_BUF_NONE nothing.  Slice k of n is
+** elements [k N / n, (k + 1) N / n).  A step whose slice does not line up
+** with the receiver's (another kind, slice or length) is an error
+** (EX_SOFTWARE, "... the group's members do not hold the same model
+** parts"); a program must not compute on its parts while a collective
+** over them runs.  The run is measured, not predicted:
 ** event times come from the monotonic clock and each device's peak of
 ** stashed activation bytes from its accounting allocator, so a simulated run
 ** of the same job can be checked against it (`trainsim validate`).
@@ -96,10 +110,15 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 ** ts_ref_model_free) whose parameters are the final weights (the initial
 ** ones without versions; in a versioned run W(iterations) of the stage
 ** holding each block, to compare with ts_ref_oracle_sgd) and whose
-** gradients are the sum over devices of each device's block gradients:
-** every micro-batch's gradient, each taken with the weights it computed
-** with (so equal to ts_ref_oracle's when all used W(0), as in 2BW over at
-** most two iterations).
+** gradients are, for each block, those held by the first (lowest-numbered)
+** device holding it, the first member of its REPLICA group.  After the
+** schedule's gradient all-reduce over that group every member holds the
+** sum of every micro-batch's gradient, each taken with the weights it
+** computed with (so equal to ts_ref_oracle's when all used W(0), as in
+** 2BW over at most two iterations); a schedule that replicates a block
+** and does not all-reduce it leaves the first member's share there, a
+** wrong gradient.  ts_ref_run_ex's extra->dev_models gives every device's
+** own gradients, to check every replica.
 ** Schedules that keep weights in host memory (host_weights: mobius,
 ** gpipe-swap) run against a host model: each device's own model holds NaN
 ** until a fetch copies a stage's blocks in (and again after the eviction),
@@ -126,8 +145,8 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 **   others, since the executor cannot see that flag; its backward then
 **   recomputes inside the backward (gradients stay exact, the measured time
 **   and memory of that backward do not match the simulator's);
-** - collectives (all-reduce) carry no data: the gathered gradient is the sum
-**   over replicas instead. */
+** - a communication stream is a thread, not pinned; its collectives take
+**   real time (copies and adds) but no link is modelled. */
 int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads, ts_err_t *err);
 
@@ -138,7 +157,15 @@ int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
 
 /* What a run adds beyond ts_ref_run's results (ts_ref_run_ex). */
 typedef struct ts_ref_extra {
-  int n_devices, n_moe_layers, M;
+  int n_devices, n_moe_layers, M, layers;
+  /* [n_devices] every device's own model after the run (owned): its
+  ** gradients are the device's, after the schedule's collectives, for the
+  ** blocks it holds (holds) and, at MoE layers, the gate and the experts
+  ** of its EP lane (ts_rt_moe_*); zero elsewhere.  Parameters: the
+  ** device's (NaN where a host_weights schedule evicted them). */
+  ts_ref_model_t **dev_models;
+  /* [n_devices x layers]: 1 where device d holds block l. */
+  unsigned char *holds;
   /* MoE jobs: [(d x n_moe_layers + j) x M + mb] token rows device d's
   ** experts computed at MoE layer j for micro-batch mb (from every lane of
   ** its stage, its own included); NULL for a dense job.  Owned. */
@@ -155,9 +182,10 @@ typedef struct ts_ref_extra {
 ** experts; the runtime's MoE pieces run the reference model's MoE blocks
 ** (ref_moe_layer.h) and the all-to-alls move the real token rows between
 ** the device threads.  *grads then also holds the MoE gradients: each
-** gate's summed over the devices holding its layer (the EP lanes), each
-** expert's from the device holding it; the dense blocks', as for every
-** schedule, the sum over the devices holding them. */
+** gate's from the first device holding its layer (after the schedule's
+** all-reduce over the EP lanes, their sum), each expert's from the device
+** holding it; the dense blocks', as for every schedule, from the first
+** device holding them. */
 int ts_ref_run_ex(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                   const ts_cost_t *cost, ts_run_t **out, ts_ref_model_t **grads,
                   ts_ref_extra_t *extra, ts_err_t *err);

@@ -41,6 +41,8 @@ struct ts_rt {
   int a2a_calls;         /* all-to-all calls made: their events' seq, so that
                          ** calls starting at one instant sort in program order */
   long n_arrivals;
+  long polled;           /* n_arrivals at the last ts_rt_arrived, -1 after a
+                         ** ts_rt_wait_any (read by executors without settle) */
   long polls;            /* ts_rt_arrived calls since the last progress */
   int seq;
   bool finished;

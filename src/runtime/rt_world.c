@@ -69,6 +69,7 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->a2a_used[k] = ts__xcalloc((size_t)w->n, sizeof(long));
     }
     rt->moe_kind = -1;
+    rt->polled = -1;
     rt->comm_slot = d;
     rt->comm_ended = true;
     rt->cev = ts_run_new(0);
