@@ -12,7 +12,8 @@
 **           the ib links exist only when nodes > 1;
 **   routes  same node:  nvlink(a) UP, nvlink(b) DOWN;
 **           other node: ib(a) UP, ib-fabric, ib(b) DOWN.
-** sim/platform_gen.c explains how the routes are expressed and why.
+** platforms/platform_gen_write.c explains how the routes are expressed
+** and why.
 **
 ** The pcie-tree topology (commodity servers; presets commodity-8gpu,
 ** commodity-2node, h200-pcie-8gpu) adds:

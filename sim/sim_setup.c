@@ -28,6 +28,7 @@
 #include <xbt/log.h>
 
 #include "sim_internal.h"
+#include "ts_internal.h"
 
 /* ---- set-up in the child ---------------------------------------------- */
 
@@ -132,7 +133,7 @@ static int link_use_cmp(const void *a, const void *b) {
 static void link_traffic(sim_x_t *x, ts_run_t *run) {
   size_t nl = sg_link_count();
   sg_link_t *links = sg_link_list();
-  double *bytes = calloc(nl ? nl : 1, sizeof *bytes);
+  double *bytes = ts__xcalloc(nl ? nl : 1, sizeof *bytes);
   for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
   xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
   for (int i = 0; i < run->n_events; i++) {
@@ -163,7 +164,7 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
   xbt_dynar_free(&route);
   int n = 0;
   for (size_t k = 0; k < nl; k++) n += bytes[k] > 0;
-  run->links = calloc((size_t)(n ? n : 1), sizeof *run->links);
+  run->links = ts__xcalloc((size_t)(n ? n : 1), sizeof *run->links);
   for (size_t k = 0; k < nl; k++) {
     if (!(bytes[k] > 0)) continue;
     ts_link_use_t *u = &run->links[run->n_links++];
@@ -213,7 +214,7 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
   sg_host_t ideal_dram = job->platform_ideal ? sg_host_by_name(dram_name) : NULL;
   sim_x_t x = {0};
   x.n = lay->n_devices;
-  x.dev = calloc((size_t)x.n, sizeof *x.dev);
+  x.dev = ts__xcalloc((size_t)x.n, sizeof *x.dev);
   int rc = 0;
   if (job->placement) {
     for (int d = 0; d < x.n && !rc; d++) {
@@ -272,7 +273,7 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
   }
 
   /* Edges between devices, from the layout's chains. */
-  x.edges = calloc((size_t)(2 * lay->n_vstages + 1), sizeof *x.edges);
+  x.edges = ts__xcalloc((size_t)(2 * lay->n_vstages + 1), sizeof *x.edges);
   for (int v = 0; v < lay->n_vstages; v++) {
     int n = lay->next[v];
     if (n < 0 || lay->dev[n] == lay->dev[v]) continue;
@@ -285,7 +286,7 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     snprintf(name, sizeof name, "%s:%d:%d", ts_kind_name(e->kind), e->from, e->to);
     e->mbox = sg_mailbox_by_name(name);
     sim_dev_t *d = &x.dev[e->from];
-    d->out = realloc(d->out, (size_t)(d->n_out + 1) * sizeof *d->out);
+    d->out = ts__xrealloc(d->out, (size_t)(d->n_out + 1) * sizeof *d->out);
     d->out[d->n_out++] = e;
   }
 

@@ -43,6 +43,7 @@
 #include <xbt/log.h>
 
 #include "sim_internal.h"
+#include "ts_internal.h"
 
 const char *const ts_sim_cfg[] = {
     "--cfg=network/model:CM02", "--cfg=network/crosstraffic:0", "--cfg=network/TCP-gamma:0",
@@ -59,12 +60,12 @@ static sim_edge_t *add_edge_live(sim_x_t *x, int kind, int from, int to) {
   sim_dev_t *d = &x->dev[from];
   for (int i = 0; i < d->n_out; i++)
     if (d->out[i]->to == to && d->out[i]->kind == kind) return d->out[i];
-  sim_edge_t *e = calloc(1, sizeof *e);
+  sim_edge_t *e = ts__xcalloc(1, sizeof *e);
   *e = (sim_edge_t){kind, from, to, NULL, x};
   char name[64];
   snprintf(name, sizeof name, "%s:%d:%d", ts_kind_name(kind), from, to);
   e->mbox = sg_mailbox_by_name(name);
-  d->out = realloc(d->out, (size_t)(d->n_out + 1) * sizeof *d->out);
+  d->out = ts__xrealloc(d->out, (size_t)(d->n_out + 1) * sizeof *d->out);
   d->out[d->n_out++] = e;
   sg_actor_t a = sg_actor_init(name, x->dev[to].host);
   sg_actor_set_data(a, e);
@@ -92,7 +93,7 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
   for (int i = 0; i < d->n_out; i++) {
     sim_edge_t *e = d->out[i];
     if (e->to == peer && e->kind == (int)kind) {
-      sim_msg_t *m = malloc(sizeof *m);
+      sim_msg_t *m = ts__xmalloc(sizeof *m);
       *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
       sg_comm_t c = sg_mailbox_put_init(e->mbox, m, (long)llround(bytes));
       sg_comm_detach(c, NULL);
@@ -102,7 +103,7 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
   /* Collectives reach devices that are no layout neighbours: make the edge
   ** (mailbox and receiving daemon) on first use. */
   sim_edge_t *e = add_edge_live(x, kind, device, peer);
-  sim_msg_t *m = malloc(sizeof *m);
+  sim_msg_t *m = ts__xmalloc(sizeof *m);
   *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
   sg_comm_detach(sg_mailbox_put_init(e->mbox, m, (long)llround(bytes)), NULL);
 }
@@ -186,7 +187,7 @@ static void copy_actor(int argc, char **argv) {
 
 static void x_host_copy(void *xd, int device, int h2d, int vstage, double bytes) {
   sim_x_t *x = xd;
-  sim_copy_t *c = malloc(sizeof *c);
+  sim_copy_t *c = ts__xmalloc(sizeof *c);
   *c = (sim_copy_t){x, device, h2d, vstage, bytes};
   char name[48];
   snprintf(name, sizeof name, "%s:%d:%d", h2d ? "fetch" : "offload", device, vstage);
@@ -244,30 +245,6 @@ typedef struct sim_header {
   char msg[1024];
   int n_events, n_devices, n_links;
 } sim_header_t;
-
-static bool write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t k = write(fd, c, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
-static bool read_all(int fd, void *p, size_t n) {
-  char *c = p;
-  while (n) {
-    ssize_t k = read(fd, c, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    c += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
 
 /* Turns what SimGrid printed before dying into one line naming the file. */
 static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *err) {
@@ -340,10 +317,10 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     h.n_events = rc ? 0 : run->n_events;
     h.n_devices = run->n_devices;
     h.n_links = rc ? 0 : run->n_links;
-    bool ok = write_all(rfd, &h, sizeof h) &&
-              write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
-              write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
-              write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
+    bool ok = ts__write_all(rfd, &h, sizeof h) &&
+              ts__write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
+              ts__write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
+              ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
     _exit(ok ? 0 : 74);
   }
   int status;
@@ -355,7 +332,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   if (WIFEXITED(status) && WEXITSTATUS(status) == EX_IOERR) {
     rc = ts_err_set(err, EX_IOERR, "%s: the simulation could not write its result to a temporary file (disk full?)",
                     job->path);
-  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !read_all(rfd, &h, sizeof h)) {
+  } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ts__read_all(rfd, &h, sizeof h)) {
     simgrid_failure(job, lfd, status, err);
     rc = err->code;
   } else if (h.rc) {
@@ -363,13 +340,13 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   } else {
     ts_run_t *run = ts_run_new(h.n_devices);
     run->n_events = run->cap_events = h.n_events;
-    run->events = malloc((size_t)(h.n_events ? h.n_events : 1) * sizeof *run->events);
+    run->events = ts__xmalloc((size_t)(h.n_events ? h.n_events : 1) * sizeof *run->events);
     snprintf(run->executor, sizeof run->executor, "simgrid");
     run->n_links = h.n_links;
-    run->links = calloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
-    if (!read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
-        !read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||
-        !read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links)) {
+    run->links = ts__xcalloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
+    if (!ts__read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
+        !ts__read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||
+        !ts__read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links)) {
       ts_run_free(run);
       rc = ts_err_set(err, EX_IOERR, "cannot read the simulation's result back");
     } else {

@@ -1,17 +1,19 @@
 /*
-** ts_common.c: errors, operation-kind names, the allocation wrappers and
-** the file reader (ts_internal.h), layouts and the event container shared
-** by every part of trainsim.
+** ts_common.c: errors, operation-kind names, the allocation wrappers, the
+** file reader and whole-buffer read/write (ts_internal.h), layouts and the
+** event container shared by every part of trainsim.
 **
 ** Events are kept in one growable array and sorted by (start, device, seq,
 ** kind, mb, vstage, peer) so that output never depends on the order in
 ** which an executor happened to record them.
 */
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "trainsim.h"
 #include "ts_internal.h"
@@ -73,6 +75,30 @@ char *ts__xstrndup(const char *s, size_t n) {
   memcpy(d, s, len);
   d[len] = 0;
   return d;
+}
+
+bool ts__write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n) {
+    ssize_t k = write(fd, c, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    c += k;
+    n -= (size_t)k;
+  }
+  return true;
+}
+
+bool ts__read_all(int fd, void *p, size_t n) {
+  char *c = p;
+  while (n) {
+    ssize_t k = read(fd, c, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    c += k;
+    n -= (size_t)k;
+  }
+  return true;
 }
 
 char *ts__read_file(const char *path, size_t *len) {

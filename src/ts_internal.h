@@ -29,6 +29,12 @@ char *ts__xstrndup(const char *s, size_t n);
 ** with errno set when the file cannot be opened or read. */
 char *ts__read_file(const char *path, size_t *len);
 
+/* write(2) of all n bytes of p to fd, or read(2) of exactly n bytes into
+** p, retried on EINTR.  False when the call fails or (reading) the input
+** ends first; errno tells why when a call failed. */
+bool ts__write_all(int fd, const void *p, size_t n);
+bool ts__read_all(int fd, void *p, size_t n);
+
 /* Parses a number with an optional unit suffix into SI base units:
 ** "50GBps", "200Gbps" (B/s), "2us" (s), "312Tf" (FLOP/s), "1e9".  what
 ** restricts the suffixes to one kind: 'b' bandwidth, 't' time, 'f' speed,

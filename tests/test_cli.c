@@ -61,7 +61,7 @@ static void rm_rf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHY
 
 /* A fresh temporary directory; the caller removes it with rm_rf. */
 static char *tmp_dir(void) {
-  char *d = strdup("/tmp/ts-cli-XXXXXX");
+  char *d = ts__xstrdup("/tmp/ts-cli-XXXXXX");
   if (!mkdtemp(d)) {
     perror("mkdtemp");
     abort();
@@ -88,7 +88,7 @@ static int dir_entries(const char *dir, char *buf, size_t cap) {
   char *names[256];
   int n = 0;
   for (struct dirent *e; (e = readdir(d)) && n < 256;)
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names[n++] = strdup(e->d_name);
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names[n++] = ts__xstrdup(e->d_name);
   closedir(d);
   for (int i = 1; i < n; i++)
     for (int k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
@@ -150,7 +150,7 @@ static int cli_prefixed(const char *prefix, const char *args, char **out, char *
   close(mkstemp(o));
   close(mkstemp(e));
   size_t n = strlen(prefix) + strlen(bin) + strlen(args) + 128;
-  char *cmd = malloc(n);
+  char *cmd = ts__xmalloc(n);
   snprintf(cmd, n, "%s '%s' %s >%s 2>%s", prefix, bin, args, o, e);
   int st = system(cmd);
   free(cmd);
@@ -158,8 +158,8 @@ static int cli_prefixed(const char *prefix, const char *args, char **out, char *
   *err = th_slurp(e, NULL);
   unlink(o);
   unlink(e);
-  if (!*out) *out = calloc(1, 1);
-  if (!*err) *err = calloc(1, 1);
+  if (!*out) *out = ts__xcalloc(1, 1);
+  if (!*err) *err = ts__xcalloc(1, 1);
   return (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
 }
 

@@ -61,7 +61,7 @@ static char *one_gpu_platform(double bw, double memory) {
            "<route src=\"dram\" dst=\"g0\" symmetrical=\"NO\"><link_ctn id=\"pcie\" direction=\"DOWN\"/></route>\n"
            "</zone></platform>\n",
            memory, bw);
-  return strdup(th_write_tmp(xml, ".xml"));
+  return ts__xstrdup(th_write_tmp(xml, ".xml"));
 }
 
 /* The absolute path of a shipped platform (tests run from the repository

@@ -76,7 +76,7 @@ static void test_gate_hand(void) {
 static void test_gate_random_policy(void) {
   /* g1' = 0.75, g2' = 0.25: the second choice goes with probability 0.5. */
   int S = 20000, E = 4;
-  double *p = malloc((size_t)S * E * sizeof *p);
+  double *p = ts__xmalloc((size_t)S * E * sizeof *p);
   for (int t = 0; t < S; t++) {
     double row[4] = {0.6, 0.2, 0.1, 0.1};
     memcpy(p + (size_t)t * E, row, sizeof row);

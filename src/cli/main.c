@@ -28,6 +28,7 @@
 #include "ts_place.h"
 #include "ts_sweep.h"
 #include "ts_validate.h"
+#include "ts_internal.h"
 
 static const char usage[] =
     "usage: trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
@@ -147,7 +148,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"executor", required_argument, 0, 'x'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out", *executor = NULL;
-  const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+  const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
   ts_err_t err = {0};

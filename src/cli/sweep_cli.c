@@ -97,7 +97,7 @@ static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
     if (made_part) {
       sb_t h = {0};
       ts__sw_csv_header(s, &h);
-      if (!ts__sw_write_all(fd, h.s, h.n)) rc = EX_IOERR;
+      if (!ts__write_all(fd, h.s, h.n)) rc = EX_IOERR;
       free(h.s);
       if (rc) fprintf(stderr, "trainsim: error: %s: write failed: %s\n", part, strerror(errno));
     }

@@ -221,8 +221,6 @@ typedef struct sw_progress {
   struct timespec t0;
 } sw_progress_t;
 
-/* write(2) of all n bytes of p, retried on EINTR; false when it fails. */
-bool ts__sw_write_all(int fd, const char *p, size_t n);
 /* Draws the progress bar on stderr when pr->bar. */
 void ts__sw_progress_show(const sw_progress_t *pr);
 /* Simulates the points todo[0..n_todo-1] with at most jobs workers,

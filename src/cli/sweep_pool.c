@@ -20,17 +20,6 @@
 #include "ts_exec.h"
 #include "ts_internal.h"
 
-bool ts__sw_write_all(int fd, const char *p, size_t n) {
-  while (n) {
-    ssize_t k = write(fd, p, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) return false;
-    p += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
 /* Simulates point i.  Returns 0 with its row in b (ok, or error for a job
 ** the rules reject and a schedule that fails or deadlocks), or the
 ** sysexits code of an error that must stop the sweep, with the message in
@@ -139,7 +128,7 @@ int ts__sw_run_points(sweep_t *s, const long *todo, long n_todo, int jobs, int p
         signal(SIGPIPE, SIG_DFL);
         sb_t b = {0};
         int rc = point_compute(s, todo[next], &b);
-        bool ok = ts__sw_write_all(p[1], b.s ? b.s : "", b.n);
+        bool ok = ts__write_all(p[1], b.s ? b.s : "", b.n);
         _exit(ok ? rc : EX_IOERR);
       }
       close(p[1]);
@@ -179,7 +168,7 @@ int ts__sw_run_points(sweep_t *s, const long *todo, long n_todo, int jobs, int p
       sl->pid = -1;
       const char *text = sl->out.s ? sl->out.s : "";
       if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && ts__sw_point_take(s, text)) {
-        if (!ts__sw_write_all(part_fd, text, strlen(text)) && !stop) {
+        if (!ts__write_all(part_fd, text, strlen(text)) && !stop) {
           stop = EX_IOERR;
           snprintf(stop_msg, sizeof stop_msg, "%.900s: write failed: %s", part_path, strerror(errno));
         }

@@ -20,6 +20,7 @@
 #include "ts_compare.h"
 #include "ts_exec.h"
 #include "ts_out.h"
+#include "ts_internal.h"
 
 #define MAX_SCHED 32
 #define MAX_SETS 8 /* compare_sets entries of one schedule */
@@ -161,15 +162,10 @@ static void print_table(const compare_t *c, const char *path, FILE *f) {
 
 int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_executor_t *ex,
                const char *dir, bool quiet, ts_err_t *err) {
-  compare_t *c = calloc(1, sizeof *c);
-  const char **all = calloc((size_t)n_sets + 4 + MAX_SETS, sizeof *all);
+  compare_t *c = ts__xcalloc(1, sizeof *c);
+  const char **all = ts__xcalloc((size_t)n_sets + 4 + MAX_SETS, sizeof *all);
   int rc = 0, ran = 0;
   ts_job_t *base = NULL;
-  if (!c || !all) {
-    free(c);
-    free(all);
-    return ts_err_set(err, EX_OSERR, "compare: out of memory");
-  }
   c->ex = ex;
   /* The job as given must load: its errors are the user's, not a skip. */
   if ((rc = ts_job_load(path, sets, n_sets, &base, err))) goto out;

@@ -29,6 +29,7 @@
 #include "ts_place.h"
 #include "ts_runtime.h"
 #include "ts_exec.h"
+#include "ts_internal.h"
 
 #define TS_PLACE_MAX 5000
 
@@ -61,8 +62,8 @@ static double count_orders(int G, int groups, int per) {
 static void enumerate(place_t *p, int *labels, int pos, int *left, int groups, int per) {
   if (pos == p->G) {
     cand_t *c = &p->c[p->n++];
-    int *used = calloc((size_t)groups, sizeof *used);
-    c->order = malloc((size_t)p->G * sizeof *c->order);
+    int *used = ts__xcalloc((size_t)groups, sizeof *used);
+    c->order = ts__xmalloc((size_t)p->G * sizeof *c->order);
     for (int j = 0; j < p->G; j++) c->order[j] = labels[j] * per + used[labels[j]]++;
     free(used);
     return;
@@ -148,15 +149,15 @@ int ts_place(const char *path, const char *const *sets, int n_sets, const char *
                     job->path, G, ng, total, TS_PLACE_MAX);
     goto out_job;
   }
-  place_t p = {job, calloc((size_t)total, sizeof(cand_t)), 0, G, S};
-  int *labels = calloc((size_t)(G > 0 ? G : 1), sizeof *labels);
-  int *left = calloc((size_t)(ng > 0 ? ng : 1), sizeof *left);
+  place_t p = {job, ts__xcalloc((size_t)total, sizeof(cand_t)), 0, G, S};
+  int *labels = ts__xcalloc((size_t)(G > 0 ? G : 1), sizeof *labels);
+  int *left = ts__xcalloc((size_t)(ng > 0 ? ng : 1), sizeof *left);
   for (int g = 0; g < ng; g++) left[g] = G / ng;
   enumerate(&p, labels, 0, left, ng, G / ng);
   free(labels);
   free(left);
   free(job->mapping);
-  job->mapping = calloc((size_t)S, sizeof *job->mapping);
+  job->mapping = ts__xcalloc((size_t)S, sizeof *job->mapping);
   snprintf(job->mapping_rule, sizeof job->mapping_rule, "explicit");
   for (int i = 0; i < p.n && !rc; i++) {
     ts_outcome_t o;

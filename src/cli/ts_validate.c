@@ -42,7 +42,6 @@
 ** holds the comparison, the outputs and the command.
 */
 #include <errno.h>
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdbool.h>
@@ -59,6 +58,7 @@
 #include "ts_ref.h"
 #include "ts_validate.h"
 #include "validate_internal.h"
+#include "ts_internal.h"
 
 #define V_TOL 0.10
 
@@ -91,8 +91,8 @@ static int ops_of(const ts_run_t *r, int d, int **out) {
   int n = 0;
   for (int i = 0; i < r->n_events; i++)
     n += r->events[i].device == d && ts_kind_is_compute(r->events[i].kind);
-  int *a = calloc((size_t)(3 * n + 1), sizeof *a);
-  for (int i = 0; a && i < r->n_events; i++) {
+  int *a = ts__xcalloc((size_t)(3 * n + 1), sizeof *a);
+  for (int i = 0; i < r->n_events; i++) {
     const ts_event_t *e = &r->events[i];
     if (e->device != d || !ts_kind_is_compute(e->kind) || e->seq < 0 || e->seq >= n) continue;
     a[3 * e->seq] = e->kind;
@@ -113,10 +113,10 @@ static void compare(const ts_metrics_t *ms, const ts_run_t *rs, const ts_metrics
   c->t_meas = mr->iteration_time_s;
   c->b_pred = ms->bubble_fraction;
   c->b_meas = mr->bubble_fraction;
-  c->peak_pred = calloc((size_t)n, sizeof(double));
-  c->peak_meas = calloc((size_t)n, sizeof(double));
-  c->order_same = calloc((size_t)n, sizeof(bool));
-  c->n_ops = calloc((size_t)n, sizeof(int));
+  c->peak_pred = ts__xcalloc((size_t)n, sizeof(double));
+  c->peak_meas = ts__xcalloc((size_t)n, sizeof(double));
+  c->order_same = ts__xcalloc((size_t)n, sizeof(bool));
+  c->n_ops = ts__xcalloc((size_t)n, sizeof(int));
   c->bytes_ok = c->order_ok = true;
   for (int d = 0; d < n; d++) {
     c->peak_pred[d] = ms->dev[d].peak_activation_bytes;
@@ -309,8 +309,7 @@ static int parse_args(int argc, char **argv, vopts_t *o) {
                                        {"quiet", no_argument, 0, 'q'},
                                        {0, 0, 0, 0}};
   *o = (vopts_t){.dir = "trainsim-out", .reps = 5, .n_runs = 5};
-  o->sets = calloc((size_t)argc + 1, sizeof *o->sets);
-  if (!o->sets) return EX_OSERR;
+  o->sets = ts__xcalloc((size_t)argc + 1, sizeof *o->sets);
   int c;
   optind = 1;
   opterr = 0;
@@ -436,9 +435,8 @@ static int measure(vstate_t *st, ts_err_t *err) {
   const ts_executor_t *ref = ts_executor_find("reference");
   const ts_outcome_t *so = &st->so;
   int n = st->n_runs, rc;
-  st->runs = calloc((size_t)n, sizeof *st->runs);
-  st->times = calloc((size_t)n, sizeof *st->times);
-  if (!st->runs || !st->times) return ts_err_set(err, EX_OSERR, "validate: out of memory");
+  st->runs = ts__xcalloc((size_t)n, sizeof *st->runs);
+  st->times = ts__xcalloc((size_t)n, sizeof *st->times);
   for (int r = 0; r < n; r++) {
     if ((rc = ref->run(st->job, st->jo.sched, st->jo.plan, st->jo.cost, &st->runs[r], err)))
       return rc;
@@ -471,8 +469,7 @@ static int measure(vstate_t *st, ts_err_t *err) {
 static int replay(vstate_t *st, ts_err_t *err) {
   const ts_job_t *job = st->job;
   int p = job->stages, rc;
-  st->rf = calloc((size_t)p * 3, sizeof *st->rf);
-  if (!st->rf) return ts_err_set(err, EX_OSERR, "validate: out of memory");
+  st->rf = ts__xcalloc((size_t)p * 3, sizeof *st->rf);
   ts__validate_stage_seconds(job, st->jo.layout, st->jo.cost, st->rr, st->rf, st->rf + p,
                              st->rf + 2 * p);
   if ((rc = ts_ref_sim_job(job, st->jo.cost, st->rf, st->rf + p, st->rf + 2 * p, st->plat_path,

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "validate_internal.h"
+#include "ts_internal.h"
 
 static double now_s(void) {
   struct timespec t;
@@ -70,14 +71,13 @@ static int time_part(ts_ref_model_t *m, const ts_job_t *job, const vbufs_t *b, i
 /* A send: malloc + memcpy, freeing the previous buffer; fastest of reps. */
 static double profile_copy(size_t nb, int reps) {
   int R = 8 * reps + 1;
-  char *src = malloc(nb ? nb : 1), *prev = NULL;
+  char *src = ts__xmalloc(nb ? nb : 1), *prev = NULL;
   double best = INFINITY;
-  if (!src) return 0;
   memset(src, 1, nb);
   for (int r = 0; r < R; r++) {
     double t0 = now_s();
-    char *msg = malloc(nb ? nb : 1);
-    if (msg) memcpy(msg, src, nb);
+    char *msg = ts__xmalloc(nb ? nb : 1);
+    memcpy(msg, src, nb);
     free(prev);
     prev = msg;
     double t = now_s() - t0;
@@ -96,19 +96,18 @@ static double profile_copy(size_t nb, int reps) {
 int ts__validate_profile(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
                          const ts_ref_config_t *cfg, ts__vprof_t *pf, ts_err_t *err) {
   int p = job->stages, P = cost->n_parts;
-  pf->fwd = calloc((size_t)p, sizeof(double));
-  pf->bwd = calloc((size_t)p, sizeof(double));
-  pf->rec = calloc((size_t)p, sizeof(double));
-  double *best = malloc((size_t)P * TS_COMPUTE_KINDS * sizeof *best);
+  pf->fwd = ts__xcalloc((size_t)p, sizeof(double));
+  pf->bwd = ts__xcalloc((size_t)p, sizeof(double));
+  pf->rec = ts__xcalloc((size_t)p, sizeof(double));
+  double *best = ts__xmalloc((size_t)P * TS_COMPUTE_KINDS * sizeof *best);
   vbufs_t b = {.n = (size_t)job->micro_batch_size * (size_t)cfg->seq * (size_t)cfg->hidden};
-  b.x = malloc(b.n * sizeof(double));
-  b.y = malloc(b.n * sizeof(double));
-  b.g = malloc(b.n * sizeof(double));
-  b.tg = malloc(b.n * sizeof(double));
-  b.dx = malloc(b.n * sizeof(double));
+  b.x = ts__xmalloc(b.n * sizeof(double));
+  b.y = ts__xmalloc(b.n * sizeof(double));
+  b.g = ts__xmalloc(b.n * sizeof(double));
+  b.tg = ts__xmalloc(b.n * sizeof(double));
+  b.dx = ts__xmalloc(b.n * sizeof(double));
   ts_ref_model_t *m = ts_ref_model_new(cfg);
-  int rc = (!pf->fwd || !pf->bwd || !pf->rec || !best || !b.x || !b.y || !b.g || !b.tg || !b.dx ||
-            !m) ? EX_OSERR : 0;
+  int rc = m ? 0 : EX_OSERR;
   if (!rc) {
     fill(b.x, b.n, 11);
     fill(b.g, b.n, 12);
@@ -203,14 +202,9 @@ char *ts__validate_platform_xml(int n, const ts__vprof_t *pf) {
 void ts__validate_stage_seconds(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
                                 const ts_run_t *run, double *f, double *b, double *r) {
   int P = cost->n_parts, p = job->stages;
-  double *sum = calloc((size_t)P * 3, sizeof *sum);
-  int *cnt = calloc((size_t)P * 3, sizeof *cnt);
+  double *sum = ts__xcalloc((size_t)P * 3, sizeof *sum);
+  int *cnt = ts__xcalloc((size_t)P * 3, sizeof *cnt);
   for (int s = 0; s < p; s++) f[s] = b[s] = r[s] = 0;
-  if (!sum || !cnt) {
-    free(sum);
-    free(cnt);
-    return;
-  }
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     if (!ts_kind_is_compute(e->kind)) continue;
