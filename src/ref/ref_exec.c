@@ -127,7 +127,15 @@ static void do_recompute(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
               mb, st ? "out of memory" : "no stash");
 }
 
-static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
+/* A backward, or (split, ZB-H1) the input-gradient half of one.  The half
+** does all the math, as a whole backward: the executor has one backward
+** kernel.  But a real split backward keeps what its weight-gradient half
+** needs (each GEMM's stashed input and output gradient) until that half
+** runs, so the half holds, counted in the accounting allocator, a buffer of
+** the bytes the backward released, and the weight-gradient op frees it:
+** the device's activation memory follows the split as in the simulator's
+** model (README "Memory"), its times do not. */
+static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb, bool split) {
   const ts_layout_t *L = x->lay;
   ts_ref_model_t *model = ts__ref_stage_model(x, dv, v, mb, "backward");
   if (!model) return;
@@ -136,8 +144,20 @@ static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   double *dy = ts__ref_bwd_dy(x, dv, v, mb);
   double *dx = L->prev[v] >= 0 ? malloc(x->n_el * sizeof *dx) : NULL;
   int rc = EX_SOFTWARE;
+  size_t held = dv->mem.cur;
   if (st && dy && (dx || L->prev[v] < 0)) rc = ts_ref_backward(model, st, dy, dx, &dv->mem);
   free(dy);
+  if (!rc && split && held > dv->mem.cur) {
+    struct ref_wg_hold *h = &dv->wg_hold[ts__ref_cell(x, v, mb)];
+    h->bytes = held - dv->mem.cur;
+    if (!(h->p = ts_ref_mem_alloc(&dv->mem, h->bytes))) {
+      h->bytes = 0;
+      free(dx);
+      ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: backward of stage %d micro-batch %d: %s",
+                    dv->id, v, mb, "out of memory");
+      return;
+    }
+  }
   if (rc) {
     ts_ref_stash_free(st, &dv->mem);
     free(dx);
@@ -159,9 +179,15 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   switch (kind) {
   case TS_FORWARD: do_forward(x, dv, v, mb); break;
   case TS_RECOMPUTE: do_recompute(x, dv, v, mb); break;
-  case TS_BACKWARD:
-  case TS_BACKWARD_INPUT: do_backward(x, dv, v, mb); break;
-  default: break; /* TS_WEIGHT_GRAD: done by the input-gradient half */
+  case TS_BACKWARD: do_backward(x, dv, v, mb, false); break;
+  case TS_BACKWARD_INPUT: do_backward(x, dv, v, mb, true); break;
+  case TS_WEIGHT_GRAD: { /* its math ran in the input-gradient half */
+    struct ref_wg_hold *h = &dv->wg_hold[ts__ref_cell(x, v, mb)];
+    ts_ref_mem_free(&dv->mem, h->p, h->bytes);
+    *h = (struct ref_wg_hold){NULL, 0};
+    break;
+  }
+  default: break;
   }
 }
 

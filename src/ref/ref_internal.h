@@ -97,6 +97,9 @@ typedef struct ref_dev {
   ts_ref_mem_t mem;         /* stashed activation bytes */
   int n_local;              /* virtual stages of this device */
   ts_ref_stash_t **stash;   /* [n_local * M] */
+  /* [n_local * M] split backwards (ZB-H1): what the input-gradient half
+  ** leaves for the weight-gradient half, counted in mem until it runs */
+  struct ref_wg_hold { void *p; size_t bytes; } *wg_hold;
   double **out;             /* [2 * n_local * M] y of forwards, dx of backwards */
   double **inbox;           /* [2 * n_local * M] received; under x->mu */
   int lane;                 /* its data lane: EP coordinate + EP x DP one */

@@ -115,6 +115,9 @@ static void free_x(ref_x_t *x) {
     size_t cells = (size_t)dv->n_local * (size_t)x->M;
     if (dv->stash)
       for (size_t i = 0; i < cells; i++) ts_ref_stash_free(dv->stash[i], &dv->mem);
+    for (size_t i = 0; dv->wg_hold && i < cells; i++)
+      ts_ref_mem_free(&dv->mem, dv->wg_hold[i].p, dv->wg_hold[i].bytes);
+    free(dv->wg_hold);
     for (size_t i = 0; dv->out && i < 2 * cells; i++) free(dv->out[i]);
     for (size_t i = 0; dv->inbox && i < 2 * cells; i++) free(dv->inbox[i]);
     free(dv->stash);
@@ -232,10 +235,11 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
     size_t cells = (size_t)(dv->n_local ? dv->n_local : 1) * (size_t)x->M;
     dv->model = ts_ref_model_clone(base);
     dv->stash = calloc(cells, sizeof *dv->stash);
+    dv->wg_hold = calloc(cells, sizeof *dv->wg_hold);
     dv->out = calloc(2 * cells, sizeof *dv->out);
     dv->inbox = calloc(2 * cells, sizeof *dv->inbox);
     if (x->cost->moe) dv->moe = calloc(cells, sizeof *dv->moe);
-    if (!dv->model || !dv->stash || !dv->out || !dv->inbox || (x->cost->moe && !dv->moe))
+    if (!dv->model || !dv->stash || !dv->wg_hold || !dv->out || !dv->inbox || (x->cost->moe && !dv->moe))
       rc = EX_OSERR;
     if (!rc && sched->host_weights) ts__ref_poison_blocks(dv->model, 0, x->cfg.layers);
   }

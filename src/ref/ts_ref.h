@@ -139,12 +139,10 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 **
 ** Approximations (none for GPipe, 1F1B, interleaved 1F1B and 2BW):
 ** - a split backward (ZB-H1) does all its math in the input-gradient half;
-**   the weight-gradient half is an empty op;
-** - under full recompute a forward of a stage whose activations the program
-**   keeps (ts_rt_keep_activations, Varuna) stores only its input like the
-**   others, since the executor cannot see that flag; its backward then
-**   recomputes inside the backward (gradients stay exact, the measured time
-**   and memory of that backward do not match the simulator's);
+**   that half then holds, in the accounting allocator, as many bytes as the
+**   backward released until the weight-gradient op frees them (what a real
+**   weight-gradient half needs: the GEMMs' inputs and output gradients),
+**   so memory follows the split while the two halves' times do not;
 ** - a communication stream is a thread, not pinned; its collectives take
 **   real time (copies and adds) but no link is modelled. */
 int ts_ref_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
