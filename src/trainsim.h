@@ -6,7 +6,7 @@
 ** schedule.  The cost model turns the model into per-virtual-stage costs
 ** (ts_cost_t).  A schedule (schedules/) is an actor program written against
 ** the runtime interface (ts_runtime.h); an executor (the SimGrid one in
-** sim/, the CPU reference one in src/ref_*) runs one actor per device and
+** sim/, the CPU reference one in src/ref/) runs one actor per device and
 ** produces a timeline of events (ts_event_t).  Metrics and writers turn the
 ** timeline into summary.json, timeline.csv, trace.json and gantt.svg.
 **
