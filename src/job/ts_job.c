@@ -78,6 +78,25 @@ static int validate_mapping(const cJSON *mp, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
+static bool runs_moe(const ts_schedule_t *s) { return s->moe != 0; }
+static bool keeps_host_weights(const ts_schedule_t *s) { return s->host_weights != 0; }
+
+/* The registered schedules that pick accepts, into buf (truncated to n):
+** "a", "a <last> b", "a, b <last> c", each name between quote marks q. */
+static void schedule_names(char *buf, size_t n, bool (*pick)(const ts_schedule_t *), const char *q,
+                           const char *last) {
+  int total = 0, k = 0;
+  for (int i = 0; ts_schedule_at(i); i++) total += pick(ts_schedule_at(i));
+  buf[0] = 0;
+  for (int i = 0; ts_schedule_at(i); i++) {
+    if (!pick(ts_schedule_at(i))) continue;
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "%s%s%s%s", k == 0 ? "" : k == total - 1 ? last : ", ", q,
+             ts_schedule_at(i)->name, q);
+    k++;
+  }
+}
+
 /* devices, mapping and mapping_groups.  Only schedules that keep weights
 ** in host memory run more stages than devices: there "devices" is the
 ** pipeline's positions, given by the job.  Every other job uses the devices
@@ -104,11 +123,13 @@ static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t 
                         "%s: devices: schedule '%s' runs one stage per device (%d%s), got %d devices",
                         c->file, job->schedule, want,
                         ep > 1 ? ": stages x model.moe.expert_parallel" : "", job->devices);
-    if (mp)
+    if (mp) {
+      char names[256];
+      schedule_names(names, sizeof names, keeps_host_weights, "", " and ");
       return ts_err_set(c->err, EX_DATAERR,
-                        "%s: mapping: schedule '%s' maps stage k to device k (mapping is for "
-                        "mobius and gpipe-swap)",
-                        c->file, job->schedule);
+                        "%s: mapping: schedule '%s' maps stage k to device k (mapping is for %s)",
+                        c->file, job->schedule, names);
+    }
     return 0;
   }
   if (!mp) { /* the schedule's default, as the summary reports it */
@@ -214,21 +235,6 @@ static int validate_platform(const cJSON *root, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
-/* The registered schedules with moe set, quoted, as "\"a\"", "\"a\" or
-** \"b\"", "\"a\", \"b\" or \"c\"", into buf (truncated to n). */
-static void moe_schedule_names(char *buf, size_t n) {
-  int total = 0, k = 0;
-  for (int i = 0; ts_schedule_at(i); i++) total += ts_schedule_at(i)->moe != 0;
-  buf[0] = 0;
-  for (int i = 0; ts_schedule_at(i); i++) {
-    if (!ts_schedule_at(i)->moe) continue;
-    size_t len = strlen(buf);
-    snprintf(buf + len, n - len, "%s\"%s\"", k == 0 ? "" : k == total - 1 ? " or " : ", ",
-             ts_schedule_at(i)->name);
-    k++;
-  }
-}
-
 /* Validates the whole tree root into job, in the order the errors are
 ** reported: fields, model present, schedule, sizes, model, platform,
 ** devices, placement, then the schedule's own check. */
@@ -254,7 +260,7 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
   if (pl && (rc = validate_placement(pl, job, c))) return rc;
   if (job->model.moe.experts > 0 && !s->moe) {
     char names[256];
-    moe_schedule_names(names, sizeof names);
+    schedule_names(names, sizeof names, runs_moe, "\"", " or ");
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: schedule: a model with model.moe needs schedule %s, got '%s'", c->file,
                       names, job->schedule);
