@@ -28,22 +28,24 @@ static int chunk_of(int k, int p, int v, int forward) {
 
 static int mb_of(int k, int p, int v) { return (k / (p * v)) * p + k % p; }
 
+/* The device's chunk j is its j-th virtual stage (ascending: chunk 0 first). */
 static void fwd(ts_rt_t *rt, int k) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   int p = c->stages, v = c->chunks;
-  ts_sched_forward(rt, chunk_of(k, p, v, 1) * p + c->device, mb_of(k, p, v));
+  ts_sched_forward(rt, c->local[chunk_of(k, p, v, 1)], mb_of(k, p, v));
 }
 
 static void bwd(ts_rt_t *rt, int k) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   int p = c->stages, v = c->chunks;
-  ts_sched_backward(rt, chunk_of(k, p, v, 0) * p + c->device, mb_of(k, p, v));
+  ts_sched_backward(rt, c->local[chunk_of(k, p, v, 0)], mb_of(k, p, v));
 }
 
 static void interleaved_program(ts_rt_t *rt) {
   const ts_ctx_t *c = ts_rt_ctx(rt);
   int p = c->stages, v = c->chunks, total = c->microbatches * v;
-  int warmup = 2 * (p - c->device - 1) + (v - 1) * p;
+  int s = c->layout->stage[c->local[0]];
+  int warmup = 2 * (p - s - 1) + (v - 1) * p;
   if (warmup > total) warmup = total;
   int remaining = total - warmup;
   for (int k = 0; k < warmup; k++) fwd(rt, k);

@@ -301,5 +301,58 @@ static void test_requirements_declared(void) {
   }
 }
 
-TS_TESTS{TS_TEST(test_requirements_declared), TS_TEST(test_every_registered_schedule)};
+/* Every registered schedule replicated by the plan (2 data-parallel
+** replicas x 2 tensor ranks, on the ideal platform): each of the R = 4
+** pipelines runs, device by device, the ops of the single pipeline, with
+** virtual stage k of the pipeline as plan stage k R + r.  This holds only
+** when a program addresses its stages and groups and never computes a
+** device number. */
+static void test_every_schedule_replicates(void) {
+  for (int i = 0; ts_schedule_at(i); i++) {
+    const ts_schedule_t *s = ts_schedule_at(i);
+    ts_job_t *job = job_for(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+    ts_outcome_t one;
+    ts_err_t err = {0};
+    CU_ASSERT_EQUAL_FATAL(ts_execute(job, s, NULL, &one, &err), 0);
+    const ts_plan_t *p1 = one.plan;
+    int deg[TS_DIMS] = {2, p1->degree[TS_DIM_EP], 2, 1};
+    ts_layout_t *pipe = s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
+    ts_plan_t *p4 = NULL;
+    CU_ASSERT_EQUAL_FATAL(ts_plan_new(pipe, deg, NULL, job->path, &p4, &err), 0);
+    int R = p4->replicas / p1->replicas;
+    CU_ASSERT_EQUAL(R, 4);
+    ts_run_t *run = NULL;
+    int rc = ts_sim_run(job, s, p4, one.cost, &run, &err);
+    if (rc) fprintf(stderr, "\n%s replicated: %s\n", s->name, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    static int a[MAX_OPS], b[MAX_OPS];
+    for (int d = 0; d < p4->n_devices; d++) {
+      /* The device of the single plan with d's pipeline position and lane. */
+      int c[TS_DIMS] = {0, ts_plan_coord(p4, d, TS_DIM_EP), 0, ts_plan_coord(p4, d, TS_DIM_PP)};
+      int d1 = ts_plan_device(p1, c);
+      int r = ts_plan_coord(p4, d, TS_DIM_TP) + 2 * ts_plan_coord(p4, d, TS_DIM_DP);
+      int na = device_ops(run, d, a, MAX_OPS), nb = device_ops(one.run, d1, b, MAX_OPS);
+      CU_ASSERT_EQUAL(na, nb);
+      CU_ASSERT(na > 0);
+      int same = na == nb;
+      for (int k = 0; same && k < na; k += 3) {
+        /* plan stage v1 = k1 R1 + e of the single plan is k1 R1 R + e' here,
+        ** with e' = tp + 2 (e + EP dp): the same lane inside replica r */
+        int v1 = b[k + 1], R1 = p1->replicas, k1 = v1 / R1, e = v1 % R1;
+        int want = k1 * p4->replicas + (r % 2) + 2 * (e + p1->degree[TS_DIM_EP] * (r / 2));
+        same = a[k] == b[k] && a[k + 2] == b[k + 2] && a[k + 1] == want;
+      }
+      if (!same) printf("\n      %s: device %d (replica %d) runs other ops than device %d alone", s->name, d, r, d1);
+      CU_ASSERT(same);
+    }
+    ts_run_free(run);
+    ts_plan_free(p4);
+    ts_outcome_free(&one);
+    ts_job_free(job);
+  }
+}
+
+TS_TESTS{TS_TEST(test_requirements_declared), TS_TEST(test_every_registered_schedule),
+         TS_TEST(test_every_schedule_replicates)};
 TS_TEST_MAIN("conformance")
