@@ -11,7 +11,7 @@
 ** the update of iteration t, applied after its m-th backward, is computed
 ** with the weights of iteration t - 1 (gradients one step stale), so
 ** weights_bytes is twice a stage's weights.  The simulator only counts
-** those bytes; the reference executor (src/ts_ref.h) keeps the two versions
+** those bytes; the reference executor (src/ref/ts_ref.h) keeps the two versions
 ** as real buffers, applies W(t + 1) = W(t) - lr grad f_t(W(t - 1)) and
 ** checks at run time that every op finds its version computed.
 **

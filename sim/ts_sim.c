@@ -8,8 +8,10 @@
 ** that always has a get posted on it: a send is a detached put that starts
 ** travelling at once, and the daemon wakes exactly when the data has
 ** arrived, records the transfer and hands the message to the device's
-** inbox.  A device waiting in a receive is suspended and resumed by the
-** daemon.  SimGrid is cooperative, so the inbox needs no lock.
+** inbox.  A device waiting in a receive blocks on a semaphore that the
+** daemon releases.  Each device's collectives run on a second actor on its
+** host, its communication stream, with a semaphore of its own.  SimGrid is
+** cooperative, so the inbox needs no lock.
 **
 ** Timing is exact under CM02 without cross traffic and TCP gamma (see
 ** shared/notes/simgrid.md): one transfer of S bytes takes sum(latency) +

@@ -191,7 +191,8 @@ static void test_gshard_every_replica(void) {
 
 /* ---- test programs in Chimera's order -------------------------------------- */
 
-enum { END_ALLREDUCE = 0, END_RS_AG, END_WEIGHTS, END_PAIRS, END_ONE_STARTS };
+enum { END_ALLREDUCE = 0, END_RS_AG, END_WEIGHTS, END_PAIRS, END_ONE_STARTS, END_NONE, END_BCAST,
+       END_A2A_ONCE, END_A2A_TWICE };
 static int end_mode; /* set before a run: how the test program ends */
 
 typedef struct pipe {
@@ -253,6 +254,17 @@ static void prog_chimera_order(ts_rt_t *rt) {
   }
   case END_ONE_STARTS:
     if (c->device == 0) ts_rt_coll(rt, TS_COLL_ALLREDUCE, &g, c->local[0], TS_BUF_GRADS, bytes);
+    break;
+  case END_NONE:
+    break;
+  case END_BCAST:
+    ts_rt_coll(rt, TS_COLL_BROADCAST, &g, c->local[0], TS_BUF_GRADS, bytes);
+    break;
+  case END_A2A_TWICE:
+    ts_rt_coll(rt, TS_COLL_ALLTOALL, &g, c->local[0], TS_BUF_GRADS, bytes);
+    /* fall through */
+  case END_A2A_ONCE:
+    ts_rt_coll(rt, TS_COLL_ALLTOALL, &g, c->local[0], TS_BUF_GRADS, bytes);
     break;
   default:
     ts_rt_coll(rt, TS_COLL_ALLREDUCE, &g, c->local[0], TS_BUF_GRADS, bytes);
@@ -335,6 +347,64 @@ static void test_weights_allreduce(void) {
   ts_job_free(job);
 }
 
+/* Blocks of device d in run x and device e in run y that differ bitwise,
+** over the blocks both hold. */
+static long blocks_differ(const ts_ref_extra_t *x, int d, const ts_ref_extra_t *y, int e) {
+  long n_diff = 0;
+  for (int l = 0; l < x->layers; l++) {
+    if (!x->holds[(size_t)d * x->layers + l] || !y->holds[(size_t)e * y->layers + l]) continue;
+    size_t n;
+    const double *a = ts_ref_block_grad(x->dev_models[d], l, &n);
+    const double *b = ts_ref_block_grad(y->dev_models[e], l, &n);
+    n_diff += memcmp(a, b, n * sizeof *a) != 0;
+  }
+  return n_diff;
+}
+
+/* Broadcast from member 0 of each pair {i, D - 1 - i}: afterwards the
+** other member holds member 0's own gradients, bitwise; all-to-all over a
+** pair swaps a slice each way, so twice is the identity and once is not. */
+static void test_broadcast_and_alltoall_move_arrays(void) {
+  ts_job_t *job = dense_job("chimera", 8, 4, 4);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+  ts_outcome_t o0, ob, o1, o2;
+  ts_ref_extra_t none, bc, once, twice;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(run_mode(job, END_NONE, &o0, &none, &err), 0);
+  int rc = run_mode(job, END_BCAST, &ob, &bc, &err);
+  if (rc) fprintf(stderr, "\nbroadcast: %s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  rc = run_mode(job, END_A2A_ONCE, &o1, &once, &err);
+  if (rc) fprintf(stderr, "\nall-to-all: %s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL_FATAL(run_mode(job, END_A2A_TWICE, &o2, &twice, &err), 0);
+  int D = none.n_devices;
+  long bdiff = 0, own = 0, swapped = 0, back = 0;
+  for (int d = 0; d < D; d++) {
+    int root = d < D - 1 - d ? d : D - 1 - d; /* member 0 of d's pair */
+    bdiff += blocks_differ(&bc, d, &none, root);
+    if (d != root) own += blocks_differ(&none, d, &none, root);
+    swapped += blocks_differ(&once, d, &none, d);
+    back += blocks_differ(&twice, d, &none, d);
+  }
+  printf("\n    broadcast: %ld blocks differ from the root's (%ld differed before); all-to-all: "
+         "%ld blocks changed once, %ld after twice",
+         bdiff, own, swapped, back);
+  CU_ASSERT_EQUAL(bdiff, 0);
+  CU_ASSERT(own > 0);
+  CU_ASSERT(swapped > 0);
+  CU_ASSERT_EQUAL(back, 0);
+  ts_ref_extra_free(&none);
+  ts_ref_extra_free(&bc);
+  ts_ref_extra_free(&once);
+  ts_ref_extra_free(&twice);
+  ts_outcome_free(&o0);
+  ts_outcome_free(&ob);
+  ts_outcome_free(&o1);
+  ts_outcome_free(&o2);
+  ts_job_free(job);
+}
+
 static void test_broken_collective_caught(void) {
   ts_job_t *job = dense_job("chimera", 8, 4, 4);
   CU_ASSERT_PTR_NOT_NULL_FATAL(job);
@@ -386,5 +456,6 @@ static void test_stream_deadlock(void) {
 
 TS_TESTS{TS_TEST(test_chimera_every_replica), TS_TEST(test_gshard_every_replica),
          TS_TEST(test_rs_ag_equals_allreduce), TS_TEST(test_weights_allreduce),
+         TS_TEST(test_broadcast_and_alltoall_move_arrays),
          TS_TEST(test_broken_collective_caught), TS_TEST(test_stream_deadlock)};
 TS_TEST_MAIN("ref_coll")

@@ -17,6 +17,7 @@
 **   holds the pipeline's vstage k.
 */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -49,49 +50,92 @@ ts_group_t ts_plan_group(const ts_plan_t *p, ts_group_kind_t k, int d) {
                       .dev = p->members[k] + p->first[k][g]};
 }
 
-/* Groups of one kind from a key per device: devices of equal key form a
-** group; groups are numbered by their first device, members ordered by
-** sort_key (then device number). */
-static void make_groups(ts_plan_t *p, ts_group_kind_t k, const long *key, const long *sort_key) {
-  int n = p->n_devices;
-  int *order = ts__xmalloc((size_t)n * sizeof *order);
-  int *gof = ts__xmalloc((size_t)n * sizeof *gof);
-  for (int d = 0; d < n; d++) gof[d] = -1;
-  int ng = 0;
-  for (int d = 0; d < n; d++) {
-    if (gof[d] >= 0) continue;
-    for (int e = d; e < n; e++)
-      if (gof[e] < 0 && key[e] == key[d]) gof[e] = ng;
-    ng++;
-  }
-  assert(n == 0 || (ng >= 1 && ng <= n));
-  p->n_groups[k] = ng;
-  p->group_of[k] = gof;
-  p->first[k] = ts__xcalloc((size_t)ng + 1, sizeof(int));
-  for (int d = 0; d < n; d++) p->first[k][gof[d] + 1]++;
-  for (int g = 0; g < ng; g++) p->first[k][g + 1] += p->first[k][g];
-  assert(p->first[k][ng] == n); /* every device in exactly one group */
-  /* Fill each group in sort_key order (insertion; groups are small). */
-  int *fill = ts__xcalloc((size_t)ng, sizeof(int));
-  p->members[k] = ts__xmalloc((size_t)n * sizeof(int));
-  p->rank_in[k] = ts__xmalloc((size_t)n * sizeof(int));
-  for (int d = 0; d < n; d++) {
-    int g = gof[d], *m = p->members[k] + p->first[k][g], i = fill[g]++;
-    while (i > 0 && sort_key[m[i - 1]] > sort_key[d]) {
-      m[i] = m[i - 1];
-      i--;
-    }
-    m[i] = d;
-  }
-  for (int g = 0; g < ng; g++)
-    for (int i = p->first[k][g]; i < p->first[k][g + 1]; i++) p->rank_in[k][p->members[k][i]] = i - p->first[k][g];
-  free(fill);
-  free(order);
+/* Sorting devices by (key, sort key, device): qsort_r's context. */
+typedef struct by_key {
+  const long *key, *sort_key;
+} by_key_t;
+
+static int cmp_by_key(const void *a, const void *b, void *arg) {
+  const by_key_t *c = arg;
+  int x = *(const int *)a, y = *(const int *)b;
+  if (c->key[x] != c->key[y]) return c->key[x] < c->key[y] ? -1 : 1;
+  if (c->sort_key[x] != c->sort_key[y]) return c->sort_key[x] < c->sort_key[y] ? -1 : 1;
+  return (x > y) - (x < y);
 }
 
-/* REPLICA keys: devices holding the same set of cost rows share a key.
-** Rows sets are compared as sorted arrays; the key is the first device with
-** the same set. */
+static int cmp_int(const void *a, const void *b, void *arg) {
+  const int *first = arg, x = first[*(const int *)a], y = first[*(const int *)b];
+  return (x > y) - (x < y);
+}
+
+/* Groups of one kind from a key per device: devices of equal key form a
+** group; groups are numbered by their lowest device, members ordered by
+** sort_key (then device number).  O(n log n). */
+static void make_groups(ts_plan_t *p, ts_group_kind_t k, const long *key, const long *sort_key) {
+  int n = p->n_devices;
+  int *sorted = ts__xmalloc((size_t)n * sizeof *sorted);
+  for (int d = 0; d < n; d++) sorted[d] = d;
+  by_key_t ctx = {key, sort_key};
+  qsort_r(sorted, (size_t)n, sizeof *sorted, cmp_by_key, &ctx);
+  /* Runs of equal key, each with its lowest device, then the runs in the
+  ** order of their lowest devices. */
+  int *run_at = ts__xmalloc(((size_t)n + 1) * sizeof *run_at), *low = ts__xmalloc((size_t)n * sizeof *low);
+  int ng = 0;
+  for (int i = 0; i < n; i++) {
+    if (i == 0 || key[sorted[i]] != key[sorted[i - 1]]) {
+      run_at[ng] = i;
+      low[ng++] = sorted[i];
+    } else if (sorted[i] < low[ng - 1]) {
+      low[ng - 1] = sorted[i];
+    }
+  }
+  run_at[ng] = n;
+  int *runs = ts__xmalloc((size_t)(ng ? ng : 1) * sizeof *runs);
+  for (int g = 0; g < ng; g++) runs[g] = g;
+  qsort_r(runs, (size_t)ng, sizeof *runs, cmp_int, low);
+  p->n_groups[k] = ng;
+  p->group_of[k] = ts__xmalloc((size_t)n * sizeof(int));
+  p->rank_in[k] = ts__xmalloc((size_t)n * sizeof(int));
+  p->members[k] = ts__xmalloc((size_t)n * sizeof(int));
+  p->first[k] = ts__xcalloc((size_t)ng + 1, sizeof(int));
+  int at = 0;
+  for (int g = 0; g < ng; g++) {
+    int r = runs[g];
+    p->first[k][g] = at;
+    for (int i = run_at[r]; i < run_at[r + 1]; i++, at++) {
+      int d = sorted[i];
+      p->members[k][at] = d;
+      p->group_of[k][d] = g;
+      p->rank_in[k][d] = i - run_at[r];
+    }
+  }
+  p->first[k][ng] = at;
+  assert(at == n); /* every device in exactly one group */
+  free(runs);
+  free(low);
+  free(run_at);
+  free(sorted);
+}
+
+/* The cost rows each device holds, sorted: device d's are
+** rows[start[d] .. start[d + 1]). */
+typedef struct row_sets {
+  const int *rows, *start;
+} row_sets_t;
+
+static int cmp_rows(const void *a, const void *b, void *arg) {
+  const row_sets_t *c = arg;
+  int x = *(const int *)a, y = *(const int *)b;
+  int lx = c->start[x + 1] - c->start[x], ly = c->start[y + 1] - c->start[y];
+  for (int i = 0; i < lx && i < ly; i++)
+    if (c->rows[c->start[x] + i] != c->rows[c->start[y] + i])
+      return c->rows[c->start[x] + i] < c->rows[c->start[y] + i] ? -1 : 1;
+  if (lx != ly) return lx < ly ? -1 : 1;
+  return (x > y) - (x < y);
+}
+
+/* REPLICA keys: devices holding the same set of cost rows share a key, the
+** lowest such device.  O(n log n) comparisons of row sets. */
 static void replica_keys(const ts_plan_t *p, long *key) {
   const ts_layout_t *L = p->layout;
   int n = p->n_devices;
@@ -103,23 +147,25 @@ static void replica_keys(const ts_plan_t *p, long *key) {
   memset(cnt, 0, (size_t)n * sizeof(int));
   for (int v = 0; v < L->n_vstages; v++) {
     int d = L->dev[v], *r = rows + start[d], i = cnt[d]++;
-    while (i > 0 && r[i - 1] > L->part[v]) {
+    while (i > 0 && r[i - 1] > L->part[v]) { /* a device holds few stages */
       r[i] = r[i - 1];
       i--;
     }
     r[i] = L->part[v];
   }
-  for (int d = 0; d < n; d++) {
-    key[d] = d;
-    for (int e = 0; e < d; e++) {
-      int len = start[d + 1] - start[d];
-      if (key[e] == e && start[e + 1] - start[e] == len &&
-          !memcmp(rows + start[e], rows + start[d], (size_t)len * sizeof(int))) {
-        key[d] = e;
-        break;
-      }
-    }
+  int *sorted = ts__xmalloc((size_t)(n ? n : 1) * sizeof *sorted);
+  for (int d = 0; d < n; d++) sorted[d] = d;
+  row_sets_t ctx = {rows, start};
+  qsort_r(sorted, (size_t)n, sizeof *sorted, cmp_rows, &ctx);
+  /* Equal sets are adjacent, lowest device first. */
+  for (int i = 0; i < n; i++) {
+    int d = sorted[i];
+    bool same = i > 0 && start[d + 1] - start[d] == start[sorted[i - 1] + 1] - start[sorted[i - 1]] &&
+                !memcmp(rows + start[d], rows + start[sorted[i - 1]],
+                        (size_t)(start[d + 1] - start[d]) * sizeof(int));
+    key[d] = same ? key[sorted[i - 1]] : d;
   }
+  free(sorted);
   free(rows);
   free(start);
   free(cnt);
@@ -167,7 +213,8 @@ static ts_layout_t *replicate(const ts_plan_t *p, const ts_layout_t *pipe) {
       l->prev[v] = pipe->prev[k] >= 0 ? pipe->prev[k] * R + r : -1;
       l->mb_lo[v] = pipe->mb_lo[k];
       l->mb_hi[v] = pipe->mb_hi[k];
-      assert(l->dev[v] >= 0);
+      /* the invariant of the file header: pipeline r's position that holds k */
+      assert(l->dev[v] >= 0 && ts_plan_coord(p, l->dev[v], TS_DIM_PP) == pipe->dev[k]);
     }
   return l;
 }
@@ -216,6 +263,14 @@ int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *or
       rest /= deg[dim];
     }
     assert(ts_plan_device(p, p->coord + (size_t)d * TS_DIMS) == d);
+  }
+  if ((long long)pipe->n_vstages * p->replicas > 1 << 26) {
+    ts_err_set(err, EX_DATAERR, "%s: %d virtual stages x %d pipelines exceed %d virtual stages",
+               path, pipe->n_vstages, p->replicas, 1 << 26);
+    ts_layout_free(pipe);
+    free(p->coord);
+    free(p);
+    return EX_DATAERR;
   }
   p->layout = p->replicas == 1 ? pipe : replicate(p, pipe);
   if (p->replicas != 1) ts_layout_free(pipe);

@@ -195,14 +195,16 @@ void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st) {
                   "reference executor: device %d: %s #%d: the step from device %d carries no "
                   "payload: the group's members do not run the same collectives",
                   device, ts_coll_op_name(st->op), st->id, st->peer);
-  else if (m->op != st->op || m->buf != st->buf || m->chunk != st->chunk ||
+  else if (m->op != st->op || m->buf != st->buf || m->chunk != st->peer_chunk ||
            m->n_chunks != st->n_chunks || m->len != hi - lo)
     ts__ref_fatal(x, EX_SOFTWARE,
                   "reference executor: device %d: %s #%d: the step from device %d carries %s "
-                  "slice %d of %d, %zu values, where this device's is slice %d of %d, %zu "
-                  "values: the group's members do not hold the same model parts",
+                  "slice %d of %d, %zu values, where slice %d of %d, %zu values was expected "
+                  "for this device's slice %d: the group's members do not hold the same model "
+                  "parts",
                   device, ts_coll_op_name(st->op), st->id, st->peer, ts_coll_op_name(m->op),
-                  m->chunk, m->n_chunks, m->len, st->chunk, st->n_chunks, hi - lo);
+                  m->chunk, m->n_chunks, m->len, st->peer_chunk, st->n_chunks, hi - lo,
+                  st->chunk);
   else
     walk_buf(x, device, st->buf, lo, hi, m->v, st->reduce ? B_ADD : B_COPY);
   free(m);

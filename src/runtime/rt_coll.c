@@ -49,18 +49,22 @@ typedef struct run_coll {
   int id, slot;
 } run_coll_t;
 
-static void step_send(run_coll_t *x, int peer_rank, int chunk, double bytes) {
+/* Sends slice chunk of this device's buffer to member peer_rank, where it
+** lands in slice peer_chunk. */
+static void step_send(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, double bytes) {
   ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
   int d = rt->ctx.device, n = c->g.n;
   assert(peer_rank >= 0 && peer_rank < n);
-  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, c->g.dev[peer_rank], chunk, n, 0};
+  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, c->g.dev[peer_rank], chunk, peer_chunk, n, 0};
   if (w->ops->coll_pack) w->ops->coll_pack(w->xd, d, &st);
   w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, (int)rt->coll_seq++, bytes);
 }
 
-static void step_recv(run_coll_t *x, int peer_rank, int chunk, int reduce) {
+/* Receives member peer_rank's slice peer_chunk into this device's slice
+** chunk, added in (reduce) or replacing it. */
+static void step_recv(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, int reduce) {
   ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
@@ -78,7 +82,7 @@ static void step_recv(run_coll_t *x, int peer_rank, int chunk, int reduce) {
   assert(w->failed || rt->coll_used[from] <= rt->coll_in[from]);
   w->ops->unlock(w->xd, d);
   if (w->failed) return;
-  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, from, chunk, c->g.n, reduce};
+  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, from, chunk, peer_chunk, c->g.n, reduce};
   if (w->ops->coll_apply) w->ops->coll_apply(w->xd, d, &st);
 }
 
@@ -90,8 +94,9 @@ static void ring(run_coll_t *x, bool reduce) {
   double part = x->c->bytes / n;
   int off = reduce ? 1 : 0;
   for (int s = 0; s < n - 1 && !x->rt->w->failed; s++) {
-    step_send(x, next, mod(i - s - off, n), part);
-    step_recv(x, prev, mod(i - s - off - 1, n), reduce);
+    int out = mod(i - s - off, n), in = mod(i - s - off - 1, n);
+    step_send(x, next, out, out, part);
+    step_recv(x, prev, in, in, reduce);
   }
 }
 
@@ -112,13 +117,17 @@ static void run_one(run_coll_t *x) {
     break;
   case TS_COLL_BROADCAST:
     for (int k = 0; k < n && !x->rt->w->failed; k++) {
-      if (i > 0) step_recv(x, i - 1, k, 0);
-      if (i < n - 1) step_send(x, i + 1, k, part);
+      if (i > 0) step_recv(x, i - 1, k, k, 0);
+      if (i < n - 1) step_send(x, i + 1, k, k, part);
     }
     break;
   case TS_COLL_ALLTOALL:
-    for (int k = 1; k < n; k++) step_send(x, (i + k) % n, (i + k) % n, part);
-    for (int k = 1; k < n && !x->rt->w->failed; k++) step_recv(x, mod(i - k, n), mod(i - k, n), 0);
+    /* slice j goes to member j, where it becomes slice i */
+    for (int k = 1; k < n; k++) step_send(x, (i + k) % n, (i + k) % n, i, part);
+    for (int k = 1; k < n && !x->rt->w->failed; k++) {
+      int j = mod(i - k, n);
+      step_recv(x, j, j, i, 0);
+    }
     break;
   default:
     assert(0 && "collective kind checked in ts_rt_coll_start");
@@ -140,7 +149,7 @@ static void drain(ts_rt_t *rt, int slot) {
     rt_coll_t c = rt->colls[id]; /* a copy: the program may grow the array */
     w->ops->unlock(w->xd, d);
     run_coll_t x = {rt, &c, id, slot};
-    run_one(&x);
+    if (c.g.n > 1) run_one(&x);
     w->ops->lock(w->xd, d);
     rt->colls[id].done = true;
     rt->coll_next = id + 1;
@@ -197,16 +206,18 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
     rt->colls = ts__xrealloc(rt->colls, (size_t)rt->cap_colls * sizeof *rt->colls);
   }
   int h = rt->n_colls++;
-  rt->colls[h] = (rt_coll_t){op, buf, vstage, bytes, *g, g->n == 1};
-  if (g->n == 1 && rt->coll_next == h) rt->coll_next = h + 1; /* nothing to do */
-  bool spawn = g->n > 1 && w->ops->spawn_comm && rt->comm_slot == d;
-  if (spawn) rt->comm_slot = w->n + d;
-  else if (rt->comm_slot != d) w->ops->notify(w->xd, rt->comm_slot);
-  w->ops->unlock(w->xd, d);
+  rt->colls[h] = (rt_coll_t){op, buf, vstage, bytes, *g, false};
+  /* The stream runs even a one-member collective, in its turn: it is done
+  ** only once every collective started before it is. */
+  bool spawn = rt->comm_slot == d;
   if (spawn) {
+    rt->comm_slot = w->n + d;
     rt->comm_ended = false;
-    w->ops->spawn_comm(w->xd, d);
+  } else {
+    w->ops->notify(w->xd, rt->comm_slot);
   }
+  w->ops->unlock(w->xd, d);
+  if (spawn) w->ops->spawn_comm(w->xd, d);
   return h;
 }
 
@@ -218,8 +229,6 @@ void ts_rt_coll_wait(ts_rt_t *rt, int h) {
     ts__rt_fail(rt, "%s of handle %d: no collective was started with it", "ts_rt_coll_wait", h, 0);
     return;
   }
-  /* Without a stream of its own, the program runs its collectives itself. */
-  if (rt->comm_slot == d) drain(rt, d);
   w->ops->lock(w->xd, d);
   if (!rt->colls[h].done) {
     snprintf(rt->waiting, sizeof rt->waiting, "its %s #%d", ts_coll_op_name(rt->colls[h].op), h);
@@ -235,7 +244,9 @@ void ts_rt_coll(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage, t
   ts_rt_coll_wait(rt, ts_rt_coll_start(rt, op, g, vstage, buf, bytes));
 }
 
-/* At the end of the program: wait for every collective it started. */
+/* At the end of the program: wait for every collective it started (the
+** stream runs them in order, so the last one is done after all others). */
 void ts__rt_coll_finish(ts_rt_t *rt) {
   if (rt->n_colls > 0) ts_rt_coll_wait(rt, rt->n_colls - 1);
+  assert(rt->w->failed || rt->coll_next == rt->n_colls);
 }

@@ -31,7 +31,7 @@ struct ts_rt {
   int n_colls, cap_colls;
   int coll_next;         /* the next one the stream runs */
   int comm_slot;         /* wait slot of the stream: n + device once spawned,
-                         ** else device (synchronous collectives) */
+                         ** else device (no stream yet) */
   bool comm_ended;       /* the stream returned (or was never spawned) */
   char comm_waiting[160]; /* what the stream waits for */
   long *a2a_in[2], *a2a_used[2]; /* [n_devices] MoE all-to-all messages

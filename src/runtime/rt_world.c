@@ -133,7 +133,8 @@ void ts__world_free(ts_world_t *w) {
   free(w);
 }
 
-/* Records the first error and stops every device. */
+/* Runs the device's program, waits for its collectives, marks it finished
+** and lets its communication stream return. */
 void ts__rt_main(ts_rt_t *rt) {
   ts_world_t *w = rt->w;
   w->sched->program(rt);
@@ -156,7 +157,10 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
     for (int d = 0; d < w->n; d++) {
       ts_rt_t *rt = &w->rt[d];
       bool room = rt->host && rt->host->blocked_need > 0;
-      if (rt->finished || room != (pass == 0)) continue;
+      /* A stream that never returned is stuck too (its program waits for
+      ** its collectives, so this is a second line of defence). */
+      bool stream_stuck = rt->comm_slot != d && !rt->comm_ended;
+      if ((rt->finished && !stream_stuck) || room != (pass == 0)) continue;
       if (stuck++ < 4) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,

@@ -17,17 +17,21 @@
 #include "ts_runtime.h"
 
 
-/* One step of a collective, as the executor sees it: the slice [chunk,
-** chunk + 1) of n_chunks equal slices of this device's buffer (buf of the
-** device's parts) goes to peer (pack) or came from peer (apply) and is
-** added into the own slice (reduce 1) or replaces it (reduce 0). */
+/* One step of a collective, as the executor sees it: slice chunk of the
+** n_chunks equal slices of this device's buffer (buf of the device's parts)
+** goes to peer (pack), or the peer's slice peer_chunk came from it (apply)
+** and is added into this device's slice chunk (reduce 1) or replaces it
+** (reduce 0). */
 typedef struct ts_coll_step {
   ts_coll_op_t op;
   ts_coll_buf_t buf;
   int id;        /* the collective's number on this device, in start order */
   int vstage;    /* its label stage */
   int peer;
-  int chunk, n_chunks;
+  int chunk;      /* this device's slice: read (pack) or written (apply) */
+  int peer_chunk; /* the peer's slice: where it lands (pack) or whence it
+                  ** came (apply); differs from chunk for all-to-all only */
+  int n_chunks;
   int reduce;
 } ts_coll_step_t;
 /* One message of a MoE all-to-all as the payload hooks see it. */
@@ -78,11 +82,10 @@ typedef struct ts_exec_ops {
   void (*host_evict)(void *xd, int device, int vstage);
   /* Optional: the device's memory in bytes; 0 or NULL: unlimited. */
   double (*capacity)(void *xd, int device);
-  /* Optional: starts device's communication stream, a context that runs
+  /* Starts device's communication stream, a context that runs
   ** ts__rt_comm_main(ts__world_rt(w, device)) concurrently with the
-  ** device's program and may block in wait(n_devices + device).  NULL:
-  ** collectives run synchronously inside ts_rt_coll_wait on the program's
-  ** own context (no overlap). */
+  ** device's program and may block in wait(n_devices + device); called at
+  ** the device's first collective.  Required of every executor. */
   void (*spawn_comm)(void *xd, int device);
   /* Optional, executors with data: coll_pack is called by the sender just
   ** before a collective step's send, coll_apply by the receiver just after

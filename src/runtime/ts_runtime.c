@@ -12,9 +12,13 @@
 ** Micro-batches are numbered 0 .. microbatches x iterations - 1 across the
 ** iterations of multi-iteration schedules; an event's iteration is mb / m.
 **
-** Threading: each device's ts_rt_t is used by that device's actor or thread
-** only, except the inbox (arrived flags, transfer events, arrival count),
-** which ts__rt_deliver writes under the executor's lock for that device.
+** Threading: each device's ts_rt_t is used by that device's program
+** context and its communication stream (rt_coll.c).  Under the
+** executor's lock for that device: the inbox (arrived flags, transfer
+** events, arrival counts, collective steps), which ts__rt_deliver writes,
+** and the queue of collectives (colls, coll_next), shared by the program
+** and the stream; the stream alone sends collective steps (coll_seq) and
+** consumes them (coll_used, comm_waiting).
 */
 #include <assert.h>
 #include <stdlib.h>
@@ -258,7 +262,7 @@ void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, doubl
     int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
     rt->arrived[m][(long)rt->local_idx[to] * rt->M + mb] = 1;
   }
-  rt->n_arrivals++;
+  if (kind != TS_SEND_COLL) rt->n_arrivals++; /* the program's messages only */
   if (from != rt->ctx.device) {
     int sv = kind == TS_SEND_ACT    ? w->lay->prev[to]
              : kind == TS_SEND_GRAD ? w->lay->next[to]

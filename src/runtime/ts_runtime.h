@@ -187,8 +187,12 @@ const char *ts_coll_op_name(ts_coll_op_t op);
 /* Starts op over the members of g (this device among them) on buf, whose
 ** size on each device is bytes (see above); vstage, one of this device's,
 ** labels the transfers in the timeline.  Returns a handle for
-** ts_rt_coll_wait (-1 after a failure; a group of one member completes at
-** once).  A program that ends with collectives running waits for them. */
+** ts_rt_coll_wait (-1 after a failure; a group of one member moves nothing
+** and completes in its turn).  A program that ends with collectives running waits for
+** them.  A buffer that a collective carries belongs to the stream from
+** start to wait: the program must not run an op that writes it (a
+** backward of those parts, for TS_BUF_GRADS) in between; the reference
+** executor would race on the real arrays. */
 int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage,
                      ts_coll_buf_t buf, double bytes);
 /* Blocks until the collective of handle h is done on this device. */
