@@ -1,5 +1,6 @@
 /*
-** test_ref_moe.c: the reference MoE layer (src/ref/ref_moe.c).
+** test_ref_moe.c: the reference MoE layer (src/ref/ref_moe.c), whose math
+** is the reference model's MoE block's (src/ref/ref_moe_layer.c).
 **   - expert parallel on 4 threads exchanging token buffers gives the same
 **     output, input gradient, gate gradient and expert gradients as the
 **     same layer on one thread (<= 1e-10), with tokens dropped;

@@ -21,6 +21,9 @@
 ** and the input gradients back.  Threads meet at a barrier between phases.
 ** One device (threads = 1): one thread owns every lane's tokens and every
 ** expert and runs the same code; the per-lane gating is unchanged.
+** The math (routing, experts, combine, gate backward) is the reference
+** model's MoE block's, ref_moe_layer.h; the executor's MoE ops run the same
+** functions through ts_rt_* (ref_moe_exec.c).
 */
 #ifndef REF_MOE_H
 #define REF_MOE_H

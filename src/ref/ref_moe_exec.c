@@ -148,11 +148,7 @@ static void layer_combine(ref_x_t *x, ref_moe_op_t *op, int i) {
   memcpy(op->cur, ly->x1, x->n_el * sizeof(double));
   for (int q = 0; q < op->L; q++) {
     const double *out = q == op->me ? ly->exp[q].out : ly->tok[q].out;
-    for (int k = 0; k < ly->tok[q].n; k++) {
-      int tk = ly->tok[q].tk[k];
-      double g = ly->rt.gate[tk], *y = op->cur + (size_t)(tk / 2) * h;
-      for (int c = 0; c < h; c++) y[c] += g * out[(size_t)k * h + c];
-    }
+    ts__ref_combine(&ly->rt, ly->tok[q].n, ly->tok[q].tk, out, h, op->cur);
   }
 }
 
@@ -165,16 +161,7 @@ static const char *layer_combine_grad(ref_x_t *x, ref_moe_op_t *op, int i) {
     ref_box_t *b = q == op->me ? &ly->exp[q] : &ly->tok[q];
     const double *out = q == op->me ? ly->exp[q].out : ly->tok[q].out;
     if (!(b->dout = malloc(((size_t)ly->tok[q].n + 1) * h * sizeof(double)))) return "out of memory";
-    for (int k = 0; k < ly->tok[q].n; k++) {
-      int tk = ly->tok[q].tk[k];
-      const double *dy = ly->dres + (size_t)(tk / 2) * h, *o = out + (size_t)k * h;
-      double g = ly->rt.gate[tk], dg = 0;
-      for (int c = 0; c < h; c++) {
-        b->dout[(size_t)k * h + c] = g * dy[c];
-        dg += dy[c] * o[c];
-      }
-      ly->rt.dgate[tk] = dg;
-    }
+    ts__ref_combine_grad(&ly->rt, ly->tok[q].n, ly->tok[q].tk, out, ly->dres, h, b->dout);
   }
   return NULL;
 }
@@ -236,10 +223,7 @@ static const char *layer_backward(ref_x_t *x, ref_dev_t *dv, ref_moe_op_t *op, i
       free(du);
       return "input gradients of the experts missing";
     }
-    for (int k = 0; k < ly->tok[q].n; k++) {
-      double *d = du + (size_t)(ly->tok[q].tk[k] / 2) * h;
-      for (int c = 0; c < h; c++) d[c] += dx[(size_t)k * h + c];
-    }
+    ts__ref_dispatch_grad(ly->tok[q].n, ly->tok[q].tk, dx, h, du);
   }
   const double *Wg = ts_ref_moe_params(dv->model, l, NULL);
   int rc = ts__ref_gate_backward(&ly->rt, ly->u, Wg, h, TS_REF_MOE_AUX / x->N,

@@ -1,7 +1,7 @@
 /*
 ** ref_moe_layer.c: the math of one MoE block of the reference model
 ** (ref_moe_layer.h): the attention half, the routing of a lane's tokens,
-** the experts on token rows, and the gate's backward.  Float64; matrix
+** the combine, the experts on token rows, and the gate's backward.  Float64; matrix
 ** products of the attention half through the shared kernels
 ** (ref_kernels.h), so that it is the dense block's attention exactly.
 */
@@ -186,7 +186,35 @@ int ts__ref_route_rows(const ts__ref_route_t *r, int elo, int ehi, int *tk, int 
   return n;
 }
 
-/* ---- experts and the gate's backward ------------------------------------------ */
+/* ---- combine, experts and the gate's backward ---------------------------------- */
+
+void ts__ref_combine(const ts__ref_route_t *r, int n, const int *tk, const double *out, int h,
+                     double *y) {
+  for (int k = 0; k < n; k++) {
+    double g = r->gate[tk[k]], *yt = y + (size_t)(tk[k] / 2) * h;
+    for (int c = 0; c < h; c++) yt[c] += g * out[(size_t)k * h + c];
+  }
+}
+
+void ts__ref_combine_grad(ts__ref_route_t *r, int n, const int *tk, const double *out,
+                          const double *dy, int h, double *dout) {
+  for (int k = 0; k < n; k++) {
+    const double *dyt = dy + (size_t)(tk[k] / 2) * h, *o = out + (size_t)k * h;
+    double g = r->gate[tk[k]], dg = 0;
+    for (int c = 0; c < h; c++) {
+      dout[(size_t)k * h + c] = g * dyt[c];
+      dg += dyt[c] * o[c];
+    }
+    r->dgate[tk[k]] = dg;
+  }
+}
+
+void ts__ref_dispatch_grad(int n, const int *tk, const double *dx, int h, double *du) {
+  for (int k = 0; k < n; k++) {
+    double *d = du + (size_t)(tk[k] / 2) * h;
+    for (int c = 0; c < h; c++) d[c] += dx[(size_t)k * h + c];
+  }
+}
 
 void ts__ref_expert_forward(const double *W1, const double *W2, int h, int f, const double *in,
                             double *a, double *hd, double *out) {

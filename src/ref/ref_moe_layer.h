@@ -14,7 +14,9 @@
 ** simulator's.  The loss gets aux_w x (sum over the groups of the auxiliary
 ** loss); the top-k choice itself has no gradient.
 ** Pieces: the attention half (x -> x1, u; its stash), the routing of one
-** lane's tokens, one expert on one token row, and the gate's backward.
+** lane's tokens, one expert on one token row, the combine of expert rows
+** and its backward, and the gate's backward.  ts_ref_moe_run (ref_moe.h,
+** the lone layer) and the executor's MoE ops (ref_moe_exec.c) both use them.
 */
 #ifndef TS_REF_MOE_LAYER_H
 #define TS_REF_MOE_LAYER_H
@@ -66,7 +68,20 @@ void ts__ref_route_free(ts__ref_route_t *r);
 ** returns their number. */
 int ts__ref_route_rows(const ts__ref_route_t *r, int elo, int ehi, int *tk, int *ex);
 
-/* ---- experts and the gate's backward ------------------------------------------ */
+/* ---- combine, experts and the gate's backward ---------------------------------- */
+
+/* The combine of n expert output rows out (n x h) that carry the choices tk
+** of r: row t of y (T x h) gets gate[tk] x its row, for each row in order. */
+void ts__ref_combine(const ts__ref_route_t *r, int n, const int *tk, const double *out, int h,
+                     double *y);
+/* Its backward for the layer's output gradient dy (T x h): writes the
+** rows' output gradients dout (n x h, gate x dy) and r->dgate of each
+** choice (dy . out). */
+void ts__ref_combine_grad(ts__ref_route_t *r, int n, const int *tk, const double *out,
+                          const double *dy, int h, double *dout);
+/* The backward of the dispatch: ADDS the rows' input gradients dx (n x h)
+** into the rows of their tokens in du (T x h). */
+void ts__ref_dispatch_grad(int n, const int *tk, const double *dx, int h, double *du);
 
 /* One token row in (h) through expert (W1: h x f, W2: f x h): a = in W1,
 ** hd = gelu(a) (f each), out = hd W2 (h). */

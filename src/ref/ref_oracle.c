@@ -55,7 +55,7 @@ static int batch_grad(ts_ref_model_t *m, int layers, int samples, const double *
 ** (lane, micro-batch) in the oracle: every expert on this thread. */
 typedef struct omoe {
   ts__ref_half_t *half;
-  double *x1, *u, *rows, *a, *hd, *out, *gin;
+  double *x1, *u, *rows, *a, *hd, *out, *dout, *gin;
   int n, *tk, *ex;
   ts__ref_route_t rt;
 } omoe_t;
@@ -90,10 +90,11 @@ static int moe_entry(ts_ref_model_t *m, const ts_moe_t *moe, int r, int mb, int 
     y->ex = malloc(n1 * sizeof(int));
     y->rows = malloc(n1 * h * sizeof(double));
     y->out = malloc(n1 * h * sizeof(double));
+    y->dout = malloc(n1 * h * sizeof(double));
     y->gin = malloc(n1 * h * sizeof(double));
     y->a = malloc(n1 * f * sizeof(double));
     y->hd = malloc(n1 * f * sizeof(double));
-    if (!y->tk || !y->ex || !y->rows || !y->out || !y->gin || !y->a || !y->hd) rc = 1;
+    if (!y->tk || !y->ex || !y->rows || !y->out || !y->dout || !y->gin || !y->a || !y->hd) rc = 1;
     if (rc) break;
     ts__ref_route_rows(&y->rt, 0, E, y->tk, y->ex);
     memcpy(x, y->x1, n_el * sizeof(double));
@@ -103,8 +104,8 @@ static int moe_entry(ts_ref_model_t *m, const ts_moe_t *moe, int r, int mb, int 
       memcpy(y->rows + (size_t)k * h, y->u + (size_t)tt * h, (size_t)h * sizeof(double));
       ts__ref_expert_forward(W1, W2, h, f, y->rows + (size_t)k * h, y->a + (size_t)k * f,
                              y->hd + (size_t)k * f, y->out + (size_t)k * h);
-      for (int q = 0; q < h; q++) x[(size_t)tt * h + q] += y->rt.gate[y->tk[k]] * y->out[(size_t)k * h + q];
     }
+    ts__ref_combine(&y->rt, y->n, y->tk, y->out, h, x);
   }
   if (!rc) ts_ref_loss(x, t, n_el, N, x); /* x is dy from here on */
   for (int l = L; !rc && l >= 0; l--) {
@@ -117,19 +118,15 @@ static int moe_entry(ts_ref_model_t *m, const ts_moe_t *moe, int r, int mb, int 
     double *P = ts_ref_moe_params(m, l - 1, NULL), *G = ts_ref_moe_grad(m, l - 1, NULL);
     memcpy(dres, x, n_el * sizeof(double));
     memset(x, 0, n_el * sizeof(double)); /* du */
+    ts__ref_combine_grad(&y->rt, y->n, y->tk, y->out, dres, h, y->dout);
     for (int k = 0; k < y->n; k++) {
-      int e = y->ex[k], tk = y->tk[k];
+      int e = y->ex[k];
       size_t w1 = (size_t)h * E + (size_t)e * h * f, w2 = (size_t)h * E + (size_t)E * h * f + (size_t)e * f * h;
-      double go[h], dg = 0;
-      for (int q = 0; q < h; q++) {
-        go[q] = y->rt.gate[tk] * dres[(size_t)(tk / 2) * h + q];
-        dg += dres[(size_t)(tk / 2) * h + q] * y->out[(size_t)k * h + q];
-      }
-      y->rt.dgate[tk] = dg;
       ts__ref_expert_backward(P + w1, P + w2, h, f, y->rows + (size_t)k * h, y->a + (size_t)k * f,
-                              y->hd + (size_t)k * f, go, G + w1, G + w2, y->gin + (size_t)k * h, dh);
-      for (int q = 0; q < h; q++) x[(size_t)(tk / 2) * h + q] += y->gin[(size_t)k * h + q];
+                              y->hd + (size_t)k * f, y->dout + (size_t)k * h, G + w1, G + w2,
+                              y->gin + (size_t)k * h, dh);
     }
+    ts__ref_dispatch_grad(y->n, y->tk, y->gin, h, x);
     rc = ts__ref_gate_backward(&y->rt, y->u, P, h, TS_REF_MOE_AUX / N, G, x);
     if (!rc) rc = ts__ref_half_backward(m, y->half, dres, x, x, NULL);
     if (!rc) y->half = NULL;
@@ -139,7 +136,7 @@ static int moe_entry(ts_ref_model_t *m, const ts_moe_t *moe, int r, int mb, int 
     ts__ref_half_free(o[l].half, NULL);
     ts__ref_route_free(&o[l].rt);
     free(o[l].x1), free(o[l].u), free(o[l].rows), free(o[l].a), free(o[l].hd);
-    free(o[l].out), free(o[l].gin), free(o[l].tk), free(o[l].ex);
+    free(o[l].out), free(o[l].dout), free(o[l].gin), free(o[l].tk), free(o[l].ex);
   }
   if (st) ts_ref_stash_free(st[L], NULL);
   free(st);
