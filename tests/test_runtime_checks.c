@@ -25,10 +25,8 @@ static int run_prog(void (*prog)(ts_rt_t *), int p, int m, ts_err_t *err, ts_out
            " \"activation_message_bytes\": 100, \"activation_bytes\": 10},"
            " \"platform\": \"ideal\", \"schedule\": \"gpipe\", \"stages\": %d, \"microbatches\": %d}",
            p, m);
-  const char *path = th_write_tmp(json, ".json");
   ts_job_t *job = NULL;
-  int rc = ts_job_load(path, NULL, 0, &job, err);
-  unlink(path);
+  int rc = th_job_from_json(json, NULL, 0, &job, err);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   ts_schedule_t s = {.name = "test", .title = "test", .program = prog};
   rc = ts_execute(job, &s, NULL, o, err);
