@@ -217,19 +217,6 @@ static void test_deterministic(void) {
   ts_job_free(job);
 }
 
-/* GPipe whose last stage never sends its gradients back: device 1 waits
-** for the gradient of micro-batch 0 forever. */
-static void prog_lost_gradient(ts_rt_t *rt) {
-  const ts_ctx_t *c = ts_rt_ctx(rt);
-  int v = c->local[0];
-  for (int mb = 0; mb < c->microbatches; mb++) ts_sched_forward(rt, v, mb);
-  for (int mb = 0; mb < c->microbatches; mb++) {
-    if (c->layout->next[v] >= 0) ts_rt_recv(rt, TS_SEND_GRAD, v, mb);
-    ts_rt_compute(rt, TS_BACKWARD, v, mb);
-    if (c->layout->prev[v] >= 0 && c->layout->next[v] >= 0) ts_rt_send(rt, TS_SEND_GRAD, v, mb);
-  }
-}
-
 /* Device 0 waits for a gradient while device 1 runs a backward before its
 ** forward (a schedule error): the error must wake device 0. */
 static void prog_error_while_waiting(ts_rt_t *rt) {
@@ -256,8 +243,8 @@ static int run_prog(void (*prog)(ts_rt_t *), bool sim, int p, ts_err_t *err) {
 
 static void test_deadlock_reported(void) {
   ts_err_t e_ref = {0}, e_sim = {0};
-  int rc_ref = run_prog(prog_lost_gradient, false, 3, &e_ref);
-  int rc_sim = run_prog(prog_lost_gradient, true, 3, &e_sim);
+  int rc_ref = run_prog(th_prog_lost_gradient, false, 3, &e_ref);
+  int rc_sim = run_prog(th_prog_lost_gradient, true, 3, &e_sim);
   CU_ASSERT_EQUAL(rc_ref, EX_SOFTWARE);
   CU_ASSERT_EQUAL(rc_sim, EX_SOFTWARE);
   const char *want = "device 1 waits for the gradient for stage 1 micro-batch 0";

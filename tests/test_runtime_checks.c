@@ -48,18 +48,6 @@ static void expect_error(void (*prog)(ts_rt_t *), const char *a, const char *b) 
   ts_outcome_free(&o);
 }
 
-/* GPipe whose last stage never sends its gradients back. */
-static void prog_lost_gradient(ts_rt_t *rt) {
-  const ts_ctx_t *c = ts_rt_ctx(rt);
-  int v = c->local[0];
-  for (int mb = 0; mb < c->microbatches; mb++) ts_sched_forward(rt, v, mb);
-  for (int mb = 0; mb < c->microbatches; mb++) {
-    if (c->layout->next[v] >= 0) ts_rt_recv(rt, TS_SEND_GRAD, v, mb);
-    ts_rt_compute(rt, TS_BACKWARD, v, mb);
-    if (c->layout->prev[v] >= 0 && c->layout->next[v] >= 0) ts_rt_send(rt, TS_SEND_GRAD, v, mb);
-  }
-}
-
 static void prog_backward_first(ts_rt_t *rt) {
   ts_rt_compute(rt, TS_BACKWARD, ts_rt_ctx(rt)->local[0], 0);
 }
@@ -90,7 +78,7 @@ static void prog_busy_poll(ts_rt_t *rt) {
     }
 }
 
-static void test_deadlock(void) { expect_error(prog_lost_gradient, "deadlock", "device 1 waits for the gradient for stage 1 micro-batch 0"); }
+static void test_deadlock(void) { expect_error(th_prog_lost_gradient, "deadlock", "device 1 waits for the gradient for stage 1 micro-batch 0"); }
 static void test_backward_before_forward(void) { expect_error(prog_backward_first, "backward of stage", "before its forward"); }
 static void test_forward_without_input(void) { expect_error(prog_no_recv, "before its input activation was received", NULL); }
 static void test_op_twice(void) { expect_error(prog_twice, "runs twice", "device 0"); }

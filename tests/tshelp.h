@@ -2,8 +2,9 @@
 ** tshelp.h: helpers shared by trainsim's tests: temporary files, loading
 ** and running a job given as a JSON string through the library, a
 ** device's compute ops in program order, normwise relative errors of
-** arrays and of reference models' gradients or weight changes, and running
-** the trainsim command (whose path ctest passes in $TRAINSIM).  Every
+** arrays and of reference models' gradients or weight changes, a faulty
+** schedule program for the runtime's checks, and running the trainsim
+** command (whose path ctest passes in $TRAINSIM).  Every
 ** helper is static inline, so a test uses what it needs and nothing else.
 */
 #ifndef TSHELP_H
@@ -17,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sched_util.h"
 #include "trainsim.h"
 #include "ts_ref.h"
 #include "ts_exec.h"
@@ -153,6 +155,20 @@ static inline const ts_event_t *th_find(const ts_outcome_t *o, int kind, int vst
     if (e->kind == kind && e->vstage == vstage && e->mb == mb) return e;
   }
   return NULL;
+}
+
+/* A schedule program for the runtime's checks: GPipe whose last stage never
+** sends its gradients back, so device 1 waits for the gradient of
+** micro-batch 0 forever (a deadlock the executor must report). */
+static inline void th_prog_lost_gradient(ts_rt_t *rt) {
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  int v = c->local[0];
+  for (int mb = 0; mb < c->microbatches; mb++) ts_sched_forward(rt, v, mb);
+  for (int mb = 0; mb < c->microbatches; mb++) {
+    if (c->layout->next[v] >= 0) ts_rt_recv(rt, TS_SEND_GRAD, v, mb);
+    ts_rt_compute(rt, TS_BACKWARD, v, mb);
+    if (c->layout->prev[v] >= 0 && c->layout->next[v] >= 0) ts_rt_send(rt, TS_SEND_GRAD, v, mb);
+  }
 }
 
 /* Runs "$TRAINSIM args..." through sh; captures stdout and stderr into
