@@ -72,28 +72,35 @@ static size_t path_push(char *path, size_t n, const char *key, int i) {
   return m < cap - 1 ? m : cap - 1;
 }
 
-static int key_cmp(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
+typedef struct {
+  const char *key;
+  size_t idx; /* place in the object */
+} key_at_t;
+
+static int key_cmp(const void *pa, const void *pb) {
+  const key_at_t *a = pa, *b = pb;
+  int c = strcmp(a->key, b->key);
+  return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
-/* The first key of obj that occurs twice, in document order, or NULL.
-** Sorted, so that an object of many keys costs n log n. */
+/* The key of obj whose second occurrence comes first in the file, or
+** NULL when no key occurs twice.  Sorted, so that an object of n keys
+** costs n log n. */
 static const char *duplicate_key(const cJSON *obj) {
   size_t n = 0;
   for (const cJSON *it = obj->child; it; it = it->next) n++;
   if (n < 2) return NULL;
-  const char **k = ts__xmalloc(n * sizeof *k);
+  key_at_t *k = ts__xmalloc(n * sizeof *k);
   size_t i = 0;
-  for (const cJSON *it = obj->child; it; it = it->next) k[i++] = it->string;
+  for (const cJSON *it = obj->child; it; it = it->next, i++) k[i] = (key_at_t){it->string, i};
   qsort(k, n, sizeof *k, key_cmp);
   const char *dup = NULL;
-  for (i = 1; i < n && !dup; i++)
-    if (!strcmp(k[i - 1], k[i])) dup = k[i];
+  size_t first = n;
+  for (i = 1; i < n; i++)
+    if (!strcmp(k[i - 1].key, k[i].key) && (i < 2 || strcmp(k[i - 2].key, k[i].key)) &&
+        k[i].idx < first)
+      dup = k[i].key, first = k[i].idx;
   free(k);
-  if (!dup) return NULL;
-  for (const cJSON *it = obj->child; it; it = it->next) /* the first one in the file */
-    for (const cJSON *jt = it->next; jt; jt = jt->next)
-      if (!strcmp(it->string, jt->string)) return it->string;
   return dup;
 }
 
