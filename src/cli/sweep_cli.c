@@ -61,13 +61,26 @@ static int option_error(int c, char **argv) {
   return EX_USAGE;
 }
 
+/* -o DIR that is a file, or under one, cannot be created (EX_CANTCREAT,
+** printed): said before anything tries to read DIR/sweep.csv, which would
+** fail as an unreadable input. */
+static int out_dir_check(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) == 0 ? S_ISDIR(st.st_mode) : errno != ENOTDIR) return 0;
+  fprintf(stderr, "trainsim: error: %s: cannot create output directory: %s\n", dir,
+          strerror(ENOTDIR));
+  return EX_CANTCREAT;
+}
+
 /* The local sweep: resume, run what is missing, write the results. */
 static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
   char csv[TS_PATH_MAX + 32], part[TS_PATH_MAX + 32];
   snprintf(csv, sizeof csv, "%s/sweep.csv", dir);
   snprintf(part, sizeof part, "%s/sweep.csv.partial", dir);
   ts_err_t err = {0};
-  int rc = ts__sw_read_rows(s, csv, &err);
+  int rc = out_dir_check(dir);
+  if (rc) return rc;
+  rc = ts__sw_read_rows(s, csv, &err);
   if (!rc) rc = ts__sw_read_rows(s, part, &err);
   if (rc) {
     fprintf(stderr, "trainsim: error: %s\n", err.msg);
