@@ -540,7 +540,7 @@ ts_platform_t *ts_platform_parse(const char *name, const char *data, size_t n, t
   } while (st == XML_STATUS_OK && n > 0);
   if (st != XML_STATUS_OK && !e.code) {
     char nm[256];
-    ts_err_set(&e, EX_DATAERR, "%s:%lu:%lu: not well-formed XML: %s", ts__pc_esc(name, nm, sizeof nm),
+    ts_err_set(&e, EX_DATAERR, "%s:%lu: not well-formed XML (column %lu): %s", ts__pc_esc(name, nm, sizeof nm),
                (unsigned long)XML_GetCurrentLineNumber(ps.xp),
                (unsigned long)XML_GetCurrentColumnNumber(ps.xp) + 1,
                XML_ErrorString(XML_GetErrorCode(ps.xp)));

@@ -7,7 +7,7 @@
 ** problem in one line, "FILE:LINE: <element id="...">: what is wrong".
 **
 ** What it checks (README "Platforms"):
-**   - the XML is well formed (FILE:LINE:COLUMN of the first error);
+**   - the XML is well formed (the line and column of the first error);
 **   - elements nest at most TS_PLATFORM_MAX_DEPTH deep;
 **   - ids are unique: hosts, routers, zones, peers and the hosts of
 **     clusters share one name space, links another;
