@@ -278,6 +278,8 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
     char *p = strstr(one, "Parse error at ");
     if (p)
       memmove(one, p + 15, strlen(p + 15) + 1);
+    else if (strstr(one, "/CRITICAL] ") && one[0] == '[' && (p = strchr(one, ']')) && p[1] == ' ')
+      memmove(one, p + 2, strlen(p + 2) + 1); /* an abort: keep where ("FILE:LINE: ...") */
     else if ((p = strrchr(one, ']')) && p[1] == ' ')
       memmove(one, p + 2, strlen(p + 2) + 1);
   }

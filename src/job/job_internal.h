@@ -29,6 +29,9 @@
 #define TS__PRODUCT_MAX 2147483647LL
 /* Seconds (latencies, a synthetic model's times) are at most this. */
 #define TS__SECONDS_MAX 1e6
+/* A latency is 0 or at least this: SimGrid's solver aborts on latencies
+** near the smallest doubles (1e-303 ns). */
+#define TS__LATENCY_MIN 1e-12
 /* Bytes are doubles: integers are exact up to 2^53, the bound of a
 ** synthetic model's bytes. */
 #define TS__BYTES_MAX 9007199254740992.0

@@ -96,9 +96,9 @@ static int apply_platform_set(ts_job_t *job, const char *path, const char *value
     return ts_err_set(err, EX_USAGE, "--set '%s': bad value '%s' (e.g. %s)", path, value,
                       unit == 'b' ? "50GBps, 200Gbps" : unit == 't' ? "2us, 1e-6" : "312Tf");
   /* The range, after the units (README "Limits"). */
-  if (unit == 't' && !(v >= 0 && v <= TS__SECONDS_MAX))
-    return ts_err_set(err, EX_USAGE, "--set '%s': latency %g s is out of range (0 to 1e6 s)", path,
-                      v);
+  if (unit == 't' && !(v == 0 || (v >= TS__LATENCY_MIN && v <= TS__SECONDS_MAX)))
+    return ts_err_set(err, EX_USAGE,
+                      "--set '%s': latency %g s is out of range (0, or 1e-12 s to 1e6 s)", path, v);
   if (unit != 't' && !(v >= TS__RATE_MIN && v <= TS__RATE_MAX))
     return ts_err_set(err, EX_USAGE, "--set '%s': %s %g %s is out of range (1 to 1e30 %s)", path,
                       unit == 'b' ? "bandwidth" : "speed", v, unit == 'b' ? "B/s" : "FLOP/s",
