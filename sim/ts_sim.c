@@ -262,11 +262,15 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
   buf[n > 0 ? n : 0] = 0;
   bool loading = strstr(buf, "@@loading") && !strstr(buf, "@@loaded");
   /* SimGrid's parse errors read "Parse error at FILE:LINE: what" or
-  ** "... in FILE:LINE ...". Keep the most telling line. */
+  ** "... in FILE:LINE ...". Keep the most telling line; else the first
+  ** line SimGrid printed (an abort's "[root/CRITICAL] ..."), past the
+  ** "@@" markers the child writes itself. */
   const char *line = NULL;
   static const char *const keys[] = {"Parse error at ", "parse error", "error", "Error",
-                                     "what()", "terminate", NULL};
+                                     "CRITICAL", "Assertion", "what()", "terminate", NULL};
   for (int k = 0; keys[k] && !line; k++) line = strstr(buf, keys[k]);
+  for (const char *s = buf; !line && *s; s += strcspn(s, "\n"), s += *s == '\n')
+    if (*s != '\n' && strncmp(s, "@@", 2) != 0) line = s;
   char one[512] = "";
   if (line) {
     const char *s = line;
@@ -280,6 +284,8 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
     char *p = strstr(one, "Parse error at ");
     if (p)
       memmove(one, p + 15, strlen(p + 15) + 1);
+    else if (strstr(one, "/CRITICAL] ") && one[0] == '[' && (p = strchr(one, ']')) && p[1] == ' ')
+      memmove(one, p + 2, strlen(p + 2) + 1); /* an abort: keep where ("FILE:LINE: ...") */
     else if ((p = strrchr(one, ']')) && p[1] == ' ')
       memmove(one, p + 2, strlen(p + 2) + 1);
   }
