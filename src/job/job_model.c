@@ -26,7 +26,7 @@ static int read_table(const char *name, ts_job_t *job, vctx_t *c) {
                       c->file, name);
   size_t len = 0;
   char *text = ts__read_file(path, &len);
-  if (!text) return ts_err_set(c->err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
+  if (!text) return ts_err_set(c->err, EX_NOINPUT, "%s: cannot read: %s", path, ts__read_error(errno));
   cJSON *t = NULL;
   int rc = ts__parse_json(text, len, path, &t, c->err);
   free(text);

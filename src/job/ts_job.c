@@ -328,7 +328,7 @@ static int read_job(const char *path, ts_job_t *job, char **text, size_t *len, t
   snprintf(job->path, sizeof job->path, "%s", path);
   *text = ts__read_file(path, len);
   if (!*text)
-    return ts_err_set(err, EX_NOINPUT, "%s: cannot read job file: %s", path, strerror(errno));
+    return ts_err_set(err, EX_NOINPUT, "%s: cannot read job file: %s", path, ts__read_error(errno));
   const char *slash = strrchr(path, '/');
   if (slash)
     snprintf(job->base_dir, sizeof job->base_dir, "%.*s", (int)(slash - path), path);
