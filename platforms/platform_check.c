@@ -137,10 +137,15 @@ static void check_number(pc_parse_t *ps, int line, const char *elem, const char 
   for (;;) {
     size_t len = seps ? strcspn(s, seps) : strlen(s);
     double v = 0;
-    if (!parse_one(s, len, kind, &v) || (positive ? !(v > 0) : !(v >= 0))) {
+    /* Rates in [TS__RATE_MIN, TS__RATE_MAX]; times 0 or in [TS__LATENCY_MIN,
+    ** TS__SECONDS_MAX]: SimGrid's solver aborts or stalls outside them. */
+    bool rate = kind == 'f' || kind == 'b';
+    if (!parse_one(s, len, kind, &v) || (positive ? !(v > 0) : !(v >= 0)) ||
+        !(rate ? v >= TS__RATE_MIN && v <= TS__RATE_MAX
+               : v == 0 || (v >= TS__LATENCY_MIN && v <= TS__SECONDS_MAX))) {
       snprintf(what, sizeof what, "%s=\"%s\": not a %s SimGrid reads (e.g. %s)%s", name,
                ts__pc_esc(s, e, sizeof e), kind == 'f' ? "speed" : kind == 'b' ? "bandwidth" : "time",
-               ex, positive ? ", finite and > 0" : ", finite and >= 0");
+               ex, rate ? ", in [1, 1e30] per second" : ", 0 or in [1e-12 s, 1e6 s]");
       fail(ps, line, elem, what);
       return;
     }

@@ -69,4 +69,18 @@ bool ts__read_all(int fd, void *p, size_t n);
 ** 0 any.  False (out untouched) for anything else; defined in job_set.c. */
 bool ts__parse_units(const char *s, char what, double *out);
 
+/* The ranges of numbers from the input, after their units (README "Job
+** file", Limits), shared by the job loader and the platform checker. */
+/* Seconds (latencies, a synthetic model's times) are at most this. */
+#define TS__SECONDS_MAX 1e6
+/* A latency is 0 or at least this: SimGrid's solver aborts on latencies
+** near the smallest doubles (1e-303 ns). */
+#define TS__LATENCY_MIN 1e-12
+/* Bytes are doubles: integers are exact up to 2^53, the bound of a
+** synthetic model's bytes. */
+#define TS__BYTES_MAX 9007199254740992.0
+/* Bandwidths (B/s) and speeds (FLOP/s) lie in [TS__RATE_MIN, TS__RATE_MAX]. */
+#define TS__RATE_MIN 1.0
+#define TS__RATE_MAX 1e30
+
 #endif /* TS_INTERNAL_H */

@@ -120,20 +120,33 @@ static void test_broken(void) {
   t = full3("Full", "<link id=\"l2\" bandwidth=\"12 furlongs\"/>\n");
   expect(t, H3, 0,
          "F:7: <link id=\"l2\">: bandwidth=\"12 furlongs\": not a bandwidth SimGrid reads (e.g. 25GBps), "
-         "finite and > 0");
+         "in [1, 1e30] per second");
   free(t);
   t = full3("Full", "<link id=\"l2\" bandwidth=\"1e308TBps\"/>\n");
   expect(t, H3, 0,
          "F:7: <link id=\"l2\">: bandwidth=\"1e308TBps\": not a bandwidth SimGrid reads (e.g. 25GBps), "
-         "finite and > 0");
+         "in [1, 1e30] per second");
   free(t);
   t = full3("Full", "<link id=\"l2\" bandwidth=\"1GBps\" latency=\"-1s\"/>\n");
   expect(t, H3, 0,
-         "F:7: <link id=\"l2\">: latency=\"-1s\": not a time SimGrid reads (e.g. 1us), finite and >= 0");
+         "F:7: <link id=\"l2\">: latency=\"-1s\": not a time SimGrid reads (e.g. 1us), 0 or in "
+         "[1e-12 s, 1e6 s]");
   free(t);
   t = full3("Full", "<host id=\"h3\" speed=\"fast\"/>\n");
   expect(t, H3, 0,
-         "F:7: <host id=\"h3\">: speed=\"fast\": not a speed SimGrid reads (e.g. 100Gf), finite and > 0");
+         "F:7: <host id=\"h3\">: speed=\"fast\": not a speed SimGrid reads (e.g. 100Gf), in [1, 1e30] "
+         "per second");
+  free(t);
+  /* Finite but out of SimGrid's working range: its solver aborts or stalls. */
+  t = full3("Full", "<link id=\"l2\" bandwidth=\"1e-300Bps\"/>\n");
+  expect(t, H3, 0,
+         "F:7: <link id=\"l2\">: bandwidth=\"1e-300Bps\": not a bandwidth SimGrid reads (e.g. 25GBps), "
+         "in [1, 1e30] per second");
+  free(t);
+  t = full3("Full", "<link id=\"l2\" bandwidth=\"1GBps\" latency=\"1e-303ns\"/>\n");
+  expect(t, H3, 0,
+         "F:7: <link id=\"l2\">: latency=\"1e-303ns\": not a time SimGrid reads (e.g. 1us), 0 or in "
+         "[1e-12 s, 1e6 s]");
   free(t);
   /* SimGrid's other units are accepted. */
   t = full3("Full",

@@ -27,17 +27,6 @@
 ** microbatches x iterations, the MoE routing's layers x micro-batches x
 ** lanes x experts and an all-to-all's rows) is at most TS__PRODUCT_MAX. */
 #define TS__PRODUCT_MAX 2147483647LL
-/* Seconds (latencies, a synthetic model's times) are at most this. */
-#define TS__SECONDS_MAX 1e6
-/* A latency is 0 or at least this: SimGrid's solver aborts on latencies
-** near the smallest doubles (1e-303 ns). */
-#define TS__LATENCY_MIN 1e-12
-/* Bytes are doubles: integers are exact up to 2^53, the bound of a
-** synthetic model's bytes. */
-#define TS__BYTES_MAX 9007199254740992.0
-/* Bandwidths (B/s) and speeds (FLOP/s) lie in [TS__RATE_MIN, TS__RATE_MAX]. */
-#define TS__RATE_MIN 1.0
-#define TS__RATE_MAX 1e30
 
 /* ---- the job file's schema (ts_job.c) ------------------------------- */
 
