@@ -447,14 +447,14 @@ static int resolve(ts_platform_t *p, ts_err_t *err) {
   ts__pc_esc(p->name, n, sizeof n);
   p->by_name = ts__xmalloc((size_t)(p->n_np ? p->n_np : 1) * sizeof *p->by_name);
   for (int i = 0; i < p->n_np; i++) p->by_name[i] = i;
-  qsort_r(p->by_name, (size_t)p->n_np, sizeof *p->by_name, cmp_np, p);
+  if (p->n_np > 1) qsort_r(p->by_name, (size_t)p->n_np, sizeof *p->by_name, cmp_np, p);
   for (int i = 1; i < p->n_np; i++) {
     const pc_np_t *x = &p->np[p->by_name[i - 1]], *y = &p->np[p->by_name[i]];
     if (strcmp(x->id, y->id) == 0)
       return ts_err_set(err, EX_DATAERR, "%s:%d: <%s id=\"%s\">: id already used by the <%s> at line %d", n,
                         y->line, np_elem(y->type), ts__pc_esc(y->id, a, sizeof a), np_elem(x->type), x->line);
   }
-  qsort(p->links, (size_t)p->n_links, sizeof *p->links, cmp_link);
+  if (p->n_links > 1) qsort(p->links, (size_t)p->n_links, sizeof *p->links, cmp_link);
   for (int i = 1; i < p->n_links; i++)
     if (strcmp(p->links[i - 1].id, p->links[i].id) == 0)
       return ts_err_set(err, EX_DATAERR, "%s:%d: <link id=\"%s\">: id already used by the <link> at line %d", n,

@@ -125,18 +125,24 @@ static int hf_translate(const cJSON *hf, const char *file, const cJSON *override
   const char *type = NULL;
   bool gated = false;
   if ((rc = hf_model_type(hf, file, overrides, &type, &gated, err))) return rc;
+  if (!ffn && 4LL * hidden > 100000000) /* the job's bound on ffn_hidden */
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: the hidden size %d is too large: 4 x hidden, the default MLP width, "
+                      "exceeds 1e8",
+                      file, hidden);
+  if (!ffn) ffn = 4 * hidden;
   cJSON *m = cJSON_CreateObject();
   cJSON_AddStringToObject(m, "kind", "transformer");
   cJSON_AddStringToObject(m, "name", type);
   cJSON_AddNumberToObject(m, "layers", layers);
   cJSON_AddNumberToObject(m, "hidden", hidden);
   cJSON_AddNumberToObject(m, "heads", heads);
-  cJSON_AddNumberToObject(m, "ffn_hidden", ffn ? ffn : 4 * hidden);
+  cJSON_AddNumberToObject(m, "ffn_hidden", ffn);
   cJSON_AddNumberToObject(m, "vocab", vocab);
   cJSON_AddBoolToObject(m, "gated_mlp", gated);
   const cJSON *dp = hf_get(hf, (const char *const[]){"resid_pdrop", "hidden_dropout", NULL});
   cJSON_AddBoolToObject(m, "dropout", cJSON_IsNumber(dp) && dp->valuedouble > 0);
-  if ((rc = hf_moe(hf, file, ffn ? ffn : 4 * hidden, m, err))) {
+  if ((rc = hf_moe(hf, file, ffn, m, err))) {
     cJSON_Delete(m);
     return rc;
   }

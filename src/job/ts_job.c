@@ -69,8 +69,9 @@ static int validate_mapping(const cJSON *mp, ts_job_t *job, vctx_t *c) {
   snprintf(job->mapping_rule, sizeof job->mapping_rule, "explicit");
   int i = 0;
   for (const cJSON *it = mp->child; it; it = it->next, i++) {
-    if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble ||
-        it->valueint < 0 || it->valueint >= job->devices)
+    /* range first: casting a double outside int's range is undefined */
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0 && it->valuedouble < job->devices) ||
+        it->valuedouble != (double)(int)it->valuedouble)
       return ts_err_set(c->err, EX_DATAERR, "%s: mapping[%d]: expected a device index 0..%d",
                         c->file, i, job->devices - 1);
     job->mapping[i] = it->valueint;
