@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# results/fuzz.sh [TARGET...]: the long fuzzing run that results/fuzz.md
+# records (README "Fuzzing").  Builds the libFuzzer harnesses of tests/fuzz/
+# with clang in build-fuzz (-DTS_FUZZ=ON: ASan + UBSan, libFuzzer), then runs
+# each TARGET (job, set, hf, platform; default: every harness built) for
+# TS_FUZZ_RUNS executions (default 1,000,000), one process, seed 1, from a
+# scratch copy of its seed corpus (tests/fuzz/corpus/TARGET/, which stays as
+# it is) with its dictionary (tests/fuzz/TARGET.dict).  An input that runs
+# over 10 s is a hang, a process over 2 GB is out of memory; both, and every
+# crash, sanitizer report or leak, stop the target: its reproducer is copied
+# to tests/fuzz/crashes/TARGET/ and the script exits 1 after the others.
+# results/fuzz.md gets one row per target run; rows of targets not named
+# are kept.  Timing-dependent (execution speed, corpus growth): results/make.sh
+# does not run it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+runs=${TS_FUZZ_RUNS:-1000000}
+md=results/fuzz.md
+
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_DEVELOPER=ON \
+  -DTS_FUZZ=ON >/dev/null || exit 1
+cmake --build build-fuzz -j"$(nproc)" --target fuzzers >/dev/null || exit 1
+if [ $# -eq 0 ]; then
+  set --
+  for t in job set hf platform; do [ -x build-fuzz/fuzz_$t ] && set -- "$@" $t; done
+fi
+
+commit=$(git rev-parse --short HEAD)
+git diff --quiet HEAD -- src schedules platforms sim tests/fuzz CMakeLists.txt || commit="$commit+"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+declare -A row
+failed=0
+for t in "$@"; do
+  bin=build-fuzz/fuzz_$t
+  [ -x "$bin" ] || { echo "results/fuzz.sh: $bin not built" >&2; exit 1; }
+  mkdir -p "$work/$t"
+  cmd="$bin -runs=$runs -seed=1 -timeout=10 -rss_limit_mb=2048 -dict=tests/fuzz/$t.dict"
+  cmd="$cmd -print_final_stats=1 CORPUS_DIR tests/fuzz/corpus/$t"
+  echo "== fuzz_$t: $runs executions"
+  start=$(date +%s)
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ${cmd/CORPUS_DIR/$work/$t} -artifact_prefix="$work/$t-" >"$work/$t.log" 2>&1
+  rc=$?
+  secs=$(($(date +%s) - start))
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
+  speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t.log")
+  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/$t.log")
+  last=$(grep -E '^#[0-9]+' "$work/$t.log" | tail -n 1)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+  corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
+  seeds=$(ls tests/fuzz/corpus/$t | wc -l)
+  if [ $rc -eq 0 ] && [ "${execs:-0}" -ge "$runs" ]; then
+    verdict="no crash, hang or sanitizer report"
+  else
+    failed=1
+    verdict="FAILED (rc $rc)"
+    mkdir -p tests/fuzz/crashes/$t
+    for a in "$work/$t"-*; do
+      [ -e "$a" ] || continue
+      cp "$a" tests/fuzz/crashes/$t/
+      verdict="$verdict, reproducer tests/fuzz/crashes/$t/${a##*/$t-}"
+    done
+    cp "$work/$t.log" tests/fuzz/crashes/$t/fuzz_$t.log
+    grep -E 'ERROR|SUMMARY|runtime error' "$work/$t.log" | head -n 5 >&2
+  fi
+  echo "   $execs executions in $secs s ($speed/s), corpus $seeds -> $corp, cov $cov: $verdict"
+  row[$t]="| \`fuzz_$t\` | $execs | $secs s | $speed | $rss MB | $seeds seeds -> $corp | $cov | $commit | $verdict |"
+done
+
+# The table: the rows just run, then the kept rows of the other targets.
+{
+  for t in "$@"; do echo "${row[$t]}"; done
+  [ -f "$md" ] && grep '^| `fuzz_' "$md" | while IFS= read -r line; do
+    name=$(sed -n 's/^| `fuzz_\([a-z]*\)`.*/\1/p' <<<"$line")
+    [ -n "${row[$name]+x}" ] || echo "$line"
+  done
+} | sort >"$work/rows"
+{
+  cat <<EOF
+# Fuzzing run
+
+A run of every libFuzzer harness of \`tests/fuzz/\` (README "Fuzzing"), made by
+\`results/fuzz.sh\` with clang $(clang --version | sed -n 's/.*clang version \([0-9.]*\).*/\1/p;q')
+(ASan + UBSan, leak checking on; \`-DTS_FUZZ=ON\` in \`build-fuzz\`), each target in one
+process on a scratch copy of its seed corpus, on $(nproc) shared cores; "commit" is the
+tree fuzzed (+: with uncommitted changes). Timing-dependent (speed and corpus growth differ run to run);
+\`results/make.sh\` does not regenerate it.
+
+Reproduce (from the repository root; writes \`build-fuzz/\`, rewrites this file):
+
+    results/fuzz.sh              # every target, 1,000,000 executions each
+    results/fuzz.sh job hf       # only these targets; the other rows are kept
+
+which runs, for each TARGET, on a scratch corpus directory DIR:
+
+    build-fuzz/fuzz_TARGET -runs=1000000 -seed=1 -timeout=10 -rss_limit_mb=2048 \\
+        -dict=tests/fuzz/TARGET.dict -print_final_stats=1 DIR tests/fuzz/corpus/TARGET
+
+A hang (an input over 10 s), an allocation over 2 GB, a crash, a sanitizer report or a
+leak would stop the target and fail the row, its reproducer saved under
+\`tests/fuzz/crashes/TARGET/\`.
+
+| target | executions | time | exec/s | peak RSS | corpus | coverage (edges) | commit | result |
+|---|---|---|---|---|---|---|---|---|
+EOF
+  cat "$work/rows"
+} >"$md.tmp" && mv "$md.tmp" "$md"
+exit $failed
