@@ -58,10 +58,13 @@ for t in "$@"; do
     mkdir -p tests/fuzz/crashes/$t
     for a in "$work/$t"-*; do
       [ -e "$a" ] || continue
-      cp "$a" tests/fuzz/crashes/$t/
-      verdict="$verdict, reproducer tests/fuzz/crashes/$t/${a##*/$t-}"
+      name=${a##*/$t-}
+      cp "$a" tests/fuzz/crashes/$t/$name
+      # The report: from the first sanitizer or libFuzzer error line on.
+      sed -n '/ERROR:\|runtime error:/,$p' "$work/$t.log" | grep -v '^[#=]*[0-9]*\s*\(NEW\|REDUCE\|pulse\)' \
+        | head -n 60 >tests/fuzz/crashes/$t/$name.txt
+      verdict="$verdict, reproducer tests/fuzz/crashes/$t/$name"
     done
-    cp "$work/$t.log" tests/fuzz/crashes/$t/fuzz_$t.log
     grep -E 'ERROR|SUMMARY|runtime error' "$work/$t.log" | head -n 5 >&2
   fi
   echo "   $execs executions in $secs s ($speed/s), corpus $seeds -> $corp, cov $cov: $verdict"

@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 c=tests/fuzz/corpus
-rm -rf "$c/job" "$c/hf" "$c/set"
-mkdir -p "$c/job" "$c/hf" "$c/set"
+rm -rf "$c/job" "$c/hf" "$c/set" "$c/platform"
+mkdir -p "$c/job" "$c/hf" "$c/set" "$c/platform"
 
 # fuzz_job: every example and test job (the configs go to fuzz_hf).
 for f in examples/*.json tests/jobs/*.json; do
@@ -64,4 +64,69 @@ foo=1
 model.layers=24.5
 platform.link.ib*.bandwidth=fast
 SETS
+# fuzz_platform: the smaller shipped platforms without their comment
+# headers, the test's broken one, and small variants: a route missing, a
+# route twice, zones SimGrid routes otherwise (Full, Floyd, Cluster, nested
+# zones joined by zoneRoutes), nesting past the limit, numbers out of range.
+strip() { perl -0777 -pe 's/<!--.*?-->\n?//gs' "$1"; }
+for n in pcie-4gpu hgx-h200 commodity-8gpu h200-pcie-8gpu commodity-2node dgx-a100-2node; do
+  strip platforms/$n.xml > "$c/platform/$n.xml"
+done
+cp tests/jobs/bad-platform.xml "$c/platform/jobs-bad-platform.xml"
+p4=$c/platform/pcie-4gpu.xml
+awk '/<route / && !done { done = 1; next } 1' "$p4" > "$c/platform/pcie-4gpu-route-missing.xml"
+awk '/<route / && !done { done = 1; print } 1' "$p4" > "$c/platform/pcie-4gpu-route-twice.xml"
+sed 's/latency="5e-06s"/latency="1e-303s"/; s/bandwidth="25000000000Bps"/bandwidth="1e308TBps"/' \
+  "$p4" > "$c/platform/pcie-4gpu-numbers.xml"
+head='<?xml version="1.0"?>
+<!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
+<platform version="4.1">'
+cat > "$c/platform/full.xml" <<XML
+$head
+  <zone id="z" routing="Full">
+    <host id="gpu0" speed="1Tf"/> <host id="gpu1" speed="1Tf" core="2"/>
+    <link id="l0" bandwidth="25GBps" latency="5us" sharing_policy="SPLITDUPLEX"/>
+    <link id="l1" bandwidth="1.25e9Bps" latency="0" sharing_policy="FATPIPE"/>
+    <route src="gpu0" dst="gpu1" symmetrical="YES"><link_ctn id="l0" direction="UP"/><link_ctn id="l1"/></route>
+  </zone>
+</platform>
+XML
+cat > "$c/platform/floyd.xml" <<XML
+$head
+  <zone id="z" routing="Floyd">
+    <host id="a" speed="1Gf"/> <host id="b" speed="1Gf"/> <host id="c" speed="1Gf"/>
+    <router id="r"/>
+    <link id="la" bandwidth="1GBps" latency="1ms"/> <link id="lb" bandwidth="1GBps" latency="1ms"/>
+    <link id="lc" bandwidth="10Gbps" latency="1ns"/>
+    <route src="a" dst="r"><link_ctn id="la"/></route>
+    <route src="b" dst="r"><link_ctn id="lb"/></route>
+    <route src="r" dst="c" symmetrical="NO"><link_ctn id="lc"/></route>
+    <route src="c" dst="r" symmetrical="NO"><link_ctn id="lc"/></route>
+  </zone>
+</platform>
+XML
+cat > "$c/platform/zones.xml" <<XML
+$head
+  <zone id="top" routing="Full">
+    <zone id="n0" routing="Full">
+      <host id="n0-gpu0" speed="1Tf"/> <host id="n0-gpu1" speed="1Tf"/> <router id="n0-nic"/>
+      <link id="n0-l" bandwidth="300GBps" latency="1us"/>
+      <route src="n0-gpu0" dst="n0-gpu1"><link_ctn id="n0-l"/></route>
+      <route src="n0-gpu0" dst="n0-nic"><link_ctn id="n0-l"/></route>
+      <route src="n0-gpu1" dst="n0-nic"><link_ctn id="n0-l"/></route>
+    </zone>
+    <cluster id="c1" prefix="c1-gpu" suffix="" radical="0-3" speed="1Tf" bw="25GBps" lat="2us" router_id="c1-router"/>
+    <link id="ib" bandwidth="25GBps" latency="1us"/>
+    <zoneRoute src="n0" dst="c1" gw_src="n0-nic" gw_dst="c1-router"><link_ctn id="ib"/></zoneRoute>
+  </zone>
+</platform>
+XML
+{
+  echo "$head"
+  for i in $(seq 1 70); do echo "<zone id=\"z$i\" routing=\"Full\">"; done
+  echo '<host id="h" speed="1f"/>'
+  for i in $(seq 1 70); do echo "</zone>"; done
+  echo '</platform>'
+} > "$c/platform/nested-70.xml"
+
 du -sh "$c"
