@@ -8,7 +8,12 @@
 # it is) with its dictionary (tests/fuzz/TARGET.dict).  An input that runs
 # over 10 s is a hang, a process over 2 GB is out of memory; both, and every
 # crash, sanitizer report or leak, stop the target: its reproducer is copied
-# to tests/fuzz/crashes/TARGET/ and the script exits 1 after the others.
+# to tests/fuzz/crashes/TARGET/ with its report (the replay's sanitizer
+# output, NAME.txt), and the script exits 1 after the others.
+# TS_FUZZ_KEEP_GOING=1 fuzzes on past findings (libFuzzer -fork=1
+# -ignore_crashes -ignore_timeouts -ignore_ooms) to reach the executions
+# anyway and collect every distinct finding: one reproducer is kept per
+# distinct sanitizer or libFuzzer summary line.
 # results/fuzz.md gets one row per target run; rows of targets not named
 # are kept.  Timing-dependent (execution speed, corpus growth): results/make.sh
 # does not run it.
@@ -36,6 +41,8 @@ for t in "$@"; do
   [ -x "$bin" ] || { echo "results/fuzz.sh: $bin not built" >&2; exit 1; }
   mkdir -p "$work/$t"
   cmd="$bin -runs=$runs -seed=1 -timeout=10 -rss_limit_mb=2048 -dict=tests/fuzz/$t.dict"
+  [ "${TS_FUZZ_KEEP_GOING:-0}" = 1 ] &&
+    cmd="$cmd -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1"
   cmd="$cmd -print_final_stats=1 CORPUS_DIR tests/fuzz/corpus/$t"
   echo "== fuzz_$t: $runs executions"
   start=$(date +%s)
@@ -43,32 +50,55 @@ for t in "$@"; do
     ${cmd/CORPUS_DIR/$work/$t} -artifact_prefix="$work/$t-" >"$work/$t.log" 2>&1
   rc=$?
   secs=$(($(date +%s) - start))
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
-  speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t.log")
-  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/$t.log")
-  last=$(grep -E '^#[0-9]+' "$work/$t.log" | tail -n 1)
-  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
-  corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
   seeds=$(ls tests/fuzz/corpus/$t | wc -l)
-  if [ $rc -eq 0 ] && [ "${execs:-0}" -ge "$runs" ]; then
+  if [ "${TS_FUZZ_KEEP_GOING:-0}" = 1 ]; then
+    # Fork mode's status line: #N: cov: C ft: F corp: K exec/s E oom/timeout/crash: O/T/X
+    last=$(grep -E '^#[0-9]+: cov:' "$work/$t.log" | tail -n 1)
+    execs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")
+    speed=$((${execs:-0} / (secs > 0 ? secs : 1)))
+    rss="-"
+    cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+    corp="$(ls "$work/$t" | wc -l) files"
+    found=$(sed -n 's/.*oom\/timeout\/crash: \([0-9/]*\).*/\1/p' <<<"$last")
+  else
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log")
+    speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t.log")
+    rss="$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/$t.log") MB"
+    last=$(grep -E '^#[0-9]+' "$work/$t.log" | tail -n 1)
+    cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+    corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9A-Za-z]*\).*/\1/p' <<<"$last")
+    found=""
+  fi
+  # Each finding replayed for its report; one kept per distinct summary.
+  declare -A seen=()
+  kept=""
+  for a in "$work/$t"-*; do
+    [ -e "$a" ] || continue
+    name=${a##*/$t-}
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "$bin" -timeout=10 -rss_limit_mb=2048 "$a" >"$work/replay.log" 2>&1
+    sum=$(grep -m1 -E '^SUMMARY:' "$work/replay.log" | sed 's/0x[0-9a-f]*//g')
+    [ -n "$sum" ] || sum="no report on replay: $name"
+    [ -n "${seen[$sum]+x}" ] && continue
+    seen[$sum]=1
+    mkdir -p tests/fuzz/crashes/$t
+    cp "$a" tests/fuzz/crashes/$t/$name
+    sed -n '/ERROR:\|runtime error:/,/^SUMMARY:/p' "$work/replay.log" | head -n 60 \
+      >tests/fuzz/crashes/$t/$name.txt
+    kept="$kept tests/fuzz/crashes/$t/$name"
+  done
+  unset seen
+  if [ $rc -eq 0 ] && [ "${execs:-0}" -ge "$runs" ] && [ -z "$kept" ] &&
+     { [ -z "$found" ] || [ "$found" = 0/0/0 ]; }; then
     verdict="no crash, hang or sanitizer report"
   else
     failed=1
-    verdict="FAILED (rc $rc)"
-    mkdir -p tests/fuzz/crashes/$t
-    for a in "$work/$t"-*; do
-      [ -e "$a" ] || continue
-      name=${a##*/$t-}
-      cp "$a" tests/fuzz/crashes/$t/$name
-      # The report: from the first sanitizer or libFuzzer error line on.
-      sed -n '/ERROR:\|runtime error:/,$p' "$work/$t.log" | grep -v '^[#=]*[0-9]*\s*\(NEW\|REDUCE\|pulse\)' \
-        | head -n 60 >tests/fuzz/crashes/$t/$name.txt
-      verdict="$verdict, reproducer tests/fuzz/crashes/$t/$name"
-    done
-    grep -E 'ERROR|SUMMARY|runtime error' "$work/$t.log" | head -n 5 >&2
+    verdict="FAILED (rc $rc${found:+, oom/timeout/crash $found}); distinct reproducers:${kept:- none saved}"
+    [ "${TS_FUZZ_KEEP_GOING:-0}" = 1 ] && verdict="$verdict (run kept going past findings)"
+    grep -h -E '^SUMMARY:' tests/fuzz/crashes/$t/*.txt 2>/dev/null >&2
   fi
   echo "   $execs executions in $secs s ($speed/s), corpus $seeds -> $corp, cov $cov: $verdict"
-  row[$t]="| \`fuzz_$t\` | $execs | $secs s | $speed | $rss MB | $seeds seeds -> $corp | $cov | $commit | $verdict |"
+  row[$t]="| \`fuzz_$t\` | $execs | $secs s | $speed | $rss | $seeds seeds -> $corp | $cov | $commit | $verdict |"
 done
 
 # The table: the rows just run, then the kept rows of the other targets.
@@ -94,6 +124,7 @@ Reproduce (from the repository root; writes \`build-fuzz/\`, rewrites this file)
 
     results/fuzz.sh              # every target, 1,000,000 executions each
     results/fuzz.sh job hf       # only these targets; the other rows are kept
+    TS_FUZZ_KEEP_GOING=1 results/fuzz.sh   # fuzz on past findings, keep one of each
 
 which runs, for each TARGET, on a scratch corpus directory DIR:
 
@@ -102,7 +133,10 @@ which runs, for each TARGET, on a scratch corpus directory DIR:
 
 A hang (an input over 10 s), an allocation over 2 GB, a crash, a sanitizer report or a
 leak would stop the target and fail the row, its reproducer saved under
-\`tests/fuzz/crashes/TARGET/\`.
+\`tests/fuzz/crashes/TARGET/\` with its report (NAME.txt). A run kept going past
+findings (\`-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1\`) counts
+them as oom/timeout/crash and keeps one reproducer per distinct summary line;
+its corpus column counts files and it has no peak RSS.
 
 | target | executions | time | exec/s | peak RSS | corpus | coverage (edges) | commit | result |
 |---|---|---|---|---|---|---|---|---|
