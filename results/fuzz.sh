@@ -142,5 +142,23 @@ its corpus column counts files and it has no peak RSS.
 |---|---|---|---|---|---|---|---|---|
 EOF
   cat "$work/rows"
+  echo
+  echo "## Findings kept in tests/fuzz/crashes/"
+  echo
+  echo "Reproducers of this and earlier runs, each with its report (NAME.txt); replay one"
+  echo "with \`build-fuzz/fuzz_TARGET FILE\`. Until the bug is fixed the target cannot make"
+  echo "a clean run; once fixed, the reproducer belongs in the seed corpus."
+  echo
+  found_any=0
+  for f in tests/fuzz/crashes/*/*.txt; do
+    [ -e "$f" ] || continue
+    found_any=1
+    line=$(grep -m1 -E 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)' "$f" |
+           sed 's#^[^ ]*/\(src\|sim\|schedules\|platforms\)/#\1/#; s/^==[0-9]*== *//')
+    frame=$(grep -m1 -E ' in [A-Za-z_0-9]+ .*/(src|sim|schedules|platforms)/' "$f" |
+            sed 's#.* in \([A-Za-z_0-9]*\) .*/\(src\|sim\|schedules\|platforms\)/\([^ ]*\).*#\1, \2/\3#')
+    echo "- \`${f%.txt}\`: $line (first frame in the project: $frame)"
+  done
+  [ $found_any = 1 ] || echo "None."
 } >"$md.tmp" && mv "$md.tmp" "$md"
 exit $failed
