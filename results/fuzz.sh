@@ -15,7 +15,8 @@
 # anyway and collect every distinct finding: one reproducer is kept per
 # distinct sanitizer or libFuzzer summary line.
 # results/fuzz.md gets one row per target run; rows of targets not named
-# are kept.  Timing-dependent (execution speed, corpus growth): results/make.sh
+# are kept; results/fuzz.sh --table only rewrites fuzz.md (the findings
+# replayed on the current build).  Timing-dependent (execution speed, corpus growth): results/make.sh
 # does not run it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,10 @@ md=results/fuzz.md
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_DEVELOPER=ON \
   -DTS_FUZZ=ON >/dev/null || exit 1
 cmake --build build-fuzz -j"$(nproc)" --target fuzzers >/dev/null || exit 1
-if [ $# -eq 0 ]; then
+# --table: no fuzzing, only fuzz.md rewritten (kept rows, findings replayed).
+table_only=0
+[ "${1:-}" = --table ] && { table_only=1; shift; }
+if [ $# -eq 0 ] && [ $table_only = 0 ]; then
   set --
   for t in job set hf platform; do [ -x build-fuzz/fuzz_$t ] && set -- "$@" $t; done
 fi
@@ -125,6 +129,7 @@ Reproduce (from the repository root; writes \`build-fuzz/\`, rewrites this file)
     results/fuzz.sh              # every target, 1,000,000 executions each
     results/fuzz.sh job hf       # only these targets; the other rows are kept
     TS_FUZZ_KEEP_GOING=1 results/fuzz.sh   # fuzz on past findings, keep one of each
+    results/fuzz.sh --table      # no fuzzing: this file again, the findings replayed
 
 which runs, for each TARGET, on a scratch corpus directory DIR:
 
@@ -145,9 +150,10 @@ EOF
   echo
   echo "## Findings kept in tests/fuzz/crashes/"
   echo
-  echo "Reproducers of this and earlier runs, each with its report (NAME.txt); replay one"
-  echo "with \`build-fuzz/fuzz_TARGET FILE\`. Until the bug is fixed the target cannot make"
-  echo "a clean run; once fixed, the reproducer belongs in the seed corpus."
+  echo "Reproducers of this and earlier runs, each with its report (NAME.txt), and whether"
+  echo "it still fails when replayed on the build this run used; replay one with"
+  echo "\`build-fuzz/fuzz_TARGET FILE\`. A bug that still fails can stop a clean run of its"
+  echo "target; once fixed, the reproducer belongs in the seed corpus."
   echo
   found_any=0
   for f in tests/fuzz/crashes/*/*.txt; do
@@ -157,7 +163,19 @@ EOF
            sed 's#^[^ ]*/\(src\|sim\|schedules\|platforms\)/#\1/#; s/^==[0-9]*== *//')
     frame=$(grep -m1 -E ' in [A-Za-z_0-9]+ .*/(src|sim|schedules|platforms)/' "$f" |
             sed 's#.* in \([A-Za-z_0-9]*\) .*/\(src\|sim\|schedules\|platforms\)/\([^ ]*\).*#\1, \2/\3#')
-    echo "- \`${f%.txt}\`: $line (first frame in the project: $frame)"
+    # Replayed on this build: does the bug still show?
+    t=${f#tests/fuzz/crashes/}
+    t=${t%%/*}
+    state="not replayed (build-fuzz/fuzz_$t not built)"
+    if [ -x build-fuzz/fuzz_$t ]; then
+      if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build-fuzz/fuzz_$t \
+          -timeout=10 -rss_limit_mb=2048 "${f%.txt}" >/dev/null 2>&1; then
+        state="passes on this build"
+      else
+        state="still fails on this build"
+      fi
+    fi
+    echo "- \`${f%.txt}\`: $line (first frame in the project: $frame); $state"
   done
   [ $found_any = 1 ] || echo "None."
 } >"$md.tmp" && mv "$md.tmp" "$md"
