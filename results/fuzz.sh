@@ -120,7 +120,8 @@ done
 A run of every libFuzzer harness of \`tests/fuzz/\` (README "Fuzzing"), made by
 \`results/fuzz.sh\` with clang $(clang --version | sed -n 's/.*clang version \([0-9.]*\).*/\1/p;q')
 (ASan + UBSan, leak checking on; \`-DTS_FUZZ=ON\` in \`build-fuzz\`), each target in one
-process on a scratch copy of its seed corpus, on $(nproc) shared cores; "commit" is the
+process (kept going: one fuzzing child at a time) on a scratch copy of its seed corpus,
+on $(nproc) shared cores; "commit" is the
 tree fuzzed (+: with uncommitted changes). Timing-dependent (speed and corpus growth differ run to run);
 \`results/make.sh\` does not regenerate it.
 
