@@ -1,6 +1,6 @@
 # deps.sh: sourced by quickstart.sh and check.sh.  Installs the Debian 12
 # packages trainsim needs, only those missing, so it is cheap to repeat.
-ts_packages="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libcjson-dev libcunit1-dev"
+ts_packages="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libcjson-dev libcunit1-dev libexpat1-dev"
 # The test command also needs chromium: test_report renders report.html in
 # headless Chromium (README "Dependencies"); and clang with its runtime
 # libraries (libclang-rt-14-dev holds libFuzzer, libclang_rt.fuzzer-x86_64.a,

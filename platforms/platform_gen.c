@@ -218,7 +218,7 @@ static int layer_number(const char *path, const cJSON *layer, int i, const char 
 int ts_platgen_calibrated_speed(const char *path, double *speed, ts_err_t *err) {
   size_t len = 0;
   char *text = ts__read_file(path, &len);
-  if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read calibration file: %s", path, strerror(errno));
+  if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read calibration file: %s", path, ts__read_error(errno));
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
   int rc = 0;

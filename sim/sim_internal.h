@@ -59,4 +59,12 @@ void ts__sim_edge_actor(int argc, char **argv);
 int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                   const ts_cost_t *cost, ts_run_t *run, ts_err_t *err);
 
+/* Progress for the parent's watchdog (sim_setup.c): in the child,
+** ts__sim_progress writes one byte to ts__sim_progress_fd (non-blocking;
+** -1: no watchdog) at most every ts__sim_progress_every seconds.  The
+** simulation calls it as it computes, sends and delivers. */
+extern int ts__sim_progress_fd;
+extern double ts__sim_progress_every;
+void ts__sim_progress(void);
+
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <simgrid/actor.h>
@@ -27,8 +28,49 @@
 #include <xbt/dynar.h>
 #include <xbt/log.h>
 
+#include "platform_check.h"
 #include "sim_internal.h"
 #include "ts_internal.h"
+
+/* ---- progress, for the parent's watchdog -------------------------------- */
+
+int ts__sim_progress_fd = -1;
+double ts__sim_progress_every = 1;
+
+void ts__sim_progress(void) {
+  static struct timespec last;
+  if (ts__sim_progress_fd < 0) return;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  double dt = (double)(now.tv_sec - last.tv_sec) + 1e-9 * (double)(now.tv_nsec - last.tv_nsec);
+  if (last.tv_sec && dt < ts__sim_progress_every) return;
+  last = now;
+  /* Non-blocking: a full pipe means the parent already knows. */
+  if (write(ts__sim_progress_fd, "", 1) < 0) {
+  }
+}
+
+/* Checks, before SimGrid routes anything, that every pair of hosts the job
+** uses has a route: all pairs of the devices' hosts, and each device with
+** its host memory (both ways). */
+static int check_routes(ts_platform_t *pc, const sim_x_t *x, ts_err_t *err) {
+  const char **names = ts__xmalloc((size_t)x->n * sizeof *names);
+  int n = 0, rc = 0;
+  for (int d = 0; d < x->n; d++) {
+    const char *h = sg_host_get_name(x->dev[d].host);
+    bool seen = false;
+    for (int k = 0; k < n && !seen; k++) seen = strcmp(names[k], h) == 0;
+    if (!seen) names[n++] = h;
+  }
+  rc = ts_platform_check_routes(pc, names, n, err);
+  for (int d = 0; d < x->n && !rc; d++) {
+    if (!x->dev[d].dram) continue;
+    const char *pair[2] = {sg_host_get_name(x->dev[d].host), sg_host_get_name(x->dev[d].dram)};
+    rc = ts_platform_check_routes(pc, pair, 2, err);
+  }
+  free(names);
+  return rc;
+}
 
 /* ---- set-up in the child ---------------------------------------------- */
 
@@ -194,9 +236,17 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
       return ts_err_set(err, EX_CANTCREAT, "cannot write the ideal platform: %s", strerror(errno));
     plat = ideal;
   }
+  /* A test hook: a child that makes no progress, for the watchdog's test. */
+  if (getenv("TRAINSIM_TEST_STALL"))
+    for (;;) pause();
+  /* SimGrid aborts or loops on some mistakes: check the file first. */
+  ts_platform_t *pc = NULL;
+  if (!job->platform_ideal && !(pc = ts_platform_load(plat, err))) return err->code;
+  ts__sim_progress();
   fprintf(stderr, "@@loading %s\n", plat);
   simgrid_load_platform(plat);
   fprintf(stderr, "@@loaded\n");
+  ts__sim_progress();
   /* Parse errors were worth seeing; SimGrid's deadlock report is not (the
   ** runtime reports deadlocks itself, naming what each device waited for). */
   xbt_log_control_set("root.thresh:critical");
@@ -239,6 +289,7 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
   free(hosts);
   if (rc) {
     free(x.dev);
+    ts_platform_free(pc);
     return rc;
   }
   for (int d = 0; d < x.n; d++) {
@@ -266,10 +317,13 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
         rc = ts_err_set(err, EX_DATAERR, "%s: host '%s': host_memory names no host ('%s')",
                         job->platform, sg_host_get_name(x.dev[d].host), hm);
     }
-    if (rc) {
-      free(x.dev);
-      return rc;
-    }
+  }
+  if (!rc && pc) rc = check_routes(pc, &x, err);
+  ts_platform_free(pc);
+  ts__sim_progress();
+  if (rc) {
+    free(x.dev);
+    return rc;
   }
 
   /* Edges between devices, from the layout's chains. */

@@ -24,13 +24,16 @@
 */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <simgrid/actor.h>
@@ -86,12 +89,14 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[device];
   double amount = flops > 0 ? flops / d->factor : seconds * sg_host_get_speed(d->host);
+  ts__sim_progress();
   if (amount > 0) sg_actor_execute(amount);
 }
 
 static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int mb, double bytes) {
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[device];
+  ts__sim_progress();
   for (int i = 0; i < d->n_out; i++) {
     sim_edge_t *e = d->out[i];
     if (e->to == peer && e->kind == (int)kind) {
@@ -231,6 +236,7 @@ void ts__sim_edge_actor(int argc, char **argv) {
   double posted = simgrid_get_clock();
   for (;;) {
     sim_msg_t *m = sg_mailbox_get(e->mbox);
+    ts__sim_progress();
     double t = simgrid_get_clock();
     double start = m->t_put > posted ? m->t_put : posted;
     ts__rt_deliver(ts__world_rt(e->x->w, e->to), m->from, (ts_kind_t)m->kind, m->to, m->mb,
@@ -256,11 +262,15 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
   buf[n > 0 ? n : 0] = 0;
   bool loading = strstr(buf, "@@loading") && !strstr(buf, "@@loaded");
   /* SimGrid's parse errors read "Parse error at FILE:LINE: what" or
-  ** "... in FILE:LINE ...". Keep the most telling line. */
+  ** "... in FILE:LINE ...". Keep the most telling line; else the first
+  ** line SimGrid printed (an abort's "[root/CRITICAL] ..."), past the
+  ** "@@" markers the child writes itself. */
   const char *line = NULL;
   static const char *const keys[] = {"Parse error at ", "parse error", "error", "Error",
-                                     "what()", "terminate", NULL};
+                                     "CRITICAL", "Assertion", "what()", "terminate", NULL};
   for (int k = 0; keys[k] && !line; k++) line = strstr(buf, keys[k]);
+  for (const char *s = buf; !line && *s; s += strcspn(s, "\n"), s += *s == '\n')
+    if (*s != '\n' && strncmp(s, "@@", 2) != 0) line = s;
   char one[512] = "";
   if (line) {
     const char *s = line;
@@ -274,6 +284,8 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
     char *p = strstr(one, "Parse error at ");
     if (p)
       memmove(one, p + 15, strlen(p + 15) + 1);
+    else if (strstr(one, "/CRITICAL] ") && one[0] == '[' && (p = strchr(one, ']')) && p[1] == ' ')
+      memmove(one, p + 2, strlen(p + 2) + 1); /* an abort: keep where ("FILE:LINE: ...") */
     else if ((p = strrchr(one, ']')) && p[1] == ' ')
       memmove(one, p + 2, strlen(p + 2) + 1);
   }
@@ -290,6 +302,56 @@ static void simgrid_failure(const ts_job_t *job, int fd, int status, ts_err_t *e
                WEXITSTATUS(status), one[0] ? one : "no message");
 }
 
+/* Seconds without progress after which the parent stops the child:
+** TRAINSIM_WATCHDOG_S when it reads as a number >= 0 (0: no watchdog),
+** else 30.  A simulation reports progress many times a second. */
+#define SIM_WATCHDOG_S 30
+
+static double watchdog_s(void) {
+  const char *s = getenv("TRAINSIM_WATCHDOG_S");
+  char *end;
+  double v = s ? strtod(s, &end) : -1;
+  return (s && end != s && !*end && isfinite(v) && v >= 0) ? v : SIM_WATCHDOG_S;
+}
+
+static double mono_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Waits for the child; stops it (SIGKILL) when limit > 0 and fd (the read
+** end of its progress pipe) stayed silent for limit seconds.  Returns true
+** when it stopped the child.  The child's status goes to *status. */
+static bool wait_child(pid_t pid, int fd, double limit, int *status) {
+  double last = mono_s();
+  for (;;) {
+    pid_t w = waitpid(pid, status, fd >= 0 ? WNOHANG : 0);
+    if (w == pid) return false;
+    if (w < 0 && errno != EINTR) {
+      *status = 0;
+      return false;
+    }
+    if (fd < 0) continue;
+    /* Poll briefly: another process forked meanwhile may hold the pipe's
+    ** write end, so the end of the pipe is not the end of the child. */
+    struct pollfd pf = {fd, POLLIN, 0};
+    int r = poll(&pf, 1, 50);
+    if (r > 0) {
+      char buf[256];
+      ssize_t k = read(fd, buf, sizeof buf);
+      if (k > 0) last = mono_s();
+      else if (k == 0) fd = -1; /* the child closed it: it is exiting */
+    }
+    if (limit > 0 && mono_s() - last > limit) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
+      }
+      return true;
+    }
+  }
+}
+
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err) {
   const ts_layout_t *lay = plan->layout;
@@ -301,14 +363,21 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     return ts_err_set(err, EX_CANTCREAT, "cannot create a temporary file: %s", strerror(errno));
   }
   int rfd = fileno(res), lfd = fileno(log);
+  double limit = watchdog_s();
+  int pfd[2] = {-1, -1};
+  if (limit > 0 && pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) pfd[0] = pfd[1] = -1;
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
     fclose(res);
     fclose(log);
+    if (pfd[0] >= 0) close(pfd[0]), close(pfd[1]);
     return ts_err_set(err, EX_OSERR, "fork: %s", strerror(errno));
   }
   if (pid == 0) {
+    if (pfd[0] >= 0) close(pfd[0]);
+    ts__sim_progress_fd = pfd[1];
+    ts__sim_progress_every = limit > 0 && limit < 4 ? limit / 4 : 1;
     dup2(lfd, 2);
     ts_run_t *run = ts_run_new(lay->n_devices);
     ts_err_t e = {0};
@@ -325,13 +394,19 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
               ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
     _exit(ok ? 0 : 74);
   }
+  if (pfd[1] >= 0) close(pfd[1]);
   int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  bool stalled = wait_child(pid, pfd[0], limit, &status);
+  if (pfd[0] >= 0) close(pfd[0]);
   int rc = 0;
   sim_header_t h;
   lseek(rfd, 0, SEEK_SET);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == EX_IOERR) {
+  if (stalled) {
+    rc = ts_err_set(err, EX_SOFTWARE,
+                    "simulation made no progress for %g s (job %s, platform %s); stopped it "
+                    "(TRAINSIM_WATCHDOG_S sets the limit)",
+                    limit, job->path, job->platform);
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == EX_IOERR) {
     rc = ts_err_set(err, EX_IOERR, "%s: the simulation could not write its result to a temporary file (disk full?)",
                     job->path);
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ts__read_all(rfd, &h, sizeof h)) {

@@ -1,6 +1,7 @@
 /*
 ** ts_common.c: errors, operation-kind names, the allocation wrappers, the
-** file reader and whole-buffer read/write (ts_internal.h), layouts and the
+** string checks and escaping, the file reader (with its size cap) and
+** whole-buffer read/write (ts_internal.h), layouts and the
 ** event container shared by every part of trainsim.
 **
 ** Events are kept in one growable array and sorted by (start, device, seq,
@@ -9,21 +10,90 @@
 */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
 #include "trainsim.h"
 #include "ts_internal.h"
 
+/* ---- strings ------------------------------------------------------------ */
+
+size_t ts__utf8_seq(const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  unsigned c = u[0];
+  if (c < 0x80) return c ? 1 : 0;
+  size_t n;
+  unsigned cp, min;
+  if (c >= 0xc2 && c <= 0xdf) n = 2, cp = c & 0x1f, min = 0x80;
+  else if (c >= 0xe0 && c <= 0xef) n = 3, cp = c & 0x0f, min = 0x800;
+  else if (c >= 0xf0 && c <= 0xf4) n = 4, cp = c & 0x07, min = 0x10000;
+  else return 0;
+  for (size_t i = 1; i < n; i++) {
+    if ((u[i] & 0xc0) != 0x80) return 0; /* also stops at the NUL */
+    cp = cp << 6 | (u[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+bool ts__utf8_valid(const char *s, size_t *bad) {
+  for (const char *p = s; *p;) {
+    size_t n = ts__utf8_seq(p);
+    if (!n) {
+      if (bad) *bad = (size_t)(p - s);
+      return false;
+    }
+    p += n;
+  }
+  return true;
+}
+
+bool ts__has_control(const char *s) {
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) return true;
+  return false;
+}
+
+char *ts__escape(char *dst, size_t cap, const char *src) {
+  assert(dst && cap > 0 && src);
+  size_t o = 0;
+  for (const char *p = src; *p;) {
+    char e[8];
+    size_t n = ts__utf8_seq(p), k;
+    unsigned char c = (unsigned char)*p;
+    if (n == 1 && (c < 0x20 || c == 0x7f))
+      k = c == '\n' ? (size_t)snprintf(e, sizeof e, "\\n")
+          : c == '\r' ? (size_t)snprintf(e, sizeof e, "\\r")
+          : c == '\t' ? (size_t)snprintf(e, sizeof e, "\\t")
+                      : (size_t)snprintf(e, sizeof e, "\\x%02x", c);
+    else if (n == 2 && c == 0xc2 && (unsigned char)p[1] <= 0x9f) /* a C1 control (CSI...) */
+      k = (size_t)snprintf(e, sizeof e, "\\u%04x", (unsigned char)p[1]);
+    else if (n == 0)
+      n = 1, k = (size_t)snprintf(e, sizeof e, "\\x%02x", c);
+    else
+      k = n, memcpy(e, p, n);
+    if (o + k >= cap) break; /* cut before a whole character or escape */
+    memcpy(dst + o, e, k);
+    o += k;
+    p += n;
+  }
+  dst[o] = 0;
+  return dst;
+}
+
 int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
   if (err && err->code == 0) {
+    char raw[sizeof err->msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    ts__escape(err->msg, sizeof err->msg, raw);
     err->code = code;
   }
   return code;
@@ -103,25 +173,53 @@ bool ts__read_all(int fd, void *p, size_t n) {
 
 char *ts__read_file(const char *path, size_t *len) {
   assert(path);
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 4096, n = 0;
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; the file is
+  ** rejected below anyway, and the flag means nothing to a regular file. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  int e = 0;
+  if (fstat(fd, &st) != 0)
+    e = errno;
+  else if (!S_ISREG(st.st_mode))
+    e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+  else if ((unsigned long long)st.st_size > TS_READ_MAX)
+    e = EFBIG;
+  if (e) {
+    close(fd);
+    errno = e;
+    return NULL;
+  }
+  /* Read with the cap, not st_size: the file may grow while it is read. */
+  size_t cap = (size_t)st.st_size + 2, n = 0;
   char *buf = ts__xmalloc(cap);
   for (;;) {
     if (n + 1 >= cap) buf = ts__xrealloc(buf, cap *= 2);
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (got == 0) break;
+    ssize_t got = read(fd, buf + n, cap - n - 1);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) e = errno;
+    if (got <= 0) break;
+    n += (size_t)got;
+    if (n > TS_READ_MAX) {
+      e = EFBIG;
+      break;
+    }
   }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
+  close(fd);
+  if (e) {
     free(buf);
+    errno = e;
     return NULL;
   }
   buf[n] = 0;
   if (len) *len = n;
   return buf;
+}
+
+const char *ts__read_error(int errnum) {
+  if (errnum == EFBIG) return "larger than the input limit of 64 MiB";
+  if (errnum == EINVAL) return "not a regular file";
+  return strerror(errnum);
 }
 
 ts_layout_t *ts_layout_new(int n_devices, int n_vstages) {

@@ -24,10 +24,38 @@ void *ts__xrealloc(void *p, size_t n);
 char *ts__xstrdup(const char *s);
 char *ts__xstrndup(const char *s, size_t n);
 
-/* Reads a whole file into a new NUL-terminated buffer (the caller frees
-** it) and stores its length in *len when len is not NULL.  Returns NULL
-** with errno set when the file cannot be opened or read. */
+/* The largest file ts__read_file reads (job files, Hugging Face configs,
+** routing tables, sweep files): 64 MiB, README "Errors and exit status". */
+#define TS_READ_MAX ((size_t)64 << 20)
+
+/* Reads a whole regular file into a new NUL-terminated buffer (the caller
+** frees it) and stores its length in *len when len is not NULL.  Returns
+** NULL with errno set when the file cannot be opened or read, and never
+** waits: EISDIR for a directory, EINVAL for anything else that is not a
+** regular file (a FIFO, a device such as /dev/zero, a socket), EFBIG for a
+** file over TS_READ_MAX bytes.  ts__read_error(errno) words these. */
 char *ts__read_file(const char *path, size_t *len);
+/* strerror(errnum), but ts__read_file's own reasons in words: "not a
+** regular file" (EINVAL), "larger than the input limit of 64 MiB" (EFBIG).
+** A static string. */
+const char *ts__read_error(int errnum);
+
+/* Strings.  ts__utf8_seq: the length (1 to 4) of the well-formed UTF-8
+** sequence that starts at s (RFC 3629: no overlong forms, surrogates or
+** code points over U+10FFFF), 0 when the bytes there are not one or s is
+** at its NUL.  ts__utf8_valid: whether all of s is well-formed UTF-8;
+** when not, the offset of the first bad byte goes to *bad (may be NULL).
+** ts__has_control: whether s holds a C0 control character, DEL or a C1
+** control (U+0080 to U+009F). */
+size_t ts__utf8_seq(const char *s);
+bool ts__utf8_valid(const char *s, size_t *bad);
+bool ts__has_control(const char *s);
+/* Copies src into dst (cap > 0 bytes with the NUL) so that the copy is one
+** line of valid UTF-8: newline, carriage return and tab become \n, \r,
+** \t; other C0 controls, DEL and bytes that are not UTF-8 become \xNN; C1
+** controls \u00NN.  Cut before the first character or escape that does
+** not fit.  Returns dst.  ts_err_set passes every message through it. */
+char *ts__escape(char *dst, size_t cap, const char *src);
 
 /* write(2) of all n bytes of p to fd, or read(2) of exactly n bytes into
 ** p, retried on EINTR.  False when the call fails or (reading) the input
@@ -40,5 +68,19 @@ bool ts__read_all(int fd, void *p, size_t n);
 ** restricts the suffixes to one kind: 'b' bandwidth, 't' time, 'f' speed,
 ** 0 any.  False (out untouched) for anything else; defined in job_set.c. */
 bool ts__parse_units(const char *s, char what, double *out);
+
+/* The ranges of numbers from the input, after their units (README "Job
+** file", Limits), shared by the job loader and the platform checker. */
+/* Seconds (latencies, a synthetic model's times) are at most this. */
+#define TS__SECONDS_MAX 1e6
+/* A latency is 0 or at least this: SimGrid's solver aborts on latencies
+** near the smallest doubles (1e-303 ns). */
+#define TS__LATENCY_MIN 1e-12
+/* Bytes are doubles: integers are exact up to 2^53, the bound of a
+** synthetic model's bytes. */
+#define TS__BYTES_MAX 9007199254740992.0
+/* Bandwidths (B/s) and speeds (FLOP/s) lie in [TS__RATE_MIN, TS__RATE_MAX]. */
+#define TS__RATE_MIN 1.0
+#define TS__RATE_MAX 1e30
 
 #endif /* TS_INTERNAL_H */

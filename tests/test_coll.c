@@ -99,9 +99,7 @@ static int run_coll(ts_coll_op_t op, int async, int twice, double tf, ts_outcome
            " \"activation_message_bytes\": 0, \"activation_bytes\": 1},"
            " \"platform\": \"%s\", \"schedule\": \"gpipe\", \"stages\": %d, \"microbatches\": 1}",
            tf, tf, plat, N);
-  const char *path = th_write_tmp(json, ".json");
-  int rc = ts_job_load(path, NULL, 0, job, err);
-  unlink(path);
+  int rc = th_job_from_json(json, NULL, 0, job, err);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   ts_schedule_t s = {.name = "gpipe", .title = "collective test", .program = coll_program};
   rc = ts_execute(*job, &s, NULL, o, err);
@@ -234,11 +232,9 @@ static void test_one_member_and_bad_groups(void) {
            " \"activation_message_bytes\": 0, \"activation_bytes\": 1},"
            " \"platform\": \"%s\", \"schedule\": \"gpipe\", \"stages\": %d, \"microbatches\": 1}",
            plat, N);
-  const char *path = th_write_tmp(json, ".json");
   ts_job_t *job;
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
-  unlink(path);
+  CU_ASSERT_EQUAL_FATAL(th_job_from_json(json, NULL, 0, &job, &err), 0);
   ts_outcome_t o;
   g_op = TS_COLL_ALLGATHER;
   g_async = g_twice = 0;

@@ -56,58 +56,13 @@ static ts_job_t *job_for(const ts_schedule_t *s) {
   snprintf(sched, sizeof sched, "schedule=%s", s->name);
   sets[n++] = sched;
   for (int i = 0; s->requires && s->requires[i] && n < MAX_SETS; i++) sets[n++] = s->requires[i];
-  const char *path = th_write_tmp(PLAIN, ".json");
   ts_job_t *job = NULL;
   ts_err_t err = {0};
-  int rc = ts_job_load(path, sets, n, &job, &err);
-  unlink(path);
+  int rc = th_job_from_json(PLAIN, sets, n, &job, &err);
   if (rc) fprintf(stderr, "\n%s: its requirements do not make a valid job: %s\n", s->name, err.msg);
   CU_ASSERT_EQUAL(rc, 0);
   return rc ? NULL : job;
 }
-
-/* Compute ops of device d in program order, as (kind, vstage, mb) triples
-** into ops (at most cap ints); returns 3 x their count. */
-static int device_ops(const ts_run_t *r, int d, int *ops, int cap) {
-  int n = 0;
-  for (int s = 0;; s++) {
-    int found = 0;
-    for (int i = 0; i < r->n_events; i++) {
-      const ts_event_t *e = &r->events[i];
-      if (e->device != d || !ts_kind_is_compute(e->kind) || e->seq != s) continue;
-      if (n + 3 <= cap) {
-        ops[n] = e->kind;
-        ops[n + 1] = e->vstage;
-        ops[n + 2] = e->mb;
-      }
-      n += 3;
-      found = 1;
-    }
-    if (!found) return n;
-  }
-}
-
-/* Normwise relative error max |a - b| / max |b| of x (params 1: the
-** weight change from w0, else the gradients), worst block. */
-static double worst_error(ts_ref_model_t *a, ts_ref_model_t *b, ts_ref_model_t *w0,
-                          int params) {
-  double worst = 0;
-  for (int l = 0; l < ts_ref_model_config(a)->layers; l++) {
-    size_t n;
-    const double *xa = params ? ts_ref_block_params(a, l, &n) : ts_ref_block_grad(a, l, &n);
-    const double *xb = params ? ts_ref_block_params(b, l, &n) : ts_ref_block_grad(b, l, &n);
-    const double *x0 = params ? ts_ref_block_params(w0, l, &n) : NULL;
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-      num = fmax(num, fabs(xa[i] - xb[i]));
-      den = fmax(den, fabs(xb[i] - (x0 ? x0[i] : 0)));
-    }
-    double e = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-    if (!(e <= worst)) worst = e;
-  }
-  return worst;
-}
-
 
 /* What one schedule's checks gave, for the summary line. */
 typedef struct verdict {
@@ -128,7 +83,7 @@ static int same_ops(const ts_run_t *x, const ts_run_t *y, int multiset, int repo
   static int a[MAX_OPS], b[MAX_OPS];
   if (x->n_devices != y->n_devices) return 0;
   for (int d = 0; d < x->n_devices; d++) {
-    int na = device_ops(x, d, a, MAX_OPS), nb = device_ops(y, d, b, MAX_OPS);
+    int na = th_device_ops(x, d, a, MAX_OPS), nb = th_device_ops(y, d, b, MAX_OPS);
     if (na == 0 || na != nb || na > MAX_OPS) return 0;
     if (multiset) {
       qsort(a, (size_t)na / 3, 3 * sizeof *a, cmp_op);
@@ -240,12 +195,12 @@ static void check_numbers(const ts_job_t *job, const ts_schedule_t *s, ts_ref_mo
     ts_err_t err = {0};
     CU_ASSERT_EQUAL_FATAL(ts_ref_config_for_job(job, &cfg, &err), 0);
     ts_ref_model_t *w0 = ts_ref_model_new(&cfg);
-    v->err = worst_error(g, o, w0, 1);
+    v->err = th_update_error(g, o, w0);
     /* The weights moved, so the comparison is not of two copies of W(0). */
-    CU_ASSERT(worst_error(w0, o, w0, 1) == 1);
+    CU_ASSERT(th_update_error(w0, o, w0) == 1);
     ts_ref_model_free(w0);
   } else {
-    v->err = worst_error(g, o, NULL, 0);
+    v->err = th_grad_error(g, o);
   }
   CU_ASSERT(v->err <= TOL);
   v->c = v->err <= TOL ? "pass" : "FAIL";
@@ -332,7 +287,7 @@ static void test_every_schedule_replicates(void) {
       int c[TS_DIMS] = {0, ts_plan_coord(p4, d, TS_DIM_EP), 0, ts_plan_coord(p4, d, TS_DIM_PP)};
       int d1 = ts_plan_device(p1, c);
       int r = ts_plan_coord(p4, d, TS_DIM_TP) + 2 * ts_plan_coord(p4, d, TS_DIM_DP);
-      int na = device_ops(run, d, a, MAX_OPS), nb = device_ops(one.run, d1, b, MAX_OPS);
+      int na = th_device_ops(run, d, a, MAX_OPS), nb = th_device_ops(one.run, d1, b, MAX_OPS);
       CU_ASSERT_EQUAL(na, nb);
       CU_ASSERT(na > 0);
       int same = na == nb;

@@ -52,23 +52,6 @@ static void test_registry(void) {
   CU_ASSERT_PTR_EQUAL(ex, ts_executor_at(0));
 }
 
-/* Device d's compute ops as (kind, vstage, mb) triples in program order;
-** returns 3 x their count (up to cap entries stored). */
-static int device_ops(const ts_run_t *r, int d, int *ops, int cap) {
-  int n = 0;
-  for (int i = 0; i < r->n_events; i++) {
-    const ts_event_t *e = &r->events[i];
-    if (e->device != d || !ts_kind_is_compute(e->kind)) continue;
-    if (3 * e->seq + 2 < cap) {
-      ops[3 * e->seq] = e->kind;
-      ops[3 * e->seq + 1] = e->vstage;
-      ops[3 * e->seq + 2] = e->mb;
-    }
-    n += 3;
-  }
-  return n;
-}
-
 static void test_both_executors_one_pipeline(void) {
   ts_job_t *job = NULL;
   ts_outcome_t sim, ref, plain;
@@ -92,7 +75,7 @@ static void test_both_executors_one_pipeline(void) {
   CU_ASSERT_EQUAL(ref.run->n_devices, 4);
   for (int d = 0; d < 4; d++) {
     int a[64], b[64];
-    int na = device_ops(sim.run, d, a, 64), nb = device_ops(ref.run, d, b, 64);
+    int na = th_device_ops(sim.run, d, a, 64), nb = th_device_ops(ref.run, d, b, 64);
     CU_ASSERT_EQUAL(na, 3 * 2 * 8);
     CU_ASSERT(na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0);
   }
@@ -107,9 +90,7 @@ static void test_prepare_errors(void) {
   ts_job_t *job = NULL;
   ts_outcome_t o;
   ts_err_t err = {0};
-  const char *path = th_write_tmp(tiny, ".json");
-  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
-  unlink(path);
+  CU_ASSERT_EQUAL_FATAL(th_job_from_json(tiny, NULL, 0, &job, &err), 0);
   CU_ASSERT_EQUAL_FATAL(ts_exec_prepare(job, NULL, &o, &err), 0);
   CU_ASSERT_EQUAL(o.cost->n_parts, 4);
   CU_ASSERT_EQUAL(o.layout->n_devices, 4);

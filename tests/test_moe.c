@@ -479,10 +479,9 @@ static void test_alltoall_closed_form(void) {
            " \"platform\": \"%s\", \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1,"
            " \"seq_len\": 256}",
            plat);
-  const char *path = th_write_tmp(json, ".json");
   ts_job_t *job;
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(th_job_from_json(json, NULL, 0, &job, &err), 0);
   const ts_schedule_t *s = ts_schedule_find("gshard");
   ts_plan_t *lay = NULL;
   CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, s, &lay, &err), 0);
@@ -518,7 +517,6 @@ static void test_alltoall_closed_form(void) {
   ts_cost_free(cost);
   ts_plan_free(lay);
   ts_job_free(job);
-  unlink(path);
   unlink(plat);
 }
 
@@ -628,11 +626,10 @@ static void test_mixtral_config(void) {
            "{\"model\": \"%s/tests/jobs/mixtral-config.json\", \"platform\": \"ideal\","
            " \"schedule\": \"gshard\", \"stages\": 4, \"microbatches\": 4, \"seq_len\": 1024}",
            TS_SOURCE_DIR);
-  const char *path = th_write_tmp(json, ".json");
   ts_job_t *job;
   ts_err_t err = {0};
   const char *sets[] = {"model.moe.expert_parallel=8", "model.moe.routing.skew=zipf"};
-  int rc = ts_job_load(path, sets, 2, &job, &err);
+  int rc = th_job_from_json(json, sets, 2, &job, &err);
   if (rc) fprintf(stderr, "%s\n", err.msg);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_EQUAL(job->model.moe.experts, 8);
@@ -642,7 +639,6 @@ static void test_mixtral_config(void) {
   CU_ASSERT_EQUAL(job->model.moe.skew, TS_MOE_ZIPF);
   CU_ASSERT(job->model.gated_mlp);
   ts_job_free(job);
-  unlink(path);
   /* {"config": path, overrides}: moe fields merged into the translation */
   snprintf(json, sizeof json,
            "{\"model\": {\"config\": \"%s/tests/jobs/mixtral-config.json\", \"layers\": 8,"
@@ -650,9 +646,8 @@ static void test_mixtral_config(void) {
            " \"platform\": \"ideal\", \"schedule\": \"gshard\", \"stages\": 2, \"microbatches\": 2,"
            " \"seq_len\": 256}",
            TS_SOURCE_DIR);
-  path = th_write_tmp(json, ".json");
   err = (ts_err_t){0};
-  rc = ts_job_load(path, NULL, 0, &job, &err);
+  rc = th_job_from_json(json, NULL, 0, &job, &err);
   if (rc) fprintf(stderr, "%s\n", err.msg);
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_EQUAL(job->model.layers, 8);
@@ -661,26 +656,21 @@ static void test_mixtral_config(void) {
   CU_ASSERT_EQUAL(job->model.moe.seed, 9);
   CU_ASSERT_EQUAL(job->model.hidden, 4096);
   ts_job_free(job);
-  unlink(path);
   snprintf(json, sizeof json,
            "{\"model\": {\"config\": \"%s/tests/jobs/mixtral-config.json\","
            " \"moe\": {\"expert_parallel\": 3}},"
            " \"platform\": \"ideal\", \"schedule\": \"gshard\", \"stages\": 2, \"microbatches\": 2}",
            TS_SOURCE_DIR);
-  path = th_write_tmp(json, ".json");
   err = (ts_err_t){0};
-  CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
+  CU_ASSERT_EQUAL(th_job_from_json(json, NULL, 0, &job, &err), EX_DATAERR);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "model.moe.expert_parallel"));
-  unlink(path);
   snprintf(json, sizeof json,
            "{\"model\": \"%s/tests/jobs/mixtral-top1-config.json\", \"platform\": \"ideal\","
            " \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1}",
            TS_SOURCE_DIR);
-  path = th_write_tmp(json, ".json");
   err = (ts_err_t){0};
-  CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
+  CU_ASSERT_EQUAL(th_job_from_json(json, NULL, 0, &job, &err), EX_DATAERR);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "mixtral-top1-config.json: num_experts_per_tok"));
-  unlink(path);
   /* one local expert: the config file is at fault, not the job */
   const char *one = th_write_tmp(
       "{\"model_type\": \"mixtral\", \"hidden_size\": 64, \"num_hidden_layers\": 2,"
@@ -690,14 +680,12 @@ static void test_mixtral_config(void) {
            "{\"model\": \"%s\", \"platform\": \"ideal\", \"schedule\": \"gshard\","
            " \"stages\": 1, \"microbatches\": 1, \"seq_len\": 64}",
            one);
-  path = th_write_tmp(json, ".json");
   err = (ts_err_t){0};
-  CU_ASSERT_EQUAL(ts_job_load(path, NULL, 0, &job, &err), EX_DATAERR);
+  CU_ASSERT_EQUAL(th_job_from_json(json, NULL, 0, &job, &err), EX_DATAERR);
   char want[600];
   snprintf(want, sizeof want, "%s: num_local_experts", one);
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, want));
   if (!strstr(err.msg, want)) fprintf(stderr, "got: %s\n", err.msg);
-  unlink(path);
   unlink(one);
 }
 
@@ -728,10 +716,9 @@ static void test_runtime_checks(void) {
            " \"vocab\": 8, \"moe\": {\"experts\": 4, \"expert_parallel\": 2}},"
            " \"platform\": \"ideal\", \"schedule\": \"gshard\", \"stages\": 1, \"microbatches\": 1,"
            " \"seq_len\": 64}");
-  const char *path = th_write_tmp(json, ".json");
   ts_job_t *job;
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
+  CU_ASSERT_EQUAL_FATAL(th_job_from_json(json, NULL, 0, &job, &err), 0);
   const ts_schedule_t *g = ts_schedule_find("gshard");
   ts_plan_t *lay = NULL;
   CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, g, &lay, &err), 0);
@@ -750,7 +737,6 @@ static void test_runtime_checks(void) {
   ts_cost_free(cost);
   ts_plan_free(lay);
   ts_job_free(job);
-  unlink(path);
 }
 
 static void bad(const char *moe, const char *sched, const char *const *sets, int n_sets, int code,

@@ -31,17 +31,6 @@
 #include "tshelp.h"
 #include "tsunit.h"
 
-static ts_job_t *load(const char *json) {
-  const char *path = th_write_tmp(json, ".json");
-  ts_job_t *job = NULL;
-  ts_err_t err = {0};
-  int rc = ts_job_load(path, NULL, 0, &job, &err);
-  unlink(path);
-  if (rc) fprintf(stderr, "job: %s\n", err.msg);
-  CU_ASSERT_EQUAL(rc, 0);
-  return job;
-}
-
 static ts_job_t *dense_job(const char *sched, int layers, int p, int m) {
   char json[1024];
   snprintf(json, sizeof json,
@@ -49,7 +38,7 @@ static ts_job_t *dense_job(const char *sched, int layers, int p, int m) {
            " \"ffn_hidden\": 32, \"vocab\": 50}, \"seq_len\": 8, \"micro_batch_size\": 2,"
            " \"platform\": \"ideal\", \"schedule\": \"%s\", \"stages\": %d, \"microbatches\": %d}",
            layers, sched, p, m);
-  return load(json);
+  return th_load_job(json);
 }
 
 static ts_job_t *moe_job(const char *sched, int p, int ep) {
@@ -62,7 +51,7 @@ static ts_job_t *moe_job(const char *sched, int p, int ep) {
            " \"seq_len\": 8, \"micro_batch_size\": 2, \"platform\": \"ideal\", \"schedule\": \"%s\","
            " \"stages\": %d, \"microbatches\": 3}",
            ep, sched, p);
-  return load(json);
+  return th_load_job(json);
 }
 
 /* Runs job under sched (the job's own when NULL) on the reference executor;
@@ -76,16 +65,6 @@ static int run_ref(const ts_job_t *job, const ts_schedule_t *sched, ts_outcome_t
   CU_ASSERT_PTR_NULL(rc ? run : NULL);
   ts_run_free(run);
   return rc;
-}
-
-/* Normwise relative error max |a - b| / max |b| of n doubles. */
-static double rel_err(const double *a, const double *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    num = fmax(num, fabs(a[i] - b[i]));
-    den = fmax(den, fabs(b[i]));
-  }
-  return den > 0 ? num / den : (num > 0 ? INFINITY : 0);
 }
 
 /* The largest error, against the oracle o, of any gradient a device holds:
@@ -110,32 +89,20 @@ static double replicas_vs_oracle(const ts_ref_extra_t *ex, const ts_plan_t *plan
         }
       size_t n;
       const double *a = ts_ref_block_grad(ex->dev_models[d], l, &n), *b = ts_ref_block_grad(o, l, &n);
-      dev_worst = fmax(dev_worst, rel_err(a, b, n));
+      dev_worst = fmax(dev_worst, th_rel_err(a, b, n));
       double *ma = ts_ref_moe_grad(ex->dev_models[d], l, NULL), *mo = ts_ref_moe_grad(o, l, NULL);
       if (!ma) continue;
-      dev_worst = fmax(dev_worst, rel_err(ma, mo, nwg));
+      dev_worst = fmax(dev_worst, th_rel_err(ma, mo, nwg));
       ts_group_t ep = ts_plan_group(plan, TS_GROUP_EP, d);
       int per = c->experts / ep.n;
       for (int k = ep.rank * per; k < (ep.rank + 1) * per; k++) {
         size_t w1 = nwg + (size_t)k * nw, w2 = nwg + (size_t)(c->experts + k) * nw;
-        dev_worst = fmax(dev_worst, rel_err(ma + w1, mo + w1, nw));
-        dev_worst = fmax(dev_worst, rel_err(ma + w2, mo + w2, nw));
+        dev_worst = fmax(dev_worst, th_rel_err(ma + w1, mo + w1, nw));
+        dev_worst = fmax(dev_worst, th_rel_err(ma + w2, mo + w2, nw));
       }
     }
     if (!(dev_worst <= worst)) worst = dev_worst;
     if (least && dev_worst < *least) *least = dev_worst;
-  }
-  return worst;
-}
-
-/* The largest block-gradient error of g against the oracle o. */
-static double model_vs_oracle(const ts_ref_model_t *g, const ts_ref_model_t *o) {
-  double worst = 0;
-  for (int l = 0; l < ts_ref_model_config(o)->layers; l++) {
-    size_t n;
-    const double *a = ts_ref_block_grad(g, l, &n), *b = ts_ref_block_grad(o, l, &n);
-    double e = rel_err(a, b, n);
-    if (!(e <= worst)) worst = e;
   }
   return worst;
 }
@@ -153,7 +120,7 @@ static double check_job(ts_job_t *job, const ts_schedule_t *sched, const char *l
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_PTR_NOT_NULL_FATAL(ora);
   int replicas = 0;
-  double e = replicas_vs_oracle(&ex, o.plan, ora, &replicas, least), eg = model_vs_oracle(g, ora);
+  double e = replicas_vs_oracle(&ex, o.plan, ora, &replicas, least), eg = th_grad_error(g, ora);
   printf("\n    %-28s every replica's max rel error %.3g (%d replicated blocks), *grads %.3g",
          label, e, replicas, eg);
   CU_ASSERT(replicas > 0);

@@ -49,14 +49,7 @@ static ts_job_t *small_job(const char *sched, int p, int m, bool rec, const char
            " \"platform\": \"ideal\", \"schedule\": \"%s\", \"stages\": %d, \"microbatches\": %d,"
            " \"recompute\": \"%s\"%s}",
            sched, p, m, rec ? "full" : "none", extra ? extra : "");
-  const char *path = th_write_tmp(json, ".json");
-  ts_job_t *job = NULL;
-  ts_err_t err = {0};
-  int rc = ts_job_load(path, NULL, 0, &job, &err);
-  unlink(path);
-  if (rc) fprintf(stderr, "job: %s\n", err.msg);
-  CU_ASSERT_EQUAL(rc, 0);
-  return job;
+  return th_load_job(json);
 }
 
 /* The plan and cost table every executor gets for job under sched (the
@@ -83,23 +76,6 @@ static int ref_run(const ts_job_t *job, ts_run_t **run, ts_ref_model_t **grads, 
   return ref_run_sched(job, NULL, run, grads, err);
 }
 
-/* Largest normwise relative error of any block's gradient. */
-static double worst_block_error(const ts_ref_model_t *a, const ts_ref_model_t *b) {
-  double worst = 0;
-  for (int l = 0; l < ts_ref_model_config(a)->layers; l++) {
-    size_t n;
-    const double *ga = ts_ref_block_grad(a, l, &n), *gb = ts_ref_block_grad(b, l, &n);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (fabs(ga[i] - gb[i]) > num) num = fabs(ga[i] - gb[i]);
-      if (fabs(gb[i]) > den) den = fabs(gb[i]);
-    }
-    double e = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-    if (!(e <= worst)) worst = e;
-  }
-  return worst;
-}
-
 static double grads_vs_oracle(const char *sched, int p, int m, bool rec, const char *extra) {
   ts_job_t *job = small_job(sched, p, m, rec, extra);
   if (!job) return INFINITY;
@@ -110,7 +86,7 @@ static double grads_vs_oracle(const char *sched, int p, int m, bool rec, const c
   if (rc) fprintf(stderr, "%s: %s\n", sched, err.msg);
   CU_ASSERT_EQUAL(rc, 0);
   CU_ASSERT_PTR_NOT_NULL(o);
-  double e = (g && o) ? worst_block_error(g, o) : INFINITY;
+  double e = (g && o) ? th_grad_error(g, o) : INFINITY;
   /* The gradient is not trivially zero. */
   size_t n;
   double big = 0;
@@ -152,26 +128,6 @@ static void test_other_schedules_gradients(void) {
   }
 }
 
-/* Compute ops of device d in program order, as (kind, vstage, mb) triples. */
-static int device_ops(const ts_run_t *r, int d, int *ops, int cap) {
-  int n = 0;
-  for (int s = 0;; s++) {
-    int found = 0;
-    for (int i = 0; i < r->n_events; i++) {
-      const ts_event_t *e = &r->events[i];
-      if (e->device != d || !ts_kind_is_compute(e->kind) || e->seq != s) continue;
-      if (n + 3 <= cap) {
-        ops[n] = e->kind;
-        ops[n + 1] = e->vstage;
-        ops[n + 2] = e->mb;
-      }
-      n += 3;
-      found = 1;
-    }
-    if (!found) return n;
-  }
-}
-
 static void test_op_order_matches_simulator(void) {
   static const char *const S[] = {"gpipe", "1f1b"};
   for (int s = 0; s < 2; s++)
@@ -186,7 +142,7 @@ static void test_op_order_matches_simulator(void) {
         CU_ASSERT_STRING_EQUAL(run->executor, "reference");
         for (int d = 0; d < p; d++) {
           int a[256], b[256];
-          int na = device_ops(run, d, a, 256), nb = device_ops(o.run, d, b, 256);
+          int na = th_device_ops(run, d, a, 256), nb = th_device_ops(o.run, d, b, 256);
           CU_ASSERT_EQUAL(na, nb);
           CU_ASSERT_EQUAL(na, 3 * 4 * (rec ? 3 : 2));
           CU_ASSERT(na == nb && na <= 256 && memcmp(a, b, (size_t)na * sizeof *a) == 0);
@@ -261,19 +217,6 @@ static void test_deterministic(void) {
   ts_job_free(job);
 }
 
-/* GPipe whose last stage never sends its gradients back: device 1 waits
-** for the gradient of micro-batch 0 forever. */
-static void prog_lost_gradient(ts_rt_t *rt) {
-  const ts_ctx_t *c = ts_rt_ctx(rt);
-  int v = c->local[0];
-  for (int mb = 0; mb < c->microbatches; mb++) ts_sched_forward(rt, v, mb);
-  for (int mb = 0; mb < c->microbatches; mb++) {
-    if (c->layout->next[v] >= 0) ts_rt_recv(rt, TS_SEND_GRAD, v, mb);
-    ts_rt_compute(rt, TS_BACKWARD, v, mb);
-    if (c->layout->prev[v] >= 0 && c->layout->next[v] >= 0) ts_rt_send(rt, TS_SEND_GRAD, v, mb);
-  }
-}
-
 /* Device 0 waits for a gradient while device 1 runs a backward before its
 ** forward (a schedule error): the error must wake device 0. */
 static void prog_error_while_waiting(ts_rt_t *rt) {
@@ -300,8 +243,8 @@ static int run_prog(void (*prog)(ts_rt_t *), bool sim, int p, ts_err_t *err) {
 
 static void test_deadlock_reported(void) {
   ts_err_t e_ref = {0}, e_sim = {0};
-  int rc_ref = run_prog(prog_lost_gradient, false, 3, &e_ref);
-  int rc_sim = run_prog(prog_lost_gradient, true, 3, &e_sim);
+  int rc_ref = run_prog(th_prog_lost_gradient, false, 3, &e_ref);
+  int rc_sim = run_prog(th_prog_lost_gradient, true, 3, &e_sim);
   CU_ASSERT_EQUAL(rc_ref, EX_SOFTWARE);
   CU_ASSERT_EQUAL(rc_sim, EX_SOFTWARE);
   const char *want = "device 1 waits for the gradient for stage 1 micro-batch 0";
@@ -322,11 +265,9 @@ static void test_synthetic_refused(void) {
       "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 1, \"backward_s\": 2,"
       " \"activation_message_bytes\": 0, \"activation_bytes\": 1},"
       " \"platform\": \"ideal\", \"schedule\": \"gpipe\", \"stages\": 2, \"microbatches\": 2}";
-  const char *path = th_write_tmp(json, ".json");
   ts_job_t *job = NULL;
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, NULL, 0, &job, &err), 0);
-  unlink(path);
+  CU_ASSERT_EQUAL_FATAL(th_job_from_json(json, NULL, 0, &job, &err), 0);
   ts_run_t *run = NULL;
   CU_ASSERT_EQUAL(ref_run(job, &run, NULL, &err), EX_DATAERR);
   CU_ASSERT_PTR_NULL(run);
@@ -385,25 +326,6 @@ static void test_validate_command(void) {
   free(path);
 }
 
-/* Normwise relative error of the weight change: max over blocks of
-** max |(a - w0) - (b - w0)| / max |b - w0|, w0 the initial parameters. */
-static double worst_update_error(ts_ref_model_t *a, ts_ref_model_t *b, ts_ref_model_t *w0) {
-  double worst = 0;
-  for (int l = 0; l < ts_ref_model_config(a)->layers; l++) {
-    size_t n;
-    const double *pa = ts_ref_block_params(a, l, &n), *pb = ts_ref_block_params(b, l, &n);
-    const double *p0 = ts_ref_block_params(w0, l, &n);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-      num = fmax(num, fabs(pa[i] - pb[i]));
-      den = fmax(den, fabs(pb[i] - p0[i]));
-    }
-    double e = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
-    if (!(e <= worst)) worst = e;
-  }
-  return worst;
-}
-
 /* Runs job under sched (the job's own when NULL); returns the code, the
 ** final model in *w and the per-device peak of live versions in peak[]. */
 static int run_versions(const ts_job_t *job, const ts_schedule_t *sched, ts_ref_model_t **w,
@@ -439,8 +361,8 @@ static void test_2bw_weight_versions(void) {
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(stale);
     CU_ASSERT_PTR_NOT_NULL_FATAL(sync);
-    double e = worst_update_error(w, stale, w0), g = worst_block_error(w, stale);
-    double vs_sync = worst_update_error(w, sync, w0), stale_sync = worst_update_error(stale, sync, w0);
+    double e = th_update_error(w, stale, w0), g = th_grad_error(w, stale);
+    double vs_sync = th_update_error(w, sync, w0), stale_sync = th_update_error(stale, sync, w0);
     printf("\n    2bw p=%d m=%d I=3: weights vs 2BW oracle %.3g, gradients %.3g; vs synchronous "
            "SGD %.3g (oracles between themselves %.3g); peak versions",
            p, m, e, g, vs_sync, stale_sync);
@@ -448,7 +370,7 @@ static void test_2bw_weight_versions(void) {
     CU_ASSERT(g <= 1e-10);
     CU_ASSERT(vs_sync > 1e-6);
     /* The weights moved: the comparison is not of two copies of W(0). */
-    CU_ASSERT(worst_update_error(w0, stale, w0) == 1);
+    CU_ASSERT(th_update_error(w0, stale, w0) == 1);
     for (int d = 0; d < p; d++) {
       printf(" %d", peak[d]);
       CU_ASSERT_EQUAL(peak[d], 2);
@@ -511,7 +433,7 @@ static void test_weight_versions_checked(void) {
   ts_ref_config_t cfg;
   CU_ASSERT_EQUAL(ts_ref_config_for_job(job, &cfg, &err), 0);
   ts_ref_model_t *sync = ts_ref_oracle_sgd(job, 0), *w0 = ts_ref_model_new(&cfg);
-  double e = worst_update_error(w, sync, w0);
+  double e = th_update_error(w, sync, w0);
   printf("\n    flush per iteration, one version: weights vs synchronous SGD %.3g", e);
   CU_ASSERT(e <= 1e-10);
   CU_ASSERT_EQUAL(peak[0], 1);

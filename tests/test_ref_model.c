@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "ref_model.h"
+#include "tshelp.h"
 #include "tsunit.h"
 #include "ts_internal.h"
 
@@ -90,27 +91,6 @@ static double full_pass(ts_ref_model_t *m, int mb, const double *x, const double
   free(y);
   free(dy);
   return loss;
-}
-
-/* max |a - b| / max |b|. */
-static double norm_rel(const double *a, const double *b, size_t n) {
-  double num = 0.0, den = 0.0;
-  for (size_t i = 0; i < n; i++) {
-    num = fmax(num, fabs(a[i] - b[i]));
-    den = fmax(den, fabs(b[i]));
-  }
-  return den > 0.0 ? num / den : num;
-}
-
-/* Largest normwise relative error between the gradients of two models. */
-static double grad_rel(const ts_ref_model_t *a, const ts_ref_model_t *b) {
-  double worst = 0.0;
-  for (int l = 0; l < ts_ref_model_config(a)->layers; l++) {
-    size_t n;
-    const double *ga = ts_ref_block_grad(a, l, &n), *gb = ts_ref_block_grad(b, l, &n);
-    worst = fmax(worst, norm_rel(ga, gb, n));
-  }
-  return worst;
 }
 
 /* Relative error of one finite-difference check.  The K part of the QKV bias
@@ -217,7 +197,7 @@ static void test_microbatch_additivity(void) {
       size_t o = (size_t)i * mb * per;
       loss += full_pass(acc, mb, x + o, t + o, batch, 1, dx_mb + o);
     }
-    double e = grad_rel(acc, full), ex = norm_rel(dx_mb, dx_full, n);
+    double e = th_grad_error(acc, full), ex = th_rel_err(dx_mb, dx_full, n);
     printf("\n  %d x %d samples: grad rel %.3g, dx rel %.3g, loss rel %.3g ", batch / mb, mb, e,
            ex, fabs(loss - loss_full) / loss_full);
     CU_ASSERT(e <= 1e-12);
@@ -263,9 +243,9 @@ static void test_stage_split(void) {
 
   size_t np;
   const double *g1 = ts_ref_block_grad(one, 0, &np);
-  double e0 = norm_rel(ts_ref_block_grad(s0, 0, &np), g1, np);
-  double e1 = norm_rel(ts_ref_block_grad(s1, 1, &np), ts_ref_block_grad(one, 1, &np), np);
-  double ex = norm_rel(dx_split, dx_one, n);
+  double e0 = th_rel_err(ts_ref_block_grad(s0, 0, &np), g1, np);
+  double e1 = th_rel_err(ts_ref_block_grad(s1, 1, &np), ts_ref_block_grad(one, 1, &np), np);
+  double ex = th_rel_err(dx_split, dx_one, n);
   printf("\n  split: block0 %.3g block1 %.3g dx %.3g ", e0, e1, ex);
   CU_ASSERT(e0 <= 1e-12);
   CU_ASSERT(e1 <= 1e-12);
@@ -449,7 +429,7 @@ static void test_clone_and_determinism(void) {
   full_pass(a, mb, x, t, mb, 1, NULL);
   ts_ref_model_t *k = ts_ref_model_clone(a);
   CU_ASSERT_PTR_NOT_NULL_FATAL(k);
-  CU_ASSERT_EQUAL(grad_rel(k, a), 0.0);
+  CU_ASSERT_EQUAL(th_grad_error(k, a), 0.0);
   double *save = ts__xmalloc(np * sizeof(double));
   memcpy(save, ts_ref_block_grad(a, 1, NULL), np * sizeof(double));
   double p0 = ts_ref_block_params(a, 1, NULL)[3];
@@ -458,7 +438,7 @@ static void test_clone_and_determinism(void) {
   CU_ASSERT_EQUAL(ts_ref_block_params(a, 1, NULL)[3], p0);
   CU_ASSERT(memcmp(save, ts_ref_block_grad(a, 1, NULL), np * sizeof(double)) == 0);
   ts_ref_model_zero_grad(a);
-  CU_ASSERT(norm_rel(ts_ref_block_grad(k, 1, NULL), save, np) > 0.0);
+  CU_ASSERT(th_rel_err(ts_ref_block_grad(k, 1, NULL), save, np) > 0.0);
   CU_ASSERT_EQUAL(ts_ref_block_grad(a, 1, NULL)[0], 0.0);
   CU_ASSERT_PTR_NULL(ts_ref_block_grad(a, 2, NULL));
   CU_ASSERT_PTR_NULL(ts_ref_block_params(a, -1, NULL));

@@ -37,24 +37,7 @@ static ts_job_t *moe_job(const char *sched, int layers, int p, int ep) {
            " \"seq_len\": 8, \"micro_batch_size\": 2, \"platform\": \"ideal\", \"schedule\": \"%s\","
            " \"stages\": %d, \"microbatches\": 3}",
            layers, ep, sched, p);
-  const char *path = th_write_tmp(json, ".json");
-  ts_job_t *job = NULL;
-  ts_err_t err = {0};
-  int rc = ts_job_load(path, NULL, 0, &job, &err);
-  unlink(path);
-  if (rc) fprintf(stderr, "job: %s\n", err.msg);
-  CU_ASSERT_EQUAL(rc, 0);
-  return job;
-}
-
-/* Normwise relative error max |a - b| / max |b| of n doubles. */
-static double rel_err(const double *a, const double *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    num = fmax(num, fabs(a[i] - b[i]));
-    den = fmax(den, fabs(b[i]));
-  }
-  return den > 0 ? num / den : (num > 0 ? INFINITY : 0);
+  return th_load_job(json);
 }
 
 static double max_abs(const double *a, size_t n) {
@@ -84,14 +67,14 @@ static void one_case(const char *sched, int layers, int p, int ep) {
   for (int l = 0; l < layers; l++) {
     size_t n;
     const double *a = ts_ref_block_grad(g, l, &n), *b = ts_ref_block_grad(o, l, &n);
-    worst_dense = fmax(worst_dense, rel_err(a, b, n));
+    worst_dense = fmax(worst_dense, th_rel_err(a, b, n));
     double *ma = ts_ref_moe_grad(g, l, &n), *mb = ts_ref_moe_grad(o, l, &n);
     if (!ma) continue;
     size_t nwg = 16 * 4, nw = 16 * 12;
-    worst_moe = fmax(worst_moe, rel_err(ma, mb, nwg));
+    worst_moe = fmax(worst_moe, th_rel_err(ma, mb, nwg));
     big_gate = fmax(big_gate, max_abs(mb, nwg));
     for (int e = 0; e < 8; e++) { /* 4 experts' W1, then their W2 */
-      worst_moe = fmax(worst_moe, rel_err(ma + nwg + e * nw, mb + nwg + e * nw, nw));
+      worst_moe = fmax(worst_moe, th_rel_err(ma + nwg + e * nw, mb + nwg + e * nw, nw));
       big_exp = fmax(big_exp, max_abs(mb + nwg + e * nw, nw));
     }
   }

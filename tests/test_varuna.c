@@ -125,10 +125,8 @@ static void check_rules(int p, int m, double tf, double tb, double tw, double tr
   double varuna = o.metrics->iteration_time_s;
   ts_outcome_free(&o);
   const char *sets[] = {"schedule=1f1b"};
-  const char *path = th_write_tmp(json, ".json");
   ts_job_free(job);
-  CU_ASSERT_EQUAL_FATAL(ts_job_load(path, sets, 1, &job, &err), 0);
-  unlink(path);
+  CU_ASSERT_EQUAL_FATAL(th_job_from_json(json, sets, 1, &job, &err), 0);
   CU_ASSERT_EQUAL_FATAL(ts_simulate(job, &o, &err), 0);
   CU_ASSERT(varuna < o.metrics->iteration_time_s);
   ts_outcome_free(&o);

@@ -61,13 +61,27 @@ static int option_error(int c, char **argv) {
   return EX_USAGE;
 }
 
+/* -o DIR that is a file, or under one, cannot be created (EX_CANTCREAT,
+** printed): said before anything tries to read DIR/sweep.csv, which would
+** fail as an unreadable input. */
+static int out_dir_check(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) == 0 ? S_ISDIR(st.st_mode) : errno != ENOTDIR) return 0;
+  fprintf(stderr, "trainsim: error: %s: cannot create output directory: %s\n", dir,
+          strerror(ENOTDIR));
+  return EX_CANTCREAT;
+}
+
 /* The local sweep: resume, run what is missing, write the results. */
 static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
   char csv[TS_PATH_MAX + 32], part[TS_PATH_MAX + 32];
   snprintf(csv, sizeof csv, "%s/sweep.csv", dir);
   snprintf(part, sizeof part, "%s/sweep.csv.partial", dir);
   ts_err_t err = {0};
-  int rc = ts__sw_read_rows(s, csv, &err);
+  int rc = out_dir_check(dir);
+  if (rc) return rc;
+  ts_out_clean_stale(dir);
+  rc = ts__sw_read_rows(s, csv, &err);
   if (!rc) rc = ts__sw_read_rows(s, part, &err);
   if (rc) {
     fprintf(stderr, "trainsim: error: %s\n", err.msg);
@@ -83,23 +97,16 @@ static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
   clock_gettime(CLOCK_MONOTONIC, &pr.t0);
   if (n_todo) {
     struct stat st;
-    bool made_dir = stat(dir, &st) != 0, made_part = stat(part, &st) != 0;
+    bool made_dir = stat(dir, &st) != 0, made_part = false;
     if ((rc = ts_write_dir(dir, &err))) {
       fprintf(stderr, "trainsim: error: %s\n", err.msg);
       goto out;
     }
-    int fd = open(part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    int fd = ts__sw_partial_open(s, part, &made_part, &err);
     if (fd < 0) {
-      rc = EX_CANTCREAT;
-      fprintf(stderr, "trainsim: error: %s: cannot create: %s\n", part, strerror(errno));
+      rc = -fd;
+      fprintf(stderr, "trainsim: error: %s\n", err.msg);
       goto out;
-    }
-    if (made_part) {
-      sb_t h = {0};
-      ts__sw_csv_header(s, &h);
-      if (!ts__write_all(fd, h.s, h.n)) rc = EX_IOERR;
-      free(h.s);
-      if (rc) fprintf(stderr, "trainsim: error: %s: write failed: %s\n", part, strerror(errno));
     }
     if (!rc) {
       ts__sw_progress_show(&pr);

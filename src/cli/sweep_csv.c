@@ -3,9 +3,10 @@
 ** splitting), the header and the row of a point (from its summary.json,
 ** or its error), the taking of a row into the sweep (by a worker, the
 ** resume or --collect), the reading of an earlier run's rows and the
-** writing of sweep.svg and sweep.csv.
+** writing of sweep.svg and sweep.csv, the creation of the partial file.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,9 @@ int ts__sw_read_rows(sweep_t *s, const char *path, ts_err_t *err) {
   size_t cap = 0;
   ssize_t got = getline(&line, &cap, f);
   int rc = 0;
-  if (got > 0 && strcmp(line, h.s)) {
+  /* A beginning of the header without its newline holds no row. */
+  bool torn = got > 0 && line[got - 1] != '\n' && !strncmp(line, h.s, (size_t)got);
+  if (got > 0 && strcmp(line, h.s) && !torn) {
     line[strcspn(line, "\n")] = 0;
     rc = ts_err_set(err, EX_CANTCREAT,
                     "%s: holds another sweep (columns '%.300s'); remove it or choose another -o DIR",
@@ -211,14 +214,37 @@ int ts__sw_read_rows(sweep_t *s, const char *path, ts_err_t *err) {
   return rc;
 }
 
-/* Writes DIR/sweep.svg then DIR/sweep.csv, each atomically; when the CSV
-** fails, the new SVG is removed (the rows stay in the partial file). */
+/* Writes DIR/sweep.svg and DIR/sweep.csv as one set (ts_write_set). */
 int ts__sw_write_results(const sweep_t *s, const char *dir, ts_err_t *err) {
-  char csv[TS_PATH_MAX + 32], svg[TS_PATH_MAX + 32];
-  snprintf(csv, sizeof csv, "%s/sweep.csv", dir);
-  snprintf(svg, sizeof svg, "%s/sweep.svg", dir);
-  int rc = ts_write_dir(dir, err);
-  if (!rc) rc = ts_write_atomic(svg, ts__sw_write_svg, s, err);
-  if (!rc && (rc = ts_write_atomic(csv, write_csv, s, err))) unlink(svg);
-  return rc;
+  const ts_out_file_t fs[2] = {{"sweep.svg", ts__sw_write_svg, s}, {"sweep.csv", write_csv, s}};
+  return ts_write_set(dir, fs, 2, err);
+}
+
+/* ts_write_atomic's writer of a new partial file: the header alone. */
+static int write_header(const void *arg, FILE *f) {
+  sb_t h = {0};
+  ts__sw_csv_header(arg, &h);
+  fputs(h.s, f);
+  free(h.s);
+  return ferror(f) ? EX_IOERR : 0;
+}
+
+int ts__sw_partial_open(const sweep_t *s, const char *part, bool *made, ts_err_t *err) {
+  /* A partial file without a whole header holds no row: a sweep of an
+  ** older trainsim was killed right after creating it. */
+  size_t len = 0;
+  char *text = ts__read_file(part, &len);
+  sb_t h = {0};
+  ts__sw_csv_header(s, &h);
+  if (text && len < h.n && !memchr(text, '\n', len) && !strncmp(text, h.s, len)) unlink(part);
+  free(text);
+  free(h.s);
+  *made = access(part, F_OK) != 0;
+  if (*made) {
+    int rc = ts_write_atomic(part, write_header, s, err);
+    if (rc) return -rc;
+  }
+  int fd = open(part, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return -ts_err_set(err, EX_CANTCREAT, "%s: cannot open: %s", part, strerror(errno));
+  return fd;
 }

@@ -129,7 +129,7 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
   char path[TS_PATH_MAX + 32];
   snprintf(path, sizeof path, "%s/points.csv", dir);
   char *text = ts__read_file(path, NULL);
-  if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
+  if (!text) return ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", path, ts__read_error(errno));
   int rc = 0, line_no = 0, nf = 0, cap = 64;
   char **f = ts__xmalloc((size_t)cap * sizeof *f);
   char **rows = NULL;

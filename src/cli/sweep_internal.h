@@ -62,9 +62,10 @@
 ** DIR/sweep.csv and DIR/sweep.csv.partial and skips every point that has a
 ** row (ok or error: both are deterministic outcomes), keyed by its varied
 ** values; rows of points outside the current product are dropped.  When
-** every point has a row, sweep.svg and then sweep.csv are written
-** atomically (ts_write_atomic), sorted in cartesian order, and only then is
-** the partial file removed.  So the result of a resumed sweep is
+** every point has a row, sweep.svg and sweep.csv are written as one set
+** (ts_write_set), sorted in cartesian order, and only then is the partial
+** file removed.  The partial file is created with its header by a rename
+** (ts__sw_partial_open), so a kill never leaves it without one.  So the result of a resumed sweep is
 ** byte-identical to a fresh one, whatever -j and whatever order workers
 ** finish in.  Assumption: the job file and the fixed --set strings did not
 ** change between the runs (rows are keyed by the varied values only).
@@ -232,6 +233,14 @@ int ts__sw_run_points(sweep_t *s, const long *todo, long n_todo, int jobs, int p
 /* ------------------------------------------------------------------ */
 /* sweep.svg (sweep_plot.c)                                            */
 /* ------------------------------------------------------------------ */
+
+/* Opens DIR/sweep.csv.partial (path part) for appending rows, creating
+** it with its header atomically (ts_write_atomic) when it is missing, so
+** a partial file never exists without its header; a partial file holding
+** nothing but a beginning of the header (left by a kill of an older
+** trainsim) is replaced.  *made says whether it was created.  Returns the
+** file descriptor, or minus an EX_* code with err set. */
+int ts__sw_partial_open(const sweep_t *s, const char *part, bool *made, ts_err_t *err);
 
 /* ts_write_atomic's writer of sweep.svg; arg is the sweep_t, every point
 ** done.  Returns 0 or EX_IOERR. */

@@ -198,15 +198,8 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_e
                     path ? path : "<default job>", c->e[0].skipped);
     goto out;
   }
-  char csv[TS_PATH_MAX + 16], svg[TS_PATH_MAX + 16];
-  snprintf(csv, sizeof csv, "%s/compare.csv", dir);
-  snprintf(svg, sizeof svg, "%s/compare.svg", dir);
-  if ((rc = ts_write_dir(dir, err))) goto out;
-  if ((rc = ts_write_atomic(csv, write_csv, c, err))) goto out;
-  if ((rc = ts_write_atomic(svg, write_svg, c, err))) {
-    remove(csv);
-    goto out;
-  }
+  const ts_out_file_t fs[2] = {{"compare.csv", write_csv, c}, {"compare.svg", write_svg, c}};
+  if ((rc = ts_write_set(dir, fs, 2, err))) goto out; /* one set: README "Outputs" */
   if (!quiet) {
     print_table(c, path, stdout);
     printf("  outputs        %s/{compare.csv,compare.svg}\n", dir);

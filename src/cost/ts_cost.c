@@ -98,7 +98,7 @@ static void moe_costs(const ts_job_t *job, ts_cost_t *c) {
     for (int j = j0; j < j0 + n; j++)
       for (int mb = 0; mb < mc->M; mb++)
         for (int r = 0; r < mc->lanes; r++)
-          for (int e = 0; e < E; e++) tokens += mc->kept[((size_t)(j * mc->M + mb) * mc->lanes + r) * E + e];
+          for (int e = 0; e < E; e++) tokens += mc->kept[(((size_t)j * mc->M + mb) * mc->lanes + r) * E + e];
     double fw = dense + tokens * mc->expert_flops / ((double)mc->M * mc->lanes);
     pc->flops[TS_FORWARD] = fw;
     pc->flops[TS_BACKWARD] = 2 * fw;

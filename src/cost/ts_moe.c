@@ -53,12 +53,12 @@ void ts_moe_gate(const double *probs, int S, int E, double cf, int multiple, gsl
     for (int e = 0; e < E; e++)
       if (e != e1 && (e2 < 0 || p[e] > p[e2])) e2 = e;
     double g1 = p[e1], g2 = e2 >= 0 ? p[e2] : 0, den = g1 + g2;
-    o->expert[2 * t] = e1;
-    o->expert[2 * t + 1] = e2;
-    o->gnorm[2 * t] = g1 / den;
-    o->gnorm[2 * t + 1] = g2 / den;
+    o->expert[2 * (size_t)t] = e1;
+    o->expert[2 * (size_t)t + 1] = e2;
+    o->gnorm[2 * (size_t)t] = g1 / den;
+    o->gnorm[2 * (size_t)t + 1] = g2 / den;
     double u = gsl_rng_uniform(g);
-    double prob = fmin(1.0, o->gnorm[2 * t + 1] / 0.5);
+    double prob = fmin(1.0, o->gnorm[2 * (size_t)t + 1] / 0.5);
     second[t] = e2 >= 0 && u < prob;
     for (int e = 0; e < E; e++) mean_p[e] += p[e];
     top1[e1]++;
@@ -66,28 +66,28 @@ void ts_moe_gate(const double *probs, int S, int E, double cf, int multiple, gsl
   /* First choices in group order, then second choices after the kept firsts. */
   int *pos = ts__xcalloc((size_t)E, sizeof *pos);
   for (int t = 0; t < S; t++) {
-    int e = o->expert[2 * t];
+    int e = o->expert[2 * (size_t)t];
     o->wanted[e]++;
     int s = pos[e]++;
     if (s < o->C) {
-      o->slot[2 * t] = s;
-      o->gate[2 * t] = o->gnorm[2 * t];
+      o->slot[2 * (size_t)t] = s;
+      o->gate[2 * (size_t)t] = o->gnorm[2 * (size_t)t];
       o->load[e]++;
     } else {
-      o->slot[2 * t] = -1;
+      o->slot[2 * (size_t)t] = -1;
       o->dropped++;
     }
   }
   for (int e = 0; e < E; e++) pos[e] = o->load[e];
   for (int t = 0; t < S; t++) {
-    int e = o->expert[2 * t + 1];
-    o->slot[2 * t + 1] = -1;
+    int e = o->expert[2 * (size_t)t + 1];
+    o->slot[2 * (size_t)t + 1] = -1;
     if (!second[t]) continue;
     o->wanted[e]++;
     int s = pos[e]++;
     if (s < o->C) {
-      o->slot[2 * t + 1] = s;
-      o->gate[2 * t + 1] = o->gnorm[2 * t + 1];
+      o->slot[2 * (size_t)t + 1] = s;
+      o->gate[2 * (size_t)t + 1] = o->gnorm[2 * (size_t)t + 1];
       o->load[e]++;
     } else {
       o->dropped++;
@@ -162,6 +162,7 @@ int ts_moe_tokens(const ts_moe_cost_t *c, int j, int mb, int from, int to) {
   return n;
 }
 
+/* At most 2^31 - 1: ts_job_load bounds experts x groups x capacity. */
 int ts_moe_rows(const ts_moe_cost_t *c, int j, int mb, int from, int to) {
   if (c->padded) return c->E / c->lanes * c->groups * c->C;
   return ts_moe_tokens(c, j, mb, from, to);
@@ -174,8 +175,9 @@ ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
   ts_moe_cost_t *c = ts__xcalloc(1, sizeof *c);
   c->E = m->experts;
   c->lanes = m->expert_parallel;
-  c->M = job->microbatches * job->iterations;
-  c->tokens = job->micro_batch_size * job->seq_len;
+  /* Both at most 2^31 - 1, as ts_job_load bounds them (README "Limits"). */
+  c->M = (int)((long long)job->microbatches * job->iterations);
+  c->tokens = (int)((long long)job->micro_batch_size * job->seq_len);
   c->S = m->group_size > 0 ? m->group_size : c->tokens;
   c->groups = c->tokens / c->S;
   c->C = ts_moe_capacity(c->S, c->E, m->capacity_factor, m->capacity_multiple);

@@ -6,7 +6,8 @@
 ** whose other fields override the translated model's.  Before any --set
 ** is applied, the model is replaced by the equivalent transformer object,
 ** so that `--set model.NAME=...` and the validation treat it like any
-** other transformer.
+** other transformer.  An unknown model_type is an error unless the job
+** says which MLP the model has (hf_model_type).
 */
 #include <errno.h>
 #include <math.h>
@@ -73,13 +74,41 @@ static int hf_moe(const cJSON *hf, const char *file, int expert_ffn, cJSON *m, t
   return 0;
 }
 
+/* The model_type of hf: *type its name ("hf" when absent) and *gated
+** whether its MLP is gated.  The known types are gpt2 (not gated) and
+** llama, mistral, mixtral, qwen2 (gated); any other, or none, is an error
+** naming the config file and the field, unless the job's model object
+** (overrides, may be NULL) sets gated_mlp, which then says which MLP the
+** model has (README "Models"). */
+static int hf_model_type(const cJSON *hf, const char *file, const cJSON *overrides,
+                         const char **type, bool *gated, ts_err_t *err) {
+  static const char *const GATED[] = {"llama", "mistral", "mixtral", "qwen2", NULL};
+  static const char *const PLAIN[] = {"gpt2", NULL};
+  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(hf, "model_type");
+  if (mt && !cJSON_IsString(mt))
+    return ts_err_set(err, EX_DATAERR, "%s: model_type: expected a string", file);
+  *type = mt ? mt->valuestring : "hf";
+  *gated = ts__in_list(GATED, *type);
+  if (*gated || ts__in_list(PLAIN, *type)) return 0;
+  if (overrides && cJSON_GetObjectItemCaseSensitive(overrides, "gated_mlp")) return 0;
+  if (mt && ts__has_control(*type))
+    return ts_err_set(err, EX_DATAERR, "%s: model_type: control character in a string", file);
+  return ts_err_set(err, EX_DATAERR,
+                    "%s: model_type: %s%s%s (known: gpt2, llama, mistral, mixtral, qwen2); for "
+                    "another model give the job's model as {\"config\": ..., \"gated_mlp\": "
+                    "true or false}",
+                    file, mt ? "unknown model type '" : "missing field", mt ? *type : "",
+                    mt ? "'" : "");
+}
+
 /* Translates a Hugging Face config (GPT-2: n_layer, n_embd, n_head,
 ** n_inner, n_positions; Llama/Mistral: num_hidden_layers, hidden_size,
 ** num_attention_heads, intermediate_size, max_position_embeddings) into
 ** a new transformer object *out; *hf_seq is the context length (0 when
-** the config has none).  Llama-family models get gated_mlp. */
-static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_seq,
-                        ts_err_t *err) {
+** the config has none).  Llama-family models get gated_mlp; overrides
+** (may be NULL) is the job's model object (hf_model_type). */
+static int hf_translate(const cJSON *hf, const char *file, const cJSON *overrides, cJSON **out,
+                        int *hf_seq, ts_err_t *err) {
   static const char *const L[] = {"n_layer", "num_hidden_layers", "num_layers", NULL};
   static const char *const H[] = {"n_embd", "hidden_size", "d_model", NULL};
   static const char *const A[] = {"n_head", "num_attention_heads", NULL};
@@ -93,10 +122,9 @@ static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_
       (rc = hf_int(hf, file, F, 0, &ffn, err)) || (rc = hf_int(hf, file, V, -1, &vocab, err)) ||
       (rc = hf_int(hf, file, S, 0, &seq, err)))
     return rc;
-  const cJSON *mt = cJSON_GetObjectItemCaseSensitive(hf, "model_type");
-  const char *type = cJSON_IsString(mt) ? mt->valuestring : "hf";
-  bool gated = strcmp(type, "llama") == 0 || strcmp(type, "mistral") == 0 ||
-               strcmp(type, "mixtral") == 0 || strcmp(type, "qwen2") == 0;
+  const char *type = NULL;
+  bool gated = false;
+  if ((rc = hf_model_type(hf, file, overrides, &type, &gated, err))) return rc;
   cJSON *m = cJSON_CreateObject();
   cJSON_AddStringToObject(m, "kind", "transformer");
   cJSON_AddStringToObject(m, "name", type);
@@ -118,14 +146,16 @@ static int hf_translate(const cJSON *hf, const char *file, cJSON **out, int *hf_
 }
 
 /* Reads, parses and translates the config at path hfpath. */
-static int hf_load(const char *hfpath, cJSON **out, int *hf_seq, ts_err_t *err) {
+static int hf_load(const char *hfpath, const cJSON *overrides, cJSON **out, int *hf_seq,
+                   ts_err_t *err) {
   size_t hlen = 0;
   char *htext = ts__read_file(hfpath, &hlen);
   cJSON *hf = NULL;
   int rc = htext ? ts__parse_json(htext, hlen, hfpath, &hf, err)
-                 : ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", hfpath, strerror(errno));
+                 : ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", hfpath,
+                              ts__read_error(errno));
   free(htext);
-  if (!rc) rc = hf_translate(hf, hfpath, out, hf_seq, err);
+  if (!rc) rc = hf_translate(hf, hfpath, overrides, out, hf_seq, err);
   cJSON_Delete(hf);
   return rc;
 }
@@ -154,7 +184,7 @@ int ts__hf_expand_model(cJSON *root, ts_job_t *job, ts_err_t *err) {
   }
   cJSON *tm = NULL;
   int hf_seq = 0;
-  int rc = hf_load(hfpath, &tm, &hf_seq, err);
+  int rc = hf_load(hfpath, overrides, &tm, &hf_seq, err);
   if (rc) {
     cJSON_Delete(overrides);
     return rc;

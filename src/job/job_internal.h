@@ -19,6 +19,15 @@
 #include "trainsim.h"
 #include "ts_internal.h"
 
+/* ---- limits (README "Job file", Limits) ---------------------------- */
+
+/* Every product of a job's counts that later code uses as a size or an
+** index held in an int (microbatches x iterations, stages x chunks,
+** micro_batch_size x seq_len, the runtime's cells stages x chunks x
+** microbatches x iterations, the MoE routing's layers x micro-batches x
+** lanes x experts and an all-to-all's rows) is at most TS__PRODUCT_MAX. */
+#define TS__PRODUCT_MAX 2147483647LL
+
 /* ---- the job file's schema (ts_job.c) ------------------------------- */
 
 /* NULL-terminated lists of the fields each object of a job accepts. */

@@ -6,6 +6,8 @@
 ** with file:line:column errors, a recursive object merge, and getters
 ** that read one field each with the job's error conventions (a field
 ** path in every message, unknown fields rejected by check_fields).
+** Every parsed file is checked for what JSON requires and cJSON lets
+** through: no duplicate keys, strings and keys in UTF-8.
 */
 #include <ctype.h>
 #include <math.h>
@@ -58,6 +60,77 @@ static void line_col(const char *text, size_t off, int *line, int *col) {
   }
 }
 
+/* Appends ".key" (or "key" at the top), or "[i]" when key is NULL, to the
+** field path at path[0..n); the path is cut, never overrun.  Returns the
+** new length. */
+static size_t path_push(char *path, size_t n, const char *key, int i) {
+  size_t cap = 256;
+  if (n >= cap - 1) return n;
+  int k = key ? snprintf(path + n, cap - n, "%s%s", n ? "." : "", key)
+              : snprintf(path + n, cap - n, "[%d]", i);
+  size_t m = n + (k > 0 ? (size_t)k : 0);
+  return m < cap - 1 ? m : cap - 1;
+}
+
+typedef struct {
+  const char *key;
+  size_t idx; /* place in the object */
+} key_at_t;
+
+static int key_cmp(const void *pa, const void *pb) {
+  const key_at_t *a = pa, *b = pb;
+  int c = strcmp(a->key, b->key);
+  return c ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+/* The key of obj whose second occurrence comes first in the file, or
+** NULL when no key occurs twice.  Sorted, so that an object of n keys
+** costs n log n. */
+static const char *duplicate_key(const cJSON *obj) {
+  size_t n = 0;
+  for (const cJSON *it = obj->child; it; it = it->next) n++;
+  if (n < 2) return NULL;
+  key_at_t *k = ts__xmalloc(n * sizeof *k);
+  size_t i = 0;
+  for (const cJSON *it = obj->child; it; it = it->next, i++) k[i] = (key_at_t){it->string, i};
+  qsort(k, n, sizeof *k, key_cmp);
+  const char *dup = NULL;
+  size_t first = n;
+  for (i = 1; i < n; i++)
+    if (!strcmp(k[i - 1].key, k[i].key) && (i < 2 || strcmp(k[i - 2].key, k[i].key)) &&
+        k[i].idx < first)
+      dup = k[i].key, first = k[i].idx;
+  free(k);
+  return dup;
+}
+
+/* What JSON itself requires and cJSON lets through, checked on the whole
+** tree under v (field path path[0..n)): no key twice in one object (cJSON
+** would keep the first silently), keys and strings in UTF-8 (RFC 8259 8.1;
+** they reach summary.json, trace.json and gantt.svg).  The error names
+** the field path. */
+static int check_tree(const cJSON *v, char *path, size_t n, const char *file, ts_err_t *err) {
+  if (cJSON_IsString(v) && !ts__utf8_valid(v->valuestring, NULL))
+    return ts_err_set(err, EX_DATAERR, "%s: %s: invalid UTF-8 in a string", file, path);
+  if (cJSON_IsObject(v)) {
+    const char *dup = duplicate_key(v);
+    if (dup)
+      return ts_err_set(err, EX_DATAERR, "%s: %s%s%s: duplicate key", file, path, n ? "." : "",
+                        dup);
+  }
+  int i = 0;
+  for (const cJSON *it = v->child; it; it = it->next, i++) {
+    if (cJSON_IsObject(v) && !ts__utf8_valid(it->string, NULL))
+      return ts_err_set(err, EX_DATAERR, "%s: %s%s%s: invalid UTF-8 in a key", file, path,
+                        n ? "." : "", it->string);
+    size_t m = path_push(path, n, cJSON_IsObject(v) ? it->string : NULL, i);
+    int rc = check_tree(it, path, m, file, err);
+    path[n] = 0;
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 int ts__parse_json(const char *text, size_t len, const char *file, cJSON **out, ts_err_t *err) {
   const char *end = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1); /* + the NUL */
@@ -79,6 +152,12 @@ int ts__parse_json(const char *text, size_t len, const char *file, cJSON **out, 
   if (!cJSON_IsObject(j)) {
     cJSON_Delete(j);
     return ts_err_set(err, EX_DATAERR, "%s: expected a JSON object at the top level", file);
+  }
+  char path[256] = "";
+  int rc = check_tree(j, path, 0, file, err);
+  if (rc) {
+    cJSON_Delete(j);
+    return rc;
   }
   *out = j;
   return 0;
@@ -158,6 +237,14 @@ int ts__get_string(const cJSON *obj, const char *key, const char *dflt, const ch
   }
   if (!cJSON_IsString(v) || !v->valuestring[0])
     return ts_err_set(c->err, EX_DATAERR, "%s: %s%s: expected a non-empty string", c->file,
+                      c->prefix, key);
+  /* A --set value has not been through check_tree; and a control
+  ** character would break the XML of gantt.svg and the one-line errors. */
+  if (!ts__utf8_valid(v->valuestring, NULL))
+    return ts_err_set(c->err, EX_DATAERR, "%s: %s%s: invalid UTF-8 in a string", c->file,
+                      c->prefix, key);
+  if (ts__has_control(v->valuestring))
+    return ts_err_set(c->err, EX_DATAERR, "%s: %s%s: control character in a string", c->file,
                       c->prefix, key);
   *out = v->valuestring;
   return 0;

@@ -26,7 +26,7 @@ static int read_table(const char *name, ts_job_t *job, vctx_t *c) {
                       c->file, name);
   size_t len = 0;
   char *text = ts__read_file(path, &len);
-  if (!text) return ts_err_set(c->err, EX_NOINPUT, "%s: cannot read: %s", path, strerror(errno));
+  if (!text) return ts_err_set(c->err, EX_NOINPUT, "%s: cannot read: %s", path, ts__read_error(errno));
   cJSON *t = NULL;
   int rc = ts__parse_json(text, len, path, &t, c->err);
   free(text);
@@ -137,11 +137,56 @@ static int validate_moe(const cJSON *o, ts_job_t *job, vctx_t *jc) {
                       "%s: model.moe.group_size: %d does not divide the %ld tokens of a "
                       "micro-batch (micro_batch_size x seq_len)",
                       c.file, mo->group_size, tokens);
+  /* An all-to-all sends experts / expert_parallel x groups x capacity rows
+  ** (ts_moe_rows), an int: bound it for one lane (the most). */
+  long S = mo->group_size ? mo->group_size : tokens, groups = tokens / S;
+  double cap = fmax(1, ceil((double)S * mo->capacity_factor / mo->experts - 1e-9));
+  cap = ceil(cap / mo->capacity_multiple) * mo->capacity_multiple;
+  if ((double)mo->experts * (double)groups * cap > (double)TS__PRODUCT_MAX)
+    return ts_err_set(c.err, EX_DATAERR,
+                      "%s: model.moe.capacity_factor: experts x groups x capacity: %d x %ld x %.0f "
+                      "token slots exceed 2^31 - 1",
+                      c.file, mo->experts, groups, cap);
   mo->skew = TS_MOE_UNIFORM;
   mo->exponent = 1.0;
   mo->seed = 1;
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "routing");
   return r ? validate_routing(r, job, jc) : 0;
+}
+
+/* Fails when a value of the per-stage array a (n, field key of m) exceeds
+** max (unit "s" or "B"); a value that was not given (a default derived
+** from a checked field) is not checked again. */
+static int bound_per_stage(const cJSON *m, const char *key, const double *a, int n, double max,
+                           const char *unit, const char *bound, vctx_t *c) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+  if (!v) return 0;
+  for (int i = 0; i < n; i++) {
+    if (a[i] <= max) continue;
+    char idx[24] = "";
+    if (cJSON_IsArray(v)) snprintf(idx, sizeof idx, "[%d]", i);
+    return ts_err_set(c->err, EX_DATAERR, "%s: %s%s%s: %.17g %s exceeds %s", c->file, c->prefix,
+                      key, idx, a[i], unit, bound);
+  }
+  return 0;
+}
+
+/* The bounds of a synthetic model's times and bytes (README "Limits"). */
+static int bound_synthetic(const cJSON *m, const ts_model_t *md, int n, vctx_t *c) {
+  static const char *const times[] = {"forward_s", "backward_s", "recompute_s", "weight_grad_s"};
+  const double *tv[] = {md->forward_s, md->backward_s, md->recompute_s, md->weight_grad_s};
+  int rc;
+  for (int k = 0; k < 4; k++)
+    if ((rc = bound_per_stage(m, times[k], tv[k], n, TS__SECONDS_MAX, "s", "1e6 s", c)))
+      return rc;
+  if ((rc = bound_per_stage(m, "activation_bytes", md->activation_bytes, n, TS__BYTES_MAX, "B",
+                            "2^53 B", c)) ||
+      (rc = bound_per_stage(m, "weights_bytes", md->weights_bytes, n, TS__BYTES_MAX, "B",
+                            "2^53 B", c)) ||
+      (rc = bound_per_stage(m, "activation_message_bytes", &md->activation_message_bytes, 1,
+                            TS__BYTES_MAX, "B", "2^53 B", c)))
+    return rc;
+  return 0;
 }
 
 /* A synthetic model (m): per-stage times and sizes as given. */
@@ -171,6 +216,7 @@ static int validate_synthetic(const cJSON *m, ts_job_t *job, vctx_t *c) {
   if ((rc = ts__check_number(amb, "activation_message_bytes", -1, 0, false,
                              &md->activation_message_bytes, c)))
     return rc;
+  if ((rc = bound_synthetic(m, md, n, c))) return rc;
   for (int i = 0; i < n; i++) {
     if (md->weight_grad_s[i] > md->backward_s[i])
       return ts_err_set(c->err, EX_DATAERR,

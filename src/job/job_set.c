@@ -7,7 +7,8 @@
 ** JSON, else a string.  platform.link.PATTERN.{bandwidth,latency} and
 ** platform.host.PATTERN.speed are not in the tree: they are kept in
 ** job->overrides, with their units ("50GBps", "2us", "312Tf") converted
-** to SI base units, for the executor to apply to the platform.
+** to SI base units and checked against the bounds of README "Limits",
+** for the executor to apply to the platform.
 */
 #include <errno.h>
 #include <math.h>
@@ -34,11 +35,25 @@ bool ts__parse_units(const char *s, char what, double *out) {
       {"Gf", 'f', 1e9},   {"Tf", 'f', 1e12},   {"Pf", 'f', 1e15}};
   for (size_t i = 0; i < sizeof U / sizeof U[0]; i++) {
     if (strcmp(end, U[i].suffix) == 0 && (what == 0 || U[i].what == 0 || U[i].what == what)) {
-      *out = v * U[i].mul;
+      double x = v * U[i].mul; /* finite before the multiply is not enough: 1e308TBps */
+      if (!isfinite(x)) return false;
+      *out = x;
       return true;
     }
   }
   return false;
+}
+
+/* True when value is a finite number with a valid unit of kind what
+** whose product overflows ("1e308TBps"). */
+static bool overflows(const char *value, char what) {
+  char *end, one[32];
+  errno = 0;
+  double x = strtod(value, &end);
+  if (end == value || errno || !isfinite(x) || strlen(end) >= sizeof one - 1) return false;
+  snprintf(one, sizeof one, "1%s", end);
+  double u;
+  return ts__parse_units(one, what, &u);
 }
 
 /* Appends the override platform.link.PATTERN.FIELD=value or
@@ -74,9 +89,20 @@ static int apply_platform_set(ts_job_t *job, const char *path, const char *value
     return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'", path,
                       what == 'l' ? "link" : "host", field);
   double v = 0;
-  if (!ts__parse_units(value, unit, &v) || v < 0 || (unit != 't' && v == 0))
+  if (!ts__parse_units(value, unit, &v) && overflows(value, unit))
+    return ts_err_set(err, EX_USAGE, "--set '%s': value '%s' is not finite after its unit", path,
+                      value);
+  if (!ts__parse_units(value, unit, &v))
     return ts_err_set(err, EX_USAGE, "--set '%s': bad value '%s' (e.g. %s)", path, value,
                       unit == 'b' ? "50GBps, 200Gbps" : unit == 't' ? "2us, 1e-6" : "312Tf");
+  /* The range, after the units (README "Limits"). */
+  if (unit == 't' && !(v == 0 || (v >= TS__LATENCY_MIN && v <= TS__SECONDS_MAX)))
+    return ts_err_set(err, EX_USAGE,
+                      "--set '%s': latency %g s is out of range (0, or 1e-12 s to 1e6 s)", path, v);
+  if (unit != 't' && !(v >= TS__RATE_MIN && v <= TS__RATE_MAX))
+    return ts_err_set(err, EX_USAGE, "--set '%s': %s %g %s is out of range (1 to 1e30 %s)", path,
+                      unit == 'b' ? "bandwidth" : "speed", v, unit == 'b' ? "B/s" : "FLOP/s",
+                      unit == 'b' ? "B/s" : "FLOP/s");
   if ((size_t)(dot - rest) >= TS_NAME_MAX)
     return ts_err_set(err, EX_USAGE, "--set '%s': name pattern too long", path);
   job->overrides = ts__xrealloc(job->overrides, (size_t)(job->n_overrides + 1) * sizeof *job->overrides);

@@ -220,6 +220,47 @@ static int validate_sizes(const cJSON *root, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
+/* Fails unless the product of the n counts f (named names, "a x b") is
+** at most TS__PRODUCT_MAX; the product is formed in 64 bits and stops
+** growing once past the bound, so it never overflows. */
+static int bound_product(const char *names, int n, const int *f, vctx_t *c) {
+  long long p = 1;
+  for (int i = 0; i < n; i++)
+    if ((p *= f[i]) > TS__PRODUCT_MAX) p = TS__PRODUCT_MAX + 1;
+  if (p <= TS__PRODUCT_MAX) return 0;
+  char vals[160] = "";
+  for (int i = 0; i < n; i++) {
+    size_t len = strlen(vals);
+    snprintf(vals + len, sizeof vals - len, "%s%d", i ? " x " : "", f[i]);
+  }
+  return ts_err_set(c->err, EX_DATAERR, "%s: %s: %s exceeds 2^31 - 1", c->file, names, vals);
+}
+
+/* The products of the top level's counts (README "Limits"), and those of
+** a MoE model (after the model is read): every one fits an int. */
+static int validate_products(const ts_job_t *job, bool moe, vctx_t *c) {
+  int rc;
+  const int m = job->microbatches, i = job->iterations, p = job->stages, v = job->chunks;
+  if (!moe) {
+    if ((rc = bound_product("microbatches x iterations", 2, (int[]){m, i}, c)) ||
+        (rc = bound_product("stages x chunks", 2, (int[]){p, v}, c)) ||
+        (rc = bound_product("micro_batch_size x seq_len", 2,
+                            (int[]){job->micro_batch_size, job->seq_len}, c)) ||
+        (rc = bound_product("stages x chunks x microbatches x iterations", 4,
+                            (int[]){p, v, m, i}, c)))
+      return rc;
+    return 0;
+  }
+  const ts_moe_t *mo = &job->model.moe;
+  if (job->model.kind != TS_MODEL_TRANSFORMER || mo->experts <= 0) return 0;
+  /* The routing's cells: one per MoE layer, micro-batch, lane and expert. */
+  return bound_product("model.moe: MoE layers x microbatches x iterations x "
+                       "expert_parallel x experts",
+                       5, (int[]){job->model.layers / mo->every, m, i, mo->expert_parallel,
+                                  mo->experts},
+                       c);
+}
+
 /* platform: "ideal", or the path of a platform XML file. */
 static int validate_platform(const cJSON *root, ts_job_t *job, vctx_t *c) {
   const char *plat = NULL;
@@ -236,7 +277,8 @@ static int validate_platform(const cJSON *root, ts_job_t *job, vctx_t *c) {
 }
 
 /* Validates the whole tree root into job, in the order the errors are
-** reported: fields, model present, schedule, sizes, model, platform,
+** reported: fields, model present, schedule, sizes and their products,
+** model and its products, platform,
 ** devices, placement, then the schedule's own check. */
 static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
   int rc;
@@ -248,9 +290,11 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
                       "%s: model: expected an object or the path of a config.json", c->file);
   const ts_schedule_t *s = NULL;
   if ((rc = validate_schedule(root, job, &s, c)) || (rc = validate_sizes(root, job, c)) ||
-      (rc = ts__validate_model(model, job, c)))
+      (rc = validate_products(job, false, c)) || (rc = ts__validate_model(model, job, c)) ||
+      (rc = validate_products(job, true, c)))
     return rc;
-  if (job->model.kind == TS_MODEL_TRANSFORMER && job->stages * job->chunks > job->model.layers)
+  if (job->model.kind == TS_MODEL_TRANSFORMER &&
+      (long long)job->stages * job->chunks > job->model.layers)
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: stages: %d stages x %d chunks exceed the model's %d layers", c->file,
                       job->stages, job->chunks, job->model.layers);
@@ -284,7 +328,7 @@ static int read_job(const char *path, ts_job_t *job, char **text, size_t *len, t
   snprintf(job->path, sizeof job->path, "%s", path);
   *text = ts__read_file(path, len);
   if (!*text)
-    return ts_err_set(err, EX_NOINPUT, "%s: cannot read job file: %s", path, strerror(errno));
+    return ts_err_set(err, EX_NOINPUT, "%s: cannot read job file: %s", path, ts__read_error(errno));
   const char *slash = strrchr(path, '/');
   if (slash)
     snprintf(job->base_dir, sizeof job->base_dir, "%.*s", (int)(slash - path), path);

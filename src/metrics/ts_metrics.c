@@ -135,7 +135,8 @@ static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
 /* Walks device d's compute events in program order. */
 static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
                           const ts_event_t **ev, int n, ts_device_metrics_t *dm) {
-  int M = job->microbatches * job->iterations;
+  /* At most 2^31 - 1, as ts_job_load bounds it (README "Limits"). */
+  int M = (int)((long long)job->microbatches * job->iterations);
   double *held = ts__xcalloc((size_t)lay->n_vstages * (size_t)M, sizeof *held);
   unsigned char *inflight = ts__xcalloc((size_t)lay->n_vstages * (size_t)M, 1);
   bool full = job->recompute == TS_RECOMPUTE_FULL;

@@ -1,7 +1,8 @@
 /*
 ** ts_out.h: the out layer, everything that turns a ts_result_t into files
 ** or text: the writers of each output format, the format registry
-** (ts_formats.h), the summary metrics list, the atomic writing of files,
+** (ts_formats.h), the summary metrics list, the atomic writing of files
+** (ts_atomic.c),
 ** and the formatting helpers the writers share.
 **
 ** Only the commands (src/cli), the tests and the out layer itself include
@@ -64,21 +65,44 @@ void ts_formats_print(FILE *f, unsigned mask, const char *sep);
 
 /* ---- writing files ----------------------------------------------------- */
 
-/* Writes every registered format into dir atomically: every file is first
-** written to a temporary name in dir and renamed only when all succeeded;
-** on failure no output file is left behind.  Creates dir if needed. */
+/* One file of a set: its name in the directory and its writer. */
+typedef int (*ts_write_fn)(const void *arg, FILE *f);
+typedef struct ts_out_file {
+  const char *file; /* "summary.json" */
+  ts_write_fn fn;   /* writes the whole body to f: 0 or EX_IOERR */
+  const void *arg;  /* passed to fn */
+} ts_out_file_t;
+
+/* Writes the n files into dir as one set (ts_atomic.c, README "Outputs"):
+** readers see dir with all the old files or all the new ones, and every
+** other entry of dir (a user's file) is kept.  Where dir cannot be swapped
+** (it holds a subdirectory, is a symbolic link or a mount point, ...) the
+** files are renamed in one at a time, each whole.  On failure no new file
+** is left and a directory that did not exist is not created; temporaries
+** of dead processes are removed first; SIGTERM, SIGINT and SIGHUP during
+** the call remove this call's temporaries and end the process by the same
+** signal.  Creates dir's parents if needed; n == 0 only creates dir.
+** Returns 0 or EX_* with err set. */
+int ts_write_set(const char *dir, const ts_out_file_t *files, int n, ts_err_t *err);
+
+/* Writes every registered format into dir with ts_write_set. */
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
 /* The same for the formats in mask only (TS_FORMATS_ALL: every format;
-** 0 writes nothing but still creates dir). */
+** 0 writes nothing but still creates dir).  Files of the other formats
+** already in dir are kept. */
 int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err);
 
 /* Creates dir and its parents (mkdir -p); EX_CANTCREAT naming dir. */
 int ts_write_dir(const char *dir, ts_err_t *err);
 
-/* Atomic single-file write: calls fn(arg, f) on "<path>.tmp.<pid>" then
-** renames.  Used by every writer of the project. */
-typedef int (*ts_write_fn)(const void *arg, FILE *f);
+/* Atomic single-file write: calls fn(arg, f) on "DIR/.NAME.tmp.PID", then
+** renames it over path; the temporary is removed on failure and on the
+** signals above.  Used by every writer of a single file. */
 int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err);
+
+/* Removes the temporaries that dead processes left: ".X.tmp.PID" files in
+** dir and ".BASE.tmp.PID" directories next to it (BASE: dir's last name). */
+void ts_out_clean_stale(const char *dir);
 
 /* ---- summary.json ------------------------------------------------------ */
 

@@ -8,14 +8,10 @@
 ** either all its outputs or none.  Numbers are printed with %.17g (round
 ** trip) so outputs are byte-identical from run to run.
 */
-#include <assert.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sysexits.h>
-#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "ts_out.h"
@@ -210,134 +206,6 @@ int ts_write_timeline_csv(const ts_result_t *r, FILE *f) {
             ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, bytes);
   }
   return ferror(f) ? EX_IOERR : 0;
-}
-
-/* ---- atomic writes ------------------------------------------------------ */
-
-static int mkdir_p(const char *dir) {
-  char tmp[TS_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-  struct stat st;
-  if (stat(tmp, &st) || !S_ISDIR(st.st_mode)) {
-    errno = ENOTDIR;
-    return -1;
-  }
-  return 0;
-}
-
-/* The temporary name path is written under before the rename: ".NAME.tmp.PID"
-** in path's directory.  Sized to fit, so no path is ever cut short; the
-** caller frees it. */
-static char *tmp_name(const char *path) {
-  assert(path && *path);
-  const char *slash = strrchr(path, '/');
-  int dir_len = slash ? (int)(slash - path) + 1 : 0;
-  const char *base = path + dir_len;
-  long pid = (long)getpid();
-  size_t cap = (size_t)snprintf(NULL, 0, "%.*s.%s.tmp.%ld", dir_len, path, base, pid) + 1;
-  char *out = ts__xmalloc(cap);
-  snprintf(out, cap, "%.*s.%s.tmp.%ld", dir_len, path, base, pid);
-  return out;
-}
-
-/* Writes fn's output to path's temporary name.  0 or EX_* with err set. */
-static int write_tmp(const char *path, const char *tmp, ts_write_fn fn, const void *arg,
-                     ts_err_t *err) {
-  FILE *f = fopen(tmp, "w");
-  if (!f) return ts_err_set(err, EX_CANTCREAT, "%s: cannot create: %s", path, strerror(errno));
-  int rc = fn(arg, f);
-  if (fflush(f) || ferror(f)) rc = rc ? rc : EX_IOERR;
-  if (fclose(f)) rc = rc ? rc : EX_IOERR;
-  if (rc) {
-    unlink(tmp);
-    return ts_err_set(err, rc, "%s: write failed: %s", path, strerror(errno ? errno : EIO));
-  }
-  return 0;
-}
-
-int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err) {
-  char *tmp = tmp_name(path);
-  int rc = write_tmp(path, tmp, fn, arg, err);
-  if (!rc && rename(tmp, path)) {
-    int e = errno;
-    unlink(tmp);
-    rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path, strerror(e));
-  }
-  free(tmp);
-  return rc;
-}
-
-typedef struct {
-  const ts_result_t *r;
-  ts_result_writer_fn fn;
-} writer_arg_t;
-
-static int call_writer(const void *arg, FILE *f) {
-  const writer_arg_t *w = arg;
-  return w->fn(w->r, f);
-}
-
-int ts_write_dir(const char *dir, ts_err_t *err) {
-  if (mkdir_p(dir))
-    return ts_err_set(err, EX_CANTCREAT, "%s: cannot create output directory: %s", dir,
-                      strerror(errno));
-  return 0;
-}
-
-int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
-  return ts_write_outputs_mask(r, dir, TS_FORMATS_ALL, err);
-}
-
-int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err) {
-  int rc0 = ts_write_dir(dir, err);
-  if (rc0) return rc0;
-  /* The chosen formats, in the registry's order. */
-  const ts_format_t *out[TS_N_FORMATS];
-  int n = 0;
-  for (int i = 0; i < TS_N_FORMATS; i++)
-    if (mask & TS_FORMAT_BIT(i)) out[n++] = ts_format_at(i);
-  char *path[TS_N_FORMATS], *tmp[TS_N_FORMATS];
-  for (int i = 0; i < n; i++) {
-    size_t cap = strlen(dir) + strlen(out[i]->file) + 2;
-    path[i] = ts__xmalloc(cap);
-    snprintf(path[i], cap, "%s/%s", dir, out[i]->file);
-    tmp[i] = tmp_name(path[i]);
-  }
-  int done = 0, rc = 0;
-  for (; done < n; done++) {
-    writer_arg_t a = {r, out[done]->write};
-    if ((rc = write_tmp(path[done], tmp[done], call_writer, &a, err))) break;
-  }
-  /* A target that cannot be replaced (a directory) fails before anything
-  ** is renamed; a rename that fails anyway undoes the ones before it. */
-  for (int i = 0; i < n && !rc; i++) {
-    struct stat st;
-    if (lstat(path[i], &st) == 0 && S_ISDIR(st.st_mode))
-      rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot replace: it is a directory", path[i]);
-  }
-  int renamed = 0;
-  for (; renamed < n && !rc; renamed++)
-    if (rename(tmp[renamed], path[renamed])) {
-      rc = ts_err_set(err, EX_CANTCREAT, "%s: cannot rename into place: %s", path[renamed],
-                      strerror(errno));
-      break;
-    }
-  if (rc) {
-    for (int i = 0; i < renamed; i++) unlink(path[i]);
-    for (int i = renamed; i < done; i++) unlink(tmp[i]);
-  }
-  for (int i = 0; i < n; i++) {
-    free(path[i]);
-    free(tmp[i]);
-  }
-  return rc;
 }
 
 /* ---- human summary ------------------------------------------------------ */

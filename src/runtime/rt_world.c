@@ -28,7 +28,8 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
   w->xd = xd;
   w->n = lay->n_devices;
   w->rt = ts__xcalloc((size_t)w->n, sizeof *w->rt);
-  int M = job->microbatches * job->iterations;
+  /* At most 2^31 - 1, as ts_job_load bounds it (README "Limits"). */
+  int M = (int)((long long)job->microbatches * job->iterations);
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];
     rt->w = w;
