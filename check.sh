@@ -44,11 +44,11 @@ CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_DEVELOP
 cmake --build build-fuzz -j"$jobs" --target fuzzers >/dev/null
 for t in job set hf platform; do
   [ -x build-fuzz/fuzz_$t ] || continue
-  rm -rf build-fuzz/corpus-$t && mkdir build-fuzz/corpus-$t
+  rm -rf build-fuzz/corpus-$t build-fuzz/crash-$t-* && mkdir build-fuzz/corpus-$t
   if ! build-fuzz/fuzz_$t -runs=20000 -seed=1 -timeout=10 -rss_limit_mb=2048 \
       -dict=tests/fuzz/$t.dict -artifact_prefix=build-fuzz/crash-$t- \
       build-fuzz/corpus-$t tests/fuzz/corpus/$t >build-fuzz/fuzz_$t.log 2>&1; then
-    tail -n 40 build-fuzz/fuzz_$t.log
+    sed -n '/ERROR:\|runtime error:/,$p' build-fuzz/fuzz_$t.log | head -n 40
     echo "fuzz_$t failed; reproducer: $(ls build-fuzz/crash-$t-* 2>/dev/null)" >&2
     exit 1
   fi
