@@ -170,8 +170,9 @@ EOF
     state="not replayed (build-fuzz/fuzz_$t not built)"
     if [ -x build-fuzz/fuzz_$t ]; then
       if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 build-fuzz/fuzz_$t \
-          -timeout=10 -rss_limit_mb=2048 "${f%.txt}" >/dev/null 2>&1; then
-        state="passes on this build"
+          -timeout=10 -rss_limit_mb=2048 "${f%.txt}" >"$work/replay.log" 2>&1; then
+        ms=$(sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p' "$work/replay.log")
+        state="passes on this build (in $ms ms)"
       else
         state="still fails on this build"
       fi
