@@ -2,8 +2,10 @@
 # packages trainsim needs, only those missing, so it is cheap to repeat.
 ts_packages="build-essential cmake pkg-config libsimgrid-dev libgsl-dev libcjson-dev libcunit1-dev libexpat1-dev"
 # The test command also needs chromium: test_report renders report.html in
-# headless Chromium (README "Dependencies").
-ts_test_packages="chromium"
+# headless Chromium (README "Dependencies"); and clang with its runtime
+# libraries (libclang-rt-14-dev holds libFuzzer, libclang_rt.fuzzer-x86_64.a,
+# and the sanitizer runtimes) for the fuzz targets (README "Fuzzing").
+ts_test_packages="chromium clang libclang-rt-14-dev"
 ts_install_deps() {
   local missing=() pkgs="$ts_packages"
   [ "${1:-}" = test ] && pkgs="$pkgs $ts_test_packages"
