@@ -107,11 +107,11 @@ static void schedule_names(char *buf, size_t n, bool (*pick)(const ts_schedule_t
 static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t *job, vctx_t *c) {
   int rc, want = job->stages, ep = 1;
   if (!s->host_weights) {
-    ts_plan_t *plan = NULL;
-    if ((rc = ts_plan_for_job(job, s, &plan, c->err))) return rc;
-    want = plan->n_devices;
-    ep = plan->degree[TS_DIM_EP];
-    ts_plan_free(plan);
+    long long n = ts_plan_job_devices(job, s, &ep);
+    if (n > 1 << 24)
+      return ts_err_set(c->err, EX_DATAERR, "%s: devices: the job needs %lld devices, more than %d",
+                        c->file, n, 1 << 24);
+    want = (int)n;
   }
   if ((rc = ts__get_int(root, "devices", want, 1, &job->devices, c)) ||
       (rc = ts__get_int(root, "mapping_groups", 2, 1, &job->mapping_groups, c)))
