@@ -129,4 +129,12 @@ XML
   echo '</platform>'
 } > "$c/platform/nested-70.xml"
 
+# The reproducers of fixed findings (tests/fuzz/regressions/TARGET/): every
+# run replays them first.
+for t in job hf set platform; do
+  for f in tests/fuzz/regressions/$t/*; do
+    [ -f "$f" ] && cp "$f" "$c/$t/fixed-$(basename "$f")"
+  done
+done
+
 du -sh "$c"
