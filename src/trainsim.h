@@ -263,6 +263,9 @@ int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *or
 struct ts_schedule;
 int ts_plan_for_job(const ts_job_t *job, const struct ts_schedule *s, ts_plan_t **out,
                     ts_err_t *err);
+/* One pipeline of the job: its schedule's pipeline rule, or
+** ts_layout_linear(stages, chunks).  Caller frees with ts_layout_free. */
+ts_layout_t *ts_plan_pipeline(const ts_job_t *job, const struct ts_schedule *s);
 /* The devices ts_plan_for_job's plan would have, without building its
 ** groups (cheap for job checks); *ep (may be NULL) its expert lanes. */
 long long ts_plan_job_devices(const ts_job_t *job, const struct ts_schedule *s, int *ep);

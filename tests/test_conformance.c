@@ -272,7 +272,7 @@ static void test_every_schedule_replicates(void) {
     CU_ASSERT_EQUAL_FATAL(ts_execute(job, s, NULL, &one, &err), 0);
     const ts_plan_t *p1 = one.plan;
     int deg[TS_DIMS] = {2, p1->degree[TS_DIM_EP], 2, 1};
-    ts_layout_t *pipe = s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
+    ts_layout_t *pipe = ts_plan_pipeline(job, s);
     ts_plan_t *p4 = NULL;
     CU_ASSERT_EQUAL_FATAL(ts_plan_new(pipe, deg, NULL, job->path, &p4, &err), 0);
     int R = p4->replicas / p1->replicas;

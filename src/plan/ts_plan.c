@@ -279,6 +279,10 @@ int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *or
   return 0;
 }
 
+ts_layout_t *ts_plan_pipeline(const ts_job_t *job, const ts_schedule_t *s) {
+  return s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
+}
+
 /* The degrees of a job's plan other than pp (ts_plan_for_job). */
 static void job_degrees(const ts_job_t *job, const ts_schedule_t *s, int deg[TS_DIMS]) {
   for (int i = 0; i < TS_DIMS; i++) deg[i] = 1;
@@ -286,14 +290,14 @@ static void job_degrees(const ts_job_t *job, const ts_schedule_t *s, int deg[TS_
 }
 
 int ts_plan_for_job(const ts_job_t *job, const ts_schedule_t *s, ts_plan_t **out, ts_err_t *err) {
-  ts_layout_t *pipe = s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
+  ts_layout_t *pipe = ts_plan_pipeline(job, s);
   int deg[TS_DIMS];
   job_degrees(job, s, deg);
   return ts_plan_new(pipe, deg, NULL, job->path, out, err);
 }
 
 long long ts_plan_job_devices(const ts_job_t *job, const ts_schedule_t *s, int *ep) {
-  ts_layout_t *pipe = s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
+  ts_layout_t *pipe = ts_plan_pipeline(job, s);
   int deg[TS_DIMS];
   job_degrees(job, s, deg);
   long long n = pipe->n_devices;

@@ -146,6 +146,17 @@ static int moe_entry(ts_ref_model_t *m, const ts_moe_t *moe, int r, int mb, int 
   return rc;
 }
 
+/* Frees an oracle's data; returns its model, or NULL (freed) when rc. */
+static ts_ref_model_t *oracle_done(ts_ref_model_t *m, double *X, double *T, int rc) {
+  free(X);
+  free(T);
+  if (rc) {
+    ts_ref_model_free(m);
+    return NULL;
+  }
+  return m;
+}
+
 /* The MoE oracle: every (lane, micro-batch) entry of the batch in turn on
 ** this thread, all experts here; NULL when memory runs out. */
 static ts_ref_model_t *moe_oracle(const ts_job_t *job, const ts_ref_config_t *cfg) {
@@ -166,13 +177,7 @@ static ts_ref_model_t *moe_oracle(const ts_job_t *job, const ts_ref_config_t *cf
       rc = moe_entry(m, moe, r, mb, mbs, X + e * n_el, T + e * n_el, n_el,
                      (double)lanes * M * mbs);
     }
-  free(X);
-  free(T);
-  if (rc) {
-    ts_ref_model_free(m);
-    return NULL;
-  }
-  return m;
+  return oracle_done(m, X, T, rc);
 }
 
 ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
@@ -190,13 +195,7 @@ ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
   size_t n = (size_t)M * (size_t)mbs * (size_t)cfg.seq * (size_t)cfg.hidden;
   /* The whole batch as one micro-batch: attention never mixes samples. */
   int rc = batch_grad(m, cfg.layers, M * mbs, X, X, T, n, (double)M * mbs);
-  free(X);
-  free(T);
-  if (rc) {
-    ts_ref_model_free(m);
-    return NULL;
-  }
-  return m;
+  return oracle_done(m, X, T, rc);
 }
 
 ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness) {
