@@ -60,6 +60,14 @@ typedef enum ts_kind {
                     ** in a backward, its gradient (back to the tokens) */
   TS_SEND_COMBINE,  /* MoE all-to-all combine (expert outputs back to the
                     ** tokens) or, in a backward, its gradient */
+  TS_COLLECTIVE, /* one collective on a device's communication stream, from
+                 ** when the stream began it to when its part was done
+                 ** (ts_event_t.coll says which; bytes: sent by the device;
+                 ** peer: the group's member count) */
+  TS_OPTIMIZER,  /* the optimizer step of the device's (sharded) parameters,
+                 ** on its compute stream (bytes: memory read + written) */
+  TS_COMM_WAIT,  /* the compute stream blocked on a collective it needs
+                 ** (exposed communication; vstage: the collective's label) */
   TS_FETCH,     /* host memory -> device: a stage's weights (peer -1: DRAM) */
   TS_OFFLOAD,   /* device -> host memory: a stage's gradients */
   TS_EVICT,     /* a stage's weights dropped from device memory (instant) */
@@ -70,6 +78,11 @@ typedef enum ts_kind {
 /* Stable lower-case names used in files: "forward", "send_act", ... */
 const char *ts_kind_name(ts_kind_t kind);
 static inline bool ts_kind_is_compute(ts_kind_t k) { return k < TS_COMPUTE_KINDS; }
+/* Device-local stream events: a collective's span, the optimizer step and
+** a wait for communication (not transfers between devices). */
+static inline bool ts_kind_is_stream(ts_kind_t k) {
+  return k == TS_COLLECTIVE || k == TS_OPTIMIZER || k == TS_COMM_WAIT;
+}
 /* Host-memory events (fetch, offload, evict, room_wait: the last kinds). */
 static inline bool ts_kind_is_host(ts_kind_t k) { return k >= TS_FETCH && k < TS_KIND_COUNT; }
 
@@ -116,6 +129,46 @@ typedef struct ts_model {
   ts_moe_t moe;                     /* transformer only */
 } ts_model_t;
 
+/* The parallel dimensions.  A device has one coordinate per dimension:
+** its tensor-parallel rank, expert-parallel lane, data-parallel replica
+** and pipeline position (the device's index within its pipeline; with
+** more stages than devices, as in Mobius, a position holds many stages). */
+typedef enum ts_dim { TS_DIM_TP = 0, TS_DIM_EP, TS_DIM_DP, TS_DIM_PP, TS_DIMS } ts_dim_t;
+
+/* Collective operations (ts_runtime.h runs them; README "Collectives"). */
+typedef enum ts_coll_op {
+  TS_COLL_ALLREDUCE = 0,
+  TS_COLL_REDUCE_SCATTER,
+  TS_COLL_ALLGATHER,
+  TS_COLL_BROADCAST,
+  TS_COLL_ALLTOALL,
+  TS_COLL_OPS
+} ts_coll_op_t;
+
+/* What a collective is for, for metrics and outputs. */
+typedef enum ts_coll_purpose {
+  TS_CP_SCHEDULE = 0, /* started by the schedule program itself */
+  TS_CP_GRADS,        /* data parallel: a gradient bucket's all-reduce (zero 0)
+                      ** or reduce-scatter (zero 1-3) */
+  TS_CP_PARAMS,       /* zero 1, 2: all-gather of updated parameters after the
+                      ** optimizer step */
+  TS_CP_GATHER,       /* zero 3: all-gather of a unit's parameters before its
+                      ** forward, recompute or backward */
+  TS_CP_PURPOSES
+} ts_coll_purpose_t;
+
+/* "all-reduce", "reduce-scatter", "all-gather", "broadcast", "all-to-all". */
+const char *ts_coll_op_name(ts_coll_op_t op);
+/* "schedule", "grads", "params", "gather". */
+const char *ts_coll_purpose_name(ts_coll_purpose_t p);
+/* 1 for the purposes that belong to data parallelism (grads, params,
+** gather). */
+static inline bool ts_coll_purpose_is_dp(ts_coll_purpose_t p) {
+  return p == TS_CP_GRADS || p == TS_CP_PARAMS || p == TS_CP_GATHER;
+}
+
+typedef enum { TS_OPTIMIZER_ADAM = 0, TS_OPTIMIZER_NONE } ts_optimizer_t;
+
 #define TS_NAME_MAX 256
 #define TS_PATH_MAX 4096
 
@@ -142,6 +195,19 @@ typedef struct ts_job {
   char mapping_rule[16]; /* "sequential", "cross", "block" or "explicit" */
   int mapping_groups;    /* root-complex groups for "cross" (default 2) */
   int bytes_per_element; /* default 2 */
+  /* data parallelism (README "Data parallelism") */
+  int data_parallel;     /* d: replicas of the whole pipeline (default 1) */
+  char rank_order[32];   /* as written, default "tp-dp-pp" */
+  ts_dim_t order[TS_DIMS]; /* rank_order parsed, fastest-varying first (an
+                         ** order without "ep" has it right after "tp") */
+  int zero;              /* ZeRO stage 0-3 (0: DDP) */
+  int fsdp_unit;         /* zero 3: layers per gathering unit (default 1) */
+  double gradient_bucket_mb; /* gradient bucket cap in MiB (default 25; the
+                         ** first bucket 1 MiB) */
+  bool overlap_grad_reduce; /* buckets start during the backward (true) or
+                         ** all after it (false) */
+  ts_optimizer_t optimizer; /* "adam" (default): the step is simulated;
+                         ** "none": no optimizer step */
   /* platform overrides from --set platform.{link,host}.PATTERN.FIELD */
   struct ts_override {
     char what;           /* 'l' link, 'h' host */
@@ -197,11 +263,6 @@ ts_layout_t *ts_pipeline_mapped(const ts_job_t *job);
 /* Parallel plan: every device's coordinates and groups                */
 /* ------------------------------------------------------------------ */
 
-/* The parallel dimensions.  A device has one coordinate per dimension:
-** its tensor-parallel rank, expert-parallel lane, data-parallel replica
-** and pipeline position (the device's index within its pipeline; with
-** more stages than devices, as in Mobius, a position holds many stages). */
-typedef enum ts_dim { TS_DIM_TP = 0, TS_DIM_EP, TS_DIM_DP, TS_DIM_PP, TS_DIMS } ts_dim_t;
 
 /* Groups a device belongs to.  TP, EP, DP: the devices that differ from it
 ** in that coordinate only, ordered by it; PP: the devices of its pipeline
@@ -334,8 +395,16 @@ double ts_cost_transformer_params(const ts_model_t *m, int seq);
 typedef struct ts_event {
   int32_t device, peer, vstage, mb, kind, seq;
   int32_t iteration, flags; /* TS_EVF_* */
+  int32_t coll;             /* TS_COLLECTIVE and TS_SEND_COLL: TS_EV_COLL(op,
+                            ** purpose, group kind); else 0 */
   double start, end, bytes;
 } ts_event_t;
+
+/* The coll field of a collective's events: its op, purpose and group kind. */
+#define TS_EV_COLL(op, purpose, group) ((int32_t)(op) | ((int32_t)(purpose) << 8) | ((int32_t)(group) << 16))
+#define TS_EV_COLL_OP(c) ((ts_coll_op_t)((c) & 0xff))
+#define TS_EV_COLL_PURPOSE(c) ((ts_coll_purpose_t)(((c) >> 8) & 0xff))
+#define TS_EV_COLL_GROUP(c) ((int)(((c) >> 16) & 0xff))
 
 /* A forward that kept its full activations although the job recomputes
 ** (ts_rt_keep_activations): no recompute precedes its backward. */
@@ -357,6 +426,8 @@ typedef struct ts_device_info {
   double speed;            /* sustained FLOP/s used for compute */
   double peak_flops;       /* for MFU (host property peak_flops; else speed) */
   double memory_bytes;     /* capacity (host property memory_bytes; 0 unknown) */
+  double memory_bandwidth; /* B/s (host property memory_bandwidth; 0 unknown:
+                           ** the optimizer step then takes no time) */
 } ts_device_info_t;
 
 /* Traffic of one platform link over the run.  A SPLITDUPLEX link's two
@@ -407,6 +478,14 @@ typedef struct ts_device_metrics {
   double room_wait_s;      /* time fetches waited for device memory */
   double peak_resident_bytes; /* host-memory schedules: peak weights + gradient
                               ** buffers on the device */
+  /* collectives and data parallelism (README "Data parallelism") */
+  double coll_bytes[TS_COLL_OPS]; /* bytes the device sent in each kind */
+  double dp_bytes;         /* bytes sent in data-parallel collectives */
+  double dp_comm_s;        /* time inside data-parallel collectives (union of
+                           ** their spans on the communication stream) */
+  double exposed_comm_s;   /* time the compute stream waited for collectives */
+  double optimizer_s;      /* the optimizer step's duration */
+  double gathered_peak_bytes; /* zero 3: most gathered parameters held at once */
   /* memory over time: (time, activation bytes) steps, owned */
   int n_mem;
   double *mem_t, *mem_bytes;
@@ -424,7 +503,14 @@ typedef struct ts_metrics {
   double samples_per_s, tokens_per_s;
   double flops_per_s_per_gpu; /* 0 when the model has no FLOPs */
   double mfu;                 /* 0 when the model has no FLOPs */
-  double p2p_bytes;
+  double p2p_bytes;           /* point-to-point bytes (not collectives) */
+  double pipeline_time_s;     /* end of the last pipeline op (compute or p2p
+                              ** transfer), per iteration */
+  double optimizer_s;         /* max over devices of the optimizer step */
+  double coll_bytes[TS_COLL_OPS]; /* sum over devices */
+  double dp_bytes;            /* sum over devices */
+  double dp_comm_s, exposed_comm_s; /* max over devices */
+  double dp_comm_share;       /* dp_comm_s / makespan */
   /* MoE (zeros for dense models): README "Mixture of experts" */
   double alltoall_share;      /* all-to-all call time / (devices x T) */
   double expert_imbalance;    /* max over mean of tokens per expert */

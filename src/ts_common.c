@@ -102,10 +102,24 @@ int ts_err_set(ts_err_t *err, int code, const char *fmt, ...) {
 static const char *const kind_names[TS_KIND_COUNT] = {
     "forward", "backward", "recompute", "backward_input", "weight_grad",
     "send_act", "send_grad", "allreduce", "dispatch", "combine",
+    "collective", "optimizer", "comm_wait",
     "fetch", "offload", "evict", "room_wait"};
 
 const char *ts_kind_name(ts_kind_t kind) {
   return (kind >= 0 && kind < TS_KIND_COUNT) ? kind_names[kind] : "unknown";
+}
+
+static const char *const op_names[TS_COLL_OPS] = {"all-reduce", "reduce-scatter", "all-gather",
+                                                  "broadcast", "all-to-all"};
+
+const char *ts_coll_op_name(ts_coll_op_t op) {
+  return op >= 0 && op < TS_COLL_OPS ? op_names[op] : "unknown collective";
+}
+
+static const char *const purpose_names[TS_CP_PURPOSES] = {"schedule", "grads", "params", "gather"};
+
+const char *ts_coll_purpose_name(ts_coll_purpose_t p) {
+  return p >= 0 && p < TS_CP_PURPOSES ? purpose_names[p] : "unknown";
 }
 
 /* The one out-of-memory policy (ts_internal.h): say so and exit. */

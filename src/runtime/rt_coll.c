@@ -30,13 +30,6 @@
 #include "rt_internal.h"
 #include "ts_internal.h"
 
-static const char *const op_names[TS_COLL_OPS] = {"all-reduce", "reduce-scatter", "all-gather",
-                                                  "broadcast", "all-to-all"};
-
-const char *ts_coll_op_name(ts_coll_op_t op) {
-  return op >= 0 && op < TS_COLL_OPS ? op_names[op] : "unknown collective";
-}
-
 ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k) {
   return ts_plan_group(rt->w->plan, k, rt->ctx.device);
 }
@@ -57,7 +50,8 @@ static void step_send(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, d
   const rt_coll_t *c = x->c;
   int d = rt->ctx.device, n = c->g.n;
   assert(peer_rank >= 0 && peer_rank < n);
-  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, c->g.dev[peer_rank], chunk, peer_chunk, n, 0};
+  ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, c->g.dev[peer_rank],
+                       chunk, peer_chunk, n, 0};
   if (w->ops->coll_pack) w->ops->coll_pack(w->xd, d, &st);
   w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, (int)rt->coll_seq++, bytes);
 }
@@ -82,7 +76,8 @@ static void step_recv(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, i
   assert(w->failed || rt->coll_used[from] <= rt->coll_in[from]);
   w->ops->unlock(w->xd, d);
   if (w->failed) return;
-  ts_coll_step_t st = {c->op, c->buf, x->id, c->vstage, from, chunk, peer_chunk, c->g.n, reduce};
+  ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, from,
+                       chunk, peer_chunk, c->g.n, reduce};
   if (w->ops->coll_apply) w->ops->coll_apply(w->xd, d, &st);
 }
 
@@ -206,7 +201,8 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
     rt->colls = ts__xrealloc(rt->colls, (size_t)rt->cap_colls * sizeof *rt->colls);
   }
   int h = rt->n_colls++;
-  rt->colls[h] = (rt_coll_t){op, buf, vstage, bytes, *g, false};
+  rt->colls[h] = (rt_coll_t){.op = op, .buf = buf, .vstage = vstage, .bytes = bytes, .g = *g,
+                            .unit_lo = 0, .unit_hi = -1};
   /* The stream runs even a one-member collective, in its turn: it is done
   ** only once every collective started before it is. */
   bool spawn = rt->comm_slot == d;

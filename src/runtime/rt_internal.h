@@ -94,6 +94,10 @@ typedef struct rt_coll {
   int vstage;
   double bytes;
   ts_group_t g;          /* members (owned by the plan or static) */
+  int unit_lo, unit_hi;  /* region of buf (unit_hi < 0: all of it) */
+  ts_coll_purpose_t purpose;
+  int group_kind;        /* ts_group_kind_t, or TS_GROUP_KINDS: another group */
+  int mb;                /* its label micro-batch (zero 3) or bucket, or -1 */
   bool done;
 } rt_coll_t;
 

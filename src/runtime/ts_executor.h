@@ -25,6 +25,9 @@
 typedef struct ts_coll_step {
   ts_coll_op_t op;
   ts_coll_buf_t buf;
+  int unit_lo, unit_hi; /* the region of buf: the device's gradient units
+                        ** [unit_lo, unit_hi) (ts_unit_t); unit_hi < 0: the
+                        ** whole buffer.  Slices are of the region. */
   int id;        /* the collective's number on this device, in start order */
   int vstage;    /* its label stage */
   int peer;
@@ -34,6 +37,32 @@ typedef struct ts_coll_step {
   int n_chunks;
   int reduce;
 } ts_coll_step_t;
+/* Data parallelism (src/runtime/rt_dp.c, README "Data parallelism").  A
+** device's parameters are a list of units: the layers of the model parts
+** (cost rows) it holds, in cost-row order, each part's layers in order (a
+** synthetic part is one unit).  Unit u of device d is layer
+** ts__rt_unit(rt, u).layer of part .part.  The embedding belongs to the
+** first unit of part 0, the LM head to the last unit of the last part.  A
+** gradient bucket, a ZeRO-3 gathering unit and an optimizer region are
+** ranges of units; the members of a REPLICA group hold the same parts, so
+** their unit lists are the same. */
+typedef struct ts_unit {
+  int part, layer;       /* cost row, and model layer (first_layer + i) */
+  double grad_bytes;     /* gradient bytes of its replicated parameters */
+  double expert_bytes;   /* gradient bytes of its experts (MoE layers) */
+  double params, expert_params; /* parameters (replicated, experts) */
+  double share;          /* its fraction of its part's compute */
+} ts_unit_t;
+
+/* A range of units of one buffer, and the shard of it a device owns (ZeRO):
+** slice shard of n_shards (n_shards 1: all of it). */
+typedef struct ts_region {
+  ts_coll_buf_t buf;     /* TS_BUF_GRADS / TS_BUF_WEIGHTS: the replicated
+                         ** parameters; TS_BUF_EXPERT_*: the experts */
+  int unit_lo, unit_hi;
+  int shard, n_shards;
+} ts_region_t;
+
 /* One message of a MoE all-to-all as the payload hooks see it. */
 typedef struct ts_a2a_msg {
   ts_kind_t op;     /* TS_FORWARD or TS_BACKWARD: the op of the call */
@@ -108,6 +137,24 @@ typedef struct ts_exec_ops {
   ** executor may keep a FIFO of payloads per (kind, sender, receiver). */
   void (*a2a_pack)(void *xd, int device, const ts_a2a_msg_t *m);
   void (*a2a_apply)(void *xd, int device, const ts_a2a_msg_t *m);
+  /* ---- data parallelism (rt_dp.c), all optional ---- */
+  /* 1: an op's compute cannot be cut into pieces (real math): the runtime
+  ** then runs every op whole and does what falls inside it (bucket starts,
+  ** ZeRO-3 gathers) before or after. */
+  int whole_ops;
+  /* The optimizer step of device's parameters for iteration it: for each of
+  ** the n regions, update the device's shard from its gradients there;
+  ** bytes: the memory the step reads and writes.  Returns when done (the
+  ** simulator: bytes / memory bandwidth; the reference executor: SGD,
+  ** TS_REF_LR).  NULL: the step takes no time and changes nothing. */
+  void (*optimizer)(void *xd, int device, int it, int n, const ts_region_t *r, double bytes);
+  /* Called on device's communication stream when one of its collectives is
+  ** done there (st: op, buf, region, n_chunks; chunk = the device's rank). */
+  void (*coll_end)(void *xd, int device, const struct ts_coll_step *st);
+  /* ZeRO 3: device drops the gathered parameters of region r except its own
+  ** shard (the reference executor poisons them); called for every unit
+  ** before the first op and after every op that used them. */
+  void (*release)(void *xd, int device, const ts_region_t *r);
 } ts_exec_ops_t;
 
 
@@ -137,6 +184,9 @@ void ts__rt_host_done(ts_rt_t *rt, int h2d, int vstage, double t_start, double t
 ** (schedule error, deadlock) with a message. */
 int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err);
 void ts__world_free(ts_world_t *w);
+/* Data parallelism: device's units (ts_unit_t), *n their count; owned by
+** the runtime, valid for the run. */
+const ts_unit_t *ts__rt_units(const ts_rt_t *rt, int *n);
 /* 1 when vstage's forwards keep their activations (ts_rt_keep_activations). */
 int ts__rt_keeps(const ts_rt_t *rt, int vstage);
 

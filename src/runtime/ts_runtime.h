@@ -165,24 +165,21 @@ ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k);
 ** (the reference executor) move and reduce the real arrays through
 ** coll_pack / coll_apply, so a wrong collective gives a wrong gradient. */
 
-typedef enum ts_coll_op {
-  TS_COLL_ALLREDUCE = 0,
-  TS_COLL_REDUCE_SCATTER,
-  TS_COLL_ALLGATHER,
-  TS_COLL_BROADCAST,
-  TS_COLL_ALLTOALL,
-  TS_COLL_OPS
-} ts_coll_op_t;
 
 /* What a collective carries, for executors with data.  TS_BUF_GRADS: the
 ** weight gradients of every model part this device holds, in cost-row
 ** order, replicated weights only (a MoE part's experts are not); members
 ** of a REPLICA group hold the same parts, so their buffers line up.
 ** TS_BUF_WEIGHTS: the same parts' weights.  TS_BUF_NONE: bytes only. */
-typedef enum ts_coll_buf { TS_BUF_NONE = 0, TS_BUF_GRADS, TS_BUF_WEIGHTS } ts_coll_buf_t;
+typedef enum ts_coll_buf {
+  TS_BUF_NONE = 0,
+  TS_BUF_GRADS,
+  TS_BUF_WEIGHTS,
+  TS_BUF_EXPERT_GRADS,  /* the experts' gradients of the device's MoE layers
+                        ** (replicated over the DP group only) */
+  TS_BUF_EXPERT_WEIGHTS /* ... and their weights */
+} ts_coll_buf_t;
 
-/* "all-reduce", "reduce-scatter", "all-gather", "broadcast", "all-to-all". */
-const char *ts_coll_op_name(ts_coll_op_t op);
 
 /* Starts op over the members of g (this device among them) on buf, whose
 ** size on each device is bytes (see above); vstage, one of this device's,
