@@ -181,7 +181,7 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     sg_host_t a, b;
-    if (!ts_kind_is_compute(e->kind) && !ts_kind_is_host(e->kind)) { /* between devices */
+    if (ts_kind_is_transfer(e->kind)) { /* between devices */
       a = x->dev[e->device].host;
       b = x->dev[e->peer].host;
     } else if (e->kind == TS_FETCH) {
@@ -299,6 +299,8 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     di->peak_flops = host_prop(x.dev[d].host, "peak_flops", di->speed);
     di->memory_bytes = host_prop(x.dev[d].host, "memory_bytes", 0);
     x.dev[d].memory = di->memory_bytes;
+    di->memory_bandwidth = host_prop(x.dev[d].host, "memory_bandwidth", 0);
+    x.dev[d].mem_bw = di->memory_bandwidth;
   }
   if (sched->host_weights) {
     char name[64];

@@ -203,6 +203,16 @@ static void x_host_copy(void *xd, int device, int h2d, int vstage, double bytes)
   sg_actor_start_(a, copy_actor, 0, NULL);
 }
 
+/* The optimizer step is memory-bound: its bytes over the device's memory
+** bandwidth, on the device's compute stream. */
+static void x_optimizer(void *xd, int device, int it, int n, const ts_region_t *r, double bytes) {
+  (void)it, (void)n, (void)r;
+  sim_x_t *x = xd;
+  double bw = x->dev[device].mem_bw;
+  ts__sim_progress();
+  if (bw > 0 && bytes > 0) sg_actor_sleep_for(bytes / bw);
+}
+
 static double x_capacity(void *xd, int device) {
   sim_x_t *x = xd;
   return x->dev[device].memory;
@@ -219,7 +229,8 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .settle = x_settle,
                                       .host_copy = x_host_copy,
                                       .capacity = x_capacity,
-                                      .spawn_comm = x_spawn_comm};
+                                      .spawn_comm = x_spawn_comm,
+                                      .optimizer = x_optimizer};
 
 /* ---- actors ---------------------------------------------------------- */
 

@@ -83,6 +83,10 @@ static inline bool ts_kind_is_compute(ts_kind_t k) { return k < TS_COMPUTE_KINDS
 static inline bool ts_kind_is_stream(ts_kind_t k) {
   return k == TS_COLLECTIVE || k == TS_OPTIMIZER || k == TS_COMM_WAIT;
 }
+/* Transfers between devices (send_act .. combine): device -> peer. */
+static inline bool ts_kind_is_transfer(ts_kind_t k) {
+  return k >= TS_SEND_ACT && k <= TS_SEND_COMBINE;
+}
 /* Host-memory events (fetch, offload, evict, room_wait: the last kinds). */
 static inline bool ts_kind_is_host(ts_kind_t k) { return k >= TS_FETCH && k < TS_KIND_COUNT; }
 
