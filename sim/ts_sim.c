@@ -263,6 +263,7 @@ typedef struct sim_header {
   int rc;
   char msg[1024];
   int n_events, n_devices, n_links;
+  int hosts_unused; /* ts_run_t.hosts_unused */
 } sim_header_t;
 
 /* Turns what SimGrid printed before dying into one line naming the file. */
@@ -399,6 +400,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     h.n_events = rc ? 0 : run->n_events;
     h.n_devices = run->n_devices;
     h.n_links = rc ? 0 : run->n_links;
+    h.hosts_unused = run->hosts_unused;
     bool ok = ts__write_all(rfd, &h, sizeof h) &&
               ts__write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
               ts__write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
@@ -431,6 +433,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     run->events = ts__xmalloc((size_t)(h.n_events ? h.n_events : 1) * sizeof *run->events);
     snprintf(run->executor, sizeof run->executor, "simgrid");
     run->n_links = h.n_links;
+    run->hosts_unused = h.hosts_unused;
     run->links = ts__xcalloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
     if (!ts__read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
         !ts__read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||
