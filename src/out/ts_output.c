@@ -281,6 +281,13 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);
   fprintf(f, "  p2p traffic      %s\n", ts__human_bytes(m->p2p_bytes, a, sizeof a));
+  if (ts__run_has_stream(r->run)) { /* data parallelism, collectives, optimizer */
+    fprintf(f, "  pipeline time    %s, optimizer step %s\n", human_time(m->pipeline_time_s, a, sizeof a),
+            human_time(m->optimizer_s, b, sizeof b));
+    fprintf(f, "  data parallel    %s sent, %s in collectives (share %.4f), %s exposed\n",
+            ts__human_bytes(m->dp_bytes, a, sizeof a), human_time(m->dp_comm_s, b, sizeof b),
+            m->dp_comm_share, human_time(m->exposed_comm_s, c, sizeof c));
+  }
   if (r->cost->moe) {
     long long kept = 0;
     for (int e = 0; e < m->n_expert_load; e++) kept += m->expert_load[e];

@@ -238,8 +238,13 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
         "<th>idle_s</th><th>bubble_fraction</th><th>peak_inflight_microbatches</th>"
         "<th>peak_activation_bytes</th><th>weights_bytes</th><th>gradients_bytes</th>"
         "<th>optimizer_bytes</th><th>peak_memory_bytes</th><th>memory_capacity_bytes</th>"
-        "<th>fits</th><th>p2p_bytes_sent</th><th>speed_flops</th></tr>\n",
+        "<th>fits</th><th>p2p_bytes_sent</th><th>speed_flops</th>",
         f);
+  bool dp = ts__report_has_dp(m);
+  if (dp)
+    fputs("<th>dp_bytes</th><th>dp_comm_s</th><th>exposed_comm_s</th><th>optimizer_s</th>"
+          "<th>gathered_peak_bytes</th>", f);
+  fputs("</tr>\n", f);
   for (int d = 0; d < m->n_devices && d < r->run->n_devices; d++) {
     const ts_device_metrics_t *dm = &m->dev[d];
     char a[64];
@@ -277,7 +282,15 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
       fputs("<td class=\"num\">unknown</td>", f);
     fprintf(f, "<td>%s</td>", dm->fits ? "yes" : "<b style=\"color:#C00000\">no</b>");
     fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->send_bytes));
-    fprintf(f, "<td class=\"num\">%s</td></tr>\n", ts__report_si(a, sizeof a, r->run->devices[d].speed, "FLOP/s"));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_si(a, sizeof a, r->run->devices[d].speed, "FLOP/s"));
+    if (dp) {
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->dp_bytes));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->dp_comm_s));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->exposed_comm_s));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->optimizer_s));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->gathered_peak_bytes));
+    }
+    fputs("</tr>\n", f);
   }
   fputs("</table></div>\n<dl class=\"defs\">\n", f);
   for (int i = 0; i < N_DEV_DEFS; i++) {
