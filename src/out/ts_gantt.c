@@ -35,7 +35,6 @@
 #include "ts_gantt_int.h"
 #include "ts_internal.h"
 
-
 /* Okabe & Ito (2008) palette, per ts_kind_t. */
 const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT] = {
     0x0072B2, /* forward: blue */
@@ -56,7 +55,6 @@ const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT] = {
     0x000000, /* evict: instant, not drawn */
     0xBBBBBB, /* room_wait: light grey, waiting for device memory */
 };
-
 
 /* ------------------------------------------------------------------ */
 /* Text                                                                */
