@@ -13,13 +13,16 @@
 #include "tshelp.h"
 #include "tsunit.h"
 
+/* A Chimera job; overlap_grad_reduce false: the pair's gradients are one
+** all-reduce after the backward (the closed forms below assume it). */
 static int sim(int D, int N, double tf, double tb, double wbytes, const char *plat, ts_job_t **job,
                ts_outcome_t *o, ts_err_t *err) {
   char json[768];
   snprintf(json, sizeof json,
            "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": %.17g, \"backward_s\": %.17g,"
            " \"activation_message_bytes\": 0, \"activation_bytes\": 1000, \"weights_bytes\": %.17g},"
-           " \"platform\": \"%s\", \"schedule\": \"chimera\", \"stages\": %d, \"microbatches\": %d}",
+           " \"platform\": \"%s\", \"schedule\": \"chimera\", \"stages\": %d, \"microbatches\": %d,"
+           " \"overlap_grad_reduce\": false}",
            tf, tb, wbytes, plat, D, N);
   int rc = th_simulate(json, NULL, 0, job, o, err);
   if (rc) fprintf(stderr, "%s\n", err->msg);

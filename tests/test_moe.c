@@ -322,7 +322,7 @@ static void test_call_spans_in_outputs(void) {
   int xfers = 0; /* every transfer but the calls says where it goes */
   for (int i = 0; i < o.run->n_events; i++) {
     const ts_event_t *e = &o.run->events[i];
-    xfers += !ts_kind_is_compute(e->kind) && e->kind < TS_FETCH && !(e->flags & TS_EVF_A2A_CALL);
+    xfers += ts_kind_is_transfer(e->kind) && !(e->flags & TS_EVF_A2A_CALL);
   }
   CU_ASSERT_EQUAL(count_str(svg, " to device "), xfers);
   free(trace);
@@ -363,13 +363,17 @@ static void test_routing_cells_independent(void) {
 }
 
 /* The EP devices of a stage all-reduce their replicated (non-expert)
-** gradients in a ring at the end: 2 (n - 1) steps of (gradient bytes -
-** expert bytes) / n per device. */
+** gradients in a ring (the runtime's data-parallel mechanism, without
+** buckets): 2 (n - 1) steps of (gradient bytes - expert bytes) / n per
+** device. */
 static void test_replicated_allreduce(void) {
   ts_job_t *job;
   ts_outcome_t o;
   ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", NULL, 0, &job, &o, &err), 0);
+  /* One collective after the backward, not buckets (README "Data
+  ** parallelism"): the steps then carry the whole buffer's slices. */
+  static const char *const one[] = {"overlap_grad_reduce=false"};
+  CU_ASSERT_EQUAL_FATAL(moe_job("ideal", "", one, 1, &job, &o, &err), 0);
   const ts_part_cost_t *pc = &o.cost->part[0];
   double expert = o.cost->moe->expert_params[0] * job->bytes_per_element;
   /* 1 MoE layer, 2 of the 8 experts per device: 2 x (2 h f + f + h) */

@@ -62,7 +62,10 @@ static char *report_of_file(const char *path, const char *const *sets, int n_set
   if (n_dev) *n_dev = o.run->n_devices;
   int nc = 0, nx = 0;
   for (int i = 0; i < o.run->n_events; i++) {
-    if (ts_kind_is_compute((ts_kind_t)o.run->events[i].kind))
+    ts_kind_t k = (ts_kind_t)o.run->events[i].kind;
+    /* The optimizer step and communication waits are drawn on the compute
+    ** row, as ops; collectives and transfers as transfers. */
+    if (ts_kind_is_compute(k) || k == TS_OPTIMIZER || k == TS_COMM_WAIT)
       nc++;
     else
       nx++;

@@ -57,9 +57,10 @@ void ts__metrics_states(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
 }
 
 bool ts__metrics_is_dp_work(const ts_event_t *e) {
-  if (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT) return true;
-  if (e->kind == TS_COLLECTIVE || e->kind == TS_SEND_COLL)
-    return ts_coll_purpose_is_dp(TS_EV_COLL_PURPOSE(e->coll));
+  /* A collective's steps carry no purpose: its TS_COLLECTIVE span (which
+  ** covers them) decides. */
+  if (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT || e->kind == TS_SEND_COLL) return true;
+  if (e->kind == TS_COLLECTIVE) return ts_coll_purpose_is_dp(TS_EV_COLL_PURPOSE(e->coll));
   return false;
 }
 

@@ -349,6 +349,7 @@ const ts_exec_ops_t ts__ref_ops = {
     .host_copy = x_host_copy,
     .host_evict = x_host_evict,
     .spawn_comm = ts__ref_spawn_comm,
+    .whole_ops = 1, /* real math: an op cannot be cut into pieces */
     .coll_pack = ts__ref_coll_pack,
     .coll_apply = ts__ref_coll_apply,
     .moe_compute = ts__ref_moe_compute,

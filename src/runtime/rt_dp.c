@@ -434,7 +434,10 @@ void ts__rt_dp_end(ts_rt_t *rt) {
   if (dp->sync && !dp->z3) start_buckets(rt, true);
   /* Every gradient collective (and zero 3's last reduce-scatters). */
   if (rt->n_colls > 0) ts__rt_coll_wait_at(rt, rt->n_colls - 1, v, -1);
-  bool opt = job->optimizer == TS_OPTIMIZER_ADAM && job->iterations == 1 && w->ops->optimizer;
+  /* A synthetic model has no optimizer states (its parts hold bytes, not
+  ** parameters): no step. */
+  bool opt = job->optimizer == TS_OPTIMIZER_ADAM && job->iterations == 1 && w->ops->optimizer &&
+             job->model.kind == TS_MODEL_TRANSFORMER;
   if (opt && !w->failed) {
     int zero = job->zero;
     int nr = dp->z3 ? dp->n_units : (zero >= 1 && dp->n_buckets ? dp->n_buckets : 2);
