@@ -344,6 +344,13 @@ void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, do
         done_fl += fl;
         done_s += sc;
       }
+      if (z3 && !whole) { /* one event per unit: its gathered weights go with it */
+        ts__rt_push_compute(rt, kind, v, mb,
+                            flags | (pieces ? TS_EVF_CONT : 0) | (last ? 0 : TS_EVF_MORE), t_seg,
+                            w->ops->now(w->xd));
+        pieces++;
+        t_seg = -1;
+      }
       if (z3 && weights && !whole) {
         ts_region_t r = region(dp, TS_BUF_WEIGHTS, a, b, true);
         if (w->ops->release) w->ops->release(w->xd, d, &r);
@@ -356,8 +363,9 @@ void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, do
         if (!whole || last) start_buckets(rt, false);
       }
     }
-    ts__rt_push_compute(rt, kind, v, mb, flags | (pieces ? TS_EVF_CONT : 0), t_seg,
-                        w->ops->now(w->xd));
+    if (t_seg >= 0)
+      ts__rt_push_compute(rt, kind, v, mb, flags | (pieces ? TS_EVF_CONT : 0), t_seg,
+                          w->ops->now(w->xd));
     if (z3 && whole) {
       for (int i = 0; i < ng; i++) {
         int g = down ? ng - 1 - i : i;
