@@ -3,7 +3,9 @@
 ** (ts_ref.c: the run and its set-up; ref_exec.c: the executor operations,
 ** threads, synchronisation and deadlock detection; ref_versions.c: weight
 ** versions; ref_coll.c: the communication streams and the collectives'
-** payloads; ref_oracle.c: the one-thread oracles; ref_twin.c: the
+** payloads and the region walk; ref_dp.c: data parallelism's units,
+** optimizer step, ZeRO slices and release; ref_oracle.c: the one-thread
+** oracles; ref_twin.c: the
 ** synthetic twin job).  Not part of the public interface (ts_ref.h).
 **
 ** What the executor models: a pipeline-parallel training iteration as it
@@ -151,7 +153,7 @@ typedef struct ref_x {
   int fatal_code;           /* under mu */
   char fatal_msg[512];      /* under mu */
   ref_dev_t *dev;
-  /* Versioned runs (weight_versions > 1 or iterations > 1): */
+  /* Versioned runs (iterations > 1): */
   int versioned, V, d, I;   /* versions declared, staleness V - 1, iterations */
   ref_stage_t *stg;         /* [n_vstages], NULL when not versioned */
   /* Data lanes (EP x DP) and MoE: */
