@@ -52,6 +52,8 @@ int ts__ref_dp_setup(ref_x_t *x) {
       for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++)
         dv->unit_layer[dv->n_units++] = l;
     }
+    pthread_mutex_init(&dv->own_mu, NULL);
+    dv->own_mu_init = 1;
     ts_group_t ep = ts_plan_group(x->plan, TS_GROUP_EP, d);
     dv->e_n = x->cfg.experts / ep.n;
     dv->e_lo = ep.rank * dv->e_n;
@@ -63,17 +65,19 @@ void ts__ref_dp_free(ref_x_t *x) {
   for (int d = 0; x->dev && d < x->n; d++) {
     free(x->dev[d].unit_layer);
     free(x->dev[d].own);
+    if (x->dev[d].own_mu_init) pthread_mutex_destroy(&x->dev[d].own_mu);
+    x->dev[d].own_mu_init = 0;
     x->dev[d].unit_layer = NULL;
     x->dev[d].own = NULL;
   }
 }
 
-/* Records that device d owns the slice (buf, region, shard); under the
-** mutex, once per distinct slice. */
+/* Records that device d owns the slice (buf, region, shard), once per
+** distinct slice. */
 static void own(ref_x_t *x, int d, ts_coll_buf_t buf, int lo, int hi, int shard, int n) {
   ref_dev_t *dv = &x->dev[d];
   struct ref_own o = {buf, lo, hi, shard, n};
-  ts__ref_lock(x);
+  pthread_mutex_lock(&dv->own_mu);
   int k = 0;
   while (k < dv->n_own && memcmp(&dv->own[k], &o, sizeof o)) k++;
   if (k == dv->n_own) {
@@ -81,7 +85,7 @@ static void own(ref_x_t *x, int d, ts_coll_buf_t buf, int lo, int hi, int shard,
       int cap = dv->cap_own ? 2 * dv->cap_own : 16;
       struct ref_own *p = realloc(dv->own, (size_t)cap * sizeof *p);
       if (!p) {
-        ts__ref_unlock(x);
+        pthread_mutex_unlock(&dv->own_mu);
         ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory", d);
         return;
       }
@@ -90,7 +94,7 @@ static void own(ref_x_t *x, int d, ts_coll_buf_t buf, int lo, int hi, int shard,
     }
     dv->own[dv->n_own++] = o;
   }
-  ts__ref_unlock(x);
+  pthread_mutex_unlock(&dv->own_mu);
 }
 
 /* Sets the elements of the region outside slice shard of n_shards to v. */

@@ -112,9 +112,12 @@ typedef struct ref_dev {
   int e_lo, e_n;            /* its experts: e_lo .. e_lo + e_n - 1 */
   /* The slices it owns (ZeRO): those of its gradients after a
   ** reduce-scatter (coll_end) and those of its weights the optimizer
-  ** updated; under x->mu.  ts_ref.c assembles the run's results from them. */
+  ** updated; under own_mu (the stream's hooks may run under x->mu).
+  ** ts_ref.c assembles the run's results from them. */
   struct ref_own { ts_coll_buf_t buf; int unit_lo, unit_hi, shard, n_shards; } *own;
   int n_own, cap_own;
+  pthread_mutex_t own_mu;
+  int own_mu_init;
 } ref_dev_t;
 
 /* The weight versions of one virtual stage in a versioned run (ts_ref.h);
