@@ -37,7 +37,8 @@ static const char *const about_dgx[] = {
     "DGX-A100-like: 2 nodes x 8 NVIDIA A100 80GB SXM.",
     "speed: 0.6 x the 312e12 FLOP/s bf16 dense peak = 187.2e12 FLOP/s",
     "  sustained (an assumed fraction, not a measurement).",
-    "memory: 80 GiB = 85899345920 bytes per GPU.",
+    "memory: 80 GiB = 85899345920 bytes per GPU; memory bandwidth",
+    "  2.039e12 B/s (HBM2e, NVIDIA A100 datasheet, 80GB SXM).",
     "NVLink 3 through NVSwitch: 300e9 B/s per direction per GPU",
     "  (600 GB/s bidirectional), latency 2 us.",
     "InfiniBand HDR 200 Gb/s = 25e9 B/s per GPU NIC (8 rails per node),",
@@ -48,6 +49,7 @@ static const char *const about_h200[] = {
     "HGX-H200-like: 1 node x 8 NVIDIA H200 SXM.",
     "memory: 150109880320 bytes per GPU (total_mem_bytes measured on one",
     "  H200, shared/calibration/h200-single-gpu.json).",
+    "memory bandwidth: 4.8e12 B/s (HBM3e, NVIDIA H200 datasheet).",
     "peak_flops: 989e12 FLOP/s bf16 dense.",
     "speed: 603431784643543.4 FLOP/s sustained (61% of peak), from that",
     "  calibration file: over its layers with h >= 8192 (h = 8192, 12288),",
@@ -63,7 +65,8 @@ static const char *const about_h200[] = {
 
 static const char *const about_pcie[] = {
     "Workstation-like: 1 node x 4 RTX-4090-like GPUs, 24 GiB =",
-    "  25769803776 bytes each, no NVLink.",
+    "  25769803776 bytes each, no NVLink; memory bandwidth 1.008e12 B/s",
+    "  (GDDR6X, 21 Gb/s x 384 bits, NVIDIA RTX 4090 specifications).",
     "peak_flops: 165e12 FLOP/s (RTX 4090 bf16 dense tensor peak with fp32",
     "  accumulate); speed: 100e12 FLOP/s sustained (assumed).",
     "GPUs talk over PCIe 4.0 x16, about 25e9 B/s per direction per GPU,",
@@ -78,6 +81,8 @@ static const char *const about_commodity[] = {
     "  8 RTX-3090-Ti-like GPUs of 24 GiB = 25769803776 bytes, two CPU",
     "  sockets, four GPUs behind one PCIe switch under each socket's root",
     "  complex, no NVLink and no GPU peer-to-peer beyond the switch.",
+    "memory bandwidth: 1.008e12 B/s (GDDR6X, 21 Gb/s x 384 bits, NVIDIA",
+    "  RTX 3090 Ti specifications).",
     "peak_flops: 80e12 FLOP/s (fp16 tensor, fp32 accumulate); speed:",
     "  48e12 FLOP/s sustained (0.6 x peak, assumed).",
     "GPU links: PCIe 3.0 x8, 7.88e9 B/s raw, taken as 6.5e9 B/s effective",
@@ -94,7 +99,8 @@ static const char *const about_commodity[] = {
 static const char *const about_h200_pcie[] = {
     "Newer node for host-memory training: 8 NVIDIA H200 (the figures of",
     "  hgx-h200: calibrated speed 603431784643543.4 FLOP/s, 150109880320",
-    "  bytes, peak 989e12), two CPU sockets, two GPUs per PCIe 5.0 switch.",
+    "  bytes, peak 989e12, memory bandwidth 4.8e12 B/s), two CPU sockets,",
+    "  two GPUs per PCIe 5.0 switch.",
     "GPU links: PCIe 5.0 x16 at 55308653992.02973 B/s, the pinned",
     "  host-to-device bandwidth measured for 256 MiB copies on one H200",
     "  (shared/calibration/h200-single-gpu.json, pcie, bytes 268435456,",
@@ -110,26 +116,28 @@ static const char *const about_h200_pcie[] = {
 static const preset_t presets[] = {
     {{.name = "dgx-a100-2node", .nodes = 2, .gpus = 8,
       .gpu_speed = 187.2e12, /* 0.6 x 312e12 */
-      .gpu_peak_flops = 312e12, .gpu_memory = 85899345920.0,
+      .gpu_peak_flops = 312e12, .gpu_memory = 85899345920.0, .gpu_memory_bw = 2.039e12,
       .nvlink_bw = 300e9, .nvlink_lat = 2e-6,
       .ib_bw = 25e9, .ib_lat = 1e-6,
       .fabric_bw = 2 * 8 * 25e9, .fabric_lat = 1e-6, .pcie_only = 0},
      about_dgx},
     {{.name = "hgx-h200", .nodes = 1, .gpus = 8,
       .gpu_speed = TS_H200_CALIBRATED_SPEED,
-      .gpu_peak_flops = 989e12, .gpu_memory = 150109880320.0,
+      .gpu_peak_flops = 989e12, .gpu_memory = 150109880320.0, .gpu_memory_bw = 4.8e12,
       .nvlink_bw = 450e9, .nvlink_lat = 2e-6,
       .ib_bw = 50e9, .ib_lat = 1e-6,
       .fabric_bw = 1 * 8 * 50e9, .fabric_lat = 1e-6, .pcie_only = 0},
      about_h200},
     {{.name = "pcie-4gpu", .nodes = 1, .gpus = 4,
       .gpu_speed = 100e12, .gpu_peak_flops = 165e12, .gpu_memory = 25769803776.0,
+      .gpu_memory_bw = 1.008e12,
       .nvlink_bw = 25e9, .nvlink_lat = 5e-6,
       .ib_bw = 25e9, .ib_lat = 1e-6,
       .fabric_bw = 1 * 4 * 25e9, .fabric_lat = 1e-6, .pcie_only = 1},
      about_pcie},
     {{.name = "commodity-8gpu", .nodes = 1, .gpus = 8,
       .gpu_speed = 48e12, .gpu_peak_flops = 80e12, .gpu_memory = 25769803776.0,
+      .gpu_memory_bw = 1.008e12,
       .nvlink_bw = 6.5e9, .nvlink_lat = 1e-6,
       .ib_bw = 3.125e9, .ib_lat = 10e-6,
       .fabric_bw = 1 * 3.125e9, .fabric_lat = 1e-6, .pcie_only = 1,
@@ -139,6 +147,7 @@ static const preset_t presets[] = {
      about_commodity},
     {{.name = "commodity-2node", .nodes = 2, .gpus = 8,
       .gpu_speed = 48e12, .gpu_peak_flops = 80e12, .gpu_memory = 25769803776.0,
+      .gpu_memory_bw = 1.008e12,
       .nvlink_bw = 6.5e9, .nvlink_lat = 1e-6,
       .ib_bw = 3.125e9, .ib_lat = 10e-6,
       .fabric_bw = 2 * 3.125e9, .fabric_lat = 1e-6, .pcie_only = 1,
@@ -148,7 +157,7 @@ static const preset_t presets[] = {
      about_commodity},
     {{.name = "h200-pcie-8gpu", .nodes = 1, .gpus = 8,
       .gpu_speed = TS_H200_CALIBRATED_SPEED, .gpu_peak_flops = 989e12,
-      .gpu_memory = 150109880320.0,
+      .gpu_memory = 150109880320.0, .gpu_memory_bw = 4.8e12,
       .nvlink_bw = TS_H200_PINNED_H2D, .nvlink_lat = 1e-6,
       .ib_bw = 50e9, .ib_lat = 1e-6,
       .fabric_bw = 1 * 50e9, .fabric_lat = 1e-6, .pcie_only = 1,
@@ -181,7 +190,8 @@ const char *const *ts__platgen_about(const ts_platgen_t *g) {
     const ts_platgen_t *p = &presets[i].g;
     if (strcmp(g->name, p->name) == 0 && g->nodes == p->nodes && g->gpus == p->gpus &&
         g->gpu_speed == p->gpu_speed && g->gpu_peak_flops == p->gpu_peak_flops &&
-        g->gpu_memory == p->gpu_memory && g->nvlink_bw == p->nvlink_bw &&
+        g->gpu_memory == p->gpu_memory && g->gpu_memory_bw == p->gpu_memory_bw &&
+        g->nvlink_bw == p->nvlink_bw &&
         g->nvlink_lat == p->nvlink_lat && g->ib_bw == p->ib_bw && g->ib_lat == p->ib_lat &&
         g->fabric_bw == p->fabric_bw && g->fabric_lat == p->fabric_lat &&
         (g->pcie_only != 0) == (p->pcie_only != 0) && g->topology == p->topology &&
@@ -317,6 +327,7 @@ int ts_platgen_check(const ts_platgen_t *g, ts_err_t *err) {
   if ((rc = check_figure("gpu_speed", g->gpu_speed, err)) ||
       (rc = check_figure("gpu_peak_flops", g->gpu_peak_flops, err)) ||
       (rc = check_figure("gpu_memory", g->gpu_memory, err)) ||
+      (rc = check_figure("gpu_memory_bw", g->gpu_memory_bw, err)) ||
       (rc = check_figure("nvlink_bw", g->nvlink_bw, err)) ||
       (rc = check_figure("nvlink_lat", g->nvlink_lat, err)) ||
       (rc = check_figure("ib_bw", g->ib_bw, err)) ||

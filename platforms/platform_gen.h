@@ -6,7 +6,7 @@
 **
 ** Names the rest of trainsim relies on:
 **   hosts   node<N>-gpu<G>, declared node by node, GPU by GPU, with the
-**           properties memory_bytes and peak_flops;
+**           properties memory_bytes, peak_flops and memory_bandwidth;
 **   links   nvlink-node<N>-gpu<G> (pcie-node<N>-gpu<G> when pcie_only) and
 **           ib-node<N>-gpu<G>, both SPLITDUPLEX, and ib-fabric (FATPIPE);
 **           the ib links exist only when nodes > 1;
@@ -40,6 +40,8 @@ typedef struct ts_platgen {
   double gpu_speed;      /* sustained FLOP/s (SimGrid host speed) */
   double gpu_peak_flops; /* datasheet peak FLOP/s (host property peak_flops) */
   double gpu_memory;     /* bytes (host property memory_bytes) */
+  double gpu_memory_bw;  /* B/s, datasheet memory bandwidth (host property
+                         ** memory_bandwidth: the optimizer step's rate) */
   double nvlink_bw, nvlink_lat;   /* per GPU, per direction, B/s and s */
   double ib_bw, ib_lat;           /* per GPU NIC (rail), B/s and s */
   double fabric_bw, fabric_lat;   /* the InfiniBand switch fabric */

@@ -5,7 +5,7 @@
 ** calibration and the checks are in platform_gen.c.
 **
 ** What is modelled.  One SimGrid host per GPU (speed = sustained FLOP/s,
-** properties memory_bytes and peak_flops).  Every GPU owns two
+** properties memory_bytes, peak_flops and memory_bandwidth).  Every GPU owns two
 ** SPLITDUPLEX links: its NVLink/NVSwitch port nvlink-node<N>-gpu<G> (for a
 ** PCIe-only box, pcie-node<N>-gpu<G>: its PCIe x16 link to a non-blocking
 ** root complex or switch) and, when nodes > 1, its InfiniBand NIC
@@ -105,29 +105,31 @@ static const char *num(char buf[40], double x) {
 int ts_platgen_command(const ts_platgen_t *g, char *buf, size_t size) {
   if (ts__platgen_about(g)) return snprintf(buf, size, "trainsim platform --preset %s", g->name);
   if (g->topology == 1) { /* every figure, over any PCIe-tree preset */
-    char v[21][40];
+    char v[22][40];
     return snprintf(
         buf, size,
         "trainsim platform --preset commodity-8gpu --name %s --nodes %d --gpus %d --sockets %d"
-        " --gpus-per-switch %d --gpu-speed %s --gpu-peak %s --gpu-memory %s --nvlink-bw %s"
+        " --gpus-per-switch %d --gpu-speed %s --gpu-peak %s --gpu-memory %s --gpu-memory-bw %s"
+        " --nvlink-bw %s"
         " --nvlink-lat %s --uplink-bw %s --uplink-lat %s --socket-bw %s --socket-lat %s"
         " --dram-bw %s --dram-lat %s --host-memory %s --ib-bw %s --ib-lat %s --fabric-bw %s"
         " --fabric-lat %s",
         g->name, g->nodes, g->gpus, g->sockets, g->gpus_per_switch, num(v[0], g->gpu_speed),
-        num(v[1], g->gpu_peak_flops), num(v[2], g->gpu_memory), num(v[3], g->nvlink_bw),
+        num(v[1], g->gpu_peak_flops), num(v[2], g->gpu_memory), num(v[16], g->gpu_memory_bw),
+        num(v[3], g->nvlink_bw),
         num(v[4], g->nvlink_lat), num(v[5], g->uplink_bw), num(v[6], g->uplink_lat),
         num(v[7], g->socket_bw), num(v[8], g->socket_lat), num(v[9], g->dram_bw),
         num(v[10], g->dram_lat), num(v[11], g->host_memory), num(v[12], g->ib_bw),
         num(v[13], g->ib_lat), num(v[14], g->fabric_bw), num(v[15], g->fabric_lat));
   }
-  char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40];
+  char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40], k[40];
   return snprintf(buf, size,
                   "trainsim platform --name %s --nodes %d --gpus %d%s --gpu-speed %s --gpu-peak %s"
-                  " --gpu-memory %s --nvlink-bw %s --nvlink-lat %s --ib-bw %s --ib-lat %s"
-                  " --fabric-bw %s --fabric-lat %s",
+                  " --gpu-memory %s --gpu-memory-bw %s --nvlink-bw %s --nvlink-lat %s --ib-bw %s"
+                  " --ib-lat %s --fabric-bw %s --fabric-lat %s",
                   g->name, g->nodes, g->gpus, g->pcie_only ? " --pcie-only" : "",
                   num(a, g->gpu_speed), num(b, g->gpu_peak_flops), num(c, g->gpu_memory),
-                  num(d, g->nvlink_bw), num(e, g->nvlink_lat), num(f, g->ib_bw),
+                  num(k, g->gpu_memory_bw), num(d, g->nvlink_bw), num(e, g->nvlink_lat), num(f, g->ib_bw),
                   num(h, g->ib_lat), num(i, g->fabric_bw), num(j, g->fabric_lat));
 }
 
@@ -186,7 +188,7 @@ int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
   const char *port = g->pcie_only ? "pcie" : "nvlink";
   const char *sw = g->pcie_only ? "pcie-switch" : "nvswitch";
   const int multi = g->nodes > 1;
-  char n1[40], n2[40], n3[40];
+  char n1[40], n2[40], n3[40], n4[40];
 
   out(f, &bad, "<?xml version='1.0'?>\n<!--\n");
   out(f, &bad, "  trainsim platform %s: %d node%s x %d GPU%s (%d hosts).\n", g->name, g->nodes,
@@ -200,7 +202,7 @@ int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
   out(f, &bad,
       "\n"
       "  Hosts node<N>-gpu<G>: speed = sustained FLOP/s; properties\n"
-      "  memory_bytes (bytes) and peak_flops (FLOP/s).\n"
+      "  memory_bytes (bytes), peak_flops (FLOP/s) and memory_bandwidth (B/s).\n"
       "  Links (SPLITDUPLEX, per GPU): %s-node<N>-gpu<G>, the GPU's\n"
       "  %s;\n",
       port, g->pcie_only ? "PCIe x16 link" : "NVLink/NVSwitch port");
@@ -223,15 +225,16 @@ int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
   zone_open(f, &bad, g);
 
   const char *speed = num(n1, g->gpu_speed), *mem = num(n2, g->gpu_memory),
-             *peak = num(n3, g->gpu_peak_flops);
+             *peak = num(n3, g->gpu_peak_flops), *mbw = num(n4, g->gpu_memory_bw);
   for (int n = 0; n < g->nodes; n++)
     for (int k = 0; k < g->gpus; k++)
       out(f, &bad,
           "    <host id=\"node%d-gpu%d\" speed=\"%sf\">\n"
           "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
           "      <prop id=\"peak_flops\" value=\"%s\"/>\n"
+          "      <prop id=\"memory_bandwidth\" value=\"%s\"/>\n"
           "    </host>\n",
-          n, k, speed, mem, peak);
+          n, k, speed, mem, peak, mbw);
   for (int n = 0; n < g->nodes; n++) out(f, &bad, "    <router id=\"node%d-%s\"/>\n", n, sw);
   if (multi) out(f, &bad, "    <router id=\"ib-ingress\"/>\n    <router id=\"ib-egress\"/>\n");
 
@@ -311,7 +314,7 @@ static void tree_add(tree_edge_t *e, int *n, double bw, double lat, int fatpipe,
 static int write_tree(const ts_platgen_t *g, FILE *f) {
   int bad = 0;
   int sw_per_node = g->gpus / g->gpus_per_switch, sw_per_sock = sw_per_node / g->sockets;
-  char n1[40], n2[40], n3[40], n4[40];
+  char n1[40], n2[40], n3[40], n4[40], n5[40];
   out(f, &bad, "<?xml version='1.0'?>\n<!--\n");
   out(f, &bad, "  trainsim platform %s: %d node%s x %d GPU%s, PCIe tree (%d GPU hosts).\n", g->name,
       g->nodes, g->nodes == 1 ? "" : "s", g->gpus, g->gpus == 1 ? "" : "s", g->nodes * g->gpus);
@@ -323,7 +326,8 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
   out(f, &bad,
       "\n"
       "  Hosts node<N>-gpu<G>: speed = sustained FLOP/s; properties memory_bytes,\n"
-      "  peak_flops, host_memory (its socket's DRAM host), socket, switch.\n"
+      "  peak_flops, memory_bandwidth (B/s), host_memory (its socket's DRAM host),\n"
+      "  socket, switch.\n"
       "  Hosts node<N>-dram<S>: socket S's DRAM, a memory endpoint (memory_bytes,\n"
       "  memory_endpoint = 1: never a device).\n"
       "  Routers node<N>-cpu<S> (root complexes), node<N>-sw<K> (PCIe switches;\n"
@@ -341,7 +345,8 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
   zone_open(f, &bad, g);
   out(f, &bad, "    <prop id=\"topology\" value=\"pcie-tree\"/>\n");
   const char *speed = num(n1, g->gpu_speed), *mem = num(n2, g->gpu_memory),
-             *peak = num(n3, g->gpu_peak_flops), *hmem = num(n4, g->host_memory);
+             *peak = num(n3, g->gpu_peak_flops), *hmem = num(n4, g->host_memory),
+             *mbw = num(n5, g->gpu_memory_bw);
   for (int n = 0; n < g->nodes; n++) {
     for (int k = 0; k < g->gpus; k++) {
       int sw = k / g->gpus_per_switch, so = sw / sw_per_sock;
@@ -349,11 +354,12 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
           "    <host id=\"node%d-gpu%d\" speed=\"%sf\">\n"
           "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
           "      <prop id=\"peak_flops\" value=\"%s\"/>\n"
+          "      <prop id=\"memory_bandwidth\" value=\"%s\"/>\n"
           "      <prop id=\"host_memory\" value=\"node%d-dram%d\"/>\n"
           "      <prop id=\"socket\" value=\"%d\"/>\n"
           "      <prop id=\"switch\" value=\"%d\"/>\n"
           "    </host>\n",
-          n, k, speed, mem, peak, n, so, so, sw);
+          n, k, speed, mem, peak, mbw, n, so, so, sw);
     }
     for (int so = 0; so < g->sockets; so++)
       out(f, &bad,

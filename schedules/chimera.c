@@ -12,9 +12,10 @@
 ** nearer that pipeline's end), a backward before a forward and the oldest
 ** micro-batch first; when nothing is ready it waits for the next message.
 ** This reproduces the paper's schedule: the up pipeline's forwards fill
-** the down pipeline's warm-up bubble and vice versa.  At the end, the two
-** devices holding the same pair of stages (i and D - 1 - i) all-reduce
-** their gradients of both stages (a ring of 2 over the platform's links).
+** the down pipeline's warm-up bubble and vice versa.  The two devices
+** holding the same pair of stages (i and D - 1 - i) are a REPLICA group of
+** the plan, so the runtime all-reduces their gradients of both stages (a
+** ring of 2 over the platform's links), as it does for data parallelism.
 **
 ** Closed form (unit slots: t_f = t_b = t, no communication, N >= D, N
 ** even): iteration time (2N + D - 2) t, bubble fraction
@@ -70,11 +71,9 @@ static void chimera_program(ts_rt_t *rt) {
     }
     if (!ran) ts_rt_wait_any(rt);
   }
-  /* Gradient all-reduce between the two replicas of this pair of stages. */
-  ts_group_t g = ts_rt_group(rt, TS_GROUP_REPLICA); /* devices i and D - 1 - i */
-  double bytes = 0;
-  for (int i = 0; i < c->n_local; i++) bytes += ts_rt_gradient_bytes(rt, c->local[i]);
-  ts_rt_coll(rt, TS_COLL_ALLREDUCE, &g, c->local[0], TS_BUF_GRADS, bytes);
+  /* The two devices holding this pair of stages (i and D - 1 - i) form a
+  ** REPLICA group: the runtime sums their gradients (README "Data
+  ** parallelism"), bucket by bucket as the backwards finish. */
 }
 
 static int chimera_check(const ts_job_t *job, ts_err_t *err) {

@@ -89,9 +89,8 @@ static void gshard_run(ts_rt_t *rt, int gpipe) {
     }
     while (bwd < m) moe_backward(rt, v, bwd++);
   }
-  /* The replicated (dense) weights of the stage: its EP lanes. */
-  ts_group_t g = ts_rt_group(rt, TS_GROUP_REPLICA);
-  ts_rt_coll(rt, TS_COLL_ALLREDUCE, &g, v, TS_BUF_GRADS, ts_rt_gradient_bytes(rt, v));
+  /* The replicated (dense) weights of the stage are held by its EP lanes,
+  ** a REPLICA group: the runtime all-reduces their gradients. */
 }
 
 static int gshard_check(const ts_job_t *job, ts_err_t *err) {

@@ -30,6 +30,8 @@ typedef struct sim_dev {
   sg_host_t host;
   sg_host_t dram;  /* its host memory (schedules with host_weights) */
   double memory;   /* memory_bytes, 0 unknown */
+  double mem_bw;   /* memory_bandwidth in B/s, 0 unknown (the optimizer step
+                   ** then takes no time) */
   double factor;  /* speed override factor */
   sg_actor_t actor;
   sg_sem_t wake[2];  /* wait() blocks on it: [0] the program, [1] the

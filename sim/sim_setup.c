@@ -181,7 +181,7 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     sg_host_t a, b;
-    if (!ts_kind_is_compute(e->kind) && !ts_kind_is_host(e->kind)) { /* between devices */
+    if (ts_kind_is_transfer(e->kind)) { /* between devices */
       a = x->dev[e->device].host;
       b = x->dev[e->peer].host;
     } else if (e->kind == TS_FETCH) {
@@ -278,6 +278,11 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
                         "%s: placement[%d]: host '%s' is a memory endpoint (host DRAM), not a device",
                         job->path, d, job->placement[d]);
     }
+  } else if ((size_t)x.n > nh && job->data_parallel > 1) {
+    rc = ts_err_set(err, EX_DATAERR,
+                    "%s: data_parallel: the job needs %d devices (%d replicas of %d) but platform "
+                    "'%s' has %zu hosts",
+                    job->path, x.n, job->data_parallel, x.n / job->data_parallel, job->platform, nh);
   } else if ((size_t)x.n > nh) {
     rc = ts_err_set(err, EX_DATAERR, "%s: stages: the job needs %d devices but platform '%s' has %zu hosts",
                     job->path, x.n, job->platform, nh);
@@ -285,6 +290,9 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     for (int d = 0; d < x.n; d++) x.dev[d].host = hosts[d];
   }
   for (int d = 0; d < x.n; d++) x.dev[d].factor = 1;
+  /* A platform larger than the job: the rest of its hosts stay idle (the
+  ** summary says how many).  The ideal platform is written to fit. */
+  if (!rc && !job->platform_ideal && nh > (size_t)x.n) run->hosts_unused = (int)(nh - (size_t)x.n);
   if (!rc) rc = apply_overrides(job, &x, hosts, nh, err);
   free(hosts);
   if (rc) {
@@ -298,7 +306,10 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     di->speed = sg_host_get_speed(x.dev[d].host) * x.dev[d].factor;
     di->peak_flops = host_prop(x.dev[d].host, "peak_flops", di->speed);
     di->memory_bytes = host_prop(x.dev[d].host, "memory_bytes", 0);
+    di->memory_bandwidth = host_prop(x.dev[d].host, "memory_bandwidth", 0);
     x.dev[d].memory = di->memory_bytes;
+    di->memory_bandwidth = host_prop(x.dev[d].host, "memory_bandwidth", 0);
+    x.dev[d].mem_bw = di->memory_bandwidth;
   }
   if (sched->host_weights) {
     char name[64];

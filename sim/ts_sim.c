@@ -203,6 +203,16 @@ static void x_host_copy(void *xd, int device, int h2d, int vstage, double bytes)
   sg_actor_start_(a, copy_actor, 0, NULL);
 }
 
+/* The optimizer step is memory-bound: its bytes over the device's memory
+** bandwidth, on the device's compute stream. */
+static void x_optimizer(void *xd, int device, int it, int n, const ts_region_t *r, double bytes) {
+  (void)it, (void)n, (void)r;
+  sim_x_t *x = xd;
+  double bw = x->dev[device].mem_bw;
+  ts__sim_progress();
+  if (bw > 0 && bytes > 0) sg_actor_sleep_for(bytes / bw);
+}
+
 static double x_capacity(void *xd, int device) {
   sim_x_t *x = xd;
   return x->dev[device].memory;
@@ -219,7 +229,8 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .settle = x_settle,
                                       .host_copy = x_host_copy,
                                       .capacity = x_capacity,
-                                      .spawn_comm = x_spawn_comm};
+                                      .spawn_comm = x_spawn_comm,
+                                      .optimizer = x_optimizer};
 
 /* ---- actors ---------------------------------------------------------- */
 
@@ -252,6 +263,7 @@ typedef struct sim_header {
   int rc;
   char msg[1024];
   int n_events, n_devices, n_links;
+  int hosts_unused; /* ts_run_t.hosts_unused */
 } sim_header_t;
 
 /* Turns what SimGrid printed before dying into one line naming the file. */
@@ -388,6 +400,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     h.n_events = rc ? 0 : run->n_events;
     h.n_devices = run->n_devices;
     h.n_links = rc ? 0 : run->n_links;
+    h.hosts_unused = run->hosts_unused;
     bool ok = ts__write_all(rfd, &h, sizeof h) &&
               ts__write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
               ts__write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
@@ -420,6 +433,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     run->events = ts__xmalloc((size_t)(h.n_events ? h.n_events : 1) * sizeof *run->events);
     snprintf(run->executor, sizeof run->executor, "simgrid");
     run->n_links = h.n_links;
+    run->hosts_unused = h.hosts_unused;
     run->links = ts__xcalloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
     if (!ts__read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
         !ts__read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||

@@ -83,6 +83,10 @@ static inline bool ts_kind_is_compute(ts_kind_t k) { return k < TS_COMPUTE_KINDS
 static inline bool ts_kind_is_stream(ts_kind_t k) {
   return k == TS_COLLECTIVE || k == TS_OPTIMIZER || k == TS_COMM_WAIT;
 }
+/* Transfers between devices (send_act .. combine): device -> peer. */
+static inline bool ts_kind_is_transfer(ts_kind_t k) {
+  return k >= TS_SEND_ACT && k <= TS_SEND_COMBINE;
+}
 /* Host-memory events (fetch, offload, evict, room_wait: the last kinds). */
 static inline bool ts_kind_is_host(ts_kind_t k) { return k >= TS_FETCH && k < TS_KIND_COUNT; }
 
@@ -319,8 +323,9 @@ int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *or
                 const char *path, ts_plan_t **out, ts_err_t *err);
 /* The plan of a job under its schedule: the schedule's pipeline rule (or
 ** ts_layout_linear), expert-parallel lanes from model.moe when the
-** schedule runs MoE layers, one data-parallel replica and one tensor
-** rank (until the job can ask for more).  Errors as ts_plan_new. */
+** schedule runs MoE layers, job->data_parallel replicas in job->order,
+** and one tensor rank (until the job can ask for more).  Errors as
+** ts_plan_new. */
 struct ts_schedule;
 int ts_plan_for_job(const ts_job_t *job, const struct ts_schedule *s, ts_plan_t **out,
                     ts_err_t *err);
@@ -455,6 +460,10 @@ typedef struct ts_run {
   /* reference executor only: most weight versions one of the device's
   ** stages held live at once (1 without versions; NULL in sim) */
   int *measured_weight_versions;   /* [n_devices] */
+  /* simulator only: the platform's device hosts (not memory endpoints)
+  ** the job leaves unused (the first n_devices hosts in platform order,
+  ** or the placement's, run the job); 0 on the ideal platform */
+  int hosts_unused;
 } ts_run_t;
 
 ts_run_t *ts_run_new(int n_devices);

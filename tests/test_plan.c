@@ -10,7 +10,9 @@
 **     replica, cost rows shared;
 **   - REPLICA groups: DP x EP of a stage, Chimera's pairs {i, D - 1 - i},
 **     Mobius' devices alone (each holds other stages);
-**   - bad degrees and orders are one-line errors.
+**   - bad degrees and orders are one-line errors;
+**   - a job's data_parallel replicas under the rank orders "tp-dp-pp" and
+**     "tp-pp-dp" (DP, REPLICA and PP groups).
 */
 #include <string.h>
 #include <sysexits.h>
@@ -185,6 +187,62 @@ static void test_bad_degrees_and_orders(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "more than"));
 }
 
+/* A job's data-parallel replicas through the loader and ts_plan_for_job:
+** a 2-stage 1F1B job with data_parallel 2.  Devices are numbered by the
+** rank order, fastest dimension first: under "tp-dp-pp" device = dp + 2 pp,
+** so the DP groups are {0, 1} and {2, 3} and replica 0's pipeline is
+** {0, 2}; under "tp-pp-dp" device = pp + 2 dp, so the DP groups are
+** {0, 2} and {1, 3} and replica 0's pipeline is {0, 1}. */
+static void test_job_data_parallel_groups(void) {
+  static const struct {
+    const char *order;
+    int dp[2][2], pipe0[2];
+  } cases[] = {{"rank_order=tp-dp-pp", {{0, 1}, {2, 3}}, {0, 2}},
+               {"rank_order=tp-pp-dp", {{0, 2}, {1, 3}}, {0, 1}}};
+  for (int c = 0; c < 2; c++) {
+    const char *sets[] = {"platform=ideal", "schedule=1f1b", "stages=2", "microbatches=4",
+                          "data_parallel=2", cases[c].order};
+    ts_job_t *job = NULL;
+    ts_err_t err = {0};
+    int rc = ts_job_load(NULL, sets, 6, &job, &err);
+    if (rc) fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(job->devices, 4);
+    const ts_schedule_t *s = ts_schedule_find("1f1b");
+    CU_ASSERT_EQUAL(ts_plan_job_devices(job, s, NULL), 4);
+    ts_plan_t *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(ts_plan_for_job(job, s, &p, &err), 0);
+    CU_ASSERT_EQUAL(p->n_devices, 4);
+    CU_ASSERT_EQUAL(p->degree[TS_DIM_DP], 2);
+    CU_ASSERT_EQUAL(p->degree[TS_DIM_PP], 2);
+    CU_ASSERT_EQUAL(p->replicas, 2);
+    CU_ASSERT_EQUAL(p->n_groups[TS_GROUP_DP], 2);
+    for (int g = 0; g < 2; g++)
+      for (int i = 0; i < 2; i++) {
+        int d = cases[c].dp[g][i];
+        ts_group_t dp = ts_plan_group(p, TS_GROUP_DP, d);
+        CU_ASSERT_EQUAL(dp.n, 2);
+        CU_ASSERT_EQUAL(dp.rank, i);
+        CU_ASSERT_EQUAL(dp.dev[0], cases[c].dp[g][0]);
+        CU_ASSERT_EQUAL(dp.dev[1], cases[c].dp[g][1]);
+        CU_ASSERT_EQUAL(ts_plan_coord(p, d, TS_DIM_DP), i);
+        CU_ASSERT_EQUAL(ts_plan_coord(p, d, TS_DIM_PP), g);
+        /* The stage's copies are its REPLICA group. */
+        ts_group_t rg = ts_plan_group(p, TS_GROUP_REPLICA, d);
+        CU_ASSERT(rg.n == 2 && rg.dev[0] == dp.dev[0] && rg.dev[1] == dp.dev[1]);
+      }
+    /* Plan vstage k R + r: replica r's stage k. */
+    for (int k = 0; k < 2; k++) {
+      CU_ASSERT_EQUAL(p->layout->dev[k * 2], cases[c].pipe0[k]);
+      CU_ASSERT_EQUAL(p->layout->part[k * 2 + 1], k);
+    }
+    ts_group_t pp = ts_plan_group(p, TS_GROUP_PP, 0);
+    CU_ASSERT(pp.n == 2 && pp.dev[0] == cases[c].pipe0[0] && pp.dev[1] == cases[c].pipe0[1]);
+    ts_plan_free(p);
+    ts_job_free(job);
+  }
+}
+
 /* Pulls every core layer into this executable, so that the link checks
 ** them all (a static library only contributes the objects a program uses). */
 static void test_core_links_alone(void) {
@@ -207,5 +265,6 @@ TS_TESTS{
     TS_TEST(test_replication_of_the_pipeline),
     TS_TEST(test_replica_groups_of_chimera_and_mobius),
     TS_TEST(test_bad_degrees_and_orders),
+    TS_TEST(test_job_data_parallel_groups),
 };
 TS_TEST_MAIN("parallel plan")

@@ -271,6 +271,9 @@ static int sim_child(const void *arg) {
       if (!mem || strtod(mem, NULL) != g->gpu_memory) FAIL("node%d-gpu%d: memory_bytes %s", n, k, mem);
       if (!peak || strtod(peak, NULL) != g->gpu_peak_flops)
         FAIL("node%d-gpu%d: peak_flops %s", n, k, peak);
+      const char *mbw = sg_host_get_property_value(h, "memory_bandwidth");
+      if (!mbw || strtod(mbw, NULL) != g->gpu_memory_bw)
+        FAIL("node%d-gpu%d: memory_bandwidth %s", n, k, mbw);
     }
   /* Links: 2 directions per GPU port (and NIC), plus the fabric, all in
   ** the classes nvlink-* (or pcie-*) and ib-*; SimGrid adds __loopback__. */
@@ -329,13 +332,19 @@ static void test_presets(void) {
   CU_ASSERT_EQUAL(g.gpu_memory, 85899345920.0);
   CU_ASSERT(g.nvlink_bw == 300e9 && g.nvlink_lat == 2e-6 && g.ib_bw == 25e9 && g.ib_lat == 1e-6);
   CU_ASSERT(g.fabric_bw == 400e9 && g.fabric_lat == 1e-6);
+  CU_ASSERT_EQUAL(g.gpu_memory_bw, 2.039e12); /* A100 80GB SXM datasheet */
   g = preset("hgx-h200");
+  CU_ASSERT_EQUAL(g.gpu_memory_bw, 4.8e12); /* H200 datasheet */
+  CU_ASSERT_EQUAL(preset("h200-pcie-8gpu").gpu_memory_bw, 4.8e12);
+  CU_ASSERT_EQUAL(preset("commodity-8gpu").gpu_memory_bw, 1.008e12); /* RTX 3090 Ti */
+  CU_ASSERT_EQUAL(preset("commodity-2node").gpu_memory_bw, 1.008e12);
   CU_ASSERT(g.nodes == 1 && g.gpus == 8 && g.nvlink_bw == 450e9 && g.gpu_peak_flops == 989e12);
   CU_ASSERT_EQUAL(g.gpu_memory, 150109880320.0);
   g = preset("pcie-4gpu");
   CU_ASSERT(g.nodes == 1 && g.gpus == 4 && g.pcie_only && g.gpu_speed == 100e12);
   CU_ASSERT(g.gpu_peak_flops == 165e12 && g.gpu_memory == 24.0 * 1024 * 1024 * 1024);
   CU_ASSERT(g.nvlink_bw == 25e9 && g.nvlink_lat == 5e-6);
+  CU_ASSERT_EQUAL(g.gpu_memory_bw, 1.008e12); /* RTX 4090 */
 
   ts_err_t err = {0};
   ts_platgen_t before = g;
@@ -377,6 +386,10 @@ static void test_check_rejects(void) {
   expect_rejected(&g, "gpu_peak_flops");
   g = ok, g.gpu_memory = 0;
   expect_rejected(&g, "gpu_memory");
+  g = ok, g.gpu_memory_bw = 0;
+  expect_rejected(&g, "gpu_memory_bw");
+  g = ok, g.gpu_memory_bw = NAN;
+  expect_rejected(&g, "gpu_memory_bw");
   g = ok, g.nvlink_lat = 0;
   expect_rejected(&g, "nvlink_lat");
   g = ok, strcpy(g.name, "a--b"); /* would end the XML comment */
@@ -437,6 +450,14 @@ static void test_xml_shape(void) {
   CU_ASSERT_EQUAL(count(x, "<host "), 16);
   CU_ASSERT_EQUAL(count(x, "<prop id=\"memory_bytes\" value=\"85899345920\"/>"), 16);
   CU_ASSERT_EQUAL(count(x, "<prop id=\"peak_flops\" value=\"312000000000000\"/>"), 16);
+  CU_ASSERT_EQUAL(count(x, "<prop id=\"memory_bandwidth\" value=\"2039000000000\"/>"), 16);
+  /* A figure off the preset: the regenerate command names it. */
+  g.gpu_memory_bw = 1.5e12;
+  char *z = generate(&g);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+  CU_ASSERT_EQUAL(count(z, "<prop id=\"memory_bandwidth\" value=\"1500000000000\"/>"), 16);
+  CU_ASSERT_PTR_NOT_NULL(strstr(z, " --gpu-memory-bw 1500000000000 "));
+  free(z);
   CU_ASSERT_EQUAL(count(x, "<link id=\"nvlink-node"), 16);
   CU_ASSERT_EQUAL(count(x, "<link id=\"ib-node"), 16);
   CU_ASSERT_EQUAL(count(x, "sharing_policy=\"SPLITDUPLEX\""), 32);

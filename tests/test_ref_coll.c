@@ -243,6 +243,7 @@ static int run_mode(const ts_job_t *job, int mode, ts_outcome_t *o, ts_ref_extra
                     ts_err_t *err) {
   ts_schedule_t s = *ts_schedule_find("chimera");
   s.program = prog_chimera_order;
+  s.own_grad_sync = 1; /* the program's own collectives, not the runtime's */
   end_mode = mode;
   return run_ref(job, &s, o, NULL, ex, err);
 }
@@ -377,6 +378,7 @@ static void test_broken_collective_caught(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(job);
   ts_schedule_t s = *ts_schedule_find("chimera");
   s.program = prog_chimera_order;
+  s.own_grad_sync = 1; /* the program's own collectives, not the runtime's */
   end_mode = END_PAIRS;
   double least = 0, e = check_job(job, &s, "all-reduce over {0,1},{2,3}", &least);
   printf(" (least over devices %.3g)", least);
@@ -415,6 +417,7 @@ static void test_stream_deadlock(void) {
   /* The simulator says the same. */
   ts_schedule_t s = *ts_schedule_find("chimera");
   s.program = prog_chimera_order;
+  s.own_grad_sync = 1; /* the program's own collectives, not the runtime's */
   CU_ASSERT_EQUAL(ts_execute(job, &s, ts_executor_find("simgrid"), &o, &sim), EX_SOFTWARE);
   ts_outcome_free(&o);
   CU_ASSERT_STRING_EQUAL(err.msg, sim.msg);

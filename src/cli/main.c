@@ -99,7 +99,7 @@ static const char usage[] =
     "                                 --dram-bw/-lat, --host-memory, --gpus-per-switch,\n"
     "                                 --sockets)\n"
     "            --nodes N --gpus G   cluster shape\n"
-    "            --gpu-speed F --gpu-peak F --gpu-memory BYTES\n"
+    "            --gpu-speed F --gpu-peak F --gpu-memory BYTES --gpu-memory-bw B\n"
     "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
     "            --fabric-bw B --fabric-lat S   (B/s and seconds, plain numbers)\n"
     "            --calibration FILE   sustained GPU speed from a calibration JSON\n"
@@ -244,7 +244,7 @@ static int cmd_platform(int argc, char **argv) {
       {"dram-bw", required_argument, 0, 15},     {"uplink-lat", required_argument, 0, 16},
       {"socket-lat", required_argument, 0, 17},  {"dram-lat", required_argument, 0, 18},
       {"host-memory", required_argument, 0, 19}, {"gpus-per-switch", required_argument, 0, 20},
-      {"sockets", required_argument, 0, 21},
+      {"sockets", required_argument, 0, 21},     {"gpu-memory-bw", required_argument, 0, 22},
       {0, 0, 0, 0}};
   ts_platgen_t g;
   ts_err_t err = {0};
@@ -269,6 +269,7 @@ static int cmd_platform(int argc, char **argv) {
       case 1: rc = parse_pos("--gpu-speed", optarg, &g.gpu_speed); break;
       case 2: rc = parse_pos("--gpu-peak", optarg, &g.gpu_peak_flops); break;
       case 3: rc = parse_pos("--gpu-memory", optarg, &g.gpu_memory); break;
+      case 22: rc = parse_pos("--gpu-memory-bw", optarg, &g.gpu_memory_bw); break;
       case 4: rc = parse_pos("--nvlink-bw", optarg, &g.nvlink_bw); break;
       case 5: rc = parse_pos("--nvlink-lat", optarg, &g.nvlink_lat); break;
       case 6: rc = parse_pos("--ib-bw", optarg, &g.ib_bw); break;

@@ -4,7 +4,8 @@
 ** The loader is split by step (see ts_job.c): job_json.c reads files and
 ** JSON and holds the typed field getters, job_hf.c translates a Hugging
 ** Face config.json into a transformer object, job_set.c applies
-** `--set PATH=VALUE`, job_model.c validates the model, and ts_job.c
+** `--set PATH=VALUE`, job_model.c validates the model, job_dp.c the
+** data-parallel fields, and ts_job.c
 ** validates the top-level fields and is the public entry point.  Every
 ** function that can fail returns 0 or the sysexits.h code it recorded in
 ** err with ts_err_set (one line naming the file and the field path).
@@ -114,5 +115,25 @@ int ts__apply_set(cJSON *root, ts_job_t *job, const char *arg, ts_err_t *err);
 /* Validates the model object m into job->model (job->stages,
 ** micro_batch_size and seq_len must be read already); c names the job. */
 int ts__validate_model(const cJSON *m, ts_job_t *job, vctx_t *c);
+
+/* ---- data parallelism (job_dp.c) ------------------------------------ */
+
+/* Parses a rank order s ("tp-dp-pp": dimensions tp, dp, pp once each and
+** optionally ep, dash-separated, fastest-varying first) into order, with
+** ep right after tp when s does not name it.  Returns 0; 1 for an unknown
+** or empty dimension, 2 for one named twice (*bad then points at it in
+** s), 3 for a missing one (*bad: its name, static). */
+int ts__parse_rank_order(const char *s, ts_dim_t order[TS_DIMS], const char **bad);
+
+/* Reads data_parallel, rank_order, zero, fsdp_unit, gradient_bucket_mb,
+** overlap_grad_reduce and optimizer of root into job, with their defaults
+** (README "Job file"). */
+int ts__validate_dp_fields(const cJSON *root, ts_job_t *job, vctx_t *c);
+
+/* The combinations of the data-parallel fields with the schedule s and
+** the model (already read) that are not modelled: data_parallel > 1 with
+** host-memory weights or iterations > 1, zero 3 with a MoE model or a
+** schedule that orders ops by arrival. */
+int ts__check_dp_schedule(const struct ts_schedule *s, const ts_job_t *job, vctx_t *c);
 
 #endif

@@ -30,7 +30,8 @@ extern const char ts__default_job_json[];
 const char *const ts__job_fields[] = {
     "model", "platform", "schedule", "stages", "microbatches", "micro_batch_size",
     "seq_len", "recompute", "placement", "bytes_per_element", "chunks", "iterations",
-    "description", "devices", "mapping", "mapping_groups", NULL};
+    "description", "devices", "mapping", "mapping_groups", "data_parallel", "rank_order",
+    "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", NULL};
 const char *const ts__transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
     "flash_attention", "dropout", "gated_mlp", "moe", NULL};
@@ -119,11 +120,15 @@ static int validate_devices(const cJSON *root, const ts_schedule_t *s, ts_job_t 
   const cJSON *mp = cJSON_GetObjectItemCaseSensitive(root, "mapping");
   if (cJSON_IsNull(mp)) mp = NULL; /* --set mapping=null removes it */
   if (!s->host_weights) {
-    if (job->devices != want)
+    if (job->devices != want) {
+      const bool dp = job->data_parallel > 1;
       return ts_err_set(c->err, EX_DATAERR,
-                        "%s: devices: schedule '%s' runs one stage per device (%d%s), got %d devices",
-                        c->file, job->schedule, want,
-                        ep > 1 ? ": stages x model.moe.expert_parallel" : "", job->devices);
+                        "%s: devices: schedule '%s' runs one stage per device (%d%s%s%s), got %d "
+                        "devices",
+                        c->file, job->schedule, want, ep > 1 || dp ? ": stages" : "",
+                        ep > 1 ? " x model.moe.expert_parallel" : "", dp ? " x data_parallel" : "",
+                        job->devices);
+    }
     if (mp) {
       char names[256];
       schedule_names(names, sizeof names, keeps_host_weights, "", " and ");
@@ -278,8 +283,9 @@ static int validate_platform(const cJSON *root, ts_job_t *job, vctx_t *c) {
 }
 
 /* Validates the whole tree root into job, in the order the errors are
-** reported: fields, model present, schedule, sizes and their products,
-** model and its products, platform,
+** reported: fields, model present, schedule, sizes, the data-parallel
+** fields, the products, model and its products, the data-parallel
+** combinations, platform,
 ** devices, placement, then the schedule's own check. */
 static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
   int rc;
@@ -291,15 +297,16 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
                       "%s: model: expected an object or the path of a config.json", c->file);
   const ts_schedule_t *s = NULL;
   if ((rc = validate_schedule(root, job, &s, c)) || (rc = validate_sizes(root, job, c)) ||
-      (rc = validate_products(job, false, c)) || (rc = ts__validate_model(model, job, c)) ||
-      (rc = validate_products(job, true, c)))
+      (rc = ts__validate_dp_fields(root, job, c)) || (rc = validate_products(job, false, c)) ||
+      (rc = ts__validate_model(model, job, c)) || (rc = validate_products(job, true, c)))
     return rc;
   if (job->model.kind == TS_MODEL_TRANSFORMER &&
       (long long)job->stages * job->chunks > job->model.layers)
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: stages: %d stages x %d chunks exceed the model's %d layers", c->file,
                       job->stages, job->chunks, job->model.layers);
-  if ((rc = validate_platform(root, job, c)) || (rc = validate_devices(root, s, job, c)))
+  if ((rc = ts__check_dp_schedule(s, job, c)) || (rc = validate_platform(root, job, c)) ||
+      (rc = validate_devices(root, s, job, c)))
     return rc;
   const cJSON *pl = cJSON_GetObjectItemCaseSensitive(root, "placement");
   if (pl && (rc = validate_placement(pl, job, c))) return rc;

@@ -4,10 +4,38 @@
 ** Definitions (README "Metrics"):
 **   makespan T          latest end of any event (the run starts at 0);
 **                       iteration_time = T / iterations.
-**   busy_s(d)           sum of d's compute-op durations (transfers are not
-**                       busy time: they overlap compute).
-**   bubble_fraction     sum over devices of (T - busy) / (devices x T).
-**   bubble_overhead     (T - ideal) / ideal, ideal = max over devices of busy.
+**   pipeline span P     latest end of any event that is not data-parallel
+**                       work (optimizer step, comm wait, a collective or a
+**                       collective step of purpose grads, params or
+**                       gather): compute, p2p, host copies and the
+**                       schedule's own collectives; pipeline_time = P /
+**                       iterations.  Without data-parallel events P = T.
+**   busy_s(d)           sum of d's compute-op durations (transfers and the
+**                       optimizer step are not busy time).
+**   bubble_fraction     sum over devices of (P - busy) / (devices x P).
+**   bubble_overhead     (P - ideal) / ideal, ideal = max over devices of busy.
+**   send_bytes, p2p     bytes of send_act, send_grad, dispatch and combine
+**                       (not the steps of collectives).
+**   throughput          samples, tokens and model FLOPs count every
+**                       data-parallel replica (and expert lane), over T.
+**   data parallelism    metrics_dp.c: states by ZeRO stage, collectives'
+**                       bytes, dp_comm_s, exposed_comm_s, optimizer_s;
+**                       totals sum the bytes and take the maximum of the
+**                       times over devices; dp_comm_share = dp_comm_s / T.
+**   gathered (zero 3)   a TS_COLLECTIVE of purpose gather holds its bytes
+**                       (a ring all-gather sends (n - 1) / n of the unit's
+**                       weights: exactly the unit minus the own shard) from
+**                       its start to the end of the compute op that uses
+**                       it: the i-th of the G gathers of a (vstage, mb) on
+**                       the device (by start) is used by the
+**                       floor(i C / G)-th of its C forward, recompute,
+**                       backward and backward_input events (program
+**                       order): one each when ops are recorded unit by
+**                       unit, G / C each when whole.  The memory-over-time
+**                       steps (mem_t, mem_bytes) are then activations plus
+**                       gathered parameters (activations alone otherwise),
+**                       gathered_peak_bytes the peak of the gathered alone,
+**                       and peak memory = states + the peak of that sum.
 **   activation memory   a forward allocates its stash at its start (the
 **                       part's input only under full recompute); a recompute
 **                       allocates the full stash at its start; a backward (or
@@ -35,6 +63,7 @@
 #include "ts_moe.h"
 #include "ts_runtime.h"
 #include "ts_internal.h"
+#include "metrics_dp.h"
 
 static int seq_cmp(const void *a, const void *b) {
   const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
@@ -184,6 +213,79 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
   free(inflight);
 }
 
+/* Orders events by (vstage, mb, start, seq): a (vstage, mb)'s gathers by
+** start, its compute events (same start only for a zero-length op) by
+** program order. */
+static int cell_cmp(const void *a, const void *b) {
+  const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
+  if (x->vstage != y->vstage) return x->vstage < y->vstage ? -1 : 1;
+  if (x->mb != y->mb) return x->mb < y->mb ? -1 : 1;
+  if (ts_kind_is_compute(x->kind)) return (x->seq > y->seq) - (x->seq < y->seq);
+  if (x->start != y->start) return x->start < y->start ? -1 : 1;
+  return (x > y) - (x < y);
+}
+
+static bool uses_weights(ts_kind_t k) {
+  return k == TS_FORWARD || k == TS_RECOMPUTE || k == TS_BACKWARD || k == TS_BACKWARD_INPUT;
+}
+
+/* Zero 3: the gathered parameters of the device's ns stream events sev
+** (file header), from its k compute events ev (program order).  Replaces
+** dm's memory steps by activations plus gathered, sets gathered_peak_bytes
+** and returns the peak of the sum; returns -1 (nothing changed) when the
+** device has no gathers. */
+static double gathered_memory(const ts_event_t *const *ev, int k, const ts_event_t *const *sev,
+                              int ns, ts_device_metrics_t *dm) {
+  const ts_event_t **g = ts__xmalloc((size_t)(ns + 1) * sizeof *g);
+  const ts_event_t **c = ts__xmalloc((size_t)(k + 1) * sizeof *c);
+  int ng = 0, nc = 0;
+  for (int i = 0; i < ns; i++)
+    if (sev[i]->kind == TS_COLLECTIVE && TS_EV_COLL_PURPOSE(sev[i]->coll) == TS_CP_GATHER)
+      g[ng++] = sev[i];
+  for (int i = 0; i < k; i++)
+    if (uses_weights(ev[i]->kind)) c[nc++] = ev[i];
+  if (!ng) {
+    free(g);
+    free(c);
+    return -1;
+  }
+  qsort(g, (size_t)ng, sizeof *g, cell_cmp);
+  qsort(c, (size_t)nc, sizeof *c, cell_cmp);
+  /* Activation steps as deltas first, then the gathers: ties keep that order. */
+  delta_t *dl = ts__xmalloc((size_t)(dm->n_mem + 2 * ng) * sizeof *dl), *gl = dl + dm->n_mem;
+  for (int i = 0; i < dm->n_mem; i++)
+    dl[i] = (delta_t){dm->mem_t[i], dm->mem_bytes[i] - (i ? dm->mem_bytes[i - 1] : 0), i};
+  int j = 0; /* first compute event of the current cell */
+  for (int a = 0; a < ng;) {
+    int b = a;
+    while (b < ng && g[b]->vstage == g[a]->vstage && g[b]->mb == g[a]->mb) b++;
+    while (j < nc && (c[j]->vstage < g[a]->vstage ||
+                      (c[j]->vstage == g[a]->vstage && c[j]->mb < g[a]->mb)))
+      j++;
+    int m = 0;
+    while (j + m < nc && c[j + m]->vstage == g[a]->vstage && c[j + m]->mb == g[a]->mb) m++;
+    for (int i = a; i < b; i++) {
+      /* No op uses it (not a runtime's run): held while it runs. */
+      double end = m ? c[j + (int)((long long)(i - a) * m / (b - a))]->end : g[i]->end;
+      if (end < g[i]->start) end = g[i]->start;
+      gl[2 * i] = (delta_t){g[i]->start, g[i]->bytes, dm->n_mem + 2 * i};
+      gl[2 * i + 1] = (delta_t){end, -g[i]->bytes, dm->n_mem + 2 * i + 1};
+    }
+    a = b;
+  }
+  delta_t *gonly = ts__xmalloc((size_t)(2 * ng) * sizeof *gonly); /* replay sorts in place */
+  memcpy(gonly, gl, (size_t)(2 * ng) * sizeof *gonly);
+  dm->gathered_peak_bytes = replay(gonly, 2 * ng, NULL, NULL, NULL);
+  free(gonly);
+  free(dm->mem_t);
+  free(dm->mem_bytes);
+  double peak = replay(dl, dm->n_mem + 2 * ng, &dm->n_mem, &dm->mem_t, &dm->mem_bytes);
+  free(dl);
+  free(g);
+  free(c);
+  return peak;
+}
+
 /* MoE metrics (README "Mixture of experts"). */
 static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, ts_metrics_t *m) {
   double a2a = 0;
@@ -241,67 +343,95 @@ static void moe_metrics(const ts_moe_cost_t *mc, const ts_run_t *run, double T, 
   free(routed);
 }
 
+/* 1 for the point-to-point transfers of the pipeline. */
+static bool is_p2p(ts_kind_t k) {
+  return k == TS_SEND_ACT || k == TS_SEND_GRAD || k == TS_SEND_DISPATCH || k == TS_SEND_COMBINE;
+}
+
+/* Device d's events: busy time, p2p bytes, memory, model states and the
+** data-parallel metrics (file header); ev, sev, hev are scratch arrays of
+** run->n_events + 1 entries (hev NULL: no host-memory schedule). */
+static void device_metrics(const ts_job_t *job, const ts_plan_t *plan, const ts_cost_t *cost,
+                           const ts_run_t *run, int d, int versions, const ts_event_t **ev,
+                           const ts_event_t **sev, const ts_event_t **hev,
+                           ts_device_metrics_t *dm) {
+  const ts_layout_t *lay = plan->layout;
+  int k = 0, nh = 0, ns = 0;
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    if (e->device != d) continue;
+    if (ts_kind_is_compute(e->kind)) {
+      dm->busy_s += e->end - e->start;
+      ev[k++] = e;
+    } else if (is_p2p(e->kind)) { /* transfers between devices */
+      dm->send_bytes += e->bytes;
+    } else if (ts_kind_is_stream(e->kind)) {
+      sev[ns++] = e;
+    } else if (hev && ts_kind_is_host(e->kind)) { /* copies to and from host memory */
+      hev[nh++] = e;
+    }
+  }
+  qsort(ev, (size_t)k, sizeof *ev, seq_cmp);
+  device_memory(job, lay, cost, ev, k, dm);
+  double peak_mem = dm->peak_activation_bytes;
+  if (job->zero == 3) {
+    double g = gathered_memory(ev, k, sev, ns, dm);
+    if (g >= 0) peak_mem = g;
+  }
+  ts__metrics_streams(sev, ns, dm);
+  if (hev) {
+    host_memory(hev, nh, lay, cost, dm);
+  } else {
+    ts__metrics_states(job, plan, cost, d, versions, dm);
+    dm->peak_memory_bytes = dm->weights_bytes + dm->gradients_bytes + dm->optimizer_bytes + peak_mem;
+  }
+  dm->memory_capacity_bytes = run->devices[d].memory_bytes;
+  dm->fits = dm->memory_capacity_bytes <= 0 || dm->peak_memory_bytes <= dm->memory_capacity_bytes;
+}
+
 ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched,
                                  const ts_plan_t *plan, const ts_cost_t *cost,
                                  const ts_run_t *run) {
-  const ts_layout_t *lay = plan->layout;
   ts_metrics_t *m = ts__xcalloc(1, sizeof *m);
   int n = run->n_devices;
   m->n_devices = n;
   m->dev = ts__xcalloc((size_t)(n ? n : 1), sizeof *m->dev);
-  double T = 0;
-  for (int i = 0; i < run->n_events; i++)
-    if (run->events[i].end > T) T = run->events[i].end;
+  double T = 0, P = 0;
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    if (e->end > T) T = e->end;
+    if (e->end > P && !ts__metrics_is_dp_work(e)) P = e->end;
+  }
   m->iteration_time_s = T / job->iterations;
+  m->pipeline_time_s = P / job->iterations;
 
-  const ts_event_t **ev = ts__xmalloc((size_t)(run->n_events ? run->n_events : 1) * sizeof *ev);
+  size_t cap = (size_t)run->n_events + 1;
+  const ts_event_t **ev = ts__xmalloc(cap * sizeof *ev), **sev = ts__xmalloc(cap * sizeof *sev);
   bool host = sched && sched->host_weights;
-  const ts_event_t **hev = host ? ts__xmalloc((size_t)(run->n_events + 1) * sizeof *hev) : NULL;
+  const ts_event_t **hev = host ? ts__xmalloc(cap * sizeof *hev) : NULL;
   int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
   double idle_sum = 0, ideal = 0;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
-    int k = 0, nh = 0;
-    for (int i = 0; i < run->n_events; i++) {
-      const ts_event_t *e = &run->events[i];
-      if (e->device != d) continue;
-      if (ts_kind_is_compute(e->kind)) {
-        dm->busy_s += e->end - e->start;
-        ev[k++] = e;
-      } else if (!ts_kind_is_host(e->kind)) { /* transfers between devices */
-        dm->send_bytes += e->bytes;
-      } else if (hev) { /* copies to and from host memory */
-        hev[nh++] = e;
-      }
-    }
-    qsort(ev, (size_t)k, sizeof *ev, seq_cmp);
-    device_memory(job, lay, cost, ev, k, dm);
-    dm->idle_s = T - dm->busy_s;
-    dm->bubble_fraction = T > 0 ? dm->idle_s / T : 0;
+    device_metrics(job, plan, cost, run, d, versions, ev, sev, hev, dm);
+    dm->idle_s = P - dm->busy_s;
+    dm->bubble_fraction = P > 0 ? dm->idle_s / P : 0;
     idle_sum += dm->idle_s;
     if (dm->busy_s > ideal) ideal = dm->busy_s;
-    if (host) {
-      host_memory(hev, nh, lay, cost, dm);
-    } else {
-      for (int v = 0; v < lay->n_vstages; v++) {
-        if (lay->dev[v] != d) continue;
-        const ts_part_cost_t *pc = &cost->part[lay->part[v]];
-        dm->weights_bytes += versions * pc->weights_bytes;
-        dm->gradients_bytes += pc->gradients_bytes;
-        dm->optimizer_bytes += pc->optimizer_bytes;
-      }
-      dm->peak_memory_bytes =
-          dm->weights_bytes + dm->gradients_bytes + dm->optimizer_bytes + dm->peak_activation_bytes;
-    }
-    dm->memory_capacity_bytes = run->devices[d].memory_bytes;
-    dm->fits = dm->memory_capacity_bytes <= 0 || dm->peak_memory_bytes <= dm->memory_capacity_bytes;
     m->p2p_bytes += dm->send_bytes;
+    for (int op = 0; op < TS_COLL_OPS; op++) m->coll_bytes[op] += dm->coll_bytes[op];
+    m->dp_bytes += dm->dp_bytes;
+    m->dp_comm_s = fmax(m->dp_comm_s, dm->dp_comm_s);
+    m->exposed_comm_s = fmax(m->exposed_comm_s, dm->exposed_comm_s);
+    m->optimizer_s = fmax(m->optimizer_s, dm->optimizer_s);
   }
   free(ev);
+  free(sev);
   free(hev);
-  m->bubble_fraction = (n > 0 && T > 0) ? idle_sum / (n * T) : 0;
+  m->dp_comm_share = T > 0 ? m->dp_comm_s / T : 0;
+  m->bubble_fraction = (n > 0 && P > 0) ? idle_sum / (n * P) : 0;
   m->ideal_time_s = ideal / job->iterations;
-  m->bubble_overhead = ideal > 0 ? (T - ideal) / ideal : 0;
+  m->bubble_overhead = ideal > 0 ? (P - ideal) / ideal : 0;
   /* Every data-parallel replica and expert-parallel lane runs its own
   ** micro-batches (tensor-parallel ranks share theirs). */
   int shards = plan->degree[TS_DIM_DP] * plan->degree[TS_DIM_EP];
@@ -309,7 +439,9 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
   m->samples_per_s = T > 0 ? samples / T : 0;
   m->tokens_per_s = m->samples_per_s * job->seq_len;
   if (cost->has_flops && T > 0 && n > 0) {
-    m->flops_per_s_per_gpu = cost->model_flops_per_iteration * job->iterations / (T * n);
+    /* The cost model's FLOPs are one replica's (every expert lane of it). */
+    double flops = cost->model_flops_per_iteration * plan->degree[TS_DIM_DP];
+    m->flops_per_s_per_gpu = flops * job->iterations / (T * n);
     double peak = 0;
     for (int d = 0; d < n; d++) peak += run->devices[d].peak_flops;
     peak /= n;

@@ -283,26 +283,31 @@ ts_layout_t *ts_plan_pipeline(const ts_job_t *job, const ts_schedule_t *s) {
   return s->pipeline ? s->pipeline(job) : ts_layout_linear(job->stages, job->chunks);
 }
 
-/* The degrees of a job's plan other than pp (ts_plan_for_job). */
+/* The degrees of a job's plan other than pp (ts_plan_for_job): the
+** expert-parallel lanes of a MoE schedule and the data-parallel replicas. */
 static void job_degrees(const ts_job_t *job, const ts_schedule_t *s, int deg[TS_DIMS]) {
   for (int i = 0; i < TS_DIMS; i++) deg[i] = 1;
   if (s->moe && job->model.moe.experts > 0) deg[TS_DIM_EP] = job->model.moe.expert_parallel;
+  if (job->data_parallel > 1) deg[TS_DIM_DP] = job->data_parallel;
 }
 
 int ts_plan_for_job(const ts_job_t *job, const ts_schedule_t *s, ts_plan_t **out, ts_err_t *err) {
   ts_layout_t *pipe = ts_plan_pipeline(job, s);
   int deg[TS_DIMS];
   job_degrees(job, s, deg);
-  return ts_plan_new(pipe, deg, NULL, job->path, out, err);
+  /* The loader always sets rank_order; a job it did not fill in takes
+  ** the default order. */
+  return ts_plan_new(pipe, deg, job->rank_order[0] ? job->order : NULL, job->path, out, err);
 }
 
 long long ts_plan_job_devices(const ts_job_t *job, const ts_schedule_t *s, int *ep) {
   ts_layout_t *pipe = ts_plan_pipeline(job, s);
   int deg[TS_DIMS];
   job_degrees(job, s, deg);
+  /* Saturated past 2^40: each factor is at most 1e8, so n never overflows. */
   long long n = pipe->n_devices;
   for (int i = 0; i < TS_DIMS; i++)
-    if (i != TS_DIM_PP) n *= deg[i];
+    if (i != TS_DIM_PP && (n *= deg[i]) > 1LL << 40) n = 1LL << 40;
   ts_layout_free(pipe);
   if (ep) *ep = deg[TS_DIM_EP];
   return n;

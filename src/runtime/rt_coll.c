@@ -40,6 +40,7 @@ typedef struct run_coll {
   ts_rt_t *rt;
   const rt_coll_t *c;
   int id, slot;
+  double sent;  /* bytes this device sent in it */
 } run_coll_t;
 
 /* Sends slice chunk of this device's buffer to member peer_rank, where it
@@ -53,6 +54,7 @@ static void step_send(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, d
   ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, c->g.dev[peer_rank],
                        chunk, peer_chunk, n, 0};
   if (w->ops->coll_pack) w->ops->coll_pack(w->xd, d, &st);
+  x->sent += bytes;
   w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, (int)rt->coll_seq++, bytes);
 }
 
@@ -143,9 +145,20 @@ static void drain(ts_rt_t *rt, int slot) {
     assert(id >= 0 && id < rt->n_colls);
     rt_coll_t c = rt->colls[id]; /* a copy: the program may grow the array */
     w->ops->unlock(w->xd, d);
-    run_coll_t x = {rt, &c, id, slot};
+    run_coll_t x = {rt, &c, id, slot, 0};
+    double t0 = w->ops->now(w->xd);
     if (c.g.n > 1) run_one(&x);
+    if (w->ops->coll_end && !w->failed) {
+      ts_coll_step_t st = {c.op, c.buf, c.unit_lo, c.unit_hi, id, c.vstage, d, c.g.rank, c.g.rank,
+                           c.g.n, 0};
+      w->ops->coll_end(w->xd, d, &st);
+    }
+    ts_event_t e = {.device = d, .peer = c.g.n, .vstage = c.vstage, .mb = c.mb,
+                    .kind = TS_COLLECTIVE, .seq = id,
+                    .coll = TS_EV_COLL(c.op, c.purpose, c.group_kind), .start = t0,
+                    .end = w->ops->now(w->xd), .bytes = x.sent};
     w->ops->lock(w->xd, d);
+    ts_run_push(rt->tev, &e);
     rt->colls[id].done = true;
     rt->coll_next = id + 1;
     w->ops->notify(w->xd, d);
@@ -195,14 +208,30 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
       ts__rt_fail(rt, "%s over device %d: no such device (stage %d)", name, g->dev[i], vstage);
       return -1;
     }
+  rt_coll_t c = {.op = op, .buf = buf, .vstage = vstage, .bytes = bytes, .g = *g, .unit_lo = 0,
+                 .unit_hi = -1, .purpose = TS_CP_SCHEDULE, .group_kind = TS_GROUP_KINDS, .mb = -1};
+  /* Which of the plan's groups it is, for the outputs. */
+  for (int k = 0; k < TS_GROUP_KINDS; k++) {
+    ts_group_t pg = ts_plan_group(w->plan, (ts_group_kind_t)k, d);
+    if (pg.dev == g->dev && pg.n == g->n) {
+      c.group_kind = k;
+      break;
+    }
+  }
+  return ts__rt_coll_queue(rt, &c);
+}
+
+int ts__rt_coll_queue(ts_rt_t *rt, const rt_coll_t *c) {
+  ts_world_t *w = rt->w;
+  int d = rt->ctx.device;
   w->ops->lock(w->xd, d);
   if (rt->n_colls == rt->cap_colls) {
     rt->cap_colls = rt->cap_colls ? 2 * rt->cap_colls : 8;
     rt->colls = ts__xrealloc(rt->colls, (size_t)rt->cap_colls * sizeof *rt->colls);
   }
   int h = rt->n_colls++;
-  rt->colls[h] = (rt_coll_t){.op = op, .buf = buf, .vstage = vstage, .bytes = bytes, .g = *g,
-                            .unit_lo = 0, .unit_hi = -1};
+  rt->colls[h] = *c;
+  rt->colls[h].done = false;
   /* The stream runs even a one-member collective, in its turn: it is done
   ** only once every collective started before it is. */
   bool spawn = rt->comm_slot == d;
@@ -217,7 +246,7 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
   return h;
 }
 
-void ts_rt_coll_wait(ts_rt_t *rt, int h) {
+void ts__rt_coll_wait_at(ts_rt_t *rt, int h, int v, int mb) {
   ts_world_t *w = rt->w;
   int d = rt->ctx.device;
   if (w->failed || h < 0) return;
@@ -225,6 +254,7 @@ void ts_rt_coll_wait(ts_rt_t *rt, int h) {
     ts__rt_fail(rt, "%s of handle %d: no collective was started with it", "ts_rt_coll_wait", h, 0);
     return;
   }
+  double t0 = w->ops->now(w->xd);
   w->ops->lock(w->xd, d);
   if (!rt->colls[h].done) {
     snprintf(rt->waiting, sizeof rt->waiting, "its %s #%d", ts_coll_op_name(rt->colls[h].op), h);
@@ -232,7 +262,22 @@ void ts_rt_coll_wait(ts_rt_t *rt, int h) {
     rt->waiting[0] = 0;
   }
   w->ops->unlock(w->xd, d);
+  double t1 = w->ops->now(w->xd);
   rt->polls = 0;
+  if (t1 > t0 && !w->failed) {
+    ts_event_t e = {.device = d, .peer = -1, .vstage = v, .mb = mb, .kind = TS_COMM_WAIT,
+                    .seq = rt->seq, .coll = TS_EV_COLL(rt->colls[h].op, rt->colls[h].purpose,
+                                                       rt->colls[h].group_kind),
+                    .start = t0, .end = t1};
+    ts_run_push(rt->cev, &e);
+  }
+}
+
+void ts_rt_coll_wait(ts_rt_t *rt, int h) {
+  if (h >= 0 && h < rt->n_colls)
+    ts__rt_coll_wait_at(rt, h, rt->colls[h].vstage, rt->colls[h].mb);
+  else
+    ts__rt_coll_wait_at(rt, h, -1, -1);
 }
 
 void ts_rt_coll(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage, ts_coll_buf_t buf,

@@ -52,7 +52,10 @@ struct ts_rt {
   /* host memory (sched->host_weights only; own thread or, in SimGrid, the
   ** copy actors of this device, which never run concurrently with it) */
   struct rt_host *host;
+  /* data parallelism (rt_dp.c; NULL for host_weights schedules) */
+  struct rt_dp *dp;
 };
+typedef struct rt_dp rt_dp_t;
 
 enum { W_HOST = 0, W_QUEUED, W_COPYING, W_RESIDENT };
 enum { G_NONE = 0, G_RESERVED, G_OFFLOADING, G_WRITTEN };
@@ -123,5 +126,21 @@ void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c);
 bool ts__rt_copies_done(ts_rt_t *rt, int li);
 /* Collectives (rt_coll.c): waits for every collective the program started. */
 void ts__rt_coll_finish(ts_rt_t *rt);
+/* Queues collective c (checked by the caller) on the device's stream;
+** returns its handle. */
+int ts__rt_coll_queue(ts_rt_t *rt, const rt_coll_t *c);
+/* Waits for the collective of handle h on the compute stream; a wait that
+** blocks is recorded as a TS_COMM_WAIT event labelled (v, mb). */
+void ts__rt_coll_wait_at(ts_rt_t *rt, int h, int v, int mb);
+/* Data parallelism (rt_dp.c): set-up and clean-up of rt->dp; before and
+** after the program; an op's compute (possibly in pieces) with its
+** events; a part's gradient op that ran elsewhere (MoE). */
+void ts__rt_dp_init(ts_rt_t *rt);
+void ts__rt_dp_free(ts_rt_t *rt);
+void ts__rt_dp_begin(ts_rt_t *rt);
+void ts__rt_dp_end(ts_rt_t *rt);
+void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double flops,
+                       double seconds);
+void ts__rt_dp_grads_done(ts_rt_t *rt, int v);
 
 #endif

@@ -80,6 +80,7 @@ void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int piece) {
   if (lastp) {
     rt->done[kind][c] = 1;
     rt->moe_kind = -1;
+    if (kind == TS_BACKWARD) ts__rt_dp_grads_done(rt, v);
     return;
   }
   if (first) {

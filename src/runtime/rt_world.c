@@ -90,6 +90,7 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->host = h;
     }
   }
+  for (int d = 0; d < w->n; d++) ts__rt_dp_init(&w->rt[d]);
   return w;
 }
 
@@ -117,6 +118,7 @@ void ts__world_free(ts_world_t *w) {
     }
     ts_run_free(rt->cev);
     ts_run_free(rt->tev);
+    ts__rt_dp_free(rt);
     if (rt->host) {
       free(rt->host->w);
       free(rt->host->g);
@@ -134,11 +136,14 @@ void ts__world_free(ts_world_t *w) {
   free(w);
 }
 
-/* Runs the device's program, waits for its collectives, marks it finished
-** and lets its communication stream return. */
+/* Runs the device's program between data parallelism's start and end
+** (rt_dp.c: gradient sync, optimizer step), waits for its collectives,
+** marks it finished and lets its communication stream return. */
 void ts__rt_main(ts_rt_t *rt) {
   ts_world_t *w = rt->w;
+  ts__rt_dp_begin(rt);
   w->sched->program(rt);
+  ts__rt_dp_end(rt);
   ts__rt_coll_finish(rt);
   w->ops->lock(w->xd, rt->ctx.device);
   rt->finished = true;

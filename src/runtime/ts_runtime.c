@@ -197,17 +197,22 @@ void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
     ts__rt_host_alloc(rt, kind, v, mb, c);
     if (w->failed) return;
   }
+  int flags = (kind == TS_FORWARD && rt->keep[v] && rt->ctx.recompute == TS_RECOMPUTE_FULL)
+                  ? TS_EVF_KEEP
+                  : 0;
+  if (!rt->host) { /* data parallelism may run the op in pieces (rt_dp.c) */
+    ts__rt_dp_compute(rt, kind, v, mb, flags, pc->flops[kind], pc->seconds[kind]);
+    rt->done[kind][c] = 1;
+    rt->polls = 0;
+    return;
+  }
   double t0 = w->ops->now(w->xd);
   w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, pc->flops[kind], pc->seconds[kind]);
   double t1 = w->ops->now(w->xd);
   rt->done[kind][c] = 1;
   rt->polls = 0;
-  if (rt->host) ts__rt_host_free(rt, kind, v, c);
-  ts__rt_push_compute(rt, kind, v, mb,
-               (kind == TS_FORWARD && rt->keep[v] && rt->ctx.recompute == TS_RECOMPUTE_FULL)
-                   ? TS_EVF_KEEP
-                   : 0,
-               t0, t1);
+  ts__rt_host_free(rt, kind, v, c);
+  ts__rt_push_compute(rt, kind, v, mb, flags, t0, t1);
 }
 
 void ts_rt_send(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {

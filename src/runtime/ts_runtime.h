@@ -81,6 +81,11 @@ typedef struct ts_schedule {
   ** recompute "none", devices = stages).  The conformance suite
   ** (tests/test_conformance.c) runs every registered schedule with them. */
   const char *const *requires;
+  /* 1: the program sums the gradients of replicated parameters itself
+  ** with ts_rt_coll_* (programs that test collectives); the runtime then
+  ** starts no gradient collectives of its own (README "Data parallelism":
+  ** otherwise it does, for every schedule). */
+  int own_grad_sync;
   /* 1: the program picks its next op from the messages that have arrived
   ** (ts_rt_arrived, ts_rt_wait_any: Varuna, Chimera), so a device's op
   ** order follows the op and message times: executors agree on each
