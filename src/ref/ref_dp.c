@@ -61,6 +61,21 @@ int ts__ref_dp_setup(ref_x_t *x) {
   return 0;
 }
 
+void ts__ref_dp_check(ref_x_t *x, int d) {
+  int n = 0;
+  const ts_unit_t *u = ts__rt_units(ts__world_rt(x->w, d), &n);
+  const ref_dev_t *dv = &x->dev[d];
+  if (!u) return; /* the runtime keeps no units for this device */
+  int k = 0;
+  while (k < n && k < dv->n_units && u[k].layer == dv->unit_layer[k]) k++;
+  if (k < n || n != dv->n_units)
+    ts__ref_fatal(x, EX_SOFTWARE,
+                  "reference executor: device %d: the runtime's units (%d) are not the "
+                  "executor's (%d): unit %d is layer %d there, %d here",
+                  d, n, dv->n_units, k, k < n ? u[k].layer : -1,
+                  k < dv->n_units ? dv->unit_layer[k] : -1);
+}
+
 void ts__ref_dp_free(ref_x_t *x) {
   for (int d = 0; x->dev && d < x->n; d++) {
     free(x->dev[d].unit_layer);

@@ -363,6 +363,7 @@ const ts_exec_ops_t ts__ref_ops = {
 void *ts__ref_device_main(void *arg) {
   ref_dev_t *dv = arg;
   ref_x_t *x = dv->x;
+  ts__ref_dp_check(x, dv->id);
   ts__rt_main(ts__world_rt(x->w, dv->id));
   ts__ref_lock(x);
   dv->finished = 1;

@@ -267,6 +267,9 @@ void ts__ref_release(void *xd, int device, const ts_region_t *r);
 /* Fills every device's units and experts (x->plan, lay, cost, dev set).
 ** Returns 0 or EX_OSERR. */
 int ts__ref_dp_setup(ref_x_t *x);
+/* Checks device d's units against the runtime's (ts__rt_units: the same
+** layers in the same order); a difference is an executor error. */
+void ts__ref_dp_check(ref_x_t *x, int d);
 /* Frees what ts__ref_dp_setup and the hooks allocated. */
 void ts__ref_dp_free(ref_x_t *x);
 /* Overlays on g the slices the devices own (ZeRO): gradients after their
