@@ -8,7 +8,10 @@
 ** of the same colour.  The micro-batch number (counted from 1, as the
 ** papers do) is centred in a box when it fits.  A thin lane under each
 ** row shows the transfers the device sends, overlapping ones stacked on
-** sub-lanes.  Below: a time axis with 1-2-5 ticks in an automatic unit
+** sub-lanes.  Runs with data parallelism add a thinner lane under that
+** one for each device's collectives (its communication stream), and draw
+** the optimizer step and comm waits on the compute row in their own
+** colours, without numbers.  Below: a time axis with 1-2-5 ticks in an automatic unit
 ** (s, ms, us or ns), then a legend.  Every box carries a <title> tooltip.
 **
 ** Assumptions: r->run->events are sorted by start (as ts_run_sort leaves
@@ -32,7 +35,6 @@
 #include "ts_gantt_int.h"
 #include "ts_internal.h"
 
-
 /* Okabe & Ito (2008) palette, per ts_kind_t. */
 const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT] = {
     0x0072B2, /* forward: blue */
@@ -45,12 +47,14 @@ const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT] = {
     0x555555, /* allreduce: grey */
     0x882255, /* dispatch: wine (MoE all-to-all before the experts) */
     0x117733, /* combine: green (MoE all-to-all after the experts) */
+    0x332288, /* collective: indigo, the communication stream's lane */
+    0x999933, /* optimizer: olive, the optimizer step */
+    0xCC6677, /* comm_wait: rose, compute blocked on communication */
     0x44AA99, /* fetch: teal, weights arriving */
     0xAA4499, /* offload: purple, gradients leaving */
     0x000000, /* evict: instant, not drawn */
     0xBBBBBB, /* room_wait: light grey, waiting for device memory */
 };
-
 
 /* ------------------------------------------------------------------ */
 /* Text                                                                */
@@ -185,6 +189,11 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     if (e->flags & TS_EVF_EXPERT) g->has_expert = true;
     if (e->end > t_max) t_max = e->end;
     if (e->iteration + 1 > g->iterations) g->iterations = e->iteration + 1;
+    if (e->kind == TS_COLLECTIVE) {
+      g->has_coll = true;
+      continue;
+    }
+    if (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT) continue;
     if (ts_kind_is_compute((ts_kind_t)e->kind)) {
       int digits = snprintf(NULL, 0, "%d", e->mb + 1);
       if (digits > g->mb_digits) g->mb_digits = digits;
@@ -238,7 +247,8 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   if (o && o->plot_w > 0) g->plot_w = o->plot_w;
   g->scale = g->plot_w / t_max;
   g->width = g->left + g->plot_w + G_RIGHT;
-  g->axis_y = G_TOP + g->n_dev * G_PITCH;
+  g->pitch = G_PITCH + (g->has_coll ? G_COLL_H + 1.0 : 0.0);
+  g->axis_y = G_TOP + g->n_dev * g->pitch;
   g->legend_y = g->axis_y + 58.0;
 }
 
@@ -327,7 +337,7 @@ static void write_grid(FILE *f, const gantt_t *g, bool axis) {
 static void write_label(FILE *f, const gantt_t *g, int d) {
   const ts_device_info_t *dev = &g->r->run->devices[d];
   const ts_metrics_t *m = g->r->metrics;
-  double y = G_TOP + d * G_PITCH, x = g->left - 10.0;
+  double y = G_TOP + d * g->pitch, x = g->left - 10.0;
   fprintf(f, "<g class=\"label\" text-anchor=\"end\">\n<title>device %d", d);
   if (dev->name[0]) {
     fputs(" (", f);
@@ -359,12 +369,16 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
 static void write_rows(FILE *f, const gantt_t *g) {
   fputs("<g class=\"rows\">\n", f);
   for (int d = 0; d < g->n_dev; d++) {
-    double y = G_TOP + d * G_PITCH, yl = y + G_ROW_H + 1.0 + G_LANE_H;
+    double y = G_TOP + d * g->pitch, yl = y + G_ROW_H + 1.0 + G_LANE_H;
     fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#%06X\"/>\n",
             g->left, y, g->plot_w, G_ROW_H, IDLE_RGB);
     fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#bbbbbb\" "
                "stroke-width=\"0.5\"/>\n",
             g->left, yl, g->left + g->plot_w, yl);
+    if (g->has_coll)
+      fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#bbbbbb\" "
+                 "stroke-width=\"0.5\"/>\n",
+              g->left, yl + 1.0 + G_COLL_H, g->left + g->plot_w, yl + 1.0 + G_COLL_H);
   }
   fputs("</g>\n", f);
 }
@@ -390,7 +404,7 @@ static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale;
   double w = (e->end - e->start) * g->scale;
-  double y = G_TOP + e->device * G_PITCH;
+  double y = G_TOP + e->device * g->pitch;
   if (w < 0.75) w = 0.75;
   uint32_t rgb = ts__gantt_box_rgb(g, e->kind, chunk);
   const char *name = ts_kind_name((ts_kind_t)e->kind);
@@ -431,7 +445,7 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   double x = g->left + e->start * g->scale;
   double w = (e->end - e->start) * g->scale;
   double h = (G_LANE_H - (ns - 1)) / ns;
-  double y = G_TOP + e->device * G_PITCH + G_ROW_H + 1.0 + sub * (h + 1.0);
+  double y = G_TOP + e->device * g->pitch + G_ROW_H + 1.0 + sub * (h + 1.0);
   if (w < 0.75) w = 0.75;
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   char bytes[48];
@@ -453,6 +467,56 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
             name, stage, chunk, e->mb + 1, e->peer);
   write_tooltip_times(f, g, e);
   fprintf(f, ", %s</title></rect>\n", bytes);
+}
+
+/* An optimizer step or comm wait (class "op <kind>") on the compute row,
+** without a number.  Drawn after every compute box, so that the report's
+** copy of the figure meets the compute boxes first (ts_report_charts.c). */
+static void write_step(FILE *f, const gantt_t *g, const ts_event_t *e) {
+  int stage, chunk;
+  stage_chunk(g->r, e->vstage, &stage, &chunk);
+  double x = g->left + e->start * g->scale, w = (e->end - e->start) * g->scale;
+  if (w < 0.75) w = 0.75;
+  const char *name = ts_kind_name((ts_kind_t)e->kind);
+  fprintf(f, "<rect class=\"op %s\"", name);
+  attr2(f, "x", px(x));
+  attr2(f, "y", G_TOP + e->device * g->pitch);
+  attr2(f, "width", w);
+  attr2(f, "height", G_ROW_H);
+  fprintf(f, " fill=\"#%06X\"", ts__gantt_kind_rgb[e->kind]);
+  if (w >= 4.0) fputs(" stroke=\"#222222\" stroke-width=\"0.5\"", f);
+  fprintf(f, "><title>%s stage %d, device %d", name, stage, e->device);
+  write_tooltip_times(f, g, e);
+  if (e->kind == TS_OPTIMIZER) {
+    char bytes[48];
+    ts__human_bytes(isfinite(e->bytes) ? e->bytes : 0, bytes, sizeof bytes);
+    fprintf(f, ", %s of memory traffic", bytes);
+  }
+  fputs("</title></rect>\n", f);
+}
+
+/* One collective (class "xfer collective") in its device's collective
+** lane; overlapping ones overlay (a stream runs one at a time). */
+static void write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
+  int stage, chunk;
+  stage_chunk(g->r, e->vstage, &stage, &chunk);
+  double x = g->left + e->start * g->scale, w = (e->end - e->start) * g->scale;
+  double y = G_TOP + e->device * g->pitch + G_ROW_H + 1.0 + G_LANE_H + 1.0;
+  if (w < 0.75) w = 0.75;
+  char label[96], bytes[48];
+  ts__coll_label(label, sizeof label, g->r, e);
+  ts__human_bytes(isfinite(e->bytes) ? e->bytes : 0, bytes, sizeof bytes);
+  fputs("<rect class=\"xfer collective\"", f);
+  attr2(f, "x", px(x));
+  attr2(f, "y", y);
+  attr2(f, "width", w);
+  attr2(f, "height", G_COLL_H);
+  fprintf(f, " fill=\"#%06X\"><title>", ts__gantt_kind_rgb[TS_COLLECTIVE]);
+  ts__gantt_xml_put(f, label, -1);
+  fprintf(f, " stage %d, device %d of a %s group of %d", stage, e->device,
+          ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)), e->peer);
+  write_tooltip_times(f, g, e);
+  fprintf(f, ", %s sent</title></rect>\n", bytes);
 }
 
 /* Writes gantt.svg for r to f.  Needs r->run (its events sorted by start);
@@ -487,7 +551,9 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
           g.width, g.height, g.width, g.height, G_FONT);
   fputs("<desc>trainsim " TS_VERSION " pipeline schedule: one row per device; boxes are "
         "compute operations numbered by micro-batch (from 1); thin bars under a row are "
-        "the transfers that device sends.</desc>\n", f);
+        "the transfers that device sends", f);
+  if (g.has_coll) fputs("; the thinner lane below them, its collectives", f);
+  fputs(".</desc>\n", f);
   fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n", g.width,
           g.height);
   write_title(f, &g);
@@ -500,10 +566,28 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
     const ts_event_t *e = &r->run->events[i];
     if (event_drawn(&g, e) && ts_kind_is_compute((ts_kind_t)e->kind)) write_op(f, &g, e);
   }
-  fputs("</g>\n<g class=\"transfers\">\n", f);
+  fputs("</g>\n", f);
+  bool stream = ts__run_has_stream(r->run);
+  if (stream) {
+    fputs("<g class=\"steps\">\n", f);
+    for (int i = 0; i < r->run->n_events; i++) {
+      const ts_event_t *e = &r->run->events[i];
+      if (event_drawn(&g, e) && (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT)) write_step(f, &g, e);
+    }
+    fputs("</g>\n", f);
+  }
+  fputs("<g class=\"transfers\">\n", f);
   for (int i = 0; i < r->run->n_events; i++)
     if (g.sublane[i] >= 0) write_transfer(f, &g, &r->run->events[i], g.sublane[i]);
   fputs("</g>\n", f);
+  if (g.has_coll) {
+    fputs("<g class=\"collectives\">\n", f);
+    for (int i = 0; i < r->run->n_events; i++) {
+      const ts_event_t *e = &r->run->events[i];
+      if (event_drawn(&g, e) && e->kind == TS_COLLECTIVE) write_collective(f, &g, e);
+    }
+    fputs("</g>\n", f);
+  }
   write_grid(f, &g, true);
   ts__gantt_legend_write(f, items, n_items);
   fputs("</svg>\n", f);

@@ -23,6 +23,9 @@
 #define G_LANE_H 9.0        /* transfer lane under it */
 #define G_GAP 9.0           /* between devices */
 #define G_PITCH (G_ROW_H + 1.0 + G_LANE_H + G_GAP)
+#define G_COLL_H 6.0        /* collective lane under the transfer lane (runs
+                            ** with collectives only: their pitch grows by
+                            ** G_COLL_H + 1) */
 #define G_MAX_SUBLANES 4    /* overlapping transfers beyond this overlay */
 #define G_LABEL_CHARS 26    /* host names longer than this are shortened */
 #define G_FONT "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
@@ -49,6 +52,8 @@ typedef struct gantt {
   double plot_w;     /* pixels for [0, t_max] */
   double scale;      /* pixels per second */
   double width, height;
+  double pitch;      /* vertical distance between devices' rows */
+  bool has_coll;     /* collectives drawn: each device gets their lane */
   double axis_y;     /* y of the axis line */
   double legend_y;   /* baseline of the first legend row */
   unit_t unit;

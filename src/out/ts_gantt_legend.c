@@ -29,7 +29,7 @@ int ts__gantt_legend_build(const gantt_t *g, legend_item_t *it, int *rows) {
     if (!g->has_kind[k]) continue;
     snprintf(it[n].label, sizeof it[n].label, "%s", ts_kind_name((ts_kind_t)k));
     it[n].rgb = ts__gantt_kind_rgb[k];
-    it[n].swatch = ts_kind_is_compute((ts_kind_t)k) ? 1 : 2;
+    it[n].swatch = ts_kind_is_compute((ts_kind_t)k) || k == TS_OPTIMIZER || k == TS_COMM_WAIT ? 1 : 2;
     n++;
   }
   if (g->n_chunks > 1) { /* shades of the first two compute kinds present */

@@ -170,6 +170,22 @@ double ts__byte_unit(double b, int max, const char **name);
 ** intervals over span (> 0 for a meaningful step); target > 0. */
 double ts__nice_step(double span, double target);
 
+/* ---- data-parallel stream events (ts_out_coll.c) ------------------------ */
+
+/* "tp", "ep", "dp", "pp", "replica"; "other" for TS_GROUP_KINDS (a
+** collective over a group that is no plan group) and anything else. */
+const char *ts__group_kind_name(int g);
+/* Whether run holds a TS_COLLECTIVE, TS_OPTIMIZER or TS_COMM_WAIT event:
+** only then do the writers add their extra columns, tracks and lanes. */
+bool ts__run_has_stream(const ts_run_t *run);
+/* The name of collective event e (TS_COLLECTIVE or TS_SEND_COLL) into buf
+** (n bytes; snprintf's return): "OP PURPOSE" and then "bK" for the bucket
+** K of a gradient (zero 0-2) or parameter collective, the micro-batch
+** from 1 for the others (zero 3's gathers and reduce-scatters, a
+** schedule's own collectives), nothing when e->mb < 0:
+** "all-reduce grads b3", "all-gather gather 2", "all-reduce schedule". */
+int ts__coll_label(char *buf, size_t n, const ts_result_t *r, const ts_event_t *e);
+
 /* Human summary for stdout. */
 void ts_print_summary(const ts_result_t *r, FILE *f);
 

@@ -57,6 +57,14 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j, const ts_schedule_t *sc) {
   cJSON_AddNumberToObject(job, "iterations", j->iterations);
   cJSON_AddStringToObject(job, "recompute", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
   cJSON_AddNumberToObject(job, "bytes_per_element", j->bytes_per_element);
+  /* data parallelism (README "Data parallelism") */
+  cJSON_AddNumberToObject(job, "data_parallel", j->data_parallel);
+  cJSON_AddStringToObject(job, "rank_order", j->rank_order);
+  cJSON_AddNumberToObject(job, "zero", j->zero);
+  cJSON_AddNumberToObject(job, "fsdp_unit", j->fsdp_unit);
+  add_num(job, "gradient_bucket_mb", j->gradient_bucket_mb);
+  cJSON_AddBoolToObject(job, "overlap_grad_reduce", j->overlap_grad_reduce);
+  cJSON_AddStringToObject(job, "optimizer", j->optimizer == TS_OPTIMIZER_NONE ? "none" : "adam");
   return job;
 }
 
@@ -110,6 +118,18 @@ static void summary_metrics_json(cJSON *o, const ts_result_t *r) {
   }
 }
 
+/* A device's collective and data-parallel fields (README "Data
+** parallelism"): coll_bytes per collective kind, then the DP figures. */
+static void dp_device_json(cJSON *x, const ts_device_metrics_t *dm) {
+  cJSON *cb = cJSON_AddObjectToObject(x, "coll_bytes");
+  for (int k = 0; k < TS_COLL_OPS; k++) add_num(cb, ts_coll_op_name((ts_coll_op_t)k), dm->coll_bytes[k]);
+  add_num(x, "dp_bytes", dm->dp_bytes);
+  add_num(x, "dp_comm_s", dm->dp_comm_s);
+  add_num(x, "exposed_comm_s", dm->exposed_comm_s);
+  add_num(x, "optimizer_s", dm->optimizer_s);
+  add_num(x, "gathered_peak_bytes", dm->gathered_peak_bytes);
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
@@ -156,6 +176,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
     cJSON_AddBoolToObject(x, "fits", dm->fits);
     add_num(x, "p2p_bytes_sent", dm->send_bytes);
     add_num(x, "speed_flops", r->run->devices[d].speed);
+    dp_device_json(x, dm);
     if (host) {
       add_num(x, "host_bytes", dm->host_bytes);
       add_num(x, "room_wait_s", dm->room_wait_s);
@@ -189,21 +210,44 @@ int ts_write_summary_json(const ts_result_t *r, FILE *f) {
 
 /* ---- timeline.csv ------------------------------------------------------ */
 
+/* The four collective columns of a row of e (", op, purpose, group, size"):
+** filled for TS_COLLECTIVE (size: the group's members, from peer) and for
+** TS_SEND_COLL steps (size empty), empty for every other kind. */
+static void coll_columns(FILE *f, const ts_event_t *e) {
+  if (e->kind != TS_COLLECTIVE && e->kind != TS_SEND_COLL) {
+    fputs(",,,,", f);
+    return;
+  }
+  fprintf(f, ",%s,%s,%s,", ts_coll_op_name(TS_EV_COLL_OP(e->coll)),
+          ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)), ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)));
+  if (e->kind == TS_COLLECTIVE && e->peer >= 0) fprintf(f, "%d", e->peer);
+}
+
 int ts_write_timeline_csv(const ts_result_t *r, FILE *f) {
   const ts_layout_t *L = r->layout;
-  fputs("device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,bytes\n", f);
+  /* Runs with collective, optimizer or comm-wait rows get four more
+  ** columns; the others are written as before. */
+  bool stream = ts__run_has_stream(r->run);
+  fputs("device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,bytes", f);
+  fputs(stream ? ",coll_op,coll_purpose,coll_group,coll_size\n" : "\n", f);
   for (int i = 0; i < r->run->n_events; i++) {
     const ts_event_t *e = &r->run->events[i];
-    char peer[16] = "", bytes[64];
-    if (e->peer >= 0) ts__fmt_int(peer, e->peer);
+    char peer[16] = "", bytes[64], stage[16] = "", chunk[16] = "";
+    /* A collective's peer is its group's size (coll_size), not a device. */
+    if (e->peer >= 0 && e->kind != TS_COLLECTIVE) ts__fmt_int(peer, e->peer);
+    if (e->vstage >= 0 && e->vstage < L->n_vstages) {
+      ts__fmt_int(stage, L->stage[e->vstage]);
+      ts__fmt_int(chunk, L->chunk[e->vstage]);
+    }
     /* Bytes are whole numbers: print them exactly without %g. */
     if (e->bytes >= 0 && e->bytes < 9e15 && e->bytes == floor(e->bytes))
       ts__fmt_int(bytes, (long long)e->bytes);
     else
       snprintf(bytes, sizeof bytes, "%.17g", e->bytes);
-    fprintf(f, "%d,%s,%s,%d,%d,%s,%d,%d,%.17g,%.17g,%s\n", e->device,
-            r->run->devices[e->device].name, peer, L->stage[e->vstage], L->chunk[e->vstage],
-            ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, bytes);
+    fprintf(f, "%d,%s,%s,%s,%s,%s,%d,%d,%.17g,%.17g,%s", e->device, r->run->devices[e->device].name,
+            peer, stage, chunk, ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, bytes);
+    if (stream) coll_columns(f, e);
+    fputc('\n', f);
   }
   return ferror(f) ? EX_IOERR : 0;
 }
@@ -237,6 +281,13 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);
   fprintf(f, "  p2p traffic      %s\n", ts__human_bytes(m->p2p_bytes, a, sizeof a));
+  if (ts__run_has_stream(r->run)) { /* data parallelism, collectives, optimizer */
+    fprintf(f, "  pipeline time    %s, optimizer step %s\n", human_time(m->pipeline_time_s, a, sizeof a),
+            human_time(m->optimizer_s, b, sizeof b));
+    fprintf(f, "  data parallel    %s sent, %s in collectives (share %.4f), %s exposed\n",
+            ts__human_bytes(m->dp_bytes, a, sizeof a), human_time(m->dp_comm_s, b, sizeof b),
+            m->dp_comm_share, human_time(m->exposed_comm_s, c, sizeof c));
+  }
   if (r->cost->moe) {
     long long kept = 0;
     for (int e = 0; e < m->n_expert_load; e++) kept += m->expert_load[e];

@@ -235,6 +235,13 @@ static void write_header(FILE *f, const ts_result_t *r) {
   fputs("</header>\n", f);
 }
 
+bool ts__report_has_dp(const ts_metrics_t *m) {
+  if (!m) return false;
+  double any = m->dp_bytes + m->dp_comm_s + m->exposed_comm_s + m->optimizer_s;
+  for (int k = 0; k < TS_COLL_OPS; k++) any += m->coll_bytes[k];
+  return any > 0;
+}
+
 static void card(FILE *f, const char *k, const char *v, bool bad) {
   fprintf(f, "<div class=\"card%s\"><div class=\"k\">", bad ? " bad" : "");
   ts__xml_puts(f, k);
@@ -261,6 +268,13 @@ static void write_cards(FILE *f, const ts_result_t *r) {
   for (int d = 0; d < m->n_devices; d++) {
     if (m->dev[d].peak_memory_bytes > worst) worst = m->dev[d].peak_memory_bytes;
     nofit += !m->dev[d].fits;
+  }
+  if (ts__report_has_dp(m)) {
+    card(f, "pipeline time", ts__report_time(a, sizeof a, m->pipeline_time_s), false);
+    snprintf(b, sizeof b, "%.2f %%", 100.0 * m->dp_comm_share);
+    card(f, "DP communication share", b, false);
+    card(f, "exposed communication", ts__report_time(a, sizeof a, m->exposed_comm_s), false);
+    card(f, "optimizer step", ts__report_time(a, sizeof a, m->optimizer_s), false);
   }
   card(f, "largest peak memory", ts__report_bytes(a, sizeof a, worst), nofit > 0);
   if (nofit) {

@@ -27,6 +27,11 @@ const char *ts__report_si(char *buf, size_t n, double v, const char *unit);
 /* The latest finite end of any event of run (0 when none). */
 double ts__report_t_max(const ts_run_t *run);
 
+/* Whether m shows data parallelism or collectives at all (collective
+** bytes, DP time, comm waits or an optimizer step): only then does the
+** page show their key figures and device columns. */
+bool ts__report_has_dp(const ts_metrics_t *m);
+
 /* The page's sections, each a <section> written to f (see ts_report.c for
 ** the order).  write_gantt returns 0 or EX_OSERR (out of memory). */
 int ts__report_write_gantt(FILE *f, const ts_result_t *r);

@@ -28,7 +28,9 @@ static const def_t info_defs[] = {
     {"job.*", "the job as run, after --set: file, schedule, model name, platform as written in the "
               "job, stages, microbatches, micro_batch_size, seq_len, chunks, iterations, recompute, "
               "bytes_per_element; for mobius and gpipe-swap also devices, mapping (the rule, "
-              "or the device of each stage) and mapping_groups"},
+              "or the device of each stage) and mapping_groups; then the data-parallel fields "
+              "data_parallel, rank_order, zero, fsdp_unit, gradient_bucket_mb, overlap_grad_reduce and "
+              "optimizer (adam or none)"},
 };
 /* The "moe" object of summary.json (README), shown for every run. */
 static const def_t moe_defs[] = {
@@ -71,14 +73,28 @@ static const def_t dev_defs[] = {
      "model states of the parameters the device holds: bytes_per_element, bytes_per_element, and 12 (fp32 "
      "master, Adam m and v; 8 when bytes_per_element >= 4) bytes per parameter. A device holding two stages "
      "(chimera) or chunks counts each; 2bw keeps two weight versions, so its weights count twice. A "
-     "synthetic model's weights_bytes is per stage, and its gradients the same size"},
+     "synthetic model's weights_bytes is per stage, and its gradients the same size. "
+     "With data parallelism the ZeRO stage shards them over the n devices of the replica group (experts: the d of the DP group): zero 1 optimizer / n, zero 2 gradients and optimizer / n, zero 3 all three / n"},
     {"devices[].peak_memory_bytes",
      "weights + gradients + optimizer + peak activations; for mobius and gpipe-swap, the peak over time "
-     "of activations + resident weights + gradient buffers (no static states: they live in host memory)"},
+     "of activations + resident weights + gradient buffers (no static states: they live in host memory); "
+     "with zero 3, the peak over time of the sharded states + the gathered units in flight + activations"},
     {"devices[].memory_capacity_bytes", "the host's memory_bytes property; null when unknown"},
     {"devices[].fits", "peak_memory_bytes <= memory_capacity_bytes (true when unknown)"},
     {"devices[].p2p_bytes_sent", "bytes this device sent"},
     {"devices[].speed_flops", "the sustained FLOP/s used for its compute"},
+    {"devices[].coll_bytes",
+     "per collective kind (all-reduce, reduce-scatter, all-gather, broadcast, all-to-all), the bytes this device sent in collectives of that kind, of every purpose (the bytes of its collective timeline rows)"},
+    {"devices[].dp_bytes",
+     "bytes this device sent in data-parallel collectives (purposes grads, params and gather)"},
+    {"devices[].dp_comm_s",
+     "time inside data-parallel collectives: the union of their spans on the device's communication stream"},
+    {"devices[].exposed_comm_s",
+     "time the device's compute stream waited for collectives (the sum of its comm_wait rows)"},
+    {"devices[].optimizer_s",
+     "the duration of the device's optimizer step (its optimizer row): bytes / memory_bandwidth, bytes = (2 K + 2 e) x the parameters of its shard (K: optimizer bytes per parameter, 12 or 8 when bytes_per_element >= 4; e: bytes_per_element); 0 without a step or without a memory_bandwidth"},
+    {"devices[].gathered_peak_bytes",
+     "zero 3: the most gathered parameter bytes (a gather's full unit weights minus the own shard) held at once; 0 otherwise"},
     {"devices[].host_bytes", "(mobius, gpipe-swap) bytes copied between the device and host memory: "
                              "weights fetched plus gradients written back"},
     {"devices[].room_wait_s",
@@ -222,8 +238,13 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
         "<th>idle_s</th><th>bubble_fraction</th><th>peak_inflight_microbatches</th>"
         "<th>peak_activation_bytes</th><th>weights_bytes</th><th>gradients_bytes</th>"
         "<th>optimizer_bytes</th><th>peak_memory_bytes</th><th>memory_capacity_bytes</th>"
-        "<th>fits</th><th>p2p_bytes_sent</th><th>speed_flops</th></tr>\n",
+        "<th>fits</th><th>p2p_bytes_sent</th><th>speed_flops</th>",
         f);
+  bool dp = ts__report_has_dp(m);
+  if (dp)
+    fputs("<th>dp_bytes</th><th>dp_comm_s</th><th>exposed_comm_s</th><th>optimizer_s</th>"
+          "<th>gathered_peak_bytes</th>", f);
+  fputs("</tr>\n", f);
   for (int d = 0; d < m->n_devices && d < r->run->n_devices; d++) {
     const ts_device_metrics_t *dm = &m->dev[d];
     char a[64];
@@ -261,7 +282,15 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
       fputs("<td class=\"num\">unknown</td>", f);
     fprintf(f, "<td>%s</td>", dm->fits ? "yes" : "<b style=\"color:#C00000\">no</b>");
     fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->send_bytes));
-    fprintf(f, "<td class=\"num\">%s</td></tr>\n", ts__report_si(a, sizeof a, r->run->devices[d].speed, "FLOP/s"));
+    fprintf(f, "<td class=\"num\">%s</td>", ts__report_si(a, sizeof a, r->run->devices[d].speed, "FLOP/s"));
+    if (dp) {
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->dp_bytes));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->dp_comm_s));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->exposed_comm_s));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_time(a, sizeof a, dm->optimizer_s));
+      fprintf(f, "<td class=\"num\">%s</td>", ts__report_bytes(a, sizeof a, dm->gathered_peak_bytes));
+    }
+    fputs("</tr>\n", f);
   }
   fputs("</table></div>\n<dl class=\"defs\">\n", f);
   for (int i = 0; i < N_DEV_DEFS; i++) {

@@ -23,31 +23,67 @@ static double flops(const ts_result_t *r) { return r->metrics->flops_per_s_per_g
 static double mfu(const ts_result_t *r) { return r->metrics->mfu; }
 static double p2p(const ts_result_t *r) { return r->metrics->p2p_bytes; }
 static double params(const ts_result_t *r) { return r->cost->model_params; }
+static double pipeline_time(const ts_result_t *r) { return r->metrics->pipeline_time_s; }
+static double optimizer(const ts_result_t *r) { return r->metrics->optimizer_s; }
+static double dp_bytes(const ts_result_t *r) { return r->metrics->dp_bytes; }
+static double dp_comm(const ts_result_t *r) { return r->metrics->dp_comm_s; }
+static double exposed_comm(const ts_result_t *r) { return r->metrics->exposed_comm_s; }
+static double dp_share(const ts_result_t *r) { return r->metrics->dp_comm_share; }
+static double coll_ar(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_ALLREDUCE]; }
+static double coll_rs(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_REDUCE_SCATTER]; }
+static double coll_ag(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_ALLGATHER]; }
+static double coll_bc(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_BROADCAST]; }
+static double coll_a2a(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_ALLTOALL]; }
+
+/* The definition of coll_bytes.OP. */
+#define COLL_DEF(op)                                                                             \
+  "sum over devices of devices[].coll_bytes." op ": bytes sent in " op " collectives of every " \
+  "purpose (a schedule's own and data-parallel ones)"
 
 static const ts_summary_metric_t list[] = {
     {"iteration_time_s", "s", TS_SHOW_TIME, false, false, iteration_time,
      "makespan T / iterations; T = latest end of any op or transfer (the run starts at 0)"},
     {"bubble_fraction", "1", TS_SHOW_FIXED4, false, false, bubble_fraction,
-     "idle share of devices x makespan: sum over devices of (T - busy) / (devices x T). Only compute "
-     "ops count as busy"},
+     "idle share of devices x pipeline span: sum over devices of (P - busy) / (devices x P), P = "
+     "pipeline_time_s x iterations. Only compute ops count as busy (not the optimizer step)"},
     {"bubble_overhead", "1", TS_SHOW_FIXED4, false, false, bubble_overhead,
      "(T - ideal) / ideal, ideal = the largest per-device busy time (Megatron's \"bubble time "
      "fraction\" when stages are equal)"},
     {"ideal_time_s", "s", TS_SHOW_TIME, false, false, ideal_time,
      "the largest per-device busy time, divided by the iterations"},
     {"throughput.samples_per_s", "samples/s", TS_SHOW_SI, false, false, samples,
-     "microbatches x micro_batch_size x iterations / T (gshard with model.moe: x expert_parallel, "
-     "since each lane runs its own micro-batches)"},
+     "microbatches x micro_batch_size x iterations x data_parallel / T (gshard with model.moe: x "
+     "expert_parallel, since each lane runs its own micro-batches)"},
     {"throughput.tokens_per_s", "tokens/s", TS_SHOW_SI, false, false, tokens, "samples_per_s x seq_len"},
     {"throughput.flops_per_s_per_gpu", "FLOP/s", TS_SHOW_SI, true, false, flops,
-     "model FLOPs (forward + backward, recompute not counted) of the run / (T x devices); null for "
-     "synthetic models"},
+     "model FLOPs (forward + backward, recompute not counted) of the run, every data-parallel "
+     "replica's, / (T x devices); null for synthetic models"},
     {"throughput.mfu", "1", TS_SHOW_PERCENT, true, false, mfu,
      "flops_per_s_per_gpu / mean peak_flops of the devices (host property peak_flops, else its "
      "speed); null for synthetic models"},
     {"p2p_bytes", "B", TS_SHOW_BYTES, false, false, p2p,
-     "bytes of all transfers between devices: activations, gradients, all-reduce steps and MoE "
-     "all-to-all flows; copies to and from host memory are not included (see devices[].host_bytes)"},
+     "bytes of the point-to-point transfers between devices: activations, gradients and MoE "
+     "all-to-all flows; collectives are counted in coll_bytes, and copies to and from host memory "
+     "are not included (see devices[].host_bytes)"},
+    {"pipeline_time_s", "s", TS_SHOW_TIME, false, false, pipeline_time,
+     "latest end of a compute op or a point-to-point transfer, divided by the iterations: the "
+     "pipeline's part of the iteration, without the data-parallel synchronisation and the optimizer "
+     "step after it"},
+    {"optimizer_s", "s", TS_SHOW_TIME, false, false, optimizer,
+     "the longest devices[].optimizer_s; 0 without an optimizer step (optimizer none, iterations > "
+     "1, mobius and gpipe-swap)"},
+    {"dp_bytes", "B", TS_SHOW_BYTES, false, false, dp_bytes,
+     "sum over devices of devices[].dp_bytes: bytes sent in data-parallel collectives"},
+    {"dp_comm_s", "s", TS_SHOW_TIME, false, false, dp_comm,
+     "the largest devices[].dp_comm_s: time inside data-parallel collectives"},
+    {"exposed_comm_s", "s", TS_SHOW_TIME, false, false, exposed_comm,
+     "the largest devices[].exposed_comm_s: time a compute stream waited for collectives"},
+    {"dp_comm_share", "1", TS_SHOW_PERCENT, false, false, dp_share, "dp_comm_s / T"},
+    {"coll_bytes.all-reduce", "B", TS_SHOW_BYTES, false, false, coll_ar, COLL_DEF("all-reduce")},
+    {"coll_bytes.reduce-scatter", "B", TS_SHOW_BYTES, false, false, coll_rs, COLL_DEF("reduce-scatter")},
+    {"coll_bytes.all-gather", "B", TS_SHOW_BYTES, false, false, coll_ag, COLL_DEF("all-gather")},
+    {"coll_bytes.broadcast", "B", TS_SHOW_BYTES, false, false, coll_bc, COLL_DEF("broadcast")},
+    {"coll_bytes.all-to-all", "B", TS_SHOW_BYTES, false, false, coll_a2a, COLL_DEF("all-to-all")},
     {"job.model_parameters", "parameters", TS_SHOW_COUNT, true, true, params,
      "parameters of the whole model, 12 l h^2 + 13 l h + (V + s) h at ffn = 4h"},
 };

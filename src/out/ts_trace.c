@@ -13,7 +13,12 @@
 ** rule puts the extra ones on "compute 2", ... after the communication
 ** threads.  Event names are a kind letter and the micro-batch counted
 ** from 1: F3 forward, B3 backward, R3 recompute, b3 backward_input, W3
-** weight_grad; transfers read "act 3" and "grad 3".  A "memory" counter
+** weight_grad; transfers read "act 3" and "grad 3".  Runs with data
+** parallelism add, per device with collectives, a track "collectives"
+** for its communication stream (tids after the compute tracks; further
+** "collectives 2", ... only should its spans overlap), whose spans are
+** named by ts__coll_label ("all-reduce grads b3"); the optimizer step
+** ("optimizer") and comm waits ("comm_wait") go on the compute track.  A "memory" counter
 ** per device gives the activation bytes held and the total with weights,
 ** gradients and optimizer state, from the metrics' memory steps.
 **
@@ -44,10 +49,19 @@ typedef struct tracks {
   int64_t *last_end;
 } tracks_t;
 
-/* Per device: compute tracks and communication tracks. */
+/* Per device: compute tracks, communication (transfer) tracks and the
+** collective tracks of its communication stream. */
 typedef struct dev_tracks {
-  tracks_t comp, comm;
+  tracks_t comp, comm, coll;
 } dev_tracks_t;
+
+/* Where an event goes: compute, transfer or collective tracks. */
+typedef enum { TR_COMP, TR_COMM, TR_COLL } track_kind_t;
+
+static track_kind_t track_kind(int kind) {
+  if (ts_kind_is_compute((ts_kind_t)kind) || kind == TS_OPTIMIZER || kind == TS_COMM_WAIT) return TR_COMP;
+  return kind == TS_COLLECTIVE ? TR_COLL : TR_COMM;
+}
 
 /* Writes s as a JSON string: quotes, backslashes and control characters
 ** escaped; other bytes (UTF-8) as they are. */
@@ -125,11 +139,12 @@ static bool event_kept(const ts_run_t *run, const ts_event_t *e) {
 }
 
 /* tid of track k of a device: compute 0 -> 1, communication k -> 2 + k,
-** compute k > 0 after the communication tracks. */
-static int tid_of(const dev_tracks_t *dt, bool compute, int k) {
-  if (!compute) return 2 + k;
+** compute k > 0 after the communication tracks, collectives after those. */
+static int tid_of(const dev_tracks_t *dt, track_kind_t tk, int k) {
+  if (tk == TR_COMM) return 2 + k;
+  int n_comm = dt->comm.n > 0 ? dt->comm.n : 1, n_comp = dt->comp.n > 0 ? dt->comp.n : 1;
+  if (tk == TR_COLL) return 2 + n_comm + (n_comp - 1) + k;
   if (k == 0) return 1;
-  int n_comm = dt->comm.n > 0 ? dt->comm.n : 1;
   return 2 + n_comm + (k - 1);
 }
 
@@ -170,10 +185,40 @@ static void write_metadata(FILE *f, bool *first, const ts_run_t *run, const dev_
             d + 1, d);
     int n_comp = dt[d].comp.n > 0 ? dt[d].comp.n : 1, n_comm = dt[d].comm.n > 0 ? dt[d].comm.n : 1;
     for (int k = 0; k < n_comp; k++)
-      write_thread_name(f, first, d + 1, tid_of(&dt[d], true, k), "compute", k + 1);
+      write_thread_name(f, first, d + 1, tid_of(&dt[d], TR_COMP, k), "compute", k + 1);
     for (int k = 0; k < n_comm; k++)
-      write_thread_name(f, first, d + 1, tid_of(&dt[d], false, k), "communication", k + 1);
+      write_thread_name(f, first, d + 1, tid_of(&dt[d], TR_COMM, k), "communication", k + 1);
+    for (int k = 0; k < dt[d].coll.n; k++)
+      write_thread_name(f, first, d + 1, tid_of(&dt[d], TR_COLL, k), "collectives", k + 1);
   }
+}
+
+/* The name, timing and args of a collective, optimizer or comm-wait
+** event (after its separator): no from/to devices, as they are local to
+** the device; a collective's args say its op, purpose, group and size. */
+static void write_stream_event(FILE *f, const ts_result_t *r, const ts_event_t *e, int tid, int stage,
+                               int chunk, int64_t t0, int64_t t1) {
+  char name[96];
+  if (e->kind == TS_COLLECTIVE)
+    ts__coll_label(name, sizeof name, r, e);
+  else
+    snprintf(name, sizeof name, "%s", ts_kind_name((ts_kind_t)e->kind));
+  fputs("{\"name\":", f);
+  json_str(f, name);
+  fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":",
+          ts_kind_name((ts_kind_t)e->kind), e->device + 1, tid);
+  put_us(f, t0);
+  fputs(",\"dur\":", f);
+  put_us(f, t1 - t0);
+  fprintf(f, ",\"args\":{\"kind\":\"%s\",\"stage\":%d,\"chunk\":%d,\"vstage\":%d,"
+             "\"microbatch\":%d,\"iteration\":%d,\"bytes\":",
+          ts_kind_name((ts_kind_t)e->kind), stage, chunk, e->vstage, e->mb, e->iteration);
+  json_num(f, e->bytes);
+  if (e->kind == TS_COLLECTIVE)
+    fprintf(f, ",\"op\":\"%s\",\"purpose\":\"%s\",\"group\":\"%s\",\"members\":%d",
+            ts_coll_op_name(TS_EV_COLL_OP(e->coll)), ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)),
+            ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)), e->peer);
+  fputs("}}", f);
 }
 
 static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_event_t *e, int tid) {
@@ -186,6 +231,10 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
   }
   int64_t t0 = to_ns(e->start), t1 = to_ns(e->end);
   sep(f, first);
+  if (ts_kind_is_stream((ts_kind_t)e->kind)) {
+    write_stream_event(f, r, e, tid, stage, chunk, t0, t1);
+    return;
+  }
   if (compute)
     fprintf(f, "{\"name\":\"%c%d\"", kind_letter[e->kind], e->mb + 1);
   else if (ts_kind_is_host((ts_kind_t)e->kind)) /* named by stage */
@@ -290,7 +339,8 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
     const ts_event_t *e = &run->events[i];
     track[i] = -1;
     if (!event_kept(run, e)) continue;
-    tracks_t *t = ts_kind_is_compute((ts_kind_t)e->kind) ? &dt[e->device].comp : &dt[e->device].comm;
+    track_kind_t tk = track_kind(e->kind);
+    tracks_t *t = tk == TR_COMP ? &dt[e->device].comp : tk == TR_COMM ? &dt[e->device].comm : &dt[e->device].coll;
     track[i] = track_take(t, to_ns(e->start), to_ns(e->end));
   }
 
@@ -300,8 +350,7 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
   for (int i = 0; i < n; i++) {
     if (track[i] < 0) continue;
     const ts_event_t *e = &run->events[i];
-    bool compute = ts_kind_is_compute((ts_kind_t)e->kind);
-    write_event(f, &first, r, e, tid_of(&dt[e->device], compute, track[i]));
+    write_event(f, &first, r, e, tid_of(&dt[e->device], track_kind(e->kind), track[i]));
   }
   write_memory(f, &first, r->metrics, nd);
   fputs("\n],\n\"displayTimeUnit\":\"ms\",\n", f);
@@ -312,6 +361,7 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
     for (int d = 0; d < nd; d++) {
       free(dt[d].comp.last_end);
       free(dt[d].comm.last_end);
+      free(dt[d].coll.last_end);
     }
   free(dt);
   free(track);
