@@ -374,6 +374,89 @@ static void test_check_discriminates(void) {
   ts_job_free(none);
 }
 
+/* The normwise relative error of a's MoE gradients (grads 1) or of its
+** weight change against w0 - lr g (grads 0), g the oracle o's gradients,
+** over the MoE layers, gate and every expert. */
+static double moe_error(ts_ref_model_t *a, ts_ref_model_t *o, ts_ref_model_t *w0, int grads) {
+  const ts_ref_config_t *c = ts_ref_model_config(o);
+  double worst = 0;
+  for (int l = 0; l < c->layers; l++) {
+    size_t n;
+    double *g = ts_ref_moe_grad(o, l, &n);
+    if (!g) continue;
+    double *x = grads ? ts_ref_moe_grad(a, l, NULL) : ts_ref_moe_params(a, l, NULL);
+    double *p0 = ts_ref_moe_params(w0, l, NULL), num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+      double want = grads ? g[i] : p0[i] - TS_REF_LR * g[i];
+      double ref = grads ? g[i] : TS_REF_LR * g[i];
+      num = fmax(num, fabs(x[i] - want));
+      den = fmax(den, fabs(ref));
+      if (isnan(x[i])) num = INFINITY;
+    }
+    double e = den > 0 ? num / den : num;
+    if (!(e <= worst)) worst = e;
+  }
+  return worst;
+}
+
+/* MoE with data parallelism (gshard, EP 2, d = 2, zero 0 to 2): the dense
+** and gate gradients sync over the replica group, the experts' over the DP
+** group (their own buffers, TS_BUF_EXPERT_*); gradients and weights W(1) =
+** W(0) - lr g against the MoE oracle of both replicas' lanes. */
+static void test_moe_replicas(void) {
+  for (int zero = 0; zero <= 2; zero++) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 16, \"heads\": 2,"
+             " \"ffn_hidden\": 32, \"vocab\": 50, \"moe\": {\"experts\": 4, \"expert_parallel\": 2,"
+             " \"every\": 2, \"expert_ffn\": 12, \"capacity_factor\": 1.0, \"group_size\": 8}},"
+             " \"seq_len\": 8, \"micro_batch_size\": 2, \"platform\": \"ideal\","
+             " \"schedule\": \"gshard\", \"stages\": 2, \"microbatches\": 2,"
+             " \"data_parallel\": 2, \"zero\": %d}",
+             zero);
+    ts_job_t *job = th_load_job(json);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+    ts_outcome_t o;
+    ts_err_t err = {0};
+    CU_ASSERT_EQUAL_FATAL(ts_exec_prepare(job, NULL, &o, &err), 0);
+    ts_run_t *run = NULL;
+    ts_ref_model_t *g = NULL, *ora = ts_ref_oracle(job);
+    int rc = ts_ref_run(job, o.sched, o.plan, o.cost, &run, &g, &err);
+    if (rc) fprintf(stderr, "\ngshard d=2 zero %d: %s\n", zero, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ora);
+    ts_ref_config_t cfg;
+    CU_ASSERT_EQUAL_FATAL(ts_ref_config_for_job(job, &cfg, &err), 0);
+    ts_ref_model_t *w0 = ts_ref_model_new(&cfg);
+    /* The dense blocks' W(1) from the oracle's gradients. */
+    ts_ref_model_t *w1 = ts_ref_model_clone(w0);
+    for (int l = 0; l < cfg.layers; l++) {
+      size_t n;
+      const double *gr = ts_ref_block_grad(ora, l, &n);
+      double *w = ts_ref_block_params(w1, l, &n);
+      for (size_t i = 0; i < n; i++) w[i] -= TS_REF_LR * gr[i];
+    }
+    double eg = th_grad_error(g, ora), ew = th_update_error(g, w1, w0);
+    double mg = moe_error(g, ora, w0, 1), mw = moe_error(g, ora, w0, 0);
+    printf("\n    gshard d=2 EP=2 zero %d (%d devices): dense gradients %.3g, weights %.3g; MoE "
+           "gradients %.3g, weights %.3g",
+           zero, o.plan->n_devices, eg, ew, mg, mw);
+    CU_ASSERT_EQUAL(o.plan->n_devices, 8);
+    CU_ASSERT(eg <= TOL);
+    CU_ASSERT(ew <= TOL);
+    CU_ASSERT(mg <= TOL);
+    CU_ASSERT(mw <= TOL);
+    ts_ref_model_free(w0);
+    ts_ref_model_free(w1);
+    ts_ref_model_free(g);
+    ts_ref_model_free(ora);
+    ts_run_free(run);
+    ts_outcome_free(&o);
+    ts_job_free(job);
+  }
+}
+
 TS_TESTS{TS_TEST(test_region_mapping), TS_TEST(test_expert_regions),
-         TS_TEST(test_replicas_match_oracle), TS_TEST(test_check_discriminates)};
+         TS_TEST(test_replicas_match_oracle), TS_TEST(test_check_discriminates),
+         TS_TEST(test_moe_replicas)};
 TS_TEST_MAIN("reference data parallelism")
