@@ -257,7 +257,9 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness);
 **                                        the size of every message)
 **   weights_bytes[s]                     8 x parameters of stage s
 ** and schedule, stages, microbatches, micro_batch_size, seq_len, chunks,
-** iterations and recompute copied from job (and, for schedules with
+** iterations, recompute, data_parallel, rank_order, zero, fsdp_unit,
+** gradient_bucket_mb, overlap_grad_reduce and optimizer copied from job
+** (and, for schedules with
 ** host_weights, devices, mapping_groups and the mapping: the rule's name or
 ** the explicit stage -> device list); platform is a path or "ideal".
 ** The twin is written as JSON to a temporary file, loaded with ts_job_load
