@@ -15,10 +15,16 @@
 **     counts the executor's tensors).
 ** (c) Numbers: the reference run's gradients equal one device's over the
 **     whole batch (ts_ref_oracle) within a normwise relative error of
-**     1e-10; a versioned run (weight_versions > 1 or several iterations:
-**     2BW) ends instead with the weights of the sequential oracle of its
-**     rule (ts_ref_oracle_sgd with staleness weight_versions - 1) within
-**     1e-10 of the weight change.
+**     1e-10, and (one iteration, dense, weights in device memory) its
+**     weights after the optimizer step those of ts_ref_oracle_sgd within
+**     1e-10 of the weight change; a versioned run (weight_versions > 1 or
+**     several iterations: 2BW) ends instead with the weights of the
+**     sequential oracle of its rule (ts_ref_oracle_sgd with staleness
+**     weight_versions - 1) within 1e-10 of the weight change.
+** (d) Data parallelism: every schedule DP.md allows with data_parallel 2
+**     (not host_weights, not several iterations: refused) matches (c)'s
+**     oracles of the whole batch of both replicas on the reference
+**     executor.
 **
 ** What (a) and (b) cannot hold to, reported by the suite as it meets it,
 ** each decided from the runs or the declarations, never from a name:
@@ -201,6 +207,19 @@ static void check_numbers(const ts_job_t *job, const ts_schedule_t *s, ts_ref_mo
     ts_ref_model_free(w0);
   } else {
     v->err = th_grad_error(g, o);
+    /* One iteration ends with its optimizer step, W(1) = W(0) - lr g
+    ** (not with host_weights, whose weights stay in host memory, nor for
+    ** MoE, which the dense SGD oracle does not run). */
+    if (!s->host_weights && job->model.moe.experts == 0 && job->optimizer == TS_OPTIMIZER_ADAM) {
+      ts_ref_config_t cfg;
+      ts_err_t err = {0};
+      CU_ASSERT_EQUAL_FATAL(ts_ref_config_for_job(job, &cfg, &err), 0);
+      ts_ref_model_t *w0 = ts_ref_model_new(&cfg), *sgd = ts_ref_oracle_sgd(job, 0);
+      CU_ASSERT_PTR_NOT_NULL_FATAL(sgd);
+      v->err = fmax(v->err, th_update_error(g, sgd, w0));
+      ts_ref_model_free(sgd);
+      ts_ref_model_free(w0);
+    }
   }
   CU_ASSERT(v->err <= TOL);
   v->c = v->err <= TOL ? "pass" : "FAIL";
@@ -308,6 +327,70 @@ static void test_every_schedule_replicates(void) {
   }
 }
 
+/* Every registered schedule with data_parallel 2 on the reference
+** executor, where DP.md allows it (not with host_weights, nor over several
+** iterations: the loader must refuse those): after the one iteration and
+** its optimizer step the run's weights equal one device's SGD step on the
+** whole batch of both replicas (ts_ref_oracle_sgd) within 1e-10 of the
+** weight change, and its gradients ts_ref_oracle's within 1e-10 (a MoE
+** job: gradients only, the SGD oracle is dense). */
+static void test_every_schedule_data_parallel(void) {
+  int n_run = 0;
+  for (int i = 0; ts_schedule_at(i); i++) {
+    const ts_schedule_t *s = ts_schedule_at(i);
+    ts_job_t *one = job_for(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+    const char *sets[MAX_SETS + 1];
+    char sched[96];
+    int n = 0;
+    snprintf(sched, sizeof sched, "schedule=%s", s->name);
+    sets[n++] = sched;
+    for (int k = 0; s->requires && s->requires[k] && n < MAX_SETS; k++) sets[n++] = s->requires[k];
+    sets[n++] = "data_parallel=2";
+    ts_job_t *job = NULL;
+    ts_err_t err = {0};
+    int rc = th_job_from_json(PLAIN, sets, n, &job, &err);
+    if (s->host_weights || one->iterations > 1) {
+      printf("\n    %-12s data_parallel 2 refused: %s", s->name, err.msg);
+      CU_ASSERT_EQUAL(rc, EX_DATAERR);
+      CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "data_parallel"));
+      ts_job_free(job);
+      ts_job_free(one);
+      continue;
+    }
+    if (rc) fprintf(stderr, "\n%s with data_parallel 2: %s\n", s->name, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    ts_outcome_t jo;
+    CU_ASSERT_EQUAL_FATAL(ts_exec_prepare(job, NULL, &jo, &err), 0);
+    ts_run_t *ref = NULL;
+    ts_ref_model_t *g = NULL;
+    rc = ts_ref_run(job, jo.sched, jo.plan, jo.cost, &ref, &g, &err);
+    if (rc) fprintf(stderr, "\n%s with data_parallel 2 on reference: %s\n", s->name, err.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    int moe = job->model.moe.experts > 0;
+    ts_ref_model_t *o = ts_ref_oracle(job), *sgd = moe ? NULL : ts_ref_oracle_sgd(job, 0);
+    ts_ref_config_t cfg;
+    CU_ASSERT_EQUAL_FATAL(ts_ref_config_for_job(job, &cfg, &err), 0);
+    ts_ref_model_t *w0 = ts_ref_model_new(&cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    double eg = th_grad_error(g, o), ew = sgd ? th_update_error(g, sgd, w0) : 0;
+    printf("\n    %-12s data_parallel 2: devices %d, gradients %.3g, weights %s%.3g", s->name,
+           jo.plan->n_devices, eg, sgd ? "" : "(MoE: not checked) ", ew);
+    CU_ASSERT(eg <= TOL);
+    CU_ASSERT(ew <= TOL);
+    n_run++;
+    ts_ref_model_free(w0);
+    ts_ref_model_free(o);
+    ts_ref_model_free(sgd);
+    ts_ref_model_free(g);
+    ts_run_free(ref);
+    ts_outcome_free(&jo);
+    ts_job_free(job);
+    ts_job_free(one);
+  }
+  CU_ASSERT(n_run >= 2);
+}
+
 TS_TESTS{TS_TEST(test_requirements_declared), TS_TEST(test_every_registered_schedule),
-         TS_TEST(test_every_schedule_replicates)};
+         TS_TEST(test_every_schedule_replicates), TS_TEST(test_every_schedule_data_parallel)};
 TS_TEST_MAIN("conformance")

@@ -288,6 +288,8 @@ static void test_rs_ag_equals_allreduce(void) {
 static void test_weights_allreduce(void) {
   ts_job_t *job = dense_job("chimera", 8, 4, 4);
   CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+  /* No optimizer step after the program: the weights are the all-reduce's. */
+  job->optimizer = TS_OPTIMIZER_NONE;
   ts_ref_config_t cfg;
   ts_err_t err = {0};
   CU_ASSERT_EQUAL_FATAL(ts_ref_config_for_job(job, &cfg, &err), 0);

@@ -4,12 +4,15 @@
 ** runtime's ts__rt_comm_main, and the payloads of the collective steps,
 ** real slices of real arrays moved between the devices' model clones.
 **
-** A device's buffer (ts_ref.h) is the concatenation, in cost-row order, of
-** the replicated arrays of the model parts it holds: for each part, each of
-** its layers' block vector and, for a MoE layer, its gate (the experts'
-** W1 and W2 are not replicated); TS_BUF_GRADS takes the gradients,
-** TS_BUF_WEIGHTS the parameters, of the device's own model.  Slice k of n
-** is elements [k N / n, (k + 1) N / n) of that concatenation (N elements).
+** A device's buffer (ts_ref.h) is the concatenation, over its units (the
+** layers of the model parts it holds, in cost-row order), of the
+** replicated arrays of each: the layer's block vector and, for a MoE
+** layer, its gate; TS_BUF_GRADS takes the gradients, TS_BUF_WEIGHTS the
+** parameters, of the device's own model.  TS_BUF_EXPERT_GRADS / _WEIGHTS:
+** for each MoE unit, the W1 of the device's experts then their W2.  A step
+** covers the region of units [unit_lo, unit_hi) (unit_hi < 0: all), and
+** slice k of n is elements [k N / n, (k + 1) N / n) of that region (N
+** elements).
 ** coll_pack copies the slice into a payload at the tail of the FIFO of
 ** (sender, receiver); coll_apply takes the head of the FIFO of (peer,
 ** device), checks that it is the step it expects (same collective kind,
@@ -29,6 +32,7 @@ typedef struct ref_cmsg {
   struct ref_cmsg *next;
   ts_coll_op_t op;
   ts_coll_buf_t buf;
+  int unit_lo, unit_hi;
   int chunk, n_chunks;
   size_t len;
   double v[]; /* [len] */
@@ -99,12 +103,11 @@ void ts__ref_coll_join(ref_x_t *x) {
 
 /* ---- buffers ------------------------------------------------------------- */
 
-enum { B_READ = 0, B_ADD, B_COPY };
-
 typedef struct walk {
-  size_t off, lo, hi; /* position in the concatenation; the slice */
+  size_t off, lo, hi; /* position in the region; the slice */
   double *flat;       /* [hi - lo] the payload */
   int mode;
+  double alpha;
 } walk_t;
 
 /* Visits one array of n elements at the walk's position. */
@@ -112,45 +115,55 @@ static void seg(walk_t *k, double *a, size_t n) {
   size_t b = k->lo > k->off ? k->lo : k->off, e = k->hi < k->off + n ? k->hi : k->off + n;
   for (size_t i = b; i < e; i++) {
     double *f = &k->flat[i - k->lo], *s = &a[i - k->off];
-    if (k->mode == B_READ)
-      *f = *s;
-    else if (k->mode == B_ADD)
-      *s += *f;
-    else
-      *s = *f;
+    switch (k->mode) {
+    case TS__REF_READ: *f = *s; break;
+    case TS__REF_ADD: *s += *f; break;
+    case TS__REF_COPY: *s = *f; break;
+    case TS__REF_AXPY: *s += k->alpha * *f; break;
+    default: *s = k->alpha; break;
+    }
   }
   k->off += n;
 }
 
-/* 1 when device d holds cost row p (some virtual stage of d is part p). */
-static int holds_part(const ref_x_t *x, int d, int p) {
-  for (int v = 0; v < x->lay->n_vstages; v++)
-    if (x->lay->dev[v] == d && x->lay->part[v] == p) return 1;
-  return 0;
-}
-
-/* Walks device d's buffer buf (see the file header) over the slice [lo,
-** hi) with the given mode; returns its length N.  lo = hi = 0 only sizes. */
-static size_t walk_buf(ref_x_t *x, int d, ts_coll_buf_t buf, size_t lo, size_t hi, double *flat,
-                       int mode) {
-  walk_t k = {0, lo, hi, flat, mode};
-  ts_ref_model_t *m = x->dev[d].model;
-  size_t nwg = (size_t)x->cfg.hidden * (size_t)x->cfg.experts;
-  for (int p = 0; buf != TS_BUF_NONE && p < x->cost->n_parts; p++) {
-    if (!holds_part(x, d, p)) continue;
-    const ts_part_cost_t *pc = &x->cost->part[p];
-    for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
+size_t ts__ref_walk(ref_x_t *x, int d, ts_ref_model_t *m, ts_coll_buf_t buf, int unit_lo,
+                    int unit_hi, size_t lo, size_t hi, double *flat, int mode, double alpha) {
+  walk_t k = {0, lo, hi, flat, mode, alpha};
+  const ref_dev_t *dv = &x->dev[d];
+  if (!m) m = dv->model;
+  if (unit_hi < 0 || unit_hi > dv->n_units) unit_hi = dv->n_units;
+  if (unit_lo < 0) unit_lo = 0;
+  int grads = buf == TS_BUF_GRADS || buf == TS_BUF_EXPERT_GRADS;
+  int experts = buf == TS_BUF_EXPERT_GRADS || buf == TS_BUF_EXPERT_WEIGHTS;
+  const ts_ref_config_t *c = &x->cfg;
+  size_t nwg = (size_t)c->hidden * (size_t)c->experts, nexp = (size_t)c->hidden * c->expert_ffn;
+  for (int u = unit_lo; buf != TS_BUF_NONE && u < unit_hi; u++) {
+    int l = dv->unit_layer[u];
+    int moe = ts_ref_is_moe_layer(c, l);
+    if (!experts) {
       size_t n;
       /* The model owns its gradient vectors, which are not const. */
-      double *a = buf == TS_BUF_GRADS ? (double *)ts_ref_block_grad(m, l, &n)
-                                      : ts_ref_block_params(m, l, &n);
+      double *a = grads ? (double *)ts_ref_block_grad(m, l, &n) : ts_ref_block_params(m, l, &n);
       seg(&k, a, n);
-      if (!ts_ref_is_moe_layer(&x->cfg, l)) continue;
-      a = buf == TS_BUF_GRADS ? ts_ref_moe_grad(m, l, NULL) : ts_ref_moe_params(m, l, NULL);
+      if (!moe) continue;
+      a = grads ? ts_ref_moe_grad(m, l, NULL) : ts_ref_moe_params(m, l, NULL);
       seg(&k, a, nwg); /* the gate: its first hidden x experts elements */
+    } else if (moe) {
+      /* The W1 of its experts, then their W2 (ts_ref_moe_params' layout). */
+      double *a = grads ? ts_ref_moe_grad(m, l, NULL) : ts_ref_moe_params(m, l, NULL);
+      size_t per = (size_t)dv->e_n * nexp;
+      seg(&k, a + nwg + (size_t)dv->e_lo * nexp, per);
+      seg(&k, a + nwg + (size_t)(c->experts + dv->e_lo) * nexp, per);
     }
   }
   return k.off;
+}
+
+/* The step's slice of its region on device d: [*lo, *hi) of N. */
+static size_t step_slice(ref_x_t *x, int d, const ts_coll_step_t *st, size_t *lo, size_t *hi) {
+  size_t N = ts__ref_walk(x, d, NULL, st->buf, st->unit_lo, st->unit_hi, 0, 0, NULL, TS__REF_READ, 0);
+  ts__ref_slice(N, st->chunk, st->n_chunks, lo, hi);
+  return N;
 }
 
 /* ---- the steps ------------------------------------------------------------ */
@@ -158,17 +171,16 @@ static size_t walk_buf(ref_x_t *x, int d, ts_coll_buf_t buf, size_t lo, size_t h
 void ts__ref_coll_pack(void *xd, int device, const ts_coll_step_t *st) {
   ref_x_t *x = xd;
   if (st->buf == TS_BUF_NONE || atomic_load(&x->fatal)) return;
-  size_t N = walk_buf(x, device, st->buf, 0, 0, NULL, B_READ);
-  size_t lo = (size_t)st->chunk * N / (size_t)st->n_chunks;
-  size_t hi = (size_t)(st->chunk + 1) * N / (size_t)st->n_chunks;
+  size_t lo, hi;
+  step_slice(x, device, st, &lo, &hi);
   ref_cmsg_t *m = malloc(sizeof *m + (hi - lo) * sizeof(double));
   if (!m) {
     ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory in %s #%d", device,
                   ts_coll_op_name(st->op), st->id);
     return;
   }
-  *m = (ref_cmsg_t){NULL, st->op, st->buf, st->chunk, st->n_chunks, hi - lo};
-  walk_buf(x, device, st->buf, lo, hi, m->v, B_READ);
+  *m = (ref_cmsg_t){NULL, st->op, st->buf, st->unit_lo, st->unit_hi, st->chunk, st->n_chunks, hi - lo};
+  ts__ref_walk(x, device, NULL, st->buf, st->unit_lo, st->unit_hi, lo, hi, m->v, TS__REF_READ, 0);
   ts__ref_lock(x);
   ref_cq_t *q = &x->cq[(size_t)device * (size_t)x->n + (size_t)st->peer];
   if (q->tail)
@@ -187,25 +199,26 @@ void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st) {
   ref_cmsg_t *m = q->head;
   if (m && !(q->head = m->next)) q->tail = NULL;
   ts__ref_unlock(x);
-  size_t N = walk_buf(x, device, st->buf, 0, 0, NULL, B_READ);
-  size_t lo = (size_t)st->chunk * N / (size_t)st->n_chunks;
-  size_t hi = (size_t)(st->chunk + 1) * N / (size_t)st->n_chunks;
+  size_t lo, hi;
+  step_slice(x, device, st, &lo, &hi);
   if (!m)
     ts__ref_fatal(x, EX_SOFTWARE,
                   "reference executor: device %d: %s #%d: the step from device %d carries no "
                   "payload: the group's members do not run the same collectives",
                   device, ts_coll_op_name(st->op), st->id, st->peer);
-  else if (m->op != st->op || m->buf != st->buf || m->chunk != st->peer_chunk ||
+  else if (m->op != st->op || m->buf != st->buf || m->unit_lo != st->unit_lo ||
+           m->unit_hi != st->unit_hi || m->chunk != st->peer_chunk ||
            m->n_chunks != st->n_chunks || m->len != hi - lo)
     ts__ref_fatal(x, EX_SOFTWARE,
                   "reference executor: device %d: %s #%d: the step from device %d carries %s "
-                  "slice %d of %d, %zu values, where slice %d of %d, %zu values was expected "
-                  "for this device's slice %d: the group's members do not hold the same model "
-                  "parts",
+                  "slice %d of %d of units [%d, %d), %zu values, where slice %d of %d of units "
+                  "[%d, %d), %zu values was expected for this device's slice %d: the group's "
+                  "members do not hold the same model parts",
                   device, ts_coll_op_name(st->op), st->id, st->peer, ts_coll_op_name(m->op),
-                  m->chunk, m->n_chunks, m->len, st->peer_chunk, st->n_chunks, hi - lo,
-                  st->chunk);
+                  m->chunk, m->n_chunks, m->unit_lo, m->unit_hi, m->len, st->peer_chunk,
+                  st->n_chunks, st->unit_lo, st->unit_hi, hi - lo, st->chunk);
   else
-    walk_buf(x, device, st->buf, lo, hi, m->v, st->reduce ? B_ADD : B_COPY);
+    ts__ref_walk(x, device, NULL, st->buf, st->unit_lo, st->unit_hi, lo, hi, m->v,
+                 st->reduce ? TS__REF_ADD : TS__REF_COPY, 0);
   free(m);
 }

@@ -355,11 +355,16 @@ const ts_exec_ops_t ts__ref_ops = {
     .moe_compute = ts__ref_moe_compute,
     .a2a_pack = ts__ref_a2a_pack,
     .a2a_apply = ts__ref_a2a_apply,
+    .whole_ops = 1,
+    .optimizer = ts__ref_optimizer,
+    .coll_end = ts__ref_coll_end,
+    .release = ts__ref_release,
 };
 
 void *ts__ref_device_main(void *arg) {
   ref_dev_t *dv = arg;
   ref_x_t *x = dv->x;
+  ts__ref_dp_check(x, dv->id);
   ts__rt_main(ts__world_rt(x->w, dv->id));
   ts__ref_lock(x);
   dv->finished = 1;

@@ -3,7 +3,9 @@
 ** (ts_ref.c: the run and its set-up; ref_exec.c: the executor operations,
 ** threads, synchronisation and deadlock detection; ref_versions.c: weight
 ** versions; ref_coll.c: the communication streams and the collectives'
-** payloads; ref_oracle.c: the one-thread oracles; ref_twin.c: the
+** payloads and the region walk; ref_dp.c: data parallelism's units,
+** optimizer step, ZeRO slices and release; ref_oracle.c: the one-thread
+** oracles; ref_twin.c: the
 ** synthetic twin job).  Not part of the public interface (ts_ref.h).
 **
 ** What the executor models: a pipeline-parallel training iteration as it
@@ -104,6 +106,18 @@ typedef struct ref_dev {
   double **inbox;           /* [2 * n_local * M] received; under x->mu */
   int lane;                 /* its data lane: EP coordinate + EP x DP one */
   struct ts__ref_moe_op **moe; /* [n_local * M] MoE ops in flight (MoE jobs) */
+  /* Data parallelism (ref_dp.c): its units, the layers of the parts it
+  ** holds in cost-row order (ts_unit_t), and the experts of its EP rank. */
+  int n_units, *unit_layer; /* [n_units] model layer of each unit */
+  int e_lo, e_n;            /* its experts: e_lo .. e_lo + e_n - 1 */
+  /* The slices it owns (ZeRO): those of its gradients after a
+  ** reduce-scatter (coll_end) and those of its weights the optimizer
+  ** updated; under own_mu (the stream's hooks may run under x->mu).
+  ** ts_ref.c assembles the run's results from them. */
+  struct ref_own { ts_coll_buf_t buf; int unit_lo, unit_hi, shard, n_shards; } *own;
+  int n_own, cap_own;
+  pthread_mutex_t own_mu;
+  int own_mu_init;
 } ref_dev_t;
 
 /* The weight versions of one virtual stage in a versioned run (ts_ref.h);
@@ -142,7 +156,7 @@ typedef struct ref_x {
   int fatal_code;           /* under mu */
   char fatal_msg[512];      /* under mu */
   ref_dev_t *dev;
-  /* Versioned runs (weight_versions > 1 or iterations > 1): */
+  /* Versioned runs (iterations > 1): */
   int versioned, V, d, I;   /* versions declared, staleness V - 1, iterations */
   ref_stage_t *stg;         /* [n_vstages], NULL when not versioned */
   /* Data lanes (EP x DP) and MoE: */
@@ -215,6 +229,21 @@ int ts__ref_coll_setup(ref_x_t *x);
 void ts__ref_coll_free(ref_x_t *x);
 /* Joins the stream threads that were started. */
 void ts__ref_coll_join(ref_x_t *x);
+/* Modes of ts__ref_walk: read the slice into flat, add flat into it, copy
+** flat over it, add alpha x flat into it, set it to alpha. */
+enum { TS__REF_READ = 0, TS__REF_ADD, TS__REF_COPY, TS__REF_AXPY, TS__REF_FILL };
+/* Walks the region [unit_lo, unit_hi) of device d's buffer buf (ts_ref.h;
+** unit_hi < 0: all its units) in model m (NULL: the device's own) over the
+** elements [lo, hi) of the region with the given mode (flat: [hi - lo]
+** doubles, unused by TS__REF_FILL); returns the region's length N.
+** lo = hi = 0 only sizes it.  Units out of range are skipped. */
+size_t ts__ref_walk(ref_x_t *x, int d, ts_ref_model_t *m, ts_coll_buf_t buf, int unit_lo,
+                    int unit_hi, size_t lo, size_t hi, double *flat, int mode, double alpha);
+/* Slice k of n of N elements: [k N / n, (k + 1) N / n). */
+static inline void ts__ref_slice(size_t N, int k, int n, size_t *lo, size_t *hi) {
+  *lo = n > 0 ? (size_t)k * N / (size_t)n : 0;
+  *hi = n > 0 ? (size_t)(k + 1) * N / (size_t)n : N;
+}
 /* The wait slot of slot number slot (0 .. 2n - 1). */
 static inline ref_wake_t *ts__ref_wake(ref_x_t *x, int slot) {
   return &x->dev[slot % x->n].wake[slot >= x->n];
@@ -229,6 +258,25 @@ const double *ts__ref_fwd_input(ref_x_t *x, ref_dev_t *dv, int v, int mb, double
 ** from the output table or the inbox; NULL when missing. */
 double *ts__ref_bwd_dy(ref_x_t *x, ref_dev_t *dv, int v, int mb);
 
+/* ---- ref_dp.c: data parallelism ------------------------------------------- */
+
+/* The executor hooks optimizer, coll_end and release (ts_exec_ops_t). */
+void ts__ref_optimizer(void *xd, int device, int it, int n, const ts_region_t *r, double bytes);
+void ts__ref_coll_end(void *xd, int device, const ts_coll_step_t *st);
+void ts__ref_release(void *xd, int device, const ts_region_t *r);
+/* Fills every device's units and experts (x->plan, lay, cost, dev set).
+** Returns 0 or EX_OSERR. */
+int ts__ref_dp_setup(ref_x_t *x);
+/* Checks device d's units against the runtime's (ts__rt_units: the same
+** layers in the same order); a difference is an executor error. */
+void ts__ref_dp_check(ref_x_t *x, int d);
+/* Frees what ts__ref_dp_setup and the hooks allocated. */
+void ts__ref_dp_free(ref_x_t *x);
+/* Overlays on g the slices the devices own (ZeRO): gradients after their
+** reduce-scatters (params 0), weights after the optimizer's update
+** (params 1).  Returns 0 or EX_OSERR. */
+int ts__ref_dp_assemble(ref_x_t *x, ts_ref_model_t *g, int params);
+
 /* ---- ref_moe_exec.c: MoE ops and their all-to-alls ------------------------ */
 
 /* The executor hooks moe_compute, a2a_pack and a2a_apply (ts_exec_ops_t). */
@@ -238,9 +286,10 @@ void ts__ref_a2a_pack(void *xd, int device, const ts_a2a_msg_t *m);
 void ts__ref_a2a_apply(void *xd, int device, const ts_a2a_msg_t *m);
 /* Frees the MoE ops left on device dv and every queued payload. */
 void ts__ref_moe_free(ref_x_t *x);
-/* Fills g's MoE gradients from the devices: a gate's from first[l], the
-** first device holding layer l, an expert's from the device of its lane. */
-void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first);
+/* Fills g's MoE gradients (params 0) or weights (params 1) from the
+** devices: a gate's from first[l], the first device holding layer l, an
+** expert's from a device of its lane. */
+void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first, int params);
 
 /* ---- ref_versions.c ---------------------------------------------------------- */
 

@@ -422,7 +422,7 @@ void ts__ref_moe_free(ref_x_t *x) {
   for (int d = 0; x->dev && d < x->n; d++) free(x->dev[d].moe);
 }
 
-void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first) {
+void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
   const ts_ref_config_t *c = &x->cfg;
   size_t nwg = (size_t)c->hidden * c->experts, nexp = (size_t)c->hidden * c->expert_ffn;
   for (int v = 0; v < x->lay->n_vstages; v++) {
@@ -431,7 +431,9 @@ void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first) {
     ts_group_t ep = ts_plan_group(x->plan, TS_GROUP_EP, d);
     int per = c->experts / ep.n;
     for (int l = pc->first_layer; l < pc->first_layer + pc->n_layers; l++) {
-      double *dst = ts_ref_moe_grad(g, l, NULL), *src = ts_ref_moe_grad(x->dev[d].model, l, NULL);
+      double *dst = params ? ts_ref_moe_params(g, l, NULL) : ts_ref_moe_grad(g, l, NULL);
+      double *src = params ? ts_ref_moe_params(x->dev[d].model, l, NULL)
+                           : ts_ref_moe_grad(x->dev[d].model, l, NULL);
       if (!dst || !src) continue;
       if (d == first[l]) memcpy(dst, src, nwg * sizeof *dst); /* the gate: replicated */
       for (int e = ep.rank * per; e < (ep.rank + 1) * per; e++) {

@@ -157,12 +157,18 @@ static ts_ref_model_t *oracle_done(ts_ref_model_t *m, double *X, double *T, int 
   return m;
 }
 
+/* The data-parallel replicas of a job (job->data_parallel, at least 1). */
+static int replicas(const ts_job_t *job) {
+  return job->data_parallel > 1 ? job->data_parallel : 1;
+}
+
 /* The MoE oracle: every (lane, micro-batch) entry of the batch in turn on
-** this thread, all experts here; NULL when memory runs out. */
+** this thread, all experts here; lane r (EP rank r mod EP of replica r div
+** EP) routes as its EP rank does.  NULL when memory runs out. */
 static ts_ref_model_t *moe_oracle(const ts_job_t *job, const ts_ref_config_t *cfg) {
   const ts_moe_t *moe = &job->model.moe;
   int M = job->microbatches * job->iterations, mbs = job->micro_batch_size;
-  int lanes = moe->expert_parallel;
+  int ep = moe->expert_parallel, lanes = ep * replicas(job);
   ts_ref_model_t *m = ts_ref_model_new(cfg);
   double *X = NULL, *T = NULL;
   if (!m || ts__ref_make_data(cfg, lanes * M, mbs, &X, &T)) {
@@ -174,7 +180,7 @@ static ts_ref_model_t *moe_oracle(const ts_job_t *job, const ts_ref_config_t *cf
   for (int r = 0; !rc && r < lanes; r++)
     for (int mb = 0; !rc && mb < M; mb++) {
       size_t e = (size_t)r * M + mb;
-      rc = moe_entry(m, moe, r, mb, mbs, X + e * n_el, T + e * n_el, n_el,
+      rc = moe_entry(m, moe, r % ep, mb, mbs, X + e * n_el, T + e * n_el, n_el,
                      (double)lanes * M * mbs);
     }
   return oracle_done(m, X, T, rc);
@@ -185,7 +191,8 @@ ts_ref_model_t *ts_ref_oracle(const ts_job_t *job) {
   ts_err_t err = {0};
   if (ts_ref_config_for_job(job, &cfg, &err)) return NULL;
   if (cfg.experts > 0) return moe_oracle(job, &cfg);
-  int M = job->microbatches * job->iterations, mbs = job->micro_batch_size;
+  /* Every replica's micro-batches: lanes x M entries. */
+  int M = replicas(job) * job->microbatches * job->iterations, mbs = job->micro_batch_size;
   ts_ref_model_t *m = ts_ref_model_new(&cfg);
   double *X = NULL, *T = NULL;
   if (!m || ts__ref_make_data(&cfg, M, mbs, &X, &T)) {
@@ -202,21 +209,29 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness) {
   ts_ref_config_t cfg;
   ts_err_t err = {0};
   if (staleness < 0 || ts_ref_config_for_job(job, &cfg, &err)) return NULL;
-  int m = job->microbatches, I = job->iterations, mbs = job->micro_batch_size;
+  int m = job->microbatches, I = job->iterations, mbs = job->micro_batch_size, R = replicas(job);
   ts_ref_model_t **W = calloc((size_t)I + 1, sizeof *W); /* W[k] = W(k) */
   ts_ref_model_t *sum = ts_ref_model_new(&cfg), *out = NULL;
-  double *X = NULL, *T = NULL, *y = NULL;
-  size_t n_it = (size_t)m * (size_t)mbs * (size_t)cfg.seq * (size_t)cfg.hidden;
-  if (!W || !sum || ts__ref_make_data(&cfg, m * I, mbs, &X, &T) || !(y = malloc(n_it * sizeof *y)))
+  double *X = NULL, *T = NULL, *y = NULL, *xt = NULL, *tt = NULL;
+  size_t n_mb = (size_t)mbs * (size_t)cfg.seq * (size_t)cfg.hidden, n_it = (size_t)m * n_mb;
+  size_t n_all = (size_t)R * n_it; /* iteration t's entries of every replica */
+  if (!W || !sum || ts__ref_make_data(&cfg, R * m * I, mbs, &X, &T) ||
+      !(y = malloc(n_all * sizeof *y)) || !(xt = malloc(n_all * sizeof *xt)) ||
+      !(tt = malloc(n_all * sizeof *tt)))
     goto done;
   if (!(W[0] = ts_ref_model_clone(sum))) goto done;
   for (int t = 0; t < I; t++) {
-    /* Iteration t's m micro-batches as one batch, with W(t - staleness). */
+    /* Iteration t's micro-batches of every replica r (entries r m I + t m
+    ** + k, as ts_ref_run reads them) as one batch, with W(t - staleness). */
+    for (int r = 0; r < R; r++) {
+      size_t src = ((size_t)r * m * I + (size_t)t * m) * n_mb;
+      memcpy(xt + (size_t)r * n_it, X + src, n_it * sizeof *xt);
+      memcpy(tt + (size_t)r * n_it, T + src, n_it * sizeof *tt);
+    }
     ts_ref_model_t *use = ts_ref_model_clone(W[t - staleness < 0 ? 0 : t - staleness]);
     if (!use) goto done;
     ts_ref_model_zero_grad(use);
-    int rc = batch_grad(use, cfg.layers, m * mbs, X + (size_t)t * n_it, y, T + (size_t)t * n_it,
-                        n_it, (double)m * I * mbs);
+    int rc = batch_grad(use, cfg.layers, R * m * mbs, xt, y, tt, n_all, (double)R * m * I * mbs);
     if (!rc) rc = !(W[t + 1] = ts_ref_model_clone(W[t]));
     for (int l = 0; !rc && l < cfg.layers; l++) {
       size_t n;
@@ -244,5 +259,7 @@ done:
   free(X);
   free(T);
   free(y);
+  free(xt);
+  free(tt);
   return out;
 }

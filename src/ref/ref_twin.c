@@ -1,7 +1,8 @@
 /*
 ** ref_twin.c: the synthetic twin of a transformer job (ts_ref_sim_job): a
 ** job whose cost model counts exactly the reference executor's tensors,
-** for the simulator.
+** for the simulator.  It keeps the job's schedule, shape and
+** data-parallel settings (replicas, rank order, ZeRO, buckets, optimizer).
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -81,6 +82,15 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   cJSON_AddNumberToObject(root, "iterations", job->iterations);
   cJSON_AddStringToObject(root, "recompute",
                           job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  /* Data parallelism as the job has it: the same replicas and collectives. */
+  cJSON_AddNumberToObject(root, "data_parallel", job->data_parallel > 1 ? job->data_parallel : 1);
+  if (job->rank_order[0]) cJSON_AddStringToObject(root, "rank_order", job->rank_order);
+  cJSON_AddNumberToObject(root, "zero", job->zero);
+  cJSON_AddNumberToObject(root, "fsdp_unit", job->fsdp_unit > 0 ? job->fsdp_unit : 1);
+  if (job->gradient_bucket_mb > 0)
+    cJSON_AddNumberToObject(root, "gradient_bucket_mb", job->gradient_bucket_mb);
+  cJSON_AddBoolToObject(root, "overlap_grad_reduce", job->overlap_grad_reduce);
+  cJSON_AddStringToObject(root, "optimizer", job->optimizer == TS_OPTIMIZER_NONE ? "none" : "adam");
   const ts_schedule_t *sc = ts_schedule_find(job->schedule);
   if (sc && sc->host_weights) { /* more stages than devices: the job's devices and mapping */
     cJSON_AddNumberToObject(root, "devices", job->devices);

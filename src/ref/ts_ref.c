@@ -108,6 +108,7 @@ int ts_ref_cores(int *cpus, int cap) {
 
 static void free_x(ref_x_t *x) {
   ts__ref_moe_free(x);
+  ts__ref_dp_free(x);
   ts__ref_coll_free(x);
   free(x->expert_rows);
   for (int d = 0; d < x->n; d++) {
@@ -158,9 +159,27 @@ static void block_holders(const ref_x_t *x, int *first, unsigned char *holds) {
   }
 }
 
-/* The run's gradients (ts_ref.h): a clone of base whose block gradients
-** are those of the first device holding each block (MoE: the experts' from
-** the device of their lane). */
+/* The first holders' values of g's blocks: gradients (params 0) or
+** weights (params 1). */
+static void copy_first(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
+  for (int l = 0; l < x->cfg.layers; l++) {
+    if (first[l] >= x->n) continue;
+    size_t n;
+    ts_ref_model_t *src = x->dev[first[l]].model;
+    /* The model owns its gradient vector and it is not const: writable. */
+    double *dst = params ? ts_ref_block_params(g, l, &n) : (double *)ts_ref_block_grad(g, l, &n);
+    const double *s = params ? ts_ref_block_params(src, l, &n) : ts_ref_block_grad(src, l, &n);
+    memcpy(dst, s, n * sizeof *dst);
+  }
+  if (x->cost->moe) ts__ref_moe_gather(x, g, first, params);
+}
+
+/* The run's results (ts_ref.h): a clone of base whose block gradients are
+** those of the first device holding each block (MoE: the experts' from the
+** device of their lane), with the slices owned under ZeRO from their
+** owners; its weights are W(1) from the same devices (ZeRO 3: from base,
+** every updated slice from its owner), or in a versioned run W(iterations)
+** of the stage holding each block. */
 static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
   ts_ref_model_t *g = ts_ref_model_clone(base);
   if (!g) return NULL;
@@ -172,14 +191,13 @@ static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
     return NULL;
   }
   block_holders(x, first, NULL);
-  for (int l = 0; l < L; l++) {
-    size_t n;
-    /* The model owns its gradient vector and it is not const: writable. */
-    double *dst = (double *)ts_ref_block_grad(g, l, &n);
-    if (first[l] < x->n) memcpy(dst, ts_ref_block_grad(x->dev[first[l]].model, l, &n), n * sizeof *dst);
-  }
-  if (x->cost->moe) ts__ref_moe_gather(x, g, first);
+  copy_first(x, g, first, 0);
+  if (!x->stg && x->job->zero != 3) copy_first(x, g, first, 1);
   free(first);
+  if (ts__ref_dp_assemble(x, g, 0) || (x->job->zero == 3 && ts__ref_dp_assemble(x, g, 1))) {
+    ts_ref_model_free(g);
+    return NULL;
+  }
   /* A versioned run's final weights: W(iterations) of the stage holding
   ** each block. */
   for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
@@ -229,6 +247,7 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
   }
   free(cpus);
   if (!rc && x->dev) rc = ts__ref_coll_setup(x);
+  if (!rc) rc = ts__ref_dp_setup(x);
   for (int v = 0; !rc && v < lay->n_vstages; v++) x->loc[v] = x->dev[lay->dev[v]].n_local++;
   for (int d = 0; !rc && d < x->n; d++) {
     ref_dev_t *dv = &x->dev[d];
@@ -252,7 +271,9 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
   x->V = sched->weight_versions > 1 ? sched->weight_versions : 1;
   x->d = x->V - 1;
   x->I = job->iterations;
-  x->versioned = x->V > 1 || x->I > 1;
+  /* One iteration computes with W(0) throughout: the optimizer step gives
+  ** W(1) (ts__ref_optimizer), also for a schedule with several versions. */
+  x->versioned = x->I > 1;
   if (!rc && x->cost->moe) {
     x->fifo = calloc(2 * (size_t)x->n * (size_t)x->n, sizeof *x->fifo);
     x->expert_rows =

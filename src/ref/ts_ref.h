@@ -7,16 +7,19 @@
 ** device's own copy of the model.  Activations and gradients travel as
 ** malloc'd copies between the threads.  Collectives (ts_rt_coll_*) run on
 ** a communication-stream thread per device and move and reduce real
-** arrays: the buffer of a device is the concatenation, in cost-row order,
-** of the replicated arrays of the parts (cost rows) it holds, for each
-** part each of its layers' block vector (ts_ref_block_grad layout) and,
-** for a MoE layer, its gate (ts_ref_moe_grad's first hidden x experts
-** elements; the experts' W1 and W2 are not replicated); TS_BUF_GRADS is
-** the gradients of the device's own model, TS_BUF_WEIGHTS its parameters
-** (in a versioned run, the device model's: the sum of the updates'
-** gradients, the initial weights), TS_BUF_NONE nothing.  Slice k of n is
-** elements [k N / n, (k + 1) N / n).  A step whose slice does not line up
-** with the receiver's (another kind, slice or length) is an error
+** arrays: the buffer of a device is the concatenation, over its units (the
+** layers of the parts, cost rows, it holds, in cost-row order: ts_unit_t),
+** of each unit's replicated arrays, its block vector (ts_ref_block_grad
+** layout) and, for a MoE layer, its gate (ts_ref_moe_grad's first hidden x
+** experts elements); TS_BUF_GRADS is the gradients of the device's own
+** model, TS_BUF_WEIGHTS its parameters (in a versioned run, the device
+** model's: the sum of the updates' gradients, the initial weights),
+** TS_BUF_EXPERT_GRADS / _WEIGHTS the W1 then the W2 of the experts of its
+** EP rank at its MoE units (nothing at the others), TS_BUF_NONE nothing.
+** A step covers the region of units [unit_lo, unit_hi) of its buffer
+** (unit_hi < 0: all); slice k of n is elements [k N / n, (k + 1) N / n)
+** of the region.  A step whose slice does not line up
+** with the receiver's (another kind, region, slice or length) is an error
 ** (EX_SOFTWARE, "... the group's members do not hold the same model
 ** parts"); a program must not compute on its parts while a collective
 ** over them runs.  The run is measured, not predicted:
@@ -37,14 +40,31 @@
 **   (first_layer, n_layers) of the cost table built for the job.
 ** Parameters, inputs X and targets T are drawn from gsl_rng_mt19937 seeded
 ** with TS_REF_SEED (parameters), TS_REF_SEED + 1 (X) and TS_REF_SEED + 2
-** (T).  The batch has microbatches x iterations x micro_batch_size samples;
-** micro-batch mb reads samples [mb x mbs, (mb + 1) x mbs) of X and T, and the
+** (T).  The batch has lanes x microbatches x iterations x micro_batch_size
+** samples, lanes = EP x data_parallel (the data lane of a device is its EP
+** coordinate + EP x its DP one); micro-batch mb of lane r reads entry r M +
+** mb (M = microbatches x iterations, mbs samples each) of X and T, and the
 ** loss is divided by the batch's sample count, so the micro-batch gradients
-** of a run add up to the whole-batch gradient of ts_ref_oracle.
+** of all replicas add up to the whole-batch gradient of ts_ref_oracle.
 **
-** Weight versions.  A run of a schedule that keeps one weight version
-** (ts_schedule_t.weight_versions <= 1) over one iteration never updates the
-** weights (no optimizer step).  Any other run is versioned: with V =
+** Data parallelism (data_parallel d, zero; README "Data parallelism"): the
+** replicas are device threads like the others, each on its own lane, and
+** the runtime's gradient buckets, ZeRO gathers and reduce-scatters are real
+** collectives over these buffers (whole_ops: the runtime runs each op
+** whole).  After a reduce-scatter of gradients a device zeroes its slices
+** other than its own (ZeRO: gradients are sharded, later micro-batches add
+** into zeros); the optimizer step (ts_exec_ops_t.optimizer; the runtime
+** calls it after one iteration with optimizer "adam", not for host_weights
+** schedules) is plain SGD, W -= TS_REF_LR x G, on the device's shard of
+** each region from its own (summed) gradients; a ZeRO-3 release makes the
+** region's weights outside the own shard NaN, so that an op that runs
+** without its all-gather gives NaN.
+**
+** Weight versions.  A run of one iteration computes every micro-batch with
+** W(0) (also for a schedule with several weight versions: W(k < 0) = W(0))
+** and ends with the runtime's optimizer step, W(1) = W(0) - TS_REF_LR x g
+** (none with optimizer "none" or host_weights: the weights stay W(0)).  A
+** run of several iterations is versioned: with V =
 ** max(weight_versions, 1) and d = V - 1, the micro-batches of iteration
 ** t = mb div microbatches run their forward, recompute and backward with
 ** the weights W(t - d) (W(k < 0) = W(0) = the initial parameters), and each
@@ -107,11 +127,15 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
 ** run->measured_weight_versions[d], the most weight versions one of device
 ** d's stages held live at once (1 in a run without versions; 2BW: 2).
 ** When grads is not NULL, *grads receives a new model (caller frees with
-** ts_ref_model_free) whose parameters are the final weights (the initial
-** ones without versions; in a versioned run W(iterations) of the stage
-** holding each block, to compare with ts_ref_oracle_sgd) and whose
-** gradients are, for each block, those held by the first (lowest-numbered)
-** device holding it, the first member of its REPLICA group.  After the
+** ts_ref_model_free) whose parameters are the final weights, to compare
+** with ts_ref_oracle_sgd (one iteration: W(1) as the first device holding
+** each block has it after the optimizer step and, ZeRO 1 and 2, the
+** parameters' all-gather; ZeRO 3: each slice from the device that owns it
+** and updated it; W(0) where no step ran; in a versioned run W(iterations)
+** of the stage holding each block) and whose gradients are, for each
+** block, those held by the first (lowest-numbered) device holding it, the
+** first member of its REPLICA group, except that a slice a device owns
+** after a reduce-scatter (ZeRO) comes from that device.  After the
 ** schedule's gradient all-reduce over that group every member holds the
 ** sum of every micro-batch's gradient, each taken with the weights it
 ** computed with (so equal to ts_ref_oracle's when all used W(0), as in
@@ -200,14 +224,16 @@ void ts_ref_allocator_setup(void);
 int ts_ref_cores(int *cpus, int cap);
 
 /* The oracle: one forward and one backward of all blocks on the whole batch
-** on one thread, same parameters, X, T and normalisation as ts_ref_run.
+** (every lane's: EP x job->data_parallel of them) on one thread, same
+** parameters, X, T and normalisation as ts_ref_run.
 ** Returns a new model holding the gradients (caller frees), or NULL when the
 ** job is not one ts_ref_config_for_job accepts or memory runs out. */
 ts_ref_model_t *ts_ref_oracle(const ts_job_t *job);
 
 /* The sequential oracle of a versioned run: job->iterations steps of plain
 ** SGD on one thread, iteration t computing the gradient g_t of its m
-** micro-batches (samples [t m mbs, (t + 1) m mbs), loss normalised by all
+** micro-batches of every replica r < d = job->data_parallel (entries r m I
+** + t m .. r m I + (t + 1) m - 1 of mbs samples, loss normalised by all d x
 ** m x iterations x mbs samples, as in ts_ref_run) with the weights
 ** W(max(t - staleness, 0)), then W(t + 1) = W(t) - TS_REF_LR g_t, from W(0)
 ** = the initial parameters.  staleness 1 is PipeDream-2BW's rule, 0 plain
@@ -231,7 +257,9 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness);
 **                                        the size of every message)
 **   weights_bytes[s]                     8 x parameters of stage s
 ** and schedule, stages, microbatches, micro_batch_size, seq_len, chunks,
-** iterations and recompute copied from job (and, for schedules with
+** iterations, recompute, data_parallel, rank_order, zero, fsdp_unit,
+** gradient_bucket_mb, overlap_grad_reduce and optimizer copied from job
+** (and, for schedules with
 ** host_weights, devices, mapping_groups and the mapping: the rule's name or
 ** the explicit stage -> device list); platform is a path or "ideal".
 ** The twin is written as JSON to a temporary file, loaded with ts_job_load
