@@ -22,6 +22,7 @@ static double tokens(const ts_result_t *r) { return r->metrics->tokens_per_s; }
 static double flops(const ts_result_t *r) { return r->metrics->flops_per_s_per_gpu; }
 static double mfu(const ts_result_t *r) { return r->metrics->mfu; }
 static double p2p(const ts_result_t *r) { return r->metrics->p2p_bytes; }
+static double hosts_unused(const ts_result_t *r) { return r->run->hosts_unused; }
 static double params(const ts_result_t *r) { return r->cost->model_params; }
 static double pipeline_time(const ts_result_t *r) { return r->metrics->pipeline_time_s; }
 static double optimizer(const ts_result_t *r) { return r->metrics->optimizer_s; }
@@ -47,7 +48,7 @@ static const ts_summary_metric_t list[] = {
      "idle share of devices x pipeline span: sum over devices of (P - busy) / (devices x P), P = "
      "pipeline_time_s x iterations. Only compute ops count as busy (not the optimizer step)"},
     {"bubble_overhead", "1", TS_SHOW_FIXED4, false, false, bubble_overhead,
-     "(T - ideal) / ideal, ideal = the largest per-device busy time (Megatron's \"bubble time "
+     "(P - ideal) / ideal, ideal = the largest per-device busy time (Megatron's \"bubble time "
      "fraction\" when stages are equal)"},
     {"ideal_time_s", "s", TS_SHOW_TIME, false, false, ideal_time,
      "the largest per-device busy time, divided by the iterations"},
@@ -61,6 +62,9 @@ static const ts_summary_metric_t list[] = {
     {"throughput.mfu", "1", TS_SHOW_PERCENT, true, false, mfu,
      "flops_per_s_per_gpu / mean peak_flops of the devices (host property peak_flops, else its "
      "speed); null for synthetic models"},
+    {"hosts_unused", "1", TS_SHOW_SI, false, false, hosts_unused,
+     "hosts of the platform the job does not use (it runs on the first hosts in platform order, "
+     "or on its placement); 0 on the ideal platform, which has exactly the job's hosts"},
     {"p2p_bytes", "B", TS_SHOW_BYTES, false, false, p2p,
      "bytes of the point-to-point transfers between devices: activations, gradients and MoE "
      "all-to-all flows; collectives are counted in coll_bytes, and copies to and from host memory "
