@@ -20,8 +20,9 @@
 ** its gate, the dispatch all-to-all, the experts (time proportional to the
 ** tokens they received), the combine all-to-all; then the rest of the
 ** part.  A backward mirrors it with the gradients of the combine and of the
-** dispatch.  At the end the EP devices of a stage all-reduce the gradients
-** of their replicated (non-expert) weights in a ring.  Without model.moe the
+** dispatch.  The EP devices of a stage form a REPLICA group, whose
+** gradients of the replicated (non-expert) weights the runtime all-reduces
+** (README "Data parallelism").  Without model.moe the
 ** schedule is 1F1B.
 **
 ** Closed forms (README "Mixture of experts"): one all-to-all of S bytes per
