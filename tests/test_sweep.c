@@ -31,6 +31,7 @@
 
 #define JOB_SYN "examples/synthetic-1f1b.json"
 #define JOB_IB "examples/sweep-gpt-ib.json"
+#define JOB_DP "examples/dp-gpt-ib.json"
 
 static bool spit(const char *path, const char *text) {
   FILE *f = fopen(path, "wb");
@@ -406,6 +407,53 @@ static void test_log_axes_and_metric(void) {
   rm_rf(dir);
 }
 
+/* A data-parallel sweep has the five DP columns, equal to each point's
+** summary.json; the ring all-reduce of one point has its closed form; a
+** sweep that only sets data_parallel 1 has none of them. */
+static void test_dp_columns(void) {
+  char *dir = tmp_dir();
+  CU_ASSERT_EQUAL_FATAL(sweep(NULL, NULL, "%s --vary zero=0,1 --metric dp_comm_share -o %s -q", JOB_DP, dir), 0);
+  char *csv = th_slurp(file_in(dir, "sweep.csv"), NULL);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(csv);
+  char line[2048], *f[24];
+  CU_ASSERT(line_at(csv, 0, line, sizeof line));
+  CU_ASSERT_STRING_EQUAL(line, "zero,status,iteration_time_s,bubble_fraction,bubble_overhead,samples_per_s,"
+                               "tokens_per_s,flops_per_s_per_gpu,mfu,p2p_bytes,max_peak_memory_bytes,"
+                               "pipeline_time_s,optimizer_s,dp_comm_s,exposed_comm_s,dp_comm_share,"
+                               "all_fit,error");
+  static const char *const key[] = {"pipeline_time_s", "optimizer_s", "dp_comm_s", "exposed_comm_s",
+                                    "dp_comm_share"};
+  for (int i = 0; i < 2; i++) {
+    CU_ASSERT_FATAL(line_at(csv, i + 1, line, sizeof line));
+    CU_ASSERT_EQUAL_FATAL(fields(line, f, 24), 18);
+    CU_ASSERT_STRING_EQUAL(f[1], "ok");
+    cJSON *j = run_summary(JOB_DP, i ? "--set zero=1" : "--set zero=0");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    for (int k = 0; k < 5; k++) CU_ASSERT_EQUAL(strtod(f[11 + k], NULL), jnum(j, NULL, key[k]));
+    cJSON_Delete(j);
+    if (i == 0) {
+      /* device 0 (stage 0 with the embedding, G = 516,390,912 B of
+      ** gradients in 3 one-layer buckets) all-reduces over 4 nodes at
+      ** B = 25 GB/s: 2(d-1)/d G/B plus 2(d-1) steps x 3 links x 1 us per bucket */
+      double t = 1.5 * 516390912.0 / 25e9 + 3 * 6 * 3e-6;
+      CU_ASSERT_DOUBLE_EQUAL(strtod(f[13], NULL), t, 1e-9);
+      CU_ASSERT(strtod(f[14], NULL) < strtod(f[13], NULL)); /* overlapped in part */
+    }
+  }
+  free(csv);
+  char *svg = th_slurp(file_in(dir, "sweep.svg"), NULL);
+  CU_ASSERT_PTR_NOT_NULL(svg && strstr(svg, "data-parallel communication share against zero"));
+  free(svg);
+  rm_rf(dir);
+  dir = tmp_dir();
+  CU_ASSERT_EQUAL_FATAL(sweep(NULL, NULL, "%s --vary data_parallel=1 -o %s -q", JOB_DP, dir), 0);
+  csv = th_slurp(file_in(dir, "sweep.csv"), NULL);
+  CU_ASSERT_PTR_NOT_NULL(csv && strstr(csv, "max_peak_memory_bytes,all_fit,error\n"));
+  CU_ASSERT_PTR_NULL(csv ? strstr(csv, "dp_comm_s") : "");
+  free(csv);
+  rm_rf(dir);
+}
+
 /* ---- 6. bad --vary -------------------------------------------------------------- */
 
 static void test_bad_vary(void) {
@@ -422,6 +470,7 @@ static void test_bad_vary(void) {
       "",                                             /* no --vary */
       "--vary microbatches=4 -j 0",
       "--vary microbatches=4 --metric nonsense",
+      "--vary microbatches=4 --metric dp_comm_s",     /* no data-parallel column */
       "--vary microbatches=4 --nonsense",
       "--vary microbatches=4 --emit-jobs /tmp/x -j 2",
   };
@@ -450,6 +499,7 @@ TS_TESTS{
     TS_TEST(test_emit_collect),
     TS_TEST(test_bandwidth),
     TS_TEST(test_log_axes_and_metric),
+    TS_TEST(test_dp_columns),
     TS_TEST(test_bad_vary),
 };
 

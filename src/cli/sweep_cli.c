@@ -72,6 +72,15 @@ static int out_dir_check(const char *dir) {
   return EX_CANTCREAT;
 }
 
+/* A data-parallel column as --metric of a sweep without those columns is a
+** usage error (printed). */
+static int dp_metric_check(const sweep_t *s) {
+  if (s->metric < SW_N_BASE || s->dp) return 0;
+  return ts__sw_usage_err("sweep: --metric '%s': a column of data-parallel sweeps only (no point has "
+                          "data_parallel > 1)",
+                          ts__sw_metrics[s->metric].name);
+}
+
 /* The local sweep: resume, run what is missing, write the results. */
 static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
   char csv[TS_PATH_MAX + 32], part[TS_PATH_MAX + 32];
@@ -143,6 +152,8 @@ static int sweep_collect(sweep_t *s, const char *from, const char *dir, bool qui
   ts_err_t err = {0};
   int rc = ts__sw_collect_points(s, from, &err);
   if (!rc) {
+    ts__sw_collect_dp(s, from);
+    if ((rc = dp_metric_check(s))) return rc;
     s->pt = ts__xcalloc((size_t)s->n, sizeof *s->pt);
     for (long i = 0; i < s->n && !rc; i++) rc = ts__sw_collect_row(s, from, i, &err);
   }
@@ -245,6 +256,7 @@ int ts_sweep_main(int argc, char **argv) {
     }
   }
   if ((rc = ts__sw_precheck(&s))) goto out;
+  if (!emit && (rc = dp_metric_check(&s))) goto out;
   if (emit) {
     rc = ts__sw_emit_jobs(&s, emit, quiet);
     goto out;

@@ -84,7 +84,7 @@ void ts__sw_csv_header(const sweep_t *s, sb_t *b) {
     ts__sw_puts(b, ",");
   }
   ts__sw_puts(b, "status");
-  for (int m = 0; m < SW_N_MET; m++) {
+  for (int m = 0; m < ts__sw_n_cols(s); m++) {
     ts__sw_puts(b, ",");
     ts__sw_puts(b, ts__sw_metrics[m].name);
   }
@@ -103,7 +103,7 @@ static void row_values(const sweep_t *s, long i, sb_t *b) {
 void ts__sw_row_ok(const sweep_t *s, long i, const cJSON *sum, sb_t *b) {
   row_values(s, i, b);
   ts__sw_puts(b, "ok");
-  for (int m = 0; m < SW_N_MET; m++) {
+  for (int m = 0; m < ts__sw_n_cols(s); m++) {
     const cJSON *x = NULL;
     if (m == SW_MET_MAXPEAK) {
       const cJSON *d, *devs = cJSON_GetObjectItemCaseSensitive(sum, "devices");
@@ -133,7 +133,7 @@ void ts__sw_row_ok(const sweep_t *s, long i, const cJSON *sum, sb_t *b) {
 void ts__sw_row_error(const sweep_t *s, long i, const char *msg, sb_t *b) {
   row_values(s, i, b);
   ts__sw_puts(b, "error");
-  for (int m = 0; m <= SW_N_MET; m++) ts__sw_puts(b, ",");
+  for (int m = 0; m <= ts__sw_n_cols(s); m++) ts__sw_puts(b, ",");
   ts__sw_puts(b, ",");
   ts__sw_csv_put(b, msg);
   ts__sw_puts(b, "\n");
@@ -145,7 +145,7 @@ void ts__sw_row_error(const sweep_t *s, long i, const char *msg, sb_t *b) {
 bool ts__sw_point_take(sweep_t *s, const char *line) {
   size_t len = strlen(line);
   if (len < 2 || line[len - 1] != '\n') return false;
-  int want = s->nv + 1 + SW_N_MET + 2;
+  int n_met = ts__sw_n_cols(s), want = s->nv + 1 + n_met + 2;
   char *copy = ts__xstrdup(line), **f = ts__xmalloc((size_t)(want + 1) * sizeof *f);
   copy[len - 1] = 0;
   bool good = false;
@@ -157,7 +157,8 @@ bool ts__sw_point_take(sweep_t *s, const char *line) {
   good = true;
   if (p->line) goto out; /* the first row of a point wins */
   p->ok = strcmp(status, "ok") == 0;
-  for (int m = 0; m < SW_N_MET; m++) {
+  for (int m = 0; m < SW_N_MET; m++) p->m[m] = NAN;
+  for (int m = 0; m < n_met; m++) {
     char *end;
     const char *t = f[s->nv + 1 + m];
     p->m[m] = *t ? strtod(t, &end) : NAN;

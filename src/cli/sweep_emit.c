@@ -196,6 +196,23 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
   return rc;
 }
 
+/* Sets s->dp when some point's DIR2/point-<i>/summary.json has
+** job.data_parallel > 1 (what the local sweep learns from the job; missing
+** or malformed summaries are left to ts__sw_collect_row). */
+void ts__sw_collect_dp(sweep_t *s, const char *dir) {
+  s->dp = false;
+  for (long i = 0; i < s->n && !s->dp; i++) {
+    char path[TS_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/point-%ld/summary.json", dir, i + 1);
+    char *text = ts__read_file(path, NULL);
+    cJSON *sum = text ? cJSON_Parse(text) : NULL;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(sum, "job"), "data_parallel");
+    s->dp = cJSON_IsNumber(d) && d->valuedouble > 1;
+    cJSON_Delete(sum);
+    free(text);
+  }
+}
+
 /* The row of point i from DIR2/point-<i+1>/summary.json, or from the
 ** one-line error in DIR2/point-<i+1>.err. */
 int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {

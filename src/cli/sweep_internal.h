@@ -111,10 +111,14 @@ typedef struct sw_metric {
   bool prefix;        /* the unit takes SI prefixes (ms, GB, TFLOP/s) */
 } sw_metric_t;
 
-/* The metrics in column order (sweep_points.c); the last one, the largest
-** devices[].peak_memory_bytes of summary.json, has no field of its own. */
-#define SW_N_MET 9
-#define SW_MET_MAXPEAK (SW_N_MET - 1)
+/* The metrics in column order (sweep_points.c).  The first SW_N_BASE are
+** columns of every sweep; the last of them, the largest
+** devices[].peak_memory_bytes of summary.json, has no field of its own.
+** The others (pipeline_time_s ... dp_comm_share) are columns only of a
+** data-parallel sweep (sweep_t.dp). */
+#define SW_N_MET 14
+#define SW_N_BASE 9
+#define SW_MET_MAXPEAK (SW_N_BASE - 1)
 extern const sw_metric_t ts__sw_metrics[SW_N_MET];
 
 /* ------------------------------------------------------------------ */
@@ -158,7 +162,12 @@ typedef struct sweep {
   long n;              /* points */
   sw_point_t *pt;      /* [n] */
   int metric;          /* plotted: index into ts__sw_metrics[] */
+  bool dp;             /* a point's job has data_parallel > 1: the DP columns */
 } sweep_t;
+
+/* The metric columns of s's sweep.csv: SW_N_MET with the data-parallel
+** ones, else SW_N_BASE. */
+static inline int ts__sw_n_cols(const sweep_t *s) { return s->dp ? SW_N_MET : SW_N_BASE; }
 
 /* Frees what s owns (the varies, the points, the sets array; not s). */
 void ts__sw_free(sweep_t *s);
@@ -178,9 +187,11 @@ int ts__sw_vary_add(sweep_t *s, const char *arg);
 /* Rewrites "--set 'PATH" (or "--set PATH") in msg (of capacity cap) into
 ** "--vary ...", since the user gave PATH with --vary. */
 void ts__sw_say_vary(char *msg, size_t cap, const char *path);
-/* Loads the job with the fixed --set strings, then with each varied value.
-** Returns 0, or the job's error code (printed). */
-int ts__sw_precheck(const sweep_t *s);
+/* Loads the job with the fixed --set strings, then with each varied value,
+** and sets s->dp when some point's job has data_parallel > 1 (the last
+** vary of the path data_parallel decides, else the job with its --set
+** strings).  Returns 0, or the job's error code (printed). */
+int ts__sw_precheck(sweep_t *s);
 
 /* ------------------------------------------------------------------ */
 /* sweep.csv and the resume (sweep_csv.c)                              */
@@ -256,6 +267,9 @@ int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet);
 /* Rebuilds the varies of s (n, v, nv) from dir/points.csv.  Returns 0,
 ** EX_NOINPUT or EX_DATAERR with err. */
 int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err);
+/* Sets s->dp from the points' summary.json files in DIR2 (their
+** job.data_parallel). */
+void ts__sw_collect_dp(sweep_t *s, const char *dir);
 /* Takes the row of point i from dir/point-<i+1>/.  Returns 0 or the
 ** sysexits code with err. */
 int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err);

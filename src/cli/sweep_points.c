@@ -19,8 +19,9 @@
 /* ------------------------------------------------------------------ */
 
 /* Each column is a summary metric of the registry (src/out/ts_summary_metrics.c;
-** test_formats checks name and unit against it) except the last, an
-** aggregate of devices[]. */
+** test_formats checks name and unit against it) except max_peak_memory_bytes,
+** an aggregate of devices[].  The five after it are columns of data-parallel
+** sweeps only. */
 const sw_metric_t ts__sw_metrics[] = {
     {"iteration_time_s", NULL, "iteration time", "s", true},
     {"bubble_fraction", NULL, "bubble fraction", "", false},
@@ -32,6 +33,11 @@ const sw_metric_t ts__sw_metrics[] = {
     {"p2p_bytes", NULL, "point-to-point traffic", "B", true},
     /* the largest devices[].peak_memory_bytes */
     {"max_peak_memory_bytes", NULL, "largest peak memory of a device", "B", true},
+    {"pipeline_time_s", NULL, "pipeline time", "s", true},
+    {"optimizer_s", NULL, "optimizer step", "s", true},
+    {"dp_comm_s", NULL, "time in data-parallel collectives", "s", true},
+    {"exposed_comm_s", NULL, "exposed communication", "s", true},
+    {"dp_comm_share", NULL, "data-parallel communication share", "", false},
 };
 _Static_assert(sizeof ts__sw_metrics / sizeof ts__sw_metrics[0] == SW_N_MET, "SW_N_MET is the metric count");
 
@@ -209,13 +215,18 @@ void ts__sw_say_vary(char *msg, size_t cap, const char *path) {
 /* Every varied value must load with the fixed --set strings, and the job
 ** with them alone.  An error of the job's rules (EX_DATAERR) may depend on
 ** the other varied values and is left to the point's row. */
-int ts__sw_precheck(const sweep_t *s) {
+int ts__sw_precheck(sweep_t *s) {
   const char **sets = ts__xmalloc((size_t)(s->n_sets + 1) * sizeof *sets);
   for (int k = 0; k < s->n_sets; k++) sets[k] = s->sets[k];
   ts_err_t err = {0};
   ts_job_t *job = NULL;
   int rc = ts_job_load(s->job, sets, s->n_sets, &job, &err);
+  s->dp = job && job->data_parallel > 1;
   ts_job_free(job);
+  int dp_vary = -1; /* the last vary of data_parallel: it sets every point's d */
+  for (int k = 0; k < s->nv; k++)
+    if (!strcmp(s->v[k].path, "data_parallel")) dp_vary = k;
+  if (dp_vary >= 0) s->dp = false;
   for (int k = 0; k < s->nv && !rc; k++) {
     for (int j = 0; j < s->v[k].n && !rc; j++) {
       sb_t b = {0};
@@ -223,6 +234,7 @@ int ts__sw_precheck(const sweep_t *s) {
       sets[s->n_sets] = b.s;
       job = NULL;
       rc = ts_job_load(s->job, sets, s->n_sets + 1, &job, &err);
+      if (k == dp_vary && job && job->data_parallel > 1) s->dp = true;
       ts_job_free(job);
       free(b.s);
       if (rc == EX_DATAERR) {
