@@ -271,6 +271,127 @@ static ts_region_t region(const rt_dp_t *dp, ts_coll_buf_t buf, int lo, int hi, 
 
 /* ---- ops ------------------------------------------------------------------ */
 
+/* One op as data parallelism runs it. */
+typedef struct dp_op {
+  ts_rt_t *rt;
+  ts_kind_t kind;
+  int v, mb, flags;
+  double flops, seconds;
+  int lo, hi;  /* the part's units */
+  int step;    /* units per piece: fsdp_unit (zero 3) or 1 (buckets) */
+  int n;       /* pieces */
+  bool down;   /* backward kinds run their units last to first */
+} dp_op_t;
+
+/* Units [*a, *b) of the op's i-th piece in its order. */
+static void piece(const dp_op_t *o, int i, int *a, int *b) {
+  int g = o->down ? o->n - 1 - i : i;
+  *a = o->lo + g * o->step;
+  *b = *a + o->step < o->hi ? *a + o->step : o->hi;
+}
+
+/* zero 3: starts the all-gather of units [a, b) (label: the op). */
+static void gather(const dp_op_t *o, int a, int b) {
+  rt_dp_t *dp = o->rt->dp;
+  dp->gather_h[a] = start(o->rt, TS_COLL_ALLGATHER, &dp->rep, o->v, TS_BUF_WEIGHTS, a, b,
+                          unit_sum(dp, a, b), TS_CP_GATHER, o->mb);
+}
+
+/* zero 3: drops units [a, b)'s gathered weights, then, after a gradient op,
+** reduce-scatters their gradients. */
+static void after_unit(const dp_op_t *o, int a, int b, bool weights, bool grads) {
+  ts_world_t *w = o->rt->w;
+  rt_dp_t *dp = o->rt->dp;
+  if (weights && w->ops->release) {
+    ts_region_t r = region(dp, TS_BUF_WEIGHTS, a, b, true);
+    w->ops->release(w->xd, o->rt->ctx.device, &r);
+  }
+  if (grads)
+    start(o->rt, TS_COLL_REDUCE_SCATTER, &dp->rep, o->v, TS_BUF_GRADS, a, b, unit_sum(dp, a, b),
+          TS_CP_GRADS, o->mb);
+}
+
+/* Runs the compute of the op's pieces [i0, i1) in one go: their shares of
+** the op (the last piece takes what is left, so that the pieces add up to
+** the op exactly); *done accumulates the share run so far. */
+static void compute_share(const dp_op_t *o, int i0, int i1, double *done) {
+  ts_world_t *w = o->rt->w;
+  double share = *done;
+  for (int i = i0; i < i1; i++) {
+    int a, b;
+    piece(o, i, &a, &b);
+    for (int u = a; u < b; u++) share += o->rt->dp->units[u].share;
+  }
+  double f = i1 == o->n ? 1 : share;
+  w->ops->compute(w->xd, o->rt->ctx.device, o->kind, o->v, o->mb, o->flops * f - o->flops * *done,
+                  o->seconds * f - o->seconds * *done);
+  *done = share;
+}
+
+/* Buckets: the op that makes its part's gradients final, layer by layer;
+** each bucket starts as soon as its last layer is done.  One event. */
+static void op_buckets(const dp_op_t *o) {
+  ts_world_t *w = o->rt->w;
+  rt_dp_t *dp = o->rt->dp;
+  double t0 = w->ops->now(w->xd), done = 0;
+  for (int i = 0; i < o->n; i++) {
+    int a, b;
+    piece(o, i, &a, &b);
+    compute_share(o, i, i + 1, &done);
+    for (int u = a; u < b; u++) dp->final[u] = 1;
+    start_buckets(o->rt, false);
+  }
+  ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags, t0, w->ops->now(w->xd));
+}
+
+/* zero 3: unit by unit, the next unit's gather prefetched, a wait (and a
+** comm_wait event) for each unit's own; one event per unit, so that its
+** gathered weights are freed with it. */
+static void op_zero3(const dp_op_t *o, bool weights, bool grads) {
+  ts_world_t *w = o->rt->w;
+  double done = 0;
+  for (int i = 0; i < o->n; i++) {
+    int a, b;
+    piece(o, i, &a, &b);
+    if (weights) {
+      if (i == 0) gather(o, a, b);
+      if (i + 1 < o->n) { /* prefetch */
+        int a2, b2;
+        piece(o, i + 1, &a2, &b2);
+        gather(o, a2, b2);
+      }
+      ts__rt_coll_wait_at(o->rt, o->rt->dp->gather_h[a], o->v, o->mb);
+    }
+    double t0 = w->ops->now(w->xd);
+    compute_share(o, i, i + 1, &done);
+    int fl = (i ? TS_EVF_CONT : 0) | (i + 1 < o->n ? TS_EVF_MORE : 0);
+    ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags | fl, t0, w->ops->now(w->xd));
+    after_unit(o, a, b, weights, grads);
+  }
+}
+
+/* zero 3 where an op cannot be cut (real math): every unit gathered first,
+** the op whole, then every unit released and reduce-scattered. */
+static void op_zero3_whole(const dp_op_t *o, bool weights, bool grads) {
+  ts_world_t *w = o->rt->w;
+  int a, b;
+  for (int i = 0; i < o->n && weights; i++) {
+    piece(o, i, &a, &b);
+    gather(o, a, b);
+  }
+  for (int i = 0; i < o->n && weights; i++) {
+    piece(o, i, &a, &b);
+    ts__rt_coll_wait_at(o->rt, o->rt->dp->gather_h[a], o->v, o->mb);
+  }
+  double t0 = w->ops->now(w->xd);
+  w->ops->compute(w->xd, o->rt->ctx.device, o->kind, o->v, o->mb, o->flops, o->seconds);
+  ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags, t0, w->ops->now(w->xd));
+  for (int i = 0; i < o->n; i++) {
+    piece(o, i, &a, &b);
+    after_unit(o, a, b, weights, grads);
+  }
+}
+
 /* The compute of one op, in pieces when data parallelism needs them (see
 ** the file header); records its compute event(s).  Called by ts_rt_compute
 ** once the op passed its checks; returns after the op. */
@@ -278,123 +399,33 @@ void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, do
                        double seconds) {
   ts_world_t *w = rt->w;
   rt_dp_t *dp = rt->dp;
-  int d = rt->ctx.device;
   bool grads = kind == TS_BACKWARD || kind == TS_WEIGHT_GRAD;
   bool weights = kind != TS_WEIGHT_GRAD;
+  bool whole = w->ops->whole_ops, overlap = w->job->overlap_grad_reduce;
   int li = rt->local_idx[v];
+  /* This op makes its part's gradients final (buckets, zero 0-2). */
   bool completes = dp && dp->sync && !dp->z3 && grads && dp->grad_ops[li] + 1 == dp->needed[li];
-  bool z3 = dp && dp->z3;
-  bool overlap = w->job->overlap_grad_reduce;
-  if (!z3 && !(completes && overlap && !w->ops->whole_ops)) {
-    double t0 = w->ops->now(w->xd);
-    w->ops->compute(w->xd, d, kind, v, mb, flops, seconds);
-    ts__rt_push_compute(rt, kind, v, mb, flags, t0, w->ops->now(w->xd));
+  dp_op_t o = {rt, kind, v, mb, flags, flops, seconds, 0, 0, 1, 0,
+               kind != TS_FORWARD && kind != TS_RECOMPUTE};
+  if (dp && (dp->z3 || completes)) {
+    units_of(rt, v, &o.lo, &o.hi);
+    if (dp->z3) o.step = w->job->fsdp_unit > 0 ? w->job->fsdp_unit : 1;
+    o.n = (o.hi - o.lo + o.step - 1) / o.step;
+  }
+  if (dp && dp->z3) {
+    (whole ? op_zero3_whole : op_zero3)(&o, weights, grads);
+  } else if (completes && overlap && !whole) {
+    op_buckets(&o);
   } else {
-    int lo, hi;
-    units_of(rt, v, &lo, &hi);
-    bool down = kind != TS_FORWARD && kind != TS_RECOMPUTE;
-    int step = z3 ? (w->job->fsdp_unit > 0 ? w->job->fsdp_unit : 1) : 1;
-    int ng = (hi - lo + step - 1) / step;
-    bool whole = w->ops->whole_ops;
-    /* zero 3, whole ops: gather every unit first. */
-    if (z3 && weights && whole)
-      for (int g = 0; g < ng; g++) {
-        int a = lo + g * step, b = a + step < hi ? a + step : hi;
-        dp->gather_h[a] = start(rt, TS_COLL_ALLGATHER, &dp->rep, v, TS_BUF_WEIGHTS, a, b,
-                                unit_sum(dp, a, b), TS_CP_GATHER, mb);
-      }
-    double t_seg = -1, done_fl = 0, done_s = 0, share = 0;
-    int pieces = 0;
-    for (int i = 0; i < ng; i++) {
-      int g = down ? ng - 1 - i : i;
-      int a = lo + g * step, b = a + step < hi ? a + step : hi;
-      if (z3 && weights && !whole) {
-        if (i == 0)
-          dp->gather_h[a] = start(rt, TS_COLL_ALLGATHER, &dp->rep, v, TS_BUF_WEIGHTS, a, b,
-                                  unit_sum(dp, a, b), TS_CP_GATHER, mb);
-        if (i + 1 < ng) { /* prefetch the next unit */
-          int g2 = down ? g - 1 : g + 1, a2 = lo + g2 * step, b2 = a2 + step < hi ? a2 + step : hi;
-          dp->gather_h[a2] = start(rt, TS_COLL_ALLGATHER, &dp->rep, v, TS_BUF_WEIGHTS, a2, b2,
-                                   unit_sum(dp, a2, b2), TS_CP_GATHER, mb);
-        }
-      }
-      if (z3 && weights && (!whole || i == 0)) {
-        double tw = w->ops->now(w->xd);
-        if (whole) {
-          for (int g2 = 0; g2 < ng; g2++) ts__rt_coll_wait_at(rt, dp->gather_h[lo + g2 * step], v, mb);
-        } else {
-          ts__rt_coll_wait_at(rt, dp->gather_h[a], v, mb);
-        }
-        if (w->ops->now(w->xd) > tw && t_seg >= 0) { /* close the piece before the wait */
-          ts__rt_push_compute(rt, kind, v, mb, flags | (pieces ? TS_EVF_CONT : 0) | TS_EVF_MORE,
-                              t_seg, tw);
-          pieces++;
-          t_seg = -1;
-        }
-      }
-      if (t_seg < 0) t_seg = w->ops->now(w->xd);
-      /* This unit's share of the op (the last takes what is left, so that
-      ** the pieces add up to the op exactly). */
-      for (int u = a; u < b; u++) share += dp->units[u].share;
-      bool last = i == ng - 1;
-      double fl = last ? flops - done_fl : flops * share - done_fl;
-      double sc = last ? seconds - done_s : seconds * share - done_s;
-      if (!whole || last) {
-        w->ops->compute(w->xd, d, kind, v, mb, whole ? flops : fl, whole ? seconds : sc);
-        done_fl += fl;
-        done_s += sc;
-      }
-      if (z3 && !whole) { /* one event per unit: its gathered weights go with it */
-        ts__rt_push_compute(rt, kind, v, mb,
-                            flags | (pieces ? TS_EVF_CONT : 0) | (last ? 0 : TS_EVF_MORE), t_seg,
-                            w->ops->now(w->xd));
-        pieces++;
-        t_seg = -1;
-      }
-      if (z3 && weights && !whole) {
-        ts_region_t r = region(dp, TS_BUF_WEIGHTS, a, b, true);
-        if (w->ops->release) w->ops->release(w->xd, d, &r);
-      }
-      if (z3 && grads && !whole)
-        start(rt, TS_COLL_REDUCE_SCATTER, &dp->rep, v, TS_BUF_GRADS, a, b, unit_sum(dp, a, b),
-              TS_CP_GRADS, mb);
-      if (completes) {
-        for (int u = a; u < b; u++) dp->final[u] = 1;
-        if (!whole || last) start_buckets(rt, false);
-      }
-    }
-    if (t_seg >= 0)
-      ts__rt_push_compute(rt, kind, v, mb, flags | (pieces ? TS_EVF_CONT : 0), t_seg,
-                          w->ops->now(w->xd));
-    if (z3 && whole) {
-      for (int i = 0; i < ng; i++) {
-        int g = down ? ng - 1 - i : i;
-        int a = lo + g * step, b = a + step < hi ? a + step : hi;
-        if (weights && w->ops->release) {
-          ts_region_t r = region(dp, TS_BUF_WEIGHTS, a, b, true);
-          w->ops->release(w->xd, d, &r);
-        }
-        if (grads)
-          start(rt, TS_COLL_REDUCE_SCATTER, &dp->rep, v, TS_BUF_GRADS, a, b,
-                unit_sum(dp, a, b), TS_CP_GRADS, mb);
-      }
+    double t0 = w->ops->now(w->xd);
+    w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, flops, seconds);
+    ts__rt_push_compute(rt, kind, v, mb, flags, t0, w->ops->now(w->xd));
+    if (completes) { /* whole op, or buckets after the program */
+      for (int u = o.lo; u < o.hi; u++) dp->final[u] = 1;
+      if (overlap) start_buckets(rt, false);
     }
   }
-  if (dp && grads) {
-    dp->grad_ops[li]++;
-    if (completes && !overlap) { /* final, but started after the program */
-      int lo, hi;
-      units_of(rt, v, &lo, &hi);
-      for (int u = lo; u < hi; u++) dp->final[u] = 1;
-    } else if (completes && !w->ops->whole_ops) {
-      /* started in the pieces above */
-    } else if (completes) {
-      int lo, hi;
-      units_of(rt, v, &lo, &hi);
-      for (int u = lo; u < hi; u++) dp->final[u] = 1;
-      start_buckets(rt, false);
-    }
-  }
+  if (dp && grads) dp->grad_ops[li]++;
 }
 
 /* Marks a part's gradients final after an op that did not run through
