@@ -196,6 +196,23 @@ static void test_bucket_count(void) {
     int want;
   } cases[] = {{"gradient_bucket_mb=25", 25, 4}, {"gradient_bucket_mb=1000", 1000, 2},
                {"gradient_bucket_mb=6", 6, 12}, {"overlap_grad_reduce=false", 0, 1}};
+  /* Layers under 1 MiB: the first bucket's smaller cap shows. h = 128:
+  ** 0.378 MiB a layer, 0.275 MiB more in the first; reverse order, caps 1
+  ** MiB then 1 MiB: layers 11-9, 8-6, 5-3, 2-0 (a first cap of 2 MiB would
+  ** give 3 buckets). */
+  {
+    double hs = 128, ls = 2 * (12 * hs * hs + 13 * hs), es = 2 * (1000.0 + 128) * hs, us[12];
+    for (int i = 0; i < 12; i++) us[i] = ls + (i == 0 ? es : 0);
+    CU_ASSERT_EQUAL(expected_buckets(us, 12, 1), 4);
+    ts_job_t *job;
+    ts_outcome_t o;
+    ts_err_t err = {0};
+    const char *sets[] = {"model.hidden=128", "model.heads=4", "gradient_bucket_mb=1"};
+    CU_ASSERT_EQUAL_FATAL(th_simulate(tf_job, sets, 3, &job, &o, &err), 0);
+    for (int r = 0; r < 2; r++) CU_ASSERT_EQUAL(grad_colls(&o, r), 4);
+    ts_outcome_free(&o);
+    ts_job_free(job);
+  }
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     ts_job_t *job;
     ts_outcome_t o;
@@ -252,6 +269,38 @@ static void test_overlap_hides_communication(void) {
          1e3 * exposed[0]);
   CU_ASSERT(exposed[1] < 0.5 * exposed[0]);
   CU_ASSERT(iter[1] < iter[0]);
+  unlink(plat);
+}
+
+/* zero 3: unit k + 1's all-gather is queued when unit k's compute starts,
+** so the stream begins it before that compute ends (no prefetch: after). */
+static void test_zero3_prefetch(void) {
+  const char *plat = star_platform(2);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 6, \"hidden\": 1024, \"heads\": 8,"
+           " \"vocab\": 1000}, \"platform\": \"%s\", \"schedule\": \"gpipe\", \"stages\": 1,"
+           " \"microbatches\": 1, \"seq_len\": 512, \"data_parallel\": 2, \"zero\": 3}",
+           plat);
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(th_simulate(json, NULL, 0, &job, &o, &err), 0);
+  double ag[6], fw[6];
+  int na = 0, nf = 0;
+  for (int i = 0; i < o.run->n_events; i++) { /* sorted by start */
+    const ts_event_t *e = &o.run->events[i];
+    if (e->device != 0) continue;
+    if (e->kind == TS_COLLECTIVE && TS_EV_COLL_PURPOSE(e->coll) == TS_CP_GATHER && na < 6 &&
+        nf < 6)
+      ag[na++] = e->start;
+    if (e->kind == TS_FORWARD && nf < 6) fw[nf] = e->end, nf++;
+  }
+  CU_ASSERT_EQUAL_FATAL(nf, 6); /* one forward piece per layer */
+  CU_ASSERT_FATAL(na >= 6);
+  for (int k = 0; k + 1 < 6; k++) CU_ASSERT(ag[k + 1] < fw[k]);
+  ts_outcome_free(&o);
+  ts_job_free(job);
   unlink(plat);
 }
 
@@ -358,6 +407,7 @@ TS_TESTS{
     TS_TEST(test_zero_traffic),
     TS_TEST(test_bucket_count),
     TS_TEST(test_overlap_hides_communication),
+    TS_TEST(test_zero3_prefetch),
     TS_TEST(test_zero_memory),
     TS_TEST(test_every_schedule_replicated),
 };
