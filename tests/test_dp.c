@@ -31,29 +31,8 @@
 #define LAT 1e-6
 #define MIB 1048576.0
 
-/* A star platform of n hosts (as in test_coll.c). */
-static const char *star_platform(int n) {
-  static char xml[65536];
-  int k = snprintf(xml, sizeof xml,
-                   "<?xml version='1.0'?>\n<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
-                   "<platform version=\"4.1\">\n<zone id=\"z\" routing=\"Full\">\n");
-  for (int i = 0; i < n; i++)
-    k += snprintf(xml + k, sizeof xml - (size_t)k, "  <host id=\"h%d\" speed=\"1e12f\"/>\n", i);
-  for (int i = 0; i < n; i++)
-    k += snprintf(xml + k, sizeof xml - (size_t)k,
-                  "  <link id=\"l%d\" bandwidth=\"%.17gBps\" latency=\"%.17gs\" "
-                  "sharing_policy=\"SPLITDUPLEX\"/>\n",
-                  i, BW, LAT);
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < n; j++)
-      if (i != j)
-        k += snprintf(xml + k, sizeof xml - (size_t)k,
-                      "  <route src=\"h%d\" dst=\"h%d\" symmetrical=\"NO\"><link_ctn id=\"l%d\" "
-                      "direction=\"UP\"/><link_ctn id=\"l%d\" direction=\"DOWN\"/></route>\n",
-                      i, j, i, j);
-  snprintf(xml + k, sizeof xml - (size_t)k, "</zone>\n</platform>\n");
-  return th_write_tmp(xml, ".xml");
-}
+/* The star platform of th_star_platform with this file's figures. */
+static const char *star_platform(int n) { return th_star_platform(n, BW, LAT); }
 
 static double c_of(double S) { return 2 * LAT + S / BW; }
 

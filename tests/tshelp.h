@@ -41,6 +41,37 @@ static inline const char *th_write_tmp(const char *text, const char *suffix) {
   return p;
 }
 
+/* Writes a star platform to a temporary file and returns its path
+** (th_write_tmp): hosts h0 .. h<n-1> at 1 TFLOP/s, host h<i> behind its own
+** SPLITDUPLEX link l<i> (bandwidth bw B/s, latency lat s), with explicit
+** routes l<i>_UP, l<j>_DOWN for every ordered pair, so that a message of S
+** bytes between two hosts takes 2 lat + S / bw and a host's messages share
+** its uplink.  NULL when n is too large for the buffer. */
+static inline const char *th_star_platform(int n, double bw, double lat) {
+  static char xml[1 << 17];
+  size_t cap = sizeof xml;
+  int k = snprintf(xml, cap,
+                   "<?xml version='1.0'?>\n<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
+                   "<platform version=\"4.1\">\n<zone id=\"z\" routing=\"Full\">\n");
+  for (int i = 0; i < n && (size_t)k < cap; i++)
+    k += snprintf(xml + k, cap - (size_t)k, "  <host id=\"h%d\" speed=\"1e12f\"/>\n", i);
+  for (int i = 0; i < n && (size_t)k < cap; i++)
+    k += snprintf(xml + k, cap - (size_t)k,
+                  "  <link id=\"l%d\" bandwidth=\"%.17gBps\" latency=\"%.17gs\" "
+                  "sharing_policy=\"SPLITDUPLEX\"/>\n",
+                  i, bw, lat);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n && (size_t)k < cap; j++)
+      if (i != j)
+        k += snprintf(xml + k, cap - (size_t)k,
+                      "  <route src=\"h%d\" dst=\"h%d\" symmetrical=\"NO\"><link_ctn id=\"l%d\" "
+                      "direction=\"UP\"/><link_ctn id=\"l%d\" direction=\"DOWN\"/></route>\n",
+                      i, j, i, j);
+  if ((size_t)k >= cap) return NULL;
+  snprintf(xml + k, cap - (size_t)k, "</zone>\n</platform>\n");
+  return th_write_tmp(xml, ".xml");
+}
+
 /* Reads a whole file into a malloc'd NUL-terminated string; its length goes
 ** to *len when len is not NULL.  NULL when the file cannot be opened or
 ** read (ts__read_file). */
