@@ -35,7 +35,7 @@
 ** each device holds between D/2 + 1 and D micro-batches' activations.
 ** With t_b = 2 t_f the slots no longer interlock and the closed form does
 ** not hold: the backwards of a unit collide and leave bubbles between the
-** units (README "Chimera").
+** units (README "Notes on individual schedules").
 */
 #include <stdlib.h>
 

@@ -27,7 +27,7 @@
 ** (the oldest micro-batch first, as here), and what ran in quantum t is
 ** visible to every stage at t + 1 (tests/test_varuna.c).  On other task
 ** times each stage applies the same rules at the instants it becomes free
-** (README "Varuna").  The job must use recompute "full".
+** (README "Notes on individual schedules").  The job must use recompute "full".
 ** With a synthetic model, b takes backward_s - weight_grad_s, B takes
 ** weight_grad_s and r takes recompute_s.
 */
