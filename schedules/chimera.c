@@ -12,17 +12,30 @@
 ** nearer that pipeline's end), a backward before a forward and the oldest
 ** micro-batch first; when nothing is ready it waits for the next message.
 ** This reproduces the paper's schedule: the up pipeline's forwards fill
-** the down pipeline's warm-up bubble and vice versa.  The two devices
-** holding the same pair of stages (i and D - 1 - i) are a REPLICA group of
-** the plan, so the runtime all-reduces their gradients of both stages (a
-** ring of 2 over the platform's links), as it does for data parallelism.
+** the down pipeline's warm-up bubble and vice versa.
 **
-** Closed form (unit slots: t_f = t_b = t, no communication, N >= D, N
-** even): iteration time (2N + D - 2) t, bubble fraction
+** N > D (section 3.4 of the paper): the schedule for N = k D concatenates k
+** basic units of D micro-batches (D/2 per pipeline), the forwards at the
+** start of unit u + 1 filling the bubbles at the end of unit u.  A unit's
+** micro-batch takes the place of the one at the same position of the
+** previous unit: its forward on a stage waits until the micro-batch D/2
+** before it in that pipeline has finished its backward there.  So a stage
+** replica holds at most D/2 micro-batches of its pipeline, and a device at
+** most D, at every N, the paper's bound; the devices' in-flight counts are
+** those of N = D.  (Without the rule a free device would run any ready
+** forward: with t_b = 2 t_f, D = 8, N = 16 that holds 11 micro-batches.)
+** The two devices holding the same pair of stages (i and D - 1 - i) are a
+** REPLICA group of the plan, so the runtime all-reduces their gradients of
+** both stages (a ring of 2 over the platform's links), as it does for data
+** parallelism.
+**
+** Closed form (unit slots: t_f = t_b = t, no communication, N even, N a
+** multiple of D): iteration time (2N + D - 2) t, bubble fraction
 ** (D - 2)/(2N + D - 2) against (D - 1)/(N + D - 1) for GPipe and 1F1B;
-** each device holds between D/2 + 1 and D micro-batches' activations (N =
-** D).  With t_b = 2 t_f the slots no longer interlock and the closed form
-** does not hold (README "Chimera").
+** each device holds between D/2 + 1 and D micro-batches' activations.
+** With t_b = 2 t_f the slots no longer interlock and the closed form does
+** not hold: the backwards of a unit collide and leave bubbles between the
+** units (README "Notes on individual schedules").
 */
 #include <stdlib.h>
 
@@ -32,9 +45,15 @@ typedef struct pipe {
   int v, lo, hi, nf, nb; /* its stage here, micro-batch range, next F and B */
 } pipe_t;
 
+/* A forward is ready when its input arrived and, the units being
+** concatenated, the micro-batch D/2 before it in this pipeline (the same
+** position of the previous unit) has finished its backward here. */
 static bool f_ready(ts_rt_t *rt, const pipe_t *p) {
-  const ts_layout_t *L = ts_rt_ctx(rt)->layout;
-  return p->nf < p->hi && (L->prev[p->v] < 0 || ts_rt_arrived(rt, TS_SEND_ACT, p->v, p->nf));
+  const ts_ctx_t *c = ts_rt_ctx(rt);
+  const ts_layout_t *L = c->layout;
+  int unit_half = c->stages / 2;
+  return p->nf < p->hi && p->nf - p->nb < unit_half &&
+         (L->prev[p->v] < 0 || ts_rt_arrived(rt, TS_SEND_ACT, p->v, p->nf));
 }
 
 static bool b_ready(ts_rt_t *rt, const pipe_t *p) {

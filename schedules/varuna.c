@@ -18,10 +18,16 @@
 ** Effects take hold when a task ends (a message arrives after its
 ** transfer).  The program polls readiness (ts_rt_arrived) and waits for
 ** the next message (ts_rt_wait_any) when nothing is ready: it is an actor
-** program, not a precomputed table.  A message that arrives at the very
-** instant a stage chooses its next task may be seen only after the choice
-** (SimGrid delivers same-instant events in event order), as in a real
-** stream race.  The job must use recompute "full".
+** program, not a precomputed table.  Before each choice it settles the
+** instant (ts_rt_settle), so a message that lands at the very instant a
+** stage chooses is seen by that choice.  On unit-time tasks (f = r = b = B
+** and messages that take no time) this is the schedule of Varuna's public
+** generator (microsoft/varuna, varuna/generate_schedule.cc), op for op:
+** there every stage picks at the start of a quantum, FIFO within a queue
+** (the oldest micro-batch first, as here), and what ran in quantum t is
+** visible to every stage at t + 1 (tests/test_varuna.c).  On other task
+** times each stage applies the same rules at the instants it becomes free
+** (README "Notes on individual schedules").  The job must use recompute "full".
 ** With a synthetic model, b takes backward_s - weight_grad_s, B takes
 ** weight_grad_s and r takes recompute_s.
 */
@@ -40,6 +46,7 @@ static void varuna_program(ts_rt_t *rt) {
   if (last) ts_rt_keep_activations(rt, v);
   while (nB < m && !ts_rt_failed(rt)) {
     int j;
+    ts_rt_settle(rt);
     /* B: the oldest micro-batch whose b is done. */
     if (nB < nb) {
       ts_rt_compute(rt, TS_WEIGHT_GRAD, v, nB++);

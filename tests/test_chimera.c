@@ -6,6 +6,11 @@
 **   every device holds two stage replicas (weights twice);
 **   the replicas' gradients are all-reduced in a ring of two: 2 steps of
 **   S/2 bytes each way, L + S/(2B) each on a known link;
+**   N = k D (k = 1, 2, 4; D = 4, 6, 8) concatenates k basic units: the
+**   forward of micro-batch j on a stage starts after the backward of j - D/2
+**   of the same pipeline ended there, a stage holds at most D/2 micro-
+**   batches of its pipeline and a device at most D, the in-flight count of
+**   every device is the one of N = D, with t_b = t_f and with t_b = 2 t_f;
 **   odd D or odd N is an error.
 */
 #include <sysexits.h>
@@ -118,6 +123,70 @@ static void test_backward_twice_forward(void) {
   ts_job_free(job);
 }
 
+/* Peak in-flight micro-batches of stage replica v (a virtual stage):
+** forwarded, backward not yet run.  Its ops run one at a time on one
+** device, so counting them in start order suffices. */
+static int by_start(const void *a, const void *b) {
+  double x = (*(const ts_event_t *const *)a)->start, y = (*(const ts_event_t *const *)b)->start;
+  return (x > y) - (x < y);
+}
+
+static int vstage_peak(const ts_outcome_t *o, int v) {
+  const ts_event_t **ev = malloc((size_t)o->run->n_events * sizeof *ev);
+  int n = 0, in = 0, peak = 0;
+  for (int i = 0; i < o->run->n_events; i++) {
+    const ts_event_t *e = &o->run->events[i];
+    if (e->vstage == v && (e->kind == TS_FORWARD || e->kind == TS_BACKWARD)) ev[n++] = e;
+  }
+  qsort(ev, (size_t)n, sizeof *ev, by_start);
+  for (int i = 0; i < n; i++) {
+    in += ev[i]->kind == TS_FORWARD ? 1 : -1;
+    if (in > peak) peak = in;
+  }
+  free(ev);
+  return peak;
+}
+
+/* Concatenated basic units (Li and Hoefler section 3.4) for N in {D, 2D,
+** 4D}: closed form in unit slots, and the memory bound in unit slots and
+** with t_b = 2 t_f (where a greedy device holds up to 11 at D = 8, N = 16). */
+static void test_units(void) {
+  for (int D = 4; D <= 8; D += 2)
+    for (int tb = 1; tb <= 2; tb++) {
+      int base[8] = {0};
+      for (int k = 1; k <= 4; k *= 2) {
+        int N = k * D, h = D / 2;
+        ts_job_t *job;
+        ts_outcome_t o;
+        ts_err_t err = {0};
+        CU_ASSERT_EQUAL_FATAL(sim(D, N, 0.5, 0.5 * tb, 0, "ideal", &job, &o, &err), 0);
+        if (tb == 1) {
+          TS_ASSERT_REL(o.metrics->iteration_time_s, (2 * N + D - 2) * 0.5, 1e-9);
+          TS_ASSERT_REL(o.metrics->bubble_fraction, (double)(D - 2) / (2 * N + D - 2), 1e-9);
+        }
+        for (int d = 0; d < D; d++) {
+          int in = o.metrics->dev[d].peak_inflight;
+          CU_ASSERT(in >= h + 1 && in <= D);
+          if (k == 1) base[d] = in;
+          CU_ASSERT_EQUAL(in, base[d]);
+        }
+        for (int v = 0; v < 2 * D; v++) CU_ASSERT(vstage_peak(&o, v) <= h);
+        /* The forward of j waits for the backward of j - D/2 (same
+        ** pipeline, same stage): position by position, unit after unit. */
+        for (int i = 0; i < o.run->n_events; i++) {
+          const ts_event_t *e = &o.run->events[i];
+          int lo = e->vstage < D ? 0 : N / 2;
+          if (e->kind != TS_FORWARD || e->mb - lo < h) continue;
+          const ts_event_t *b = th_find(&o, TS_BACKWARD, e->vstage, e->mb - h);
+          CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+          CU_ASSERT(e->start >= b->end - 1e-12);
+        }
+        ts_outcome_free(&o);
+        ts_job_free(job);
+      }
+    }
+}
+
 static void test_rules(void) {
   ts_job_t *job = NULL;
   ts_outcome_t o;
@@ -129,6 +198,6 @@ static void test_rules(void) {
   CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "microbatches"));
 }
 
-TS_TESTS{TS_TEST(test_closed_form), TS_TEST(test_weights_and_allreduce),
+TS_TESTS{TS_TEST(test_closed_form), TS_TEST(test_units), TS_TEST(test_weights_and_allreduce),
          TS_TEST(test_backward_twice_forward), TS_TEST(test_rules)};
 TS_TEST_MAIN("chimera")
