@@ -155,13 +155,15 @@ static int table_check(const ts_job_t *job, ts_err_t *err) {
                       job->path, job->iterations);
   if (t->n_stages != job->stages)
     return ts_err_set(err, EX_DATAERR,
-                      "%.300s: stages: %d op lists, the job has %d stages (stage %d %s)", t->path,
+                      "%.300s: stages: %d op lists, the job has %d stages (%s %d%s)", t->path,
                       t->n_stages, job->stages,
+                      t->n_stages < job->stages ? "stage" : "stages from",
                       t->n_stages < job->stages ? t->n_stages : job->stages,
-                      t->n_stages < job->stages ? "missing" : "too many");
+                      t->n_stages < job->stages ? " missing" : " too many");
   int rc = 0;
+  for (int s = 0; s < t->n_stages; s++)
+    if ((rc = check_ranges(job, s, err))) return rc;
   for (int s = 0; s < t->n_stages && !rc; s++) {
-    if ((rc = check_ranges(job, s, err))) break;
     /* Fewer ops than a forward and a backward per cell cannot be complete:
     ** past 2^24 cells that is said without naming the first one missing,
     ** so the cells below stay bounded by the table's size. */
