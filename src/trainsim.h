@@ -176,6 +176,32 @@ typedef enum { TS_OPTIMIZER_ADAM = 0, TS_OPTIMIZER_NONE } ts_optimizer_t;
 #define TS_NAME_MAX 256
 #define TS_PATH_MAX 4096
 
+/* A schedule table (the job's "table" file, run by schedule "table";
+** README "Schedules from a file"): for each pipeline stage (a device of
+** one pipeline) the compute ops it runs, in order.  The schedule sends and
+** receives what the ops need; recompute ops are listed or, under recompute
+** "full" on a stage that lists none, run before each backward. */
+typedef struct ts_table_op {
+  ts_kind_t kind; /* a compute kind (TS_FORWARD .. TS_WEIGHT_GRAD) */
+  int mb;         /* micro-batch, from 0 */
+  int chunk;      /* the stage's model chunk, from 0 (interleaved layouts) */
+} ts_table_op_t;
+
+typedef struct ts_table {
+  char path[TS_PATH_MAX]; /* the file as resolved; errors name it */
+  int n_stages;
+  int *n_ops;             /* [n_stages] */
+  ts_table_op_t **ops;    /* [n_stages][n_ops[s]]: stage s's op k */
+} ts_table_t;
+
+/* Reads a table file (JSON, or CSV when path ends in ".csv"; README
+** "Schedules from a file") into *out (free with ts_table_free).  Errors
+** name the file and the place (line:column for malformed JSON, the field
+** path such as stages[2][5].kind, or line:field for CSV): EX_NOINPUT when
+** the file cannot be read, EX_DATAERR for bad content. */
+int ts_table_load(const char *path, ts_table_t **out, ts_err_t *err);
+void ts_table_free(ts_table_t *t);
+
 typedef struct ts_job {
   char path[TS_PATH_MAX];      /* job file, or "<default job>" */
   char base_dir[TS_PATH_MAX];  /* relative paths in the job resolve here */
@@ -220,6 +246,10 @@ typedef struct ts_job {
     double value;        /* in B/s, s or FLOP/s */
   } *overrides;
   int n_overrides;
+  /* "table": the schedule table the job names (path relative to the job
+  ** file), read at load; NULL when the job names none.  Only schedule
+  ** "table" runs it; other schedules ignore it. */
+  ts_table_t *table;
 } ts_job_t;
 
 /* Loads a job from a JSON file (path NULL: the shipped default job) and

@@ -57,6 +57,8 @@ static void test_all_schedules(void) {
   int n = 0;
   for (int i = 0; ts_schedule_at(i); i++) {
     const char *name = ts_schedule_at(i)->name;
+    /* The job names no table: compare leaves schedule "table" out (test_table). */
+    if (ts_schedule_at(i)->needs_table) continue;
     char row[64];
     snprintf(row, sizeof row, "\n%s,", name);
     const char *r = strstr(csv, row);

@@ -170,6 +170,7 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const ts_e
   /* The job as given must load: its errors are the user's, not a skip. */
   if ((rc = ts_job_load(path, sets, n_sets, &base, err))) goto out;
   for (int i = 0; ts_schedule_at(i) && c->n < MAX_SCHED; i++) {
+    if (ts_schedule_at(i)->needs_table && !base->table) continue; /* nothing to run */
     entry_t *e = &c->e[c->n++];
     e->s = ts_schedule_at(i);
     int k = 0;

@@ -5,7 +5,8 @@
 ** JSON and holds the typed field getters, job_hf.c translates a Hugging
 ** Face config.json into a transformer object, job_set.c applies
 ** `--set PATH=VALUE`, job_model.c validates the model, job_dp.c the
-** data-parallel fields, and ts_job.c
+** data-parallel fields, job_table.c reads the schedule table a job names
+** (ts_table_load, public in trainsim.h), and ts_job.c
 ** validates the top-level fields and is the public entry point.  Every
 ** function that can fail returns 0 or the sysexits.h code it recorded in
 ** err with ts_err_set (one line naming the file and the field path).

@@ -31,7 +31,7 @@ const char *const ts__job_fields[] = {
     "model", "platform", "schedule", "stages", "microbatches", "micro_batch_size",
     "seq_len", "recompute", "placement", "bytes_per_element", "chunks", "iterations",
     "description", "devices", "mapping", "mapping_groups", "data_parallel", "rank_order",
-    "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", NULL};
+    "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", "table", NULL};
 const char *const ts__transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
     "flash_attention", "dropout", "gated_mlp", "moe", NULL};
@@ -282,11 +282,26 @@ static int validate_platform(const cJSON *root, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
+/* table: the path of a schedule table (README "Schedules from a file"),
+** relative to the job file (or the current directory, or the shipped
+** examples/tables/, with or without ".json"), read into job->table. */
+static int validate_table(const cJSON *root, ts_job_t *job, vctx_t *c) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "table");
+  if (!t || cJSON_IsNull(t)) return 0; /* --set table=null removes it */
+  const char *name = NULL;
+  int rc;
+  if ((rc = ts__get_string(root, "table", NULL, &name, c))) return rc;
+  char path[TS_PATH_MAX];
+  if (!ts__resolve_path(name, job->base_dir, "examples/tables", ".json", path))
+    return ts_err_set(c->err, EX_NOINPUT, "%s: table: no such file '%s'", c->file, name);
+  return ts_table_load(path, &job->table, c->err);
+}
+
 /* Validates the whole tree root into job, in the order the errors are
 ** reported: fields, model present, schedule, sizes, the data-parallel
 ** fields, the products, model and its products, the data-parallel
 ** combinations, platform,
-** devices, placement, then the schedule's own check. */
+** devices, placement, the table, then the schedule's own check. */
 static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
   int rc;
   if ((rc = ts__check_fields(root, ts__job_fields, c))) return rc;
@@ -317,6 +332,7 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
                       "%s: schedule: a model with model.moe needs schedule %s, got '%s'", c->file,
                       names, job->schedule);
   }
+  if ((rc = validate_table(root, job, c))) return rc;
   if (s->check && (rc = s->check(job, c->err))) return rc;
   return 0;
 }
@@ -392,5 +408,6 @@ void ts_job_free(ts_job_t *job) {
   free(job->placement);
   free(job->mapping);
   free(job->overrides);
+  ts_table_free(job->table);
   free(job);
 }

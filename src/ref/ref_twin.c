@@ -91,6 +91,11 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
     cJSON_AddNumberToObject(root, "gradient_bucket_mb", job->gradient_bucket_mb);
   cJSON_AddBoolToObject(root, "overlap_grad_reduce", job->overlap_grad_reduce);
   cJSON_AddStringToObject(root, "optimizer", job->optimizer == TS_OPTIMIZER_NONE ? "none" : "adam");
+  if (job->table) { /* schedule "table": the same table, by its absolute path */
+    char tab[TS_PATH_MAX];
+    if (!realpath(job->table->path, tab)) snprintf(tab, sizeof tab, "%s", job->table->path);
+    cJSON_AddStringToObject(root, "table", tab);
+  }
   const ts_schedule_t *sc = ts_schedule_find(job->schedule);
   if (sc && sc->host_weights) { /* more stages than devices: the job's devices and mapping */
     cJSON_AddNumberToObject(root, "devices", job->devices);

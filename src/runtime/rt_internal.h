@@ -47,6 +47,7 @@ struct ts_rt {
   int seq;
   bool finished;
   char waiting[160];     /* what a blocked device waits for */
+  char opname[384];      /* ts_rt_name_op's name of the current op, or "" */
   ts_run_t *cev;         /* compute events (own thread) */
   ts_run_t *tev;         /* transfer events (under the inbox lock) */
   /* host memory (sched->host_weights only; own thread or, in SimGrid, the

@@ -54,7 +54,8 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
                          .layout = lay,
                          .plan = plan,
                          .n_local = nl,
-                         .local = local};
+                         .local = local,
+                         .job = job};
     size_t cells = (size_t)(nl ? nl : 1) * (size_t)M;
     for (int k = 0; k < TS_COMPUTE_KINDS; k++) rt->done[k] = ts__xcalloc(cells, 1);
     for (int k = 0; k < 2; k++) {
@@ -169,7 +170,8 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
       if ((rt->finished && !stream_stuck) || room != (pass == 0)) continue;
       if (stuck++ < 4) {
         size_t l = strlen(msg);
-        snprintf(msg + l, sizeof msg - l, "%sdevice %d waits for %s", stuck > 1 ? "; " : "", d,
+        snprintf(msg + l, sizeof msg - l, "%sdevice %d%s%s waits for %s", stuck > 1 ? "; " : "", d,
+                 rt->opname[0] ? " at " : "", rt->opname,
                  rt->waiting[0] ? rt->waiting : "an event that never comes");
         if (rt->comm_waiting[0]) {
           l = strlen(msg);

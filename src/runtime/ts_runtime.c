@@ -35,8 +35,11 @@ void ts__rt_fail(ts_rt_t *rt, const char *fmt, const char *a, int v, int mb) {
   if (!atomic_compare_exchange_strong(&w->failed, &expected, 1)) return;
   char what[256];
   snprintf(what, sizeof what, fmt, a, v, mb);
-  ts_err_set(&w->err, EX_SOFTWARE, "schedule '%s': device %d: %s", w->job->schedule,
-             rt->ctx.device, what);
+  if (rt->opname[0])
+    ts_err_set(&w->err, EX_SOFTWARE, "%s: device %d: %s", rt->opname, rt->ctx.device, what);
+  else
+    ts_err_set(&w->err, EX_SOFTWARE, "schedule '%s': device %d: %s", w->job->schedule,
+               rt->ctx.device, what);
   if (w->ops->abort_all) w->ops->abort_all(w->xd);
 }
 
@@ -49,6 +52,10 @@ int ts__rt_keeps(const ts_rt_t *rt, int v) {
 const ts_ctx_t *ts_rt_ctx(ts_rt_t *rt) { return &rt->ctx; }
 
 int ts_rt_failed(ts_rt_t *rt) { return rt->w->failed; }
+
+void ts_rt_name_op(ts_rt_t *rt, const char *name) {
+  snprintf(rt->opname, sizeof rt->opname, "%s", name ? name : "");
+}
 double ts_rt_now(ts_rt_t *rt) { return rt->w->ops->now(rt->w->xd); }
 
 /* Index of (v, mb) in this device's tables, or -1 (after failing). */

@@ -43,6 +43,7 @@ typedef struct ts_ctx {
   const ts_plan_t *plan;
   int n_local;       /* virtual stages held by this device */
   const int *local;  /* [n_local] their indices, ascending */
+  const ts_job_t *job; /* the job (schedule "table" reads job->table) */
 } ts_ctx_t;
 
 /* A schedule: one file in schedules/, one line in schedules/registry.h. */
@@ -92,6 +93,10 @@ typedef struct ts_schedule {
   ** device's ops, not necessarily on their order, and runs of the
   ** reference executor (real time) may differ from each other. */
   int order_by_arrival;
+  /* 1: the program runs the job's table (job->table, README "Schedules from
+  ** a file"): commands that try every schedule on a job (compare) leave
+  ** the schedule out when the job names no table. */
+  int needs_table;
   /* `trainsim compare`'s adjustments, in order, ended by an entry with set
   ** NULL (the field NULL: none): compare runs the schedule with set
   ** ("PATH=VALUE"; PATH chunks, iterations or recompute) when the job's
@@ -229,6 +234,13 @@ void ts_rt_moe_compute(ts_rt_t *rt, ts_kind_t kind, int vstage, int mb, int piec
 ** All transfers start at once; returns when this device has received from
 ** every peer.  which must be the kind that comes next. */
 void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int vstage, int mb);
+
+/* Names the op the program runs next in the runtime's errors (NULL or "":
+** none; copied, cut at 383 bytes): a check that fails then reads
+** "NAME: device D: what is wrong" instead of "schedule 'S': device D: ...",
+** and a deadlock lists the device as "device D at NAME".  For programs that
+** run ops from a file (schedule "table"), so that errors name the entry. */
+void ts_rt_name_op(ts_rt_t *rt, const char *name);
 
 /* 1 once the run has failed (a peer hit an error): programs may stop. */
 int ts_rt_failed(ts_rt_t *rt);
