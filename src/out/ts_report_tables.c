@@ -28,7 +28,9 @@ static const def_t info_defs[] = {
      "the version, and simgrid (simulated) or reference (measured by the CPU reference executor)"},
     {"job.*", "the job as run, after --set: file, schedule, model name, platform as written in the "
               "job, stages, microbatches, micro_batch_size, seq_len, chunks, iterations, recompute, "
-              "bytes_per_element; for mobius and gpipe-swap also devices, mapping (the rule, "
+              "bytes_per_element, partition (uniform, balanced or explicit; see Partitioning) and, for "
+              "transformers, layers_per_stage (the layers of each model part the split gave); "
+              "for mobius and gpipe-swap also devices, mapping (the rule, "
               "or the device of each stage) and mapping_groups; then the data-parallel fields "
               "data_parallel, rank_order, zero, fsdp_unit, gradient_bucket_mb, overlap_grad_reduce and "
               "optimizer (adam or none)"},
