@@ -94,6 +94,12 @@ static inline bool ts_kind_is_host(ts_kind_t k) { return k >= TS_FETCH && k < TS
 /* Model and job                                                       */
 /* ------------------------------------------------------------------ */
 
+typedef enum {
+  TS_PARTITION_UNIFORM = 0, TS_PARTITION_BALANCED, TS_PARTITION_EXPLICIT
+} ts_partition_t;
+/* "uniform", "balanced", "explicit". */
+const char *ts_partition_name(ts_partition_t p);
+
 typedef enum { TS_MODEL_TRANSFORMER = 0, TS_MODEL_SYNTHETIC } ts_model_kind_t;
 typedef enum { TS_RECOMPUTE_NONE = 0, TS_RECOMPUTE_FULL } ts_recompute_t;
 
@@ -225,6 +231,13 @@ typedef struct ts_job {
   char mapping_rule[16]; /* "sequential", "cross", "block" or "explicit" */
   int mapping_groups;    /* root-complex groups for "cross" (default 2) */
   int bytes_per_element; /* default 2 */
+  /* How the model's layers are cut into its stages x chunks parts (README
+  ** "Partitioning"): uniform (as evenly as possible, earlier parts take
+  ** the remainder), balanced (the slowest part's time minimised, LM head
+  ** included) or explicit (layers_per_stage). */
+  ts_partition_t partition;
+  int *layers_per_stage; /* [n_layers_per_stage] explicit split, or NULL */
+  int n_layers_per_stage; /* stages x chunks when given */
   /* data parallelism (README "Data parallelism") */
   int data_parallel;     /* d: replicas of the whole pipeline (default 1) */
   char rank_order[32];   /* as written, default "tp-dp-pp" */
@@ -404,12 +417,29 @@ typedef struct ts_cost {
   struct ts_moe_cost *moe; /* MoE layers and routing (ts_moe.h), or NULL */
 } ts_cost_t;
 
-/* Builds the cost table for a job cut into n_parts equal parts (layers
-** split as evenly as possible, earlier parts take the remainder).
-** Returns EX_DATAERR (e.g. more parts than layers) with a message naming
+/* Builds the cost table for a job cut into n_parts parts by the job's
+** partition (ts_cost_split).  Returns EX_DATAERR (e.g. more parts than
+** layers, or a layers_per_stage of another length) with a message naming
 ** the job file. */
 int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *err);
 void ts_cost_free(ts_cost_t *c);
+
+/* The layers of each of the n_parts parts of a transformer job, into
+** count[n_parts] (README "Partitioning"): uniform splits as evenly as
+** possible with earlier parts taking the remainder; balanced minimises the
+** slowest part's forward + backward (+ recompute) FLOPs, counting the
+** embedding on the first part and the LM head on the last, and among the
+** splits that do keeps the parts as even as possible (earlier parts take
+** the remainder); explicit copies layers_per_stage.  Needs 1 <= n_parts
+** <= model.layers; returns EX_DATAERR naming the job file otherwise, or
+** when layers_per_stage does not have n_parts entries. */
+int ts_cost_split(const ts_job_t *job, int n_parts, int *count, ts_err_t *err);
+
+/* The balanced split itself: n layers of w FLOPs each into p >= 1
+** contiguous parts of at least one layer (1 <= p <= n), the first part
+** adding e_first and the last e_last (both when p = 1), minimising the
+** largest part's FLOPs; ties as ts_cost_split says.  Writes count[p]. */
+void ts_cost_balanced_split(int n, int p, double w, double e_first, double e_last, int *count);
 
 /* Activation bytes one transformer layer keeps for one micro-batch
 ** (Korthikanti et al. 2022, generalised to bytes_per_element, flash

@@ -27,6 +27,11 @@
 **                             else 8 (m and v).
 ** A synthetic model gives seconds per stage directly; with v chunks per
 ** device each chunk takes 1/v of the stage's seconds, activations and weights.
+**
+** The layers are cut into parts by the job's partition (ts_cost_split,
+** README "Partitioning"): uniform, balanced (a water-filling of the parts'
+** forward + backward FLOPs, LM head included) or an explicit
+** layers_per_stage.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -109,6 +114,129 @@ static void moe_costs(const ts_job_t *job, ts_cost_t *c) {
   c->model_flops_per_iteration /= job->iterations;
 }
 
+const char *ts_partition_name(ts_partition_t p) {
+  switch (p) {
+    case TS_PARTITION_BALANCED: return "balanced";
+    case TS_PARTITION_EXPLICIT: return "explicit";
+    default: return "uniform";
+  }
+}
+
+/* ---- partitioning ------------------------------------------------------ */
+
+/* The most layers (0 .. n) a part of extra FLOPs e holds within a level t:
+** the largest c with c w + e <= t (strict: < t); 0 when none.  The test is
+** the same expression as the level's own, so a level c w + e holds c. */
+static long long level_cap(int n, double w, double e, double t, bool strict) {
+  long long lo = 0, hi = n;
+  while (lo < hi) {
+    long long mid = lo + (hi - lo + 1) / 2;
+    double x = (double)mid * w + e;
+    if (strict ? x < t : x <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+/* The parts' extras: the first part (index 0), the middle ones (p - 2 of
+** them) and the last; p = 1 is one part with both ends. */
+typedef struct {
+  int n, p;
+  double w, e[3]; /* first, middle, last */
+  long long mult[3];
+} parts_t;
+
+/* Layers the parts hold when each is filled to level t, each keeping at
+** least one layer. */
+static long long level_fill(const parts_t *q, double t, bool strict) {
+  long long sum = 0;
+  for (int c = 0; c < 3; c++) {
+    if (!q->mult[c]) continue;
+    long long k = level_cap(q->n, q->w, q->e[c], t, strict);
+    sum += q->mult[c] * (k < 1 ? 1 : k);
+  }
+  return sum;
+}
+
+/* The balanced split is a water-filling: the lowest level t (a value
+** c w + e of some part) at which every part filled to t, keeping at least
+** one layer, holds all n layers.  No split has a smaller largest part:
+** one whose largest part is below t holds fewer.  Parts take what they
+** hold strictly below t, and the layers still missing go one each to the
+** parts that reach t exactly, earliest first (earlier parts take the
+** remainder, as in the uniform split, which this is when all extras are
+** 0). */
+void ts_cost_balanced_split(int n, int p, double w, double e_first, double e_last, int *count) {
+  if (p == 1) {
+    count[0] = n;
+    return;
+  }
+  parts_t q = {n, p, w, {e_first, 0, e_last}, {1, p - 2, 1}};
+  double best = INFINITY;
+  for (int c = 0; c < 3; c++) {
+    if (!q.mult[c]) continue;
+    long long lo = 0, hi = n; /* the smallest c-level that holds n layers */
+    while (lo < hi) {
+      long long mid = lo + (hi - lo) / 2;
+      if (level_fill(&q, (double)mid * w + q.e[c], false) >= n)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    double t = (double)lo * w + q.e[c];
+    if (level_fill(&q, t, false) >= n && t < best) best = t;
+  }
+  long long left = n;
+  for (int k = 0; k < p; k++) {
+    int c = k == 0 ? 0 : k == p - 1 ? 2 : 1;
+    long long below = level_cap(n, w, q.e[c], best, true);
+    count[k] = (int)(below < 1 ? 1 : below);
+    left -= count[k];
+  }
+  for (int k = 0; k < p && left > 0; k++) {
+    int c = k == 0 ? 0 : k == p - 1 ? 2 : 1;
+    long long at = level_cap(n, w, q.e[c], best, false);
+    if (at > count[k]) {
+      count[k]++;
+      left--;
+    }
+  }
+}
+
+int ts_cost_split(const ts_job_t *job, int n_parts, int *count, ts_err_t *err) {
+  const ts_model_t *m = &job->model;
+  if (n_parts < 1 || n_parts > m->layers)
+    return ts_err_set(err, EX_DATAERR, "%s: stages: %d model parts for the model's %d layers",
+                      job->path, n_parts, m->layers);
+  if (job->partition == TS_PARTITION_EXPLICIT) {
+    if (job->n_layers_per_stage != n_parts)
+      return ts_err_set(err, EX_DATAERR,
+                        "%s: layers_per_stage: %d entries, but the schedule cuts the model into "
+                        "%d parts",
+                        job->path, job->n_layers_per_stage, n_parts);
+    for (int k = 0; k < n_parts; k++) count[k] = job->layers_per_stage[k];
+    return 0;
+  }
+  if (job->partition == TS_PARTITION_BALANCED) {
+    /* Forward 1, backward 2 (input and weight gradients), recompute 1 when
+    ** the job recomputes; the LM head is never recomputed.  The embedding
+    ** is a lookup, which the cost model gives no FLOPs. */
+    double lf = layer_forward_flops(m, job->seq_len, job->micro_batch_size);
+    double head = 2.0 * job->micro_batch_size * job->seq_len * m->hidden * (double)m->vocab;
+    double embed = 0;
+    int k = job->recompute == TS_RECOMPUTE_FULL ? 4 : 3;
+    ts_cost_balanced_split(m->layers, n_parts, k * lf, 3 * embed, 3 * head, count);
+    return 0;
+  }
+  int base = m->layers / n_parts, rem = m->layers % n_parts;
+  for (int k = 0; k < n_parts; k++) count[k] = base + (k < rem ? 1 : 0);
+  return 0;
+}
+
+/* ---- the cost table ---------------------------------------------------- */
+
 int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *err) {
   *out = NULL;
   const ts_model_t *m = &job->model;
@@ -116,6 +244,15 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   if (m->kind == TS_MODEL_TRANSFORMER && n_parts > m->layers)
     return ts_err_set(err, EX_DATAERR, "%s: stages: %d model parts exceed the model's %d layers",
                       job->path, n_parts, m->layers);
+  int *count = NULL;
+  if (m->kind == TS_MODEL_TRANSFORMER) {
+    count = ts__xcalloc((size_t)n_parts, sizeof *count);
+    int rc = ts_cost_split(job, n_parts, count, err);
+    if (rc) {
+      free(count);
+      return rc;
+    }
+  }
   ts_cost_t *c = ts__xcalloc(1, sizeof *c);
   c->n_parts = n_parts;
   c->part = ts__xcalloc((size_t)n_parts, sizeof *c->part);
@@ -150,11 +287,11 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   double la = ts_cost_layer_activation_bytes(m, s, b, e);
   double lp = layer_params(m);
   double head = 2.0 * b * s * m->hidden * (double)m->vocab;
-  int base = m->layers / n_parts, rem = m->layers % n_parts, first = 0;
+  int first = 0;
   for (int k = 0; k < n_parts; k++) {
     ts_part_cost_t *p = &c->part[k];
     p->first_layer = first;
-    p->n_layers = base + (k < rem ? 1 : 0);
+    p->n_layers = count[k];
     first += p->n_layers;
     double fw = p->n_layers * lf + (k == n_parts - 1 ? head : 0);
     p->flops[TS_FORWARD] = fw;
@@ -172,6 +309,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
     model_states(p, e);
     c->model_flops_per_iteration += (double)job->microbatches * 3 * fw;
   }
+  free(count);
   c->model_params = ts_cost_transformer_params(m, s);
   c->has_flops = true;
   if ((c->moe = ts_moe_cost_build(job, n_parts))) moe_costs(job, c);

@@ -5,8 +5,9 @@
 ** JSON and holds the typed field getters, job_hf.c translates a Hugging
 ** Face config.json into a transformer object, job_set.c applies
 ** `--set PATH=VALUE`, job_model.c validates the model, job_dp.c the
-** data-parallel fields, job_table.c reads the schedule table a job names
-** (ts_table_load, public in trainsim.h), and ts_job.c
+** data-parallel fields, job_partition.c the layer split, job_table.c reads
+** the schedule table a job names (ts_table_load, public in trainsim.h), and
+** ts_job.c
 ** validates the top-level fields and is the public entry point.  Every
 ** function that can fail returns 0 or the sysexits.h code it recorded in
 ** err with ts_err_set (one line naming the file and the field path).
@@ -136,5 +137,14 @@ int ts__validate_dp_fields(const cJSON *root, ts_job_t *job, vctx_t *c);
 ** host-memory weights or iterations > 1, zero 3 with a MoE model or a
 ** schedule that orders ops by arrival. */
 int ts__check_dp_schedule(const struct ts_schedule *s, const ts_job_t *job, vctx_t *c);
+
+/* ---- partitioning (job_partition.c) -------------------------------- */
+
+/* Reads partition and layers_per_stage of root into job (the model,
+** stages and chunks must be read already): partition "uniform" (the
+** default) or "balanced"; layers_per_stage, when given, makes the split
+** explicit: stages x chunks integers of at least 1 summing to
+** model.layers, only for a dense transformer (balanced likewise). */
+int ts__validate_partition(const cJSON *root, ts_job_t *job, vctx_t *c);
 
 #endif

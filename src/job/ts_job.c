@@ -31,7 +31,8 @@ const char *const ts__job_fields[] = {
     "model", "platform", "schedule", "stages", "microbatches", "micro_batch_size",
     "seq_len", "recompute", "placement", "bytes_per_element", "chunks", "iterations",
     "description", "devices", "mapping", "mapping_groups", "data_parallel", "rank_order",
-    "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", "table", NULL};
+    "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", "table",
+    "partition", "layers_per_stage", NULL};
 const char *const ts__transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
     "flash_attention", "dropout", "gated_mlp", "moe", NULL};
@@ -299,8 +300,8 @@ static int validate_table(const cJSON *root, ts_job_t *job, vctx_t *c) {
 
 /* Validates the whole tree root into job, in the order the errors are
 ** reported: fields, model present, schedule, sizes, the data-parallel
-** fields, the products, model and its products, the data-parallel
-** combinations, platform,
+** fields, the products, model and its products, the partition, the
+** data-parallel combinations, platform,
 ** devices, placement, the table, then the schedule's own check. */
 static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
   int rc;
@@ -320,6 +321,7 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: stages: %d stages x %d chunks exceed the model's %d layers", c->file,
                       job->stages, job->chunks, job->model.layers);
+  if ((rc = ts__validate_partition(root, job, c))) return rc;
   if ((rc = ts__check_dp_schedule(s, job, c)) || (rc = validate_platform(root, job, c)) ||
       (rc = validate_devices(root, s, job, c)))
     return rc;
@@ -407,6 +409,7 @@ void ts_job_free(ts_job_t *job) {
   for (int i = 0; i < job->n_placement; i++) free(job->placement[i]);
   free(job->placement);
   free(job->mapping);
+  free(job->layers_per_stage);
   free(job->overrides);
   ts_table_free(job->table);
   free(job);

@@ -57,6 +57,16 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j, const ts_schedule_t *sc) {
   cJSON_AddNumberToObject(job, "iterations", j->iterations);
   cJSON_AddStringToObject(job, "recompute", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
   cJSON_AddNumberToObject(job, "bytes_per_element", j->bytes_per_element);
+  /* The layer split (README "Partitioning"): the rule and the layers of
+  ** each of the stages x chunks model parts it gave. */
+  cJSON_AddStringToObject(job, "partition", ts_partition_name(j->partition));
+  if (j->model.kind == TS_MODEL_TRANSFORMER) {
+    int n = j->stages * j->chunks, *count = ts__xcalloc((size_t)n, sizeof *count);
+    ts_err_t e = {0};
+    if (ts_cost_split(j, n, count, &e) == 0)
+      cJSON_AddItemToObject(job, "layers_per_stage", cJSON_CreateIntArray(count, n));
+    free(count);
+  }
   /* data parallelism (README "Data parallelism") */
   cJSON_AddNumberToObject(job, "data_parallel", j->data_parallel);
   cJSON_AddStringToObject(job, "rank_order", j->rank_order);

@@ -2,7 +2,8 @@
 ** ts_report_tables.c: the tables of report.html: the summary table (the
 ** top-level metrics of ts_summary_metric_at's list, then the "moe" object)
 ** and the per-device table, each row with its definition (the text of
-** README's summary.json table).
+** README's summary.json table), then the stage-time table that names the
+** bottleneck stage.
 */
 #include <math.h>
 #include <stdint.h>
@@ -27,7 +28,9 @@ static const def_t info_defs[] = {
      "the version, and simgrid (simulated) or reference (measured by the CPU reference executor)"},
     {"job.*", "the job as run, after --set: file, schedule, model name, platform as written in the "
               "job, stages, microbatches, micro_batch_size, seq_len, chunks, iterations, recompute, "
-              "bytes_per_element; for mobius and gpipe-swap also devices, mapping (the rule, "
+              "bytes_per_element, partition (uniform, balanced or explicit; see Partitioning) and, for "
+              "transformers, layers_per_stage (the layers of each model part the split gave); "
+              "for mobius and gpipe-swap also devices, mapping (the rule, "
               "or the device of each stage) and mapping_groups; then the data-parallel fields "
               "data_parallel, rank_order, zero, fsdp_unit, gradient_bucket_mb, overlap_grad_reduce and "
               "optimizer (adam or none)"},
@@ -226,6 +229,82 @@ void ts__report_write_summary(FILE *f, const ts_result_t *r) {
   fputs("</table></div>\n</section>\n", f);
 }
 
+/* The stage-time table (README "Partitioning"): each model part's compute
+** per micro-batch on its device (forward + backward, + recompute when the
+** job recomputes: FLOPs over the device's speed, or a synthetic model's
+** seconds), its layers and its ratio to the mean part, with the slowest
+** part, which paces the steady state of a pipeline, named above it.
+** Parts are listed in model order, each on the device of its first
+** virtual stage. */
+static void write_stage_times(FILE *f, const ts_result_t *r) {
+  const ts_cost_t *c = r->cost;
+  const ts_layout_t *L = r->layout;
+  if (!c || !L || !r->run || c->n_parts < 1) return;
+  int n = c->n_parts, *vs = malloc((size_t)n * sizeof *vs);
+  double *t = calloc((size_t)n, sizeof *t);
+  if (!vs || !t) {
+    free(vs);
+    free(t);
+    return;
+  }
+  for (int k = 0; k < n; k++) vs[k] = -1;
+  for (int v = L->n_vstages - 1; v >= 0; v--)
+    if (L->part[v] >= 0 && L->part[v] < n) vs[L->part[v]] = v;
+  bool rec = r->job && r->job->recompute == TS_RECOMPUTE_FULL;
+  double sum = 0;
+  int slow = 0;
+  for (int k = 0; k < n; k++) {
+    const ts_part_cost_t *pc = &c->part[k];
+    int d = vs[k] >= 0 ? L->dev[vs[k]] : -1;
+    double speed = d >= 0 && d < r->run->n_devices ? r->run->devices[d].speed : 0;
+    if (c->has_flops) {
+      double fl = pc->flops[TS_FORWARD] + pc->flops[TS_BACKWARD] + (rec ? pc->flops[TS_RECOMPUTE] : 0);
+      t[k] = speed > 0 ? fl / speed : NAN;
+    } else {
+      t[k] = pc->seconds[TS_FORWARD] + pc->seconds[TS_BACKWARD] + (rec ? pc->seconds[TS_RECOMPUTE] : 0);
+    }
+    sum += t[k];
+    if (t[k] > t[slow]) slow = k;
+  }
+  double mean = sum / n;
+  char a[64], b[64];
+  const char *part_rule = r->job ? ts_partition_name(r->job->partition) : "uniform";
+  fputs("<h3>Stage times</h3>\n<p class=\"note\">", f);
+  fprintf(f, "Compute per micro-batch of each model part (forward + backward%s), split by the "
+          "<code>%s</code> partition. ", rec ? " + recompute" : "", part_rule);
+  if (!(t[slow] > mean * (1 + 1e-9)))
+    fputs("The parts are balanced: none is slower than the mean.", f);
+  else if (vs[slow] >= 0)
+    fprintf(f, "<b>Bottleneck: stage %d%s</b>, %s per micro-batch, %.2fx the mean part (%s): the "
+            "slowest stage paces the pipeline's steady state and the others wait for it.",
+            L->stage[vs[slow]], c->has_flops && slow == n - 1 ? " (it holds the LM head)" : "",
+            ts__report_time(a, sizeof a, t[slow]), mean > 0 ? t[slow] / mean : 1.0,
+            ts__report_time(b, sizeof b, mean));
+  fputs("</p>\n<div class=\"scroll\"><table class=\"devs\">\n<tr><th>part</th><th>stage</th>"
+        "<th>device</th><th>layers</th><th>compute per micro-batch</th><th>vs mean</th></tr>\n",
+        f);
+  for (int k = 0; k < n && k < 512; k++) {
+    const ts_part_cost_t *pc = &c->part[k];
+    int v = vs[k];
+    fprintf(f, "<tr><td class=\"num\">%d</td><td class=\"num\">", k);
+    if (v >= 0) fprintf(f, "%d%s", L->stage[v], k == slow ? " <b>(bottleneck)</b>" : "");
+    fputs("</td><td class=\"num\">", f);
+    if (v >= 0) fprintf(f, "%d", L->dev[v]);
+    fputs("</td><td>", f);
+    if (c->has_flops && pc->n_layers > 0)
+      fprintf(f, "%d (%d\xE2\x80\x93%d)%s%s", pc->n_layers, pc->first_layer,
+              pc->first_layer + pc->n_layers - 1, k == 0 ? " + embedding" : "",
+              k == n - 1 ? " + LM head" : "");
+    else
+      fputs("n/a", f);
+    fprintf(f, "</td><td class=\"num\">%s</td><td class=\"num\">%.3f</td></tr>\n",
+            ts__report_time(a, sizeof a, t[k]), mean > 0 ? t[k] / mean : 1.0);
+  }
+  fputs("</table></div>\n", f);
+  free(vs);
+  free(t);
+}
+
 void ts__report_write_devices(FILE *f, const ts_result_t *r) {
   const ts_metrics_t *m = r->metrics;
   const ts_layout_t *L = r->layout;
@@ -300,5 +379,7 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
     ts__xml_puts(f, dev_defs[i].text);
     fputs("</dd>\n", f);
   }
-  fputs("</dl>\n</section>\n", f);
+  fputs("</dl>\n", f);
+  write_stage_times(f, r);
+  fputs("</section>\n", f);
 }
