@@ -87,7 +87,7 @@ bool ts__parse_units(const char *s, char what, double *out);
 ** for "did you mean 'X'?" (ts_suggest.c): the one at the smallest edit
 ** distance (insertions, deletions, substitutions and swaps of neighbours,
 ** ignoring case) when that distance is at most 1 + strlen(word) / 4 (at
-** most 3), else the one name word is a prefix of (at least 3 characters,
+** most 3) and below the name's length, else the one name word is a prefix of (at least 3 characters,
 ** exactly one such name), else NULL.  An exact match is not a suggestion
 ** (NULL).  The result points into names. */
 const char *ts__suggest(const char *word, const char *const *names);

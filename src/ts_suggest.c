@@ -50,7 +50,7 @@ const char *ts__suggest_n(const char *word, size_t n, const char *const *names) 
     }
     if (len > TS_SUGGEST_MAX) continue;
     size_t d = osa_distance(word, n, *p, len);
-    if (d < best_d) {
+    if (d < best_d && d < len) { /* a name is not near when every character differs */
       best_d = d;
       best = *p;
     }

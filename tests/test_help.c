@@ -336,6 +336,8 @@ static void suggest_unit(void) {
   CU_ASSERT_PTR_NULL(ts__suggest("", names));
   CU_ASSERT_STRING_EQUAL(ts__suggest("zer0", names), "zero");
   CU_ASSERT_PTR_NULL(ts__suggest("xy", names));
+  static const char *const one[] = {"a", NULL};
+  CU_ASSERT_PTR_NULL(ts__suggest("b", one)); /* every character differs */
   CU_ASSERT_PTR_NULL(ts__suggest_n("stagesXYZ", 6, names)); /* "stages": known */
   CU_ASSERT_STRING_EQUAL(ts__suggest_n("stagexyz", 5, names), "stages");
 }
