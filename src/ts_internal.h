@@ -83,4 +83,15 @@ bool ts__parse_units(const char *s, char what, double *out);
 #define TS__RATE_MIN 1.0
 #define TS__RATE_MAX 1e30
 
+/* The name of names (a NULL-terminated list) nearest to a misspelt word,
+** for "did you mean 'X'?" (ts_suggest.c): the one at the smallest edit
+** distance (insertions, deletions, substitutions and swaps of neighbours,
+** ignoring case) when that distance is at most 1 + strlen(word) / 4 (at
+** most 3) and below the name's length, else the one name word is a prefix of (at least 3 characters,
+** exactly one such name), else NULL.  An exact match is not a suggestion
+** (NULL).  The result points into names. */
+const char *ts__suggest(const char *word, const char *const *names);
+/* ts__suggest for the first n characters of word (n <= strlen(word)). */
+const char *ts__suggest_n(const char *word, size_t n, const char *const *names);
+
 #endif /* TS_INTERNAL_H */

@@ -7,8 +7,9 @@
 **   trainsim place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
 **   trainsim bench [-o DIR] [--repeat N]
-**   trainsim --help | --version
+**   trainsim COMMAND --help | trainsim help COMMAND | trainsim --help | --version
 **
+** The help text of every command is in cli_help.c (ts_cli_help.h).
 ** Errors are one line on stderr, "trainsim: error: <file>: <place>: <what>",
 ** and the exit status is a sysexits.h code.  Nothing is written unless the
 ** whole run succeeded.
@@ -29,86 +30,7 @@
 #include "ts_sweep.h"
 #include "ts_validate.h"
 #include "ts_internal.h"
-
-static const char usage[] =
-    "usage: trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
-    "                    [--quiet]\n"
-    "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
-    "                        [--quiet]\n"
-    "       trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
-    "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
-    "                      [--metric NAME] [--set PATH=VALUE]... [--emit-jobs DIR2] [--quiet]\n"
-    "       trainsim sweep --collect DIR2 [-o DIR] [--metric NAME] [--quiet]\n"
-    "       trainsim validate JOB.json [-o DIR] [--set PATH=VALUE]... [--reps N] [--runs N] [--quiet]\n"
-    "       trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n"
-    "       trainsim bench [-o DIR] [--repeat N]\n"
-    "       trainsim --help | --version\n"
-    "\n"
-    "run       simulate one training iteration of JOB.json (the shipped default job\n"
-    "          when omitted: GPT-3 6.7B, 1F1B, two DGX-A100-like nodes) and write\n"
-    "          summary.json, timeline.csv, trace.json, gantt.svg and report.html\n"
-    "          into DIR\n"
-    "          (default ./trainsim-out).\n"
-    "            -o, --output DIR     output directory\n"
-    "            -f, --formats LIST   write only these outputs: comma-separated file\n"
-    "                                 names or their stems (summary,gantt.svg);\n"
-    "                                 default all\n"
-    "            --set PATH=VALUE     override a job field (microbatches=16,\n"
-    "                                 model.layers=24, schedule=gpipe) or a platform\n"
-    "                                 figure by name or glob pattern:\n"
-    "                                 platform.link.ib*.bandwidth=50GBps\n"
-    "                                 platform.link.nvlink*.latency=1us\n"
-    "                                 platform.host.node0-*.speed=150Tf\n"
-    "            --executor NAME      simgrid (default: simulate on the job's platform)\n"
-    "                                 or reference (run a small transformer job on\n"
-    "                                 this CPU, one thread per device, and write the\n"
-    "                                 measured run's outputs)\n"
-    "            -q, --quiet          no summary on stdout\n"
-    "compare   run every applicable schedule on JOB.json (with the adjustments\n"
-    "          each schedule's rules need, listed) and write compare.csv and\n"
-    "          compare.svg (their Gantt charts on one time axis) into DIR;\n"
-    "          --executor as for run.\n"
-    "place     for a job whose weights live in host memory (mobius, gpipe-swap),\n"
-    "          simulate every round-robin order of the GPUs up to the symmetry of\n"
-    "          their mapping_groups and write place.csv (best first) and the\n"
-    "          outputs of the best placement into DIR.\n"
-    "sweep     run JOB.json at every point of the cartesian product of the --vary\n"
-    "          lists (any --set path; values split at commas outside [] {} \"\")\n"
-    "          in parallel worker processes and write sweep.csv (one row per point,\n"
-    "          in cartesian order: the varied values, status, the summary metrics)\n"
-    "          and sweep.svg (--metric against the first varied path, one line per\n"
-    "          value of the others) into DIR (default ./trainsim-sweep).  Re-running\n"
-    "          the same command resumes: points already in DIR are not recomputed.\n"
-    "            --vary PATH=V1,V2,...  a varied path and its values (repeatable)\n"
-    "            -j, --jobs N         worker processes (default: online cores)\n"
-    "            --metric NAME        plotted metric (default iteration_time_s;\n"
-    "                                 any numeric column of sweep.csv)\n"
-    "            --emit-jobs DIR2     run nothing; write DIR2/points.csv and\n"
-    "                                 DIR2/commands.txt (one `trainsim run` per\n"
-    "                                 line) for GNU parallel or a SLURM array\n"
-    "            --collect DIR2       merge the emitted points' results into DIR\n"
-    "            -q, --quiet          no progress and no table\n"
-    "validate  run JOB.json (a small transformer) on the CPU reference executor, one\n"
-    "          thread per device, and on the simulator with this machine's profiled op\n"
-    "          times; write validation.json, platform.xml, reference/ and simulated/\n"
-    "          into DIR (default ./trainsim-out) and print the comparison.\n"
-    "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
-    "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu, commodity-8gpu,\n"
-    "                                 commodity-2node, h200-pcie-8gpu (PCIe trees with\n"
-    "                                 host memory: --uplink-bw/-lat, --socket-bw/-lat,\n"
-    "                                 --dram-bw/-lat, --host-memory, --gpus-per-switch,\n"
-    "                                 --sockets)\n"
-    "            --nodes N --gpus G   cluster shape\n"
-    "            --gpu-speed F --gpu-peak F --gpu-memory BYTES --gpu-memory-bw B\n"
-    "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
-    "            --fabric-bw B --fabric-lat S   (B/s and seconds, plain numbers)\n"
-    "            --calibration FILE   sustained GPU speed from a calibration JSON\n"
-    "            -o FILE              output file (default stdout)\n"
-    "bench     time the p=64, m=512 1F1B benchmark and write bench.json into DIR\n"
-    "          (default results/).\n"
-    "\n"
-    "Exit status: 0 success, 64 usage, 65 bad input data, 66 missing input,\n"
-    "70 schedule error or deadlock, 73 cannot create output, 74 I/O error.\n";
+#include "ts_cli_help.h"
 
 static int die(const ts_err_t *e) {
   fprintf(stderr, "trainsim: error: %s\n", e->msg);
@@ -121,14 +43,13 @@ static int usage_error(const char *msg) {
 }
 
 /* getopt_long with opterr = 0 and a leading ':' returns '?' for an unknown
-** option and ':' for a missing argument; this says which, in one line. */
-static int option_error(const char *cmd, int c, char **argv) {
+** option and ':' for a missing argument; this says which, in one line, or
+** prints cmd's help for --help and -h (TS_CLI_HELP_SHOWN). */
+static int option_error(const char *cmd, int c, char **argv, const struct option *opts) {
   const char *opt = argv[optind - 1];
-  if (c == ':')
-    fprintf(stderr, "trainsim: error: %s: option '%s' requires an argument (see trainsim --help)\n",
-            cmd, opt);
-  else
-    fprintf(stderr, "trainsim: error: %s: unknown option '%s' (see trainsim --help)\n", cmd, opt);
+  if (c != ':') return ts__cli_unknown_option(cmd, argv, opts);
+  fprintf(stderr, "trainsim: error: %s: option '%s' requires an argument (see trainsim --help)\n",
+          cmd, opt);
   return EX_USAGE;
 }
 
@@ -171,7 +92,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       executor = optarg;
     else {
       free(sets);
-      return option_error(names[cmd], c, argv);
+      return option_error(names[cmd], c, argv, opts);
     }
   }
   if (argc - optind > 1) {
@@ -293,7 +214,7 @@ static int cmd_platform(int argc, char **argv) {
         if (c == 20) g.gpus_per_switch = (int)v; else g.sockets = (int)v;
         break;
       case 'o': out = optarg; break;
-      default: return option_error("platform", c, argv);
+      default: return option_error("platform", c, argv, opts);
     }
   }
   if (rc) return rc;
@@ -328,31 +249,35 @@ static int cmd_bench(int argc, char **argv) {
       if (*end || v < 1 || v > 100) return usage_error("bench: --repeat takes 1 to 100");
       repeat = (int)v;
     } else {
-      return option_error("bench", c, argv);
+      return option_error("bench", c, argv, opts);
     }
   }
   if (optind < argc) return usage_error("bench takes no positional argument");
   return ts_bench_run(dir, repeat);
 }
 
+/* The command's exit status: 0 after it printed its help. */
+static int exit_status(int rc) { return rc == TS_CLI_HELP_SHOWN ? 0 : rc; }
+
 int main(int argc, char **argv) {
   if (argc < 2) return usage_error("no command given");
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-    fputs(usage, stdout);
-    return 0;
+    if (argc > 3) return usage_error("help takes at most one command");
+    return ts__cli_help(argc == 3 ? argv[2] : NULL, stdout);
   }
   if (!strcmp(cmd, "--version")) {
     printf("trainsim %s\n", TS_VERSION);
     return 0;
   }
-  if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
-  if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
-  if (!strcmp(cmd, "place")) return cmd_place(argc - 1, argv + 1);
-  if (!strcmp(cmd, "sweep")) return ts_sweep_main(argc - 1, argv + 1);
-  if (!strcmp(cmd, "validate")) return ts_validate_main(argc - 1, argv + 1);
-  if (!strcmp(cmd, "platform")) return cmd_platform(argc - 1, argv + 1);
-  if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-  fprintf(stderr, "trainsim: error: unknown command '%s' (see trainsim --help)\n", cmd);
-  return EX_USAGE;
+  int rc;
+  if (!strcmp(cmd, "run")) rc = cmd_run(argc - 1, argv + 1);
+  else if (!strcmp(cmd, "compare")) rc = cmd_compare(argc - 1, argv + 1);
+  else if (!strcmp(cmd, "place")) rc = cmd_place(argc - 1, argv + 1);
+  else if (!strcmp(cmd, "sweep")) rc = ts_sweep_main(argc - 1, argv + 1);
+  else if (!strcmp(cmd, "validate")) rc = ts_validate_main(argc - 1, argv + 1);
+  else if (!strcmp(cmd, "platform")) rc = cmd_platform(argc - 1, argv + 1);
+  else if (!strcmp(cmd, "bench")) rc = cmd_bench(argc - 1, argv + 1);
+  else return ts__cli_unknown_command(cmd);
+  return exit_status(rc);
 }

@@ -18,6 +18,7 @@
 #include "sweep_internal.h"
 #include "ts_sweep.h"
 #include "ts_internal.h"
+#include "ts_cli_help.h"
 
 #define SW_MAX_POINTS 1000000L /* a larger product is a usage error */
 #define SW_TABLE_MAX 64        /* points printed in the stdout table at most */
@@ -51,13 +52,12 @@ static void print_table(const sweep_t *s, FILE *f) {
 }
 
 /* The usage error of getopt_long's answer c (':' a missing argument,
-** else an unknown option); returns EX_USAGE. */
-static int option_error(int c, char **argv) {
+** else an unknown option of opts); returns EX_USAGE, or TS_CLI_HELP_SHOWN
+** after printing the help for --help and -h. */
+static int option_error(int c, char **argv, const struct option *opts) {
   const char *opt = argv[optind - 1];
-  if (c == ':')
-    fprintf(stderr, "trainsim: error: sweep: option '%s' requires an argument (see trainsim --help)\n", opt);
-  else
-    fprintf(stderr, "trainsim: error: sweep: unknown option '%s' (see trainsim --help)\n", opt);
+  if (c != ':') return ts__cli_unknown_option("sweep", argv, opts);
+  fprintf(stderr, "trainsim: error: sweep: option '%s' requires an argument (see trainsim --help)\n", opt);
   return EX_USAGE;
 }
 
@@ -210,7 +210,7 @@ int ts_sweep_main(int argc, char **argv) {
       case O_EMIT: emit = optarg; break;
       case O_COLLECT: collect = optarg; break;
       case 'q': quiet = true; break;
-      default: rc = option_error(c, argv);
+      default: rc = option_error(c, argv, opts);
     }
   }
   if (rc) goto out;

@@ -59,6 +59,7 @@
 #include "ts_validate.h"
 #include "validate_internal.h"
 #include "ts_internal.h"
+#include "ts_cli_help.h"
 
 #define V_TOL 0.10
 
@@ -300,7 +301,7 @@ typedef struct vopts {
 } vopts_t;
 
 /* Parses argv into o; returns 0, or EX_USAGE (or EX_OSERR) after printing
-** the one-line error. */
+** the one-line error, or TS_CLI_HELP_SHOWN after printing the help. */
 static int parse_args(int argc, char **argv, vopts_t *o) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"set", required_argument, 0, 's'},
@@ -330,9 +331,11 @@ static int parse_args(int argc, char **argv, vopts_t *o) {
         o->reps = (int)v;
       else
         o->n_runs = (int)v;
+    } else if (c != ':') {
+      return ts__cli_unknown_option("validate", argv, opts); /* or its help */
     } else {
-      fprintf(stderr, "trainsim: error: validate: %s '%s' (see trainsim --help)\n",
-              c == ':' ? "option requires an argument:" : "unknown option", argv[optind - 1]);
+      fprintf(stderr, "trainsim: error: validate: option requires an argument: '%s' (see trainsim --help)\n",
+              argv[optind - 1]);
       return EX_USAGE;
     }
   }

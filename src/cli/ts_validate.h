@@ -17,7 +17,8 @@
 ** DIR/reference/ and DIR/simulated/ (summary.json, timeline.csv, trace.json,
 ** gantt.svg) and prints the comparison.  Returns 0 when both runs completed
 ** (whether or not the comparison met its targets: validation.json says), or
-** a sysexits code after printing a one-line error. */
+** a sysexits code after printing a one-line error, or TS_CLI_HELP_SHOWN
+** (ts_cli_help.h) after printing its help for --help or -h. */
 int ts_validate_main(int argc, char **argv);
 
 #endif

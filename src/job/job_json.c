@@ -185,9 +185,12 @@ bool ts__in_list(const char *const *list, const char *s) {
 
 int ts__check_fields(const cJSON *obj, const char *const *allowed, vctx_t *c) {
   for (const cJSON *it = obj->child; it; it = it->next)
-    if (!ts__in_list(allowed, it->string))
-      return ts_err_set(c->err, EX_DATAERR, "%s: %s%s: unknown field", c->file, c->prefix,
-                        it->string);
+    if (!ts__in_list(allowed, it->string)) {
+      const char *near = ts__suggest(it->string, allowed);
+      return ts_err_set(c->err, EX_DATAERR, "%s: %s%s: unknown field%s%s%s", c->file, c->prefix,
+                        it->string, near ? "; did you mean '" : "", near ? near : "",
+                        near ? "'?" : "");
+    }
   return 0;
 }
 

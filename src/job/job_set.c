@@ -56,6 +56,16 @@ static bool overflows(const char *value, char what) {
   return ts__parse_units(one, what, &u);
 }
 
+/* "; did you mean 'X'?" for the name of names nearest to word (ts__suggest)
+** in buf (cap bytes), or "" when none is near; returns buf. */
+static const char *did_you_mean(const char *word, const char *const *names, char *buf,
+                                size_t cap) {
+  const char *near = ts__suggest(word, names);
+  buf[0] = 0;
+  if (near) snprintf(buf, cap, "; did you mean '%s'?", near);
+  return buf;
+}
+
 /* Appends the override platform.link.PATTERN.FIELD=value or
 ** platform.host.PATTERN.FIELD=value (path) to job->overrides; the pattern
 ** may itself contain dots, the field is after the last one. */
@@ -85,9 +95,14 @@ static int apply_platform_set(ts_job_t *job, const char *path, const char *value
     unit = 't';
   else if (what == 'h' && strcmp(field, "speed") == 0)
     unit = 'f';
-  else
-    return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'", path,
-                      what == 'l' ? "link" : "host", field);
+  else {
+    static const char *const link_fields[] = {"bandwidth", "latency", NULL};
+    static const char *const host_fields[] = {"speed", NULL};
+    char dym[96];
+    return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'%s", path,
+                      what == 'l' ? "link" : "host", field,
+                      did_you_mean(field, what == 'l' ? link_fields : host_fields, dym, sizeof dym));
+  }
   double v = 0;
   if (!ts__parse_units(value, unit, &v) && overflows(value, unit))
     return ts_err_set(err, EX_USAGE, "--set '%s': value '%s' is not finite after its unit", path,
@@ -127,9 +142,12 @@ static int model_target(cJSON *root, const char *path, cJSON **parent, const cha
   const cJSON *kind = cJSON_GetObjectItemCaseSensitive(m, "kind");
   bool synth = cJSON_IsString(kind) && strcmp(kind->valuestring, "synthetic") == 0;
   if (synth || strncmp(k, "moe.", 4) != 0) {
-    if (!ts__in_list(synth ? ts__synthetic_fields : ts__transformer_fields, k))
-      return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s model field '%s'", path,
-                        synth ? "synthetic" : "transformer", k);
+    const char *const *known = synth ? ts__synthetic_fields : ts__transformer_fields;
+    char dym[96];
+    if (!ts__in_list(known, k))
+      return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s model field '%s'%s", path,
+                        synth ? "synthetic" : "transformer", k,
+                        did_you_mean(k, known, dym, sizeof dym));
     *parent = m;
     *key = k;
     return 0;
@@ -137,9 +155,12 @@ static int model_target(cJSON *root, const char *path, cJSON **parent, const cha
   const char *sub = strncmp(k + 4, "routing.", 8) == 0 ? k + 12 : NULL;
   const char *f = sub ? sub : k + 4;
   if (!ts__in_list(sub ? ts__routing_fields : ts__moe_fields, f) ||
-      (!sub && !strcmp(f, "routing")))
-    return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'", path,
-                      sub ? "model.moe.routing" : "model.moe", f);
+      (!sub && !strcmp(f, "routing"))) {
+    char dym[96];
+    return ts_err_set(err, EX_USAGE, "--set '%s': unknown %s field '%s'%s", path,
+                      sub ? "model.moe.routing" : "model.moe", f,
+                      did_you_mean(f, sub ? ts__routing_fields : ts__moe_fields, dym, sizeof dym));
+  }
   for (int lvl = 0; lvl < (sub ? 2 : 1); lvl++) {
     const char *name = lvl ? "routing" : "moe";
     cJSON *o = cJSON_GetObjectItemCaseSensitive(m, name);
@@ -171,7 +192,9 @@ int ts__apply_set(cJSON *root, ts_job_t *job, const char *arg, ts_err_t *err) {
     int rc = model_target(root, path, &parent, &key, err);
     if (rc) return rc;
   } else if (!ts__in_list(ts__job_fields, key)) {
-    return ts_err_set(err, EX_USAGE, "--set '%s': unknown job field '%s'", path, key);
+    char dym[96];
+    return ts_err_set(err, EX_USAGE, "--set '%s': unknown job field '%s'%s", path, key,
+                      did_you_mean(key, ts__job_fields, dym, sizeof dym));
   }
   /* JSON when the whole value is JSON ("16", "true", "[...]"); otherwise a
   ** bare word is a string ("gpipe", and "1f1b", which is not the number 1). */
