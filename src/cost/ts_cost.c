@@ -53,16 +53,18 @@ double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int
   return bytes;
 }
 
-/* The gradient working set of one layer's backward, per token in elements
-** (README "Memory"): the MLP's k f-wide gradients (GELU: the gradients of
-** the GELU output and of its input, both alive in the GELU's backward;
-** gated: those of the activation, the gate and the up projection), or
-** the attention's dO, dQ, dK, dV (4 h) with, without flash attention, the
-** gradients of the a x s probabilities and scores of each token. */
+/* The gradient working set of one layer's backward at its peak, per token
+** in elements, net of the saved tensors autograd has released by then
+** (README "Memory"): in the MLP, the k f-wide gradients alive in the
+** activation's backward (GELU: those of its output and input; gated: of the
+** activation, the gate and the up projection) less FC2's saved input, freed
+** once FC2's backward ran: (k - 1) f; in the attention, dO, dQ, dK, dV less
+** the output projection's saved input: 3 h, and without flash attention
+** the gradients of the a x s probabilities and scores of each token. */
 static double layer_grad_elems(const ts_model_t *m, int seq) {
-  double h = m->hidden, attn = 4 * h;
+  double h = m->hidden, attn = 3 * h;
   if (!m->flash_attention) attn += 2.0 * m->heads * seq;
-  return fmax(mlp_mats(m) * (double)m->ffn_hidden, attn);
+  return fmax((mlp_mats(m) - 1) * (double)m->ffn_hidden, attn);
 }
 
 /* The memory of one transformer part for one micro-batch (README
