@@ -21,7 +21,11 @@
 **                             + a s^2 b (e + (1 + e) with dropout) without
 **                             flash attention (Korthikanti et al. 2022:
 **                             34 s b h + 5 a s^2 b at e = 2, f = 4h).
-**   full recompute keeps the part's input only: s b h e.
+**   full recompute keeps the part's input only: s b h e; the first part
+**                             adds token ids and the embedding dropout mask,
+**                             the last the LM head's inputs and the fp32
+**                             softmax (kept with or without recompute); op
+**                             transients: part_memory (README "Memory").
 **   model states              weights e, gradients e, optimizer 12 bytes per
 **                             parameter (fp32 master, Adam m and v) when e < 4,
 **                             else 8 (m and v).
