@@ -136,6 +136,11 @@ typedef struct ts_model {
   double *activation_bytes;         /* stashed per micro-batch per stage */
   double activation_message_bytes;  /* one activation (and gradient) message */
   double *weights_bytes;            /* per stage, default 0 */
+  double *forward_transient_bytes;  /* per stage, default 0: held while each
+                                    ** forward op of the stage runs (each
+                                    ** chunk's op holds all of it) */
+  double *backward_transient_bytes; /* likewise for each backward (or input-
+                                    ** gradient half) op */
   ts_moe_t moe;                     /* transformer only */
 } ts_model_t;
 
@@ -403,6 +408,11 @@ typedef struct ts_part_cost {
   double seconds[TS_COMPUTE_KINDS]; /* synthetic only */
   double act_bytes;       /* stashed from forward to backward, recompute none */
   double act_input_bytes; /* stashed with recompute full (the part's input) */
+  double rec_bytes;       /* a recompute adds these at its start and holds
+                          ** them until the backward ends (README "Memory") */
+  double fwd_tmp_bytes;   /* transient: held while a forward op runs */
+  double bwd_tmp_bytes;   /* transient: held while a backward (or its
+                          ** input-gradient half) runs */
   double msg_bytes;       /* activation leaving this part (= gradient back) */
   double params;          /* parameters held by this part */
   double weights_bytes, gradients_bytes, optimizer_bytes;

@@ -23,7 +23,8 @@
 ** - Activation bytes: each device's measured peak equals, exactly, the
 **   simulator's predicted peak for the synthetic twin job (whose cost model
 **   counts the executor's tensors), and the closed form (GPipe: m stashes;
-**   1F1B: min(p - s, m); recompute: one full stash plus the inputs).
+**   1F1B: min(p - s, m); recompute: one full stash plus the inputs), plus
+**   the first backward's transients (ts_ref_backward_transient_bytes).
 ** - Determinism: two runs give bitwise-identical gradients.
 ** - `trainsim validate` (ts_validate_main) on a tiny job writes its files
 **   and meets the exact targets; a model too large for the CPU is refused.
@@ -176,7 +177,10 @@ static void check_bytes(const char *sched, int p, int m, bool rec) {
   for (int d = 0; d < p; d++) {
     double meas = run->measured_peak_act_bytes[d], pred = o.metrics->dev[d].peak_activation_bytes;
     int k = strcmp(sched, "gpipe") == 0 ? m : (p - d < m ? p - d : m);
-    double closed = rec ? stash + k * in : k * stash;
+    /* k stashes (inputs) in flight, one recomputed, and the first
+    ** backward's transients: its gradient buffers and two messages */
+    double tmp = (double)ts_ref_backward_transient_bytes(&cfg, 2);
+    double closed = (rec ? stash + k * in : k * stash) + tmp;
     if (meas != pred || meas != closed)
       fprintf(stderr, "\n%s p=%d rec=%d device %d: measured %.17g predicted %.17g closed %.17g\n",
               sched, p, rec, d, meas, pred, closed);

@@ -239,7 +239,8 @@ static void test_stage_split(void) {
   CU_ASSERT_EQUAL(ts_ref_backward(s1, st1, dy, da, &m1), 0);
   CU_ASSERT_EQUAL(ts_ref_backward(s0, st0, da, dx_split, &m0), 0);
   CU_ASSERT_EQUAL(m0.cur + m1.cur, 0);
-  CU_ASSERT_EQUAL(m0.peak, ts_ref_stash_bytes(&c, 1, mb));
+  /* the stash, and the backward's gradient buffers while it runs */
+  CU_ASSERT_EQUAL(m0.peak, ts_ref_stash_bytes(&c, 1, mb) + ts_ref_backward_work_bytes(&c, mb));
 
   size_t np;
   const double *g1 = ts_ref_block_grad(one, 0, &np);
@@ -342,22 +343,27 @@ static void test_allocator(void) {
       CU_ASSERT_EQUAL(mem.cur, full);
       CU_ASSERT_EQUAL(mem.peak, full);
       CU_ASSERT_EQUAL(ts_ref_stash_held_bytes(st), full);
+      /* the backward's gradient buffers: 8 (8 n d + n f + s^2), n = 5 mb */
+      size_t work = ts_ref_backward_work_bytes(&o, mb);
+      CU_ASSERT_EQUAL(work, 8u * (8 * 5 * mb * 12 + 5 * mb * 20 + 25));
+      CU_ASSERT_EQUAL(ts_ref_backward_transient_bytes(&o, mb), work + 2 * in);
       CU_ASSERT_EQUAL(ts_ref_backward(m, st, y, dx, &mem), 0);
       CU_ASSERT_EQUAL(mem.cur, 0);
-      CU_ASSERT_EQUAL(mem.peak, full);
+      CU_ASSERT_EQUAL(mem.peak, full + work);
 
-      /* input only, then recompute: afterwards the full bytes without the
-      ** input; the peak is both, while the input feeds the recompute */
+      /* input only, then recompute: afterwards the full bytes and the input
+      ** (kept until the backward ends, as a checkpoint keeps it) */
       ts_ref_mem_t rm = {0};
       st = ts_ref_forward(m, first, count, mb, x, y, 0, &rm);
       CU_ASSERT_PTR_NOT_NULL_FATAL(st);
       CU_ASSERT_EQUAL(rm.cur, in);
       CU_ASSERT_EQUAL(rm.peak, in);
       CU_ASSERT_EQUAL(ts_ref_recompute(m, st, &rm), 0);
-      CU_ASSERT_EQUAL(rm.cur, full);
+      CU_ASSERT_EQUAL(rm.cur, full + in);
       CU_ASSERT_EQUAL(rm.peak, full + in);
       CU_ASSERT_EQUAL(ts_ref_backward(m, st, y, dx, &rm), 0);
       CU_ASSERT_EQUAL(rm.cur, 0);
+      CU_ASSERT_EQUAL(rm.peak, full + in + work);
 
       /* two micro-batches in flight (1F1B warm-up), then discarded */
       ts_ref_mem_t fm = {0};

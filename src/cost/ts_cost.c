@@ -21,7 +21,11 @@
 **                             + a s^2 b (e + (1 + e) with dropout) without
 **                             flash attention (Korthikanti et al. 2022:
 **                             34 s b h + 5 a s^2 b at e = 2, f = 4h).
-**   full recompute keeps the part's input only: s b h e.
+**   full recompute keeps the part's input only: s b h e; the first part
+**                             adds token ids and the embedding dropout mask,
+**                             the last the LM head's inputs and the fp32
+**                             softmax (kept with or without recompute); op
+**                             transients: part_memory (README "Memory").
 **   model states              weights e, gradients e, optimizer 12 bytes per
 **                             parameter (fp32 master, Adam m and v) when e < 4,
 **                             else 8 (m and v).
@@ -56,6 +60,51 @@ double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int
     if (m->dropout) bytes += scores * (1 + e);  /* dropout mask and output */
   }
   return bytes;
+}
+
+/* The gradient working set of one layer's backward at its peak, per token
+** in elements, net of the saved tensors autograd has released by then
+** (README "Memory"): in the MLP, the k f-wide gradients alive in the
+** activation's backward (GELU: those of its output and input; gated: of the
+** activation, the gate and the up projection) less FC2's saved input, freed
+** once FC2's backward ran: (k - 1) f; in the attention, dO, dQ, dK, dV less
+** the output projection's saved input: 3 h, and without flash attention
+** the gradients of the a x s probabilities and scores of each token. */
+static double layer_grad_elems(const ts_model_t *m, int seq) {
+  double h = m->hidden, attn = 3 * h;
+  if (!m->flash_attention) attn += 2.0 * m->heads * seq;
+  return fmax((mlp_mats(m) - 1) * (double)m->ffn_hidden, attn);
+}
+
+/* The memory of one transformer part for one micro-batch (README
+** "Memory"): its stashes, what a recompute adds and its op transients.
+** first, last: the part holds the embeddings, the LM head and loss. */
+static void part_memory(const ts_job_t *job, bool first, bool last, ts_part_cost_t *p) {
+  const ts_model_t *m = &job->model;
+  double s = job->seq_len, b = job->micro_batch_size, e = job->bytes_per_element;
+  double h = m->hidden, V = m->vocab, sbh = s * b * h;
+  double la = ts_cost_layer_activation_bytes(m, job->seq_len, job->micro_batch_size,
+                                             job->bytes_per_element);
+  /* Kept whether or not the part recomputes (neither is recomputed). */
+  double keep = 0;
+  if (first) keep += 8 * s * b + (m->dropout ? sbh : 0); /* token ids (int64), embedding dropout mask */
+  if (last) keep += 2 * sbh * e + 4 * s * b * V; /* final LN and LM head inputs; fp32 softmax */
+  p->act_bytes = p->n_layers * la + keep;
+  p->act_input_bytes = sbh * e + keep;
+  /* The recompute rebuilds every layer's tensors but the stashed input (the
+  ** first layer's LayerNorm input is that very tensor: n la - s b h e) and
+  ** holds the recomputed stage output, the root of the backward, until the
+  ** backward ends (+ s b h e). */
+  p->rec_bytes = p->n_layers * la;
+  /* A forward holds its output until it is sent (the last part: the
+  ** logits, until the loss has made its fp32 copy). */
+  p->fwd_tmp_bytes = last ? s * b * V * e : sbh * e;
+  /* A backward holds the output gradient, the residual-stream gradient
+  ** that becomes the input gradient, and the largest working set of one
+  ** layer, or on the last part the logits' gradient (its head phase). */
+  double work = layer_grad_elems(m, job->seq_len);
+  if (last && V > work) work = V;
+  p->bwd_tmp_bytes = s * b * (2 * h + work) * e;
 }
 
 static double layer_params(const ts_model_t *m) {
@@ -273,6 +322,10 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
       p->seconds[TS_BACKWARD_INPUT] = (m->backward_s[st] - m->weight_grad_s[st]) / v;
       p->act_bytes = m->activation_bytes[st] / v;
       p->act_input_bytes = m->activation_message_bytes;
+      p->rec_bytes = p->act_bytes; /* the recompute re-materialises the stash */
+      /* Transients are per op: each chunk's op holds the stage's figure. */
+      p->fwd_tmp_bytes = m->forward_transient_bytes ? m->forward_transient_bytes[st] : 0;
+      p->bwd_tmp_bytes = m->backward_transient_bytes ? m->backward_transient_bytes[st] : 0;
       p->msg_bytes = m->activation_message_bytes;
       p->params = 0;
       p->weights_bytes = m->weights_bytes[st] / v;
@@ -284,7 +337,6 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   }
 
   double lf = layer_forward_flops(m, s, b);
-  double la = ts_cost_layer_activation_bytes(m, s, b, e);
   double lp = layer_params(m);
   double head = 2.0 * b * s * m->hidden * (double)m->vocab;
   int first = 0;
@@ -300,8 +352,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
     p->flops[TS_WEIGHT_GRAD] = fw;
     /* The LM head is not recomputed: its input is stashed by the loss. */
     p->flops[TS_RECOMPUTE] = p->n_layers * lf;
-    p->act_bytes = p->n_layers * la;
-    p->act_input_bytes = (double)s * b * m->hidden * e;
+    part_memory(job, k == 0, k == n_parts - 1, p);
     p->msg_bytes = (double)s * b * m->hidden * e;
     p->params = p->n_layers * lp;
     if (k == 0) p->params += ((double)m->vocab + s) * m->hidden;

@@ -183,6 +183,10 @@ static int bound_synthetic(const cJSON *m, const ts_model_t *md, int n, vctx_t *
                             "2^53 B", c)) ||
       (rc = bound_per_stage(m, "weights_bytes", md->weights_bytes, n, TS__BYTES_MAX, "B",
                             "2^53 B", c)) ||
+      (rc = bound_per_stage(m, "forward_transient_bytes", md->forward_transient_bytes, n,
+                            TS__BYTES_MAX, "B", "2^53 B", c)) ||
+      (rc = bound_per_stage(m, "backward_transient_bytes", md->backward_transient_bytes, n,
+                            TS__BYTES_MAX, "B", "2^53 B", c)) ||
       (rc = bound_per_stage(m, "activation_message_bytes", &md->activation_message_bytes, 1,
                             TS__BYTES_MAX, "B", "2^53 B", c)))
     return rc;
@@ -205,8 +209,14 @@ static int validate_synthetic(const cJSON *m, ts_job_t *job, vctx_t *c) {
       (rc = ts__get_per_stage(m, "weight_grad_s", n, md->backward_s, 0.5, &md->weight_grad_s, c)) ||
       (rc = ts__get_per_stage(m, "activation_bytes", n, NULL, 1, &md->activation_bytes, c)))
     return rc;
-  double *z = ts__xcalloc((size_t)n, sizeof *z); /* weights_bytes defaults to 0 */
+  double *z = ts__xcalloc((size_t)n, sizeof *z);
+  /* weights_bytes and the transients (README "Memory") default to 0 */
   rc = ts__get_per_stage(m, "weights_bytes", n, z, 1, &md->weights_bytes, c);
+  if (!rc)
+    rc = ts__get_per_stage(m, "forward_transient_bytes", n, z, 1, &md->forward_transient_bytes, c);
+  if (!rc)
+    rc = ts__get_per_stage(m, "backward_transient_bytes", n, z, 1, &md->backward_transient_bytes,
+                           c);
   free(z);
   if (rc) return rc;
   const cJSON *amb = cJSON_GetObjectItemCaseSensitive(m, "activation_message_bytes");

@@ -42,7 +42,8 @@ const char *const ts__moe_fields[] = {
 const char *const ts__routing_fields[] = {"skew", "exponent", "table", "seed", NULL};
 const char *const ts__synthetic_fields[] = {
     "kind", "name", "forward_s", "backward_s", "recompute_s", "weight_grad_s",
-    "activation_message_bytes", "activation_bytes", "weights_bytes", NULL};
+    "activation_message_bytes", "activation_bytes", "weights_bytes",
+    "forward_transient_bytes", "backward_transient_bytes", NULL};
 
 /* ---- devices ------------------------------------------------------------ */
 
@@ -405,6 +406,8 @@ void ts_job_free(ts_job_t *job) {
   free(m->weight_grad_s);
   free(m->activation_bytes);
   free(m->weights_bytes);
+  free(m->forward_transient_bytes);
+  free(m->backward_transient_bytes);
   free(m->moe.table);
   for (int i = 0; i < job->n_placement; i++) free(job->placement[i]);
   free(job->placement);

@@ -38,10 +38,13 @@
 **                       and peak memory = states + the peak of that sum.
 **   activation memory   a forward allocates its stash at its start (the
 **                       part's input only under full recompute); a recompute
-**                       allocates the full stash at its start; a backward (or
-**                       the weight-gradient half of a split one) frees
-**                       everything of that micro-batch at its end.  Ops of
-**                       one device are sequential, so this is exact.
+**                       allocates rec_bytes at its start; a backward (or the
+**                       weight-gradient half of a split one) frees everything
+**                       of that micro-batch at its end.  Transients: a
+**                       forward holds fwd_tmp_bytes, a backward or
+**                       input-gradient half bwd_tmp_bytes, from its start
+**                       (first piece) to its end (last piece).  Ops of one
+**                       device are sequential, so this is exact.
 **   in-flight           (part, micro-batch) pairs of a device whose forward
 **                       started and whose backward has not finished.
 **   host memory         (schedules with host_weights, Mobius) a fetch
@@ -177,33 +180,42 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
     assert(e->vstage >= 0 && e->vstage < lay->n_vstages && e->mb >= 0 && e->mb < M);
     const ts_part_cost_t *pc = &cost->part[lay->part[e->vstage]];
     size_t c = (size_t)e->vstage * (size_t)M + (size_t)e->mb;
-    double add = 0;
-    if (e->kind == TS_FORWARD && (e->flags & TS_EVF_CONT)) {
+    double add = 0, tmp = 0;
+    bool first_piece = !(e->flags & TS_EVF_CONT), last_piece = !(e->flags & TS_EVF_MORE);
+    if (e->kind == TS_FORWARD) {
+      tmp = pc->fwd_tmp_bytes;
       /* a later piece of a MoE forward: its stash was counted at the first */
-    } else if (e->kind == TS_FORWARD) {
-      add = full && !(e->flags & TS_EVF_KEEP) ? pc->act_input_bytes : pc->act_bytes;
-      if (!inflight[c]) {
+      if (first_piece) add = full && !(e->flags & TS_EVF_KEEP) ? pc->act_input_bytes : pc->act_bytes;
+      if (first_piece && !inflight[c]) {
         inflight[c] = 1;
         if (++nin > peak_in) peak_in = nin;
       }
     } else if (e->kind == TS_RECOMPUTE) {
-      add = pc->act_bytes;
+      add = pc->rec_bytes;
+    } else if (e->kind == TS_BACKWARD || e->kind == TS_BACKWARD_INPUT) {
+      tmp = pc->bwd_tmp_bytes;
     }
-    if (add > 0) {
+    /* An op's transient is held from its first piece's start to its last
+    ** piece's end; ops of one device do not overlap. */
+    double in = add + (first_piece ? tmp : 0);
+    if (in > 0) {
       held[c] += add;
-      cur += add;
+      cur += in;
       if (cur > peak) peak = cur;
       mem_step(dm, e->start, cur);
     }
-    bool frees = (e->kind == TS_BACKWARD || e->kind == TS_WEIGHT_GRAD) && !(e->flags & TS_EVF_MORE);
+    bool frees = (e->kind == TS_BACKWARD || e->kind == TS_WEIGHT_GRAD) && last_piece;
+    double out = (last_piece ? tmp : 0) + (frees ? held[c] : 0);
     if (frees) {
-      cur -= held[c];
       held[c] = 0;
       if (inflight[c]) {
         inflight[c] = 0;
         nin--;
       }
       assert(nin >= 0); /* every in-flight micro-batch was counted at its forward */
+    }
+    if (out > 0 || frees) {
+      cur -= out;
       mem_step(dm, e->end, cur);
     }
   }

@@ -51,7 +51,7 @@ static double *op_bytes(const ts_result_t *r, int *n_out) {
       if (e->kind == TS_FORWARD)
         v = full && !(e->flags & TS_EVF_KEEP) ? pc->act_input_bytes : pc->act_bytes;
       else if (e->kind == TS_RECOMPUTE)
-        v = pc->act_bytes;
+        v = pc->rec_bytes;
       held[c] += v;
       if (e->kind == TS_BACKWARD || e->kind == TS_WEIGHT_GRAD) {
         v = -held[c];

@@ -99,11 +99,15 @@ static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   }
   double *y = malloc(x->n_el * sizeof *y);
   ts_ref_stash_t *st = NULL;
+  /* The output message is counted while the forward fills it. */
+  size_t nb = x->n_el * sizeof *y;
+  ts_ref_mem_hold(&dv->mem, nb);
   if (in && y)
     st = ts_ref_forward(model, pc->first_layer, pc->n_layers, x->mbs, in, y,
                         x->job->recompute == TS_RECOMPUTE_NONE ||
                             ts__rt_keeps(ts__world_rt(x->w, dv->id), v),
                         &dv->mem);
+  ts_ref_mem_release(&dv->mem, nb);
   free(owned);
   if (!st) {
     free(y);
@@ -142,11 +146,21 @@ static void do_backward(ref_x_t *x, ref_dev_t *dv, int v, int mb, bool split) {
   ts_ref_stash_t *st = dv->stash[ts__ref_cell(x, v, mb)];
   dv->stash[ts__ref_cell(x, v, mb)] = NULL;
   double *dy = ts__ref_bwd_dy(x, dv, v, mb);
-  double *dx = L->prev[v] >= 0 ? malloc(x->n_el * sizeof *dx) : NULL;
+  /* The first stage computes its input gradient too (a GPT's embedding
+  ** backward needs it), and drops it: the model input is fixed. */
+  double *dx = malloc(x->n_el * sizeof *dx);
   int rc = EX_SOFTWARE;
-  size_t held = dv->mem.cur;
-  if (st && dy && (dx || L->prev[v] < 0)) rc = ts_ref_backward(model, st, dy, dx, &dv->mem);
+  size_t held = dv->mem.cur, nb = x->n_el * sizeof *dx;
+  /* The output- and input-gradient messages are counted while the
+  ** backward consumes and fills them (ts_ref_backward_transient_bytes). */
+  ts_ref_mem_hold(&dv->mem, 2 * nb);
+  if (st && dy && dx) rc = ts_ref_backward(model, st, dy, dx, &dv->mem);
+  ts_ref_mem_release(&dv->mem, 2 * nb);
   free(dy);
+  if (L->prev[v] < 0) {
+    free(dx);
+    dx = NULL;
+  }
   if (!rc && split && held > dv->mem.cur) {
     struct ref_wg_hold *h = &dv->wg_hold[ts__ref_cell(x, v, mb)];
     h->bytes = held - dv->mem.cur;

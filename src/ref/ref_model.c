@@ -22,7 +22,8 @@
 ** - The stash is minimal for this formulation (see ts_ref_stash_t in the
 **   header): LayerNorm outputs are rebuilt from xhat, gain and bias in the
 **   backward, the block input is not kept, the GELU output is kept rather than
-**   recomputed.  Per-call workspace is plain malloc and not counted.
+**   recomputed.  The forward's per-call workspace is plain malloc and not
+**   counted; the backward's gradient buffers are counted while it runs.
 ** - No globals and no static scratch: each thread owns a model clone and an
 **   allocator.  The CBLAS arguments are valid by construction, so its
 **   parameter check (cblas_xerbla, which prints and aborts) never fires.
@@ -307,53 +308,55 @@ int ts_ref_recompute(ts_ref_model_t *m, ts_ref_stash_t *st, ts_ref_mem_t *mem) {
   st->full = 1;
   run_blocks(m, st, st->input, NULL, &w);
   fwd_ws_free(&w);
-  size_t bytes = (size_t)st->mb * st->seq * st->d * sizeof(double);
-  ts_ref_mem_free(mem, st->input, bytes);
-  st->held -= bytes;
-  st->input = NULL;
-  return 0;
+  return 0; /* the input copy stays until the stash is freed */
 }
 
-static void bwd_ws_free(bwd_ws_t *w) {
-  free(w->dcur);
-  free(w->dx1);
-  free(w->ln);
-  free(w->dln);
-  free(w->dattn);
-  free(w->dh);
-  free(w->dqkv);
-  free(w->dp);
+/* Frees a backward workspace through mem (sizes as bwd_ws_alloc). */
+static void bwd_ws_free(bwd_ws_t *w, const ts_ref_stash_t *st, ts_ref_mem_t *mem) {
+  size_t nd = (size_t)st->mb * st->seq * st->d, nf = (size_t)st->mb * st->seq * st->f;
+  double *const nds[] = {w->dcur, w->dx1, w->ln, w->dln, w->dattn};
+  for (int k = 0; k < 5; k++) ts_ref_mem_free(mem, nds[k], nd * sizeof(double));
+  ts_ref_mem_free(mem, w->dh, nf * sizeof(double));
+  ts_ref_mem_free(mem, w->dqkv, 3 * nd * sizeof(double));
+  ts_ref_mem_free(mem, w->dp, (size_t)st->seq * st->seq * sizeof(double));
+  memset(w, 0, sizeof *w);
+}
+
+/* Allocates the backward's gradient buffers through mem: exactly
+** ts_ref_backward_work_bytes.  EX_OSERR (nothing left counted) on failure. */
+static int bwd_ws_alloc(bwd_ws_t *w, const ts_ref_stash_t *st, ts_ref_mem_t *mem) {
+  size_t nd = (size_t)st->mb * st->seq * st->d, nf = (size_t)st->mb * st->seq * st->f;
+  memset(w, 0, sizeof *w);
+  double **const nds[] = {&w->dcur, &w->dx1, &w->ln, &w->dln, &w->dattn};
+  int ok = 1;
+  for (int k = 0; k < 5; k++) ok &= (*nds[k] = ts_ref_mem_alloc(mem, nd * sizeof(double))) != NULL;
+  ok &= (w->dh = ts_ref_mem_alloc(mem, nf * sizeof(double))) != NULL;
+  ok &= (w->dqkv = ts_ref_mem_alloc(mem, 3 * nd * sizeof(double))) != NULL;
+  ok &= (w->dp = ts_ref_mem_alloc(mem, (size_t)st->seq * st->seq * sizeof(double))) != NULL;
+  if (ok) return 0;
+  bwd_ws_free(w, st, mem);
+  return EX_OSERR;
 }
 
 int ts_ref_backward(ts_ref_model_t *m, ts_ref_stash_t *st, const double *dy, double *dx,
                     ts_ref_mem_t *mem) {
   if (!m || !st || !dy) return EX_USAGE;
   size_t n = (size_t)st->mb * st->seq, d = (size_t)st->d;
-  bwd_ws_t w = {
-      .dcur = malloc(n * d * sizeof(double)),
-      .dx1 = malloc(n * d * sizeof(double)),
-      .ln = malloc(n * d * sizeof(double)),
-      .dln = malloc(n * d * sizeof(double)),
-      .dattn = malloc(n * d * sizeof(double)),
-      .dh = malloc(n * (size_t)st->f * sizeof(double)),
-      .dqkv = malloc(3 * n * d * sizeof(double)),
-      .dp = malloc((size_t)st->seq * st->seq * sizeof(double)),
-  };
-  if (!w.dcur || !w.dx1 || !w.ln || !w.dln || !w.dattn || !w.dh || !w.dqkv || !w.dp)
-    goto out_oserr;
-  if (!st->full && ts_ref_recompute(m, st, mem)) goto out_oserr;
+  bwd_ws_t w;
+  if (bwd_ws_alloc(&w, st, mem)) return EX_OSERR;
+  if (!st->full && ts_ref_recompute(m, st, mem)) {
+    bwd_ws_free(&w, st, mem);
+    return EX_OSERR;
+  }
   memcpy(w.dcur, dy, n * d * sizeof(double));
   for (int i = st->count - 1; i >= 0; i--) {
     block_backward(m, st->first + i, st->mb, &st->blk[i], &w);
     block_release(st, i, mem);
   }
   if (dx) memcpy(dx, w.dcur, n * d * sizeof(double));
-  bwd_ws_free(&w);
+  bwd_ws_free(&w, st, mem);
   ts_ref_stash_free(st, mem);
   return 0;
-out_oserr:
-  bwd_ws_free(&w);
-  return EX_OSERR;
 }
 
 double ts_ref_loss(const double *y, const double *t, size_t n, double n_total, double *dy) {

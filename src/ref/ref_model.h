@@ -124,8 +124,9 @@ double *ts_ref_moe_grad(const ts_ref_model_t *m, int l, size_t *n);
 ** its backward is allocated through it, so a device knows exactly how many
 ** activation bytes it holds (current and peak).  One per device/thread; not
 ** thread-safe by itself.  Start it zeroed: ts_ref_mem_t mem = {0}.
-** Workspace that lives only inside one call, and the stash's own small
-** bookkeeping struct, are not counted. */
+** A backward's gradient buffers (ts_ref_backward_work_bytes) are counted
+** while it runs; the forward's and recompute's per-call scratch, and the
+** stash's own small bookkeeping struct, are not. */
 typedef struct ts_ref_mem { size_t cur, peak; } ts_ref_mem_t;
 
 /* malloc(bytes) counted in *mem (mem may be NULL: no accounting).  Returns
@@ -135,6 +136,13 @@ void *ts_ref_mem_alloc(ts_ref_mem_t *mem, size_t bytes);
 
 /* Frees p (NULL is fine and counts nothing) and takes bytes off mem->cur. */
 void ts_ref_mem_free(ts_ref_mem_t *mem, void *p, size_t bytes);
+
+/* Counts bytes of a buffer the caller owns (a message) for as long as an
+** op uses it, and takes them off again (mem may be NULL).  The executor
+** counts a message only during the op that fills or consumes it (README
+** "Memory"), as the simulator's op transients do. */
+void ts_ref_mem_hold(ts_ref_mem_t *mem, size_t bytes);
+void ts_ref_mem_release(ts_ref_mem_t *mem, size_t bytes);
 
 /* ------------------------------------------------------------------ */
 /* Forward, recompute, backward                                        */
@@ -172,10 +180,11 @@ ts_ref_stash_t *ts_ref_forward(ts_ref_model_t *m, int first, int count, int mb_s
 
 /* Recompute: turns an input-only stash into a full one by running the
 ** forward again from the stashed input (bitwise the same tensors as a
-** keep != 0 forward), allocating the new tensors through mem and then freeing
-** the input copy.  So afterwards mem->cur holds ts_ref_stash_bytes for this
-** stash, and the peak during the call is that plus ts_ref_stash_input_bytes.
-** A full stash is left alone.  Returns 0, or EX_OSERR (sysexits.h) when
+** keep != 0 forward), allocating the new tensors through mem.  The input
+** copy stays until the stash is freed, as a checkpoint keeps its saved
+** input until its backward ends (torch.utils.checkpoint's saved tensors),
+** so afterwards the stash holds ts_ref_stash_bytes plus
+** ts_ref_stash_input_bytes.  A full stash is left alone.  Returns 0, or EX_OSERR (sysexits.h) when
 ** memory runs out (the stash is then still input-only and nothing more is
 ** counted). */
 int ts_ref_recompute(ts_ref_model_t *m, ts_ref_stash_t *st, ts_ref_mem_t *mem);
@@ -184,7 +193,10 @@ int ts_ref_recompute(ts_ref_model_t *m, ts_ref_stash_t *st, ts_ref_mem_t *mem);
 ** the loss with respect to the stage output; not written), writes dx, the
 ** gradient with respect to the stage input (dx may be NULL for the first
 ** stage, and may alias dy), ACCUMULATES the parameter gradients into m, then
-** frees the stash through mem, block by block as each is done.  An input-only
+** frees the stash through mem, block by block as each is done (the input
+** copy of a recomputed stash last).  Its gradient buffers,
+** ts_ref_backward_work_bytes, are allocated through mem first and freed
+** at the end.  An input-only
 ** stash is recomputed first (as ts_ref_recompute).  Returns 0; EX_USAGE when
 ** m, st or dy is NULL; or EX_OSERR when memory for workspace runs out.  On
 ** an error m and dx are untouched and st still belongs to the caller (it may
@@ -216,6 +228,18 @@ size_t ts_ref_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples);
 
 /* Exact bytes an input-only stash (keep == 0) holds: 8 * mb * s * d. */
 size_t ts_ref_stash_input_bytes(const ts_ref_config_t *c, int mb_samples);
+
+/* Exact bytes of the gradient buffers ts_ref_backward allocates through its
+** allocator for one call: 8 * (8 n d + n f + s^2), n = mb * s (the output-
+** and residual-gradient copies, the LayerNorm rebuild and its gradient, the
+** attention-output, f-wide and fused-QKV gradients, and one head's s x s
+** probability gradient).  0 on a bad config. */
+size_t ts_ref_backward_work_bytes(const ts_ref_config_t *c, int mb_samples);
+
+/* What the executor's backward op holds on top of the stash:
+** ts_ref_backward_work_bytes plus the output-gradient message it consumes
+** and the input-gradient message it fills, 8 * n d each. */
+size_t ts_ref_backward_transient_bytes(const ts_ref_config_t *c, int mb_samples);
 
 /* FLOPs of one block's forward for mb_samples samples, a multiply-add
 ** counted as 2: the four matrix products with weights, 2 n (4 d^2 + 2 d f),

@@ -86,6 +86,17 @@ size_t ts_ref_stash_input_bytes(const ts_ref_config_t *c, int mb_samples) {
   return sizeof(double) * (size_t)mb_samples * (size_t)c->seq * (size_t)c->hidden;
 }
 
+size_t ts_ref_backward_work_bytes(const ts_ref_config_t *c, int mb_samples) {
+  if (!config_ok(c) || mb_samples <= 0) return 0;
+  size_t n = (size_t)mb_samples * (size_t)c->seq, s = (size_t)c->seq;
+  return sizeof(double) * (8 * n * (size_t)c->hidden + n * (size_t)c->ffn + s * s);
+}
+
+size_t ts_ref_backward_transient_bytes(const ts_ref_config_t *c, int mb_samples) {
+  if (!config_ok(c) || mb_samples <= 0) return 0;
+  return ts_ref_backward_work_bytes(c, mb_samples) + 2 * ts_ref_stash_input_bytes(c, mb_samples);
+}
+
 double ts_ref_block_forward_flops(const ts_ref_config_t *c, int mb_samples) {
   if (!config_ok(c) || mb_samples <= 0) return 0.0;
   double d = c->hidden, f = c->ffn, s = c->seq, b = mb_samples, n = b * s;
@@ -260,5 +271,15 @@ void *ts_ref_mem_alloc(ts_ref_mem_t *mem, size_t bytes) {
 void ts_ref_mem_free(ts_ref_mem_t *mem, void *p, size_t bytes) {
   if (!p) return;
   free(p);
+  if (mem) mem->cur -= bytes;
+}
+
+void ts_ref_mem_hold(ts_ref_mem_t *mem, size_t bytes) {
+  if (!mem) return;
+  mem->cur += bytes;
+  if (mem->cur > mem->peak) mem->peak = mem->cur;
+}
+
+void ts_ref_mem_release(ts_ref_mem_t *mem, size_t bytes) {
   if (mem) mem->cur -= bytes;
 }

@@ -1,8 +1,10 @@
 /*
 ** ref_twin.c: the synthetic twin of a transformer job (ts_ref_sim_job): a
 ** job whose cost model counts exactly the reference executor's tensors,
-** for the simulator.  It keeps the job's schedule, shape and
-** data-parallel settings (replicas, rank order, ZeRO, buckets, optimizer).
+** for the simulator (stashes and op transients; the reference model has
+** no embeddings or LM head, so the twin has none either).  It keeps the
+** job's schedule, shape and data-parallel settings (replicas, rank order,
+** ZeRO, buckets, optimizer).
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -69,6 +71,17 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   cJSON_AddNumberToObject(m, "activation_message_bytes",
                           (double)ts_ref_stash_input_bytes(&cfg, job->micro_batch_size));
   cJSON_AddItemToObject(m, "weights_bytes", per_stage(wts, p));
+  /* The op transients (README "Memory") the executor counts: a forward its
+  ** output message, a backward its gradient buffers and its two messages.
+  ** The reference model has no embeddings, LM head or loss stash (its MSE
+  ** loss reads the last stage's output, held between that stage's forward
+  ** and backward as a message in transit, uncounted): the formula's
+  ** embedding and LM-head terms have no twin here and (b) does not check
+  ** them. */
+  cJSON_AddNumberToObject(m, "forward_transient_bytes",
+                          (double)ts_ref_stash_input_bytes(&cfg, job->micro_batch_size));
+  cJSON_AddNumberToObject(m, "backward_transient_bytes",
+                          (double)ts_ref_backward_transient_bytes(&cfg, job->micro_batch_size));
   char plat[TS_PATH_MAX];
   if (strcmp(platform, "ideal") == 0 || !realpath(platform, plat))
     snprintf(plat, sizeof plat, "%s", platform);

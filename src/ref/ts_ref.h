@@ -256,6 +256,11 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness);
 **                                        copy kept under full recompute, and
 **                                        the size of every message)
 **   weights_bytes[s]                     8 x parameters of stage s
+**   forward_transient_bytes              ts_ref_stash_input_bytes (the output
+**                                        message a forward fills)
+**   backward_transient_bytes             ts_ref_backward_transient_bytes
+** (the reference has no embeddings or LM head: nothing stands for the
+** formula's terms of those)
 ** and schedule, stages, microbatches, micro_batch_size, seq_len, chunks,
 ** iterations, recompute, data_parallel, rank_order, zero, fsdp_unit,
 ** gradient_bucket_mb, overlap_grad_reduce and optimizer copied from job

@@ -45,12 +45,13 @@ static int room_for(ts_rt_t *rt, int v, double bytes, const char *what) {
 
 /* Activation bytes one op of kind on v allocates (README "Memory"): a
 ** forward its stash (only its input under full recompute, unless the
-** program keeps v's activations), a recompute the full stash. */
+** program keeps v's activations), a recompute its rec_bytes (the op
+** transients of the metrics are not reserved). */
 static double alloc_bytes(ts_rt_t *rt, ts_kind_t kind, int v) {
   const ts_part_cost_t *pc = &rt->w->cost->part[rt->w->lay->part[v]];
   bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
   if (kind == TS_FORWARD) return full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes;
-  return kind == TS_RECOMPUTE ? pc->act_bytes : 0;
+  return kind == TS_RECOMPUTE ? pc->rec_bytes : 0;
 }
 
 /* Before a forward or recompute: allocates its activation bytes in the
