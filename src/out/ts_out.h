@@ -28,6 +28,8 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f);
 int ts_write_gantt_svg(const ts_result_t *r, FILE *f);
 /* report.html: see ts_report.h for its contract. */
 int ts_write_report_html(const ts_result_t *r, FILE *f);
+/* paje.trace, the Paje trace for ViTE: see ts_paje.c for its layout. */
+int ts_write_paje(const ts_result_t *r, FILE *f);
 
 /* Gantt charts that share one time axis (trainsim compare): t_max, the
 ** label column and the plot width are forced where positive. */
