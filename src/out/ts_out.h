@@ -132,7 +132,8 @@ typedef struct ts_summary_metric {
   const char *name;       /* its path in summary.json: "throughput.mfu" */
   const char *unit;       /* "s", "B", "samples/s", ...; "1" for ratios */
   ts_metric_show_t show;  /* the report's format */
-  bool flops;             /* known only for models with FLOPs: null else */
+  bool flops;             /* known only for models with FLOPs (transformers,
+                          ** which also have a real seq_len): null else */
   bool from_cost;         /* from r->cost, not from r->metrics */
   double (*value)(const ts_result_t *r); /* call only when available */
   const char *definition; /* README's definition, without the backticks */
