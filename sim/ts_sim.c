@@ -21,6 +21,9 @@
 ** The simulation runs in a forked child that writes its result to an
 ** unlinked temporary file; SimGrid errors that abort the child (a malformed
 ** platform) are read back from its stderr and reported in one line.
+** For `trainsim run` on a terminal the child counts the ops and transfers
+** it has started in a shared page, and the parent, which polls for the
+** child's end, shows them on stderr in one line that it rewrites.
 */
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +34,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -54,6 +58,15 @@ const char *const ts_sim_cfg[] = {
     "--cfg=network/model:CM02", "--cfg=network/crosstraffic:0", "--cfg=network/TCP-gamma:0",
     "--cfg=network/loopback-bw:1e30", "--cfg=network/loopback-lat:0",
     "--log=root.thresh:error", NULL};
+
+bool ts_sim_progress = false;
+
+/* What the child has done so far, shared with the parent (progress line). */
+typedef struct sim_count {
+  _Atomic long ops, transfers;
+  _Atomic double clock;
+} sim_count_t;
+static sim_count_t *counter; /* NULL: no progress line */
 
 /* ---- executor operations ------------------------------------------------ */
 
@@ -90,6 +103,10 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   sim_dev_t *d = &x->dev[device];
   double amount = flops > 0 ? flops / d->factor : seconds * sg_host_get_speed(d->host);
   ts__sim_progress();
+  if (counter) {
+    counter->ops++;
+    counter->clock = simgrid_get_clock();
+  }
   if (amount > 0) sg_actor_execute(amount);
 }
 
@@ -97,6 +114,10 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[device];
   ts__sim_progress();
+  if (counter) {
+    counter->transfers++;
+    counter->clock = simgrid_get_clock();
+  }
   for (int i = 0; i < d->n_out; i++) {
     sim_edge_t *e = d->out[i];
     if (e->to == peer && e->kind == (int)kind) {
@@ -332,19 +353,42 @@ static double mono_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The progress line: shown from `after` seconds on, every quarter second. */
+typedef struct progress {
+  const sim_count_t *c; /* NULL: none */
+  double t0, after, next;
+  bool shown;
+} progress_t;
+
+static void progress_show(progress_t *pg) {
+  double now = mono_s();
+  if (!pg->c || now - pg->t0 < pg->after || now < pg->next) return;
+  pg->next = now + 0.25;
+  pg->shown = true;
+  fprintf(stderr, "\rsimulating: %ld ops and %ld transfers started, %.6g s simulated, %.1f s\033[K",
+          (long)pg->c->ops, (long)pg->c->transfers, (double)pg->c->clock, now - pg->t0);
+  fflush(stderr);
+}
+
 /* Waits for the child; stops it (SIGKILL) when limit > 0 and fd (the read
 ** end of its progress pipe) stayed silent for limit seconds.  Returns true
-** when it stopped the child.  The child's status goes to *status. */
-static bool wait_child(pid_t pid, int fd, double limit, int *status) {
+** when it stopped the child.  The child's status goes to *status.  Shows
+** pg's progress line meanwhile and erases it at the end. */
+static bool wait_child(pid_t pid, int fd, double limit, int *status, progress_t *pg) {
   double last = mono_s();
+  bool stopped = false;
   for (;;) {
-    pid_t w = waitpid(pid, status, fd >= 0 ? WNOHANG : 0);
-    if (w == pid) return false;
+    pid_t w = waitpid(pid, status, fd >= 0 || pg->c ? WNOHANG : 0);
+    if (w == pid) break;
     if (w < 0 && errno != EINTR) {
       *status = 0;
-      return false;
+      break;
     }
-    if (fd < 0) continue;
+    progress_show(pg);
+    if (fd < 0) {
+      if (pg->c) poll(NULL, 0, 50);
+      continue;
+    }
     /* Poll briefly: another process forked meanwhile may hold the pipe's
     ** write end, so the end of the pipe is not the end of the child. */
     struct pollfd pf = {fd, POLLIN, 0};
@@ -359,9 +403,26 @@ static bool wait_child(pid_t pid, int fd, double limit, int *status) {
       kill(pid, SIGKILL);
       while (waitpid(pid, status, 0) < 0 && errno == EINTR) {
       }
-      return true;
+      stopped = true;
+      break;
     }
   }
+  if (pg->shown) {
+    fputs("\r\033[K", stderr);
+    fflush(stderr);
+  }
+  return stopped;
+}
+
+/* The shared counter of a run that shows progress, or NULL. */
+static sim_count_t *progress_counter(double *after) {
+  if (!ts_sim_progress || !isatty(2)) return NULL;
+  const char *s = getenv("TRAINSIM_PROGRESS_AFTER_S");
+  char *end;
+  double v = s ? strtod(s, &end) : -1;
+  *after = (s && end != s && !*end && isfinite(v) && v >= 0) ? v : 1;
+  void *m = mmap(NULL, sizeof(sim_count_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? NULL : m;
 }
 
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
@@ -378,17 +439,22 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   double limit = watchdog_s();
   int pfd[2] = {-1, -1};
   if (limit > 0 && pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) pfd[0] = pfd[1] = -1;
+  progress_t pg = {NULL, mono_s(), 1, 0, false};
+  sim_count_t *shared = progress_counter(&pg.after);
+  pg.c = shared;
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
     fclose(res);
     fclose(log);
     if (pfd[0] >= 0) close(pfd[0]), close(pfd[1]);
+    if (shared) munmap(shared, sizeof *shared);
     return ts_err_set(err, EX_OSERR, "fork: %s", strerror(errno));
   }
   if (pid == 0) {
     if (pfd[0] >= 0) close(pfd[0]);
     ts__sim_progress_fd = pfd[1];
+    counter = shared;
     ts__sim_progress_every = limit > 0 && limit < 4 ? limit / 4 : 1;
     dup2(lfd, 2);
     ts_run_t *run = ts_run_new(lay->n_devices);
@@ -409,7 +475,8 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   }
   if (pfd[1] >= 0) close(pfd[1]);
   int status;
-  bool stalled = wait_child(pid, pfd[0], limit, &status);
+  bool stalled = wait_child(pid, pfd[0], limit, &status, &pg);
+  if (shared) munmap(shared, sizeof *shared);
   if (pfd[0] >= 0) close(pfd[0]);
   int rc = 0;
   sim_header_t h;

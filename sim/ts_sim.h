@@ -6,6 +6,8 @@
 #ifndef TS_SIM_H
 #define TS_SIM_H
 
+#include <stdbool.h>
+
 #include "trainsim.h"
 #include "ts_runtime.h"
 
@@ -19,6 +21,12 @@
 ** deadlock returns a non-zero sysexits code with a one-line message. */
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err);
+
+/* Whether ts_sim_run may show a progress line for a long simulation: on
+** stderr, only when stderr is a terminal, from TRAINSIM_PROGRESS_AFTER_S
+** seconds (default 1) after the start, erased when the simulation ends.
+** Off by default; `trainsim run` turns it on unless --quiet. */
+extern bool ts_sim_progress;
 
 /* The --cfg arguments that make SimGrid's times exact (README "Timing"). */
 extern const char *const ts_sim_cfg[];

@@ -66,7 +66,7 @@ static void rm_outputs(const char *dir) {
 }
 
 static void registry(void) {
-  CU_ASSERT_EQUAL(TS_N_FORMATS, 5);
+  CU_ASSERT_EQUAL(TS_N_FORMATS, 6);
   CU_ASSERT_PTR_NULL(ts_format_at(-1));
   CU_ASSERT_PTR_NULL(ts_format_at(TS_N_FORMATS));
   CU_ASSERT_STRING_EQUAL(ts_format_at(TS_FMT_SUMMARY)->file, "summary.json");
@@ -77,7 +77,8 @@ static void registry(void) {
     CU_ASSERT(f->write != NULL && f->about[0] && strchr(f->file, '.'));
     for (int k = 0; k < i; k++) CU_ASSERT(strcmp(f->file, ts_format_at(k)->file) != 0);
   }
-  CU_ASSERT_EQUAL(TS_FORMATS_ALL, 0x1fu);
+  CU_ASSERT_EQUAL(TS_FORMATS_ALL, 0x3fu);
+  CU_ASSERT(ts_format_at(TS_FMT_PAJE)->write == ts_write_paje);
 }
 
 static void parse(void) {
@@ -89,7 +90,7 @@ static void parse(void) {
   CU_ASSERT_EQUAL(m, TS_FORMAT_BIT(TS_FMT_REPORT));
   CU_ASSERT_EQUAL(ts_formats_parse("trace,trace.json,timeline", &m, &err), 0);
   CU_ASSERT_EQUAL(m, TS_FORMAT_BIT(TS_FMT_TRACE) | TS_FORMAT_BIT(TS_FMT_TIMELINE));
-  CU_ASSERT_EQUAL(ts_formats_parse("summary,timeline,trace,gantt,report", &m, &err), 0);
+  CU_ASSERT_EQUAL(ts_formats_parse("summary,timeline,trace,gantt,report,paje", &m, &err), 0);
   CU_ASSERT_EQUAL(m, TS_FORMATS_ALL);
 
   static const char *const bad[] = {"bogus", "summary,svg", "", "summary,", ",gantt", "summary.jso",
@@ -149,7 +150,7 @@ static void cli_default_all(void) {
   CU_ASSERT_EQUAL(files_in(dir), (int)TS_FORMATS_ALL);
   char want[600];
   snprintf(want, sizeof want,
-           "outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg,report.html}\n", dir);
+           "outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg,report.html,paje.trace}\n", dir);
   CU_ASSERT_PTR_NOT_NULL(strstr(so, want));
   free(so);
   free(se);

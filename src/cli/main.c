@@ -27,6 +27,7 @@
 #include "ts_compare.h"
 #include "ts_exec.h"
 #include "ts_place.h"
+#include "ts_sim.h"
 #include "ts_sweep.h"
 #include "ts_validate.h"
 #include "ts_internal.h"
@@ -123,6 +124,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   int rc = ts_job_load(path, sets, n_sets, &job, &err);
   free(sets);
   if (rc) return die(&err);
+  ts_sim_progress = !quiet; /* a progress line on a terminal (ts_sim.h) */
   rc = ts_execute(job, NULL, ex, &o, &err);
   if (!rc) rc = ts_write_outputs_mask(&o.r, out, formats, &err);
   if (!rc && !quiet) {

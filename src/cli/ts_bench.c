@@ -2,13 +2,14 @@
 ** ts_bench.c: `trainsim bench`.
 **
 ** Times whole `trainsim run` processes (job loading, the SimGrid run in
-** its child, metrics and all five output files) on the benchmark job
+** its child, metrics and all the output files) on the benchmark job
 ** examples/bench-1f1b-p64.json: 1F1B, p = 64 stages, m = 512 micro-batches
 ** on the 8-node x 8-GPU platform, 65,536 compute ops and 64,512 transfers.
 ** Wall time is measured with CLOCK_MONOTONIC around fork/exec/wait; peak
 ** RSS is the larger of the parent's and the simulation child's maximum
 ** resident set (wait4's rusage of the whole process tree is the max over
-** children).  Writes DIR/bench.json atomically and prints a table.
+** children).  Writes DIR/bench.json atomically, prints the figures and says
+** whether the median and the peak RSS are within their targets.
 */
 #include <errno.h>
 #include <limits.h>
@@ -105,8 +106,8 @@ int ts_bench_run(const char *dir, int repeat) {
   cJSON_AddNumberToObject(o, "wall_s_min", wall[0]);
   cJSON_AddNumberToObject(o, "wall_s_max", wall[repeat - 1]);
   cJSON_AddNumberToObject(o, "peak_rss_mb_max", rss[repeat - 1]);
-  cJSON_AddNumberToObject(o, "target_wall_s", 1.5);
-  cJSON_AddNumberToObject(o, "target_rss_mb", 200);
+  cJSON_AddNumberToObject(o, "target_wall_s", TS_BENCH_TARGET_S);
+  cJSON_AddNumberToObject(o, "target_rss_mb", TS_BENCH_TARGET_MB);
   char path[PATH_MAX + 16];
   snprintf(path, sizeof path, "%s/bench.json", dir);
   ts_err_t err = {0};
@@ -123,5 +124,21 @@ int ts_bench_run(const char *dir, int repeat) {
   }
   printf("bench: median %.3f s (min %.3f, max %.3f), peak RSS %.1f MB over %d runs -> %s\n",
          wall[repeat / 2], wall[0], wall[repeat - 1], rss[repeat - 1], repeat, path);
+  ts_bench_verdict(stdout, wall[repeat / 2], rss[repeat - 1]);
   return 0;
+}
+
+int ts_bench_verdict(FILE *f, double median_s, double peak_rss_mb) {
+  int over = 0;
+  if (median_s > TS_BENCH_TARGET_S) {
+    fprintf(f, "bench: the median %.3f s is above the target of %g s\n", median_s, TS_BENCH_TARGET_S);
+    over = 1;
+  }
+  if (peak_rss_mb > TS_BENCH_TARGET_MB) {
+    fprintf(f, "bench: the peak RSS %.1f MB is above the target of %g MB\n", peak_rss_mb,
+            TS_BENCH_TARGET_MB);
+    over = 1;
+  }
+  if (!over) fprintf(f, "bench: within the targets (%g s, %g MB)\n", TS_BENCH_TARGET_S, TS_BENCH_TARGET_MB);
+  return over;
 }

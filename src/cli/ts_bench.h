@@ -3,7 +3,19 @@
 */
 #ifndef TS_BENCH_H
 #define TS_BENCH_H
+#include <stdio.h>
+
+/* The targets (README "Results and benchmark"): median wall time and peak
+** resident set of one benchmark run. */
+#define TS_BENCH_TARGET_S 1.5
+#define TS_BENCH_TARGET_MB 200.0
+
 /* Runs the benchmark repeat times and writes dir/bench.json.  Returns a
 ** sysexits code (after printing a one-line error). */
 int ts_bench_run(const char *dir, int repeat);
+/* Writes to f one line per figure above its target ("bench: the median
+** 1.612 s is above the target of 1.5 s"), or one line saying both are
+** within them.  Returns 1 when one is above, else 0.  The exit status of
+** `trainsim bench` stays 0 either way. */
+int ts_bench_verdict(FILE *f, double median_s, double peak_rss_mb);
 #endif

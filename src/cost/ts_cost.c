@@ -30,7 +30,11 @@
 **                             parameter (fp32 master, Adam m and v) when e < 4,
 **                             else 8 (m and v).
 ** A synthetic model gives seconds per stage directly; with v chunks per
-** device each chunk takes 1/v of the stage's seconds, activations and weights.
+** device each chunk takes 1/v of the stage's seconds, and its activations
+** and weights in whole bytes: floor(B / v), the first B mod v chunks one
+** byte more (as layers are split), so the chunks add up to the stage's B
+** and no half byte appears (1 byte over 2 chunks: 1 and 0).  A byte count
+** that is not whole in the job is split evenly.
 **
 ** The layers are cut into parts by the job's partition (ts_cost_split,
 ** README "Partitioning"): uniform, balanced (a water-filling of the parts'
@@ -46,6 +50,14 @@
 #include "ts_internal.h"
 
 static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
+
+/* Chunk c's share of a synthetic stage's b bytes over v chunks: whole
+** bytes, the remainder to the first chunks; b / v when b is not whole. */
+static double chunk_bytes(double b, int v, int c) {
+  if (v <= 1 || !(b >= 0 && b < 9e15 && b == floor(b))) return b / v;
+  long long whole = (long long)b;
+  return (double)(whole / v + (c < whole % v ? 1 : 0));
+}
 
 double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe) {
   double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden, a = m->heads, e = bpe;
@@ -320,7 +332,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
       p->seconds[TS_RECOMPUTE] = m->recompute_s[st] / v;
       p->seconds[TS_WEIGHT_GRAD] = m->weight_grad_s[st] / v;
       p->seconds[TS_BACKWARD_INPUT] = (m->backward_s[st] - m->weight_grad_s[st]) / v;
-      p->act_bytes = m->activation_bytes[st] / v;
+      p->act_bytes = chunk_bytes(m->activation_bytes[st], v, k / job->stages);
       p->act_input_bytes = m->activation_message_bytes;
       p->rec_bytes = p->act_bytes; /* the recompute re-materialises the stash */
       /* Transients are per op: each chunk's op holds the stage's figure. */
@@ -328,7 +340,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
       p->bwd_tmp_bytes = m->backward_transient_bytes ? m->backward_transient_bytes[st] : 0;
       p->msg_bytes = m->activation_message_bytes;
       p->params = 0;
-      p->weights_bytes = m->weights_bytes[st] / v;
+      p->weights_bytes = chunk_bytes(m->weights_bytes[st], v, k / job->stages);
       p->gradients_bytes = p->weights_bytes; /* a gradient per weight */
     }
     c->has_flops = false;

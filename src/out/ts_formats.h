@@ -16,7 +16,8 @@
   X(TIMELINE, "timeline.csv", ts_write_timeline_csv, "one row per op and transfer")           \
   X(TRACE, "trace.json", ts_write_trace_json, "Chrome Trace Event Format, for Perfetto")      \
   X(GANTT, "gantt.svg", ts_write_gantt_svg, "the pipeline figure, one row per device")        \
-  X(REPORT, "report.html", ts_write_report_html, "one self-contained page about the run")
+  X(REPORT, "report.html", ts_write_report_html, "one self-contained page about the run")  \
+  X(PAJE, "paje.trace", ts_write_paje, "Paje trace of the timeline, for ViTE")
 
 /* TS_FMT_SUMMARY, ... : a format's index in the list. */
 enum {

@@ -28,6 +28,8 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f);
 int ts_write_gantt_svg(const ts_result_t *r, FILE *f);
 /* report.html: see ts_report.h for its contract. */
 int ts_write_report_html(const ts_result_t *r, FILE *f);
+/* paje.trace, the Paje trace for ViTE: see ts_paje.c for its layout. */
+int ts_write_paje(const ts_result_t *r, FILE *f);
 
 /* Gantt charts that share one time axis (trainsim compare): t_max, the
 ** label column and the plot width are forced where positive. */
@@ -130,7 +132,8 @@ typedef struct ts_summary_metric {
   const char *name;       /* its path in summary.json: "throughput.mfu" */
   const char *unit;       /* "s", "B", "samples/s", ...; "1" for ratios */
   ts_metric_show_t show;  /* the report's format */
-  bool flops;             /* known only for models with FLOPs: null else */
+  bool flops;             /* known only for models with FLOPs (transformers,
+                          ** which also have a real seq_len): null else */
   bool from_cost;         /* from r->cost, not from r->metrics */
   double (*value)(const ts_result_t *r); /* call only when available */
   const char *definition; /* README's definition, without the backticks */

@@ -286,7 +286,9 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
           human_time(m->ideal_time_s, b, sizeof b));
   fprintf(f, "  bubble fraction  %.4f   (bubble overhead %.4f)\n", m->bubble_fraction,
           m->bubble_overhead);
-  fprintf(f, "  throughput       %.4g samples/s, %.4g tokens/s", m->samples_per_s, m->tokens_per_s);
+  fprintf(f, "  throughput       %.4g samples/s", m->samples_per_s);
+  /* A synthetic model's seq_len is made up: no tokens/s (README). */
+  if (r->cost && r->cost->has_flops) fprintf(f, ", %.4g tokens/s", m->tokens_per_s);
   if (r->cost->has_flops)
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);

@@ -55,7 +55,8 @@ static const ts_summary_metric_t list[] = {
     {"throughput.samples_per_s", "samples/s", TS_SHOW_SI, false, false, samples,
      "microbatches x micro_batch_size x iterations x data_parallel / T (gshard with model.moe: x "
      "expert_parallel, since each lane runs its own micro-batches)"},
-    {"throughput.tokens_per_s", "tokens/s", TS_SHOW_SI, false, false, tokens, "samples_per_s x seq_len"},
+    {"throughput.tokens_per_s", "tokens/s", TS_SHOW_SI, true, false, tokens,
+     "samples_per_s x seq_len; null for synthetic models (their seq_len is no property of the model)"},
     {"throughput.flops_per_s_per_gpu", "FLOP/s", TS_SHOW_SI, true, false, flops,
      "model FLOPs (forward + backward, recompute not counted) of the run, every data-parallel "
      "replica's, / (T x devices); null for synthetic models"},

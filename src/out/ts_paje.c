@@ -1,0 +1,388 @@
+/*
+** ts_paje.c: paje.trace, the run's events as a Paje trace, the format
+** SimGrid's own tracing writes and ViTE (and pajeng) open.
+**
+** The file starts with the %EventDef header SimGrid writes (same event
+** names and numbers, fields named as its non-basic header), extended by
+** extra fields on PajePushState (Label, Microbatch, Stage, Chunk) and
+** PajeStartLink (Label, Bytes), which Paje readers keep and show.  Then:
+**
+**   container types  D "device" under the root 0; under each device its
+**                    lanes: C "compute" (compute ops, the optimizer step,
+**                    comm waits), S "collectives" (the communication
+**                    stream's collectives) and W "memory wait" (fetches
+**                    waiting for device memory); M "host memory" under 0.
+**   state types      OP on C, COLL on S, WAIT on W; one entity value per
+**                    kind (and per collective op), with colours.
+**   link types       P2P (D to D: activations, gradients, collective
+**                    steps, MoE all-to-all flows), FETCH (M to D) and
+**                    OFFLOAD (D to M); values are the kinds' names.
+**   event type       EV on D: a stage's weights evicted (instant).
+**
+** One container per device ("device 3 (gpu3.node0)", alias d3) and one per
+** lane actually used ("compute", alias c3.0; "compute 2", c3.1, only should
+** ops overlap on a device, which a valid run never does; collectives s3.K
+** and memory waits w3.K likewise, created only when the run has them).
+** Each lane's ops never overlap (the first lane whose last op has ended
+** takes the next, as in trace.json), so an op is a PajePushState at its
+** start and a PajePopState at its end; a transfer is a PajeStartLink on
+** the root at its start and a PajeEndLink at its end, keyed by its index
+** in the run ("e17").  Records are sorted by time, ties in the order of
+** the run's events (a lane's pop before its next push), so times never
+** decrease.  Times are seconds printed from whole nanoseconds with nine
+** decimals; containers are created at 0 and destroyed at the last end.
+** Events left out of trace.json (a device outside the run, an unknown
+** kind, non-finite or negative times) are left out here; a transfer whose
+** peer is no device of the run is left out too.  Output is byte-for-byte
+** deterministic.
+*/
+#include <assert.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "ts_out.h"
+#include "ts_internal.h"
+
+/* Lane groups of a device: compute, communication stream, memory waits. */
+enum { G_COMP, G_COLL, G_WAIT, G_N };
+static const char group_type[G_N] = {'C', 'S', 'W'};
+static const char *const group_name[G_N] = {"compute", "collectives", "memory wait"};
+static const char *const group_state[G_N] = {"OP", "COLL", "WAIT"};
+
+/* How an event is drawn. */
+typedef enum { AS_NONE, AS_STATE, AS_LINK, AS_EVENT } draw_t;
+
+/* One line of the time-ordered body. */
+typedef enum { R_PUSH, R_POP, R_START, R_END, R_NEW } rec_kind_t;
+typedef struct rec {
+  int64_t t;   /* ns */
+  int64_t gen; /* generation order: the tie-break */
+  int ev;      /* index in run->events */
+  int kind;    /* rec_kind_t */
+} rec_t;
+
+/* Per device and group: when each lane's last op ends (ns). */
+typedef struct lanes {
+  int n, cap;
+  int64_t *last_end;
+} lanes_t;
+
+/* Names of the state values beyond the compute kinds. */
+static const char *const extra_state[] = {"optimizer", "comm_wait", "room_wait"};
+
+/* Okabe-Ito colours (Paje "r g b" in 0..1) of the compute kinds, in
+** ts_kind_t order, then optimizer, comm_wait, room_wait. */
+static const char *const state_colour[TS_COMPUTE_KINDS + 3] = {
+    "0.337 0.706 0.914", /* forward: sky blue */
+    "0.835 0.369 0.000", /* backward: vermilion */
+    "0.941 0.894 0.259", /* recompute: yellow */
+    "0.902 0.624 0.000", /* backward_input: orange */
+    "0.000 0.620 0.451", /* weight_grad: bluish green */
+    "0.800 0.475 0.655", /* optimizer: reddish purple */
+    "0.600 0.600 0.600", /* comm_wait: grey */
+    "0.750 0.750 0.750", /* room_wait: light grey */
+};
+
+static int64_t to_ns(double s) {
+  double ns = s * 1e9;
+  if (!(ns > 0)) return 0;
+  if (ns >= 4.6e18) return INT64_C(4600000000000000000);
+  return (int64_t)llround(ns);
+}
+
+/* Seconds with nine decimals from ns (>= 0). */
+static void put_time(FILE *f, int64_t ns) {
+  char buf[64];
+  int n = ts__fmt_int(buf, (long long)(ns / 1000000000));
+  int64_t r = ns % 1000000000;
+  buf[n++] = '.';
+  for (int64_t div = 100000000; div > 0; div /= 10) buf[n++] = (char)('0' + r / div % 10);
+  buf[n] = 0;
+  fputs(buf, f);
+}
+
+/* A quoted Paje string: double quotes, backslashes and control characters
+** become '?'. */
+static void put_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    fputc(c < 0x20 || c == '"' || c == '\\' ? '?' : c, f);
+  }
+  fputc('"', f);
+}
+
+/* A whole number exactly, anything else with %.17g; non-finite: 0. */
+static void put_num(FILE *f, double v) {
+  char buf[64];
+  if (!isfinite(v)) v = 0;
+  if (v == floor(v) && fabs(v) < 9e15)
+    ts__fmt_int(buf, (long long)v);
+  else
+    snprintf(buf, sizeof buf, "%.17g", v);
+  fputs(buf, f);
+}
+
+static void header(FILE *f) {
+  static const char *const defs[] = {
+      "PajeDefineContainerType 0", "Alias string", "Type string", "Name string", NULL,
+      "PajeDefineVariableType 1", "Alias string", "Type string", "Name string", "Color color", NULL,
+      "PajeDefineStateType 2", "Alias string", "Type string", "Name string", NULL,
+      "PajeDefineEventType 3", "Alias string", "Type string", "Name string", NULL,
+      "PajeDefineLinkType 4", "Alias string", "Type string", "StartContainerType string",
+      "EndContainerType string", "Name string", NULL,
+      "PajeDefineEntityValue 5", "Alias string", "Type string", "Name string", "Color color", NULL,
+      "PajeCreateContainer 6", "Time date", "Alias string", "Type string", "Container string",
+      "Name string", NULL,
+      "PajeDestroyContainer 7", "Time date", "Type string", "Name string", NULL,
+      "PajePushState 12", "Time date", "Type string", "Container string", "Value string",
+      "Label string", "Microbatch int", "Stage int", "Chunk int", NULL,
+      "PajePopState 13", "Time date", "Type string", "Container string", NULL,
+      "PajeStartLink 15", "Time date", "Type string", "Container string", "Value string",
+      "StartContainer string", "Key string", "Label string", "Bytes double", NULL,
+      "PajeEndLink 16", "Time date", "Type string", "Container string", "Value string",
+      "EndContainer string", "Key string", NULL,
+      "PajeNewEvent 17", "Time date", "Type string", "Container string", "Value string", NULL,
+      NULL};
+  for (int i = 0; defs[i]; i++) {
+    fprintf(f, "%%EventDef %s\n", defs[i]);
+    for (i++; defs[i]; i++) fprintf(f, "%%       %s\n", defs[i]);
+    fputs("%EndEventDef\n", f);
+  }
+}
+
+static bool event_kept(const ts_run_t *run, const ts_event_t *e) {
+  return e->device >= 0 && e->device < run->n_devices && e->kind >= 0 &&
+         e->kind < TS_KIND_COUNT && isfinite(e->start) && isfinite(e->end) && e->start >= 0 &&
+         e->end >= e->start;
+}
+
+/* How e is drawn, and for a state its lane group. */
+static draw_t draw_of(const ts_run_t *run, const ts_event_t *e, int *group) {
+  if (!event_kept(run, e)) return AS_NONE;
+  ts_kind_t k = (ts_kind_t)e->kind;
+  *group = k == TS_COLLECTIVE ? G_COLL : k == TS_ROOM_WAIT ? G_WAIT : G_COMP;
+  if (ts_kind_is_compute(k) || ts_kind_is_stream(k) || k == TS_ROOM_WAIT) return AS_STATE;
+  if (k == TS_EVICT) return AS_EVENT;
+  if (k == TS_FETCH || k == TS_OFFLOAD) return AS_LINK;
+  if (ts_kind_is_transfer(k) && e->peer >= 0 && e->peer < run->n_devices) return AS_LINK;
+  return AS_NONE;
+}
+
+/* The first lane free at start, or a new one; records end on it. */
+static int lane_take(lanes_t *l, int64_t start, int64_t end) {
+  int k;
+  for (k = 0; k < l->n; k++)
+    if (l->last_end[k] <= start) break;
+  if (k == l->n) {
+    if (l->n == l->cap) {
+      l->cap = l->cap ? 2 * l->cap : 2;
+      l->last_end = ts__xrealloc(l->last_end, (size_t)l->cap * sizeof *l->last_end);
+    }
+    l->n++;
+  }
+  l->last_end[k] = end;
+  return k;
+}
+
+/* The state value alias of a state event: "v<kind>" for the compute
+** kinds, the optimizer, comm waits and room waits, "c<op>" for a
+** collective. */
+static void put_state_value(FILE *f, const ts_event_t *e) {
+  if (e->kind == TS_COLLECTIVE)
+    fprintf(f, "c%d", (int)TS_EV_COLL_OP(e->coll) < TS_COLL_OPS ? (int)TS_EV_COLL_OP(e->coll) : 0);
+  else
+    fprintf(f, "v%d", e->kind);
+}
+
+/* Type definitions, entity values and containers (at time 0). */
+static void define(FILE *f, const ts_run_t *run, lanes_t (*lanes)[G_N], bool host) {
+  fputs("0 D 0 \"device\"\n", f);
+  for (int g = 0; g < G_N; g++) fprintf(f, "0 %c D \"%s\"\n", group_type[g], group_name[g]);
+  fputs("0 M 0 \"host memory\"\n", f);
+  for (int g = 0; g < G_N; g++) fprintf(f, "2 %s %c \"%s\"\n", group_state[g], group_type[g],
+                                        g == G_COMP ? "op" : g == G_COLL ? "collective" : "wait");
+  fputs("3 EV D \"evict\"\n", f);
+  fputs("4 P2P 0 D D \"transfer\"\n4 FETCH 0 M D \"fetch\"\n4 OFFLOAD 0 D M \"offload\"\n", f);
+  for (int k = 0; k < TS_COMPUTE_KINDS; k++)
+    fprintf(f, "5 v%d OP \"%s\" \"%s\"\n", k, ts_kind_name((ts_kind_t)k), state_colour[k]);
+  const int extra_kind[] = {TS_OPTIMIZER, TS_COMM_WAIT, TS_ROOM_WAIT};
+  for (int i = 0; i < 3; i++)
+    fprintf(f, "5 v%d %s \"%s\" \"%s\"\n", extra_kind[i], i < 2 ? "OP" : "WAIT", extra_state[i],
+            state_colour[TS_COMPUTE_KINDS + i]);
+  for (int k = 0; k < TS_COLL_OPS; k++)
+    fprintf(f, "5 c%d COLL \"%s\" \"%s\"\n", k, ts_coll_op_name((ts_coll_op_t)k),
+            k % 2 ? "0.000 0.447 0.698" : "0.337 0.706 0.914");
+  for (int k = TS_SEND_ACT; k <= TS_SEND_COMBINE; k++)
+    fprintf(f, "5 l%d P2P \"%s\" \"0.2 0.2 0.2\"\n", k, ts_kind_name((ts_kind_t)k));
+  fprintf(f, "5 l%d FETCH \"fetch\" \"0.0 0.447 0.698\"\n", TS_FETCH);
+  fprintf(f, "5 l%d OFFLOAD \"offload\" \"0.835 0.369 0.0\"\n", TS_OFFLOAD);
+  fprintf(f, "5 x%d EV \"evict\" \"0.0 0.0 0.0\"\n", TS_EVICT);
+  for (int d = 0; d < run->n_devices; d++) {
+    char label[TS_NAME_MAX + 32];
+    if (run->devices[d].name[0])
+      snprintf(label, sizeof label, "device %d (%s)", d, run->devices[d].name);
+    else
+      snprintf(label, sizeof label, "device %d", d);
+    fprintf(f, "6 0.000000000 d%d D 0 ", d);
+    put_str(f, label);
+    fputc('\n', f);
+    for (int g = 0; g < G_N; g++) {
+      int n = lanes[d][g].n;
+      if (g == G_COMP && n < 1) n = 1; /* every device has its compute lane */
+      for (int k = 0; k < n; k++) {
+        fprintf(f, "6 0.000000000 %c%d.%d %c d%d \"%s", group_type[g] + 32, d, k, group_type[g], d,
+                group_name[g]);
+        if (k) fprintf(f, " %d", k + 1);
+        fputs("\"\n", f);
+      }
+    }
+  }
+  if (host) fputs("6 0.000000000 m M 0 \"host memory\"\n", f);
+}
+
+static int rec_cmp(const void *a, const void *b) {
+  const rec_t *x = a, *y = b;
+  if (x->t != y->t) return x->t < y->t ? -1 : 1;
+  return (x->gen > y->gen) - (x->gen < y->gen);
+}
+
+/* The stage and chunk of e's virtual stage (the vstage and 0 without a
+** layout entry). */
+static void stage_of(const ts_result_t *r, const ts_event_t *e, int *stage, int *chunk) {
+  const ts_layout_t *L = r->layout;
+  *stage = e->vstage;
+  *chunk = 0;
+  if (L && e->vstage >= 0 && e->vstage < L->n_vstages) {
+    *stage = L->stage[e->vstage];
+    *chunk = L->chunk[e->vstage];
+  }
+}
+
+/* A state's label: "F3" style for compute ops, ts__coll_label for
+** collectives, the kind's name for the rest. */
+static void state_label(char *buf, size_t n, const ts_result_t *r, const ts_event_t *e) {
+  static const char letter[TS_COMPUTE_KINDS] = {'F', 'B', 'R', 'b', 'W'};
+  if (ts_kind_is_compute((ts_kind_t)e->kind))
+    snprintf(buf, n, "%c%d", letter[e->kind], e->mb + 1);
+  else if (e->kind == TS_COLLECTIVE)
+    ts__coll_label(buf, n, r, e);
+  else
+    snprintf(buf, n, "%s", ts_kind_name((ts_kind_t)e->kind));
+}
+
+/* Writes one body record. */
+static void put_rec(FILE *f, const ts_result_t *r, const rec_t *x, const int *lane, const int *grp) {
+  const ts_event_t *e = &r->run->events[x->ev];
+  char cont[48], label[160];
+  int g = grp[x->ev];
+  snprintf(cont, sizeof cont, "%c%d.%d", group_type[g] + 32, e->device, lane[x->ev]);
+  bool fetch = e->kind == TS_FETCH, offload = e->kind == TS_OFFLOAD;
+  const char *ltype = fetch ? "FETCH" : offload ? "OFFLOAD" : "P2P";
+  int stage, chunk;
+  stage_of(r, e, &stage, &chunk);
+  switch ((rec_kind_t)x->kind) {
+  case R_PUSH:
+    state_label(label, sizeof label, r, e);
+    fputs("12 ", f);
+    put_time(f, x->t);
+    fprintf(f, " %s %s ", group_state[g], cont);
+    put_state_value(f, e);
+    fputc(' ', f);
+    put_str(f, label);
+    fprintf(f, " %d %d %d\n", e->mb, stage, chunk);
+    break;
+  case R_POP:
+    fputs("13 ", f);
+    put_time(f, x->t);
+    fprintf(f, " %s %s\n", group_state[g], cont);
+    break;
+  case R_START:
+    fputs("15 ", f);
+    put_time(f, x->t);
+    if (fetch) fprintf(f, " %s 0 l%d m e%d ", ltype, e->kind, x->ev);
+    else fprintf(f, " %s 0 l%d d%d e%d ", ltype, e->kind, e->device, x->ev);
+    if (fetch || offload) snprintf(label, sizeof label, "%s s%d", ts_kind_name((ts_kind_t)e->kind), stage);
+    else if (e->kind == TS_SEND_COLL) ts__coll_label(label, sizeof label, r, e);
+    else snprintf(label, sizeof label, "%s %d", ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
+    put_str(f, label);
+    fputc(' ', f);
+    put_num(f, e->bytes);
+    fputc('\n', f);
+    break;
+  case R_END:
+    fputs("16 ", f);
+    put_time(f, x->t);
+    if (offload) fprintf(f, " %s 0 l%d m e%d\n", ltype, e->kind, x->ev);
+    else fprintf(f, " %s 0 l%d d%d e%d\n", ltype, e->kind, fetch ? e->device : e->peer, x->ev);
+    break;
+  case R_NEW:
+    fputs("17 ", f);
+    put_time(f, x->t);
+    fprintf(f, " EV d%d x%d\n", e->device, e->kind);
+    break;
+  }
+}
+
+int ts_write_paje(const ts_result_t *r, FILE *f) {
+  const ts_run_t *run = r->run;
+  int n = run->n_events, nd = run->n_devices;
+  lanes_t (*lanes)[G_N] = ts__xcalloc((size_t)(nd > 0 ? nd : 1), sizeof *lanes);
+  int *lane = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *lane);
+  int *grp = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *grp);
+  rec_t *recs = ts__xcalloc((size_t)(2 * n > 0 ? 2 * n : 1), sizeof *recs);
+  int nr = 0;
+  int64_t t_end = 0;
+  bool host = false;
+  for (int i = 0; i < n; i++) {
+    const ts_event_t *e = &run->events[i];
+    int g = G_COMP;
+    draw_t how = draw_of(run, e, &g);
+    if (how == AS_NONE) continue;
+    int64_t t0 = to_ns(e->start), t1 = to_ns(e->end);
+    if (t1 > t_end) t_end = t1;
+    grp[i] = g;
+    if (how == AS_STATE) lane[i] = lane_take(&lanes[e->device][g], t0, t1);
+    if (e->kind == TS_FETCH || e->kind == TS_OFFLOAD) host = true;
+    rec_kind_t first = how == AS_STATE ? R_PUSH : how == AS_LINK ? R_START : R_NEW;
+    recs[nr] = (rec_t){t0, nr, i, first};
+    nr++;
+    if (how != AS_EVENT) {
+      recs[nr] = (rec_t){t1, nr, i, first == R_PUSH ? R_POP : R_END};
+      nr++;
+    }
+  }
+  qsort(recs, (size_t)nr, sizeof *recs, rec_cmp);
+  fputs("# trainsim: Paje trace of one run (ViTE, pajeng); times in seconds\n", f);
+  header(f);
+  define(f, run, lanes, host);
+  for (int i = 0; i < nr; i++) put_rec(f, r, &recs[i], lane, grp);
+  /* Destroy the lanes, then the devices and the host memory. */
+  for (int d = 0; d < nd; d++)
+    for (int g = 0; g < G_N; g++)
+      for (int k = 0; k < (g == G_COMP && lanes[d][g].n < 1 ? 1 : lanes[d][g].n); k++) {
+        fputs("7 ", f);
+        put_time(f, t_end);
+        fprintf(f, " %c %c%d.%d\n", group_type[g], group_type[g] + 32, d, k);
+      }
+  for (int d = 0; d < nd; d++) {
+    fputs("7 ", f);
+    put_time(f, t_end);
+    fprintf(f, " D d%d\n", d);
+  }
+  if (host) {
+    fputs("7 ", f);
+    put_time(f, t_end);
+    fputs(" M m\n", f);
+  }
+  for (int d = 0; d < nd; d++)
+    for (int g = 0; g < G_N; g++) free(lanes[d][g].last_end);
+  free(lanes);
+  free(lane);
+  free(grp);
+  free(recs);
+  return ferror(f) ? EX_IOERR : 0;
+}
