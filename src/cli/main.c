@@ -3,7 +3,8 @@
 **
 **   trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]
 **                [--quiet]
-**   trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME] [--quiet]
+**   trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]
+**                    [--schedules A,B,...] [--quiet]
 **   trainsim place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
 **   trainsim bench [-o DIR] [--repeat N]
@@ -34,7 +35,7 @@ static const char usage[] =
     "usage: trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
     "                    [--quiet]\n"
     "       trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
-    "                        [--quiet]\n"
+    "                        [--schedules A,B,...] [--quiet]\n"
     "       trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n"
     "       trainsim sweep [JOB.json] --vary PATH=V1,V2,... [--vary ...] [-o DIR] [-j N]\n"
     "                      [--metric NAME] [--set PATH=VALUE]... [--emit-jobs DIR2] [--quiet]\n"
@@ -66,8 +67,11 @@ static const char usage[] =
     "            -q, --quiet          no summary on stdout\n"
     "compare   run every applicable schedule on JOB.json (with the adjustments\n"
     "          each schedule's rules need, listed) and write compare.csv and\n"
-    "          compare.svg (their Gantt charts on one time axis) into DIR;\n"
-    "          --executor as for run.\n"
+    "          compare.svg (their Gantt charts on one time axis, rows labelled\n"
+    "          with the stages each device holds) into DIR; a schedule that is\n"
+    "          the same program on this job as an earlier one is skipped, naming\n"
+    "          it; --executor as for run.\n"
+    "            --schedules A,B,...  run only these schedules, in this order\n"
     "place     for a job whose weights live in host memory (mobius, gpipe-swap),\n"
     "          simulate every round-robin order of the GPUs up to the symmetry of\n"
     "          their mapping_groups and write place.csv (best first) and the\n"
@@ -146,8 +150,9 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"quiet", no_argument, 0, 'q'},
                                        {"formats", required_argument, 0, 'f'},
                                        {"executor", required_argument, 0, 'x'},
+                                       {"schedules", required_argument, 0, 'S'},
                                        {0, 0, 0, 0}};
-  const char *out = "trainsim-out", *executor = NULL;
+  const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
@@ -169,6 +174,8 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       quiet = 1;
     else if (c == 'x')
       executor = optarg;
+    else if (c == 'S' && cmd == CMD_COMPARE)
+      schedules = optarg;
     else {
       free(sets);
       return option_error(names[cmd], c, argv);
@@ -193,7 +200,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   }
   if (compare) {
     int rc = cmd == CMD_PLACE ? ts_place(path, sets, n_sets, out, quiet, &err)
-                              : ts_compare(path, sets, n_sets, ex, out, quiet, &err);
+                              : ts_compare(path, sets, n_sets, schedules, ex, out, quiet, &err);
     free(sets);
     return rc ? die(&err) : 0;
   }
