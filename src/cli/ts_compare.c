@@ -72,23 +72,25 @@ static int job_value(const ts_job_t *job, const char *path, size_t len, char *bu
   return 0;
 }
 
-/* Appends to all[*k] the settings of e's schedule's compare_sets that apply
-** to base (ts_schedule_t.compare_sets), and lists them in e->adjust.
-** EX_SOFTWARE for a malformed declaration or more than MAX_SETS. */
-static int adjust(const ts_job_t *base, entry_t *e, const char **all, int *k, int cap,
-                  ts_err_t *err) {
-  const struct ts_sched_set *cs = e->s->compare_sets;
+int ts__sched_adjust(const ts_schedule_t *s, const ts_job_t *job, const char *const *keep,
+                     int n_keep, const char **sets, int *k, int cap, char *adj, size_t n_adj,
+                     ts_err_t *err) {
+  const struct ts_sched_set *cs = s->compare_sets;
   for (int i = 0; cs && cs[i].set; i++) {
     const char *eq = strchr(cs[i].set, '=');
     char have[64];
     if (i >= MAX_SETS || *k >= cap || !eq ||
-        job_value(base, cs[i].set, (size_t)(eq - cs[i].set), have, sizeof have))
+        job_value(job, cs[i].set, (size_t)(eq - cs[i].set), have, sizeof have))
       return ts_err_set(err, EX_SOFTWARE, "compare: schedule '%s': bad compare_sets entry '%s'",
-                        e->s->name, cs[i].set);
+                        s->name, cs[i].set);
     if (cs[i].when ? strcmp(have, cs[i].when) : !strcmp(have, eq + 1)) continue;
-    all[(*k)++] = cs[i].set;
-    size_t n = strlen(e->adjust);
-    snprintf(e->adjust + n, sizeof e->adjust - n, "%s%s", n ? " " : "", cs[i].set);
+    bool kept = false;
+    for (int j = 0; j < n_keep && !kept; j++)
+      kept = strlen(keep[j]) == (size_t)(eq - cs[i].set) && !strncmp(keep[j], cs[i].set, (size_t)(eq - cs[i].set));
+    if (kept) continue;
+    sets[(*k)++] = cs[i].set;
+    size_t n = strlen(adj);
+    snprintf(adj + n, n_adj - n, "%s%s", n ? " " : "", cs[i].set);
   }
   return 0;
 }
@@ -319,7 +321,9 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const char
     char sched[96];
     snprintf(sched, sizeof sched, "schedule=%s", e->s->name);
     all[k++] = sched;
-    if ((rc = adjust(base, e, all, &k, n_sets + 4 + MAX_SETS, err))) goto out;
+    if ((rc = ts__sched_adjust(e->s, base, NULL, 0, all, &k, n_sets + 4 + MAX_SETS, e->adjust,
+                               sizeof e->adjust, err)))
+      goto out;
     ts_err_t why = {0};
     if (ts_job_load(path, all, k, &e->job, &why) || ts_execute(e->job, NULL, ex, &e->o, &why)) {
       snprintf(e->skipped, sizeof e->skipped, "%s", why.msg);

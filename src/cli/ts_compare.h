@@ -20,4 +20,14 @@
 int ts_compare(const char *path, const char *const *sets, int n_sets, const char *schedules,
                const ts_executor_t *ex, const char *dir, bool quiet, ts_err_t *err);
 
+/* The adjustments schedule s needs on job (ts_schedule_t.compare_sets, as
+** compare applies them): appends each "PATH=VALUE" (static strings) to
+** sets[*k], capacity cap, and lists them space-separated in adj (capacity
+** n_adj, NUL-terminated on entry); the paths in keep[0..n_keep-1] (may be
+** NULL) are never adjusted.  Returns 0, or EX_SOFTWARE with err for a
+** malformed declaration or more than cap sets. */
+int ts__sched_adjust(const ts_schedule_t *s, const ts_job_t *job, const char *const *keep,
+                     int n_keep, const char **sets, int *k, int cap, char *adj, size_t n_adj,
+                     ts_err_t *err);
+
 #endif
