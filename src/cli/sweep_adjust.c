@@ -5,8 +5,10 @@
 ** varuna with recompute "full", interleaved with 2 chunks when the job has
 ** one, the one-chunk schedules with one chunk, ...), except on a path the
 ** sweep varies, whose values are the user's.  The adjustments of a point
-** are listed in the "adjustments" column of sweep.csv, which only a sweep
-** that varies "schedule" has (so other sweeps are unchanged).
+** are listed in the "adjustments" column of sweep.csv.  Since a varied
+** path is never adjusted, a point's adjustments depend on its schedule
+** alone; a sweep has the column only when some schedule it varies needs
+** an adjustment (so every other sweep is unchanged).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -49,4 +51,33 @@ void ts__sw_point_sets_free(const sweep_t *s, const char **sets, char **own) {
   for (int k = 0; k < s->nv; k++) free(own[k]);
   free(own);
   free(sets);
+}
+
+int ts__sw_mix_decide(sweep_t *s) {
+  int vs = -1;
+  for (int k = 0; k < s->nv; k++)
+    if (!strcmp(s->v[k].path, "schedule")) vs = k;
+  s->mix = false;
+  if (vs < 0) return 0;
+  const char **sets = ts__xmalloc((size_t)(s->n_sets + 1 + SW_MAX_ADJUST) * sizeof *sets);
+  for (int k = 0; k < s->n_sets; k++) sets[k] = s->sets[k];
+  int rc = 0;
+  bool any = false;
+  for (int j = 0; j < s->v[vs].n && !rc && !any; j++) {
+    sb_t b = {0};
+    ts__sw_printf(&b, "schedule=%s", s->v[vs].val[j]);
+    sets[s->n_sets] = b.s;
+    int n = s->n_sets + 1;
+    char adj[SW_ADJ_MAX];
+    ts_err_t err = {0};
+    s->mix = true; /* ts__sw_adjust adjusts mixing sweeps only */
+    rc = ts__sw_adjust(s, sets, &n, n + SW_MAX_ADJUST, adj, sizeof adj, &err);
+    s->mix = false;
+    any = adj[0] != 0;
+    if (rc) fprintf(stderr, "trainsim: error: %s\n", err.msg);
+    free(b.s);
+  }
+  free(sets);
+  s->mix = any;
+  return rc;
 }

@@ -254,7 +254,6 @@ int ts_sweep_main(int argc, char **argv) {
     goto out;
   }
   s.job = optind < argc ? argv[optind] : NULL;
-  for (int k = 0; k < s.nv; k++) s.mix = s.mix || !strcmp(s.v[k].path, "schedule");
   if (!s.nv) {
     rc = ts__sw_usage_err("sweep: give at least one --vary PATH=V1,V2,...");
     goto out;
@@ -267,7 +266,7 @@ int ts_sweep_main(int argc, char **argv) {
       goto out;
     }
   }
-  if ((rc = ts__sw_precheck(&s))) goto out;
+  if ((rc = ts__sw_mix_decide(&s)) || (rc = ts__sw_precheck(&s))) goto out;
   if (!emit && (rc = dp_metric_check(&s))) goto out;
   if (emit) {
     rc = ts__sw_emit_jobs(&s, emit, quiet);

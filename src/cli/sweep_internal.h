@@ -36,9 +36,10 @@
 **
 ** Outputs (DIR, default ./trainsim-sweep):
 **   sweep.csv  one row per point in cartesian order: the varied values, the
-**              status (ok or error), in a sweep that varies "schedule" the
-**              adjustments the point ran with (space-separated PATH=VALUE,
-**              empty for none), the summary metrics, all_fit and, for a
+**              status (ok or error), in a sweep that varies "schedule" with
+**              a schedule that needs adjustments, the adjustments the point
+**              ran with (space-separated PATH=VALUE, empty for none), the
+**              summary metrics, all_fit and, for a
 **              failed point, the one-line error;
 **   sweep.svg  --metric (default iteration_time_s) against the first varied
 **              path, one line per combination of the others' values.  The x
@@ -169,7 +170,8 @@ typedef struct sweep {
   sw_point_t *pt;      /* [n] */
   int metric;          /* plotted: index into ts__sw_metrics[] */
   bool dp;             /* a point's job has data_parallel > 1: the DP columns */
-  bool mix;            /* "schedule" is varied: adjustments and their column */
+  bool mix;            /* "schedule" is varied and some of its values need
+                       ** adjustments: they and their column (sweep_adjust.c) */
   char **adj;          /* --collect of a sweep that mixes schedules: [n], each
                        ** point's adjustments from points.csv; else NULL */
 } sweep_t;
@@ -254,6 +256,10 @@ int ts__sw_adjust(const sweep_t *s, const char **sets, int *n, int cap, char *ad
 int ts__sw_point_sets(const sweep_t *s, long i, const char ***sets, char ***own, int *n,
                       char *adj, size_t n_adj, ts_err_t *err);
 void ts__sw_point_sets_free(const sweep_t *s, const char **sets, char **own);
+/* Sets s->mix: true when s varies "schedule" and one of its values needs
+** an adjustment with the fixed --set strings.  Returns 0 or EX_SOFTWARE
+** (printed). */
+int ts__sw_mix_decide(sweep_t *s);
 
 /* ------------------------------------------------------------------ */
 /* The worker processes (sweep_pool.c)                                 */
