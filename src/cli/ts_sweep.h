@@ -33,8 +33,9 @@
 
 /* Runs the `sweep` command.  argv[0] is "sweep"; the options follow as on
 ** the command line.  Prints errors as one line "trainsim: error: ..." on
-** stderr and returns 0 or a sysexits.h code (64 usage, 65 bad data, 66
-** missing input, 73 cannot create an output, 74 I/O error). */
+** stderr and returns 0 or a sysexits.h code (64 usage, 65 bad data or a
+** sweep whose every point failed, its results written; 66 missing input,
+** 73 cannot create an output, 74 I/O error). */
 int ts_sweep_main(int argc, char **argv);
 
 #endif
