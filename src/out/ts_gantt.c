@@ -253,7 +253,6 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->legend_y = g->axis_y + 58.0;
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Drawing                                                             */
 /* ------------------------------------------------------------------ */
@@ -529,8 +528,7 @@ int ts_write_gantt_svg(const ts_result_t *r, FILE *f) { return ts_write_gantt_sv
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) {
   if (!r || !r->run || !o) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
-  ts_gantt_opts_t want = {.row_note = o->row_note};
-  gantt_layout(&g, &want);
+  gantt_layout(&g, &(ts_gantt_opts_t){.row_note = o->row_note});
   o->t_max = g.t_max;
   o->left = g.left;
   o->plot_w = g.plot_w;
