@@ -277,6 +277,14 @@ typedef struct ts_job {
 ** --set).  On success *out is owned by the caller (ts_job_free). */
 int ts_job_load(const char *path, const char *const *sets, int n_sets,
                 ts_job_t **out, ts_err_t *err);
+/* As ts_job_load, but validates only the known top-level fields, the
+** schedule's name and the counts and sizes (stages, microbatches, chunks,
+** iterations, recompute, ...): not the model, the platform, the devices
+** or the schedule's rules.  For callers that need the values a job asks
+** for before they know whether it is valid (the sweep's adjustments);
+** the other fields of *out are unset. */
+int ts_job_load_sizes(const char *path, const char *const *sets, int n_sets,
+                      ts_job_t **out, ts_err_t *err);
 void ts_job_free(ts_job_t *job);
 
 /* ------------------------------------------------------------------ */

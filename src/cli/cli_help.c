@@ -54,11 +54,14 @@ static const help_cmd_t cmds[] = {
      "            -q, --quiet          no summary on stdout\n"},
     {"compare",
      "trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
-     "                 [--quiet]\n",
+     "                 [--schedules A,B,...] [--quiet]\n",
      "compare   run every applicable schedule on JOB.json (with the adjustments\n"
      "          each schedule's rules need, listed) and write compare.csv and\n"
-     "          compare.svg (their Gantt charts on one time axis) into DIR;\n"
-     "          --executor as for run.\n"
+     "          compare.svg (their Gantt charts on one time axis, rows labelled\n"
+     "          with the stages each device holds) into DIR; a schedule that is\n"
+     "          the same program on this job as an earlier one is skipped, naming\n"
+     "          it; --executor as for run.\n"
+     "            --schedules A,B,...  run only these schedules, in this order\n"
      "            -o, --output DIR     output directory (default ./trainsim-out)\n"
      "            --set PATH=VALUE     override a job field or platform figure, as for run\n"
      "            --executor NAME      simgrid (default) or reference, as for run\n"

@@ -3,7 +3,8 @@
 **
 **   trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]
 **                [--quiet]
-**   trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME] [--quiet]
+**   trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]
+**                    [--schedules A,B,...] [--quiet]
 **   trainsim place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
 **   trainsim bench [-o DIR] [--repeat N]
@@ -68,8 +69,9 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"quiet", no_argument, 0, 'q'},
                                        {"formats", required_argument, 0, 'f'},
                                        {"executor", required_argument, 0, 'x'},
+                                       {"schedules", required_argument, 0, 'S'},
                                        {0, 0, 0, 0}};
-  const char *out = "trainsim-out", *executor = NULL;
+  const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
@@ -91,6 +93,8 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       quiet = 1;
     else if (c == 'x')
       executor = optarg;
+    else if (c == 'S' && cmd == CMD_COMPARE)
+      schedules = optarg;
     else {
       free(sets);
       return option_error(names[cmd], c, argv, opts);
@@ -115,7 +119,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   }
   if (compare) {
     int rc = cmd == CMD_PLACE ? ts_place(path, sets, n_sets, out, quiet, &err)
-                              : ts_compare(path, sets, n_sets, ex, out, quiet, &err);
+                              : ts_compare(path, sets, n_sets, schedules, ex, out, quiet, &err);
     free(sets);
     return rc ? die(&err) : 0;
   }

@@ -81,6 +81,16 @@ static int dp_metric_check(const sweep_t *s) {
                           ts__sw_metrics[s->metric].name);
 }
 
+/* A sweep whose every point failed (its results are written) is an
+** error: EX_DATAERR, printed with the first point's message. */
+static int all_failed(const sweep_t *s) {
+  for (long i = 0; i < s->n; i++)
+    if (s->pt[i].ok) return 0;
+  fprintf(stderr, "trainsim: error: sweep: every point failed (%ld of %ld; point 1: %.600s)\n",
+          s->n, s->n, s->pt[0].error ? s->pt[0].error : "");
+  return EX_DATAERR;
+}
+
 /* The local sweep: resume, run what is missing, write the results. */
 static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
   char csv[TS_PATH_MAX + 32], part[TS_PATH_MAX + 32];
@@ -141,6 +151,7 @@ static int sweep_local(sweep_t *s, const char *dir, int jobs, bool quiet) {
     print_table(s, stdout);
     printf("  outputs  %s/{sweep.csv,sweep.svg}\n", dir);
   }
+  rc = all_failed(s);
 out:
   free(todo);
   return rc;
@@ -169,7 +180,7 @@ static int sweep_collect(sweep_t *s, const char *from, const char *dir, bool qui
     print_table(s, stdout);
     printf("  outputs  %s/{sweep.csv,sweep.svg}\n", dir);
   }
-  return 0;
+  return all_failed(s);
 }
 
 /* The options, their checks, then --collect, --emit-jobs or the local
@@ -255,7 +266,7 @@ int ts_sweep_main(int argc, char **argv) {
       goto out;
     }
   }
-  if ((rc = ts__sw_precheck(&s))) goto out;
+  if ((rc = ts__sw_mix_decide(&s)) || (rc = ts__sw_precheck(&s))) goto out;
   if (!emit && (rc = dp_metric_check(&s))) goto out;
   if (emit) {
     rc = ts__sw_emit_jobs(&s, emit, quiet);

@@ -83,7 +83,7 @@ void ts__sw_csv_header(const sweep_t *s, sb_t *b) {
     ts__sw_csv_put(b, s->v[k].path);
     ts__sw_puts(b, ",");
   }
-  ts__sw_puts(b, "status");
+  ts__sw_puts(b, s->mix ? "status,adjustments" : "status");
   for (int m = 0; m < ts__sw_n_cols(s); m++) {
     ts__sw_puts(b, ",");
     ts__sw_puts(b, ts__sw_metrics[m].name);
@@ -91,18 +91,22 @@ void ts__sw_csv_header(const sweep_t *s, sb_t *b) {
   ts__sw_puts(b, ",all_fit,error\n");
 }
 
-/* The varied values of point i, each followed by a comma. */
-static void row_values(const sweep_t *s, long i, sb_t *b) {
+/* The varied values of point i, each followed by a comma, then status
+** and, when s->mix, a comma and the adjustments adj. */
+static void row_values(const sweep_t *s, long i, const char *status, const char *adj, sb_t *b) {
   for (int k = 0; k < s->nv; k++) {
     ts__sw_csv_put(b, s->v[k].val[ts__sw_point_val(s, i, k)]);
     ts__sw_puts(b, ",");
   }
+  ts__sw_puts(b, status);
+  if (!s->mix) return;
+  ts__sw_puts(b, ",");
+  ts__sw_csv_put(b, adj ? adj : "");
 }
 
 /* The row of a simulated point, from its summary.json tree. */
-void ts__sw_row_ok(const sweep_t *s, long i, const cJSON *sum, sb_t *b) {
-  row_values(s, i, b);
-  ts__sw_puts(b, "ok");
+void ts__sw_row_ok(const sweep_t *s, long i, const char *adj, const cJSON *sum, sb_t *b) {
+  row_values(s, i, "ok", adj, b);
   for (int m = 0; m < ts__sw_n_cols(s); m++) {
     const cJSON *x = NULL;
     if (m == SW_MET_MAXPEAK) {
@@ -130,9 +134,8 @@ void ts__sw_row_ok(const sweep_t *s, long i, const cJSON *sum, sb_t *b) {
 }
 
 /* The row of a point that failed with msg. */
-void ts__sw_row_error(const sweep_t *s, long i, const char *msg, sb_t *b) {
-  row_values(s, i, b);
-  ts__sw_puts(b, "error");
+void ts__sw_row_error(const sweep_t *s, long i, const char *adj, const char *msg, sb_t *b) {
+  row_values(s, i, "error", adj, b);
   for (int m = 0; m <= ts__sw_n_cols(s); m++) ts__sw_puts(b, ",");
   ts__sw_puts(b, ",");
   ts__sw_csv_put(b, msg);
@@ -145,7 +148,7 @@ void ts__sw_row_error(const sweep_t *s, long i, const char *msg, sb_t *b) {
 bool ts__sw_point_take(sweep_t *s, const char *line) {
   size_t len = strlen(line);
   if (len < 2 || line[len - 1] != '\n') return false;
-  int n_met = ts__sw_n_cols(s), want = s->nv + 1 + n_met + 2;
+  int n_met = ts__sw_n_cols(s), first = s->nv + 1 + s->mix, want = first + n_met + 2;
   char *copy = ts__xstrdup(line), **f = ts__xmalloc((size_t)(want + 1) * sizeof *f);
   copy[len - 1] = 0;
   bool good = false;
@@ -160,7 +163,7 @@ bool ts__sw_point_take(sweep_t *s, const char *line) {
   for (int m = 0; m < SW_N_MET; m++) p->m[m] = NAN;
   for (int m = 0; m < n_met; m++) {
     char *end;
-    const char *t = f[s->nv + 1 + m];
+    const char *t = f[first + m];
     p->m[m] = *t ? strtod(t, &end) : NAN;
     if (*t && *end) p->m[m] = NAN;
   }

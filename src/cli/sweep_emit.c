@@ -37,24 +37,33 @@ typedef struct sw_emit {
   const sweep_t *s;
   const char *dir;
   char exe[TS_PATH_MAX];
+  char **adj;        /* [n] each point's adjustments */
+  const char ***sets; /* [n] each point's --set strings, n_sets[i] of them */
+  int *n_sets;
 } sw_emit_t;
 
 /* ts_write_atomic's writer of points.csv: index (from 1), then the
-** varied values of each point. */
+** varied values of each point and, when the sweep mixes schedules, its
+** adjustments. */
 static int write_points(const void *arg, FILE *f) {
-  const sweep_t *s = ((const sw_emit_t *)arg)->s;
+  const sw_emit_t *e = arg;
+  const sweep_t *s = e->s;
   sb_t b = {0};
   ts__sw_puts(&b, "index");
   for (int k = 0; k < s->nv; k++) {
     ts__sw_puts(&b, ",");
     ts__sw_csv_put(&b, s->v[k].path);
   }
-  ts__sw_puts(&b, "\n");
+  ts__sw_puts(&b, s->mix ? ",adjustments\n" : "\n");
   for (long i = 0; i < s->n; i++) {
     ts__sw_printf(&b, "%ld", i + 1);
     for (int k = 0; k < s->nv; k++) {
       ts__sw_puts(&b, ",");
       ts__sw_csv_put(&b, s->v[k].val[ts__sw_point_val(s, i, k)]);
+    }
+    if (s->mix) {
+      ts__sw_puts(&b, ",");
+      ts__sw_csv_put(&b, e->adj[i]);
     }
     ts__sw_puts(&b, "\n");
   }
@@ -75,11 +84,9 @@ static int write_commands(const void *arg, FILE *f) {
       ts__sw_puts(&b, " ");
       sh_put(&b, s->job);
     }
-    for (int k = 0; k < s->n_sets + s->nv; k++) {
-      char *set = k < s->n_sets ? ts__xstrdup(s->sets[k]) : ts__sw_point_set(s, i, k - s->n_sets);
+    for (int k = 0; k < e->n_sets[i]; k++) {
       ts__sw_puts(&b, " --set ");
-      sh_put(&b, set);
-      free(set);
+      sh_put(&b, e->sets[i][k]);
     }
     ts__sw_printf(&out, "%s/point-%ld", e->dir, i + 1);
     ts__sw_puts(&b, " -o ");
@@ -95,8 +102,26 @@ static int write_commands(const void *arg, FILE *f) {
   return ferror(f) ? EX_IOERR : 0;
 }
 
+/* The points' --set strings and adjustments into e (ts__sw_point_sets);
+** own[i] receives point i's owned strings.  Returns 0 or EX_SOFTWARE. */
+static int emit_sets(sw_emit_t *e, char ***own, ts_err_t *err) {
+  const sweep_t *s = e->s;
+  int rc = 0;
+  for (long i = 0; i < s->n; i++) {
+    char adj[SW_ADJ_MAX];
+    if (!rc) rc = ts__sw_point_sets(s, i, &e->sets[i], &own[i], &e->n_sets[i], adj, sizeof adj, err);
+    else own[i] = NULL;
+    e->adj[i] = ts__xstrdup(rc ? "" : adj);
+  }
+  return rc;
+}
+
 int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet) {
-  sw_emit_t e = {s, dir, "trainsim"};
+  sw_emit_t e = {s, dir, "trainsim", NULL, NULL, NULL};
+  e.adj = ts__xcalloc((size_t)s->n, sizeof *e.adj);
+  e.sets = ts__xcalloc((size_t)s->n, sizeof *e.sets);
+  e.n_sets = ts__xcalloc((size_t)s->n, sizeof *e.n_sets);
+  char ***own = ts__xcalloc((size_t)s->n, sizeof *own);
   ssize_t n = readlink("/proc/self/exe", e.exe, sizeof e.exe - 1);
   if (n > 0)
     e.exe[n] = 0;
@@ -106,9 +131,18 @@ int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet) {
   snprintf(pts, sizeof pts, "%s/points.csv", dir);
   snprintf(cmds, sizeof cmds, "%s/commands.txt", dir);
   ts_err_t err = {0};
-  int rc = ts_write_dir(dir, &err);
+  int rc = emit_sets(&e, own, &err);
+  if (!rc) rc = ts_write_dir(dir, &err);
   if (!rc) rc = ts_write_atomic(pts, write_points, &e, &err);
   if (!rc && (rc = ts_write_atomic(cmds, write_commands, &e, &err))) unlink(pts);
+  for (long i = 0; i < s->n; i++) {
+    if (own[i]) ts__sw_point_sets_free(s, e.sets[i], own[i]);
+    free(e.adj[i]);
+  }
+  free(own);
+  free(e.adj);
+  free(e.sets);
+  free(e.n_sets);
   if (rc) {
     fprintf(stderr, "trainsim: error: %s\n", err.msg);
     return rc;
@@ -148,7 +182,8 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
         rc = ts_err_set(err, EX_DATAERR, "%s:1: expected the header index,PATH,... of --emit-jobs", path);
         break;
       }
-      s->nv = nf - 1;
+      s->mix = nf > 2 && !strcmp(f[nf - 1], "adjustments");
+      s->nv = nf - 1 - s->mix;
       s->v = ts__xmalloc((size_t)s->nv * sizeof *s->v);
       for (int k = 0; k < s->nv; k++) s->v[k] = (sw_vary_t){ts__xstrdup(f[k + 1]), 0, NULL};
       continue;
@@ -183,11 +218,14 @@ int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err) {
       rc = ts_err_set(err, EX_DATAERR, "%s: %ld points are not the cartesian product of the values",
                       path, n_rows);
   }
+  if (!rc && s->mix) s->adj = ts__xcalloc((size_t)s->n, sizeof *s->adj);
   for (long r = 0; r < n_rows && !rc; r++) {
     char *copy = ts__xstrdup(rows[r]);
     ts__sw_csv_split(copy, f, cap);
     if (ts__sw_point_of(s, f + 1) != r)
       rc = ts_err_set(err, EX_DATAERR, "%s:%ld: point %ld is out of cartesian order", path, r + 2, r + 1);
+    else if (s->mix)
+      s->adj[r] = ts__xstrdup(f[nf - 1]);
     free(copy);
   }
   free(rows);
@@ -226,7 +264,7 @@ int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
     if (!cJSON_IsObject(sum))
       rc = ts_err_set(err, EX_DATAERR, "%s: malformed JSON", path);
     else
-      ts__sw_row_ok(s, i, sum, &b);
+      ts__sw_row_ok(s, i, s->adj ? s->adj[i] : "", sum, &b);
     cJSON_Delete(sum);
   } else {
     snprintf(path, sizeof path, "%s/point-%ld.err", dir, i + 1);
@@ -235,7 +273,7 @@ int ts__sw_collect_row(sweep_t *s, const char *dir, long i, ts_err_t *err) {
     if (text && !strncmp(text, pre, sizeof pre - 1)) {
       char *msg = text + sizeof pre - 1;
       msg[strcspn(msg, "\n")] = 0;
-      ts__sw_row_error(s, i, msg, &b);
+      ts__sw_row_error(s, i, s->adj ? s->adj[i] : "", msg, &b);
     } else if (text && *text) {
       text[strcspn(text, "\n")] = 0;
       rc = ts_err_set(err, EX_NOINPUT, "%s/point-%ld: no summary.json; its command failed: %.300s", dir,

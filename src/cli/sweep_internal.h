@@ -10,7 +10,8 @@
 **                   of an earlier run) and the writing of the results;
 **   sweep_pool.c    the worker processes that simulate the points;
 **   sweep_plot.c    sweep.svg;
-**   sweep_emit.c    --emit-jobs and --collect.
+**   sweep_emit.c    --emit-jobs and --collect;
+**   sweep_adjust.c  the adjustments of a sweep that mixes schedules.
 ** Errors of allocation print "trainsim: error: out of memory (N bytes)"
 ** and exit with EX_OSERR (ts__xmalloc and friends, ts_internal.h); the
 ** other functions say how they fail.
@@ -26,14 +27,19 @@
 **
 **     trainsim run JOB --set <fixed...> --set PATH1=V1i ... --set PATHk=Vki
 **
-** would simulate it (ts_job_load with the fixed strings, then the point's),
+** would simulate it (ts_job_load with the fixed strings, then the point's,
+** then, in a sweep that varies "schedule", the point's schedule's
+** adjustments: sweep_adjust.c),
 ** in a worker process: -j N workers (default: online cores) run the points
 ** not yet done; each worker forks for one point and reports one CSV row (or
 ** an error) on a pipe.
 **
 ** Outputs (DIR, default ./trainsim-sweep):
 **   sweep.csv  one row per point in cartesian order: the varied values, the
-**              status (ok or error), the summary metrics, all_fit and, for a
+**              status (ok or error), in a sweep that varies "schedule" with
+**              a schedule that needs adjustments, the adjustments the point
+**              ran with (space-separated PATH=VALUE, empty for none), the
+**              summary metrics, all_fit and, for a
 **              failed point, the one-line error;
 **   sweep.svg  --metric (default iteration_time_s) against the first varied
 **              path, one line per combination of the others' values.  The x
@@ -53,7 +59,8 @@
 ** with status "error" and the message; the sweep goes on.  Any other
 ** failure of a point (64, 66, a simulation that died, a system error)
 ** stops the sweep: the workers still running finish, their rows are kept
-** for a resume, and no sweep.csv is written.
+** for a resume, and no sweep.csv is written.  A sweep whose every point
+** failed writes its results and exits EX_DATAERR (65).
 **
 ** Resume.  Each finished row is appended to DIR/sweep.csv.partial by the
 ** parent with a single write(2) under O_APPEND, so an interrupted sweep
@@ -163,6 +170,10 @@ typedef struct sweep {
   sw_point_t *pt;      /* [n] */
   int metric;          /* plotted: index into ts__sw_metrics[] */
   bool dp;             /* a point's job has data_parallel > 1: the DP columns */
+  bool mix;            /* "schedule" is varied and some of its values need
+                       ** adjustments: they and their column (sweep_adjust.c) */
+  char **adj;          /* --collect of a sweep that mixes schedules: [n], each
+                       ** point's adjustments from points.csv; else NULL */
 } sweep_t;
 
 /* The metric columns of s's sweep.csv: SW_N_MET with the data-parallel
@@ -207,9 +218,10 @@ int ts__sw_csv_split(char *line, char **f, int max);
 /* Appends the header line of sweep.csv, with its '\n'. */
 void ts__sw_csv_header(const sweep_t *s, sb_t *b);
 /* Append the row of point i, with its '\n': simulated (from the tree of
-** its summary.json) or failed with msg. */
-void ts__sw_row_ok(const sweep_t *s, long i, const cJSON *sum, sb_t *b);
-void ts__sw_row_error(const sweep_t *s, long i, const char *msg, sb_t *b);
+** its summary.json) or failed with msg;
+** adj is the point's adjustments ("" none; written only when s->mix). */
+void ts__sw_row_ok(const sweep_t *s, long i, const char *adj, const cJSON *sum, sb_t *b);
+void ts__sw_row_error(const sweep_t *s, long i, const char *adj, const char *msg, sb_t *b);
 /* Takes line (a complete row with its '\n') as the row of its point unless
 ** that point already has one.  Returns false when the line is not a row of
 ** this sweep. */
@@ -221,6 +233,33 @@ int ts__sw_read_rows(sweep_t *s, const char *path, ts_err_t *err);
 /* Writes DIR/sweep.svg then DIR/sweep.csv, each atomically.  Returns 0 or
 ** the sysexits code with err. */
 int ts__sw_write_results(const sweep_t *s, const char *dir, ts_err_t *err);
+
+/* ------------------------------------------------------------------ */
+/* Adjustments of a sweep that mixes schedules (sweep_adjust.c)        */
+/* ------------------------------------------------------------------ */
+
+#define SW_MAX_ADJUST 8 /* adjustments of one point at most */
+#define SW_ADJ_MAX 256  /* the text of a point's adjustments */
+
+/* When s->mix: appends to sets[*n] (capacity cap, at least *n +
+** SW_MAX_ADJUST) the adjustments of the schedule of the job that
+** sets[0..*n-1] load, never on a varied path, and lists them in adj
+** (capacity n_adj); otherwise, and for a job whose sizes do not load
+** (its own load says why), none.  adj is "" when none.  Returns 0 or
+** EX_SOFTWARE with err (a malformed compare_sets). */
+int ts__sw_adjust(const sweep_t *s, const char **sets, int *n, int cap, char *adj, size_t n_adj,
+                  ts_err_t *err);
+/* The --set strings point i runs with: the fixed ones, the point's varied
+** values and its adjustments (adj, as ts__sw_adjust), *n of them in the
+** new array *sets; the strings in the new array *own are the caller's,
+** freed with ts__sw_point_sets_free.  Returns ts__sw_adjust's code. */
+int ts__sw_point_sets(const sweep_t *s, long i, const char ***sets, char ***own, int *n,
+                      char *adj, size_t n_adj, ts_err_t *err);
+void ts__sw_point_sets_free(const sweep_t *s, const char **sets, char **own);
+/* Sets s->mix: true when s varies "schedule" and one of its values needs
+** an adjustment with the fixed --set strings.  Returns 0 or EX_SOFTWARE
+** (printed). */
+int ts__sw_mix_decide(sweep_t *s);
 
 /* ------------------------------------------------------------------ */
 /* The worker processes (sweep_pool.c)                                 */
@@ -261,10 +300,12 @@ int ts__sw_write_svg(const void *arg, FILE *f);
 /* --emit-jobs and --collect (sweep_emit.c)                            */
 /* ------------------------------------------------------------------ */
 
-/* Writes dir/points.csv and dir/commands.txt.  Returns 0 or the sysexits
-** code (printed). */
+/* Writes dir/points.csv (with a last column "adjustments" when s->mix)
+** and dir/commands.txt (each point's command with its adjustments).
+** Returns 0 or the sysexits code (printed). */
 int ts__sw_emit_jobs(const sweep_t *s, const char *dir, bool quiet);
-/* Rebuilds the varies of s (n, v, nv) from dir/points.csv.  Returns 0,
+/* Rebuilds the varies of s (n, v, nv) from dir/points.csv, and s->mix and
+** s->adj from its "adjustments" column when it has one.  Returns 0,
 ** EX_NOINPUT or EX_DATAERR with err. */
 int ts__sw_collect_points(sweep_t *s, const char *dir, ts_err_t *err);
 /* Sets s->dp from the points' summary.json files in DIR2 (their

@@ -92,6 +92,8 @@ void ts__sw_free(sweep_t *s) {
     free(s->pt[i].error);
   }
   free(s->pt);
+  for (long i = 0; s->adj && i < s->n; i++) free(s->adj[i]);
+  free(s->adj);
   free(s->sets);
 }
 
@@ -212,15 +214,30 @@ void ts__sw_say_vary(char *msg, size_t cap, const char *path) {
   }
 }
 
+/* Loads s's job with sets[0..n-1] and, when s mixes schedules, their
+** adjustments (sets has room for SW_MAX_ADJUST more). */
+static int load_adjusted(const sweep_t *s, const char **sets, int n, ts_job_t **job,
+                         ts_err_t *err) {
+  char adj[SW_ADJ_MAX];
+  int rc = ts__sw_adjust(s, sets, &n, n + SW_MAX_ADJUST, adj, sizeof adj, err);
+  return rc ? rc : ts_job_load(s->job, sets, n, job, err);
+}
+
 /* Every varied value must load with the fixed --set strings, and the job
-** with them alone.  An error of the job's rules (EX_DATAERR) may depend on
-** the other varied values and is left to the point's row. */
+** with them alone (each with its schedule's adjustments when the sweep
+** mixes schedules).  An error of the job's rules (EX_DATAERR) may depend
+** on the other varied values and is left to the point's row; so is the
+** job's alone when the sweep varies "schedule". */
 int ts__sw_precheck(sweep_t *s) {
-  const char **sets = ts__xmalloc((size_t)(s->n_sets + 1) * sizeof *sets);
+  const char **sets = ts__xmalloc((size_t)(s->n_sets + 1 + SW_MAX_ADJUST) * sizeof *sets);
   for (int k = 0; k < s->n_sets; k++) sets[k] = s->sets[k];
   ts_err_t err = {0};
   ts_job_t *job = NULL;
-  int rc = ts_job_load(s->job, sets, s->n_sets, &job, &err);
+  int rc = load_adjusted(s, sets, s->n_sets, &job, &err);
+  if (rc == EX_DATAERR && s->mix) {
+    rc = 0;
+    err = (ts_err_t){0};
+  }
   s->dp = job && job->data_parallel > 1;
   ts_job_free(job);
   int dp_vary = -1; /* the last vary of data_parallel: it sets every point's d */
@@ -233,7 +250,7 @@ int ts__sw_precheck(sweep_t *s) {
       ts__sw_printf(&b, "%s=%s", s->v[k].path, s->v[k].val[j]);
       sets[s->n_sets] = b.s;
       job = NULL;
-      rc = ts_job_load(s->job, sets, s->n_sets + 1, &job, &err);
+      rc = load_adjusted(s, sets, s->n_sets + 1, &job, &err);
       if (k == dp_vary && job && job->data_parallel > 1) s->dp = true;
       ts_job_free(job);
       free(b.s);

@@ -2,7 +2,7 @@
 ** sweep_pool.c: the worker processes of a local `trainsim sweep`.  At most
 ** -j N workers run at once; each forks for one point, simulates it as
 ** `trainsim run` would (ts_job_load with the fixed --set strings, then the
-** point's) and writes its CSV row, or the error that must stop the sweep,
+** point's and its adjustments) and writes its CSV row, or the error that must stop the sweep,
 ** on a pipe.  The parent polls the pipes, appends each row to the partial
 ** file with one write(2) and draws the progress bar.
 */
@@ -25,15 +25,15 @@
 ** sysexits code of an error that must stop the sweep, with the message in
 ** b. */
 static int point_compute(const sweep_t *s, long i, sb_t *b) {
-  const char **sets = ts__xmalloc((size_t)(s->n_sets + s->nv) * sizeof *sets);
-  char **own = ts__xmalloc((size_t)(s->nv ? s->nv : 1) * sizeof *own);
-  for (int k = 0; k < s->n_sets; k++) sets[k] = s->sets[k];
-  for (int k = 0; k < s->nv; k++) sets[s->n_sets + k] = own[k] = ts__sw_point_set(s, i, k);
+  const char **sets;
+  char **own, adj[SW_ADJ_MAX];
+  int n;
   ts_err_t err = {0};
   ts_job_t *job = NULL;
   ts_outcome_t o;
   memset(&o, 0, sizeof o);
-  int rc = ts_job_load(s->job, sets, s->n_sets + s->nv, &job, &err);
+  int rc = ts__sw_point_sets(s, i, &sets, &own, &n, adj, sizeof adj, &err);
+  if (!rc) rc = ts_job_load(s->job, sets, n, &job, &err);
   if (!rc) rc = ts_simulate(job, &o, &err);
   if (!rc) {
     /* Through the text of summary.json: cJSON prints some doubles with 15
@@ -43,7 +43,7 @@ static int point_compute(const sweep_t *s, long i, sb_t *b) {
     char *text = cJSON_Print(tree);
     cJSON *sum = text ? cJSON_Parse(text) : NULL;
     if (sum) {
-      ts__sw_row_ok(s, i, sum, b);
+      ts__sw_row_ok(s, i, adj, sum, b);
     } else {
       ts__sw_puts(b, "cannot print the summary (out of memory)");
       rc = EX_OSERR;
@@ -54,7 +54,7 @@ static int point_compute(const sweep_t *s, long i, sb_t *b) {
   } else if (rc == EX_DATAERR || (rc == EX_SOFTWARE && !strncmp(err.msg, "schedule '", 10))) {
     /* the job's rules, or the schedule's own error or deadlock: an outcome
     ** of the point.  A simulation that died (a signal, a crash) is not. */
-    ts__sw_row_error(s, i, err.msg, b);
+    ts__sw_row_error(s, i, adj, err.msg, b);
     rc = 0;
   } else {
     for (int k = 0; k < s->nv; k++) ts__sw_say_vary(err.msg, sizeof err.msg, s->v[k].path);
@@ -62,9 +62,7 @@ static int point_compute(const sweep_t *s, long i, sb_t *b) {
   }
   ts_outcome_free(&o);
   ts_job_free(job);
-  for (int k = 0; k < s->nv; k++) free(own[k]);
-  free(own);
-  free(sets);
+  ts__sw_point_sets_free(s, sets, own);
   return rc;
 }
 

@@ -10,9 +10,10 @@
 
 /* Runs the `sweep` command.  argv[0] is "sweep"; the options follow as on
 ** the command line.  Prints errors as one line "trainsim: error: ..." on
-** stderr and returns 0 or a sysexits.h code (64 usage, 65 bad data, 66
-** missing input, 73 cannot create an output, 74 I/O error), or
-** TS_CLI_HELP_SHOWN (ts_cli_help.h) after printing its help for --help or -h. */
+** stderr and returns 0 or a sysexits.h code (64 usage, 65 bad data or a
+** sweep whose every point failed, its results written; 66 missing input,
+** 73 cannot create an output, 74 I/O error), or TS_CLI_HELP_SHOWN
+** (ts_cli_help.h) after printing its help for --help or -h. */
 int ts_sweep_main(int argc, char **argv);
 
 #endif

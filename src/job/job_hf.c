@@ -2,9 +2,11 @@
 ** job_hf.c: a Hugging Face config.json as a job's model.
 **
 ** A job's "model" may be the path of a Hugging Face config.json (GPT-2 or
-** Llama/Mistral field names), or an object {"config": path, FIELD: ...}
-** whose other fields override the translated model's.  Before any --set
-** is applied, the model is replaced by the equivalent transformer object,
+** Llama/Mistral field names) or of a file holding a trainsim model object
+** (one with "kind"), or an object {"config": path, FIELD: ...} whose other
+** fields override the translated model's.  Before any --set is applied
+** (and after a --set that makes the model a path), the model is replaced
+** by the equivalent transformer object,
 ** so that `--set model.NAME=...` and the validation treat it like any
 ** other transformer.  An unknown model_type is an error unless the job
 ** says which MLP the model has (hf_model_type).
@@ -161,7 +163,14 @@ static int hf_load(const char *hfpath, const cJSON *overrides, cJSON **out, int 
                  : ts_err_set(err, EX_NOINPUT, "%s: cannot read: %s", hfpath,
                               ts__read_error(errno));
   free(htext);
-  if (!rc) rc = hf_translate(hf, hfpath, overrides, out, hf_seq, err);
+  /* A trainsim model object ("kind": "transformer" or "synthetic") is
+  ** taken as it is; its fields are checked with the job's. */
+  if (!rc && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(hf, "kind"))) {
+    *out = cJSON_Duplicate(hf, 1);
+    *hf_seq = 0;
+  } else if (!rc) {
+    rc = hf_translate(hf, hfpath, overrides, out, hf_seq, err);
+  }
   cJSON_Delete(hf);
   return rc;
 }

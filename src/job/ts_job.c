@@ -9,6 +9,7 @@
 **      object, so that `--set model.NAME=...` applies to it too (job_hf.c);
 **   3. apply every `--set PATH=VALUE` to the tree (platform.link.* and
 **      platform.host.* are kept aside as platform overrides; job_set.c);
+**      a --set that makes "model" a path (model=PATH) reads it as in 2;
 **   4. validate every field into a ts_job_t: the top level and the devices
 **      here, the model in job_model.c.  Unknown fields are errors: a typo
 **      must not silently fall back to a default.
@@ -364,8 +365,9 @@ static int read_job(const char *path, ts_job_t *job, char **text, size_t *len, t
   return 0;
 }
 
-int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t **out,
-                ts_err_t *err) {
+/* ts_job_load, or ts_job_load_sizes when sizes_only. */
+static int load(const char *path, const char *const *sets, int n_sets, bool sizes_only,
+                ts_job_t **out, ts_err_t *err) {
   *out = NULL;
   ts_job_t *job = ts__xcalloc(1, sizeof *job);
   cJSON *root = NULL;
@@ -376,7 +378,7 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
       (rc = ts__parse_json(text, len, job->path, &root, err)) ||
       (rc = ts__hf_expand_model(root, job, err)))
     goto fail;
-  for (int i = 0; i < n_sets; i++)
+  for (int i = 0; i < n_sets; i++) {
     if ((rc = ts__apply_set(root, job, sets[i], err))) {
       /* Name the job the --set applies to, as every error names its file. */
       char msg[sizeof err->msg];
@@ -384,8 +386,17 @@ int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t 
       snprintf(err->msg, sizeof err->msg, "%s", msg);
       goto fail;
     }
+    /* A --set that makes the model a path (model=PATH, model.config=PATH)
+    ** reads that file as the job's own "model" would be read. */
+    if ((rc = ts__hf_expand_model(root, job, err))) goto fail;
+  }
   vctx_t c = {job->path, "", err};
-  if ((rc = validate(root, job, &c))) goto fail;
+  const ts_schedule_t *s = NULL;
+  if (sizes_only ? (rc = ts__check_fields(root, ts__job_fields, &c)) ||
+                       (rc = validate_schedule(root, job, &s, &c)) ||
+                       (rc = validate_sizes(root, job, &c))
+                 : (rc = validate(root, job, &c)))
+    goto fail;
   cJSON_Delete(root);
   free(text);
   *out = job;
@@ -395,6 +406,16 @@ fail:
   free(text);
   ts_job_free(job);
   return rc;
+}
+
+int ts_job_load(const char *path, const char *const *sets, int n_sets, ts_job_t **out,
+                ts_err_t *err) {
+  return load(path, sets, n_sets, false, out, err);
+}
+
+int ts_job_load_sizes(const char *path, const char *const *sets, int n_sets, ts_job_t **out,
+                      ts_err_t *err) {
+  return load(path, sets, n_sets, true, out, err);
 }
 
 void ts_job_free(ts_job_t *job) {

@@ -232,8 +232,9 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
 
   /* Label column wide enough for the longest (shortened) label. */
   int label = 9; /* "device 15" */
+  g->row_note = o ? o->row_note : NULL;
   for (int d = 0; d < g->n_dev; d++) {
-    int l = utf8_len(run->devices[d].name);
+    int l = utf8_len(g->row_note ? g->row_note[d] : run->devices[d].name);
     if (l > G_LABEL_CHARS) l = G_LABEL_CHARS + 1;
     if (l > label) label = l;
   }
@@ -251,7 +252,6 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->axis_y = G_TOP + g->n_dev * g->pitch;
   g->legend_y = g->axis_y + 58.0;
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Drawing                                                             */
@@ -357,9 +357,10 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
   fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\" font-weight=\"bold\" "
              "fill=\"#111111\">device %d</text>\n",
           x, y + 12.0, d);
-  if (dev->name[0]) {
+  const char *note = g->row_note ? g->row_note[d] : dev->name;
+  if (note[0]) {
     fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"10.5\" fill=\"#555555\">", x, y + 25.0);
-    ts__gantt_xml_put(f, dev->name, G_LABEL_CHARS);
+    ts__gantt_xml_put(f, note, G_LABEL_CHARS);
     fputs("</text>\n", f);
   }
   fputs("</g>\n", f);
@@ -527,7 +528,7 @@ int ts_write_gantt_svg(const ts_result_t *r, FILE *f) { return ts_write_gantt_sv
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) {
   if (!r || !r->run || !o) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
-  gantt_layout(&g, NULL);
+  gantt_layout(&g, &(ts_gantt_opts_t){.row_note = o->row_note});
   o->t_max = g.t_max;
   o->left = g.left;
   o->plot_w = g.plot_w;

@@ -57,6 +57,7 @@ typedef struct gantt {
   double axis_y;     /* y of the axis line */
   double legend_y;   /* baseline of the first legend row */
   unit_t unit;
+  const char *const *row_note; /* [n_dev] or NULL: ts_gantt_opts_t */
   int *sublane;      /* [n_events] transfer sub-lane, -1 not a drawn transfer */
   int *n_sublanes;   /* [n_dev] sub-lanes drawn (at least 1) */
   bool has_kind[TS_KIND_COUNT];

@@ -32,12 +32,17 @@ int ts_write_report_html(const ts_result_t *r, FILE *f);
 int ts_write_paje(const ts_result_t *r, FILE *f);
 
 /* Gantt charts that share one time axis (trainsim compare): t_max, the
-** label column and the plot width are forced where positive. */
+** label column and the plot width are forced where positive.  row_note,
+** when not NULL, holds one line per device drawn under "device d" in
+** place of the host name (compare: the stages it holds); the host name
+** stays in the tooltip. */
 typedef struct ts_gantt_opts {
   double t_max, left, plot_w;
+  const char *const *row_note;
 } ts_gantt_opts_t;
 int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
-/* The layout ts_write_gantt_svg would choose for r: fills o. */
+/* The layout ts_write_gantt_svg would choose for r with o->row_note (the
+** caller sets it or NULL): fills o's other fields. */
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o);
 
 /* ---- the format registry (ts_formats.h) -------------------------------- */
