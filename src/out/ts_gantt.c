@@ -273,7 +273,7 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->width = g->left + g->plot_w + right;
   g->pitch = g->row_h + 1.0 + g->lane_h + G_GAP * k + (g->has_coll ? g->coll_h + 1.0 : 0.0);
   int lines = ts__gantt_title_lines(g);
-  g->top = lines == 0 ? 0.75 * fs : lines == 1 ? 3.55 * fs : 4.85 * fs;
+  g->top = lines == 0 ? 0.75 * fs : lines == 1 ? 4.0 * fs : 5.3 * fs;
   g->axis_y = g->top + g->n_dev * g->pitch;
   /* tick labels, the axis title, then the legend (ts_gantt_legend.c) */
   g->legend_y = g->axis_y + 5.0 * k + 2.3 * fs + 1.8 * fs;
@@ -371,7 +371,7 @@ static void write_tooltip_times(FILE *f, const gantt_t *g, const ts_event_t *e) 
 
 /* One compute box (class "op <kind> c<chunk>") with its tooltip, and the
 ** micro-batch number when it fits: the figure's font size, smaller in
-** narrow boxes, none below 3/4 of it (6 pt at column width).  The fit is judged for the widest number of the
+** narrow boxes, none below 0.7 of it (5.6 pt at column width).  The fit is judged for the widest number of the
 ** figure, so that boxes of one width all show numbers or none do. */
 static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   int stage, chunk;
@@ -400,10 +400,11 @@ static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   char num[16];
   int nd = g->mb_digits;
   snprintf(num, sizeof num, "%d", e->mb + 1);
+  /* digits advance 0.64 em in DejaVu Sans; 1 px of room is left */
   double fs = g->fs;
-  if (w < text_w(nd, fs) + 3.0) fs = (w - 3.0) / (nd * 0.6);
+  if (w < nd * 0.64 * fs + 1.0) fs = (w - 1.0) / (nd * 0.64);
   if (fs > (g->row_h - 2.0) / 1.1) fs = (g->row_h - 2.0) / 1.1;
-  if (fs >= 0.75 * g->fs) {
+  if (fs >= 0.7 * g->fs) {
     char fsz[64];
     ts__fmt_fixed(fsz, fs, 1);
     fputs("<text", f);

@@ -70,9 +70,7 @@ void ts__gantt_title_write(FILE *f, const gantt_t *g) {
     ts__xml_puts(f, tail);
   } else {
     y += 1.3 * fs;
-    fprintf(f, "</text>\n<text class=\"title\" x=\"%.2f\" y=\"%.2f\" font-size=\"", x, y);
-    ts__gantt_put_fs(f, 1.1 * fs);
-    fprintf(f, "\" font-weight=\"bold\" fill=\"%s\">", g->ink);
+    fprintf(f, "</text>\n<text class=\"title\" x=\"%.2f\" y=\"%.2f\" fill=\"%s\">", x, y, g->ink);
     ts__xml_puts(f, tail);
   }
   fputs("</text>\n", f);
@@ -84,8 +82,9 @@ void ts__gantt_title_write(FILE *f, const gantt_t *g) {
     n += snprintf(sub + n, sizeof sub - (size_t)n, " \xC2\xB7 %.32s executor", g->r->run->executor);
   if (job && job->iterations > 1)
     snprintf(sub + n, sizeof sub - (size_t)n, " \xC2\xB7 %d iterations", job->iterations);
-  /* at most the characters that fit (bytes: exact for ASCII names) */
-  int fit = (int)((g->width - 2.0 * G_MARGIN * g->k) / (0.6 * fs)) - 1;
+  /* at most the characters that fit, at DejaVu Sans' mean advance of
+  ** about 0.55 em (bytes: exact for ASCII names) */
+  int fit = (int)((g->width - 2.0 * G_MARGIN * g->k) / (0.55 * fs)) - 1;
   fprintf(f, "<text class=\"subtitle\" x=\"%.2f\" y=\"%.2f\" fill=\"%s\">", x, y + 1.3 * fs, g->mute);
   ts__gantt_xml_put(f, sub, utf8_len(sub) > fit ? fit : -1);
   fputs("</text>\n", f);
