@@ -325,11 +325,11 @@ void ts__report_write_memory(FILE *f, const ts_result_t *r) {
   if (!(y_max > 0)) y_max = 1;
   fputs("<p class=\"note\">Per device, on one scale: the model states (weights, gradients and optimizer "
         "state) are held throughout; the activations a forward stashes are held until its backward ends "
-        "(see README, Memory).",
+        "(with recompute, only the stage's input is held, and the backward recomputes the rest).",
         f);
   if (m->dev[0].n_res > 0)
     fputs(" Weights live in host memory here: the teal line is the weights and gradient buffers "
-          "on the device over time, fetched, evicted and written back (see README, Mobius); the area "
+          "on the device over time, fetched before a stage runs and evicted, its gradients written back, after it; the area "
           "is the activations.",
           f);
   if (cap_off)
