@@ -65,10 +65,11 @@ static char *report_of_file(const char *path, const char *const *sets, int n_set
     ts_kind_t k = (ts_kind_t)o.run->events[i].kind;
     /* The optimizer step and communication waits are drawn on the compute
     ** row, as ops; collectives and transfers as transfers. */
+    const ts_event_t *e = &o.run->events[i];
     if (ts_kind_is_compute(k) || k == TS_OPTIMIZER || k == TS_COMM_WAIT)
       nc++;
-    else
-      nx++;
+    else if (k == TS_COLLECTIVE || (e->flags & TS_EVF_A2A_CALL) || e->bytes > 0)
+      nx++; /* transfers of no bytes are not drawn */
   }
   if (n_compute) *n_compute = nc;
   if (n_xfer) *n_xfer = nx;

@@ -194,8 +194,9 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     if (!event_drawn(g, e)) continue;
     bool xfer = !ts_kind_is_compute((ts_kind_t)e->kind) && e->kind != TS_COLLECTIVE &&
                 e->kind != TS_OPTIMIZER && e->kind != TS_COMM_WAIT;
-    /* A transfer of no bytes (the ideal platform's) is not drawn; an
-    ** all-to-all call's span carries no bytes of its own but is drawn. */
+    /* A transfer that moves no bytes (the ideal platform's) is not drawn:
+    ** it would be a tick for nothing; an all-to-all call's span carries no
+    ** bytes of its own but is drawn. */
     if (xfer && !(e->bytes > 0) && !(e->flags & TS_EVF_A2A_CALL)) continue;
     g->has_kind[e->kind] = true;
     if (e->flags & TS_EVF_EXPERT) g->has_expert = true;
@@ -253,7 +254,7 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   }
   char dl[32];
   double lw = fmax(snprintf(dl, sizeof dl, "device %d", g->n_dev > 0 ? g->n_dev - 1 : 0) * fs * 0.64,
-                   text_w(host, 0.85 * fs));
+                   text_w(host, fs));
   g->left = ceil(G_MARGIN * k + lw + 0.6 * fs);
   if (o && o->left > g->left) g->left = o->left;
   /* Room right of the plot for half of the last tick's label. */
@@ -321,9 +322,7 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
   fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-weight=\"bold\" fill=\"%s\">device %d</text>\n", x,
           y + 0.8 * g->fs, g->ink, d);
   if (dev->name[0]) {
-    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"", x, y + 1.75 * g->fs);
-    ts__gantt_put_fs(f, 0.85 * g->fs);
-    fprintf(f, "\" fill=\"%s\">", g->mute);
+    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" fill=\"%s\">", x, y + 1.8 * g->fs, g->mute);
     ts__gantt_xml_put(f, dev->name, G_LABEL_CHARS);
     fputs("</text>\n", f);
   }
