@@ -322,7 +322,7 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
   fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-weight=\"bold\" fill=\"%s\">device %d</text>\n", x,
           y + 0.8 * g->fs, g->ink, d);
   if (dev->name[0]) {
-    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" fill=\"%s\">", x, y + 1.8 * g->fs, g->mute);
+    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" fill=\"%s\">", x, y + 2.05 * g->fs, g->mute);
     ts__gantt_xml_put(f, dev->name, G_LABEL_CHARS);
     fputs("</text>\n", f);
   }
