@@ -96,7 +96,7 @@ static bool closed_form(const ts_result_t *r, char *formula, size_t n, double *b
   } else if (!strcmp(s, "chimera")) {
     *bf = (p - 2) / (2 * m + p - 2);
     snprintf(formula, n, "(D &minus; 2) / (2N + D &minus; 2) = %.0f / %.0f", p - 2, 2 * m + p - 2);
-    *cond = "t_f = t_b, N &ge; D, equal stages and free transfers";
+    *cond = "t<sub>f</sub> = t<sub>b</sub>, N &ge; D, equal stages and free transfers";
   } else if (!strcmp(s, "zb-h1")) {
     double tf = mean_dur(r->run, TS_FORWARD), tb = mean_dur(r->run, TS_BACKWARD_INPUT);
     double tw = mean_dur(r->run, TS_WEIGHT_GRAD);
@@ -107,7 +107,7 @@ static bool closed_form(const ts_result_t *r, char *formula, size_t n, double *b
              "(p &minus; 1)(T<sub>F</sub> + T<sub>B</sub> &minus; T<sub>W</sub>) / [m (T<sub>F</sub> + "
              "T<sub>B</sub> + T<sub>W</sub>) + (p &minus; 1)(T<sub>F</sub> + T<sub>B</sub> &minus; "
              "T<sub>W</sub>)] with this run's mean op times");
-    *cond = "m &ge; p, T_W &le; T_B, equal stages and free transfers";
+    *cond = "m &ge; p, T<sub>W</sub> &le; T<sub>B</sub>, equal stages and free transfers";
   } else {
     return false;
   }
