@@ -70,16 +70,28 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"formats", required_argument, 0, 'f'},
                                        {"executor", required_argument, 0, 'x'},
                                        {"schedules", required_argument, 0, 'S'},
+                                       {"figure-width", required_argument, 0, 'F'},
+                                       {"font-size", required_argument, 0, 'F'},
+                                       {"no-title", no_argument, 0, 'F'},
+                                       {"style", required_argument, 0, 'F'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
+  ts_gantt_opts_t fig = {0}; /* the figure options (README "gantt.svg") */
   ts_err_t err = {0};
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":o:s:qf:", opts, NULL)) != -1) {
-    if (c == 'f') { /* compare and place write their own files, not the formats */
+  int li = 0;
+  while ((c = getopt_long(argc, argv, ":o:s:qf:", opts, &li)) != -1) {
+    if (c == 'F') { /* gantt.svg and report.html's figure: run only */
+      if (compare) ts_err_set(&err, EX_USAGE, "%s: --%s applies to run only", names[cmd], opts[li].name);
+      if (compare || ts_gantt_opt_set(&fig, opts[li].name, optarg, &err)) {
+        free(sets);
+        return die(&err);
+      }
+    } else if (c == 'f') { /* compare and place write their own files, not the formats */
       if (compare) ts_err_set(&err, EX_USAGE, "%s: -f/--formats applies to run only", names[cmd]);
       if (compare || ts_formats_parse(optarg, &formats, &err)) {
         free(sets);
@@ -130,7 +142,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   if (rc) return die(&err);
   ts_sim_progress = !quiet; /* a progress line on a terminal (ts_sim.h) */
   rc = ts_execute(job, NULL, ex, &o, &err);
-  if (!rc) rc = ts_write_outputs_mask(&o.r, out, formats, &err);
+  if (!rc) rc = ts_write_outputs_fig(&o.r, out, formats, &fig, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);
     bool many = (formats & (formats - 1)) != 0;

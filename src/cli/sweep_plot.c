@@ -4,8 +4,10 @@
 ** x axis is numeric when every value is a number (SimGrid units allowed),
 ** log when the values span more than two decades or grow geometrically
 ** over more than one, else one slot per value; the y axis is log when the
-** plotted values span more than two decades.  Failed points are crosses at
-** the bottom with the error as their tooltip.
+** plotted values span more than two decades; a linear one starts at zero
+** (so that a 1 % effect looks like 1 %), and a line under the subtitle
+** gives the values' spread as a relative change.  Failed points are
+** crosses at the bottom with the error as their tooltip.
 */
 #include <errno.h>
 #include <math.h>
@@ -159,7 +161,8 @@ typedef struct sw_plot {
   double *xp;           /* [nx] x position of each value */
   bool xlog;            /* log x axis */
   bool have;            /* some point has a value to plot */
-  sw_axis_t ya;         /* the y axis, when have */
+  sw_axis_t ya;         /* the y axis, when have: from zero when linear */
+  double ymin, ymax;    /* the plotted values' range, when have */
   long failed;          /* failed points */
   bool rotate;          /* x tick labels rotated */
   double label_gap;     /* x labels closer than this to the last one drawn are left out */
@@ -209,7 +212,14 @@ static void plot_y(sw_plot_t *p) {
     }
   }
   p->have = ymin <= ymax;
-  if (p->have) axis_fit(&p->ya, ymin, ymax, p->M->prefix);
+  if (!p->have) return;
+  p->ymin = ymin;
+  p->ymax = ymax;
+  axis_fit(&p->ya, ymin, ymax, p->M->prefix);
+  /* A linear axis starts at zero, so that a 1 % effect looks like one; the
+  ** subtitle gives the spread as a relative change. */
+  if (!p->ya.log && (ymin > 0 || ymax < 0))
+    axis_fit(&p->ya, ymin > 0 ? 0.0 : ymin, ymax < 0 ? 0.0 : ymax, p->M->prefix);
 }
 
 /* The legend rows and the rotation of the x tick labels decide the size. */
@@ -267,6 +277,14 @@ static void draw_head(const sw_plot_t *p, FILE *f) {
   if (p->failed)
     fprintf(f, "; %ld failed (\xC3\x97 at the bottom, hover for the error)", p->failed);
   fputs("</text>\n", f);
+  if (p->have && p->ymin > 0 && s->n > 1) { /* the spread, relative */
+    char a[64], b[64];
+    fmt_si(a, sizeof a, p->ymin, p->M->unit, p->M->prefix);
+    fmt_si(b, sizeof b, p->ymax, p->M->unit, p->M->prefix);
+    fprintf(f, "<text class=\"spread\" x=\"%.2f\" y=\"62.00\" font-size=\"12\" fill=\"#555555\">"
+               "values from %s to %s: the largest is %+.1f %% above the smallest</text>\n",
+            P_LEFT, a, b, 100.0 * (p->ymax / p->ymin - 1.0));
+  }
 }
 
 /* The frame, the y grid with its tick labels and the y label. */

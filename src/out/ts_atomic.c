@@ -514,18 +514,27 @@ int ts_write_set(const char *dir, const ts_out_file_t *fs, int n, ts_err_t *err)
 typedef struct {
   const ts_result_t *r;
   ts_result_writer_fn fn;
+  const ts_gantt_opts_t *fig;
 } writer_arg_t;
 
+/* The figure writers take the figure options; the others only r. */
 static int call_writer(const void *arg, FILE *f) {
   const writer_arg_t *w = arg;
+  if (w->fig && w->fn == ts_write_gantt_svg) return ts_write_gantt_svg_opts(w->r, w->fig, f);
+  if (w->fig && w->fn == ts_write_report_html) return ts_write_report_html_opts(w->r, w->fig, f);
   return w->fn(w->r, f);
 }
 
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
-  return ts_write_outputs_mask(r, dir, TS_FORMATS_ALL, err);
+  return ts_write_outputs_fig(r, dir, TS_FORMATS_ALL, NULL, err);
 }
 
 int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err) {
+  return ts_write_outputs_fig(r, dir, mask, NULL, err);
+}
+
+int ts_write_outputs_fig(const ts_result_t *r, const char *dir, unsigned mask,
+                         const ts_gantt_opts_t *fig, ts_err_t *err) {
   /* The chosen formats, in the registry's order. */
   writer_arg_t a[TS_N_FORMATS];
   ts_out_file_t fs[TS_N_FORMATS];
@@ -533,7 +542,7 @@ int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, 
   for (int i = 0; i < TS_N_FORMATS; i++)
     if (mask & TS_FORMAT_BIT(i)) {
       const ts_format_t *f = ts_format_at(i);
-      a[n] = (writer_arg_t){r, f->write};
+      a[n] = (writer_arg_t){r, f->write, fig};
       fs[n] = (ts_out_file_t){f->file, call_writer, &a[n]};
       n++;
     }

@@ -2,17 +2,22 @@
 ** ts_gantt.c: gantt.svg, the pipeline figure of one run, drawn like the
 ** figures of the GPipe, Megatron and Chimera papers.
 **
-** One row per device (labelled with its index and host name) holds a box
-** per compute event, coloured by kind with the Okabe-Ito colour-blind
-** safe palette; later chunks of interleaved schedules are lighter shades
-** of the same colour.  The micro-batch number (counted from 1, as the
+** One framed row per device (labelled with its index and host name) holds
+** a box per compute event, coloured by kind with the Okabe-Ito colour-blind
+** safe palette; idle time is left blank (white) inside the frame, as the
+** papers draw it.  Later chunks of interleaved schedules are lighter shades
+** of the same colour; the split backward's halves are named B and W, as in
+** the zero-bubble papers.  The micro-batch number (counted from 1, as the
 ** papers do) is centred in a box when it fits.  A thin lane under each
 ** row shows the transfers the device sends, overlapping ones stacked on
-** sub-lanes.  Runs with data parallelism add a thinner lane under that
+** sub-lanes; transfers that move no bytes (the ideal platform's) are not
+** drawn.  Runs with data parallelism add a thinner lane under that
 ** one for each device's collectives (its communication stream), and draw
 ** the optimizer step and comm waits on the compute row in their own
 ** colours, without numbers.  Below: a time axis with 1-2-5 ticks in an automatic unit
 ** (s, ms, us or ns), then a legend.  Every box carries a <title> tooltip.
+** The options (ts_gantt_opts_t) set the width, the text size, the title
+** and the style; every size scales with the text.
 **
 ** Assumptions: r->run->events are sorted by start (as ts_run_sort leaves
 ** them); times are seconds from the start of the run.  Events with a
@@ -74,7 +79,7 @@ void ts__gantt_xml_put(FILE *f, const char *s, int max_bytes) {
 }
 
 /* The unit in which t reads between 1 and 1000 (s from 1 s up). */
-static unit_t unit_for(double t) {
+unit_t ts__gantt_unit_for(double t) {
   if (t >= 1.0 || !(t > 0)) return (unit_t){"s", 1.0};
   if (t >= 1e-3) return (unit_t){"ms", 1e3};
   if (t >= 1e-6) return (unit_t){"us", 1e6};
@@ -82,7 +87,7 @@ static unit_t unit_for(double t) {
 }
 
 /* Formats t seconds in unit u with about four significant digits. */
-static void fmt_in(char *buf, size_t n, double t, unit_t u) {
+void ts__gantt_fmt_in(char *buf, size_t n, double t, unit_t u) {
   double v = t * u.per_s, a = fabs(v);
   int dec = a >= 100 ? 1 : a >= 10 ? 2 : 3;
   char num[64];
@@ -167,7 +172,9 @@ static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk
 ** sub-lane of its sender's lane (greedy: the first sub-lane whose last
 ** transfer has ended; past G_MAX_SUBLANES, the one that ends first).
 ** Allocation failure exits (ts_internal.h). */
+static void gantt_style(gantt_t *g, const ts_gantt_opts_t *o);
 static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
+  gantt_style(g, o);
   const ts_run_t *run = g->r->run;
   int n = run->n_events, nd = g->n_dev ? g->n_dev : 1;
   double *lane_end = ts__xmalloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
@@ -185,6 +192,12 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     const ts_event_t *e = &run->events[i];
     g->sublane[i] = -1;
     if (!event_drawn(g, e)) continue;
+    bool xfer = !ts_kind_is_compute((ts_kind_t)e->kind) && e->kind != TS_COLLECTIVE &&
+                e->kind != TS_OPTIMIZER && e->kind != TS_COMM_WAIT;
+    /* A transfer that moves no bytes (the ideal platform's) is not drawn:
+    ** it would be a tick for nothing; an all-to-all call's span carries no
+    ** bytes of its own but is drawn. */
+    if (xfer && !(e->bytes > 0) && !(e->flags & TS_EVF_A2A_CALL)) continue;
     g->has_kind[e->kind] = true;
     if (e->flags & TS_EVF_EXPERT) g->has_expert = true;
     if (e->end > t_max) t_max = e->end;
@@ -228,116 +241,69 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   }
   if (o && o->t_max > t_max) t_max = o->t_max;
   g->t_max = t_max;
-  g->unit = unit_for(t_max);
+  g->unit = ts__gantt_unit_for(t_max);
 
-  /* Label column wide enough for the longest (shortened) label. */
-  int label = 9; /* "device 15" */
+  /* Label column wide enough for "device N" (bold) and the host name
+  ** (shortened to G_LABEL_CHARS), whichever is wider. */
+  double k = g->k, fs = g->fs;
+  int host = 0;
   g->row_note = o ? o->row_note : NULL;
   for (int d = 0; d < g->n_dev; d++) {
     int l = utf8_len(g->row_note ? g->row_note[d] : run->devices[d].name);
     if (l > G_LABEL_CHARS) l = G_LABEL_CHARS + 1;
-    if (l > label) label = l;
+    if (l > host) host = l;
   }
-  g->left = floor(16.0 + text_w(label, 10.5) + 10.0);
+  char dl[32];
+  double lw = fmax(snprintf(dl, sizeof dl, "device %d", g->n_dev > 0 ? g->n_dev - 1 : 0) * fs * 0.64,
+                   text_w(host, fs));
+  g->left = ceil(G_MARGIN * k + lw + 0.6 * fs);
   if (o && o->left > g->left) g->left = o->left;
+  /* Room right of the plot for half of the last tick's label. */
+  double right = ceil(G_MARGIN * k + text_w(3, fs));
 
-  /* Wide enough that the shortest box is G_MIN_BOX pixels, within caps. */
-  double want = isfinite(min_dur) ? G_MIN_BOX * t_max / min_dur : G_MIN_PLOT;
-  double max_plot = G_MAX_WIDTH - g->left - G_RIGHT;
-  g->plot_w = floor(want < G_MIN_PLOT ? G_MIN_PLOT : want > max_plot ? max_plot : want);
+  double W = o && o->width > 0 ? o->width : G_DEFAULT_W;
+  double plot = W - g->left - right;
+  if (!(o && o->width > 0) && o && o->auto_width) {
+    /* Wide enough that the shortest box is G_MIN_BOX pixels, within caps. */
+    double want = isfinite(min_dur) ? G_MIN_BOX * t_max / min_dur : plot;
+    double max_plot = G_MAX_WIDTH - g->left - right;
+    plot = want < plot ? plot : want > max_plot ? max_plot : want;
+  }
+  g->plot_w = floor(plot < G_MIN_PLOT ? G_MIN_PLOT : plot);
   if (o && o->plot_w > 0) g->plot_w = o->plot_w;
   g->scale = g->plot_w / t_max;
-  g->width = g->left + g->plot_w + G_RIGHT;
-  g->pitch = G_PITCH + (g->has_coll ? G_COLL_H + 1.0 : 0.0);
-  g->axis_y = G_TOP + g->n_dev * g->pitch;
-  g->legend_y = g->axis_y + 58.0;
+  g->width = g->left + g->plot_w + right;
+  g->pitch = g->row_h + 1.0 + g->lane_h + G_GAP * k + (g->has_coll ? g->coll_h + 1.0 : 0.0);
+  int lines = ts__gantt_title_lines(g);
+  g->top = lines == 0 ? 0.75 * fs : lines == 1 ? 4.0 * fs : 5.3 * fs;
+  g->axis_y = g->top + g->n_dev * g->pitch;
+  /* tick labels, the axis title, then the legend (ts_gantt_legend.c) */
+  g->legend_y = g->axis_y + 5.0 * k + 2.3 * fs + 1.8 * fs;
+}
+
+/* The sizes, colours and switches of the options (NULL: defaults). */
+static void gantt_style(gantt_t *g, const ts_gantt_opts_t *o) {
+  g->fs = o && o->font_size > 0 ? o->font_size : G_DEFAULT_FS;
+  g->k = g->fs / G_DEFAULT_FS;
+  g->row_h = G_ROW_H * g->k;
+  g->lane_h = G_LANE_H * g->k;
+  g->coll_h = G_COLL_H * g->k;
+  g->title = !(o && o->no_title);
+  g->print = o && o->style == TS_STYLE_PRINT;
+  g->ink = g->print ? "#000000" : "#111111";
+  g->mute = g->print ? "#000000" : "#555555";
 }
 
 /* ------------------------------------------------------------------ */
 /* Drawing                                                             */
 /* ------------------------------------------------------------------ */
 
-/* "<schedule> — p=4 m=8 [v=2] — iteration 12.35 ms, bubble fraction
-** 0.273", and a grey subtitle naming the model and the executor. */
-static void write_title(FILE *f, const gantt_t *g) {
-  const ts_job_t *job = g->r->job;
-  const ts_metrics_t *m = g->r->metrics;
-  char it[48], bf[32];
-  double T = m && isfinite(m->iteration_time_s) ? m->iteration_time_s : g->t_max;
-  fmt_in(it, sizeof it, T, unit_for(T));
-  if (m && isfinite(m->bubble_fraction))
-    snprintf(bf, sizeof bf, "%.3f", m->bubble_fraction + 0.0);
-  else
-    snprintf(bf, sizeof bf, "n/a");
-
-  fprintf(f, "<text class=\"title\" x=\"%.2f\" y=\"24.00\" font-size=\"16\" font-weight=\"bold\" "
-             "fill=\"#111111\">",
-          g->left);
-  ts__gantt_xml_put(f, job && job->schedule[0] ? job->schedule : "schedule", -1);
-  if (job) {
-    fprintf(f, " \xE2\x80\x94 p=%d m=%d", job->stages, job->microbatches);
-    if (job->chunks > 1) fprintf(f, " v=%d", job->chunks);
-  }
-  fprintf(f, " \xE2\x80\x94 iteration %s, bubble fraction %s</text>\n", it, bf);
-
-  fprintf(f, "<text class=\"subtitle\" x=\"%.2f\" y=\"44.00\" font-size=\"12\" fill=\"#555555\">",
-          g->left);
-  if (job && job->model.name[0]) {
-    fputs("model ", f);
-    ts__gantt_xml_put(f, job->model.name, 64);
-    fputs(" \xC2\xB7 ", f);
-  }
-  fprintf(f, "%d device%s", g->n_dev, g->n_dev == 1 ? "" : "s");
-  if (g->r->run->executor[0]) {
-    fputs(" \xC2\xB7 ", f);
-    ts__gantt_xml_put(f, g->r->run->executor, 32);
-    fputs(" executor", f);
-  }
-  if (job && job->iterations > 1) fprintf(f, " \xC2\xB7 %d iterations", job->iterations);
-  fputs("</text>\n", f);
-}
-
-/* axis false: vertical grid lines behind the rows.  axis true: the axis
-** line, its ticks and labels, and the axis title with the unit. */
-static void write_grid(FILE *f, const gantt_t *g, bool axis) {
-  double step = ts__nice_step(g->t_max, fmax(2.0, g->plot_w / 80.0));
-  double su = step * g->unit.per_s;
-  int dec = su >= 1.0 ? 0 : (int)ceil(-log10(su) - 1e-9);
-  if (dec > 9) dec = 9;
-  int n_ticks = (int)floor(g->t_max / step * (1.0 + 1e-9)) + 1;
-  double y0 = G_TOP - 6.0, y1 = g->axis_y;
-
-  if (!axis) {
-    fputs("<g class=\"grid\" stroke=\"#d0d0d0\" stroke-width=\"0.75\">\n", f);
-    for (int i = 0; i < n_ticks; i++) {
-      double x = g->left + i * step * g->scale;
-      fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, y0, x, y1);
-    }
-    fputs("</g>\n", f);
-    return;
-  }
-  fputs("<g class=\"axis\" stroke=\"#333333\" stroke-width=\"1\">\n", f);
-  fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", g->left, y1,
-          g->left + g->plot_w, y1);
-  for (int i = 0; i < n_ticks; i++) {
-    double x = g->left + i * step * g->scale;
-    fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\"/>\n", x, y1, x, y1 + 5.0);
-  }
-  fputs("</g>\n<g class=\"ticks\" font-size=\"11\" text-anchor=\"middle\" fill=\"#222222\">\n", f);
-  for (int i = 0; i < n_ticks; i++) {
-    double x = g->left + i * step * g->scale;
-    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\">%.*f</text>\n", x, y1 + 18.0, dec, i * su + 0.0);
-  }
-  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\">time (%s)</text>\n</g>\n",
-          g->left + g->plot_w / 2.0, y1 + 36.0, g->unit.name);
-}
-
 /* "device d" and the host name right-aligned left of row d; the tooltip
 ** adds the device's metrics when there are some. */
 static void write_label(FILE *f, const gantt_t *g, int d) {
   const ts_device_info_t *dev = &g->r->run->devices[d];
   const ts_metrics_t *m = g->r->metrics;
-  double y = G_TOP + d * g->pitch, x = g->left - 10.0;
+  double y = g->top + d * g->pitch, x = g->left - 0.6 * g->fs;
   fprintf(f, "<g class=\"label\" text-anchor=\"end\">\n<title>device %d", d);
   if (dev->name[0]) {
     fputs(" (", f);
@@ -347,49 +313,58 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
   if (m && m->dev && d < m->n_devices) {
     const ts_device_metrics_t *dm = &m->dev[d];
     char busy[48], idle[48], mem[48];
-    fmt_in(busy, sizeof busy, dm->busy_s, g->unit);
-    fmt_in(idle, sizeof idle, dm->idle_s, g->unit);
+    ts__gantt_fmt_in(busy, sizeof busy, dm->busy_s, g->unit);
+    ts__gantt_fmt_in(idle, sizeof idle, dm->idle_s, g->unit);
     ts__human_bytes(isfinite(dm->peak_memory_bytes) ? dm->peak_memory_bytes : 0, mem, sizeof mem);
     fprintf(f, ": busy %s, idle %s, bubble fraction %.3f, peak memory %s", busy, idle,
             isfinite(dm->bubble_fraction) ? dm->bubble_fraction + 0.0 : 0.0, mem);
   }
   fputs("</title>\n", f);
-  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"12\" font-weight=\"bold\" "
-             "fill=\"#111111\">device %d</text>\n",
-          x, y + 12.0, d);
+  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-weight=\"bold\" fill=\"%s\">device %d</text>\n", x,
+          y + 0.8 * g->fs, g->ink, d);
+  /* compare: the stages the device holds, in place of its host name */
   const char *note = g->row_note ? g->row_note[d] : dev->name;
   if (note[0]) {
-    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-size=\"10.5\" fill=\"#555555\">", x, y + 25.0);
+    fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" fill=\"%s\">", x, y + 2.05 * g->fs, g->mute);
     ts__gantt_xml_put(f, note, G_LABEL_CHARS);
     fputs("</text>\n", f);
   }
   fputs("</g>\n", f);
 }
 
-/* Row backgrounds (grey shows where a device idles) and lane baselines. */
+/* Row frames (idle time stays blank inside them, as in the papers) and
+** lane baselines. */
 static void write_rows(FILE *f, const gantt_t *g) {
+  const char *frame = g->print ? "#000000" : "#8c8c8c", *base = g->print ? "#7f7f7f" : "#bbbbbb";
+  double sw = g->print ? 0.5 : 0.75, bw = g->print ? 0.25 : 0.5;
   fputs("<g class=\"rows\">\n", f);
   for (int d = 0; d < g->n_dev; d++) {
-    double y = G_TOP + d * g->pitch, yl = y + G_ROW_H + 1.0 + G_LANE_H;
-    fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#%06X\"/>\n",
-            g->left, y, g->plot_w, G_ROW_H, IDLE_RGB);
-    fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#bbbbbb\" "
-               "stroke-width=\"0.5\"/>\n",
-            g->left, yl, g->left + g->plot_w, yl);
+    double y = g->top + d * g->pitch, yl = y + g->row_h + 1.0 + g->lane_h;
+    fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#ffffff\" "
+               "stroke=\"%s\" stroke-width=\"%.2f\"/>\n",
+            g->left, y, g->plot_w, g->row_h, frame, sw);
+    fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
+               "stroke-width=\"%.2f\"/>\n",
+            g->left, yl, g->left + g->plot_w, yl, base, bw);
     if (g->has_coll)
-      fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"#bbbbbb\" "
-                 "stroke-width=\"0.5\"/>\n",
-              g->left, yl + 1.0 + G_COLL_H, g->left + g->plot_w, yl + 1.0 + G_COLL_H);
+      fprintf(f, "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
+                 "stroke-width=\"%.2f\"/>\n",
+              g->left, yl + 1.0 + g->coll_h, g->left + g->plot_w, yl + 1.0 + g->coll_h, base, bw);
   }
   fputs("</g>\n", f);
+}
+
+/* The outline of a box w px wide: none for slivers; thinner in print. */
+static void box_stroke(FILE *f, const gantt_t *g, double w) {
+  if (w >= 4.0) fputs(g->print ? " stroke=\"#000000\" stroke-width=\"0.25\"" : " stroke=\"#222222\" stroke-width=\"0.5\"", f);
 }
 
 /* ", 1.000–2.000 ms, 1.000 ms[, iteration i]" */
 static void write_tooltip_times(FILE *f, const gantt_t *g, const ts_event_t *e) {
   char a[48], b[48], dur[48];
-  fmt_in(a, sizeof a, e->start, g->unit);
-  fmt_in(b, sizeof b, e->end, g->unit);
-  fmt_in(dur, sizeof dur, e->end - e->start, g->unit);
+  ts__gantt_fmt_in(a, sizeof a, e->start, g->unit);
+  ts__gantt_fmt_in(b, sizeof b, e->end, g->unit);
+  ts__gantt_fmt_in(dur, sizeof dur, e->end - e->start, g->unit);
   char *sp = strchr(a, ' ');
   if (sp) *sp = '\0';
   fprintf(f, ", %s\xE2\x80\x93%s, %s", a, b, dur);
@@ -397,15 +372,15 @@ static void write_tooltip_times(FILE *f, const gantt_t *g, const ts_event_t *e) 
 }
 
 /* One compute box (class "op <kind> c<chunk>") with its tooltip, and the
-** micro-batch number when it fits: 11 px type, smaller in narrow boxes,
-** none below 6.5 px.  The fit is judged for the widest number of the
+** micro-batch number when it fits: the figure's font size, smaller in
+** narrow boxes, none below 0.7 of it (5.6 pt at column width).  The fit is judged for the widest number of the
 ** figure, so that boxes of one width all show numbers or none do. */
 static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   int stage, chunk;
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale;
   double w = (e->end - e->start) * g->scale;
-  double y = G_TOP + e->device * g->pitch;
+  double y = g->top + e->device * g->pitch;
   if (w < 0.75) w = 0.75;
   uint32_t rgb = ts__gantt_box_rgb(g, e->kind, chunk);
   const char *name = ts_kind_name((ts_kind_t)e->kind);
@@ -416,25 +391,27 @@ static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   attr2(f, "x", px(x));
   attr2(f, "y", y);
   attr2(f, "width", w);
-  attr2(f, "height", G_ROW_H);
+  attr2(f, "height", g->row_h);
   fprintf(f, " fill=\"#%06X\"", rgb);
-  if (w >= 4.0) fputs(" stroke=\"#222222\" stroke-width=\"0.5\"", f);
-  fprintf(f, "><title>%s%s stage %d chunk %d mb %d", name, expert ? " (experts)" : "", stage, chunk,
-          e->mb + 1);
+  box_stroke(f, g, w);
+  fprintf(f, "><title>%s%s stage %d chunk %d mb %d", ts__fig_kind_name(e->kind), expert ? " (experts)" : "",
+          stage, chunk, e->mb + 1);
   write_tooltip_times(f, g, e);
   fputs("</title></rect>\n", f);
 
   char num[16];
   int nd = g->mb_digits;
   snprintf(num, sizeof num, "%d", e->mb + 1);
-  double fs = 11.0;
-  if (w < text_w(nd, fs) + 3.0) fs = (w - 3.0) / (nd * 0.6);
-  if (fs >= 6.5) {
+  /* digits advance 0.64 em in DejaVu Sans; 1 px of room is left */
+  double fs = g->fs;
+  if (w < nd * 0.64 * fs + 1.0) fs = (w - 1.0) / (nd * 0.64);
+  if (fs > (g->row_h - 2.0) / 1.1) fs = (g->row_h - 2.0) / 1.1;
+  if (fs >= 0.7 * g->fs) {
     char fsz[64];
     ts__fmt_fixed(fsz, fs, 1);
     fputs("<text", f);
     attr2(f, "x", px(x + w / 2.0));
-    attr2(f, "y", y + G_ROW_H / 2.0 + fs * 0.36);
+    attr2(f, "y", y + g->row_h / 2.0 + fs * 0.36);
     fprintf(f, " font-size=\"%s\" fill=\"%s\">%s</text>\n", fsz, ink_on(rgb), num);
   }
 }
@@ -445,8 +422,8 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale;
   double w = (e->end - e->start) * g->scale;
-  double h = (G_LANE_H - (ns - 1)) / ns;
-  double y = G_TOP + e->device * g->pitch + G_ROW_H + 1.0 + sub * (h + 1.0);
+  double h = (g->lane_h - (ns - 1)) / ns;
+  double y = g->top + e->device * g->pitch + g->row_h + 1.0 + sub * (h + 1.0);
   if (w < 0.75) w = 0.75;
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   char bytes[48];
@@ -481,11 +458,11 @@ static void write_step(FILE *f, const gantt_t *g, const ts_event_t *e) {
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   fprintf(f, "<rect class=\"op %s\"", name);
   attr2(f, "x", px(x));
-  attr2(f, "y", G_TOP + e->device * g->pitch);
+  attr2(f, "y", g->top + e->device * g->pitch);
   attr2(f, "width", w);
-  attr2(f, "height", G_ROW_H);
+  attr2(f, "height", g->row_h);
   fprintf(f, " fill=\"#%06X\"", ts__gantt_kind_rgb[e->kind]);
-  if (w >= 4.0) fputs(" stroke=\"#222222\" stroke-width=\"0.5\"", f);
+  box_stroke(f, g, w);
   fprintf(f, "><title>%s stage %d, device %d", name, stage, e->device);
   write_tooltip_times(f, g, e);
   if (e->kind == TS_OPTIMIZER) {
@@ -502,7 +479,7 @@ static void write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
   int stage, chunk;
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale, w = (e->end - e->start) * g->scale;
-  double y = G_TOP + e->device * g->pitch + G_ROW_H + 1.0 + G_LANE_H + 1.0;
+  double y = g->top + e->device * g->pitch + g->row_h + 1.0 + g->lane_h + 1.0;
   if (w < 0.75) w = 0.75;
   char label[96], bytes[48];
   ts__coll_label(label, sizeof label, g->r, e);
@@ -511,7 +488,7 @@ static void write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
   attr2(f, "x", px(x));
   attr2(f, "y", y);
   attr2(f, "width", w);
-  attr2(f, "height", G_COLL_H);
+  attr2(f, "height", g->coll_h);
   fprintf(f, " fill=\"#%06X\"><title>", ts__gantt_kind_rgb[TS_COLLECTIVE]);
   ts__gantt_xml_put(f, label, -1);
   fprintf(f, " stage %d, device %d of a %s group of %d", stage, e->device,
@@ -525,13 +502,15 @@ static void write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
 ** a write fails, EX_SOFTWARE for NULL arguments.  Does not close f. */
 int ts_write_gantt_svg(const ts_result_t *r, FILE *f) { return ts_write_gantt_svg_opts(r, NULL, f); }
 
-int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) {
-  if (!r || !r->run || !o) return EX_SOFTWARE;
+int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o) { return ts_gantt_measure_opts(r, o, o); }
+
+int ts_gantt_measure_opts(const ts_result_t *r, const ts_gantt_opts_t *o, ts_gantt_opts_t *m) {
+  if (!r || !r->run || !m) return EX_SOFTWARE;
   gantt_t g = {.r = r, .n_dev = r->run->n_devices > 0 ? r->run->n_devices : 0, .iterations = 1};
-  gantt_layout(&g, &(ts_gantt_opts_t){.row_note = o->row_note});
-  o->t_max = g.t_max;
-  o->left = g.left;
-  o->plot_w = g.plot_w;
+  gantt_layout(&g, o);
+  m->t_max = g.t_max;
+  m->left = g.left;
+  m->plot_w = g.plot_w;
   free(g.sublane);
   free(g.n_sublanes);
   return 0;
@@ -545,21 +524,22 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
   legend_item_t items[LEGEND_MAX];
   memset(items, 0, sizeof items);
   int rows, n_items = ts__gantt_legend_build(&g, items, &rows);
-  g.height = ceil(g.legend_y + (rows - 1) * LEGEND_ROW + 16.0);
+  g.height = ceil(g.legend_y + (rows - 1) * LEGEND_ROW * g.fs + 0.6 * g.fs);
 
   fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
-             "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"%s\">\n",
-          g.width, g.height, g.width, g.height, G_FONT);
+             "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"%s\" font-size=\"%.2f\">\n",
+          g.width, g.height, g.width, g.height, G_FONT, g.fs);
   fputs("<desc>trainsim " TS_VERSION " pipeline schedule: one row per device; boxes are "
         "compute operations numbered by micro-batch (from 1); thin bars under a row are "
         "the transfers that device sends", f);
   if (g.has_coll) fputs("; the thinner lane below them, its collectives", f);
+  fputs("; idle time is blank", f);
   fputs(".</desc>\n", f);
   fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n", g.width,
           g.height);
-  write_title(f, &g);
+  ts__gantt_title_write(f, &g);
   write_rows(f, &g);
-  write_grid(f, &g, false);
+  if (!g.print) ts__gantt_axis_write(f, &g, false);
   for (int d = 0; d < g.n_dev; d++) write_label(f, &g, d);
 
   fputs("<g class=\"ops\" text-anchor=\"middle\">\n", f);
@@ -589,12 +569,11 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
     }
     fputs("</g>\n", f);
   }
-  write_grid(f, &g, true);
-  ts__gantt_legend_write(f, items, n_items);
+  ts__gantt_axis_write(f, &g, true);
+  ts__gantt_legend_write(f, &g, items, n_items);
   fputs("</svg>\n", f);
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
   free(g.sublane);
   free(g.n_sublanes);
   return rc;
 }
-

@@ -13,26 +13,30 @@
 
 #include "ts_out.h"
 
-/* Geometry in pixels. */
-#define G_MAX_WIDTH 2400.0  /* cap on the whole figure */
-#define G_MIN_PLOT 720.0    /* narrowest plot area */
-#define G_MIN_BOX 5.0       /* aim: the shortest compute box this wide */
-#define G_RIGHT 24.0        /* right margin */
-#define G_TOP 64.0          /* title and subtitle above the rows */
-#define G_ROW_H 26.0        /* compute row */
-#define G_LANE_H 9.0        /* transfer lane under it */
-#define G_GAP 9.0           /* between devices */
-#define G_PITCH (G_ROW_H + 1.0 + G_LANE_H + G_GAP)
+/* Geometry in pixels (SVG user units).  The sizes marked "at 16 px" scale
+** with the font size (gantt_t.k = font_size / 16), so that a figure drawn
+** with larger text keeps its proportions. */
+#define G_DEFAULT_W 480.0   /* figure width: 480 px printed 240 pt wide is a
+                            ** scale of 1/2, so 16 px text reads 8 pt */
+#define G_DEFAULT_FS 16.0   /* text */
+#define G_MIN_W 160.0       /* narrowest whole figure */
+#define G_MAX_WIDTH 2400.0  /* cap on the automatic width */
+#define G_MIN_PLOT 40.0     /* narrowest plot area */
+#define G_MIN_BOX 5.0       /* automatic width: the shortest compute box this wide */
+#define G_MARGIN 8.0        /* left and right margins, at 16 px */
+#define G_ROW_H 26.0        /* compute row, at 16 px */
+#define G_LANE_H 9.0        /* transfer lane under it, at 16 px */
+#define G_GAP 9.0           /* between devices, at 16 px */
 #define G_COLL_H 6.0        /* collective lane under the transfer lane (runs
                             ** with collectives only: their pitch grows by
-                            ** G_COLL_H + 1) */
+                            ** G_COLL_H + 1), at 16 px */
 #define G_MAX_SUBLANES 4    /* overlapping transfers beyond this overlay */
-#define G_LABEL_CHARS 26    /* host names longer than this are shortened */
+#define G_LABEL_CHARS 12    /* host names longer than this are shortened */
 #define G_FONT "DejaVu Sans, Verdana, Arial, Helvetica, sans-serif"
 
 /* Okabe & Ito (2008) palette, per ts_kind_t (ts_gantt.c). */
 extern const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT];
-#define IDLE_RGB 0xEEEEEEu
+#define IDLE_RGB 0xFFFFFFu /* idle: blank, as the papers draw it */
 
 /* A time unit for the axis and the tooltips. */
 typedef struct unit {
@@ -52,7 +56,12 @@ typedef struct gantt {
   double plot_w;     /* pixels for [0, t_max] */
   double scale;      /* pixels per second */
   double width, height;
+  double fs, k;      /* font size; k = fs / 16 scales the geometry */
+  double row_h, lane_h, coll_h, top; /* top: y of the first row */
   double pitch;      /* vertical distance between devices' rows */
+  bool title;        /* the title and subtitle are drawn */
+  bool print;        /* TS_STYLE_PRINT */
+  const char *ink, *mute; /* text colours: main and secondary */
   bool has_coll;     /* collectives drawn: each device gets their lane */
   double axis_y;     /* y of the axis line */
   double legend_y;   /* baseline of the first legend row */
@@ -73,8 +82,7 @@ typedef struct legend_item {
 
 #define LEGEND_CHUNKS 8 /* chunk swatches shown at most */
 #define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 3)
-#define LEGEND_FS 11.0
-#define LEGEND_ROW 20.0
+#define LEGEND_ROW 1.55 /* legend row pitch, in font sizes */
 
 /* Characters (not bytes) of a UTF-8 string, for width estimates. */
 static inline int utf8_len(const char *s) {
@@ -96,6 +104,18 @@ uint32_t ts__gantt_expert_rgb(uint32_t rgb);
 ** rows that wrap at the figure's width; returns the count, sets *rows. */
 int ts__gantt_legend_build(const gantt_t *g, legend_item_t *it, int *rows);
 /* Draws the n legend items. */
-void ts__gantt_legend_write(FILE *f, const legend_item_t *it, int n);
+void ts__gantt_legend_write(FILE *f, const gantt_t *g, const legend_item_t *it, int n);
+/* The title and subtitle (g->title), and the time axis (ts_gantt_legend.c). */
+void ts__gantt_title_write(FILE *f, const gantt_t *g);
+/* Lines the title takes: 0 without one, 1 when it fits the width, else 2
+** (the schedule, then the iteration time and bubble fraction). */
+int ts__gantt_title_lines(const gantt_t *g);
+void ts__gantt_axis_write(FILE *f, const gantt_t *g, bool axis);
+/* The unit in which t reads between 1 and 1000, and t formatted in unit u
+** with about four significant digits (ts_gantt.c). */
+unit_t ts__gantt_unit_for(double t);
+void ts__gantt_fmt_in(char *buf, size_t n, double t, unit_t u);
+/* Writes fs as a font-size attribute value, with one decimal. */
+void ts__gantt_put_fs(FILE *f, double fs);
 
 #endif

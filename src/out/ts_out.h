@@ -31,19 +31,49 @@ int ts_write_report_html(const ts_result_t *r, FILE *f);
 /* paje.trace, the Paje trace for ViTE: see ts_paje.c for its layout. */
 int ts_write_paje(const ts_result_t *r, FILE *f);
 
-/* Gantt charts that share one time axis (trainsim compare): t_max, the
-** label column and the plot width are forced where positive.  row_note,
-** when not NULL, holds one line per device drawn under "device d" in
-** place of the host name (compare: the stages it holds); the host name
-** stays in the tooltip. */
+/* How gantt.svg is drawn (README "gantt.svg").  A zeroed struct gives the
+** defaults: a 480 px wide figure with 16 px text, which reads 8 pt when the
+** figure is printed one column (240 pt, 3.3 in) wide, the title on, the
+** screen style.  t_max, left and plot_w are forced where positive, so that
+** charts share one time axis (trainsim compare); plot_w > 0 overrides
+** width.  row_note, when not NULL, holds one line per device drawn under
+** "device d" in place of the host name (compare: the stages it holds); the
+** host name stays in the tooltip. */
+typedef enum ts_fig_style {
+  TS_STYLE_SCREEN = 0, /* light vertical grid lines, grey secondary text */
+  TS_STYLE_PRINT       /* no grid, black text, thinner strokes */
+} ts_fig_style_t;
 typedef struct ts_gantt_opts {
   double t_max, left, plot_w;
+  double width;     /* whole figure, px (SVG user units); 0: 480 */
+  double font_size; /* text, px; 0: 16 */
+  bool no_title;    /* leave the title and subtitle out */
+  bool auto_width;  /* width 0: wide enough that the shortest box is 5 px
+                    ** (480 to 2400 px): the report's on-screen figure */
+  ts_fig_style_t style;
   const char *const *row_note;
 } ts_gantt_opts_t;
 int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
-/* The layout ts_write_gantt_svg would choose for r with o->row_note (the
-** caller sets it or NULL): fills o's other fields. */
+/* The layout ts_write_gantt_svg_opts(r, o) would choose: fills m's t_max,
+** left and plot_w (o may be NULL: the defaults). */
+int ts_gantt_measure_opts(const ts_result_t *r, const ts_gantt_opts_t *o, ts_gantt_opts_t *m);
+/* The same with o as the options (its row_note; compare) and the result. */
 int ts_gantt_measure(const ts_result_t *r, ts_gantt_opts_t *o);
+/* Sets the figure option named opt ("figure-width", "font-size",
+** "no-title", "style") from value (NULL for no-title) in o: widths and
+** sizes are positive numbers of px (at most 20000 and 200), styles
+** "screen" and "print".  Returns 0 or EX_USAGE with err naming the
+** option. */
+int ts_gantt_opt_set(ts_gantt_opts_t *o, const char *opt, const char *value, ts_err_t *err);
+/* report.html with its figure drawn with o (NULL: the defaults, auto
+** width). */
+int ts_write_report_html_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
+/* The name figures give kind: "B" (input gradient) and "W" (weight
+** gradient) for the split backward's halves, as the zero-bubble papers
+** write them; ts_kind_name for the others.  ts__fig_kind_label: the
+** legend's words ("B (input gradient)").  CSV and JSON keep ts_kind_name. */
+const char *ts__fig_kind_name(int kind);
+const char *ts__fig_kind_label(int kind);
 
 /* ---- the format registry (ts_formats.h) -------------------------------- */
 
@@ -91,6 +121,11 @@ typedef struct ts_out_file {
 ** signal.  Creates dir's parents if needed; n == 0 only creates dir.
 ** Returns 0 or EX_* with err set. */
 int ts_write_set(const char *dir, const ts_out_file_t *files, int n, ts_err_t *err);
+
+/* ts_write_outputs_mask with the figure options fig (NULL: defaults) for
+** gantt.svg and report.html's figure. */
+int ts_write_outputs_fig(const ts_result_t *r, const char *dir, unsigned mask,
+                         const ts_gantt_opts_t *fig, ts_err_t *err);
 
 /* Writes every registered format into dir with ts_write_set. */
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);

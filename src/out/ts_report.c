@@ -288,13 +288,21 @@ static void write_cards(FILE *f, const ts_result_t *r) {
 /* The page                                                            */
 /* ------------------------------------------------------------------ */
 
-int ts_write_report_html(const ts_result_t *r, FILE *f) {
+int ts_write_report_html(const ts_result_t *r, FILE *f) { return ts_write_report_html_opts(r, NULL, f); }
+
+int ts_write_report_html_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f) {
   if (!r || !r->run || !f) return EX_SOFTWARE;
+  /* The page is read on a screen: without a width, the figure is as wide
+  ** as its shortest box needs (ts_gantt_opts_t.auto_width). */
+  ts_gantt_opts_t go = o ? *o : (ts_gantt_opts_t){0};
+  go.auto_width = true;
   write_head(f, r);
   write_header(f, r);
   write_cards(f, r);
-  int rc = ts__report_write_gantt(f, r);
+  ts__report_write_intro(f, r);
+  int rc = ts__report_write_gantt(f, r, &go);
   if (rc) return rc;
+  ts__report_write_bubble(f, r);
   ts__report_write_memory(f, r);
   ts__report_write_summary(f, r);
   ts__report_write_devices(f, r);

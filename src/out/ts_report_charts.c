@@ -65,6 +65,13 @@ static double *op_bytes(const ts_result_t *r, int *n_out) {
   return out;
 }
 
+/* Whether the run holds a split backward (B or W). */
+static bool has_split(const ts_result_t *r) {
+  for (int i = 0; i < r->run->n_events; i++)
+    if (r->run->events[i].kind == TS_BACKWARD_INPUT || r->run->events[i].kind == TS_WEIGHT_GRAD) return true;
+  return false;
+}
+
 /* Copies the Gantt SVG to f, adding to each compute box's title the bytes
 ** the op stashes or frees.  The boxes come in the order of the events
 ** (ts_gantt.c draws compute events in array order); should a title not
@@ -88,7 +95,7 @@ static void copy_gantt(FILE *f, const char *svg, const ts_result_t *r) {
            !(drawn(r->run, &r->run->events[ev]) && ts_kind_is_compute((ts_kind_t)r->run->events[ev].kind)))
       ev++;
     if (ev >= r->run->n_events) break;
-    const char *kn = ts_kind_name((ts_kind_t)r->run->events[ev].kind);
+    const char *kn = ts__fig_kind_name(r->run->events[ev].kind);
     size_t kl = strlen(kn);
     if (strncmp(t + 7, kn, kl) || t[7 + kl] != ' ') break;
     fwrite(p, 1, (size_t)(te - p), f);
@@ -105,7 +112,7 @@ static void copy_gantt(FILE *f, const char *svg, const ts_result_t *r) {
   free(ob);
 }
 
-int ts__report_write_gantt(FILE *f, const ts_result_t *r) {
+int ts__report_write_gantt(FILE *f, const ts_result_t *r, const ts_gantt_opts_t *o) {
   fputs("<section id=\"gantt\">\n<h2>Pipeline schedule</h2>\n", f);
   if (r->run->n_events > TS_REPORT_MAX_EVENTS) {
     fprintf(f, "<p class=\"note\">This run has %d events, more than the %d this page draws inline: "
@@ -119,13 +126,18 @@ int ts__report_write_gantt(FILE *f, const ts_result_t *r) {
   size_t len = 0;
   FILE *m = open_memstream(&buf, &len);
   if (!m) return EX_OSERR;
-  int rc = ts_write_gantt_svg(r, m);
+  int rc = ts_write_gantt_svg_opts(r, o, m);
   if (fclose(m)) rc = rc ? rc : EX_OSERR;
   if (!rc) {
-    fputs("<p class=\"note\">One row per device; boxes are compute operations numbered by "
-          "micro-batch (from 1), thin bars under a row are the transfers the device sends. "
-          "Hover a box for its details.</p>\n<div class=\"chart\">\n",
-          f);
+    fputs("<p class=\"note\">One row per device, time to the right. Boxes are compute operations "
+          "numbered by micro-batch (from 1, as the papers do), coloured by kind (the legend under the "
+          "chart); blank space inside a row is idle time, the pipeline's bubble. Thin bars under a row "
+          "are the transfers the device sends.", f);
+    if (has_split(r))
+      fputs(" The backward is split as in the zero-bubble papers: B computes the gradient of the "
+            "stage's input (and is what the previous stage waits for), W the gradient of its weights, "
+            "which can wait and fill bubbles.", f);
+    fputs(" Hover a box for its details.</p>\n<div class=\"chart\">\n", f);
     copy_gantt(f, buf, r);
     fputs("</div>\n</section>\n", f);
   }
@@ -313,11 +325,11 @@ void ts__report_write_memory(FILE *f, const ts_result_t *r) {
   if (!(y_max > 0)) y_max = 1;
   fputs("<p class=\"note\">Per device, on one scale: the model states (weights, gradients and optimizer "
         "state) are held throughout; the activations a forward stashes are held until its backward ends "
-        "(see README, Memory).",
+        "(with recompute, only the stage's input is held, and the backward recomputes the rest).",
         f);
   if (m->dev[0].n_res > 0)
     fputs(" Weights live in host memory here: the teal line is the weights and gradient buffers "
-          "on the device over time, fetched, evicted and written back (see README, Mobius); the area "
+          "on the device over time, fetched before a stage runs and evicted, its gradients written back, after it; the area "
           "is the activations.",
           f);
   if (cap_off)

@@ -34,7 +34,13 @@ bool ts__report_has_dp(const ts_metrics_t *m);
 
 /* The page's sections, each a <section> written to f (see ts_report.c for
 ** the order).  write_gantt returns 0 or EX_OSERR (out of memory). */
-int ts__report_write_gantt(FILE *f, const ts_result_t *r);
+int ts__report_write_gantt(FILE *f, const ts_result_t *r, const ts_gantt_opts_t *o);
+/* "How to read this page": the terms the page uses, for a reader who has
+** not read README (ts_report_bubble.c). */
+void ts__report_write_intro(FILE *f, const ts_result_t *r);
+/* The measured bubble against the schedule's closed form, when it has one
+** (ts_report_bubble.c). */
+void ts__report_write_bubble(FILE *f, const ts_result_t *r);
 void ts__report_write_memory(FILE *f, const ts_result_t *r);
 void ts__report_write_summary(FILE *f, const ts_result_t *r);
 void ts__report_write_devices(FILE *f, const ts_result_t *r);

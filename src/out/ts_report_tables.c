@@ -3,7 +3,10 @@
 ** top-level metrics of ts_summary_metric_at's list, then the "moe" object)
 ** and the per-device table, each row with its definition (the text of
 ** README's summary.json table), then the stage-time table that names the
-** bottleneck stage.
+** bottleneck stage.  Rows and definitions that do not apply to the job are
+** left out: the "moe" rows without MoE layers, the data-parallel and
+** collective rows without data parallelism or collectives, the host-memory
+** ones for schedules whose weights stay on the devices.
 */
 #include <math.h>
 #include <stdint.h>
@@ -13,6 +16,7 @@
 
 #include "ts_moe.h"
 #include "ts_report_int.h"
+#include "ts_runtime.h"
 
 /* ------------------------------------------------------------------ */
 /* Definitions: README's summary.json table                            */
@@ -32,6 +36,12 @@ static const def_t info_defs[] = {
               "transformers, layers_per_stage (the layers of each model part the split gave); "
               "for mobius and gpipe-swap also devices, mapping (the rule, "
               "or the device of each stage) and mapping_groups; then the data-parallel fields "
+              "data_parallel, rank_order, zero, fsdp_unit, gradient_bucket_mb, overlap_grad_reduce and "
+              "optimizer (adam or none)"},
+    /* the same for a job whose weights stay on the devices */
+    {"job.*", "the job as run, after --set: file, schedule, model name, platform as written in the "
+              "job, stages, microbatches, micro_batch_size, seq_len, chunks, iterations, recompute, "
+              "bytes_per_element; then the data-parallel fields "
               "data_parallel, rank_order, zero, fsdp_unit, gradient_bucket_mb, overlap_grad_reduce and "
               "optimizer (adam or none)"},
 };
@@ -179,6 +189,35 @@ static void write_moe_rows(FILE *f, const ts_result_t *r) {
   }
 }
 
+/* Whether the schedule keeps its weights in host memory (mobius,
+** gpipe-swap). */
+static bool host_weights(const ts_result_t *r) { return r->sched && r->sched->host_weights; }
+
+/* The summary metrics that only data parallelism, collectives or an
+** optimizer step give values. */
+static bool dp_metric(const char *name) {
+  static const char *const dp[] = {"pipeline_time_s", "optimizer_s", "dp_bytes", "dp_comm_s",
+                                   "exposed_comm_s", "dp_comm_share"};
+  for (size_t i = 0; i < sizeof dp / sizeof dp[0]; i++)
+    if (!strcmp(name, dp[i])) return true;
+  return !strncmp(name, "coll_bytes.", 11);
+}
+
+/* Whether device definition i applies to r (host-memory ones for
+** host_weights schedules, data-parallel ones with dp). */
+static bool dev_def_applies(const ts_result_t *r, int i, bool dp) {
+  const char *n = dev_defs[i].name;
+  if (!strncmp(n, "devices[].host_bytes", 20) || !strncmp(n, "devices[].room_wait_s", 21) ||
+      !strncmp(n, "devices[].peak_resident_bytes", 29))
+    return host_weights(r);
+  if (!strcmp(n, "devices[].coll_bytes") || !strcmp(n, "devices[].dp_bytes") ||
+      !strcmp(n, "devices[].dp_comm_s") || !strcmp(n, "devices[].exposed_comm_s") ||
+      !strcmp(n, "devices[].optimizer_s") || !strcmp(n, "devices[].gathered_peak_bytes"))
+    return dp;
+  if (!strcmp(n, "links[]")) return r->run->n_links > 0;
+  return true;
+}
+
 /* The value of summary metric sm as the table shows it, into v (n bytes);
 ** its exact value, NAN when it has none, into *val. */
 static void metric_cell(char *v, size_t n, const ts_summary_metric_t *sm, const ts_result_t *r,
@@ -216,17 +255,27 @@ void ts__report_write_summary(FILE *f, const ts_result_t *r) {
   if (r->job)
     snprintf(v, sizeof v, "%.32s, p=%d, m=%d, b=%d, s=%d", r->job->schedule, r->job->stages,
              r->job->microbatches, r->job->micro_batch_size, r->job->seq_len);
-  write_row(f, &info_defs[1], v, x);
+  write_row(f, &info_defs[host_weights(r) ? 1 : 2], v, x);
   const ts_summary_metric_t *sm;
+  bool dp = ts__report_has_dp(r->metrics);
   for (int i = 0; (sm = ts_summary_metric_at(i)); i++) {
     double val;
+    if (!dp && dp_metric(sm->name)) continue;
     metric_cell(v, sizeof v, sm, r, &val);
     x[0] = 0;
     if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
     write_row(f, &(def_t){sm->name, sm->definition}, v, x);
   }
-  write_moe_rows(f, r);
-  fputs("</table></div>\n</section>\n", f);
+  if (r->cost && r->cost->moe) write_moe_rows(f, r);
+  fputs("</table></div>\n", f);
+  if (!dp || !(r->cost && r->cost->moe)) {
+    fputs("<p class=\"note\">Left out, as they do not apply to this job:", f);
+    if (!dp) fputs(" the data-parallel and collective metrics (no data parallelism, no collectives, no optimizer step)", f);
+    if (!dp && !(r->cost && r->cost->moe)) fputs(";", f);
+    if (!(r->cost && r->cost->moe)) fputs(" the mixture-of-experts metrics (no MoE layers)", f);
+    fputs(".</p>\n", f);
+  }
+  fputs("</section>\n", f);
 }
 
 /* The stage-time table (README "Partitioning"): each model part's compute
@@ -373,10 +422,15 @@ void ts__report_write_devices(FILE *f, const ts_result_t *r) {
   }
   fputs("</table></div>\n<dl class=\"defs\">\n", f);
   for (int i = 0; i < N_DEV_DEFS; i++) {
+    if (!dev_def_applies(r, i, dp)) continue;
     fputs("<dt><code>", f);
     ts__xml_puts(f, dev_defs[i].name);
     fputs("</code></dt><dd>", f);
-    ts__xml_puts(f, dev_defs[i].text);
+    bool plain = !host_weights(r) && !(r->job && r->job->zero == 3);
+    if (plain && !strcmp(dev_defs[i].name, "devices[].peak_memory_bytes"))
+      fputs("weights + gradients + optimizer + peak activations", f);
+    else
+      ts__xml_puts(f, dev_defs[i].text);
     fputs("</dd>\n", f);
   }
   fputs("</dl>\n", f);

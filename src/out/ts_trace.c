@@ -40,8 +40,11 @@
 #include "ts_out.h"
 #include "ts_internal.h"
 
-/* Name letters of the compute kinds (ts_kind_t order). */
-static const char kind_letter[TS_COMPUTE_KINDS] = {'F', 'B', 'R', 'b', 'W'};
+/* Name letters of the compute kinds (ts_kind_t order): the split
+** backward's halves are B and W, as the zero-bubble papers name them (a
+** run that splits the backward has no whole backward, so B is never
+** ambiguous); args.kind keeps the stable kind name. */
+static const char kind_letter[TS_COMPUTE_KINDS] = {'F', 'B', 'R', 'B', 'W'};
 
 /* A tid's track of one device: when its last event ends (ns). */
 typedef struct tracks {
