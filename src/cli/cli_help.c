@@ -31,6 +31,7 @@ typedef struct help_cmd {
 static const help_cmd_t cmds[] = {
     {"run",
      "trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
+     "             [--figure-width PX] [--font-size PX] [--no-title] [--style STYLE]\n"
      "             [--quiet]\n",
      "run       simulate one training iteration of JOB.json (the shipped default job\n"
      "          when omitted: GPT-3 6.7B, 1F1B, two DGX-A100-like nodes) and write\n"
@@ -51,6 +52,11 @@ static const help_cmd_t cmds[] = {
      "                                 or reference (run a small transformer job on\n"
      "                                 this CPU, one thread per device, and write the\n"
      "                                 measured run's outputs)\n"
+     "            --figure-width PX    gantt.svg's width (default 480: 8 pt text at\n"
+     "                                 single-column width)\n"
+     "            --font-size PX       the figures' text size (default 16)\n"
+     "            --no-title           no title and subtitle on the figure\n"
+     "            --style STYLE        screen (default) or print (no grid, black text)\n"
      "            -q, --quiet          no summary on stdout\n"},
     {"compare",
      "trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
