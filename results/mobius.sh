@@ -56,11 +56,11 @@ run 13b-mobius-sequential "13B, mobius, sequential mapping, 40 stages" $J --set 
 run 13b-mobius-cross "13B, mobius, cross mapping, 40 stages" $J --set stages=40 --set mapping=cross
 "$T" place $J --set stages=40 -o "$O/place" --quiet
 rows+=("place|13B, mobius, best order found by trainsim place, 40 stages")
-# The same on GPUs of 3 GB (a generated variant of the platform): prefetches
+# The same on GPUs of 5 GB (a generated variant of the platform): prefetches
 # and reservations now wait for memory.
-"$T" platform --preset commodity-8gpu --name commodity-8gpu-3gb --gpu-memory 3e9 -o "$O/commodity-8gpu-3gb.xml"
-run 13b-mobius-cross-3gb "13B, mobius, cross mapping, 40 stages, GPUs of 3 GB" $J --set stages=40 \
-  --set platform="$O/commodity-8gpu-3gb.xml"
+"$T" platform --preset commodity-8gpu --name commodity-8gpu-5gb --gpu-memory 5e9 -o "$O/commodity-8gpu-5gb.xml"
+run 13b-mobius-cross-5gb "13B, mobius, cross mapping, 40 stages, GPUs of 5 GB" $J --set stages=40 \
+  --set platform="$O/commodity-8gpu-5gb.xml"
 run 27b-gpipe-resident "2.7B, gpipe, 8 stages, all weights resident" $J --set "$M27" \
   --set schedule=gpipe --set stages=8 --set 'mapping=null'
 run 27b-gpipe-swap "2.7B, gpipe-swap (block mapping), 16 stages" $J --set "$M27" \
@@ -72,7 +72,7 @@ run 13b-h200-mobius-cross "13B on h200-pcie-8gpu, mobius, cross mapping, 40 stag
   --set platform=../platforms/h200-pcie-8gpu.xml --set stages=40 --set mapping=cross
 
 ref_of() { # the row each row's ratio is taken against
-  case $1 in 13b-mobius-cross-3gb) echo 13b-mobius-cross ;; 13b-h200-*) echo 13b-h200-mobius-cross ;; 27b-*) echo 27b-mobius-cross ;; *) echo 13b-mobius-cross ;; esac
+  case $1 in 13b-mobius-cross-5gb) echo 13b-mobius-cross ;; 13b-h200-*) echo 13b-h200-mobius-cross ;; 27b-*) echo 27b-mobius-cross ;; *) echo 13b-mobius-cross ;; esac
 }
 {
   echo "# Mobius against GPipe on a commodity 8-GPU server"
