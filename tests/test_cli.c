@@ -313,7 +313,7 @@ static void good_default_job(void) {
   CHECK(rc == 0, "default job: exit %d; stderr: %.400s", rc, se);
   CHECK(se[0] == 0, "default job: stderr not empty: %.400s", se);
   CHECK(strstr(so, "bubble fraction") != NULL, "default job: no 'bubble fraction' in: %.400s", so);
-  CHECK(strstr(so, "gpt3-6.7b") != NULL, "default job: summary does not name the model: %.400s", so);
+  CHECK(strstr(so, "gpt3-2.7b") != NULL, "default job: summary does not name the model: %.400s", so);
   int n = dir_entries(out, ls, sizeof ls);
   CHECK(n == 6 && strcmp(ls, output_files) == 0, "default job: outputs are [%s], expected [%s]",
         ls, output_files);

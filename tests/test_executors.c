@@ -197,7 +197,7 @@ static void test_cli_refusals(void) {
   expect_refusal("run examples/synthetic-1f1b.json --executor reference", EX_DATAERR,
                  "the reference executor needs a transformer model");
   expect_refusal("run --executor reference", EX_DATAERR,
-                 "model.hidden: 4096 exceeds 1024, the largest the CPU reference executor runs");
+                 "model.hidden: 2560 exceeds 1024, the largest the CPU reference executor runs");
   unlink(job);
 }
 

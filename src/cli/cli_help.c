@@ -34,7 +34,7 @@ static const help_cmd_t cmds[] = {
      "             [--figure-width PX] [--font-size PX] [--no-title] [--style STYLE]\n"
      "             [--quiet]\n",
      "run       simulate one training iteration of JOB.json (the shipped default job\n"
-     "          when omitted: GPT-3 6.7B, 1F1B, two DGX-A100-like nodes) and write\n"
+     "          when omitted: GPT-3 2.7B, 1F1B, two DGX-A100-like nodes) and write\n"
      "          summary.json, timeline.csv, trace.json, gantt.svg and report.html\n"
      "          into DIR\n"
      "          (default ./trainsim-out).\n"

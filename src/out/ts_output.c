@@ -296,9 +296,10 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
   if (ts__run_has_stream(r->run)) { /* data parallelism, collectives, optimizer */
     fprintf(f, "  pipeline time    %s, optimizer step %s\n", human_time(m->pipeline_time_s, a, sizeof a),
             human_time(m->optimizer_s, b, sizeof b));
-    fprintf(f, "  data parallel    %s sent, %s in collectives (share %.4f), %s exposed\n",
-            ts__human_bytes(m->dp_bytes, a, sizeof a), human_time(m->dp_comm_s, b, sizeof b),
-            m->dp_comm_share, human_time(m->exposed_comm_s, c, sizeof c));
+    if (m->dp_bytes > 0 || m->exposed_comm_s > 0) /* not for an optimizer step alone */
+      fprintf(f, "  data parallel    %s sent, %s in collectives (share %.4f), %s exposed\n",
+              ts__human_bytes(m->dp_bytes, a, sizeof a), human_time(m->dp_comm_s, b, sizeof b),
+              m->dp_comm_share, human_time(m->exposed_comm_s, c, sizeof c));
   }
   if (r->cost->moe) {
     long long kept = 0;
