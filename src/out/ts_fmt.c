@@ -95,3 +95,10 @@ double ts__nice_step(double span, double target) {
   double raw = span / target, mag = pow(10.0, floor(log10(raw))), norm = raw / mag;
   return (norm <= 1.0 ? 1.0 : norm <= 2.0 ? 2.0 : norm <= 5.0 ? 5.0 : 10.0) * mag;
 }
+
+int64_t ts__to_ns(double s) {
+  double ns = s * 1e9;
+  if (!(ns > 0)) return 0;
+  if (ns >= 4.6e18) return INT64_C(4600000000000000000);
+  return (int64_t)llround(ns);
+}

@@ -198,6 +198,9 @@ double ts_summary_metric_value(const ts_summary_metric_t *m, const ts_result_t *
 ** decimals, like "%.*f" but by llround, deterministically; "-0.00" never
 ** appears. */
 int ts__fmt_int(char *buf, long long v);
+/* Seconds to whole nanoseconds, clamped to [0, 4.6e18] (NaN and negative
+** times: 0), for the writers that print fixed-point times. */
+int64_t ts__to_ns(double s);
 int ts__fmt_fixed(char *buf, double x, int d);
 /* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
 ** HTML text and attributes; control characters become '?'. */

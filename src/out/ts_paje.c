@@ -86,13 +86,6 @@ static const char *const state_colour[TS_COMPUTE_KINDS + 3] = {
     "0.750 0.750 0.750", /* room_wait: light grey */
 };
 
-static int64_t to_ns(double s) {
-  double ns = s * 1e9;
-  if (!(ns > 0)) return 0;
-  if (ns >= 4.6e18) return INT64_C(4600000000000000000);
-  return (int64_t)llround(ns);
-}
-
 /* Seconds with nine decimals from ns (>= 0). */
 static void put_time(FILE *f, int64_t ns) {
   char buf[64];
@@ -342,7 +335,7 @@ int ts_write_paje(const ts_result_t *r, FILE *f) {
     int g = G_COMP;
     draw_t how = draw_of(run, e, &g);
     if (how == AS_NONE) continue;
-    int64_t t0 = to_ns(e->start), t1 = to_ns(e->end);
+    int64_t t0 = ts__to_ns(e->start), t1 = ts__to_ns(e->end);
     if (t1 > t_end) t_end = t1;
     grp[i] = g;
     if (how == AS_STATE) lane[i] = lane_take(&lanes[e->device][g], t0, t1);

@@ -95,14 +95,6 @@ static void json_num(FILE *f, double v) {
   fputs(buf, f);
 }
 
-/* Seconds to whole nanoseconds, clamped to [0, 2^62). */
-static int64_t to_ns(double s) {
-  double ns = s * 1e9;
-  if (!(ns > 0)) return 0;
-  if (ns >= 4.6e18) return INT64_C(4600000000000000000);
-  return (int64_t)llround(ns);
-}
-
 /* Prints ns as microseconds with three decimals. */
 static void put_us(FILE *f, int64_t ns) {
   char buf[64];
@@ -196,6 +188,22 @@ static void write_metadata(FILE *f, bool *first, const ts_run_t *run, const dev_
   }
 }
 
+/* After an event's name: its category, track, start and duration, and the
+** args every event has (kind, place, micro-batch, iteration, bytes); the
+** caller adds its own args and closes the object. */
+static void write_span(FILE *f, const ts_event_t *e, int tid, int stage, int chunk, int64_t t0,
+                       int64_t t1, double bytes) {
+  fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":",
+          ts_kind_name((ts_kind_t)e->kind), e->device + 1, tid);
+  put_us(f, t0);
+  fputs(",\"dur\":", f);
+  put_us(f, t1 - t0);
+  fprintf(f, ",\"args\":{\"kind\":\"%s\",\"stage\":%d,\"chunk\":%d,\"vstage\":%d,"
+             "\"microbatch\":%d,\"iteration\":%d,\"bytes\":",
+          ts_kind_name((ts_kind_t)e->kind), stage, chunk, e->vstage, e->mb, e->iteration);
+  json_num(f, bytes);
+}
+
 /* The name, timing and args of a collective, optimizer or comm-wait
 ** event (after its separator): no from/to devices, as they are local to
 ** the device; a collective's args say its op, purpose, group and size. */
@@ -208,15 +216,7 @@ static void write_stream_event(FILE *f, const ts_result_t *r, const ts_event_t *
     snprintf(name, sizeof name, "%s", ts_kind_name((ts_kind_t)e->kind));
   fputs("{\"name\":", f);
   json_str(f, name);
-  fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":",
-          ts_kind_name((ts_kind_t)e->kind), e->device + 1, tid);
-  put_us(f, t0);
-  fputs(",\"dur\":", f);
-  put_us(f, t1 - t0);
-  fprintf(f, ",\"args\":{\"kind\":\"%s\",\"stage\":%d,\"chunk\":%d,\"vstage\":%d,"
-             "\"microbatch\":%d,\"iteration\":%d,\"bytes\":",
-          ts_kind_name((ts_kind_t)e->kind), stage, chunk, e->vstage, e->mb, e->iteration);
-  json_num(f, e->bytes);
+  write_span(f, e, tid, stage, chunk, t0, t1, e->bytes);
   if (e->kind == TS_COLLECTIVE)
     fprintf(f, ",\"op\":\"%s\",\"purpose\":\"%s\",\"group\":\"%s\",\"members\":%d",
             ts_coll_op_name(TS_EV_COLL_OP(e->coll)), ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)),
@@ -232,7 +232,7 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
     stage = L->stage[e->vstage];
     chunk = L->chunk[e->vstage];
   }
-  int64_t t0 = to_ns(e->start), t1 = to_ns(e->end);
+  int64_t t0 = ts__to_ns(e->start), t1 = ts__to_ns(e->end);
   sep(f, first);
   if (ts_kind_is_stream((ts_kind_t)e->kind)) {
     write_stream_event(f, r, e, tid, stage, chunk, t0, t1);
@@ -247,15 +247,7 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
   else
     fprintf(f, "{\"name\":\"%s %d\"",
             e->kind == TS_SEND_ACT ? "act" : e->kind == TS_SEND_GRAD ? "grad" : ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
-  fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":",
-          ts_kind_name((ts_kind_t)e->kind), e->device + 1, tid);
-  put_us(f, t0);
-  fputs(",\"dur\":", f);
-  put_us(f, t1 - t0);
-  fprintf(f, ",\"args\":{\"kind\":\"%s\",\"stage\":%d,\"chunk\":%d,\"vstage\":%d,"
-             "\"microbatch\":%d,\"iteration\":%d,\"bytes\":",
-          ts_kind_name((ts_kind_t)e->kind), stage, chunk, e->vstage, e->mb, e->iteration);
-  json_num(f, compute ? 0.0 : e->bytes);
+  write_span(f, e, tid, stage, chunk, t0, t1, compute ? 0.0 : e->bytes);
   if (!compute) fprintf(f, ",\"from_device\":%d,\"to_device\":%d", e->device, e->peer);
   fputs("}}", f);
 }
@@ -282,19 +274,19 @@ static void write_memory(FILE *f, bool *first, const ts_metrics_t *m, int n_dev)
                    (isfinite(dm->gradients_bytes) ? dm->gradients_bytes : 0) +
                    (isfinite(dm->optimizer_bytes) ? dm->optimizer_bytes : 0);
     int n = dm->mem_t && dm->mem_bytes ? dm->n_mem : 0;
-    if (n == 0 || to_ns(dm->mem_t[0]) > 0) write_counter(f, first, d + 1, 0, 0.0, fixed);
+    if (n == 0 || ts__to_ns(dm->mem_t[0]) > 0) write_counter(f, first, d + 1, 0, 0.0, fixed);
     for (int i = 0; i < n; i++) {
       if (!isfinite(dm->mem_t[i])) continue;
-      if (i + 1 < n && to_ns(dm->mem_t[i + 1]) == to_ns(dm->mem_t[i])) continue;
+      if (i + 1 < n && ts__to_ns(dm->mem_t[i + 1]) == ts__to_ns(dm->mem_t[i])) continue;
       double act = isfinite(dm->mem_bytes[i]) ? dm->mem_bytes[i] : 0.0;
-      write_counter(f, first, d + 1, to_ns(dm->mem_t[i]), act, act + fixed);
+      write_counter(f, first, d + 1, ts__to_ns(dm->mem_t[i]), act, act + fixed);
     }
     /* Host-memory schedules: weights arriving and leaving. */
     for (int i = 0; i < dm->n_res; i++) {
-      if (i + 1 < dm->n_res && to_ns(dm->res_t[i + 1]) == to_ns(dm->res_t[i])) continue;
+      if (i + 1 < dm->n_res && ts__to_ns(dm->res_t[i + 1]) == ts__to_ns(dm->res_t[i])) continue;
       sep(f, first);
       fprintf(f, "{\"name\":\"resident weights\",\"ph\":\"C\",\"pid\":%d,\"tid\":0,\"ts\":", d + 1);
-      put_us(f, to_ns(dm->res_t[i]));
+      put_us(f, ts__to_ns(dm->res_t[i]));
       fputs(",\"args\":{\"weights_and_gradients_bytes\":", f);
       json_num(f, dm->res_bytes[i]);
       fputs("}}", f);
@@ -344,7 +336,7 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
     if (!event_kept(run, e)) continue;
     track_kind_t tk = track_kind(e->kind);
     tracks_t *t = tk == TR_COMP ? &dt[e->device].comp : tk == TR_COMM ? &dt[e->device].comm : &dt[e->device].coll;
-    track[i] = track_take(t, to_ns(e->start), to_ns(e->end));
+    track[i] = track_take(t, ts__to_ns(e->start), ts__to_ns(e->end));
   }
 
   bool first = true;
