@@ -6,18 +6,26 @@
 **
 ** Transformer (b = micro_batch_size, s = seq_len, h = hidden, a = heads,
 ** f = ffn_hidden, V = vocab, e = bytes_per_element, k = 3 for a gated MLP
-** and 2 otherwise):
-**   forward FLOPs per layer   2 b s (4 h^2 + k h f) + 4 b s^2 h
+** and 2 otherwise; q = a d and kv = kv_heads d with d = head_dim, both h
+** without grouped-query attention, which is what the formulas below show;
+** README "Models" has the general ones):
+**   forward FLOPs per layer   2 b s (h (q + 2 kv) + q h + k h f) + 4 b s^2 q
+**                             = 2 b s (4 h^2 + k h f) + 4 b s^2 h
 **                             (= Megatron's 24 b s h^2 + 4 b s^2 h at f = 4h)
 **   LM head (last part)       2 b s h V forward
 **   backward = 2 x forward; weight gradient and input gradient are one
 **   forward each; recompute = forward.
 **   parameters per layer      4 h^2 + 4 h + k h f + f + h + 4 h
-**                             (= 12 h^2 + 13 h at f = 4h); the first part adds
-**                             the embeddings (V + s) h; with more than one part
-**                             the last keeps a tied copy of the word embedding
-**                             V h for the LM head, as Megatron does.
-**   activations per layer     s b [(8 h + (k) f) e + 2 h (dropout masks)]
+**                             (= 12 h^2 + 13 h at f = 4h) with biases and
+**                             LayerNorms (model.bias, model.norm); the first
+**                             part adds the embeddings (V + s) h (s: the
+**                             learned table's max_positions; none when
+**                             rotary); with more than one part the last keeps
+**                             a tied copy of the word embedding V h for the
+**                             LM head, as Megatron does, or its own V h when
+**                             untied, and the final norm (model.final_norm).
+**   activations per layer     s b [(4 h + 2 q + 2 kv + k f) e + 2 h (dropout
+**                             masks)], 8 h + k f elements without GQA
 **                             + a s^2 b (e + (1 + e) with dropout) without
 **                             flash attention (Korthikanti et al. 2022:
 **                             34 s b h + 5 a s^2 b at e = 2, f = 4h).

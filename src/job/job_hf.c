@@ -9,7 +9,11 @@
 ** by the equivalent transformer object,
 ** so that `--set model.NAME=...` and the validation treat it like any
 ** other transformer.  An unknown model_type is an error unless the job
-** says which MLP the model has (hf_model_type).
+** says which MLP the model has (hf_model_type).  The config is read fully:
+** grouped key/value heads, head_dim, tied embeddings, rotary or learned
+** positions, norms and biases become the model's shape fields (hf_shape);
+** a field that would change the shape in a way trainsim does not model is
+** an error naming it, an unknown one a warning on stderr (hf_check_fields).
 */
 #include <errno.h>
 #include <math.h>
