@@ -124,6 +124,12 @@ typedef struct ts_moe {
   unsigned long seed;
 } ts_moe_t;
 
+/* Position embeddings, normalisation and linear biases of a transformer
+** (README "Models"). */
+typedef enum { TS_POSITION_LEARNED = 0, TS_POSITION_ROTARY } ts_position_t;
+typedef enum { TS_NORM_LAYERNORM = 0, TS_NORM_RMSNORM } ts_norm_t;
+typedef enum { TS_BIAS_ALL = 0, TS_BIAS_NONE, TS_BIAS_QKV } ts_bias_t;
+
 typedef struct ts_model {
   ts_model_kind_t kind;
   char name[128]; /* free text: "gpt3-6.7b", the HF model_type, "synthetic" */
@@ -131,6 +137,17 @@ typedef struct ts_model {
   int layers, hidden, heads, ffn_hidden, vocab;
   bool flash_attention, dropout;
   bool gated_mlp;          /* SwiGLU-style MLP: 3 matrices of h x ffn (Llama) */
+  /* Attention and embedding shapes (README "Models"); the defaults are a
+  ** GPT-style model counted as Narayanan et al. 2021 do. */
+  int kv_heads;            /* key/value heads: heads (MHA), fewer (GQA), 1 (MQA) */
+  int head_dim;            /* d: Q is h x (heads d), K and V h x (kv_heads d);
+                           ** default hidden / heads */
+  bool tie_embeddings;     /* the LM head is the word embedding (default true) */
+  ts_position_t position;  /* learned (max_positions x h parameters) or rotary */
+  int max_positions;       /* rows of a learned position table; 0: seq_len */
+  ts_norm_t norm;          /* LayerNorm (2 h parameters) or RMSNorm (h) */
+  ts_bias_t bias;          /* which linear layers have biases (default all) */
+  bool final_norm;         /* a norm after the last layer (default false) */
   /* synthetic: one value per stage (arrays of job.stages entries, owned) */
   double *forward_s, *backward_s, *recompute_s, *weight_grad_s;
   double *activation_bytes;         /* stashed per micro-batch per stage */
@@ -463,7 +480,9 @@ void ts_cost_balanced_split(int n, int p, double w, double e_first, double e_las
 ** (Korthikanti et al. 2022, generalised to bytes_per_element, flash
 ** attention and dropout; see README "Memory"). */
 double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe);
-/* Parameters of the transformer: 12 l h^2 + 13 l h + (V + s) h. */
+/* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
+** (V + s) h for a GPT-style model with the default fields; seq is the
+** position table's length when model.max_positions is 0. */
 double ts_cost_transformer_params(const ts_model_t *m, int seq);
 
 /* ------------------------------------------------------------------ */
