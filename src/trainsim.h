@@ -424,6 +424,20 @@ const char *ts_dim_name(ts_dim_t d);
 /* Cost model                                                          */
 /* ------------------------------------------------------------------ */
 
+/* What one compute op does, for hosts that name a GEMM efficiency curve
+** (src/cost/ts_gemm.h, README "Model of time"): count GEMMs of each shape
+** (an m x k by k x n product), memory-bound bytes and attention FLOPs. */
+typedef struct ts_gemm_shape { double m, n, k, count; } ts_gemm_shape_t;
+#define TS_OP_GEMMS 16
+typedef struct ts_op_work {
+  int n_gemm;
+  ts_gemm_shape_t gemm[TS_OP_GEMMS];
+  double mem_bytes;  /* read + written by LayerNorm, GELU, softmax, ... */
+  double attn_flops; /* flash attention: FLOPs its kernels really do */
+  double flops;      /* the op's FLOPs this describes: a piece of f FLOPs
+                     ** takes f / flops of the op's time; 0: none */
+} ts_op_work_t;
+
 /* Costs of one model part (one virtual stage) for one micro-batch.
 ** A transformer gives FLOPs (time = flops / device speed); a synthetic
 ** model gives seconds directly (flops fields are 0). */
@@ -441,6 +455,7 @@ typedef struct ts_part_cost {
   double msg_bytes;       /* activation leaving this part (= gradient back) */
   double params;          /* parameters held by this part */
   double weights_bytes, gradients_bytes, optimizer_bytes;
+  ts_op_work_t work[TS_COMPUTE_KINDS]; /* transformer: GEMM-curve hosts */
 } ts_part_cost_t;
 
 typedef struct ts_cost {

@@ -54,6 +54,7 @@
 #include <sysexits.h>
 
 #include "trainsim.h"
+#include "ts_gemm.h"
 #include "ts_moe.h"
 #include "ts_internal.h"
 
@@ -429,6 +430,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   c->model_params = ts_cost_transformer_params(m, s);
   c->has_flops = true;
   if ((c->moe = ts_moe_cost_build(job, n_parts))) moe_costs(job, c);
+  ts__cost_work(job, c);
   *out = c;
   return 0;
 }
