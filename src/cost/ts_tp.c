@@ -20,7 +20,7 @@
 **                   embedding copy are vocabulary-parallel, also / t.
 **   activations     per layer, with the generalised terms of
 **                   ts_cost_layer_activation_bytes split into
-**                     R = s b (4 h e + 2 [dropout masks])  (LayerNorm and
+**                     R = s b h (4 e + 2 [dropout masks])  (LayerNorm and
 **                         QKV / MLP inputs: replicated without SP)
 **                     X = s b (4 h + k f) e (Q, K, V, the projection's input,
 **                         the MLP's f-wide tensors: split)
@@ -45,7 +45,7 @@ static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
 double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int t,
                                          bool sp, ts_recompute_t rec) {
   double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden, a = m->heads, e = bpe;
-  double R = s * b * (4 * h * e + (m->dropout ? 2 : 0));
+  double R = s * b * h * (4 * e + (m->dropout ? 2 : 0));
   double X = s * b * (4 * h + mlp_mats(m) * f) * e;
   double S = 0;
   if (!m->flash_attention && rec != TS_RECOMPUTE_SELECTIVE)
