@@ -4,7 +4,9 @@
 ** against closed forms:
 **   - volume: each device sends 8 b s h (t - 1) / t elements per layer per
 **     micro-batch (2 all-reduces of b s h in forward, 2 in backward; ring
-**     all-reduce 2 (t - 1) / t of the message) for t in {2, 4, 8}, with
+**     all-reduce 2 (t - 1) / t of the message) for t in {2, 4, 8}, plus
+**     (t - 1) / t x b s h for each pipeline message received as b s h / t
+**     and all-gathered (scatter / gather), with
 **     sequence parallelism the same volume as reduce-scatters and
 **     all-gathers; every TP collective is an event on each device of its
 **     TP group, whose steps go to that group's devices only;
@@ -84,13 +86,25 @@ static void check_volume(int t, bool sp) {
       ops[TS_EV_COLL_OP(e->coll)]++;
       n++;
     }
-    /* 2 layers per device, 2 micro-batches, 4 all-reduces (SP: 8 halves). */
+    /* 2 layers per device, 2 micro-batches, 4 all-reduces (SP: 8 halves);
+    ** without SP each of the 2 pipeline messages a device receives (stage
+    ** 0 the gradients, stage 1 the activations) as b s h / t is
+    ** all-gathered: (t - 1) / t x b s h more each. */
     double layers_mb = 2 * 2;
-    CU_ASSERT_EQUAL(n, (int)layers_mb * (sp ? 8 : 4));
+    int gathers = sp ? 0 : 2;
+    CU_ASSERT_EQUAL(n, (int)layers_mb * (sp ? 8 : 4) + gathers);
     CU_ASSERT_EQUAL(ops[TS_COLL_ALLREDUCE], sp ? 0 : 16);
     CU_ASSERT_EQUAL(ops[TS_COLL_REDUCE_SCATTER], sp ? 16 : 0);
-    CU_ASSERT_EQUAL(ops[TS_COLL_ALLGATHER], sp ? 16 : 0);
-    double want = layers_mb * 8 * B * S * H * (t - 1) / t * E;
+    CU_ASSERT_EQUAL(ops[TS_COLL_ALLGATHER], sp ? 16 : gathers);
+    double layer_bytes = layers_mb * 8 * B * S * H * (t - 1) / t * E;
+    double want = layer_bytes + gathers * B * S * H * (t - 1) / t * E;
+    double ar = 0;
+    for (int i = 0; i < o.run->n_events; i++) {
+      const ts_event_t *e = &o.run->events[i];
+      if (e->device == d && e->kind == TS_COLLECTIVE && TS_EV_COLL_OP(e->coll) != TS_COLL_ALLGATHER)
+        ar += e->bytes;
+    }
+    if (!sp) TS_ASSERT_REL(ar, layer_bytes, 1e-12); /* the layers' all-reduces alone */
     TS_ASSERT_REL(bytes, want, 1e-12);
     TS_ASSERT_REL(o.metrics->dev[d].tp_bytes, want, 1e-12);
     CU_ASSERT(o.metrics->dev[d].tp_comm_s > 0);

@@ -22,6 +22,13 @@
 ** goes to the MLP piece.  Every compute piece is its own compute event
 ** (TS_EVF_CONT / TS_EVF_MORE), so busy time stays compute.
 **
+** With pipeline_scatter_gather (Megatron's scatter / gather optimisation)
+** each rank receives its 1 / t of a pipeline message, and the op that
+** consumes it (a forward after its activation arrived, a backward or
+** backward_input after its gradient did) all-gathers the b s h e bytes
+** over the TP group before its first layer; not with sequence_parallel,
+** whose activations stay split by sequence.
+**
 ** The embedding's and the LM head's vocabulary-parallel all-reduces are
 ** not modelled.  TP collectives share the device's one communication
 ** stream with data-parallel ones, in start order.
@@ -93,6 +100,18 @@ static void piece(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double 
   ts__rt_push_compute(rt, kind, v, mb, flags, t0, w->ops->now(w->xd));
 }
 
+/* 1 when op (kind, v) first all-gathers the pipeline message it received
+** (file header). */
+static bool gathers_input(const ts_rt_t *rt, ts_kind_t kind, int v) {
+  const ts_job_t *job = rt->w->job;
+  const ts_layout_t *L = rt->w->lay;
+  if (!job->pipeline_scatter_gather || job->sequence_parallel) return false;
+  int from = kind == TS_FORWARD ? L->prev[v]
+             : kind == TS_BACKWARD || kind == TS_BACKWARD_INPUT ? L->next[v]
+                                                                : -1;
+  return from >= 0 && L->dev[from] != L->dev[v];
+}
+
 void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double flops,
                      double seconds, bool first, bool last) {
   rt_tp_t *tp = rt->tp;
@@ -107,6 +126,7 @@ void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, doub
   double L = tp->layer[kind], a = tp->attn[kind] / L * (flops < L ? flops : L);
   double p0 = fwd ? a : flops - a; /* the first block: attention forward, MLP backward */
   double s0 = flops > 0 ? seconds * p0 / flops : seconds / 2;
+  if (first && gathers_input(rt, kind, v)) coll(rt, TS_COLL_ALLGATHER, v, mb);
   if (tp->sp) coll(rt, TS_COLL_ALLGATHER, v, mb);
   piece(rt, kind, v, mb, m0, p0, s0);
   if (tp->sp) {
