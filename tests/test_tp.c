@@ -239,23 +239,45 @@ static void test_cost_shares(void) {
   ts_job_free(j1);
 }
 
-/* On the ideal platform every device's busy time is 1/t of t = 1's. */
+/* On the ideal platform every device's busy time is 1/t of t = 1's, and
+** every compute piece takes its share (none negative), also when the LM
+** head outweighs the last part's layers on one rank (vocab 65536). */
 static void test_compute_share(void) {
-  ts_job_t *j1, *j4;
-  ts_outcome_t o1, o4;
-  CU_ASSERT_EQUAL_FATAL(simulate(1, false, "none", "ideal", &j1, &o1), 0);
-  CU_ASSERT_EQUAL_FATAL(simulate(4, false, "none", "ideal", &j4, &o4), 0);
-  for (int d = 0; d < o4.run->n_devices; d++) {
-    int pp = ts_plan_coord(o4.plan, d, TS_DIM_PP);
-    TS_ASSERT_REL(o4.metrics->dev[d].busy_s, o1.metrics->dev[pp].busy_s / 4, 1e-9);
-    TS_ASSERT_REL(o4.metrics->dev[d].weights_bytes, o1.metrics->dev[pp].weights_bytes / 4, 1e-12);
+  for (int big = 0; big < 2; big++) {
+    char json[1024];
+    const char *sets[] = {"model.vocab=65536"};
+    ts_job_t *j1, *j4;
+    ts_outcome_t o1, o4;
+    ts_err_t err = {0};
+    CU_ASSERT_EQUAL_FATAL(th_simulate(job_json(1, false, "none", "ideal", json, sizeof json), sets,
+                                      big, &j1, &o1, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(th_simulate(job_json(4, false, "none", "ideal", json, sizeof json), sets,
+                                      big, &j4, &o4, &err), 0);
+    for (int d = 0; d < o4.run->n_devices; d++) {
+      int pp = ts_plan_coord(o4.plan, d, TS_DIM_PP);
+      TS_ASSERT_REL(o4.metrics->dev[d].busy_s, o1.metrics->dev[pp].busy_s / 4, 1e-9);
+      TS_ASSERT_REL(o4.metrics->dev[d].weights_bytes, o1.metrics->dev[pp].weights_bytes / 4, 1e-12);
+    }
+    /* The pieces of one forward: 2 per layer, the first ones (attention)
+    ** of equal length on every layer; the last (MLP and LM head) longer. */
+    int n = 0;
+    double first = -1;
+    for (int i = 0; i < o4.run->n_events; i++) {
+      const ts_event_t *e = &o4.run->events[i];
+      if (e->device != 4 || e->kind != TS_FORWARD || e->mb != 0) continue;
+      CU_ASSERT(e->end > e->start);
+      if (n % 2 == 0 && first < 0) first = e->end - e->start;
+      if (n % 2 == 0) TS_ASSERT_REL(e->end - e->start, first, 1e-9);
+      n++;
+    }
+    CU_ASSERT_EQUAL(n, 4);
+    TS_ASSERT_REL(o4.metrics->flops_per_s_per_gpu * o4.metrics->iteration_time_s * 8,
+                  o1.metrics->flops_per_s_per_gpu * o1.metrics->iteration_time_s * 2, 1e-9);
+    ts_outcome_free(&o1);
+    ts_outcome_free(&o4);
+    ts_job_free(j1);
+    ts_job_free(j4);
   }
-  TS_ASSERT_REL(o4.metrics->flops_per_s_per_gpu * o4.metrics->iteration_time_s * 8,
-                o1.metrics->flops_per_s_per_gpu * o1.metrics->iteration_time_s * 2, 1e-9);
-  ts_outcome_free(&o1);
-  ts_outcome_free(&o4);
-  ts_job_free(j1);
-  ts_job_free(j4);
 }
 
 /* The TP group is t consecutive devices (tp fastest), and the DP gradient

@@ -99,10 +99,12 @@ static void part_units(ts_rt_t *rt, int v, ts_unit_t *u) {
   double emb = 0, head = 0, head_fl = 0;
   if (cost->has_flops && !mc) {
     const ts_model_t *m = &job->model;
-    if (part == 0) emb = ((double)m->vocab + job->seq_len) * m->hidden;
-    if (part == cost->n_parts - 1 && cost->n_parts > 1) head = (double)m->vocab * m->hidden;
+    /* A tensor-parallel rank's share: vocabulary-parallel (ts_tp.c). */
+    double t = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
+    if (part == 0) emb = ((double)m->vocab + job->seq_len) * m->hidden / t;
+    if (part == cost->n_parts - 1 && cost->n_parts > 1) head = (double)m->vocab * m->hidden / t;
     if (part == cost->n_parts - 1)
-      head_fl = 2.0 * job->micro_batch_size * job->seq_len * m->hidden * (double)m->vocab;
+      head_fl = 2.0 * job->micro_batch_size * job->seq_len * m->hidden * (double)m->vocab / t;
   }
   double fw = pc->flops[TS_FORWARD], per_fl = n > 0 ? (fw - head_fl) / n : 0;
   int moe_n = mc ? mc->part_count[part] : 0;
