@@ -6,7 +6,8 @@
 **     micro-batch (2 all-reduces of b s h in forward, 2 in backward; ring
 **     all-reduce 2 (t - 1) / t of the message) for t in {2, 4, 8}, plus
 **     (t - 1) / t x b s h for each pipeline message received as b s h / t
-**     and all-gathered (scatter / gather), with
+**     and all-gathered (scatter / gather), each collective taking its ring
+**     time on a star of full-duplex links, with
 **     sequence parallelism the same volume as reduce-scatters and
 **     all-gathers; every TP collective is an event on each device of its
 **     TP group, whose steps go to that group's devices only;
@@ -105,6 +106,18 @@ static void check_volume(int t, bool sp) {
         ar += e->bytes;
     }
     if (!sp) TS_ASSERT_REL(ar, layer_bytes, 1e-12); /* the layers' all-reduces alone */
+    /* Ring time on the star (each step one message of M / t per uplink,
+    ** c(S) = 2 lat + S / bw): all-reduce 2 (t - 1) c(M / t), reduce-scatter
+    ** (t - 1) c(M / t); the all-gathers are left out: a scatter / gather
+    ** one can share its links with a pipeline message in flight. */
+    double M = B * S * H * E, c = 2 * 1e-6 + M / t / 50e9;
+    for (int i = 0; i < o.run->n_events; i++) {
+      const ts_event_t *e = &o.run->events[i];
+      if (e->device != d || e->kind != TS_COLLECTIVE || TS_EV_COLL_OP(e->coll) == TS_COLL_ALLGATHER)
+        continue;
+      int steps = TS_EV_COLL_OP(e->coll) == TS_COLL_ALLREDUCE ? 2 * (t - 1) : t - 1;
+      TS_ASSERT_REL(e->end - e->start, steps * c, 1e-6);
+    }
     TS_ASSERT_REL(bytes, want, 1e-12);
     TS_ASSERT_REL(o.metrics->dev[d].tp_bytes, want, 1e-12);
     CU_ASSERT(o.metrics->dev[d].tp_comm_s > 0);
