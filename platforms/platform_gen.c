@@ -43,6 +43,8 @@ static const char *const about_dgx[] = {
     "  (600 GB/s bidirectional), latency 2 us.",
     "InfiniBand HDR 200 Gb/s = 25e9 B/s per GPU NIC (8 rails per node),",
     "  latency 1 us; non-blocking fabric 2 x 8 x 25e9 = 400e9 B/s, 1 us.",
+    "gemm_curve: a100 (transformer ops timed from their GEMM shapes; the",
+    "  H200 curve's shape scaled to A100 figures, README Model of time).",
     NULL};
 
 static const char *const about_h200[] = {
@@ -61,6 +63,8 @@ static const char *const about_h200[] = {
     "  (900 GB/s bidirectional); latency 2 us, assumed as for the A100.",
     "InfiniBand NDR 400 Gb/s = 50e9 B/s per GPU NIC, 1 us, non-blocking",
     "  fabric: these links exist only when generated with nodes > 1.",
+    "gemm_curve: h200 (transformer ops timed from their GEMM shapes, fitted",
+    "  to the GEMMs of that calibration file, README Model of time).",
     NULL};
 
 static const char *const about_pcie[] = {
@@ -109,6 +113,7 @@ static const char *const about_h200_pcie[] = {
     "Switch uplinks: PCIe 5.0 x16 at the same measured rate (assumed).",
     "Sockets: UPI 60e9 B/s per direction, 0.5 us; DRAM per socket 250e9",
     "  B/s, 0.1 us, 1 TiB = 1099511627776 bytes (assumed).",
+    "gemm_curve: h200, as hgx-h200.",
     NULL};
 
 #define TS_H200_PINNED_H2D 55308653992.02973
@@ -119,14 +124,14 @@ static const preset_t presets[] = {
       .gpu_peak_flops = 312e12, .gpu_memory = 85899345920.0, .gpu_memory_bw = 2.039e12,
       .nvlink_bw = 300e9, .nvlink_lat = 2e-6,
       .ib_bw = 25e9, .ib_lat = 1e-6,
-      .fabric_bw = 2 * 8 * 25e9, .fabric_lat = 1e-6, .pcie_only = 0},
+      .fabric_bw = 2 * 8 * 25e9, .fabric_lat = 1e-6, .pcie_only = 0, .gpu_curve = "a100"},
      about_dgx},
     {{.name = "hgx-h200", .nodes = 1, .gpus = 8,
       .gpu_speed = TS_H200_CALIBRATED_SPEED,
       .gpu_peak_flops = 989e12, .gpu_memory = 150109880320.0, .gpu_memory_bw = 4.8e12,
       .nvlink_bw = 450e9, .nvlink_lat = 2e-6,
       .ib_bw = 50e9, .ib_lat = 1e-6,
-      .fabric_bw = 1 * 8 * 50e9, .fabric_lat = 1e-6, .pcie_only = 0},
+      .fabric_bw = 1 * 8 * 50e9, .fabric_lat = 1e-6, .pcie_only = 0, .gpu_curve = "h200"},
      about_h200},
     {{.name = "pcie-4gpu", .nodes = 1, .gpus = 4,
       .gpu_speed = 100e12, .gpu_peak_flops = 165e12, .gpu_memory = 25769803776.0,
@@ -164,7 +169,7 @@ static const preset_t presets[] = {
       .topology = 1, .sockets = 2, .gpus_per_switch = 2,
       .uplink_bw = TS_H200_PINNED_H2D, .uplink_lat = 1e-6, .socket_bw = 60e9,
       .socket_lat = 0.5e-6, .dram_bw = 250e9, .dram_lat = 0.1e-6,
-      .host_memory = 1099511627776.0},
+      .host_memory = 1099511627776.0, .gpu_curve = "h200"},
      about_h200_pcie},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
@@ -191,6 +196,7 @@ const char *const *ts__platgen_about(const ts_platgen_t *g) {
     if (strcmp(g->name, p->name) == 0 && g->nodes == p->nodes && g->gpus == p->gpus &&
         g->gpu_speed == p->gpu_speed && g->gpu_peak_flops == p->gpu_peak_flops &&
         g->gpu_memory == p->gpu_memory && g->gpu_memory_bw == p->gpu_memory_bw &&
+        strcmp(g->gpu_curve, p->gpu_curve) == 0 &&
         g->nvlink_bw == p->nvlink_bw &&
         g->nvlink_lat == p->nvlink_lat && g->ib_bw == p->ib_bw && g->ib_lat == p->ib_lat &&
         g->fabric_bw == p->fabric_bw && g->fabric_lat == p->fabric_lat &&

@@ -42,6 +42,9 @@ typedef struct ts_platgen {
   double gpu_memory;     /* bytes (host property memory_bytes) */
   double gpu_memory_bw;  /* B/s, datasheet memory bandwidth (host property
                          ** memory_bandwidth: the optimizer step's rate) */
+  char gpu_curve[16];    /* host property gemm_curve: the GEMM efficiency
+                         ** curve ("a100", "h100", "h200"; "": none, then
+                         ** compute takes flops / speed) */
   double nvlink_bw, nvlink_lat;   /* per GPU, per direction, B/s and s */
   double ib_bw, ib_lat;           /* per GPU NIC (rail), B/s and s */
   double fabric_bw, fabric_lat;   /* the InfiniBand switch fabric */

@@ -113,24 +113,33 @@ int ts_platgen_command(const ts_platgen_t *g, char *buf, size_t size) {
         " --nvlink-bw %s"
         " --nvlink-lat %s --uplink-bw %s --uplink-lat %s --socket-bw %s --socket-lat %s"
         " --dram-bw %s --dram-lat %s --host-memory %s --ib-bw %s --ib-lat %s --fabric-bw %s"
-        " --fabric-lat %s",
+        " --fabric-lat %s%s%s",
         g->name, g->nodes, g->gpus, g->sockets, g->gpus_per_switch, num(v[0], g->gpu_speed),
         num(v[1], g->gpu_peak_flops), num(v[2], g->gpu_memory), num(v[16], g->gpu_memory_bw),
         num(v[3], g->nvlink_bw),
         num(v[4], g->nvlink_lat), num(v[5], g->uplink_bw), num(v[6], g->uplink_lat),
         num(v[7], g->socket_bw), num(v[8], g->socket_lat), num(v[9], g->dram_bw),
         num(v[10], g->dram_lat), num(v[11], g->host_memory), num(v[12], g->ib_bw),
-        num(v[13], g->ib_lat), num(v[14], g->fabric_bw), num(v[15], g->fabric_lat));
+        num(v[13], g->ib_lat), num(v[14], g->fabric_bw), num(v[15], g->fabric_lat),
+        g->gpu_curve[0] ? " --gemm-curve " : "", g->gpu_curve);
   }
   char a[40], b[40], c[40], d[40], e[40], f[40], h[40], i[40], j[40], k[40];
   return snprintf(buf, size,
                   "trainsim platform --name %s --nodes %d --gpus %d%s --gpu-speed %s --gpu-peak %s"
                   " --gpu-memory %s --gpu-memory-bw %s --nvlink-bw %s --nvlink-lat %s --ib-bw %s"
-                  " --ib-lat %s --fabric-bw %s --fabric-lat %s",
+                  " --ib-lat %s --fabric-bw %s --fabric-lat %s%s%s",
                   g->name, g->nodes, g->gpus, g->pcie_only ? " --pcie-only" : "",
                   num(a, g->gpu_speed), num(b, g->gpu_peak_flops), num(c, g->gpu_memory),
                   num(k, g->gpu_memory_bw), num(d, g->nvlink_bw), num(e, g->nvlink_lat), num(f, g->ib_bw),
-                  num(h, g->ib_lat), num(i, g->fabric_bw), num(j, g->fabric_lat));
+                  num(h, g->ib_lat), num(i, g->fabric_bw), num(j, g->fabric_lat),
+                  g->gpu_curve[0] ? " --gemm-curve " : "", g->gpu_curve);
+}
+
+/* The host's gemm_curve property line, or "" when g names no curve. */
+static void curve_prop(const ts_platgen_t *g, char *buf, size_t size) {
+  buf[0] = 0;
+  if (g->gpu_curve[0])
+    snprintf(buf, size, "      <prop id=\"gemm_curve\" value=\"%s\"/>\n", g->gpu_curve);
 }
 
 /* fprintf that remembers a failure in *bad. */
@@ -226,6 +235,8 @@ int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
 
   const char *speed = num(n1, g->gpu_speed), *mem = num(n2, g->gpu_memory),
              *peak = num(n3, g->gpu_peak_flops), *mbw = num(n4, g->gpu_memory_bw);
+  char curve[64];
+  curve_prop(g, curve, sizeof curve);
   for (int n = 0; n < g->nodes; n++)
     for (int k = 0; k < g->gpus; k++)
       out(f, &bad,
@@ -233,8 +244,9 @@ int ts_platgen_write(const ts_platgen_t *g, FILE *f) {
           "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
           "      <prop id=\"peak_flops\" value=\"%s\"/>\n"
           "      <prop id=\"memory_bandwidth\" value=\"%s\"/>\n"
+          "%s"
           "    </host>\n",
-          n, k, speed, mem, peak, mbw);
+          n, k, speed, mem, peak, mbw, curve);
   for (int n = 0; n < g->nodes; n++) out(f, &bad, "    <router id=\"node%d-%s\"/>\n", n, sw);
   if (multi) out(f, &bad, "    <router id=\"ib-ingress\"/>\n    <router id=\"ib-egress\"/>\n");
 
@@ -347,6 +359,8 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
   const char *speed = num(n1, g->gpu_speed), *mem = num(n2, g->gpu_memory),
              *peak = num(n3, g->gpu_peak_flops), *hmem = num(n4, g->host_memory),
              *mbw = num(n5, g->gpu_memory_bw);
+  char curve[64];
+  curve_prop(g, curve, sizeof curve);
   for (int n = 0; n < g->nodes; n++) {
     for (int k = 0; k < g->gpus; k++) {
       int sw = k / g->gpus_per_switch, so = sw / sw_per_sock;
@@ -355,11 +369,12 @@ static int write_tree(const ts_platgen_t *g, FILE *f) {
           "      <prop id=\"memory_bytes\" value=\"%s\"/>\n"
           "      <prop id=\"peak_flops\" value=\"%s\"/>\n"
           "      <prop id=\"memory_bandwidth\" value=\"%s\"/>\n"
+          "%s"
           "      <prop id=\"host_memory\" value=\"node%d-dram%d\"/>\n"
           "      <prop id=\"socket\" value=\"%d\"/>\n"
           "      <prop id=\"switch\" value=\"%d\"/>\n"
           "    </host>\n",
-          n, k, speed, mem, peak, mbw, n, so, so, sw);
+          n, k, speed, mem, peak, mbw, curve, n, so, so, sw);
     }
     for (int so = 0; so < g->sockets; so++)
       out(f, &bad,

@@ -33,6 +33,9 @@ typedef struct sim_dev {
   double mem_bw;   /* memory_bandwidth in B/s, 0 unknown (the optimizer step
                    ** then takes no time) */
   double factor;  /* speed override factor */
+  const struct ts_gemm_curve *curve; /* host property gemm_curve, or NULL:
+                                     ** compute takes flops / speed */
+  double peak;     /* peak_flops, 0 unknown (the curve's own then) */
   sg_actor_t actor;
   sg_sem_t wake[2];  /* wait() blocks on it: [0] the program, [1] the
                      ** communication stream */
@@ -43,6 +46,8 @@ typedef struct sim_dev {
 
 typedef struct sim_x {
   ts_world_t *w;
+  const ts_cost_t *cost;    /* the op work of GEMM-curve hosts */
+  const ts_layout_t *lay;
   int n;
   sim_dev_t *dev;
   int n_edges;

@@ -30,6 +30,7 @@
 
 #include "platform_check.h"
 #include "sim_internal.h"
+#include "ts_gemm.h"
 #include "ts_internal.h"
 
 /* ---- progress, for the parent's watchdog -------------------------------- */
@@ -263,6 +264,8 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
   snprintf(dram_name, sizeof dram_name, "gpu%d", lay->n_devices); /* see write_ideal */
   sg_host_t ideal_dram = job->platform_ideal ? sg_host_by_name(dram_name) : NULL;
   sim_x_t x = {0};
+  x.cost = cost;
+  x.lay = lay;
   x.n = lay->n_devices;
   x.dev = ts__xcalloc((size_t)x.n, sizeof *x.dev);
   int rc = 0;
@@ -315,6 +318,12 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     x.dev[d].memory = di->memory_bytes;
     di->memory_bandwidth = host_prop(x.dev[d].host, "memory_bandwidth", 0);
     x.dev[d].mem_bw = di->memory_bandwidth;
+    x.dev[d].peak = host_prop(x.dev[d].host, "peak_flops", 0);
+    const char *curve = sg_host_get_property_value(x.dev[d].host, "gemm_curve");
+    if (curve && !(x.dev[d].curve = ts_gemm_curve(curve)) && !rc)
+      rc = ts_err_set(err, EX_DATAERR,
+                      "%s: host '%s': gemm_curve '%s' names no curve (known: a100, h100, h200)",
+                      job->platform, di->name, curve);
   }
   if (sched->host_weights) {
     char name[64];

@@ -3,7 +3,9 @@
 **
 ** One SimGrid actor per device runs the schedule program.  Compute ops are
 ** sg_actor_execute calls (flops / host speed; a synthetic model's seconds
-** are turned into flops at the host's speed).  Every (kind, sender,
+** are turned into flops at the host's speed; on a host that names a GEMM
+** curve, a transformer op's time comes from its GEMM shapes, memory-bound
+** bytes and attention, ts_gemm.h, README "Model of time").  Every (kind, sender,
 ** receiver) edge has a mailbox and a daemon actor on the receiver's host
 ** that always has a get posted on it: a send is a detached put that starts
 ** travelling at once, and the daemon wakes exactly when the data has
@@ -52,6 +54,7 @@
 #include <xbt/log.h>
 
 #include "sim_internal.h"
+#include "ts_gemm.h"
 #include "ts_internal.h"
 
 const char *const ts_sim_cfg[] = {
@@ -98,10 +101,14 @@ static double x_now(void *xd) {
 
 static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, double flops,
                       double seconds) {
-  (void)kind, (void)v, (void)mb;
+  (void)mb;
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[device];
   double amount = flops > 0 ? flops / d->factor : seconds * sg_host_get_speed(d->host);
+  const ts_op_work_t *wk = d->curve && flops > 0 ? &x->cost->part[x->lay->part[v]].work[kind] : NULL;
+  if (wk && wk->flops > 0) /* a piece of the op takes its share of the op's time */
+    amount = ts_gemm_op_seconds(d->curve, d->peak, d->mem_bw, wk) * (flops / wk->flops) *
+             sg_host_get_speed(d->host) / d->factor;
   ts__sim_progress();
   if (counter) {
     counter->ops++;

@@ -129,6 +129,12 @@ typedef struct ts_moe {
   unsigned long seed;
 } ts_moe_t;
 
+/* Position embeddings, normalisation and linear biases of a transformer
+** (README "Models"). */
+typedef enum { TS_POSITION_LEARNED = 0, TS_POSITION_ROTARY } ts_position_t;
+typedef enum { TS_NORM_LAYERNORM = 0, TS_NORM_RMSNORM } ts_norm_t;
+typedef enum { TS_BIAS_ALL = 0, TS_BIAS_NONE, TS_BIAS_QKV } ts_bias_t;
+
 typedef struct ts_model {
   ts_model_kind_t kind;
   char name[128]; /* free text: "gpt3-6.7b", the HF model_type, "synthetic" */
@@ -136,6 +142,17 @@ typedef struct ts_model {
   int layers, hidden, heads, ffn_hidden, vocab;
   bool flash_attention, dropout;
   bool gated_mlp;          /* SwiGLU-style MLP: 3 matrices of h x ffn (Llama) */
+  /* Attention and embedding shapes (README "Models"); the defaults are a
+  ** GPT-style model counted as Narayanan et al. 2021 do. */
+  int kv_heads;            /* key/value heads: heads (MHA), fewer (GQA), 1 (MQA) */
+  int head_dim;            /* d: Q is h x (heads d), K and V h x (kv_heads d);
+                           ** default hidden / heads */
+  bool tie_embeddings;     /* the LM head is the word embedding (default true) */
+  ts_position_t position;  /* learned (max_positions x h parameters) or rotary */
+  int max_positions;       /* rows of a learned position table; 0: seq_len */
+  ts_norm_t norm;          /* LayerNorm (2 h parameters) or RMSNorm (h) */
+  ts_bias_t bias;          /* which linear layers have biases (default all) */
+  bool final_norm;         /* a norm after the last layer (default false) */
   /* synthetic: one value per stage (arrays of job.stages entries, owned) */
   double *forward_s, *backward_s, *recompute_s, *weight_grad_s;
   double *activation_bytes;         /* stashed per micro-batch per stage */
@@ -421,6 +438,20 @@ const char *ts_dim_name(ts_dim_t d);
 /* Cost model                                                          */
 /* ------------------------------------------------------------------ */
 
+/* What one compute op does, for hosts that name a GEMM efficiency curve
+** (src/cost/ts_gemm.h, README "Model of time"): count GEMMs of each shape
+** (an m x k by k x n product), memory-bound bytes and attention FLOPs. */
+typedef struct ts_gemm_shape { double m, n, k, count; } ts_gemm_shape_t;
+#define TS_OP_GEMMS 16
+typedef struct ts_op_work {
+  int n_gemm;
+  ts_gemm_shape_t gemm[TS_OP_GEMMS];
+  double mem_bytes;  /* read + written by LayerNorm, GELU, softmax, ... */
+  double attn_flops; /* flash attention: FLOPs its kernels really do */
+  double flops;      /* the op's FLOPs this describes: a piece of f FLOPs
+                     ** takes f / flops of the op's time; 0: none */
+} ts_op_work_t;
+
 /* Costs of one model part (one virtual stage) for one micro-batch.
 ** A transformer gives FLOPs (time = flops / device speed); a synthetic
 ** model gives seconds directly (flops fields are 0). */
@@ -438,6 +469,7 @@ typedef struct ts_part_cost {
   double msg_bytes;       /* activation leaving this part (= gradient back) */
   double params;          /* parameters held by this part */
   double weights_bytes, gradients_bytes, optimizer_bytes;
+  ts_op_work_t work[TS_COMPUTE_KINDS]; /* transformer: GEMM-curve hosts */
 } ts_part_cost_t;
 
 typedef struct ts_cost {
@@ -483,7 +515,9 @@ double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int
 ** selective give ts_cost_layer_activation_bytes. */
 double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int t,
                                          bool sp, ts_recompute_t rec);
-/* Parameters of the transformer: 12 l h^2 + 13 l h + (V + s) h. */
+/* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
+** (V + s) h for a GPT-style model with the default fields; seq is the
+** position table's length when model.max_positions is 0. */
 double ts_cost_transformer_params(const ts_model_t *m, int seq);
 
 /* ------------------------------------------------------------------ */

@@ -367,10 +367,11 @@ static void good_version(void) {
   free(se);
 }
 
-/* GPT-2 small: 12 l h^2 + 13 l h + (V + s) h parameters (README). */
+/* GPT-2 small: 12 l h^2 + 13 l h + (V + s) h parameters and the final
+** LayerNorm's 2 h (README "Models"; 124,439,808 at 12 layers). */
 static double gpt2_params(double l) {
   double h = 768, V = 50257, s = 1024;
-  return 12 * l * h * h + 13 * l * h + (V + s) * h;
+  return 12 * l * h * h + 13 * l * h + (V + s) * h + 2 * h;
 }
 
 static void hf_gpt2(void) {
@@ -410,10 +411,12 @@ static void hf_llama(void) {
   CHECK(jnum(s, "job", "seq_len") == 4096, "Llama: job.seq_len %g, expected 4096",
         jnum(s, "job", "seq_len"));
   CHECK(summary_layers(s) == 32, "Llama: the stages hold %d layers", summary_layers(s));
-  /* Gated MLP (k = 3) with f = intermediate_size: per layer
-  ** 4 h^2 + 4 h + 3 h f + f + h + 4 h (src/cost/ts_cost.c), plus (V + s) h. */
-  double h = 4096, f = 11008, l = 32, V = 32000, sq = 4096;
-  double want = l * (4 * h * h + 4 * h + 3 * h * f + f + h + 4 * h) + (V + sq) * h;
+  /* Llama 2 7B: per layer 4 h^2 + 3 h f (gated MLP, no biases) + 2 h (two
+  ** RMSNorms), rotary positions, untied embedding and head 2 V h, final
+  ** norm h: its published 6,738,415,616 (tests/test_hf.c). */
+  double h = 4096, f = 11008, l = 32, V = 32000;
+  double want = l * (4 * h * h + 3 * h * f + 2 * h) + 2 * V * h + h;
+  CHECK(want == 6738415616.0, "Llama: the formula gives %.17g", want);
   double p = jnum(s, "job", "model_parameters");
   CHECK(p == want, "Llama: model_parameters %.17g, expected %.17g", p, want);
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(s, "throughput");

@@ -198,6 +198,14 @@ static void test_cli_refusals(void) {
                  "the reference executor needs a transformer model");
   expect_refusal("run --executor reference", EX_DATAERR,
                  "model.hidden: 2560 exceeds 1024, the largest the CPU reference executor runs");
+  /* shapes the reference block does not have: refused, not run as MHA */
+  static const char *const shapes[][2] = {{"model.kv_heads=1", "model.kv_heads"},
+                                          {"model.norm=rmsnorm", "model.norm"},
+                                          {"model.bias=none", "model.bias"}};
+  for (int i = 0; i < 3; i++) {
+    snprintf(a, sizeof a, "run %s --executor reference --set %s", job, shapes[i][0]);
+    expect_refusal(a, EX_DATAERR, shapes[i][1]);
+  }
   unlink(job);
 }
 

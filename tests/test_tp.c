@@ -18,6 +18,8 @@
 **   - compute per device: 1/t of the FLOPs, busy time 1/t on the ideal
 **     platform; selective recompute adds 4 b s^2 h per layer to the
 **     backward;
+**   - GEMM-curve hosts: a rank's GEMMs are the split shapes with 1/t of the
+**     FLOPs, less efficient than the whole ones;
 **   - t = 1 changes nothing: no TP events, the cost table of a job without
 **     the fields;
 **   - each bad input is one EX_DATAERR line naming the field.
@@ -27,6 +29,7 @@
 
 #include "tshelp.h"
 #include "tsunit.h"
+#include "ts_gemm.h"
 
 /* b = 1, s = 128, h = 256, a = 8, 4 layers over 2 stages, 2 micro-batches. */
 #define B 1.0
@@ -319,6 +322,57 @@ static void test_groups_with_dp(void) {
   ts_job_free(job);
 }
 
+/* GEMM-curve hosts (README "Model of time"): a rank's GEMMs are the
+** column- and row-split shapes, 1/t of the FLOPs each kind; t = 1 is the
+** whole layer exactly; a split GEMM is less efficient, so on a curve host
+** the busy time is more than 1/t of t = 1's, and less than all of it. */
+static void test_gemm_shapes(void) {
+  ts_job_t *job = th_load_job(
+      "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 2048, \"heads\": 16, "
+      "\"vocab\": 51200, \"flash_attention\": false}, \"platform\": \"ideal\", "
+      "\"schedule\": \"1f1b\", \"stages\": 2, \"microbatches\": 2, \"seq_len\": 2048}");
+  CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+  ts_op_work_t w1[TS_COMPUTE_KINDS], wa[TS_COMPUTE_KINDS];
+  memset(w1, 0, sizeof w1);
+  memset(wa, 0, sizeof wa);
+  ts_gemm_layer_work(&job->model, 2048, 1, 2, 1, w1);
+  ts_gemm_layer_work_tp(&job->model, 2048, 1, 2, 1, 1, false, false, wa);
+  CU_ASSERT_EQUAL(memcmp(w1, wa, sizeof w1), 0);
+  for (int t = 2; t <= 8; t *= 2) {
+    ts_op_work_t wt[TS_COMPUTE_KINDS];
+    memset(wt, 0, sizeof wt);
+    ts_gemm_layer_work_tp(&job->model, 2048, 1, 2, 1, t, false, false, wt);
+    for (int k = 0; k < TS_COMPUTE_KINDS; k++) {
+      double f1 = 0, ft = 0;
+      for (int i = 0; i < w1[k].n_gemm; i++) f1 += 2 * w1[k].gemm[i].m * w1[k].gemm[i].n * w1[k].gemm[i].k * w1[k].gemm[i].count;
+      for (int i = 0; i < wt[k].n_gemm; i++) ft += 2 * wt[k].gemm[i].m * wt[k].gemm[i].n * wt[k].gemm[i].k * wt[k].gemm[i].count;
+      TS_ASSERT_REL(ft, f1 / t, 1e-12);
+    }
+    /* The QKV GEMM of a rank: 2048 x 3 h / t x h. */
+    bool qkv = false;
+    for (int i = 0; i < wt[TS_FORWARD].n_gemm; i++)
+      qkv |= wt[TS_FORWARD].gemm[i].m == 2048 && wt[TS_FORWARD].gemm[i].n == 3 * 2048.0 / t &&
+             wt[TS_FORWARD].gemm[i].k == 2048;
+    CU_ASSERT(qkv);
+  }
+  ts_job_free(job);
+  /* On a curve host (dgx-a100-2node: gemm_curve a100). */
+  const char *plat = TS_SOURCE_DIR "/platforms/dgx-a100-2node.xml";
+  ts_job_t *j1, *j4;
+  ts_outcome_t o1, o4;
+  CU_ASSERT_EQUAL_FATAL(simulate(1, false, "none", plat, &j1, &o1), 0);
+  CU_ASSERT_EQUAL_FATAL(simulate(4, false, "none", plat, &j4, &o4), 0);
+  CU_ASSERT(o4.cost->part[0].work[TS_FORWARD].n_gemm > 0);
+  double b1 = o1.metrics->dev[0].busy_s, b4 = o4.metrics->dev[0].busy_s;
+  printf("\n    a100 curve: busy %.6g s at t = 1, %.6g s at t = 4", b1, b4);
+  CU_ASSERT(b4 > b1 / 4 * 1.001);
+  CU_ASSERT(b4 < b1);
+  ts_outcome_free(&o1);
+  ts_outcome_free(&o4);
+  ts_job_free(j1);
+  ts_job_free(j4);
+}
+
 static const char *TJOB =
     "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 256, \"heads\": 8, "
     "\"vocab\": 1024}, \"platform\": \"ideal\", \"schedule\": \"1f1b\", \"stages\": 2, "
@@ -401,6 +455,7 @@ TS_TESTS{
     TS_TEST(test_cost_shares),
     TS_TEST(test_compute_share),
     TS_TEST(test_groups_with_dp),
+    TS_TEST(test_gemm_shapes),
     TS_TEST(test_bad_inputs),
     TS_TEST(test_bad_inputs_cli),
 };

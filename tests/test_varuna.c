@@ -165,7 +165,7 @@ static void gen(int p, int m, gen_t *g) {
   memset(g, 0, sizeof *g);
   for (int j = 0; j < m; j++) q[F][0].v[q[F][0].tail++] = j;
   for (int t = 0;; t++) {
-    int kind[GP], mb[GP], any = 0;
+    int kind[GP], mb[GP] = {0}, any = 0;
     for (int s = 0; s < p; s++) {
       kind[s] = -1;
       for (int i = 0; i < NK && kind[s] < 0; i++) {

@@ -27,6 +27,7 @@
 #include "ts_bench.h"
 #include "ts_compare.h"
 #include "ts_exec.h"
+#include "ts_gemm.h"
 #include "ts_place.h"
 #include "ts_sim.h"
 #include "ts_sweep.h"
@@ -184,13 +185,13 @@ static int cmd_platform(int argc, char **argv) {
       {"socket-lat", required_argument, 0, 17},  {"dram-lat", required_argument, 0, 18},
       {"host-memory", required_argument, 0, 19}, {"gpus-per-switch", required_argument, 0, 20},
       {"sockets", required_argument, 0, 21},     {"gpu-memory-bw", required_argument, 0, 22},
-      {0, 0, 0, 0}};
+      {"gemm-curve", required_argument, 0, 23},  {0, 0, 0, 0}};
   ts_platgen_t g;
   ts_err_t err = {0};
   /* Start from the DGX-A100 preset's figures; options override them. */
   if (ts_platgen_preset("dgx-a100-2node", &g, &err)) return die(&err);
   const char *out = NULL, *calib = NULL;
-  int c, rc = 0, fabric_given = 0;
+  int c, rc = 0, fabric_given = 0, figures_given = 0, curve_given = 0;
   optind = 1;
   opterr = 0;
   while (!rc && (c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
@@ -205,8 +206,14 @@ static int cmd_platform(int argc, char **argv) {
         if (v != (int)v || v > 65536) return usage_error("--nodes and --gpus take whole numbers up to 65536");
         if (c == 'n') g.nodes = (int)v; else g.gpus = (int)v;
         break;
-      case 1: rc = parse_pos("--gpu-speed", optarg, &g.gpu_speed); break;
-      case 2: rc = parse_pos("--gpu-peak", optarg, &g.gpu_peak_flops); break;
+      case 1: rc = parse_pos("--gpu-speed", optarg, &g.gpu_speed); figures_given = 1; break;
+      case 2: rc = parse_pos("--gpu-peak", optarg, &g.gpu_peak_flops); figures_given = 1; break;
+      case 23:
+        if (strcmp(optarg, "none") && !ts_gemm_curve(optarg))
+          return usage_error("--gemm-curve takes a100, h100, h200 or none");
+        snprintf(g.gpu_curve, sizeof g.gpu_curve, "%s", strcmp(optarg, "none") ? optarg : "");
+        curve_given = 1;
+        break;
       case 3: rc = parse_pos("--gpu-memory", optarg, &g.gpu_memory); break;
       case 22: rc = parse_pos("--gpu-memory-bw", optarg, &g.gpu_memory_bw); break;
       case 4: rc = parse_pos("--nvlink-bw", optarg, &g.nvlink_bw); break;
@@ -237,6 +244,8 @@ static int cmd_platform(int argc, char **argv) {
   }
   if (rc) return rc;
   if (optind < argc) return usage_error("platform takes no positional argument");
+  /* Another GPU's figures drop the preset's curve unless one is named. */
+  if (figures_given && !curve_given) g.gpu_curve[0] = 0;
   /* The fabric is non-blocking unless told otherwise: every NIC at full rate. */
   if (!fabric_given) g.fabric_bw = g.nodes * (g.topology == 1 ? 1 : g.gpus) * g.ib_bw;
   if (g.topology != 1 && (g.uplink_bw > 0 || g.socket_bw > 0 || g.dram_bw > 0 || g.uplink_lat > 0 ||

@@ -6,18 +6,26 @@
 **
 ** Transformer (b = micro_batch_size, s = seq_len, h = hidden, a = heads,
 ** f = ffn_hidden, V = vocab, e = bytes_per_element, k = 3 for a gated MLP
-** and 2 otherwise):
-**   forward FLOPs per layer   2 b s (4 h^2 + k h f) + 4 b s^2 h
+** and 2 otherwise; q = a d and kv = kv_heads d with d = head_dim, both h
+** without grouped-query attention, which is what the formulas below show;
+** README "Models" has the general ones):
+**   forward FLOPs per layer   2 b s (h (q + 2 kv) + q h + k h f) + 4 b s^2 q
+**                             = 2 b s (4 h^2 + k h f) + 4 b s^2 h
 **                             (= Megatron's 24 b s h^2 + 4 b s^2 h at f = 4h)
 **   LM head (last part)       2 b s h V forward
 **   backward = 2 x forward; weight gradient and input gradient are one
 **   forward each; recompute = forward.
 **   parameters per layer      4 h^2 + 4 h + k h f + f + h + 4 h
-**                             (= 12 h^2 + 13 h at f = 4h); the first part adds
-**                             the embeddings (V + s) h; with more than one part
-**                             the last keeps a tied copy of the word embedding
-**                             V h for the LM head, as Megatron does.
-**   activations per layer     s b [(8 h + (k) f) e + 2 h (dropout masks)]
+**                             (= 12 h^2 + 13 h at f = 4h) with biases and
+**                             LayerNorms (model.bias, model.norm); the first
+**                             part adds the embeddings (V + s) h (s: the
+**                             learned table's max_positions; none when
+**                             rotary); with more than one part the last keeps
+**                             a tied copy of the word embedding V h for the
+**                             LM head, as Megatron does, or its own V h when
+**                             untied, and the final norm (model.final_norm).
+**   activations per layer     s b [(4 h + 2 q + 2 kv + k f) e + 2 h (dropout
+**                             masks)], 8 h + k f elements without GQA
 **                             + a s^2 b (e + (1 + e) with dropout) without
 **                             flash attention (Korthikanti et al. 2022:
 **                             34 s b h + 5 a s^2 b at e = 2, f = 4h).
@@ -46,11 +54,34 @@
 #include <sysexits.h>
 
 #include "trainsim.h"
+#include "ts_gemm.h"
 #include "ts_moe.h"
 #include "ts_internal.h"
 #include "ts_tp.h"
 
 static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
+
+/* The widths of Q (heads x head_dim) and of K and V each (kv_heads x
+** head_dim); both are h for a model with the default fields. */
+static double q_width(const ts_model_t *m) { return (double)m->heads * m->head_dim; }
+static double kv_width(const ts_model_t *m) { return (double)m->kv_heads * m->head_dim; }
+
+/* Parameters of one MLP of width f: k h f weights, and with biases those
+** of its k - 1 input projections and of its output (f + h when plain). */
+static double mlp_params(const ts_model_t *m, double f) {
+  double h = m->hidden, w = mlp_mats(m) * h * f;
+  return m->bias == TS_BIAS_ALL ? w + (mlp_mats(m) - 1) * f + h : w;
+}
+
+/* Parameters of one norm: LayerNorm's weight and bias, RMSNorm's weight. */
+static double norm_params(const ts_model_t *m) {
+  return (m->norm == TS_NORM_RMSNORM ? 1.0 : 2.0) * m->hidden;
+}
+
+double ts__cost_attention_flops(const ts_model_t *m, int seq, int mbs) {
+  double s = seq, b = mbs, h = m->hidden, q = q_width(m), kv = kv_width(m);
+  return 2 * b * s * (h * (q + 2 * kv) + q * h) + 4 * b * s * s * q;
+}
 
 /* Chunk c's share of a synthetic stage's b bytes over v chunks: whole
 ** bytes, the remainder to the first chunks; b / v when b is not whole. */
@@ -62,9 +93,11 @@ static double chunk_bytes(double b, int v, int c) {
 
 double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe) {
   double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden, a = m->heads, e = bpe;
-  /* Per token: LN1 input, QKV input, Q, K, V, attention output (5h with the
-  ** QKV input), LN2 input, MLP input, the k-1 ... f-wide MLP tensors. */
-  double per_token_elems = 8 * h + mlp_mats(m) * f;
+  /* Per token: LN1 input, QKV input, Q, K, V (q + 2 kv wide: 3 h without
+  ** grouped key/value heads), attention output (q), LN2 input, MLP input,
+  ** the k-1 ... f-wide MLP tensors. */
+  double q = q_width(m), kv = kv_width(m);
+  double per_token_elems = 4 * h + 2 * q + 2 * kv + mlp_mats(m) * f;
   double bytes = s * b * per_token_elems * e;
   if (m->dropout) bytes += 2 * s * b * h; /* 1-byte masks after attention and MLP */
   if (!m->flash_attention) {
@@ -84,7 +117,7 @@ double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int
 ** the output projection's saved input: 3 h, and without flash attention
 ** the gradients of the a x s probabilities and scores of each token. */
 static double layer_grad_elems(const ts_model_t *m, int seq) {
-  double h = m->hidden, attn = 3 * h;
+  double attn = q_width(m) + 2 * kv_width(m); /* 3 h without GQA */
   if (!m->flash_attention) attn += 2.0 * m->heads * seq;
   return fmax((mlp_mats(m) - 1) * (double)m->ffn_hidden, attn);
 }
@@ -120,18 +153,38 @@ static void part_memory(const ts_job_t *job, bool first, bool last, ts_part_cost
   p->bwd_tmp_bytes = s * b * (2 * h + work) * e;
 }
 
+/* One layer: Q, K, V and output projections (h q + 2 h kv + q h), their
+** biases (q + 2 kv + h; only q + 2 kv for "qkv"), the MLP and two norms. */
 static double layer_params(const ts_model_t *m) {
-  double h = m->hidden, f = m->ffn_hidden;
-  return 4 * h * h + 4 * h + mlp_mats(m) * h * f + f + h + 4 * h;
+  double h = m->hidden, q = q_width(m), kv = kv_width(m);
+  double attn = h * (q + 2 * kv) + q * h;
+  if (m->bias != TS_BIAS_NONE) attn += q + 2 * kv;
+  if (m->bias == TS_BIAS_ALL) attn += h;
+  return attn + mlp_params(m, m->ffn_hidden) + 2 * norm_params(m);
+}
+
+/* The word embedding V h and a learned position table P h (P =
+** max_positions, or seq when 0); rotary positions have no parameters. */
+static double embedding_params(const ts_model_t *m, int seq) {
+  double P = m->position == TS_POSITION_ROTARY ? 0 : m->max_positions ? m->max_positions : seq;
+  return ((double)m->vocab + P) * m->hidden;
+}
+
+/* The last part's own parameters: the final norm, and the LM head V h when
+** it is not the word embedding or (tied) as a copy on another device. */
+static double head_params(const ts_model_t *m, bool copy) {
+  double p = m->final_norm ? norm_params(m) : 0;
+  if (!m->tie_embeddings || copy) p += (double)m->vocab * m->hidden;
+  return p;
 }
 
 double ts_cost_transformer_params(const ts_model_t *m, int seq) {
-  return m->layers * layer_params(m) + ((double)m->vocab + seq) * m->hidden;
+  return m->layers * layer_params(m) + embedding_params(m, seq) + head_params(m, false);
 }
 
 static double layer_forward_flops(const ts_model_t *m, int seq, int mbs) {
   double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden;
-  return 2 * b * s * (4 * h * h + mlp_mats(m) * h * f) + 4 * b * s * s * h;
+  return ts__cost_attention_flops(m, seq, mbs) + 2 * b * s * mlp_mats(m) * h * f;
 }
 
 static void model_states(ts_part_cost_t *p, int bpe) {
@@ -149,9 +202,10 @@ static void model_states(ts_part_cost_t *p, int bpe) {
 static void moe_costs(const ts_job_t *job, ts_cost_t *c) {
   const ts_model_t *m = &job->model;
   ts_moe_cost_t *mc = c->moe;
-  double h = m->hidden, f = m->ffn_hidden, fe = m->moe.expert_ffn;
-  int k = mlp_mats(m), E = mc->E, per = E / mc->lanes;
-  double dense_mlp = k * h * f + f + h, expert = k * h * fe + fe + h, gate = h * E;
+  double h = m->hidden;
+  int E = mc->E, per = E / mc->lanes;
+  double dense_mlp = mlp_params(m, m->ffn_hidden), expert = mlp_params(m, m->moe.expert_ffn);
+  double gate = h * E;
   c->model_params += mc->n_layers * (E * expert + gate - dense_mlp);
   c->model_flops_per_iteration = 0;
   for (int p = 0; p < c->n_parts; p++) {
@@ -368,8 +422,8 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
     part_memory(job, k == 0, k == n_parts - 1, p);
     p->msg_bytes = (double)s * b * m->hidden * e;
     p->params = p->n_layers * lp;
-    if (k == 0) p->params += ((double)m->vocab + s) * m->hidden;
-    if (k == n_parts - 1 && n_parts > 1) p->params += (double)m->vocab * m->hidden;
+    if (k == 0) p->params += embedding_params(m, s);
+    if (k == n_parts - 1) p->params += head_params(m, n_parts > 1);
     model_states(p, e);
     c->model_flops_per_iteration += (double)job->microbatches * 3 * fw;
   }
@@ -378,6 +432,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   c->has_flops = true;
   if ((c->moe = ts_moe_cost_build(job, n_parts))) moe_costs(job, c);
   ts__cost_tp_apply(job, c); /* tensor-parallel shares (README "Tensor parallelism") */
+  ts__cost_work(job, c);
   *out = c;
   return 0;
 }

@@ -192,7 +192,8 @@ ts_moe_cost_t *ts_moe_cost_build(const ts_job_t *job, int n_parts) {
 
   double s = job->seq_len, b = job->micro_batch_size, h = md->hidden, f = md->ffn_hidden;
   int k = md->gated_mlp ? 3 : 2;
-  double attn = 2 * b * s * 4 * h * h + 4 * b * s * s * h, mlp = 2 * b * s * k * h * f;
+  double attn = ts__cost_attention_flops(md, job->seq_len, job->micro_batch_size);
+  double mlp = 2 * b * s * k * h * f;
   double gate = 2 * b * s * h * c->E, head = 2.0 * b * s * h * (double)md->vocab;
   c->expert_flops = 2.0 * k * h * m->expert_ffn;
   c->token_bytes = h * job->bytes_per_element;

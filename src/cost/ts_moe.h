@@ -105,4 +105,10 @@ int ts_moe_tokens(const ts_moe_cost_t *c, int j, int mb, int from, int to);
 ** (alltoall "capacity"). */
 int ts_moe_rows(const ts_moe_cost_t *c, int j, int mb, int from, int to);
 
+/* Forward FLOPs of one layer's attention for one micro-batch (ts_cost.c):
+** the Q, K, V and output projections, 2 b s (h (q + 2 kv) + q h) with
+** q = heads x head_dim and kv = kv_heads x head_dim, and the attention
+** core 4 b s^2 q (= 2 b s 4 h^2 + 4 b s^2 h without grouped KV heads). */
+double ts__cost_attention_flops(const ts_model_t *m, int seq, int mbs);
+
 #endif /* TS_MOE_H */

@@ -4,7 +4,9 @@
 ** recompute (README "Tensor parallelism"; shared notes on parallelism).
 **
 ** b = micro_batch_size, s = seq_len, h = hidden, a = heads, f = ffn_hidden,
-** V = vocab, e = bytes_per_element, k = 3 for a gated MLP and 2 otherwise.
+** V = vocab, e = bytes_per_element, k = 3 for a gated MLP and 2 otherwise,
+** q = a d and kv = kv_heads d (d = head_dim; both h without grouped-query
+** attention, which is what Table 2 assumes); t divides a and kv_heads.
 **   compute         every compute kind's FLOPs / t: the QKV and first MLP
 **                   GEMMs are column-split, the output projection and the
 **                   second MLP GEMM row-split, the attention heads split a
@@ -12,7 +14,7 @@
 **                   columns per rank).
 **   selective       recompute "selective" (Korthikanti et al. 2022) keeps
 **                   no attention scores and recomputes the attention core
-**                   inside the backward: + 4 b s^2 h / t FLOPs per layer on
+**                   inside the backward: + 4 b s^2 q / t FLOPs per layer on
 **                   backward and backward_input (none with flash attention,
 **                   whose kernel already recomputes it and never kept them).
 **   model states    parameters (and so weights, gradients, optimizer
@@ -22,8 +24,9 @@
 **                   ts_cost_layer_activation_bytes split into
 **                     R = s b h (4 e + 2 [dropout masks])  (LayerNorm and
 **                         QKV / MLP inputs: replicated without SP)
-**                     X = s b (4 h + k f) e (Q, K, V, the projection's input,
-**                         the MLP's f-wide tensors: split)
+**                     X = s b (2 q + 2 kv + k f) e (Q, K, V, the projection's
+**                         input, the MLP's f-wide tensors: split by heads
+**                         and columns; 4 h + k f without GQA)
 **                     S = a s^2 b (e + (1 + e) [dropout])  (scores, not
 **                         with flash attention: split by heads)
 **                   no SP: R + X / t + S / t; SP: (R + X + S) / t; selective
@@ -45,8 +48,9 @@ static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
 double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int t,
                                          bool sp, ts_recompute_t rec) {
   double s = seq, b = mbs, h = m->hidden, f = m->ffn_hidden, a = m->heads, e = bpe;
+  double q = (double)m->heads * m->head_dim, kv = (double)m->kv_heads * m->head_dim;
   double R = s * b * h * (4 * e + (m->dropout ? 2 : 0));
-  double X = s * b * (4 * h + mlp_mats(m) * f) * e;
+  double X = s * b * (2 * q + 2 * kv + mlp_mats(m) * f) * e;
   double S = 0;
   if (!m->flash_attention && rec != TS_RECOMPUTE_SELECTIVE)
     S = a * s * s * b * (e + (m->dropout ? 1 + e : 0));
@@ -76,7 +80,7 @@ static void part_memory_tp(const ts_job_t *job, bool first, bool last, ts_part_c
   p->act_input_bytes = sbh * e / st + keep;
   p->rec_bytes = p->n_layers * lfull;
   p->fwd_tmp_bytes = last ? s * b * V * e / t : sbh * e;
-  double attn = 3 * h;
+  double attn = (double)m->heads * m->head_dim + 2.0 * m->kv_heads * m->head_dim;
   if (!m->flash_attention) attn += 2.0 * m->heads * job->seq_len;
   double work = fmax((mlp_mats(m) - 1) * (double)m->ffn_hidden, attn) / t;
   if (last && V / t > work) work = V / t;
@@ -89,7 +93,7 @@ void ts__cost_tp_apply(const ts_job_t *job, ts_cost_t *c) {
   bool sel = job->recompute == TS_RECOMPUTE_SELECTIVE;
   if (m->kind != TS_MODEL_TRANSFORMER || c->moe || (t == 1 && !sel)) return;
   double s = job->seq_len, b = job->micro_batch_size, e = job->bytes_per_element;
-  double core = sel && !m->flash_attention ? 4 * b * s * s * m->hidden : 0;
+  double core = sel && !m->flash_attention ? 4 * b * s * s * m->heads * (double)m->head_dim : 0;
   for (int k = 0; k < c->n_parts; k++) {
     ts_part_cost_t *p = &c->part[k];
     for (int kind = 0; kind < TS_COMPUTE_KINDS; kind++) p->flops[kind] /= t;

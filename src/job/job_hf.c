@@ -9,7 +9,11 @@
 ** by the equivalent transformer object,
 ** so that `--set model.NAME=...` and the validation treat it like any
 ** other transformer.  An unknown model_type is an error unless the job
-** says which MLP the model has (hf_model_type).
+** says which MLP the model has (hf_model_type).  The config is read fully:
+** grouped key/value heads, head_dim, tied embeddings, rotary or learned
+** positions, norms and biases become the model's shape fields (hf_shape);
+** a field that would change the shape in a way trainsim does not model is
+** an error naming it, an unknown one a warning on stderr (hf_check_fields).
 */
 #include <errno.h>
 #include <math.h>
@@ -47,6 +51,79 @@ static int hf_int(const cJSON *hf, const char *file, const char *const *names, i
       v->valuedouble > 1e9)
     return ts_err_set(err, EX_DATAERR, "%s: %s: expected a positive integer", file, v->string);
   *out = (int)v->valuedouble;
+  return 0;
+}
+
+/* The fields of a config.json (README "Models"): those read; those that
+** do not change the model's shape, ignored (token ids, dtypes, epsilons,
+** initialisation, activation names, dropout rates, rotary frequencies and
+** scaling, the GPT-2 summary head of the double-heads model, router loss
+** terms); and those that would change it in a way trainsim does not model,
+** an error when set to anything but null, false or 0.  Any other field is
+** named in a warning on stderr: it is not read. */
+static const char *const HF_READ[] = {
+    "model_type", "n_layer", "num_hidden_layers", "num_layers", "n_embd", "hidden_size",
+    "d_model", "n_head", "num_attention_heads", "n_inner", "intermediate_size", "ffn_dim",
+    "vocab_size", "n_positions", "max_position_embeddings", "n_ctx", "resid_pdrop",
+    "hidden_dropout", "num_local_experts", "num_experts_per_tok", "num_key_value_heads",
+    "head_dim", "tie_word_embeddings", "attention_bias", "mlp_bias", "sliding_window", NULL};
+static const char *const HF_HARMLESS[] = {
+    "_name_or_path", "architectures", "transformers_version", "torch_dtype", "dtype",
+    "use_cache", "bos_token_id", "eos_token_id", "pad_token_id", "initializer_range",
+    "rms_norm_eps", "layer_norm_epsilon", "layer_norm_eps", "hidden_act", "activation_function",
+    "rope_theta", "rope_scaling", "rotary_pct", "rotary_dim", "partial_rotary_factor",
+    "attention_dropout", "attn_pdrop", "embd_pdrop", "summary_type", "summary_use_proj",
+    "summary_activation", "summary_proj_to_labels", "summary_first_dropout",
+    "task_specific_params", "output_router_logits", "router_aux_loss_coef",
+    "router_jitter_noise", "pretraining_tp", "scale_attn_weights",
+    "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "use_sliding_window",
+    "max_window_layers", "tokenizer_class", "id2label", "label2id", NULL};
+static const char *const HF_SHAPE[] = {
+    "num_experts", "moe_intermediate_size", "shared_expert_intermediate_size",
+    "n_shared_experts", "n_routed_experts", "first_k_dense_replace", "moe_layer_freq",
+    "decoder_sparse_step", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim",
+    "qk_nope_head_dim", "v_head_dim", "parallel_attn", "parallel_residual",
+    "use_parallel_residual", "multi_query", "n_head_kv", "num_kv_heads",
+    "new_decoder_architecture", "add_cross_attention", "alibi", "layer_types", NULL};
+
+/* Goes over every field of hf: an error naming the first one of HF_SHAPE
+** that is set, a warning on stderr for each unknown one; sliding_window
+** (Mistral) is warned about when set, since attention is counted over the
+** whole sequence. */
+static int hf_check_fields(const cJSON *hf, const char *file, ts_err_t *err) {
+  for (const cJSON *f = hf->child; f; f = f->next) {
+    const char *k = f->string;
+    bool set = !cJSON_IsNull(f) && !cJSON_IsFalse(f) && !(cJSON_IsNumber(f) && f->valuedouble == 0);
+    if (ts__has_control(k))
+      return ts_err_set(err, EX_DATAERR, "%s: control character in a field name", file);
+    if (ts__in_list(HF_SHAPE, k) && set)
+      return ts_err_set(err, EX_DATAERR,
+                        "%s: %s: not modelled: it changes the model's shape in a way trainsim "
+                        "does not simulate (README \"Models\")",
+                        file, k);
+    if (strcmp(k, "sliding_window") == 0 && set)
+      fprintf(stderr,
+              "trainsim: warning: %s: sliding_window: attention is modelled over the whole "
+              "sequence, not a window\n",
+              file);
+    if (!ts__in_list(HF_READ, k) && !ts__in_list(HF_HARMLESS, k) && !ts__in_list(HF_SHAPE, k))
+      fprintf(stderr,
+              "trainsim: warning: %s: %s: unknown Hugging Face field, not read (taken not to "
+              "change the model's shape)\n",
+              file, k);
+  }
+  return 0;
+}
+
+/* A boolean under key; dflt when absent or null. */
+static int hf_bool(const cJSON *hf, const char *file, const char *key, bool dflt, bool *out,
+                   ts_err_t *err) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(hf, key);
+  *out = dflt;
+  if (!v || cJSON_IsNull(v)) return 0;
+  if (!cJSON_IsBool(v))
+    return ts_err_set(err, EX_DATAERR, "%s: %s: expected true or false", file, key);
+  *out = cJSON_IsTrue(v);
   return 0;
 }
 
@@ -103,6 +180,57 @@ static int hf_model_type(const cJSON *hf, const char *file, const cJSON *overrid
                     mt ? "'" : "");
 }
 
+/* The attention, embedding and norm shape of hf (model_type type, heads
+** query heads, seq its context length or 0) into m: kv_heads
+** (num_key_value_heads, default heads), head_dim (when given),
+** tie_embeddings (tie_word_embeddings; default true for gpt2 and other
+** types, false for the Llama family, as transformers' config classes),
+** position (gpt2 learned with max_positions = n_positions, the Llama
+** family rotary; another type rotary when it has rope_theta, rope_scaling
+** or rotary_dim), norm (gpt2 LayerNorm, the Llama family RMSNorm; another
+** type RMSNorm when it has rms_norm_eps), bias (gpt2 all; qwen2 Q, K and
+** V only; otherwise attention_bias and mlp_bias, both false by default in
+** the Llama family and true for another type, which must agree) and
+** final_norm (true: every Hugging Face causal LM ends in one). */
+static int hf_shape(const cJSON *hf, const char *file, const char *type, int heads, int seq,
+                    cJSON *m, ts_err_t *err) {
+  static const char *const LLAMA[] = {"llama", "mistral", "mixtral", "qwen2", NULL};
+  static const char *const KV[] = {"num_key_value_heads", NULL};
+  static const char *const HD[] = {"head_dim", NULL};
+  bool gpt2 = strcmp(type, "gpt2") == 0, llama = ts__in_list(LLAMA, type);
+  int kv, hd, rc;
+  bool tie, ab, mb;
+  if ((rc = hf_int(hf, file, KV, heads, &kv, err)) || (rc = hf_int(hf, file, HD, 0, &hd, err)) ||
+      (rc = hf_bool(hf, file, "tie_word_embeddings", !llama, &tie, err)) ||
+      (rc = hf_bool(hf, file, "attention_bias", !llama, &ab, err)) ||
+      (rc = hf_bool(hf, file, "mlp_bias", !llama, &mb, err)))
+    return rc;
+  if (heads % kv)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: num_key_value_heads: %d query heads cannot be grouped evenly over %d "
+                      "key/value heads",
+                      file, heads, kv);
+  bool rotary = llama || (!gpt2 && (cJSON_GetObjectItemCaseSensitive(hf, "rope_theta") ||
+                                    cJSON_GetObjectItemCaseSensitive(hf, "rope_scaling") ||
+                                    cJSON_GetObjectItemCaseSensitive(hf, "rotary_dim")));
+  bool rms = llama || (!gpt2 && cJSON_GetObjectItemCaseSensitive(hf, "rms_norm_eps"));
+  const char *bias = gpt2 ? "all" : strcmp(type, "qwen2") == 0 ? "qkv" : ab ? "all" : "none";
+  if (!gpt2 && strcmp(type, "qwen2") && ab != mb)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: mlp_bias: %s with attention_bias %s is not modelled (biases on "
+                      "every linear layer or on none)",
+                      file, mb ? "true" : "false", ab ? "true" : "false");
+  cJSON_AddNumberToObject(m, "kv_heads", kv);
+  if (hd) cJSON_AddNumberToObject(m, "head_dim", hd);
+  cJSON_AddBoolToObject(m, "tie_embeddings", tie);
+  cJSON_AddStringToObject(m, "position", rotary ? "rotary" : "learned");
+  if (!rotary && seq) cJSON_AddNumberToObject(m, "max_positions", seq);
+  cJSON_AddStringToObject(m, "norm", rms ? "rmsnorm" : "layernorm");
+  cJSON_AddStringToObject(m, "bias", bias);
+  cJSON_AddBoolToObject(m, "final_norm", true);
+  return 0;
+}
+
 /* Translates a Hugging Face config (GPT-2: n_layer, n_embd, n_head,
 ** n_inner, n_positions; Llama/Mistral: num_hidden_layers, hidden_size,
 ** num_attention_heads, intermediate_size, max_position_embeddings) into
@@ -126,7 +254,9 @@ static int hf_translate(const cJSON *hf, const char *file, const cJSON *override
     return rc;
   const char *type = NULL;
   bool gated = false;
-  if ((rc = hf_model_type(hf, file, overrides, &type, &gated, err))) return rc;
+  if ((rc = hf_model_type(hf, file, overrides, &type, &gated, err)) ||
+      (rc = hf_check_fields(hf, file, err)))
+    return rc;
   if (!ffn && 4LL * hidden > 100000000) /* the job's bound on ffn_hidden */
     return ts_err_set(err, EX_DATAERR,
                       "%s: the hidden size %d is too large: 4 x hidden, the default MLP width, "
@@ -144,7 +274,8 @@ static int hf_translate(const cJSON *hf, const char *file, const cJSON *override
   cJSON_AddBoolToObject(m, "gated_mlp", gated);
   const cJSON *dp = hf_get(hf, (const char *const[]){"resid_pdrop", "hidden_dropout", NULL});
   cJSON_AddBoolToObject(m, "dropout", cJSON_IsNumber(dp) && dp->valuedouble > 0);
-  if ((rc = hf_moe(hf, file, ffn, m, err))) {
+  if ((rc = hf_shape(hf, file, type, heads, seq, m, err)) ||
+      (rc = hf_moe(hf, file, ffn, m, err))) {
     cJSON_Delete(m);
     return rc;
   }

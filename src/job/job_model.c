@@ -2,7 +2,9 @@
 ** job_model.c: validating a job's model.
 **
 ** The model is a transformer (layers, hidden, heads, ... from which the
-** cost model derives per-stage times and sizes) or a synthetic model
+** cost model derives per-stage times and sizes: its attention heads,
+** grouped key/value heads, head size, position embeddings, norms, biases
+** and tied embeddings too) or a synthetic model
 ** (per-stage times and sizes given directly).  A transformer may have a
 ** mixture-of-experts MLP (model.moe), whose routing may be skewed by a
 ** Zipf law or by a table of per-expert probabilities read from a file.
@@ -237,6 +239,65 @@ static int validate_synthetic(const cJSON *m, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
+/* The index of value s in the NULL-terminated names, or -1; a one-line
+** error naming model.key and the choices otherwise. */
+static int pick(const char *key, const char *s, const char *const *names, int *out, vctx_t *c) {
+  for (int i = 0; names[i]; i++)
+    if (strcmp(s, names[i]) == 0) return *out = i, 0;
+  char all[128] = "";
+  for (int i = 0; names[i]; i++) {
+    if (i) strncat(all, names[i + 1] ? ", " : " or ", sizeof all - strlen(all) - 1);
+    snprintf(all + strlen(all), sizeof all - strlen(all), "\"%s\"", names[i]);
+  }
+  return ts_err_set(c->err, EX_DATAERR, "%s: model.%s: expected %s, got '%s'", c->file, key, all,
+                    s);
+}
+
+/* The attention, embedding and normalisation shape of a transformer (m):
+** kv_heads, head_dim, tie_embeddings, position, max_positions, norm, bias,
+** final_norm (README "Models"); the defaults count a GPT-style model as
+** before these fields existed. */
+static int validate_shape(const cJSON *m, ts_model_t *md, vctx_t *c) {
+  static const char *const POS[] = {"learned", "rotary", NULL};
+  static const char *const NORM[] = {"layernorm", "rmsnorm", NULL};
+  static const char *const BIAS[] = {"all", "none", "qkv", NULL};
+  const char *pos = NULL, *norm = NULL, *bias = NULL;
+  int p = 0, n = 0, b = 0, rc;
+  bool dim_given = cJSON_GetObjectItemCaseSensitive(m, "head_dim") != NULL;
+  if ((rc = ts__get_int(m, "kv_heads", md->heads, 1, &md->kv_heads, c)) ||
+      (rc = ts__get_int(m, "head_dim", md->hidden / md->heads, 1, &md->head_dim, c)) ||
+      (rc = ts__get_bool(m, "tie_embeddings", true, &md->tie_embeddings, c)) ||
+      (rc = ts__get_string(m, "position", "learned", &pos, c)) ||
+      (rc = ts__get_int(m, "max_positions", 0, 0, &md->max_positions, c)) ||
+      (rc = ts__get_string(m, "norm", "layernorm", &norm, c)) ||
+      (rc = ts__get_string(m, "bias", "all", &bias, c)) ||
+      (rc = ts__get_bool(m, "final_norm", false, &md->final_norm, c)) ||
+      (rc = pick("position", pos, POS, &p, c)) || (rc = pick("norm", norm, NORM, &n, c)) ||
+      (rc = pick("bias", bias, BIAS, &b, c)))
+    return rc;
+  md->position = p ? TS_POSITION_ROTARY : TS_POSITION_LEARNED;
+  md->norm = n ? TS_NORM_RMSNORM : TS_NORM_LAYERNORM;
+  md->bias = b == 1 ? TS_BIAS_NONE : b == 2 ? TS_BIAS_QKV : TS_BIAS_ALL;
+  if (!dim_given && md->hidden % md->heads)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: model.heads: hidden size %d is not divisible by %d heads", c->file,
+                      md->hidden, md->heads);
+  if (md->heads % md->kv_heads)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: model.kv_heads: %d query heads cannot be grouped evenly over %d "
+                      "key/value heads",
+                      c->file, md->heads, md->kv_heads);
+  if ((double)md->heads * md->head_dim > 1e8)
+    return ts_err_set(c->err, EX_DATAERR, "%s: model.head_dim: heads x head_dim exceeds 1e8",
+                      c->file);
+  if (md->position == TS_POSITION_ROTARY && md->max_positions)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: model.max_positions: rotary position embeddings have no table "
+                      "(max_positions is for \"learned\")",
+                      c->file);
+  return 0;
+}
+
 /* A transformer (m): its shape, and model.moe when present. */
 static int validate_transformer(const cJSON *m, ts_job_t *job, vctx_t *c) {
   ts_model_t *md = &job->model;
@@ -256,10 +317,7 @@ static int validate_transformer(const cJSON *m, ts_job_t *job, vctx_t *c) {
       (rc = ts__get_bool(m, "gated_mlp", false, &md->gated_mlp, c)))
     return rc;
   if (md->ffn_hidden == 0) md->ffn_hidden = 4 * md->hidden;
-  if (md->hidden % md->heads)
-    return ts_err_set(c->err, EX_DATAERR,
-                      "%s: model.heads: hidden size %d is not divisible by %d heads", c->file,
-                      md->hidden, md->heads);
+  if ((rc = validate_shape(m, md, c))) return rc;
   const cJSON *moe = cJSON_GetObjectItemCaseSensitive(m, "moe");
   return moe ? validate_moe(moe, job, c) : 0;
 }

@@ -7,7 +7,7 @@
 ** modelled so far; "2d", "2.5d" and "3d" are known names that are not yet
 ** modelled), sequence_parallel and pipeline_scatter_gather are read here;
 ** ts__check_tp then rejects what the cost model and the runtime do not
-** model: t not dividing the heads or the hidden size, sequence parallelism
+** model: t not dividing the heads, the key/value heads or the hidden size, sequence parallelism
 ** without tensor parallelism, tensor parallelism or selective recompute
 ** with a synthetic model, tensor parallelism with MoE layers or with a
 ** schedule that keeps weights in host memory.  Every error is one line
@@ -64,6 +64,10 @@ int ts__check_tp(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: tensor_parallel: %d does not divide model.heads (%d)", c->file, t,
                       m->heads);
+  if (m->kv_heads % t)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: tensor_parallel: %d does not divide model.kv_heads (%d)", c->file, t,
+                      m->kv_heads);
   if (m->hidden % t)
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: tensor_parallel: %d does not divide model.hidden (%d)", c->file, t,

@@ -37,7 +37,8 @@ const char *const ts__job_fields[] = {
     "sequence_parallel", "pipeline_scatter_gather", NULL};
 const char *const ts__transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
-    "flash_attention", "dropout", "gated_mlp", "moe", NULL};
+    "flash_attention", "dropout", "gated_mlp", "moe", "kv_heads", "head_dim",
+    "tie_embeddings", "position", "max_positions", "norm", "bias", "final_norm", NULL};
 const char *const ts__moe_fields[] = {
     "experts", "capacity_factor", "capacity_multiple", "group_size", "expert_parallel",
     "every", "expert_ffn", "routing", "alltoall", NULL};

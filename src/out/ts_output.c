@@ -312,6 +312,9 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
     fprintf(f, ", %.4g TFLOP/s per GPU, MFU %.1f%%", m->flops_per_s_per_gpu / 1e12, 100 * m->mfu);
   fputc('\n', f);
   fprintf(f, "  p2p traffic      %s\n", ts__human_bytes(m->p2p_bytes, a, sizeof a));
+  if (r->run->hosts_unused > 0) /* never silently (README "hosts_unused") */
+    fprintf(f, "  hosts            %d of the platform's %d unused\n", r->run->hosts_unused,
+            r->run->hosts_unused + r->run->n_devices);
   if (ts__run_has_stream(r->run)) { /* data parallelism, collectives, optimizer */
     fprintf(f, "  pipeline time    %s, optimizer step %s\n", human_time(m->pipeline_time_s, a, sizeof a),
             human_time(m->optimizer_s, b, sizeof b));

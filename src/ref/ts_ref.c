@@ -28,6 +28,19 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
     return ts_err_set(err, EX_DATAERR,
                       "%s: model.gated_mlp: the reference model has a plain GELU MLP, not a gated one",
                       job->path);
+  /* The reference block is multi-head attention with head_dim h / heads,
+  ** LayerNorm and every bias: other shapes would run silently as that. */
+  const char *field = m->kv_heads > 0 && m->kv_heads != m->heads ? "model.kv_heads"
+                      : m->head_dim > 0 && m->head_dim * m->heads != m->hidden ? "model.head_dim"
+                      : m->norm != TS_NORM_LAYERNORM                          ? "model.norm"
+                      : m->bias != TS_BIAS_ALL                                ? "model.bias"
+                                                                              : NULL;
+  if (field)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: %s: the reference model is a GPT block (multi-head attention of head "
+                      "size hidden / heads, LayerNorm, biases everywhere); it does not run this "
+                      "shape",
+                      job->path, field);
   *cfg = (ts_ref_config_t){.layers = m->layers,
                            .hidden = m->hidden,
                            .heads = m->heads,

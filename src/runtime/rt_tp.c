@@ -16,7 +16,8 @@
 ** Korthikanti et al. 2022 place them.  A weight_grad op (zb-h1's second
 ** half) needs no TP collective and runs whole.  A layer's FLOPs (its
 ** share of the op, ts_unit_t.share) are split between the attention and
-** MLP pieces by their GEMM FLOPs (attention 8 b s h^2 + 4 b s^2 h, plus
+** MLP pieces by their FLOPs (attention 2 b s (h (q + 2 kv) + q h) + 4 b s^2 q,
+** 8 b s h^2 + 4 b s^2 h without GQA, plus
 ** the recomputed core under selective recompute; MLP 2 k b s h f); a
 ** piece beyond one layer's FLOPs (the LM head in the last layer's unit)
 ** goes to the MLP piece.  Every compute piece is its own compute event
@@ -39,6 +40,7 @@
 
 #include "rt_internal.h"
 #include "ts_internal.h"
+#include "ts_moe.h" /* ts__cost_attention_flops */
 
 struct rt_tp {
   ts_group_t g;
@@ -60,9 +62,11 @@ void ts__rt_tp_init(ts_rt_t *rt) {
   double b = job->micro_batch_size, s = job->seq_len, h = m->hidden, f = m->ffn_hidden;
   double t = job->tensor_parallel, k = m->gated_mlp ? 3 : 2;
   tp->msg = b * s * h * job->bytes_per_element;
-  double A = (8 * b * s * h * h + 4 * b * s * s * h) / t, M = 2 * k * b * s * h * f / t;
+  double q = (double)m->heads * m->head_dim;
+  double A = ts__cost_attention_flops(m, job->seq_len, job->micro_batch_size) / t;
+  double M = 2 * k * b * s * h * f / t;
   double core = job->recompute == TS_RECOMPUTE_SELECTIVE && !m->flash_attention
-                    ? 4 * b * s * s * h / t
+                    ? 4 * b * s * s * q / t
                     : 0;
   tp->attn[TS_FORWARD] = tp->attn[TS_RECOMPUTE] = A;
   tp->layer[TS_FORWARD] = tp->layer[TS_RECOMPUTE] = A + M;
