@@ -286,6 +286,11 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
                     "%s: data_parallel: the job needs %d devices (%d replicas of %d) but platform "
                     "'%s' has %zu hosts",
                     job->path, x.n, job->data_parallel, x.n / job->data_parallel, job->platform, nh);
+  } else if ((size_t)x.n > nh && job->tensor_parallel > 1) {
+    rc = ts_err_set(err, EX_DATAERR,
+                    "%s: tensor_parallel: the job needs %d devices (%d ranks x %d) but platform "
+                    "'%s' has %zu hosts",
+                    job->path, x.n, job->tensor_parallel, x.n / job->tensor_parallel, job->platform, nh);
   } else if ((size_t)x.n > nh) {
     rc = ts_err_set(err, EX_DATAERR, "%s: stages: the job needs %d devices but platform '%s' has %zu hosts",
                     job->path, x.n, job->platform, nh);

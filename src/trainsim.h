@@ -101,7 +101,12 @@ typedef enum {
 const char *ts_partition_name(ts_partition_t p);
 
 typedef enum { TS_MODEL_TRANSFORMER = 0, TS_MODEL_SYNTHETIC } ts_model_kind_t;
-typedef enum { TS_RECOMPUTE_NONE = 0, TS_RECOMPUTE_FULL } ts_recompute_t;
+/* none, full (every layer rebuilt from the part's input before its
+** backward) or selective (Korthikanti et al. 2022: only the attention core,
+** recomputed inside the backward; README "Tensor parallelism"). */
+typedef enum { TS_RECOMPUTE_NONE = 0, TS_RECOMPUTE_FULL, TS_RECOMPUTE_SELECTIVE } ts_recompute_t;
+/* "none", "full", "selective". */
+const char *ts_recompute_name(ts_recompute_t r);
 
 /* Mixture-of-experts layers (GShard top-2; README "Mixture of experts").
 ** experts == 0: a dense model. */
@@ -186,12 +191,14 @@ typedef enum ts_coll_purpose {
                       ** optimizer step */
   TS_CP_GATHER,       /* zero 3: all-gather of a unit's parameters before its
                       ** forward, recompute or backward */
+  TS_CP_TP,           /* tensor parallel: a layer's all-reduce (or, with
+                      ** sequence parallelism, reduce-scatter / all-gather) */
   TS_CP_PURPOSES
 } ts_coll_purpose_t;
 
 /* "all-reduce", "reduce-scatter", "all-gather", "broadcast", "all-to-all". */
 const char *ts_coll_op_name(ts_coll_op_t op);
-/* "schedule", "grads", "params", "gather". */
+/* "schedule", "grads", "params", "gather", "tp". */
 const char *ts_coll_purpose_name(ts_coll_purpose_t p);
 /* 1 for the purposes that belong to data parallelism (grads, params,
 ** gather). */
@@ -273,6 +280,13 @@ typedef struct ts_job {
                          ** all after it (false) */
   ts_optimizer_t optimizer; /* "adam" (default): the step is simulated;
                          ** "none": no optimizer step */
+  /* tensor parallelism (README "Tensor parallelism") */
+  int tensor_parallel;   /* t: devices a layer is split over (default 1) */
+  char tensor_parallel_mode[8]; /* "1d" (the only one modelled so far) */
+  bool sequence_parallel; /* each all-reduce a reduce-scatter + all-gather;
+                         ** LayerNorm and dropout on s / t tokens */
+  bool pipeline_scatter_gather; /* pipeline messages of b s h / t per device
+                         ** (default true when t > 1) */
   /* platform overrides from --set platform.{link,host}.PATTERN.FIELD */
   struct ts_override {
     char what;           /* 'l' link, 'h' host */
@@ -397,7 +411,7 @@ int ts_plan_new(ts_layout_t *pipe, const int degree[TS_DIMS], const ts_dim_t *or
 /* The plan of a job under its schedule: the schedule's pipeline rule (or
 ** ts_layout_linear), expert-parallel lanes from model.moe when the
 ** schedule runs MoE layers, job->data_parallel replicas in job->order,
-** and one tensor rank (until the job can ask for more).  Errors as
+** and job->tensor_parallel tensor ranks.  Errors as
 ** ts_plan_new. */
 struct ts_schedule;
 int ts_plan_for_job(const ts_job_t *job, const struct ts_schedule *s, ts_plan_t **out,
@@ -495,6 +509,12 @@ void ts_cost_balanced_split(int n, int p, double w, double e_first, double e_las
 ** (Korthikanti et al. 2022, generalised to bytes_per_element, flash
 ** attention and dropout; see README "Memory"). */
 double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe);
+/* The same per device under 1D tensor parallelism over t ranks, with
+** sequence parallelism sp and recompute rec (Korthikanti et al. 2022
+** Table 2; README "Tensor parallelism"); t = 1, sp false and rec not
+** selective give ts_cost_layer_activation_bytes. */
+double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int t,
+                                         bool sp, ts_recompute_t rec);
 /* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
 ** (V + s) h for a GPT-style model with the default fields; seq is the
 ** position table's length when model.max_positions is 0. */
@@ -604,9 +624,14 @@ typedef struct ts_device_metrics {
   double dp_bytes;         /* bytes sent in data-parallel collectives */
   double dp_comm_s;        /* time inside data-parallel collectives (union of
                            ** their spans on the communication stream) */
-  double exposed_comm_s;   /* time the compute stream waited for collectives */
+  double exposed_comm_s;   /* time the compute stream waited for collectives
+                           ** other than tensor-parallel ones */
   double optimizer_s;      /* the optimizer step's duration */
   double gathered_peak_bytes; /* zero 3: most gathered parameters held at once */
+  /* tensor parallelism (README "Tensor parallelism"; 0 at t = 1) */
+  double tp_bytes;         /* bytes sent in tensor-parallel collectives */
+  double tp_comm_s;        /* union of their spans */
+  double tp_exposed_s;     /* time the compute stream waited for them */
   /* memory over time: (time, activation bytes) steps, owned */
   int n_mem;
   double *mem_t, *mem_bytes;
@@ -632,6 +657,8 @@ typedef struct ts_metrics {
   double dp_bytes;            /* sum over devices */
   double dp_comm_s, exposed_comm_s; /* max over devices */
   double dp_comm_share;       /* dp_comm_s / makespan */
+  double tp_bytes;            /* sum over devices */
+  double tp_comm_s, tp_exposed_s; /* max over devices */
   /* MoE (zeros for dense models): README "Mixture of experts" */
   double alltoall_share;      /* all-to-all call time / (devices x T) */
   double expert_imbalance;    /* max over mean of tokens per expert */

@@ -116,7 +116,12 @@ const char *ts_coll_op_name(ts_coll_op_t op) {
   return op >= 0 && op < TS_COLL_OPS ? op_names[op] : "unknown collective";
 }
 
-static const char *const purpose_names[TS_CP_PURPOSES] = {"schedule", "grads", "params", "gather"};
+static const char *const purpose_names[TS_CP_PURPOSES] = {"schedule", "grads", "params", "gather",
+                                                          "tp"};
+
+const char *ts_recompute_name(ts_recompute_t r) {
+  return r == TS_RECOMPUTE_FULL ? "full" : r == TS_RECOMPUTE_SELECTIVE ? "selective" : "none";
+}
 
 const char *ts_coll_purpose_name(ts_coll_purpose_t p) {
   return p >= 0 && p < TS_CP_PURPOSES ? purpose_names[p] : "unknown";

@@ -66,7 +66,7 @@ static int job_value(const ts_job_t *job, const char *path, size_t len, char *bu
   else if (len == 10 && !strncmp(path, "iterations", len))
     snprintf(buf, n, "%d", job->iterations);
   else if (len == 9 && !strncmp(path, "recompute", len))
-    snprintf(buf, n, "%s", job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+    snprintf(buf, n, "%s", ts_recompute_name(job->recompute));
   else
     return -1;
   return 0;

@@ -57,6 +57,7 @@
 #include "ts_gemm.h"
 #include "ts_moe.h"
 #include "ts_internal.h"
+#include "ts_tp.h"
 
 static int mlp_mats(const ts_model_t *m) { return m->gated_mlp ? 3 : 2; }
 
@@ -430,6 +431,7 @@ int ts_cost_build(const ts_job_t *job, int n_parts, ts_cost_t **out, ts_err_t *e
   c->model_params = ts_cost_transformer_params(m, s);
   c->has_flops = true;
   if ((c->moe = ts_moe_cost_build(job, n_parts))) moe_costs(job, c);
+  ts__cost_tp_apply(job, c); /* tensor-parallel shares (README "Tensor parallelism") */
   ts__cost_work(job, c);
   *out = c;
   return 0;

@@ -108,16 +108,28 @@ static void add_mem(ts_op_work_t *w, double fwd, double bwd, bool rec) {
 
 void ts_gemm_layer_work(const ts_model_t *m, int seq, int mbs, int bpe, double layers,
                         ts_op_work_t w[TS_COMPUTE_KINDS]) {
+  ts_gemm_layer_work_tp(m, seq, mbs, bpe, layers, 1, false, false, w);
+}
+
+void ts_gemm_layer_work_tp(const ts_model_t *m, int seq, int mbs, int bpe, double layers,
+                           int tp, bool sp, bool selective, ts_op_work_t w[TS_COMPUTE_KINDS]) {
   double s = seq, b = mbs, M = s * b, h = m->hidden, f = m->ffn_hidden, a = m->heads;
   double e = bpe, d = h / a, km = m->gated_mlp ? 3 : 2;
-  add_linear(w, M, 3 * h, h, layers, true);
-  add_linear(w, M, h, h, layers, true);
-  add_linear(w, M, f, h, (km - 1) * layers, true);
-  add_linear(w, M, h, f, layers, true);
-  double mem = (10 * h + (km == 3 ? 3 : 2) * f) * M * e;
-  if (m->dropout) mem += 2 * M * h * (2 * e + 1);
+  /* One tensor-parallel rank's share (every x / 1 is x exactly): QKV and
+  ** the MLP's input projections column-split (n / t), the output
+  ** projections row-split (k / t), a / t heads; the f-wide and score
+  ** bytes / t, the h-wide ones (LayerNorm, dropout, residual) / t only
+  ** with sequence parallelism. */
+  double t = tp > 1 ? tp : 1, st = sp ? t : 1;
+  add_linear(w, M, 3 * h / t, h, layers, true);
+  add_linear(w, M, h, h / t, layers, true);
+  add_linear(w, M, f / t, h, (km - 1) * layers, true);
+  add_linear(w, M, h, f / t, layers, true);
+  double mem = (10 * h / st + (km == 3 ? 3 : 2) * f / t) * M * e;
+  if (m->dropout) mem += 2 * M * (h / st) * (2 * e + 1);
+  a /= t;
   if (m->flash_attention) {
-    double fa = 0.5 * 4 * b * s * s * h * layers; /* causal */
+    double fa = 0.5 * 4 * b * s * s * (h / t) * layers; /* causal */
     w[TS_FORWARD].attn_flops += fa;
     w[TS_RECOMPUTE].attn_flops += fa;
     w[TS_BACKWARD].attn_flops += 2.5 * fa;
@@ -128,7 +140,9 @@ void ts_gemm_layer_work(const ts_model_t *m, int seq, int mbs, int bpe, double l
   double bas = b * a * s, scores = a * s * s * b;
   for (int kind = 0; kind < TS_COMPUTE_KINDS; kind++) {
     if (kind == TS_WEIGHT_GRAD) continue;
-    double c = (kind == TS_BACKWARD || kind == TS_BACKWARD_INPUT) ? 2 * layers : layers;
+    /* Selective recompute runs the attention core again in the backward. */
+    double c = (kind == TS_BACKWARD || kind == TS_BACKWARD_INPUT) ? (selective ? 3 : 2) * layers
+                                                                  : layers;
     add(&w[kind], bas, s, d, c);
     add(&w[kind], bas, d, s, c);
   }
@@ -151,16 +165,22 @@ void ts__cost_work(const ts_job_t *job, ts_cost_t *c) {
   if (m->kind != TS_MODEL_TRANSFORMER) return;
   double M = (double)job->seq_len * job->micro_batch_size, h = m->hidden, V = m->vocab;
   double e = job->bytes_per_element;
+  /* Tensor parallelism (README "Tensor parallelism"): each rank's GEMMs,
+  ** the LM head vocabulary-parallel. */
+  int tp = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
+  double t = tp;
   for (int k = 0; k < c->n_parts; k++) {
     ts_part_cost_t *p = &c->part[k];
     bool last = k == c->n_parts - 1;
     memset(p->work, 0, sizeof p->work);
-    ts_gemm_layer_work(m, job->seq_len, job->micro_batch_size, job->bytes_per_element,
-                       p->n_layers, p->work);
+    ts_gemm_layer_work_tp(m, job->seq_len, job->micro_batch_size, job->bytes_per_element,
+                          p->n_layers, tp, job->sequence_parallel,
+                          job->recompute == TS_RECOMPUTE_SELECTIVE, p->work);
     if (k == 0) add_mem(p->work, 3 * M * h * e, 2 * M * h * e, false);
     if (last) {
-      add_linear(p->work, M, V, h, 1, false);
-      add_mem(p->work, 2 * M * h * e + M * V * (e + 4), 4 * M * h * e + M * V * (e + 4), false);
+      add_linear(p->work, M, V / t, h, 1, false);
+      add_mem(p->work, 2 * M * h * e + M * (V / t) * (e + 4), 4 * M * h * e + M * (V / t) * (e + 4),
+              false);
     }
     for (int kind = 0; kind < TS_COMPUTE_KINDS; kind++)
       p->work[kind].flops = c->moe ? dense_flops(job, p->n_layers, last, kind) : p->flops[kind];

@@ -47,6 +47,12 @@ double ts_gemm_op_seconds(const ts_gemm_curve_t *c, double peak, double mem_bw,
 ** kind (README "Model of time" lists the shapes and bytes). */
 void ts_gemm_layer_work(const ts_model_t *m, int seq, int mbs, int bpe, double layers,
                         ts_op_work_t w[TS_COMPUTE_KINDS]);
+/* The same for one of tp tensor-parallel ranks (Megatron 1D; README
+** "Tensor parallelism"), with sequence parallelism sp and, for selective
+** recompute, the attention core's GEMMs once more in the backward; tp 1,
+** sp and selective false give ts_gemm_layer_work exactly. */
+void ts_gemm_layer_work_tp(const ts_model_t *m, int seq, int mbs, int bpe, double layers,
+                           int tp, bool sp, bool selective, ts_op_work_t w[TS_COMPUTE_KINDS]);
 /* Fills part[].work of a transformer cost table (called by ts_cost_build
 ** once the FLOPs are final); leaves a synthetic model's untouched. */
 void ts__cost_work(const ts_job_t *job, ts_cost_t *c);

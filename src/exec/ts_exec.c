@@ -25,7 +25,7 @@ int ts_exec_reference_check(const ts_job_t *job, const ts_layout_t *lay, const t
                       job->path, c.seq, TS_REF_MAX_SEQ, verb);
   int M = job->microbatches * job->iterations, mbs = job->micro_batch_size;
   double per_layer = ts_ref_block_forward_flops(&c, mbs);
-  double flops = (double)M * c.layers * per_layer * (job->recompute ? 4 : 3);
+  double flops = (double)M * c.layers * per_layer * (job->recompute == TS_RECOMPUTE_FULL ? 4 : 3);
   if (flops > TS_REF_MAX_FLOPS)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model: one iteration takes %.3g FLOPs, more than the %.3g the CPU "

@@ -138,6 +138,19 @@ int ts__validate_dp_fields(const cJSON *root, ts_job_t *job, vctx_t *c);
 ** schedule that orders ops by arrival. */
 int ts__check_dp_schedule(const struct ts_schedule *s, const ts_job_t *job, vctx_t *c);
 
+/* ---- tensor parallelism (job_tp.c) ---------------------------------- */
+
+/* Reads tensor_parallel, tensor_parallel_mode, sequence_parallel and
+** pipeline_scatter_gather of root into job, with their defaults (README
+** "Tensor parallelism"); modes other than "1d" are errors. */
+int ts__validate_tp_fields(const cJSON *root, ts_job_t *job, vctx_t *c);
+
+/* The combinations with the model (already read) and the schedule s that
+** are not modelled: t not dividing model.heads or model.hidden, t > 1
+** with a synthetic model, MoE layers or host-memory weights, recompute
+** "selective" with a synthetic model. */
+int ts__check_tp(const struct ts_schedule *s, const ts_job_t *job, vctx_t *c);
+
 /* ---- partitioning (job_partition.c) -------------------------------- */
 
 /* Reads partition and layers_per_stage of root into job (the model,

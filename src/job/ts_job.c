@@ -33,7 +33,8 @@ const char *const ts__job_fields[] = {
     "seq_len", "recompute", "placement", "bytes_per_element", "chunks", "iterations",
     "description", "devices", "mapping", "mapping_groups", "data_parallel", "rank_order",
     "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", "table",
-    "partition", "layers_per_stage", NULL};
+    "partition", "layers_per_stage", "tensor_parallel", "tensor_parallel_mode",
+    "sequence_parallel", "pipeline_scatter_gather", NULL};
 const char *const ts__transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
     "flash_attention", "dropout", "gated_mlp", "moe", "kv_heads", "head_dim",
@@ -221,8 +222,11 @@ static int validate_sizes(const cJSON *root, ts_job_t *job, vctx_t *c) {
     job->recompute = TS_RECOMPUTE_NONE;
   else if (strcmp(rec, "full") == 0)
     job->recompute = TS_RECOMPUTE_FULL;
+  else if (strcmp(rec, "selective") == 0)
+    job->recompute = TS_RECOMPUTE_SELECTIVE;
   else
-    return ts_err_set(c->err, EX_DATAERR, "%s: recompute: expected \"none\" or \"full\", got '%s'",
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: recompute: expected \"none\", \"full\" or \"selective\", got '%s'",
                       c->file, rec);
   const cJSON *desc = cJSON_GetObjectItemCaseSensitive(root, "description");
   if (desc && !cJSON_IsString(desc))
@@ -316,7 +320,8 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
                       "%s: model: expected an object or the path of a config.json", c->file);
   const ts_schedule_t *s = NULL;
   if ((rc = validate_schedule(root, job, &s, c)) || (rc = validate_sizes(root, job, c)) ||
-      (rc = ts__validate_dp_fields(root, job, c)) || (rc = validate_products(job, false, c)) ||
+      (rc = ts__validate_dp_fields(root, job, c)) || (rc = ts__validate_tp_fields(root, job, c)) ||
+      (rc = validate_products(job, false, c)) ||
       (rc = ts__validate_model(model, job, c)) || (rc = validate_products(job, true, c)))
     return rc;
   if (job->model.kind == TS_MODEL_TRANSFORMER &&
@@ -325,7 +330,8 @@ static int validate(const cJSON *root, ts_job_t *job, vctx_t *c) {
                       "%s: stages: %d stages x %d chunks exceed the model's %d layers", c->file,
                       job->stages, job->chunks, job->model.layers);
   if ((rc = ts__validate_partition(root, job, c))) return rc;
-  if ((rc = ts__check_dp_schedule(s, job, c)) || (rc = validate_platform(root, job, c)) ||
+  if ((rc = ts__check_dp_schedule(s, job, c)) || (rc = ts__check_tp(s, job, c)) ||
+      (rc = validate_platform(root, job, c)) ||
       (rc = validate_devices(root, s, job, c)))
     return rc;
   const cJSON *pl = cJSON_GetObjectItemCaseSensitive(root, "placement");

@@ -20,7 +20,11 @@
 **                       params, gather).
 **   dp_comm_s           length of the union of the device's data-parallel
 **                       collectives' spans.
-**   exposed_comm_s      sum of its TS_COMM_WAIT durations.
+**   exposed_comm_s      sum of its TS_COMM_WAIT durations but those of
+**                       tensor-parallel collectives.
+**   tp_bytes, tp_comm_s, tp_exposed_s  the same three for tensor-parallel
+**                       collectives (purpose tp; README "Tensor
+**                       parallelism"): bytes sent, union of spans, waits.
 **   optimizer_s         sum of its TS_OPTIMIZER durations.
 */
 #include <stdlib.h>
@@ -70,28 +74,50 @@ static int start_cmp(const void *a, const void *b) {
   return (x->end > y->end) - (x->end < y->end);
 }
 
+/* The open piece [lo, hi] of a union of spans (hi < lo: none) and its
+** closed pieces' length. */
+typedef struct span_union {
+  double lo, hi, sum;
+} span_union_t;
+
+/* Adds [a, b] (spans come sorted by start). */
+static void union_add(span_union_t *u, double a, double b) {
+  if (u->hi >= u->lo && a <= u->hi) { /* extend the piece */
+    if (b > u->hi) u->hi = b;
+  } else {
+    if (u->hi >= u->lo) u->sum += u->hi - u->lo;
+    u->lo = a, u->hi = b;
+  }
+}
+
+static double union_len(const span_union_t *u) { return u->sum + (u->hi >= u->lo ? u->hi - u->lo : 0); }
+
 void ts__metrics_streams(const ts_event_t **sev, int ns, ts_device_metrics_t *dm) {
   qsort(sev, (size_t)ns, sizeof *sev, start_cmp);
-  double lo = 0, hi = -1; /* the open piece of the union; hi < lo: none */
+  span_union_t dp = {0, -1, 0}, tp = {0, -1, 0};
   for (int i = 0; i < ns; i++) {
     const ts_event_t *e = sev[i];
     double len = e->end - e->start;
+    bool is_tp = TS_EV_COLL_PURPOSE(e->coll) == TS_CP_TP;
     if (e->kind == TS_OPTIMIZER) {
       dm->optimizer_s += len;
     } else if (e->kind == TS_COMM_WAIT) {
-      dm->exposed_comm_s += len;
+      if (is_tp)
+        dm->tp_exposed_s += len;
+      else
+        dm->exposed_comm_s += len;
     } else if (e->kind == TS_COLLECTIVE) {
       ts_coll_op_t op = TS_EV_COLL_OP(e->coll);
       if (op >= 0 && op < TS_COLL_OPS) dm->coll_bytes[op] += e->bytes;
+      if (is_tp) {
+        dm->tp_bytes += e->bytes;
+        union_add(&tp, e->start, e->end);
+      }
       if (!ts_coll_purpose_is_dp(TS_EV_COLL_PURPOSE(e->coll))) continue;
       dm->dp_bytes += e->bytes;
-      if (hi >= lo && e->start <= hi) { /* sorted by start: extend the piece */
-        if (e->end > hi) hi = e->end;
-      } else {
-        if (hi >= lo) dm->dp_comm_s += hi - lo;
-        lo = e->start, hi = e->end;
-      }
+      union_add(&dp, e->start, e->end);
     }
   }
-  if (hi >= lo) dm->dp_comm_s += hi - lo;
+  dm->dp_comm_s = union_len(&dp);
+  dm->tp_comm_s = union_len(&tp);
 }

@@ -16,7 +16,8 @@ void ts__metrics_states(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
 
 /* From the device's ns stream events sev (TS_COLLECTIVE, TS_OPTIMIZER,
 ** TS_COMM_WAIT, any order): dm's coll_bytes, dp_bytes, dp_comm_s,
-** exposed_comm_s and optimizer_s.  Reorders sev. */
+** exposed_comm_s, optimizer_s and the tensor-parallel tp_bytes, tp_comm_s
+** and tp_exposed_s.  Reorders sev. */
 void ts__metrics_streams(const ts_event_t **sev, int ns, ts_device_metrics_t *dm);
 
 /* 1 when e is data-parallel work that follows or surrounds the pipeline

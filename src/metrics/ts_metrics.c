@@ -435,6 +435,9 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
     m->dp_bytes += dm->dp_bytes;
     m->dp_comm_s = fmax(m->dp_comm_s, dm->dp_comm_s);
     m->exposed_comm_s = fmax(m->exposed_comm_s, dm->exposed_comm_s);
+    m->tp_bytes += dm->tp_bytes;
+    m->tp_comm_s = fmax(m->tp_comm_s, dm->tp_comm_s);
+    m->tp_exposed_s = fmax(m->tp_exposed_s, dm->tp_exposed_s);
     m->optimizer_s = fmax(m->optimizer_s, dm->optimizer_s);
   }
   free(ev);

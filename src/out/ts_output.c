@@ -55,7 +55,7 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j, const ts_schedule_t *sc) {
   cJSON_AddNumberToObject(job, "seq_len", j->seq_len);
   cJSON_AddNumberToObject(job, "chunks", j->chunks);
   cJSON_AddNumberToObject(job, "iterations", j->iterations);
-  cJSON_AddStringToObject(job, "recompute", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  cJSON_AddStringToObject(job, "recompute", ts_recompute_name(j->recompute));
   cJSON_AddNumberToObject(job, "bytes_per_element", j->bytes_per_element);
   /* The layer split (README "Partitioning"): the rule and the layers of
   ** each of the stages x chunks model parts it gave. */
@@ -75,6 +75,14 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j, const ts_schedule_t *sc) {
   add_num(job, "gradient_bucket_mb", j->gradient_bucket_mb);
   cJSON_AddBoolToObject(job, "overlap_grad_reduce", j->overlap_grad_reduce);
   cJSON_AddStringToObject(job, "optimizer", j->optimizer == TS_OPTIMIZER_NONE ? "none" : "adam");
+  /* tensor parallelism (README "Tensor parallelism"): only when used, so
+  ** that a job without it reports what it always did */
+  if (j->tensor_parallel > 1) {
+    cJSON_AddNumberToObject(job, "tensor_parallel", j->tensor_parallel);
+    cJSON_AddStringToObject(job, "tensor_parallel_mode", j->tensor_parallel_mode);
+    cJSON_AddBoolToObject(job, "sequence_parallel", j->sequence_parallel);
+    cJSON_AddBoolToObject(job, "pipeline_scatter_gather", j->pipeline_scatter_gather);
+  }
   return job;
 }
 
@@ -148,6 +156,11 @@ cJSON *ts__summary_json(const ts_result_t *r) {
   cJSON_AddStringToObject(o, "executor", r->run->executor);
   ts__job_json(o, j, r->sched);
   summary_metrics_json(o, r);
+  if (j->tensor_parallel > 1) {
+    add_num(o, "tp_bytes", m->tp_bytes);
+    add_num(o, "tp_comm_s", m->tp_comm_s);
+    add_num(o, "tp_exposed_s", m->tp_exposed_s);
+  }
   if (r->cost->moe) moe_json(o, r);
   bool host = r->sched && r->sched->host_weights;
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
@@ -187,6 +200,11 @@ cJSON *ts__summary_json(const ts_result_t *r) {
     add_num(x, "p2p_bytes_sent", dm->send_bytes);
     add_num(x, "speed_flops", r->run->devices[d].speed);
     dp_device_json(x, dm);
+    if (j->tensor_parallel > 1) {
+      add_num(x, "tp_bytes", dm->tp_bytes);
+      add_num(x, "tp_comm_s", dm->tp_comm_s);
+      add_num(x, "tp_exposed_s", dm->tp_exposed_s);
+    }
     if (host) {
       add_num(x, "host_bytes", dm->host_bytes);
       add_num(x, "room_wait_s", dm->room_wait_s);
@@ -281,7 +299,8 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
   fprintf(f, "trainsim %s: %s on %s, model %s, p=%d m=%d", TS_VERSION, j->schedule, j->platform_arg,
           j->model.name, j->stages, j->microbatches);
   if (j->chunks > 1) fprintf(f, " v=%d", j->chunks);
-  fprintf(f, " recompute=%s\n", j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+  if (j->tensor_parallel > 1) fprintf(f, " t=%d%s", j->tensor_parallel, j->sequence_parallel ? "+sp" : "");
+  fprintf(f, " recompute=%s\n", ts_recompute_name(j->recompute));
   fprintf(f, "  iteration time   %s (ideal %s)\n", human_time(m->iteration_time_s, a, sizeof a),
           human_time(m->ideal_time_s, b, sizeof b));
   fprintf(f, "  bubble fraction  %.4f   (bubble overhead %.4f)\n", m->bubble_fraction,
@@ -303,6 +322,10 @@ void ts_print_summary(const ts_result_t *r, FILE *f) {
       fprintf(f, "  data parallel    %s sent, %s in collectives (share %.4f), %s exposed\n",
               ts__human_bytes(m->dp_bytes, a, sizeof a), human_time(m->dp_comm_s, b, sizeof b),
               m->dp_comm_share, human_time(m->exposed_comm_s, c, sizeof c));
+    if (j->tensor_parallel > 1)
+      fprintf(f, "  tensor parallel  %s sent, %s in collectives, %s exposed (max per device)\n",
+              ts__human_bytes(m->tp_bytes, a, sizeof a), human_time(m->tp_comm_s, b, sizeof b),
+              human_time(m->tp_exposed_s, c, sizeof c));
   }
   if (r->cost->moe) {
     long long kept = 0;

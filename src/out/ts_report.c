@@ -225,7 +225,7 @@ static void write_header(FILE *f, const ts_result_t *r) {
     fputs("</b> \xC2\xB7 platform <b>", f);
     ts__xml_puts(f, j->platform_arg[0] ? j->platform_arg : j->platform);
     fprintf(f, "</b> \xC2\xB7 micro-batch size %d \xC2\xB7 sequence %d \xC2\xB7 recompute %s \xC2\xB7 job <code>",
-            j->micro_batch_size, j->seq_len, j->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
+            j->micro_batch_size, j->seq_len, ts_recompute_name(j->recompute));
     ts__xml_puts(f, j->path);
     fputs("</code> \xC2\xB7 ", f);
   }
@@ -275,6 +275,11 @@ static void write_cards(FILE *f, const ts_result_t *r) {
     card(f, "DP communication share", b, false);
     card(f, "exposed communication", ts__report_time(a, sizeof a, m->exposed_comm_s), false);
     card(f, "optimizer step", ts__report_time(a, sizeof a, m->optimizer_s), false);
+  }
+  if (m->tp_bytes > 0) { /* tensor parallelism (README "Tensor parallelism") */
+    card(f, "TP communication", ts__report_time(a, sizeof a, m->tp_comm_s), false);
+    card(f, "exposed TP time", ts__report_time(a, sizeof a, m->tp_exposed_s), false);
+    card(f, "TP bytes", ts__report_bytes(a, sizeof a, m->tp_bytes), false);
   }
   card(f, "largest peak memory", ts__report_bytes(a, sizeof a, worst), nofit > 0);
   if (nofit) {

@@ -187,6 +187,9 @@ static void build_groups(ts_plan_t *p) {
     make_groups(p, (ts_group_kind_t)k, key, sk);
   }
   replica_keys(p, key);
+  /* Tensor-parallel ranks hold different shards of the same rows: each
+  ** rank's replicas are its own group (the key unchanged at one rank). */
+  for (int d = 0; d < n; d++) key[d] = key[d] * p->degree[TS_DIM_TP] + ts_plan_coord(p, d, TS_DIM_TP);
   for (int d = 0; d < n; d++) sk[d] = d;
   make_groups(p, TS_GROUP_REPLICA, key, sk);
   free(key);
@@ -284,11 +287,13 @@ ts_layout_t *ts_plan_pipeline(const ts_job_t *job, const ts_schedule_t *s) {
 }
 
 /* The degrees of a job's plan other than pp (ts_plan_for_job): the
-** expert-parallel lanes of a MoE schedule and the data-parallel replicas. */
+** tensor-parallel ranks, the expert-parallel lanes of a MoE schedule and
+** the data-parallel replicas. */
 static void job_degrees(const ts_job_t *job, const ts_schedule_t *s, int deg[TS_DIMS]) {
   for (int i = 0; i < TS_DIMS; i++) deg[i] = 1;
   if (s->moe && job->model.moe.experts > 0) deg[TS_DIM_EP] = job->model.moe.expert_parallel;
   if (job->data_parallel > 1) deg[TS_DIM_DP] = job->data_parallel;
+  if (job->tensor_parallel > 1) deg[TS_DIM_TP] = job->tensor_parallel;
 }
 
 int ts_plan_for_job(const ts_job_t *job, const ts_schedule_t *s, ts_plan_t **out, ts_err_t *err) {

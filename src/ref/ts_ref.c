@@ -21,6 +21,9 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                       "%s: model.kind: the reference executor needs a transformer model, got a "
                       "synthetic one (it has no math to run)",
                       job->path);
+  if (job->tensor_parallel > 1 || job->recompute == TS_RECOMPUTE_SELECTIVE)
+    return ts_err_set(err, EX_DATAERR, "%s: %s: the reference executor runs no sharded math yet",
+                      job->path, job->tensor_parallel > 1 ? "tensor_parallel" : "recompute");
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model.gated_mlp: the reference model has a plain GELU MLP, not a gated one",

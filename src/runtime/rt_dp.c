@@ -99,10 +99,12 @@ static void part_units(ts_rt_t *rt, int v, ts_unit_t *u) {
   double emb = 0, head = 0, head_fl = 0;
   if (cost->has_flops && !mc) {
     const ts_model_t *m = &job->model;
-    if (part == 0) emb = ((double)m->vocab + job->seq_len) * m->hidden;
-    if (part == cost->n_parts - 1 && cost->n_parts > 1) head = (double)m->vocab * m->hidden;
+    /* A tensor-parallel rank's share: vocabulary-parallel (ts_tp.c). */
+    double t = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
+    if (part == 0) emb = ((double)m->vocab + job->seq_len) * m->hidden / t;
+    if (part == cost->n_parts - 1 && cost->n_parts > 1) head = (double)m->vocab * m->hidden / t;
     if (part == cost->n_parts - 1)
-      head_fl = 2.0 * job->micro_batch_size * job->seq_len * m->hidden * (double)m->vocab;
+      head_fl = 2.0 * job->micro_batch_size * job->seq_len * m->hidden * (double)m->vocab / t;
   }
   double fw = pc->flops[TS_FORWARD], per_fl = n > 0 ? (fw - head_fl) / n : 0;
   int moe_n = mc ? mc->part_count[part] : 0;
@@ -205,10 +207,12 @@ void ts__rt_dp_init(ts_rt_t *rt) {
   dp->z3 = !own && w->job->zero == 3 && dp->rep.n > 1;
   if (!dp->z3 && !own) build_buckets(dp, w->job);
   dp->sync = dp->n_buckets > 0 || dp->z3;
+  ts__rt_tp_init(rt);
 }
 
 void ts__rt_dp_free(ts_rt_t *rt) {
   rt_dp_t *dp = rt->dp;
+  ts__rt_tp_free(rt);
   if (!dp) return;
   free(dp->units);
   free(dp->first_unit);
@@ -316,6 +320,22 @@ static void after_unit(const dp_op_t *o, int a, int b, bool weights, bool grads)
 ** the op exactly); *done accumulates the share run so far. */
 static void compute_share(const dp_op_t *o, int i0, int i1, double *done) {
   ts_world_t *w = o->rt->w;
+  if (ts__rt_tp_splits(o->rt, o->kind)) { /* layer by layer, TP pieces (rt_tp.c) */
+    const ts_unit_t *un = o->rt->dp->units;
+    for (int i = i0; i < i1; i++) {
+      int a, b;
+      piece(o, i, &a, &b);
+      for (int j = 0; j < b - a; j++) {
+        int u = o->down ? b - 1 - j : a + j;
+        bool last = i == o->n - 1 && j == b - a - 1;
+        double f = last ? 1 : *done + un[u].share;
+        ts__rt_tp_layer(o->rt, o->kind, o->v, o->mb, o->flags, o->flops * f - o->flops * *done,
+                        o->seconds * f - o->seconds * *done, i == 0 && j == 0, last);
+        *done = f;
+      }
+    }
+    return;
+  }
   double share = *done;
   for (int i = i0; i < i1; i++) {
     int a, b;
@@ -341,7 +361,8 @@ static void op_buckets(const dp_op_t *o) {
     for (int u = a; u < b; u++) dp->final[u] = 1;
     start_buckets(o->rt, false);
   }
-  ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags, t0, w->ops->now(w->xd));
+  if (!ts__rt_tp_splits(o->rt, o->kind)) /* else the pieces recorded themselves */
+    ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags, t0, w->ops->now(w->xd));
 }
 
 /* zero 3: unit by unit, the next unit's gather prefetched, a wait (and a
@@ -365,7 +386,8 @@ static void op_zero3(const dp_op_t *o, bool weights, bool grads) {
     double t0 = w->ops->now(w->xd);
     compute_share(o, i, i + 1, &done);
     int fl = (i ? TS_EVF_CONT : 0) | (i + 1 < o->n ? TS_EVF_MORE : 0);
-    ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags | fl, t0, w->ops->now(w->xd));
+    if (!ts__rt_tp_splits(o->rt, o->kind))
+      ts__rt_push_compute(o->rt, o->kind, o->v, o->mb, o->flags | fl, t0, w->ops->now(w->xd));
     after_unit(o, a, b, weights, grads);
   }
 }
@@ -416,6 +438,15 @@ void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, do
     (whole ? op_zero3_whole : op_zero3)(&o, weights, grads);
   } else if (completes && overlap && !whole) {
     op_buckets(&o);
+  } else if (ts__rt_tp_splits(rt, kind)) { /* tensor parallel: its layers (rt_tp.c) */
+    units_of(rt, v, &o.lo, &o.hi);
+    o.n = o.hi - o.lo;
+    double done = 0;
+    compute_share(&o, 0, o.n, &done);
+    if (completes) {
+      for (int u = o.lo; u < o.hi; u++) dp->final[u] = 1;
+      if (overlap) start_buckets(rt, false);
+    }
   } else {
     double t0 = w->ops->now(w->xd);
     w->ops->compute(w->xd, rt->ctx.device, kind, v, mb, flops, seconds);

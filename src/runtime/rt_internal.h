@@ -55,8 +55,11 @@ struct ts_rt {
   struct rt_host *host;
   /* data parallelism (rt_dp.c; NULL for host_weights schedules) */
   struct rt_dp *dp;
+  /* tensor parallelism (rt_tp.c; NULL at t = 1) */
+  struct rt_tp *tp;
 };
 typedef struct rt_dp rt_dp_t;
+typedef struct rt_tp rt_tp_t;
 
 enum { W_HOST = 0, W_QUEUED, W_COPYING, W_RESIDENT };
 enum { G_NONE = 0, G_RESERVED, G_OFFLOADING, G_WRITTEN };
@@ -143,5 +146,17 @@ void ts__rt_dp_end(ts_rt_t *rt);
 void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double flops,
                        double seconds);
 void ts__rt_dp_grads_done(ts_rt_t *rt, int v);
+/* Tensor parallelism (rt_tp.c): set-up (by ts__rt_dp_init, once rt->dp
+** exists; nothing at t = 1) and clean-up of rt->tp. */
+void ts__rt_tp_init(ts_rt_t *rt);
+void ts__rt_tp_free(ts_rt_t *rt);
+/* 1 when ops of kind run layer by layer as TP pieces. */
+bool ts__rt_tp_splits(const ts_rt_t *rt, ts_kind_t kind);
+/* Runs one layer of op (kind, v, mb) with its flops and seconds as TP
+** pieces with their collectives, and records the pieces' compute events
+** (flags plus CONT / MORE: first, last say whether this layer begins or
+** ends the op). */
+void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double flops,
+                     double seconds, bool first, bool last);
 
 #endif
