@@ -103,7 +103,8 @@ static const def_t dev_defs[] = {
     {"devices[].dp_comm_s",
      "time inside data-parallel collectives: the union of their spans on the device's communication stream"},
     {"devices[].exposed_comm_s",
-     "time the device's compute stream waited for collectives (the sum of its comm_wait rows)"},
+     "time the device's compute stream waited for collectives (the sum of its comm_wait rows), "
+     "tensor-parallel ones excepted (tp_exposed_s)"},
     {"devices[].optimizer_s",
      "the duration of the device's optimizer step (its optimizer row): bytes / memory_bandwidth, bytes = (2 K + 2 e) x the parameters of its shard (K: optimizer bytes per parameter, 12 or 8 when bytes_per_element >= 4; e: bytes_per_element); 0 without a step or without a memory_bandwidth"},
     {"devices[].gathered_peak_bytes",

@@ -82,7 +82,8 @@ static const ts_summary_metric_t list[] = {
     {"dp_comm_s", "s", TS_SHOW_TIME, false, false, dp_comm,
      "the largest devices[].dp_comm_s: time inside data-parallel collectives"},
     {"exposed_comm_s", "s", TS_SHOW_TIME, false, false, exposed_comm,
-     "the largest devices[].exposed_comm_s: time a compute stream waited for collectives"},
+     "the largest devices[].exposed_comm_s: time a compute stream waited for collectives other "
+     "than tensor-parallel ones (those are tp_exposed_s, see Tensor parallelism)"},
     {"dp_comm_share", "1", TS_SHOW_PERCENT, false, false, dp_share, "dp_comm_s / T"},
     {"coll_bytes.all-reduce", "B", TS_SHOW_BYTES, false, false, coll_ar, COLL_DEF("all-reduce")},
     {"coll_bytes.reduce-scatter", "B", TS_SHOW_BYTES, false, false, coll_rs, COLL_DEF("reduce-scatter")},
