@@ -9,7 +9,8 @@
 ** replicated arrays of each: the layer's block vector and, for a MoE
 ** layer, its gate; TS_BUF_GRADS takes the gradients, TS_BUF_WEIGHTS the
 ** parameters, of the device's own model.  TS_BUF_EXPERT_GRADS / _WEIGHTS:
-** for each MoE unit, the W1 of the device's experts then their W2.  A step
+** for each MoE unit, the W1 of the device's experts then their W2.
+** TS_BUF_TP: the device's TP partial (ref_tp.c), b s h doubles.  A step
 ** covers the region of units [unit_lo, unit_hi) (unit_hi < 0: all), and
 ** slice k of n is elements [k N / n, (k + 1) N / n) of that region (N
 ** elements).
@@ -130,6 +131,12 @@ size_t ts__ref_walk(ref_x_t *x, int d, ts_ref_model_t *m, ts_coll_buf_t buf, int
                     int unit_hi, size_t lo, size_t hi, double *flat, int mode, double alpha) {
   walk_t k = {0, lo, hi, flat, mode, alpha};
   const ref_dev_t *dv = &x->dev[d];
+  if (buf == TS_BUF_TP) { /* the partial of a TP piece (ref_tp.c) */
+    size_t n;
+    double *a = ts__ref_tp_buf(x, d, &n);
+    if (a) seg(&k, a, n);
+    return k.off;
+  }
   if (!m) m = dv->model;
   if (unit_hi < 0 || unit_hi > dv->n_units) unit_hi = dv->n_units;
   if (unit_lo < 0) unit_lo = 0;

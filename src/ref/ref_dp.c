@@ -123,6 +123,10 @@ static void fill_others(ref_x_t *x, int d, ts_coll_buf_t buf, int ulo, int uhi, 
 
 void ts__ref_coll_end(void *xd, int device, const ts_coll_step_t *st) {
   ref_x_t *x = xd;
+  if (st->buf == TS_BUF_TP) {
+    ts__ref_tp_coll_end(x, device);
+    return;
+  }
   if (atomic_load(&x->fatal) || st->op != TS_COLL_REDUCE_SCATTER) return;
   if (st->buf != TS_BUF_GRADS && st->buf != TS_BUF_EXPERT_GRADS) return;
   fill_others(x, device, st->buf, st->unit_lo, st->unit_hi, st->chunk, st->n_chunks, 0.0);

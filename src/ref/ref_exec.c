@@ -190,6 +190,10 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   ref_x_t *x = xd;
   ref_dev_t *dv = &x->dev[device];
   if (atomic_load(&x->fatal)) return;
+  if (dv->tp && kind != TS_WEIGHT_GRAD) { /* one TP piece (ref_tp.c) */
+    ts__ref_tp_compute(x, dv, kind, v, mb);
+    return;
+  }
   switch (kind) {
   case TS_FORWARD: do_forward(x, dv, v, mb); break;
   case TS_RECOMPUTE: do_recompute(x, dv, v, mb); break;

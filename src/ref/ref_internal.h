@@ -110,6 +110,7 @@ typedef struct ref_dev {
   ** holds in cost-row order (ts_unit_t), and the experts of its EP rank. */
   int n_units, *unit_layer; /* [n_units] model layer of each unit */
   int e_lo, e_n;            /* its experts: e_lo .. e_lo + e_n - 1 */
+  struct ts__ref_tp *tp;    /* tensor parallelism (ref_tp.c); NULL when t = 1 */
   /* The slices it owns (ZeRO): those of its gradients after a
   ** reduce-scatter (coll_end) and those of its weights the optimizer
   ** updated; under own_mu (the stream's hooks may run under x->mu).
@@ -290,6 +291,27 @@ void ts__ref_moe_free(ref_x_t *x);
 ** devices: a gate's from first[l], the first device holding layer l, an
 ** expert's from a device of its lane. */
 void ts__ref_moe_gather(ref_x_t *x, ts_ref_model_t *g, const int *first, int params);
+
+/* ---- ref_tp.c: tensor parallelism ---------------------------------------- */
+
+typedef struct ts__ref_tp ref_tp_t;
+/* Allocates every device's TP state when tensor_parallel > 1 (x->dev,
+** plan, cfg, n_local set).  Returns 0 or EX_OSERR (ts__ref_tp_free frees
+** what was allocated). */
+int ts__ref_tp_setup(ref_x_t *x);
+/* Frees the TP states and the stashes left in them. */
+void ts__ref_tp_free(ref_x_t *x);
+/* Runs the next TP piece of op (kind, v, mb) on device dv (x_compute). */
+void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
+/* coll_end of a TS_BUF_TP all-reduce on device: after the op's last one,
+** forms its output (or input gradient). */
+void ts__ref_tp_coll_end(ref_x_t *x, int device);
+/* The TS_BUF_TP buffer of device d (*n doubles); NULL without TP. */
+double *ts__ref_tp_buf(ref_x_t *x, int d, size_t *n);
+/* Copies into g the shards of the TP ranks other than that of first[l]
+** (the device whose values g holds) of every block: gradients (params 0)
+** or weights (params 1). */
+void ts__ref_tp_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params);
 
 /* ---- ref_versions.c ---------------------------------------------------------- */
 

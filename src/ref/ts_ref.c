@@ -21,9 +21,26 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                       "%s: model.kind: the reference executor needs a transformer model, got a "
                       "synthetic one (it has no math to run)",
                       job->path);
-  if (job->tensor_parallel > 1 || job->recompute == TS_RECOMPUTE_SELECTIVE)
-    return ts_err_set(err, EX_DATAERR, "%s: %s: the reference executor runs no sharded math yet",
-                      job->path, job->tensor_parallel > 1 ? "tensor_parallel" : "recompute");
+  if (job->recompute == TS_RECOMPUTE_SELECTIVE)
+    return ts_err_set(err, EX_DATAERR, "%s: recompute: the reference executor runs no selective "
+                      "recompute yet", job->path);
+  /* 1D tensor parallelism (ref_tp.c) runs without what it does not
+  ** implement yet. */
+  int t = job->tensor_parallel;
+  const char *tp_field = t <= 1                                   ? NULL
+                         : job->sequence_parallel                 ? "sequence_parallel"
+                         : job->recompute != TS_RECOMPUTE_NONE    ? "recompute"
+                         : job->zero > 0                          ? "zero"
+                         : job->iterations > 1                    ? "iterations"
+                         : m->moe.experts > 0                     ? "model.moe"
+                         : m->ffn_hidden % t                      ? "model.ffn_hidden"
+                                                                  : NULL;
+  if (tp_field)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: %s: the reference executor runs tensor_parallel %d only without "
+                      "sequence parallelism, recompute, ZeRO, MoE or more iterations, and with "
+                      "ffn_hidden a multiple of it",
+                      job->path, tp_field, t);
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,
                       "%s: model.gated_mlp: the reference model has a plain GELU MLP, not a gated one",
@@ -123,6 +140,7 @@ int ts_ref_cores(int *cpus, int cap) {
 }
 
 static void free_x(ref_x_t *x) {
+  ts__ref_tp_free(x);
   ts__ref_moe_free(x);
   ts__ref_dp_free(x);
   ts__ref_coll_free(x);
@@ -208,7 +226,11 @@ static ts_ref_model_t *gather(ref_x_t *x, const ts_ref_model_t *base) {
   }
   block_holders(x, first, NULL);
   copy_first(x, g, first, 0);
-  if (!x->stg && x->job->zero != 3) copy_first(x, g, first, 1);
+  ts__ref_tp_assemble(x, g, first, 0);
+  if (!x->stg && x->job->zero != 3) {
+    copy_first(x, g, first, 1);
+    ts__ref_tp_assemble(x, g, first, 1);
+  }
   free(first);
   if (ts__ref_dp_assemble(x, g, 0) || (x->job->zero == 3 && ts__ref_dp_assemble(x, g, 1))) {
     ts_ref_model_free(g);
@@ -278,6 +300,7 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
       rc = EX_OSERR;
     if (!rc && sched->host_weights) ts__ref_poison_blocks(dv->model, 0, x->cfg.layers);
   }
+  if (!rc) rc = ts__ref_tp_setup(x);
   if (!rc && sched->host_weights) {
     if (!(x->host = ts_ref_model_clone(base)))
       rc = EX_OSERR;
@@ -452,6 +475,11 @@ int ts_ref_run_ex(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
                         job->path, v, pc->first_layer, pc->first_layer + pc->n_layers,
                         x.cfg.layers);
   }
+  if (sched->host_weights && job->tensor_parallel > 1)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: tensor_parallel: the reference executor runs no schedule with host "
+                      "weights under tensor parallelism",
+                      job->path);
   ts_ref_model_t *base = ts_ref_model_new(&x.cfg);
   if (setup_x(&x, sched, base)) {
     if (x.dev) free_x(&x);

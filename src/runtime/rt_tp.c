@@ -88,7 +88,9 @@ bool ts__rt_tp_splits(const ts_rt_t *rt, ts_kind_t kind) {
 /* One TP collective of op (v, mb), started and waited for. */
 static void coll(ts_rt_t *rt, ts_coll_op_t op, int v, int mb) {
   rt_tp_t *tp = rt->tp;
-  rt_coll_t c = {.op = op, .buf = TS_BUF_NONE, .vstage = v, .bytes = tp->msg, .g = tp->g,
+  /* An all-reduce sums the pieces' partials (TS_BUF_TP); the scatter /
+  ** gather and SP collectives carry bytes only. */
+  rt_coll_t c = {.op = op, .buf = op == TS_COLL_ALLREDUCE ? TS_BUF_TP : TS_BUF_NONE, .vstage = v, .bytes = tp->msg, .g = tp->g,
                  .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
                  .group_kind = TS_GROUP_TP, .mb = mb};
   int h = ts__rt_coll_queue(rt, &c);

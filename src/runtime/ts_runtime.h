@@ -187,7 +187,10 @@ typedef enum ts_coll_buf {
   TS_BUF_WEIGHTS,
   TS_BUF_EXPERT_GRADS,  /* the experts' gradients of the device's MoE layers
                         ** (replicated over the DP group only) */
-  TS_BUF_EXPERT_WEIGHTS /* ... and their weights */
+  TS_BUF_EXPERT_WEIGHTS, /* ... and their weights */
+  TS_BUF_TP             /* the partial activation (or activation gradient)
+                        ** of the layer piece a TP all-reduce sums
+                        ** (rt_tp.c), b s h elements */
 } ts_coll_buf_t;
 
 

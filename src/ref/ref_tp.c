@@ -1,0 +1,427 @@
+/*
+** ref_tp.c: Megatron 1D tensor parallelism in the reference executor
+** (README "Tensor parallelism"): real sharded math on the TP ranks' threads
+** and real all-reduces of the partial activations and activation gradients.
+**
+** What it models.  The runtime (rt_tp.c) runs each layer of a forward as
+**   [attention piece] all-reduce [MLP piece] all-reduce
+** and each layer of a backward, last layer first, as
+**   [MLP backward piece] all-reduce [attention backward piece] all-reduce,
+** calling the executor's compute once per piece; the all-reduces carry
+** TS_BUF_TP, the device's partial buffer of mb s d doubles.  TP rank r of t
+** computes, for heads [r H / t, (r + 1) H / t):
+** - attention: LN1 replicated; Q, K, V of its heads from the column slices
+**   of W_qkv (and b_qkv) belonging to them; the causal core of its heads;
+**   attn_r W_o[rows of its heads] as its partial (no bias);
+** - MLP: LN2 replicated; h_r = LN2(x1) W_1[:, cols r] + b_1[cols r], GELU,
+**   gelu_r W_2[rows r] as its partial (no bias);
+** - the sum of the partials (the all-reduce) plus the replicated bias and
+**   the residual is the block's output, which the next piece (or, after the
+**   op's last all-reduce, coll_end) forms;
+** - the backward mirrors it: each piece's partial is the gradient of the LN
+**   output its column-split GEMM consumed, all-reduced before the
+**   replicated LayerNorm backward.
+** A rank writes the gradients of its own shards only (the other shards'
+** stay zero) and the replicated parameters' gradients in full (every rank
+** computes the same values); ts__ref_tp_assemble puts the shards of the
+** ranks together.
+**
+** Limits (ts_ref_config_for_job refuses the rest): no sequence
+** parallelism, no recompute, no ZeRO, no MoE, one iteration, no host
+** weights.  A split backward (ZB-H1) does all its math in the
+** input-gradient half.  The TP stash is counted in the device's allocator,
+** but is not the cost model's formula (its probs are the local heads').
+**
+** Threading: a device's TP state is touched by its program thread, and by
+** its communication stream in coll_end while the program waits for that
+** collective.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "ref_internal.h"
+#include "ref_kernels.h"
+#include "ref_model_impl.h"
+
+/* What one block keeps between its TP forward and backward. */
+typedef struct tp_blk {
+  double *xhat1, *rstd1, *qkv, *probs, *attn, *xhat2, *rstd2, *hpre, *gelu;
+} tp_blk_t;
+
+typedef struct ts__ref_tp_stash {
+  int count;
+  tp_blk_t blk[];
+} tp_stash_t;
+
+struct ts__ref_tp {
+  int rank, t;
+  int n, d, dl, hl, fl, s, mb; /* tokens, hidden, its shard widths */
+  double *buf;                 /* [n d] the partial, TS_BUF_TP */
+  /* The op in progress (piece 0: none). */
+  ts_kind_t kind;
+  int v, mb_id, piece, total, first;
+  ts_ref_model_t *model;
+  tp_stash_t *st;
+  double *a, *x1, *ln, *dh, *dattn, *dqkv, *dp; /* scratch */
+  tp_stash_t **tab;                             /* [n_local M] stashes */
+};
+
+/* Sizes in doubles of the nine tensors of a tp_blk_t. */
+static void blk_sizes(const ref_tp_t *p, size_t sz[9]) {
+  size_t n = (size_t)p->n;
+  sz[0] = n * p->d;
+  sz[1] = n;
+  sz[2] = 3 * n * p->dl;
+  sz[3] = (size_t)p->mb * p->hl * p->s * p->s;
+  sz[4] = n * p->dl;
+  sz[5] = n * p->d;
+  sz[6] = n;
+  sz[7] = n * p->fl;
+  sz[8] = n * p->fl;
+}
+
+static double **blk_slot(tp_blk_t *b, int k) {
+  double **s[9] = {&b->xhat1, &b->rstd1, &b->qkv, &b->probs, &b->attn,
+                   &b->xhat2, &b->rstd2, &b->hpre, &b->gelu};
+  return s[k];
+}
+
+static void blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
+  size_t sz[9];
+  blk_sizes(p, sz);
+  for (int k = 0; k < 9; k++) {
+    double **s = blk_slot(b, k);
+    ts_ref_mem_free(mem, *s, sz[k] * sizeof(double));
+    *s = NULL;
+  }
+}
+
+static void stash_free(const ref_tp_t *p, tp_stash_t *st, ts_ref_mem_t *mem) {
+  for (int i = 0; st && i < st->count; i++) blk_free(p, &st->blk[i], mem);
+  free(st);
+}
+
+int ts__ref_tp_setup(ref_x_t *x) {
+  int t = x->job->tensor_parallel;
+  if (t < 2) return 0;
+  const ts_ref_config_t *c = &x->cfg;
+  for (int d = 0; d < x->n; d++) {
+    ref_dev_t *dv = &x->dev[d];
+    ref_tp_t *p = dv->tp = calloc(1, sizeof *p);
+    if (!p) return EX_OSERR;
+    ts_group_t g = ts_plan_group(x->plan, TS_GROUP_TP, d);
+    *p = (ref_tp_t){.rank = g.rank, .t = t, .n = x->mbs * c->seq, .d = c->hidden,
+                    .dl = c->hidden / t, .hl = c->heads / t, .fl = c->ffn / t, .s = c->seq,
+                    .mb = x->mbs};
+    size_t n = (size_t)p->n, cells = (size_t)(dv->n_local ? dv->n_local : 1) * (size_t)x->M;
+    p->buf = calloc(n * p->d, sizeof(double));
+    p->a = malloc(n * p->d * sizeof(double));
+    p->x1 = malloc(n * p->d * sizeof(double));
+    p->ln = malloc(n * p->d * sizeof(double));
+    p->dh = malloc(n * p->fl * sizeof(double));
+    p->dattn = malloc(n * p->dl * sizeof(double));
+    p->dqkv = malloc(3 * n * p->dl * sizeof(double));
+    p->dp = malloc((size_t)p->s * p->s * sizeof(double));
+    p->tab = calloc(cells, sizeof *p->tab);
+    if (!p->buf || !p->a || !p->x1 || !p->ln || !p->dh || !p->dattn || !p->dqkv || !p->dp ||
+        !p->tab)
+      return EX_OSERR;
+  }
+  return 0;
+}
+
+void ts__ref_tp_free(ref_x_t *x) {
+  for (int d = 0; x->dev && d < x->n; d++) {
+    ref_dev_t *dv = &x->dev[d];
+    ref_tp_t *p = dv->tp;
+    if (!p) continue;
+    size_t cells = (size_t)(dv->n_local ? dv->n_local : 1) * (size_t)x->M;
+    for (size_t i = 0; p->tab && i < cells; i++) stash_free(p, p->tab[i], &dv->mem);
+    if (p->st && (p->tab == NULL || p->st != p->tab[ts__ref_cell(x, p->v, p->mb_id)]))
+      stash_free(p, p->st, &dv->mem);
+    free(p->tab);
+    free(p->buf);
+    free(p->a);
+    free(p->x1);
+    free(p->ln);
+    free(p->dh);
+    free(p->dattn);
+    free(p->dqkv);
+    free(p->dp);
+    free(p);
+    dv->tp = NULL;
+  }
+}
+
+double *ts__ref_tp_buf(ref_x_t *x, int d, size_t *n) {
+  ref_tp_t *p = x->dev[d].tp;
+  *n = p ? (size_t)p->n * p->d : 0;
+  return p ? p->buf : NULL;
+}
+
+/* y[n x d] = a + b + bias (row-broadcast); y may alias a. */
+static void add_bias(double *y, const double *a, const double *b, const double *bias, int n,
+                     int d) {
+  for (size_t i = 0; i < (size_t)n; i++)
+    for (size_t j = 0; j < (size_t)d; j++) y[i * d + j] = a[i * d + j] + b[i * d + j] + bias[j];
+}
+
+static block_view_t view(ts_ref_model_t *m, int l, int grads) {
+  return ts__ref_block_view(&m->cfg, (grads ? m->grads : m->params) + (size_t)l * m->block_n);
+}
+
+/* ---- forward --------------------------------------------------------------- */
+
+/* Attention piece of block b of layer l on p->a: the partial into p->buf. */
+static void fwd_attn(ref_tp_t *p, int l, tp_blk_t *b) {
+  block_view_t w = view(p->model, l, 0);
+  int n = p->n, d = p->d, dl = p->dl, r = p->rank;
+  ts__ref_ln_forward(p->a, n, d, w.ln1_g, w.ln1_b, b->xhat1, b->rstd1, p->ln);
+  for (int j = 0; j < 3; j++) {
+    const double *bias = w.bqkv + (size_t)j * d + (size_t)r * dl;
+    for (size_t i = 0; i < (size_t)n; i++)
+      memcpy(b->qkv + i * 3 * dl + (size_t)j * dl, bias, (size_t)dl * sizeof(double));
+    ts__ref_gemm(0, 0, n, dl, d, 1.0, p->ln, d, w.wqkv + (size_t)j * d + (size_t)r * dl, 3 * d,
+                 1.0, b->qkv + (size_t)j * dl, 3 * dl);
+  }
+  ts__ref_attn_forward(b->qkv, p->mb, p->s, dl, p->hl, b->probs, b->attn);
+  ts__ref_gemm(0, 0, n, d, dl, 1.0, b->attn, dl, w.wo + (size_t)r * dl * d, d, 0.0, p->buf, d);
+}
+
+/* MLP piece: x1 = a + all-reduced attention + b_o; the partial into p->buf. */
+static void fwd_mlp(ref_tp_t *p, int l, tp_blk_t *b) {
+  block_view_t w = view(p->model, l, 0);
+  int n = p->n, d = p->d, f = p->model->cfg.ffn, fl = p->fl, r = p->rank;
+  add_bias(p->x1, p->a, p->buf, w.bo, n, d);
+  ts__ref_ln_forward(p->x1, n, d, w.ln2_g, w.ln2_b, b->xhat2, b->rstd2, p->ln);
+  ts__ref_fill_rows(b->hpre, w.b1 + (size_t)r * fl, n, fl);
+  ts__ref_gemm(0, 0, n, fl, d, 1.0, p->ln, d, w.w1 + (size_t)r * fl, f, 1.0, b->hpre, fl);
+  for (size_t i = 0; i < (size_t)n * fl; i++) b->gelu[i] = ts__ref_gelu(b->hpre[i]);
+  ts__ref_gemm(0, 0, n, d, fl, 1.0, b->gelu, fl, w.w2 + (size_t)r * fl * d, d, 0.0, p->buf, d);
+}
+
+/* ---- backward -------------------------------------------------------------- */
+
+/* MLP backward piece of layer l on p->a (the block output's gradient): the
+** partial gradient of LN2's output into p->buf. */
+static void bwd_mlp(ref_tp_t *p, int l, const tp_blk_t *b) {
+  block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
+  int n = p->n, d = p->d, f = p->model->cfg.ffn, fl = p->fl, r = p->rank;
+  const double *dy = p->a;
+  ts__ref_gemm(1, 0, fl, d, n, 1.0, b->gelu, fl, dy, d, 1.0, g.w2 + (size_t)r * fl * d, d);
+  ts__ref_add_colsum(g.b2, dy, n, d);
+  ts__ref_gemm(0, 1, n, fl, d, 1.0, dy, d, w.w2 + (size_t)r * fl * d, d, 0.0, p->dh, fl);
+  for (size_t i = 0; i < (size_t)n * fl; i++) p->dh[i] *= ts__ref_gelu_grad(b->hpre[i]);
+  ts__ref_ln_rebuild(b->xhat2, n, d, w.ln2_g, w.ln2_b, p->ln);
+  ts__ref_gemm(1, 0, d, fl, n, 1.0, p->ln, d, p->dh, fl, 1.0, g.w1 + (size_t)r * fl, f);
+  ts__ref_add_colsum(g.b1 + (size_t)r * fl, p->dh, n, fl);
+  ts__ref_gemm(0, 1, n, d, fl, 1.0, p->dh, fl, w.w1 + (size_t)r * fl, f, 0.0, p->buf, d);
+}
+
+/* Attention backward piece: dx1 = dy + LN2 backward of the all-reduced
+** partial; the partial gradient of LN1's output into p->buf. */
+static void bwd_attn(ref_tp_t *p, int l, const tp_blk_t *b) {
+  block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
+  int n = p->n, d = p->d, dl = p->dl, r = p->rank;
+  memcpy(p->x1, p->a, (size_t)n * d * sizeof(double));
+  ts__ref_ln_backward(p->buf, b->xhat2, b->rstd2, n, d, w.ln2_g, g.ln2_g, g.ln2_b, p->x1);
+  ts__ref_gemm(1, 0, dl, d, n, 1.0, b->attn, dl, p->x1, d, 1.0, g.wo + (size_t)r * dl * d, d);
+  ts__ref_add_colsum(g.bo, p->x1, n, d);
+  ts__ref_gemm(0, 1, n, dl, d, 1.0, p->x1, d, w.wo + (size_t)r * dl * d, d, 0.0, p->dattn, dl);
+  ts__ref_attn_backward(b->qkv, b->probs, p->dattn, p->mb, p->s, dl, p->hl, p->dqkv, p->dp);
+  ts__ref_ln_rebuild(b->xhat1, n, d, w.ln1_g, w.ln1_b, p->ln);
+  for (int j = 0; j < 3; j++) {
+    size_t col = (size_t)j * d + (size_t)r * dl;
+    const double *dq = p->dqkv + (size_t)j * dl;
+    ts__ref_gemm(1, 0, d, dl, n, 1.0, p->ln, d, dq, 3 * dl, 1.0, g.wqkv + col, 3 * d);
+    for (size_t i = 0; i < (size_t)n; i++)
+      for (size_t k = 0; k < (size_t)dl; k++) g.bqkv[col + k] += dq[i * 3 * dl + k];
+    ts__ref_gemm(0, 1, n, d, dl, 1.0, dq, 3 * dl, w.wqkv + col, 3 * d, j ? 1.0 : 0.0, p->buf, d);
+  }
+}
+
+/* Ends the attention backward of layer l: p->a = dx1 + LN1 backward of the
+** all-reduced partial. */
+static void bwd_finish(ref_tp_t *p, int l, const tp_blk_t *b) {
+  block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
+  memcpy(p->a, p->x1, (size_t)p->n * p->d * sizeof(double));
+  ts__ref_ln_backward(p->buf, b->xhat1, b->rstd1, p->n, p->d, w.ln1_g, g.ln1_g, g.ln1_b, p->a);
+}
+
+/* ---- the pieces ------------------------------------------------------------ */
+
+/* Starts op (kind, v, mb): its model, its input (forward) or output
+** gradient (backward) into p->a, its stash.  Returns 0 or an error text. */
+static const char *begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
+  ref_tp_t *p = dv->tp;
+  const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
+  bool fwd = kind == TS_FORWARD;
+  *p = (ref_tp_t){.rank = p->rank, .t = p->t, .n = p->n, .d = p->d, .dl = p->dl, .hl = p->hl,
+                  .fl = p->fl, .s = p->s, .mb = p->mb, .buf = p->buf, .a = p->a, .x1 = p->x1,
+                  .ln = p->ln, .dh = p->dh, .dattn = p->dattn, .dqkv = p->dqkv, .dp = p->dp,
+                  .tab = p->tab, .kind = kind, .v = v, .mb_id = mb,
+                  .total = 2 * pc->n_layers, .first = pc->first_layer};
+  if (!(p->model = ts__ref_stage_model(x, dv, v, mb, fwd ? "forward" : "backward")))
+    return "no model";
+  size_t nb = (size_t)p->n * p->d * sizeof(double);
+  if (fwd) {
+    double *owned;
+    const double *in = ts__ref_fwd_input(x, dv, v, mb, &owned);
+    if (!in) return "its input is missing";
+    memcpy(p->a, in, nb);
+    free(owned);
+    tp_stash_t *st = calloc(1, sizeof *st + (size_t)pc->n_layers * sizeof(tp_blk_t));
+    if (!st) return "out of memory";
+    st->count = pc->n_layers;
+    p->st = st;
+    size_t sz[9];
+    blk_sizes(p, sz);
+    for (int i = 0; i < st->count; i++)
+      for (int k = 0; k < 9; k++)
+        if (!(*blk_slot(&st->blk[i], k) = ts_ref_mem_alloc(&dv->mem, sz[k] * sizeof(double))))
+          return "out of memory";
+    return NULL;
+  }
+  return NULL;
+}
+
+void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
+  ref_tp_t *p = dv->tp;
+  if (kind == TS_BACKWARD_INPUT) kind = TS_BACKWARD;
+  if (kind != TS_FORWARD && kind != TS_BACKWARD) {
+    ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s under tensor parallelism",
+                  dv->id, ts_kind_name(kind));
+    return;
+  }
+  if (p->piece == 0) {
+    const char *e = NULL;
+    if (kind == TS_FORWARD) {
+      e = begin(x, dv, kind, v, mb);
+    } else {
+      tp_stash_t **cell = &p->tab[ts__ref_cell(x, v, mb)];
+      tp_stash_t *st = *cell;
+      *cell = NULL;
+      e = begin(x, dv, kind, v, mb);
+      p->st = st;
+      double *dy = e ? NULL : ts__ref_bwd_dy(x, dv, v, mb);
+      if (!e && !st) e = "no stash";
+      if (!e && !dy) e = "its output gradient is missing";
+      if (!e) memcpy(p->a, dy, (size_t)p->n * p->d * sizeof(double));
+      free(dy);
+    }
+    if (e) {
+      ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s of stage %d micro-batch %d: %s",
+                    dv->id, ts_kind_name(kind), v, mb, e);
+      return;
+    }
+  } else if (p->kind != kind || p->v != v || p->mb_id != mb) {
+    ts__ref_fatal(x, EX_SOFTWARE,
+                  "reference executor: device %d: %s of stage %d micro-batch %d began before "
+                  "the pieces of the previous op ended",
+                  dv->id, ts_kind_name(kind), v, mb);
+    return;
+  }
+  int k = p->piece++, i = kind == TS_FORWARD ? k / 2 : p->st->count - 1 - k / 2;
+  int l = p->first + i;
+  tp_blk_t *b = &p->st->blk[i];
+  if (kind == TS_FORWARD) {
+    if (k % 2) {
+      fwd_mlp(p, l, b);
+    } else {
+      if (k) add_bias(p->a, p->x1, p->buf, view(p->model, l - 1, 0).b2, p->n, p->d);
+      fwd_attn(p, l, b);
+    }
+  } else if (k % 2) {
+    bwd_attn(p, l, b);
+  } else {
+    if (k) {
+      bwd_finish(p, l + 1, b + 1);
+      blk_free(p, b + 1, &dv->mem);
+    }
+    bwd_mlp(p, l, b);
+  }
+}
+
+/* Ends the op after its last all-reduce: the forward's output and stash,
+** the backward's input gradient. */
+static void finish(ref_x_t *x, ref_dev_t *dv) {
+  ref_tp_t *p = dv->tp;
+  size_t nb = (size_t)p->n * p->d * sizeof(double);
+  int v = p->v, mb = p->mb_id;
+  p->piece = 0;
+  if (p->kind == TS_FORWARD) {
+    int l = p->first + p->st->count - 1;
+    double *y = malloc(nb);
+    if (!y) {
+      ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory", dv->id);
+      return;
+    }
+    add_bias(y, p->x1, p->buf, view(p->model, l, 0).b2, p->n, p->d);
+    p->tab[ts__ref_cell(x, v, mb)] = p->st;
+    p->st = NULL;
+    dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)] = y;
+    ts__ref_versions_after(x, dv, v, mb, 0);
+    return;
+  }
+  bwd_finish(p, p->first, &p->st->blk[0]);
+  stash_free(p, p->st, &dv->mem);
+  p->st = NULL;
+  if (x->lay->prev[v] >= 0) {
+    double *dx = malloc(nb);
+    if (!dx) {
+      ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory", dv->id);
+      return;
+    }
+    memcpy(dx, p->a, nb);
+    dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = dx;
+  }
+  ts__ref_versions_after(x, dv, v, mb, 1);
+}
+
+void ts__ref_tp_coll_end(ref_x_t *x, int device) {
+  ref_dev_t *dv = &x->dev[device];
+  ref_tp_t *p = dv->tp;
+  if (!p || atomic_load(&x->fatal) || p->piece == 0 || p->piece < p->total || p->piece % 2)
+    return;
+  finish(x, dv);
+}
+
+/* ---- assembling the shards ------------------------------------------------- */
+
+/* Copies TP rank k's shard of block vector src into dst (c's layout). */
+static void copy_shard(const ts_ref_config_t *c, int k, int t, double *dst, const double *src) {
+  size_t d = (size_t)c->hidden, f = (size_t)c->ffn, dl = d / t, fl = f / t;
+  size_t o;
+#define SPAN(off, len) memcpy(dst + (off), src + (off), (len) * sizeof(double))
+  o = ts_ref_block_param_offset(c, TS_REF_QKV_WEIGHT, NULL);
+  for (size_t i = 0; i < d; i++)
+    for (size_t j = 0; j < 3; j++) SPAN(o + i * 3 * d + j * d + k * dl, dl);
+  o = ts_ref_block_param_offset(c, TS_REF_QKV_BIAS, NULL);
+  for (size_t j = 0; j < 3; j++) SPAN(o + j * d + k * dl, dl);
+  o = ts_ref_block_param_offset(c, TS_REF_PROJ_WEIGHT, NULL);
+  SPAN(o + k * dl * d, dl * d);
+  o = ts_ref_block_param_offset(c, TS_REF_FC1_WEIGHT, NULL);
+  for (size_t i = 0; i < d; i++) SPAN(o + i * f + k * fl, fl);
+  o = ts_ref_block_param_offset(c, TS_REF_FC1_BIAS, NULL);
+  SPAN(o + k * fl, fl);
+  o = ts_ref_block_param_offset(c, TS_REF_FC2_WEIGHT, NULL);
+  SPAN(o + k * fl * d, fl * d);
+#undef SPAN
+}
+
+void ts__ref_tp_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
+  int t = x->job->tensor_parallel;
+  if (t < 2) return;
+  for (int l = 0; l < x->cfg.layers; l++) {
+    if (first[l] >= x->n) continue;
+    ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
+    for (int k = 0; k < grp.n; k++) {
+      if (k == grp.rank) continue;
+      ts_ref_model_t *src = x->dev[grp.dev[k]].model;
+      double *dst = params ? ts_ref_block_params(g, l, NULL) : (double *)ts_ref_block_grad(g, l, NULL);
+      const double *s = params ? ts_ref_block_params(src, l, NULL) : ts_ref_block_grad(src, l, NULL);
+      copy_shard(&x->cfg, x->dev[grp.dev[k]].tp->rank, t, dst, s);
+    }
+  }
+}
