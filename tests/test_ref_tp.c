@@ -7,7 +7,9 @@
 **   transformer of 4 layers, hidden 16, heads 4, ffn 32, seq 8, 2 samples
 **   per micro-batch, m = 4): the gradients the TP ranks' shards assemble
 **   to equal ts_ref_oracle's within 1e-10, and the weights after the
-**   optimizer step equal ts_ref_oracle_sgd's within 1e-10 of the change.
+**   optimizer step equal ts_ref_oracle_sgd's within 1e-10 of the change;
+**   also 1f1b with data_parallel 2 (the DP all-reduce of each TP rank's
+**   shard) and zb-h1 (a split backward) on 2 stages.
 ** - The ranks own shards: on every device the gradient of a sharded tensor
 **   (W_qkv, b_qkv, W_o, W_1, b_1, W_2) is zero outside the rank's shard and
 **   nonzero inside it, and one device's gradients alone (no assembly) are
@@ -55,13 +57,13 @@ static int shard_of(const ts_ref_config_t *c, int t, size_t i, int *rank) {
   return 0;
 }
 
-static double tp_case(const char *sched, int stages, int t) {
-  ts_job_t *job = tp_job(sched, stages, t, NULL);
+static double tp_case(const char *sched, int stages, int t, const char *extra, int dp) {
+  ts_job_t *job = tp_job(sched, stages, t, extra);
   CU_ASSERT_PTR_NOT_NULL_FATAL(job);
   ts_outcome_t o;
   ts_err_t err = {0};
   CU_ASSERT_EQUAL_FATAL(ts_exec_prepare(job, NULL, &o, &err), 0);
-  CU_ASSERT_EQUAL(o.plan->n_devices, stages * t);
+  CU_ASSERT_EQUAL(o.plan->n_devices, stages * t * dp);
   ts_run_t *run = NULL;
   ts_ref_model_t *g = NULL;
   ts_ref_extra_t ex;
@@ -96,9 +98,9 @@ static double tp_case(const char *sched, int stages, int t) {
       lone = fmax(lone, th_rel_err(gr, ts_ref_block_grad(ora, l, &n), n));
     }
   }
-  printf("\n    %-5s stages %d t=%d (%d devices): gradients %.3g, weights %.3g; one device "
+  printf("\n    %-5s stages %d t=%d%s (%d devices): gradients %.3g, weights %.3g; one device "
          "alone %.3g; %ld shard values, %ld zero, %ld nonzero outside the shard",
-         sched, stages, t, o.plan->n_devices, eg, ew, lone, inside, inside_zero, outside);
+         sched, stages, t, dp > 1 ? " d=2" : "", o.plan->n_devices, eg, ew, lone, inside, inside_zero, outside);
   CU_ASSERT(eg <= TOL);
   CU_ASSERT(ew <= TOL);
   CU_ASSERT(lone > 0.1);
@@ -122,7 +124,12 @@ static void test_tp_matches_oracle(void) {
   double worst = 0;
   for (int s = 0; s < 2; s++)
     for (int stages = 1; stages <= 2; stages++)
-      for (int t = 2; t <= 4; t *= 2) worst = fmax(worst, tp_case(S[s], stages, t));
+      for (int t = 2; t <= 4; t *= 2) worst = fmax(worst, tp_case(S[s], stages, t, NULL, 1));
+  /* With data parallelism around it, and with ZB-H1's split backward. */
+  for (int t = 2; t <= 4; t *= 2) {
+    worst = fmax(worst, tp_case("1f1b", 2, t, ", \"data_parallel\": 2", 2));
+    worst = fmax(worst, tp_case("zb-h1", 2, t, NULL, 1));
+  }
   printf("\n    worst %.3g (tolerance %g)", worst, TOL);
 }
 

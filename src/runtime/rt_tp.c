@@ -30,6 +30,10 @@
 ** over the TP group before its first layer; not with sequence_parallel,
 ** whose activations stay split by sequence.
 **
+** The all-reduces carry TS_BUF_TP, the piece's partial, which an executor
+** with data sums (the reference executor's ref_tp.c); the scatter / gather
+** and SP collectives carry bytes only.
+**
 ** The embedding's and the LM head's vocabulary-parallel all-reduces are
 ** not modelled.  TP collectives share the device's one communication
 ** stream with data-parallel ones, in start order.
