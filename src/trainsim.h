@@ -282,7 +282,8 @@ typedef struct ts_job {
                          ** "none": no optimizer step */
   /* tensor parallelism (README "Tensor parallelism") */
   int tensor_parallel;   /* t: devices a layer is split over (default 1) */
-  char tensor_parallel_mode[8]; /* "1d" (the only one modelled so far) */
+  char tensor_parallel_mode[8]; /* "1d" or "2d" (the ones modelled so far) */
+  int tensor_parallel_grid; /* q of "2d" (t = q x q, Optimus / SUMMA); 0 for "1d" */
   bool sequence_parallel; /* each all-reduce a reduce-scatter + all-gather;
                          ** LayerNorm and dropout on s / t tokens */
   bool pipeline_scatter_gather; /* pipeline messages of b s h / t per device
@@ -515,6 +516,17 @@ double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int
 ** selective give ts_cost_layer_activation_bytes. */
 double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int t,
                                          bool sp, ts_recompute_t rec);
+/* Bytes one device sends per transformer layer per micro-batch, forward
+** and backward, under 2D tensor parallelism on a q x q grid (Optimus, Xu
+** et al. 2021; README "Tensor parallelism"): for each of the layer's four
+** GEMMs (m = mbs seq rows, k x n weights) the forward's q row broadcasts
+** of A's m/q x k/q blocks and q column broadcasts of B's k/q x n/q blocks,
+** and the backward's two SUMMA products (dA = dC B^T, dB = A^T dC: a
+** broadcast and a reduce of the same blocks each), a chain over q members
+** sending (q - 1) / q of a block per device per step:
+**   3 (q - 1) / q^2 x sum over GEMMs of (m k + k n) x bpe.
+** q = 1 gives 0. */
+double ts_cost_tp2d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q);
 /* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
 ** (V + s) h for a GPT-style model with the default fields; seq is the
 ** position table's length when model.max_positions is 0. */

@@ -3,11 +3,11 @@
 ** parallelism").
 **
 ** tensor_parallel (t, the devices one layer is split over),
-** tensor_parallel_mode (only "1d", Megatron's column / row split, is
-** modelled so far; "2d", "2.5d" and "3d" are known names that are not yet
-** modelled), sequence_parallel and pipeline_scatter_gather are read here;
+** tensor_parallel_mode ("1d", Megatron's column / row split, and "2d",
+** Optimus's q x q SUMMA grid with t = q^2, are modelled; "2.5d" and "3d"
+** are known names that are not yet modelled), sequence_parallel and pipeline_scatter_gather are read here;
 ** ts__check_tp then rejects what the cost model and the runtime do not
-** model: t not dividing the heads, the key/value heads or the hidden size, sequence parallelism
+** model: t (q in 2d) not dividing the heads, the key/value heads or the hidden size, sequence parallelism
 ** without tensor parallelism, tensor parallelism or selective recompute
 ** with a synthetic model, tensor parallelism with MoE layers or with a
 ** schedule that keeps weights in host memory.  Every error is one line
@@ -24,16 +24,28 @@ int ts__validate_tp_fields(const cJSON *root, ts_job_t *job, vctx_t *c) {
   if ((rc = ts__get_int(root, "tensor_parallel", 1, 1, &job->tensor_parallel, c))) return rc;
   const char *mode = NULL;
   if ((rc = ts__get_string(root, "tensor_parallel_mode", "1d", &mode, c))) return rc;
-  if (strcmp(mode, "2d") == 0 || strcmp(mode, "2.5d") == 0 || strcmp(mode, "3d") == 0)
+  if (strcmp(mode, "2.5d") == 0 || strcmp(mode, "3d") == 0)
     return ts_err_set(c->err, EX_DATAERR,
-                      "%s: tensor_parallel_mode: \"%s\" is not yet modelled (only \"1d\")",
+                      "%s: tensor_parallel_mode: \"%s\" is not yet modelled (only \"1d\" and "
+                      "\"2d\")",
                       c->file, mode);
-  if (strcmp(mode, "1d") != 0)
+  if (strcmp(mode, "1d") != 0 && strcmp(mode, "2d") != 0)
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: tensor_parallel_mode: expected \"1d\", \"2d\", \"2.5d\" or \"3d\", "
                       "got '%.64s'",
                       c->file, mode);
   snprintf(job->tensor_parallel_mode, sizeof job->tensor_parallel_mode, "%s", mode);
+  job->tensor_parallel_grid = 0;
+  if (strcmp(mode, "2d") == 0) {
+    int q = 1;
+    while ((q + 1) * (q + 1) <= job->tensor_parallel) q++;
+    if (q * q != job->tensor_parallel)
+      return ts_err_set(c->err, EX_DATAERR,
+                        "%s: tensor_parallel: %d is not a square (tensor_parallel_mode \"2d\" "
+                        "needs t = q x q)",
+                        c->file, job->tensor_parallel);
+    job->tensor_parallel_grid = q;
+  }
   if ((rc = ts__get_bool(root, "sequence_parallel", false, &job->sequence_parallel, c)) ||
       (rc = ts__get_bool(root, "pipeline_scatter_gather", job->tensor_parallel > 1,
                          &job->pipeline_scatter_gather, c)))
@@ -42,7 +54,46 @@ int ts__validate_tp_fields(const cJSON *root, ts_job_t *job, vctx_t *c) {
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: sequence_parallel: needs tensor_parallel > 1 (got %d)", c->file,
                       job->tensor_parallel);
+  if (job->sequence_parallel && job->tensor_parallel_grid)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: sequence_parallel: only with tensor_parallel_mode \"1d\" (2d already "
+                      "splits every activation over the grid)",
+                      c->file);
   return 0;
+}
+
+/* What every mode rejects: MoE layers, host-memory schedules. */
+static int check_common(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {
+  const int t = job->tensor_parallel;
+  if (job->model.moe.experts > 0)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: tensor_parallel: %d with MoE layers (model.moe) is not yet modelled",
+                      c->file, t);
+  if (s->host_weights)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: tensor_parallel: %d with schedule '%s' (weights in host memory) is "
+                      "not yet modelled",
+                      c->file, t, job->schedule);
+  return 0;
+}
+
+/* 2d on a q x q grid: the grid's rows split the micro-batch's sequences,
+** its columns the heads, the hidden and the MLP's width (Optimus), so q
+** divides each of them. */
+static int check_grid(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {
+  const ts_model_t *m = &job->model;
+  const int q = job->tensor_parallel_grid;
+  struct { const char *name; int v; } need[] = {
+      {"model.heads", m->heads},           {"model.kv_heads", m->kv_heads},
+      {"model.hidden", m->hidden},         {"model.ffn_hidden", m->ffn_hidden},
+      {"micro_batch_size", job->micro_batch_size}};
+  for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+    if (need[i].v % q)
+      return ts_err_set(c->err, EX_DATAERR,
+                        "%s: tensor_parallel: %d (a %d x %d grid in 2d) needs %d to divide %s "
+                        "(%d)",
+                        c->file, job->tensor_parallel, q, q, q, need[i].name, need[i].v);
+  return check_common(s, job, c);
 }
 
 int ts__check_tp(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {
@@ -60,6 +111,7 @@ int ts__check_tp(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {
                       "%s: tensor_parallel: %d needs a transformer model (a synthetic model has "
                       "no layers to split)",
                       c->file, t);
+  if (job->tensor_parallel_grid) return check_grid(s, job, c);
   if (m->heads % t)
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: tensor_parallel: %d does not divide model.heads (%d)", c->file, t,
@@ -72,14 +124,5 @@ int ts__check_tp(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {
     return ts_err_set(c->err, EX_DATAERR,
                       "%s: tensor_parallel: %d does not divide model.hidden (%d)", c->file, t,
                       m->hidden);
-  if (m->moe.experts > 0)
-    return ts_err_set(c->err, EX_DATAERR,
-                      "%s: tensor_parallel: %d with MoE layers (model.moe) is not yet modelled",
-                      c->file, t);
-  if (s->host_weights)
-    return ts_err_set(c->err, EX_DATAERR,
-                      "%s: tensor_parallel: %d with schedule '%s' (weights in host memory) is "
-                      "not yet modelled",
-                      c->file, t, job->schedule);
-  return 0;
+  return check_common(s, job, c);
 }
