@@ -44,7 +44,10 @@
 ** so FLOPs, parameters, model states, activations (the SP column above:
 ** (R + X + S) / t) and pipeline messages are all / t = / q^2 per device;
 ** a selective recompute's core / t likewise.  ts_cost_tp2d_layer_bytes
-** gives the SUMMA traffic per layer.
+** gives the SUMMA traffic per layer.  2.5D (Tesseract, Wang et al. 2021;
+** t = q x q x d): the same but parameters and model states / q^2 (each
+** depth layer holds the whole grid's weights); activations / (d q^2) = / t.
+** 3D (Bian et al. 2021; t = q^3): everything / q^3 = / t.
 */
 #include <math.h>
 #include <string.h>
@@ -82,12 +85,27 @@ double ts_cost_tp2d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, 
   return 3.0 * (q - 1) / ((double)q * q) * sum * bpe;
 }
 
+double ts_cost_tp25d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q, int d) {
+  double kn[4][2], rows = (double)seq * mbs, sum = 0;
+  layer_gemms(m, kn);
+  for (int g = 0; g < 4; g++) sum += rows * kn[g][0] / d + kn[g][0] * kn[g][1];
+  return 3.0 * (q - 1) / ((double)q * q) * sum * bpe;
+}
+
+double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q) {
+  double kn[4][2], rows = (double)seq * mbs, sum = 0;
+  layer_gemms(m, kn);
+  for (int g = 0; g < 4; g++) sum += rows * kn[g][0] + kn[g][0] * kn[g][1] + rows * kn[g][1];
+  return 2.0 * (q - 1) / ((double)q * q * q) * sum * bpe;
+}
+
 /* The memory of one part for one micro-batch, as ts_cost.c's part_memory
 ** with each tensor's share per device. */
 static void part_memory_tp(const ts_job_t *job, bool first, bool last, ts_part_cost_t *p) {
   const ts_model_t *m = &job->model;
   int t = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
-  bool grid = job->tensor_parallel_grid > 1, sp = job->sequence_parallel || grid; /* 2d: all split */
+  /* The grids (2d, 2.5d, 3d) split every activation, as SP does. */
+  bool grid = job->tensor_parallel_grid > 1, sp = job->sequence_parallel || grid;
   double s = job->seq_len, b = job->micro_batch_size, e = job->bytes_per_element;
   double h = m->hidden, V = m->vocab, sbh = s * b * h, st = sp ? t : 1;
   double la = ts_cost_tp_layer_activation_bytes(m, job->seq_len, job->micro_batch_size,
@@ -127,7 +145,8 @@ void ts__cost_tp_apply(const ts_job_t *job, ts_cost_t *c) {
     part_memory_tp(job, k == 0, k == c->n_parts - 1, p);
     p->msg_bytes = s * b * m->hidden * e /
                    (job->pipeline_scatter_gather || job->tensor_parallel_grid > 1 ? t : 1);
-    p->params /= t;
+    /* 2.5d: each depth layer holds the grid's weights, / q^2. */
+    p->params /= job->tensor_parallel_depth > 1 ? t / job->tensor_parallel_depth : t;
     p->weights_bytes = p->params * e;
     p->gradients_bytes = p->params * e;
     p->optimizer_bytes = p->params * (e < 4 ? 12.0 : 8.0);
