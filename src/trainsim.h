@@ -282,7 +282,12 @@ typedef struct ts_job {
                          ** "none": no optimizer step */
   /* tensor parallelism (README "Tensor parallelism") */
   int tensor_parallel;   /* t: devices a layer is split over (default 1) */
-  char tensor_parallel_mode[8]; /* "1d" (the only one modelled so far) */
+  char tensor_parallel_mode[8]; /* "1d" (default), "2d", "2.5d" or "3d" */
+  int tensor_parallel_grid; /* q: "2d" t = q x q (Optimus / SUMMA), "2.5d"
+                         ** t = q x q x depth (Tesseract), "3d" t = q^3
+                         ** (Bian et al.); 0 for "1d" */
+  int tensor_parallel_depth; /* d of "2.5d" (default 1) */
+  bool tensor_parallel_cube; /* "3d" */
   bool sequence_parallel; /* each all-reduce a reduce-scatter + all-gather;
                          ** LayerNorm and dropout on s / t tokens */
   bool pipeline_scatter_gather; /* pipeline messages of b s h / t per device
@@ -515,6 +520,28 @@ double ts_cost_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int
 ** selective give ts_cost_layer_activation_bytes. */
 double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int t,
                                          bool sp, ts_recompute_t rec);
+/* The same under 2.5D (Tesseract, Wang et al. 2021) on q x q x d devices:
+** SUMMA in each of the d depth layers, A's blocks m / (d q) x k / q:
+**   3 (q - 1) / q^2 x sum over GEMMs of (m k / d + k n) x bpe
+** (the depth all-reduce of weight gradients is not included). */
+double ts_cost_tp25d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q, int d);
+/* The same under 3D (Bian et al. 2021) on q^3 devices: per GEMM, forward
+** an all-gather of A's block along y, of B's along x and a reduce-scatter
+** of C's along z; backward an all-gather of dC along z and reduce-scatters
+** of dA along y and dB along x; each block (m k, k n, m n) / q^2:
+**   2 (q - 1) / q^3 x sum over GEMMs of (m k + k n + m n) x bpe. */
+double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q);
+/* Bytes one device sends per transformer layer per micro-batch, forward
+** and backward, under 2D tensor parallelism on a q x q grid (Optimus, Xu
+** et al. 2021; README "Tensor parallelism"): for each of the layer's four
+** GEMMs (m = mbs seq rows, k x n weights) the forward's q row broadcasts
+** of A's m/q x k/q blocks and q column broadcasts of B's k/q x n/q blocks,
+** and the backward's two SUMMA products (dA = dC B^T, dB = A^T dC: a
+** broadcast and a reduce of the same blocks each), a chain over q members
+** sending (q - 1) / q of a block per device per step:
+**   3 (q - 1) / q^2 x sum over GEMMs of (m k + k n) x bpe.
+** q = 1 gives 0. */
+double ts_cost_tp2d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q);
 /* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
 ** (V + s) h for a GPT-style model with the default fields; seq is the
 ** position table's length when model.max_positions is 0. */

@@ -201,8 +201,10 @@ static void test_cli_refusals(void) {
   /* shapes the reference block does not have: refused, not run as MHA */
   static const char *const shapes[][2] = {{"model.kv_heads=1", "model.kv_heads"},
                                           {"model.norm=rmsnorm", "model.norm"},
-                                          {"model.bias=none", "model.bias"}};
-  for (int i = 0; i < 3; i++) {
+                                          {"model.bias=none", "model.bias"},
+                                          {"tensor_parallel=4 --set tensor_parallel_mode=2d",
+                                           "tensor_parallel_mode"}};
+  for (int i = 0; i < 4; i++) {
     snprintf(a, sizeof a, "run %s --executor reference --set %s", job, shapes[i][0]);
     expect_refusal(a, EX_DATAERR, shapes[i][1]);
   }

@@ -389,8 +389,7 @@ static void test_bad_inputs(void) {
   } cases[] = {
       {&TJOB, "tensor_parallel=3", ".json: tensor_parallel: 3 does not divide model.heads (8)"},
       {&TJOB, "sequence_parallel=true", ".json: sequence_parallel: needs tensor_parallel > 1"},
-      {&TJOB, "tensor_parallel_mode=2d", ".json: tensor_parallel_mode: \"2d\" is not yet modelled"},
-      {&TJOB, "tensor_parallel_mode=3d", ".json: tensor_parallel_mode: \"3d\" is not yet modelled"},
+      {&TJOB, "tensor_parallel_depth=2", ".json: tensor_parallel_depth: 2 needs tensor_parallel_mode \"2.5d\""},
       {&TJOB, "tensor_parallel_mode=4d", ".json: tensor_parallel_mode: expected \"1d\""},
       {&TJOB, "tensor_parallel=0", ".json: tensor_parallel: "},
       {&SJOB, "recompute=selective", ".json: recompute: \"selective\" recomputes a transformer's"},

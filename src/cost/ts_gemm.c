@@ -174,7 +174,7 @@ void ts__cost_work(const ts_job_t *job, ts_cost_t *c) {
     bool last = k == c->n_parts - 1;
     memset(p->work, 0, sizeof p->work);
     ts_gemm_layer_work_tp(m, job->seq_len, job->micro_batch_size, job->bytes_per_element,
-                          p->n_layers, tp, job->sequence_parallel,
+                          p->n_layers, tp, job->sequence_parallel || job->tensor_parallel_grid > 1,
                           job->recompute == TS_RECOMPUTE_SELECTIVE, p->work);
     if (k == 0) add_mem(p->work, 3 * M * h * e, 2 * M * h * e, false);
     if (last) {

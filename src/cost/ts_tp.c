@@ -38,8 +38,19 @@
 **   messages        pipeline messages b s h e / t per device with
 **                   pipeline_scatter_gather (Megatron's scatter / gather
 **                   optimisation), else b s h e.
+**
+** 2D (Optimus, Xu et al. 2021; tensor_parallel_mode "2d", t = q x q): the
+** activations, weights and so every tensor of a layer are q x q blocked,
+** so FLOPs, parameters, model states, activations (the SP column above:
+** (R + X + S) / t) and pipeline messages are all / t = / q^2 per device;
+** a selective recompute's core / t likewise.  ts_cost_tp2d_layer_bytes
+** gives the SUMMA traffic per layer.  2.5D (Tesseract, Wang et al. 2021;
+** t = q x q x d): the same but parameters and model states / q^2 (each
+** depth layer holds the whole grid's weights); activations / (d q^2) = / t.
+** 3D (Bian et al. 2021; t = q^3): everything / q^3 = / t.
 */
 #include <math.h>
+#include <string.h>
 
 #include "ts_tp.h"
 
@@ -57,12 +68,44 @@ double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, 
   return sp ? (R + X + S) / t : R + (X + S) / t;
 }
 
+/* The layer's four GEMMs as (k, n) of an m x k by k x n product: QKV,
+** the attention's output projection, the MLP's input projection(s), its
+** output projection. */
+static void layer_gemms(const ts_model_t *m, double kn[4][2]) {
+  double h = m->hidden, f = m->ffn_hidden;
+  double q = (double)m->heads * m->head_dim, kv = (double)m->kv_heads * m->head_dim;
+  double in[4][2] = {{h, q + 2 * kv}, {q, h}, {h, (mlp_mats(m) - 1) * f}, {f, h}};
+  memcpy(kn, in, sizeof in);
+}
+
+double ts_cost_tp2d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q) {
+  double kn[4][2], rows = (double)seq * mbs, sum = 0;
+  layer_gemms(m, kn);
+  for (int g = 0; g < 4; g++) sum += rows * kn[g][0] + kn[g][0] * kn[g][1];
+  return 3.0 * (q - 1) / ((double)q * q) * sum * bpe;
+}
+
+double ts_cost_tp25d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q, int d) {
+  double kn[4][2], rows = (double)seq * mbs, sum = 0;
+  layer_gemms(m, kn);
+  for (int g = 0; g < 4; g++) sum += rows * kn[g][0] / d + kn[g][0] * kn[g][1];
+  return 3.0 * (q - 1) / ((double)q * q) * sum * bpe;
+}
+
+double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q) {
+  double kn[4][2], rows = (double)seq * mbs, sum = 0;
+  layer_gemms(m, kn);
+  for (int g = 0; g < 4; g++) sum += rows * kn[g][0] + kn[g][0] * kn[g][1] + rows * kn[g][1];
+  return 2.0 * (q - 1) / ((double)q * q * q) * sum * bpe;
+}
+
 /* The memory of one part for one micro-batch, as ts_cost.c's part_memory
 ** with each tensor's share per device. */
 static void part_memory_tp(const ts_job_t *job, bool first, bool last, ts_part_cost_t *p) {
   const ts_model_t *m = &job->model;
   int t = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
-  bool sp = job->sequence_parallel;
+  /* The grids (2d, 2.5d, 3d) split every activation, as SP does. */
+  bool grid = job->tensor_parallel_grid > 1, sp = job->sequence_parallel || grid;
   double s = job->seq_len, b = job->micro_batch_size, e = job->bytes_per_element;
   double h = m->hidden, V = m->vocab, sbh = s * b * h, st = sp ? t : 1;
   double la = ts_cost_tp_layer_activation_bytes(m, job->seq_len, job->micro_batch_size,
@@ -75,7 +118,7 @@ static void part_memory_tp(const ts_job_t *job, bool first, bool last, ts_part_c
   if (first) keep += 8 * s * b + (m->dropout ? sbh / st : 0);
   /* The final LayerNorm's input (sequence-split with SP), the LM head's
   ** (gathered) input and the fp32 softmax of the rank's V / t logits. */
-  if (last) keep += sbh * e / st + sbh * e + 4 * s * b * V / t;
+  if (last) keep += sbh * e / st + sbh * e / (grid ? t : 1) + 4 * s * b * V / t;
   p->act_bytes = p->n_layers * la + keep;
   p->act_input_bytes = sbh * e / st + keep;
   p->rec_bytes = p->n_layers * lfull;
@@ -84,7 +127,7 @@ static void part_memory_tp(const ts_job_t *job, bool first, bool last, ts_part_c
   if (!m->flash_attention) attn += 2.0 * m->heads * job->seq_len;
   double work = fmax((mlp_mats(m) - 1) * (double)m->ffn_hidden, attn) / t;
   if (last && V / t > work) work = V / t;
-  p->bwd_tmp_bytes = s * b * (2 * h + work) * e;
+  p->bwd_tmp_bytes = s * b * (2 * h / (grid ? t : 1) + work) * e;
 }
 
 void ts__cost_tp_apply(const ts_job_t *job, ts_cost_t *c) {
@@ -100,8 +143,10 @@ void ts__cost_tp_apply(const ts_job_t *job, ts_cost_t *c) {
     p->flops[TS_BACKWARD] += p->n_layers * core / t;
     p->flops[TS_BACKWARD_INPUT] += p->n_layers * core / t;
     part_memory_tp(job, k == 0, k == c->n_parts - 1, p);
-    p->msg_bytes = s * b * m->hidden * e / (job->pipeline_scatter_gather ? t : 1);
-    p->params /= t;
+    p->msg_bytes = s * b * m->hidden * e /
+                   (job->pipeline_scatter_gather || job->tensor_parallel_grid > 1 ? t : 1);
+    /* 2.5d: each depth layer holds the grid's weights, / q^2. */
+    p->params /= job->tensor_parallel_depth > 1 ? t / job->tensor_parallel_depth : t;
     p->weights_bytes = p->params * e;
     p->gradients_bytes = p->params * e;
     p->optimizer_bytes = p->params * (e < 4 ? 12.0 : 8.0);

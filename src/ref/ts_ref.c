@@ -28,6 +28,7 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
   ** implement yet. */
   int t = job->tensor_parallel;
   const char *tp_field = t <= 1                                   ? NULL
+                         : strcmp(job->tensor_parallel_mode, "1d") ? "tensor_parallel_mode"
                          : job->sequence_parallel                 ? "sequence_parallel"
                          : job->recompute != TS_RECOMPUTE_NONE    ? "recompute"
                          : job->zero > 0                          ? "zero"
@@ -37,9 +38,9 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                                                                   : NULL;
   if (tp_field)
     return ts_err_set(err, EX_DATAERR,
-                      "%s: %s: the reference executor runs tensor_parallel %d only without "
-                      "sequence parallelism, recompute, ZeRO, MoE or more iterations, and with "
-                      "ffn_hidden a multiple of it",
+                      "%s: %s: the reference executor runs tensor_parallel %d only in 1d mode, "
+                      "without sequence parallelism, recompute, ZeRO, MoE or more iterations, "
+                      "and with ffn_hidden a multiple of it",
                       job->path, tp_field, t);
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,

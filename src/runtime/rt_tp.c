@@ -34,6 +34,39 @@
 ** with data sums (the reference executor's ref_tp.c); the scatter / gather
 ** and SP collectives carry bytes only.
 **
+** 2D (tensor_parallel_mode "2d", Optimus, Xu et al. 2021): the TP group's
+** members, ordered by rank, form a q x q grid, rank = i q + j (row i,
+** column j).  Each GEMM of a layer (m = b s rows, a k x n weight, in the
+** order QKV, output projection, MLP in, MLP out) is SUMMA: in the forward,
+** q steps l of a row broadcast of A's block (m k e / q^2 bytes) from the
+** row's member of column l and a column broadcast of B's block (k n e /
+** q^2) from the column's member of row l; in the backward, last GEMM
+** first, q steps of dA = dC B^T (a column broadcast of B's block, a row
+** reduce of dA's block to column l) and q of dB = A^T dC (a row broadcast
+** of A's block, a column reduce of dB's block to row l).  A broadcast is
+** the runtime's chain from its root; a reduce is the same chain run
+** towards its root (the same bytes and flows; recorded as a broadcast).
+** Every member is the chain's end once in q steps, so each device sends
+** ts_cost_tp2d_layer_bytes per layer.  The attention GEMMs' traffic runs
+** before the attention piece and the MLP's before the MLP piece (forward;
+** mirrored in the backward), the compute stream waiting for each GEMM's
+** last step; no pipeline-message gathers (a 2D rank holds its 1 / t block
+** of the activations).
+**
+** 2.5D (Tesseract, Wang et al. 2021; t = q x q x d, d =
+** tensor_parallel_depth): rank = k q^2 + i q + j; depth layer k runs the
+** 2D pattern on its own grid, A's blocks m / (d q) x k / q (the d q rows of
+** all layers split the micro-batch), B's k / q x n / q as in 2D.  The
+** depth all-reduce of the weight gradients is not modelled.
+**
+** 3D (Bian et al. 2021; t = q^3): rank = l q^2 + i q + j, device (i, j,
+** l); lines along y (j varies), x (i varies) and z (l varies).  Each GEMM's
+** forward all-gathers A_il along y and B_lj along x (each stored as 1 / q
+** pieces on the line, so every device holds 1 / q^3; the same bytes as a
+** broadcast from one holder) and reduce-scatters C_ijl along z; its
+** backward all-gathers dC along z and reduce-scatters dA along y and dB
+** along x.  Blocks: A m k / q^2, B k n / q^2, C m n / q^2 (times e).
+**
 ** The embedding's and the LM head's vocabulary-parallel all-reduces are
 ** not modelled.  TP collectives share the device's one communication
 ** stream with data-parallel ones, in start order.
@@ -52,7 +85,50 @@ struct rt_tp {
   double msg;                       /* b s h e */
   double layer[TS_COMPUTE_KINDS];   /* one layer's FLOPs per device */
   double attn[TS_COMPUTE_KINDS];    /* of which the attention piece's */
+  int q;                            /* 2d, 2.5d, 3d: the grid's side, else 0 */
+  bool cube;                        /* 3d */
+  double gemm[4][3];                /* the layer's GEMMs' A, B (and C) block bytes */
+  int *line[3];                     /* 3d: the y, x and z lines, q members each */
+  /* 2d: the rotated row and column chains of each step l, q members each:
+  ** [0] broadcast from l, [1] reduce to l (the root last). */
+  int *row[2], *col[2];
 };
+
+/* The grid's chains or lines (file header) and block sizes. */
+static void grid_init(rt_tp_t *tp, const ts_job_t *job) {
+  const ts_model_t *m = &job->model;
+  int q = tp->q = job->tensor_parallel_grid, q2 = q * q, base = tp->g.rank / q2 * q2;
+  int i = tp->g.rank % q2 / q, j = tp->g.rank % q;
+  double d = job->tensor_parallel_depth > 1 ? job->tensor_parallel_depth : 1;
+  double e = job->bytes_per_element, M = (double)job->micro_batch_size * job->seq_len;
+  double h = m->hidden, f = m->ffn_hidden, qd = (double)m->heads * m->head_dim;
+  double kv = (double)m->kv_heads * m->head_dim;
+  double kn[4][2] = {{h, qd + 2 * kv}, {qd, h}, {h, (m->gated_mlp ? 2 : 1) * f}, {f, h}};
+  for (int g = 0; g < 4; g++) {
+    tp->gemm[g][0] = M * kn[g][0] * e / (d * q2);
+    tp->gemm[g][1] = kn[g][0] * kn[g][1] * e / q2;
+    tp->gemm[g][2] = M * kn[g][1] * e / q2;
+  }
+  if ((tp->cube = job->tensor_parallel_cube)) {
+    for (int a = 0; a < 3; a++) tp->line[a] = ts__xmalloc((size_t)q * sizeof(int));
+    for (int x = 0; x < q; x++) {
+      tp->line[0][x] = tp->g.dev[base + i * q + x];
+      tp->line[1][x] = tp->g.dev[base + x * q + j];
+      tp->line[2][x] = tp->g.dev[x * q2 + i * q + j];
+    }
+    return;
+  }
+  for (int r = 0; r < 2; r++) {
+    tp->row[r] = ts__xmalloc((size_t)q * q * sizeof(int));
+    tp->col[r] = ts__xmalloc((size_t)q * q * sizeof(int));
+    for (int l = 0; l < q; l++)
+      for (int x = 0; x < q; x++) {
+        int y = (l + r + x) % q;
+        tp->row[r][l * q + x] = tp->g.dev[base + i * q + y];
+        tp->col[r][l * q + x] = tp->g.dev[base + y * q + j];
+      }
+  }
+}
 
 void ts__rt_tp_init(ts_rt_t *rt) {
   ts_world_t *w = rt->w;
@@ -78,9 +154,17 @@ void ts__rt_tp_init(ts_rt_t *rt) {
   tp->layer[TS_BACKWARD] = 2 * (A + M) + core;
   tp->attn[TS_BACKWARD_INPUT] = A + core;
   tp->layer[TS_BACKWARD_INPUT] = A + M + core;
+  if (job->tensor_parallel_grid > 1) grid_init(tp, job);
 }
 
 void ts__rt_tp_free(ts_rt_t *rt) {
+  if (rt->tp) {
+    for (int r = 0; r < 2; r++) {
+      free(rt->tp->row[r]);
+      free(rt->tp->col[r]);
+    }
+    for (int a = 0; a < 3; a++) free(rt->tp->line[a]);
+  }
   free(rt->tp);
   rt->tp = NULL;
 }
@@ -99,6 +183,76 @@ static void coll(ts_rt_t *rt, ts_coll_op_t op, int v, int mb) {
                  .group_kind = TS_GROUP_TP, .mb = mb};
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, mb);
+}
+
+/* One chain of the 2d grid: step l's row (or column) chain of kind r
+** (0 broadcast, 1 reduce), bytes each, started; returns its handle. */
+static int chain(ts_rt_t *rt, bool row, int r, int l, double bytes, int v, int mb) {
+  rt_tp_t *tp = rt->tp;
+  int q = tp->q, me = row ? tp->g.rank % q : tp->g.rank / q;
+  ts_group_t g = {.n = q, .rank = ((me - l - r) % q + 2 * q) % q,
+                  .dev = (row ? tp->row[r] : tp->col[r]) + l * q};
+  rt_coll_t c = {.op = TS_COLL_BROADCAST, .buf = TS_BUF_NONE, .vstage = v, .bytes = bytes, .g = g,
+                 .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
+                 .group_kind = TS_GROUP_TP, .mb = mb};
+  return ts__rt_coll_queue(rt, &c);
+}
+
+/* One ring collective of the 3d cube along line a (0 y, 1 x, 2 z). */
+static int line(ts_rt_t *rt, int a, ts_coll_op_t op, double bytes, int v, int mb) {
+  rt_tp_t *tp = rt->tp;
+  int q = tp->q, r = tp->g.rank;
+  int pos[3] = {r % q, r % (q * q) / q, r / (q * q)};
+  ts_group_t g = {.n = q, .rank = pos[a], .dev = tp->line[a]};
+  rt_coll_t c = {.op = op, .buf = TS_BUF_NONE, .vstage = v, .bytes = bytes, .g = g,
+                 .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
+                 .group_kind = TS_GROUP_TP, .mb = mb};
+  return ts__rt_coll_queue(rt, &c);
+}
+
+/* The cube traffic of GEMMs g0 and g0 + 1 (file header), as summa. */
+static void cube(ts_rt_t *rt, bool fwd, int g0, int v, int mb) {
+  rt_tp_t *tp = rt->tp;
+  for (int n = 0; n < 2; n++) {
+    int g = fwd ? g0 + n : g0 + 1 - n, h;
+    const double *x = tp->gemm[g];
+    if (fwd) {
+      line(rt, 0, TS_COLL_ALLGATHER, x[0], v, mb);
+      line(rt, 1, TS_COLL_ALLGATHER, x[1], v, mb);
+      h = line(rt, 2, TS_COLL_REDUCE_SCATTER, x[2], v, mb);
+    } else {
+      line(rt, 2, TS_COLL_ALLGATHER, x[2], v, mb);
+      line(rt, 0, TS_COLL_REDUCE_SCATTER, x[0], v, mb);
+      h = line(rt, 1, TS_COLL_REDUCE_SCATTER, x[1], v, mb);
+    }
+    ts__rt_coll_wait_at(rt, h, v, mb);
+  }
+}
+
+/* The SUMMA traffic of GEMMs g0 and g0 + 1 (forward in that order, the
+** backward's in the reverse), waited for after each GEMM's last step. */
+static void summa(ts_rt_t *rt, bool fwd, int g0, int v, int mb) {
+  rt_tp_t *tp = rt->tp;
+  if (tp->cube) {
+    cube(rt, fwd, g0, v, mb);
+    return;
+  }
+  for (int n = 0; n < 2; n++) {
+    int g = fwd ? g0 + n : g0 + 1 - n, h = -1;
+    double a = tp->gemm[g][0], b = tp->gemm[g][1];
+    for (int l = 0; l < tp->q; l++) {
+      if (fwd) {
+        chain(rt, true, 0, l, a, v, mb);
+        h = chain(rt, false, 0, l, b, v, mb);
+      } else {
+        chain(rt, false, 0, l, b, v, mb); /* dA = dC B^T */
+        chain(rt, true, 1, l, a, v, mb);
+        chain(rt, true, 0, l, a, v, mb); /* dB = A^T dC */
+        h = chain(rt, false, 1, l, b, v, mb);
+      }
+    }
+    ts__rt_coll_wait_at(rt, h, v, mb);
+  }
 }
 
 /* One compute piece and its event. */
@@ -136,6 +290,13 @@ void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, doub
   double L = tp->layer[kind], a = tp->attn[kind] / L * (flops < L ? flops : L);
   double p0 = fwd ? a : flops - a; /* the first block: attention forward, MLP backward */
   double s0 = flops > 0 ? seconds * p0 / flops : seconds / 2;
+  if (tp->q) { /* 2d, 2.5d, 3d: each piece after its GEMMs' traffic */
+    summa(rt, fwd, fwd ? 0 : 2, v, mb);
+    piece(rt, kind, v, mb, m0, p0, s0);
+    summa(rt, fwd, fwd ? 2 : 0, v, mb);
+    piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
+    return;
+  }
   if (first && gathers_input(rt, kind, v)) coll(rt, TS_COLL_ALLGATHER, v, mb);
   if (tp->sp) coll(rt, TS_COLL_ALLGATHER, v, mb);
   piece(rt, kind, v, mb, m0, p0, s0);
