@@ -102,3 +102,10 @@ int64_t ts__to_ns(double s) {
   if (ns >= 4.6e18) return INT64_C(4600000000000000000);
   return (int64_t)llround(ns);
 }
+
+void ts__device_label(const ts_run_t *run, int d, char *buf, size_t cap) {
+  if (run->devices[d].name[0])
+    snprintf(buf, cap, "device %d (%s)", d, run->devices[d].name);
+  else
+    snprintf(buf, cap, "device %d", d);
+}

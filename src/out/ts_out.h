@@ -201,6 +201,9 @@ int ts__fmt_int(char *buf, long long v);
 /* Seconds to whole nanoseconds, clamped to [0, 4.6e18] (NaN and negative
 ** times: 0), for the writers that print fixed-point times. */
 int64_t ts__to_ns(double s);
+/* "device D (HOST)", or "device D" for a device without a host name, into
+** buf (cap bytes), for the traces' device labels. */
+void ts__device_label(const ts_run_t *run, int d, char *buf, size_t cap);
 int ts__fmt_fixed(char *buf, double x, int d);
 /* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
 ** HTML text and attributes; control characters become '?'. */

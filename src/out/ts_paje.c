@@ -216,10 +216,7 @@ static void define(FILE *f, const ts_run_t *run, lanes_t (*lanes)[G_N], bool hos
   fprintf(f, "5 x%d EV \"evict\" \"0.0 0.0 0.0\"\n", TS_EVICT);
   for (int d = 0; d < run->n_devices; d++) {
     char label[TS_NAME_MAX + 32];
-    if (run->devices[d].name[0])
-      snprintf(label, sizeof label, "device %d (%s)", d, run->devices[d].name);
-    else
-      snprintf(label, sizeof label, "device %d", d);
+    ts__device_label(run, d, label, sizeof label);
     fprintf(f, "6 0.000000000 d%d D 0 ", d);
     put_str(f, label);
     fputc('\n', f);

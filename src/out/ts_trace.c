@@ -165,10 +165,7 @@ static void write_thread_name(FILE *f, bool *first, int pid, int tid, const char
 static void write_metadata(FILE *f, bool *first, const ts_run_t *run, const dev_tracks_t *dt) {
   for (int d = 0; d < run->n_devices; d++) {
     char label[TS_NAME_MAX + 32];
-    if (run->devices[d].name[0])
-      snprintf(label, sizeof label, "device %d (%s)", d, run->devices[d].name);
-    else
-      snprintf(label, sizeof label, "device %d", d);
+    ts__device_label(run, d, label, sizeof label);
     sep(f, first);
     fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":",
             d + 1);
