@@ -182,6 +182,9 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     sg_host_t a, b;
+    /* Millions of routes take minutes on a large platform: tell the
+    ** parent's watchdog that this phase is alive. */
+    if (!(i & 1023)) ts__sim_progress();
     if (ts_kind_is_transfer(e->kind)) { /* between devices */
       a = x->dev[e->device].host;
       b = x->dev[e->peer].host;

@@ -432,6 +432,18 @@ static sim_count_t *progress_counter(double *after) {
   return m == MAP_FAILED ? NULL : m;
 }
 
+/* ts__write_all in 64 MiB pieces, telling the watchdog after each: a large
+** run's timeline is gigabytes. */
+static bool write_ticking(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  for (size_t k; n > 0; p += k, n -= k) {
+    k = n < ((size_t)64 << 20) ? n : (size_t)64 << 20;
+    if (!ts__write_all(fd, p, k)) return false;
+    ts__sim_progress();
+  }
+  return true;
+}
+
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err) {
   const ts_layout_t *lay = plan->layout;
@@ -476,7 +488,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     h.hosts_unused = run->hosts_unused;
     bool ok = ts__write_all(rfd, &h, sizeof h) &&
               ts__write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
-              ts__write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
+              write_ticking(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
               ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
     _exit(ok ? 0 : 74);
   }

@@ -634,6 +634,17 @@ void ts_run_free(ts_run_t *r);
 /* Metrics                                                             */
 /* ------------------------------------------------------------------ */
 
+/* Where a device's time goes (README "Time split"): [0, T] cut by what its
+** compute stream does, in this order of precedence; the six add up to T. */
+typedef struct ts_time_split {
+  double compute_s;    /* compute ops */
+  double tp_exposed_s; /* waits for tensor-parallel collectives */
+  double dp_exposed_s; /* waits for other collectives */
+  double optimizer_s;  /* the optimizer step */
+  double pp_wait_s;    /* a pipeline message to the device in flight */
+  double idle_s;       /* the rest: the bubble proper */
+} ts_time_split_t;
+
 typedef struct ts_device_metrics {
   double busy_s, idle_s, bubble_fraction;
   int peak_inflight;       /* max over held parts of in-flight micro-batches */
@@ -659,6 +670,10 @@ typedef struct ts_device_metrics {
   double tp_bytes;         /* bytes sent in tensor-parallel collectives */
   double tp_comm_s;        /* union of their spans */
   double tp_exposed_s;     /* time the compute stream waited for them */
+  /* time split (metrics_time.c) and the union of the spans of the
+  ** pipeline messages the device sends or receives */
+  ts_time_split_t split;
+  double pp_comm_s;
   /* memory over time: (time, activation bytes) steps, owned */
   int n_mem;
   double *mem_t, *mem_bytes;
@@ -686,6 +701,8 @@ typedef struct ts_metrics {
   double dp_comm_share;       /* dp_comm_s / makespan */
   double tp_bytes;            /* sum over devices */
   double tp_comm_s, tp_exposed_s; /* max over devices */
+  ts_time_split_t split;      /* mean over devices */
+  double pp_comm_s;           /* max over devices */
   /* MoE (zeros for dense models): README "Mixture of experts" */
   double alltoall_share;      /* all-to-all call time / (devices x T) */
   double expert_imbalance;    /* max over mean of tokens per expert */

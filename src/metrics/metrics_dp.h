@@ -25,4 +25,8 @@ void ts__metrics_streams(const ts_event_t **sev, int ns, ts_device_metrics_t *dm
 ** the pipeline span ignores it. */
 bool ts__metrics_is_dp_work(const ts_event_t *e);
 
+/* The time split of every device of m (m->dev, m->n_devices set) over
+** [0, T] and the run's mean, with pp_comm_s (metrics_time.c). */
+void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m);
+
 #endif /* TS_METRICS_DP_H */

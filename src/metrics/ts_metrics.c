@@ -22,6 +22,9 @@
 **                       bytes, dp_comm_s, exposed_comm_s, optimizer_s;
 **                       totals sum the bytes and take the maximum of the
 **                       times over devices; dp_comm_share = dp_comm_s / T.
+**   time split          metrics_time.c: [0, T] of each device cut into
+**                       compute, TP and DP waits, optimizer, pipeline
+**                       messages in flight and idle; the run's is the mean.
 **   gathered (zero 3)   a TS_COLLECTIVE of purpose gather holds its bytes
 **                       (a ring all-gather sends (n - 1) / n of the unit's
 **                       weights: exactly the unit minus the own shard) from
@@ -364,14 +367,13 @@ static bool is_p2p(ts_kind_t k) {
 ** data-parallel metrics (file header); ev, sev, hev are scratch arrays of
 ** run->n_events + 1 entries (hev NULL: no host-memory schedule). */
 static void device_metrics(const ts_job_t *job, const ts_plan_t *plan, const ts_cost_t *cost,
-                           const ts_run_t *run, int d, int versions, const ts_event_t **ev,
-                           const ts_event_t **sev, const ts_event_t **hev,
+                           const ts_run_t *run, int d, int versions, const int *mine, int n_mine,
+                           const ts_event_t **ev, const ts_event_t **sev, const ts_event_t **hev,
                            ts_device_metrics_t *dm) {
   const ts_layout_t *lay = plan->layout;
   int k = 0, nh = 0, ns = 0;
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
-    if (e->device != d) continue;
+  for (int i = 0; i < n_mine; i++) {
+    const ts_event_t *e = &run->events[mine[i]];
     if (ts_kind_is_compute(e->kind)) {
       dm->busy_s += e->end - e->start;
       ev[k++] = e;
@@ -423,9 +425,19 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
   const ts_event_t **hev = host ? ts__xmalloc(cap * sizeof *hev) : NULL;
   int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
   double idle_sum = 0, ideal = 0;
+  /* The events' indices by device, in timeline order (a counting sort):
+  ** each device then reads its own events only. */
+  int *first = ts__xcalloc((size_t)n + 2, sizeof *first);
+  int *by_dev = ts__xmalloc(cap * sizeof *by_dev);
+  for (int i = 0; i < run->n_events; i++)
+    if (run->events[i].device >= 0 && run->events[i].device < n) first[run->events[i].device + 2]++;
+  for (int d = 0; d < n; d++) first[d + 2] += first[d + 1];
+  for (int i = 0; i < run->n_events; i++)
+    if (run->events[i].device >= 0 && run->events[i].device < n) by_dev[first[run->events[i].device + 1]++] = i;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
-    device_metrics(job, plan, cost, run, d, versions, ev, sev, hev, dm);
+    device_metrics(job, plan, cost, run, d, versions, by_dev + first[d], first[d + 1] - first[d], ev,
+                   sev, hev, dm);
     dm->idle_s = P - dm->busy_s;
     dm->bubble_fraction = P > 0 ? dm->idle_s / P : 0;
     idle_sum += dm->idle_s;
@@ -440,9 +452,12 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
     m->tp_exposed_s = fmax(m->tp_exposed_s, dm->tp_exposed_s);
     m->optimizer_s = fmax(m->optimizer_s, dm->optimizer_s);
   }
+  free(first);
+  free(by_dev);
   free(ev);
   free(sev);
   free(hev);
+  ts__metrics_time(run, T, m);
   m->dp_comm_share = T > 0 ? m->dp_comm_s / T : 0;
   m->bubble_fraction = (n > 0 && P > 0) ? idle_sum / (n * P) : 0;
   m->ideal_time_s = ideal / job->iterations;

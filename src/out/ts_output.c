@@ -148,6 +148,18 @@ static void dp_device_json(cJSON *x, const ts_device_metrics_t *dm) {
   add_num(x, "gathered_peak_bytes", dm->gathered_peak_bytes);
 }
 
+/* A device's pp_comm_s and time_split (README "Time split"). */
+static void time_split_json(cJSON *x, const ts_device_metrics_t *dm) {
+  add_num(x, "pp_comm_s", dm->pp_comm_s);
+  cJSON *t = cJSON_AddObjectToObject(x, "time_split");
+  add_num(t, "compute_s", dm->split.compute_s);
+  add_num(t, "tp_exposed_s", dm->split.tp_exposed_s);
+  add_num(t, "pp_wait_s", dm->split.pp_wait_s);
+  add_num(t, "dp_exposed_s", dm->split.dp_exposed_s);
+  add_num(t, "optimizer_s", dm->split.optimizer_s);
+  add_num(t, "idle_s", dm->split.idle_s);
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
@@ -205,6 +217,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
       add_num(x, "tp_comm_s", dm->tp_comm_s);
       add_num(x, "tp_exposed_s", dm->tp_exposed_s);
     }
+    time_split_json(x, dm);
     if (host) {
       add_num(x, "host_bytes", dm->host_bytes);
       add_num(x, "room_wait_s", dm->room_wait_s);

@@ -5,7 +5,8 @@
 ** Gantt chart (gantt.svg's own drawing, ts_write_gantt_svg, inlined); a
 ** memory-over-time chart per device (model states as a constant band,
 ** stashed activations stacked on it as a step plot, the capacity as a
-** dashed line when the host has one); the summary table with each metric's
+** dashed line when the host has one); where the time goes per stage
+** (ts_report_time.c); the summary table with each metric's
 ** definition (the text of README's summary.json table); the per-device
 ** table with the definitions of its columns.
 **
@@ -308,6 +309,7 @@ int ts_write_report_html_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FI
   int rc = ts__report_write_gantt(f, r, &go);
   if (rc) return rc;
   ts__report_write_bubble(f, r);
+  ts__report_write_time(f, r);
   ts__report_write_memory(f, r);
   ts__report_write_summary(f, r);
   ts__report_write_devices(f, r);

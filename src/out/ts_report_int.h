@@ -41,6 +41,8 @@ void ts__report_write_intro(FILE *f, const ts_result_t *r);
 /* The measured bubble against the schedule's closed form, when it has one
 ** (ts_report_bubble.c). */
 void ts__report_write_bubble(FILE *f, const ts_result_t *r);
+/* Where the time goes: the time split per stage (ts_report_time.c). */
+void ts__report_write_time(FILE *f, const ts_result_t *r);
 void ts__report_write_memory(FILE *f, const ts_result_t *r);
 void ts__report_write_summary(FILE *f, const ts_result_t *r);
 void ts__report_write_devices(FILE *f, const ts_result_t *r);

@@ -109,6 +109,10 @@ static const def_t dev_defs[] = {
      "the duration of the device's optimizer step (its optimizer row): bytes / memory_bandwidth, bytes = (2 K + 2 e) x the parameters of its shard (K: optimizer bytes per parameter, 12 or 8 when bytes_per_element >= 4; e: bytes_per_element); 0 without a step or without a memory_bandwidth"},
     {"devices[].gathered_peak_bytes",
      "zero 3: the most gathered parameter bytes (a gather's full unit weights minus the own shard) held at once; 0 otherwise"},
+    {"devices[].pp_comm_s",
+     "time pipeline messages (send_act, send_grad) the device sends or receives were in flight: the union of their spans"},
+    {"devices[].time_split",
+     "the device's span [0, T] cut by what its compute stream does, the first that applies: compute_s (a compute op runs), tp_exposed_s (it waits for a tensor-parallel collective), dp_exposed_s (for any other collective), optimizer_s (the optimizer step), pp_wait_s (a pipeline message to the device is in flight) and idle_s (the rest: the bubble proper); the six add up to T"},
     {"devices[].host_bytes", "(mobius, gpipe-swap) bytes copied between the device and host memory: "
                              "weights fetched plus gradients written back"},
     {"devices[].room_wait_s",

@@ -30,6 +30,13 @@ static double dp_bytes(const ts_result_t *r) { return r->metrics->dp_bytes; }
 static double dp_comm(const ts_result_t *r) { return r->metrics->dp_comm_s; }
 static double exposed_comm(const ts_result_t *r) { return r->metrics->exposed_comm_s; }
 static double dp_share(const ts_result_t *r) { return r->metrics->dp_comm_share; }
+static double pp_comm(const ts_result_t *r) { return r->metrics->pp_comm_s; }
+static double ts_compute(const ts_result_t *r) { return r->metrics->split.compute_s; }
+static double ts_tp(const ts_result_t *r) { return r->metrics->split.tp_exposed_s; }
+static double ts_pp(const ts_result_t *r) { return r->metrics->split.pp_wait_s; }
+static double ts_dp(const ts_result_t *r) { return r->metrics->split.dp_exposed_s; }
+static double ts_opt(const ts_result_t *r) { return r->metrics->split.optimizer_s; }
+static double ts_idle(const ts_result_t *r) { return r->metrics->split.idle_s; }
 static double coll_ar(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_ALLREDUCE]; }
 static double coll_rs(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_REDUCE_SCATTER]; }
 static double coll_ag(const ts_result_t *r) { return r->metrics->coll_bytes[TS_COLL_ALLGATHER]; }
@@ -85,6 +92,21 @@ static const ts_summary_metric_t list[] = {
      "the largest devices[].exposed_comm_s: time a compute stream waited for collectives other "
      "than tensor-parallel ones (those are tp_exposed_s, see Tensor parallelism)"},
     {"dp_comm_share", "1", TS_SHOW_PERCENT, false, false, dp_share, "dp_comm_s / T"},
+    {"pp_comm_s", "s", TS_SHOW_TIME, false, false, pp_comm,
+     "the largest devices[].pp_comm_s: time pipeline messages to or from a device were in flight"},
+    {"time_split.compute_s", "s", TS_SHOW_TIME, false, false, ts_compute,
+     "mean over devices of devices[].time_split.compute_s (the six time_split parts add up to T; see "
+     "Time split)"},
+    {"time_split.tp_exposed_s", "s", TS_SHOW_TIME, false, false, ts_tp,
+     "mean over devices of devices[].time_split.tp_exposed_s"},
+    {"time_split.pp_wait_s", "s", TS_SHOW_TIME, false, false, ts_pp,
+     "mean over devices of devices[].time_split.pp_wait_s"},
+    {"time_split.dp_exposed_s", "s", TS_SHOW_TIME, false, false, ts_dp,
+     "mean over devices of devices[].time_split.dp_exposed_s"},
+    {"time_split.optimizer_s", "s", TS_SHOW_TIME, false, false, ts_opt,
+     "mean over devices of devices[].time_split.optimizer_s"},
+    {"time_split.idle_s", "s", TS_SHOW_TIME, false, false, ts_idle,
+     "mean over devices of devices[].time_split.idle_s"},
     {"coll_bytes.all-reduce", "B", TS_SHOW_BYTES, false, false, coll_ar, COLL_DEF("all-reduce")},
     {"coll_bytes.reduce-scatter", "B", TS_SHOW_BYTES, false, false, coll_rs, COLL_DEF("reduce-scatter")},
     {"coll_bytes.all-gather", "B", TS_SHOW_BYTES, false, false, coll_ag, COLL_DEF("all-gather")},
