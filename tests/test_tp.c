@@ -5,6 +5,8 @@
 **   - volume: each device sends 8 b s h (t - 1) / t elements per layer per
 **     micro-batch (2 all-reduces of b s h in forward, 2 in backward; ring
 **     all-reduce 2 (t - 1) / t of the message) for t in {2, 4, 8}, plus
+**     the vocabulary-parallel collectives of the embedding and the LM head
+**     (their closed form in tests/test_tp_time.c), plus
 **     (t - 1) / t x b s h for each pipeline message received as b s h / t
 **     and all-gathered (scatter / gather), each collective taking its ring
 **     time on a star of full-duplex links, with
@@ -96,29 +98,46 @@ static void check_volume(int t, bool sp) {
     ** all-gathered: (t - 1) / t x b s h more each. */
     double layers_mb = 2 * 2;
     int gathers = sp ? 0 : 2;
-    CU_ASSERT_EQUAL(n, (int)layers_mb * (sp ? 8 : 4) + gathers);
-    CU_ASSERT_EQUAL(ops[TS_COLL_ALLREDUCE], sp ? 0 : 16);
-    CU_ASSERT_EQUAL(ops[TS_COLL_REDUCE_SCATTER], sp ? 16 : 0);
-    CU_ASSERT_EQUAL(ops[TS_COLL_ALLGATHER], sp ? 16 : gathers);
+    /* Vocabulary parallelism (tests/test_tp_time.c), per micro-batch:
+    ** stage 0's embedding an all-reduce (SP: a reduce-scatter forward, an
+    ** all-gather backward); stage 1's LM head three cross-entropy
+    ** all-reduces of b s fp32 and its input gradient's all-reduce (SP: an
+    ** all-gather forward and a reduce-scatter backward). */
+    bool head = ts_plan_coord(o.plan, d, TS_DIM_PP) == 1;
+    int vocab_n = head ? (sp ? 5 : 4) : (sp ? 2 : 1);
+    CU_ASSERT_EQUAL(n, (int)layers_mb * (sp ? 8 : 4) + gathers + 2 * vocab_n);
+    CU_ASSERT_EQUAL(ops[TS_COLL_ALLREDUCE], (sp ? 0 : 16) + 2 * (head ? (sp ? 3 : 4) : !sp));
+    CU_ASSERT_EQUAL(ops[TS_COLL_REDUCE_SCATTER], sp ? 16 + 2 : 0);
+    CU_ASSERT_EQUAL(ops[TS_COLL_ALLGATHER], sp ? 16 + 2 : gathers);
     double layer_bytes = layers_mb * 8 * B * S * H * (t - 1) / t * E;
-    double want = layer_bytes + gathers * B * S * H * (t - 1) / t * E;
+    double vocab_bytes = 2 * (2.0 * (t - 1) / t * B * S * H * E) +
+                         (head ? 2 * 3 * 2.0 * (t - 1) / t * 4 * B * S : 0);
+    double want = layer_bytes + gathers * B * S * H * (t - 1) / t * E + vocab_bytes;
     double ar = 0;
     for (int i = 0; i < o.run->n_events; i++) {
       const ts_event_t *e = &o.run->events[i];
       if (e->device == d && e->kind == TS_COLLECTIVE && TS_EV_COLL_OP(e->coll) != TS_COLL_ALLGATHER)
         ar += e->bytes;
     }
-    if (!sp) TS_ASSERT_REL(ar, layer_bytes, 1e-12); /* the layers' all-reduces alone */
-    /* Ring time on the star (each step one message of M / t per uplink,
-    ** c(S) = 2 lat + S / bw): all-reduce 2 (t - 1) c(M / t), reduce-scatter
-    ** (t - 1) c(M / t); the all-gathers are left out: a scatter / gather
-    ** one can share its links with a pipeline message in flight. */
-    double M = B * S * H * E, c = 2 * 1e-6 + M / t / 50e9;
+    if (!sp) TS_ASSERT_REL(ar, layer_bytes + vocab_bytes, 1e-12); /* the all-reduces alone */
+    /* Ring time on the star (each step one message of S = bytes / steps per
+    ** uplink, c(S) = 2 lat + S / bw; M / t for a layer's): all-reduce 2 (t
+    ** - 1) c(S), reduce-scatter (t - 1) c(S); the all-gathers are left
+    ** out, and so is a collective that shares its links with a pipeline
+    ** message of the device in flight. */
     for (int i = 0; i < o.run->n_events; i++) {
       const ts_event_t *e = &o.run->events[i];
       if (e->device != d || e->kind != TS_COLLECTIVE || TS_EV_COLL_OP(e->coll) == TS_COLL_ALLGATHER)
         continue;
+      bool shared = false;
+      for (int j = 0; j < o.run->n_events && !shared; j++) {
+        const ts_event_t *x = &o.run->events[j];
+        shared = (x->kind == TS_SEND_ACT || x->kind == TS_SEND_GRAD) && (x->device == d || x->peer == d) &&
+                 x->end > x->start && x->start < e->end && x->end > e->start;
+      }
+      if (shared) continue;
       int steps = TS_EV_COLL_OP(e->coll) == TS_COLL_ALLREDUCE ? 2 * (t - 1) : t - 1;
+      double c = 2 * 1e-6 + e->bytes / steps / 50e9;
       TS_ASSERT_REL(e->end - e->start, steps * c, 1e-6);
     }
     TS_ASSERT_REL(bytes, want, 1e-12);

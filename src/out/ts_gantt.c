@@ -489,7 +489,8 @@ static void write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
   attr2(f, "y", y);
   attr2(f, "width", w);
   attr2(f, "height", g->coll_h);
-  fprintf(f, " fill=\"#%06X\"><title>", ts__gantt_kind_rgb[TS_COLLECTIVE]);
+  bool tp = TS_EV_COLL_PURPOSE(e->coll) == TS_CP_TP;
+  fprintf(f, " fill=\"#%06X\"><title>", tp ? TS_GANTT_TP_RGB : ts__gantt_kind_rgb[TS_COLLECTIVE]);
   ts__gantt_xml_put(f, label, -1);
   fprintf(f, " stage %d, device %d of a %s group of %d", stage, e->device,
           ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)), e->peer);

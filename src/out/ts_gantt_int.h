@@ -36,6 +36,9 @@
 
 /* Okabe & Ito (2008) palette, per ts_kind_t (ts_gantt.c). */
 extern const uint32_t ts__gantt_kind_rgb[TS_KIND_COUNT];
+/* Tensor-parallel collectives (purpose tp): their own colour in the
+** collective lane, so that they stand apart from data-parallel ones. */
+#define TS_GANTT_TP_RGB 0xDDAA33u
 #define IDLE_RGB 0xFFFFFFu /* idle: blank, as the papers draw it */
 
 /* A time unit for the axis and the tooltips. */
@@ -81,7 +84,7 @@ typedef struct legend_item {
 } legend_item_t;
 
 #define LEGEND_CHUNKS 8 /* chunk swatches shown at most */
-#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 3)
+#define LEGEND_MAX (TS_KIND_COUNT + LEGEND_CHUNKS + 4) /* + TP collective */
 #define LEGEND_ROW 1.55 /* legend row pitch, in font sizes */
 
 /* Characters (not bytes) of a UTF-8 string, for width estimates. */

@@ -148,12 +148,26 @@ uint32_t ts__gantt_expert_rgb(uint32_t rgb) {
 ** the figure's width.  Returns the count and sets *rows. */
 int ts__gantt_legend_build(const gantt_t *g, legend_item_t *it, int *rows) {
   int n = 0;
+  /* Tensor-parallel collectives have their own colour: then the others
+  ** read "DP collective" (absent when there are none). */
+  bool tp = false, other = false;
+  for (int i = 0; g->has_kind[TS_COLLECTIVE] && i < g->r->run->n_events; i++)
+    if (g->r->run->events[i].kind == TS_COLLECTIVE) {
+      bool t = TS_EV_COLL_PURPOSE(g->r->run->events[i].coll) == TS_CP_TP;
+      tp |= t, other |= !t;
+    }
   for (int k = 0; k < TS_KIND_COUNT; k++) {
-    if (!g->has_kind[k]) continue;
-    snprintf(it[n].label, sizeof it[n].label, "%s", ts__fig_kind_label(k));
+    if (!g->has_kind[k] || (k == TS_COLLECTIVE && tp && !other)) continue;
+    snprintf(it[n].label, sizeof it[n].label, "%s",
+             k == TS_COLLECTIVE && tp ? "DP collective" : ts__fig_kind_label(k));
     it[n].rgb = ts__gantt_kind_rgb[k];
     it[n].swatch = ts_kind_is_compute((ts_kind_t)k) || k == TS_OPTIMIZER || k == TS_COMM_WAIT ? 1 : 2;
     n++;
+    if (k == TS_COLLECTIVE && tp) {
+      snprintf(it[n].label, sizeof it[n].label, "TP collective");
+      it[n].rgb = TS_GANTT_TP_RGB;
+      it[n++].swatch = 2;
+    }
   }
   if (g->n_chunks > 1) { /* shades of the first two compute kinds present */
     int kinds[2] = {TS_FORWARD, TS_BACKWARD}, nk = 0;

@@ -67,9 +67,24 @@
 ** backward all-gathers dC along z and reduce-scatters dA along y and dB
 ** along x.  Blocks: A m k / q^2, B k n / q^2, C m n / q^2 (times e).
 **
-** The embedding's and the LM head's vocabulary-parallel all-reduces are
-** not modelled.  TP collectives share the device's one communication
-** stream with data-parallel ones, in start order.
+** Vocabulary parallelism (1D; Megatron's VocabParallelEmbedding and
+** vocab_parallel_cross_entropy, Shoeybi et al. 2019), bytes only: the part
+** that holds the embedding (part 0) all-reduces its output, b s h e, at
+** the start of each forward (with SP a reduce-scatter, whose backward is
+** an all-gather at the end of each backward; without SP the all-reduce's
+** backward is the identity).  The part that holds the LM head (the last)
+** all-reduces, after each forward's last layer, the cross-entropy's
+** per-token max, target logit and sum of exponentials (3 all-reduces of
+** b s fp32 values), with SP after all-gathering the head's input (b s h
+** e); and at the start of each backward all-reduces the gradient of the
+** head's input (b s h e; with SP a reduce-scatter).  The head's GEMM runs
+** in the last layer's MLP piece (above), so its collectives sit next to
+** that piece rather than exactly around the GEMM.  Recompute runs no
+** vocabulary collective (the embedding and the head are not recomputed);
+** the grid modes (below) leave them out.
+**
+** TP collectives share the device's one communication stream with
+** data-parallel ones, in start order.
 **
 ** Threading: the state is the program context's own.
 */
@@ -173,16 +188,40 @@ bool ts__rt_tp_splits(const ts_rt_t *rt, ts_kind_t kind) {
   return rt->tp && kind != TS_WEIGHT_GRAD;
 }
 
-/* One TP collective of op (v, mb), started and waited for. */
-static void coll(ts_rt_t *rt, ts_coll_op_t op, int v, int mb) {
+/* One TP collective of op (v, mb) on buf, bytes, started and waited for. */
+static void coll_of(ts_rt_t *rt, ts_coll_op_t op, ts_coll_buf_t buf, double bytes, int v, int mb) {
   rt_tp_t *tp = rt->tp;
-  /* An all-reduce sums the pieces' partials (TS_BUF_TP); the scatter /
-  ** gather and SP collectives carry bytes only. */
-  rt_coll_t c = {.op = op, .buf = op == TS_COLL_ALLREDUCE ? TS_BUF_TP : TS_BUF_NONE, .vstage = v, .bytes = tp->msg, .g = tp->g,
+  rt_coll_t c = {.op = op, .buf = buf, .vstage = v, .bytes = bytes, .g = tp->g,
                  .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
                  .group_kind = TS_GROUP_TP, .mb = mb};
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, mb);
+}
+
+/* One TP collective of a layer: an all-reduce sums the pieces' partials
+** (TS_BUF_TP); the scatter / gather and SP collectives carry bytes only. */
+static void coll(ts_rt_t *rt, ts_coll_op_t op, int v, int mb) {
+  coll_of(rt, op, op == TS_COLL_ALLREDUCE ? TS_BUF_TP : TS_BUF_NONE, rt->tp->msg, v, mb);
+}
+
+/* The vocabulary-parallel collectives (file header) of op (kind, v, mb):
+** at its start (at_end false) or its end.  Bytes only. */
+static void vocab(ts_rt_t *rt, ts_kind_t kind, int v, int mb, bool at_end) {
+  rt_tp_t *tp = rt->tp;
+  const ts_job_t *job = rt->w->job;
+  int part = rt->w->lay->part[v];
+  bool emb = part == 0, head = part == rt->w->cost->n_parts - 1;
+  bool fwd = kind == TS_FORWARD, bwd = kind == TS_BACKWARD || kind == TS_BACKWARD_INPUT;
+  ts_coll_op_t split = tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE;
+  if (!at_end && fwd && emb) coll_of(rt, split, TS_BUF_NONE, tp->msg, v, mb);
+  if (!at_end && bwd && head) coll_of(rt, split, TS_BUF_NONE, tp->msg, v, mb);
+  if (at_end && fwd && head) {
+    if (tp->sp) coll_of(rt, TS_COLL_ALLGATHER, TS_BUF_NONE, tp->msg, v, mb);
+    double tokens = (double)job->micro_batch_size * job->seq_len;
+    for (int i = 0; i < 3; i++) /* max, target logit, sum of exponentials */
+      coll_of(rt, TS_COLL_ALLREDUCE, TS_BUF_NONE, tokens * 4.0, v, mb);
+  }
+  if (at_end && bwd && emb && tp->sp) coll_of(rt, TS_COLL_ALLGATHER, TS_BUF_NONE, tp->msg, v, mb);
 }
 
 /* One chain of the 2d grid: step l's row (or column) chain of kind r
@@ -297,6 +336,7 @@ void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, doub
     piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
     return;
   }
+  if (first) vocab(rt, kind, v, mb, false);
   if (first && gathers_input(rt, kind, v)) coll(rt, TS_COLL_ALLGATHER, v, mb);
   if (tp->sp) coll(rt, TS_COLL_ALLGATHER, v, mb);
   piece(rt, kind, v, mb, m0, p0, s0);
@@ -308,4 +348,5 @@ void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, doub
   }
   piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
   coll(rt, tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE, v, mb);
+  if (last) vocab(rt, kind, v, mb, true);
 }

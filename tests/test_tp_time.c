@@ -1,0 +1,231 @@
+/*
+** test_tp_time.c: the time split (README "Time split"), the
+** vocabulary-parallel collectives of the embedding and the LM head
+** (src/runtime/rt_tp.c) and the done-when job's bad inputs, against closed
+** forms:
+**   - 1F1B with a synthetic model on the ideal platform (free transfers,
+**     no collectives): device d computes m (f + b), T = (m + p - 1)(f + b),
+**     so compute_s = m (f + b) and idle_s = T - m (f + b), every other part
+**     0; the run's split is the devices' mean;
+**   - a t2 p2 d2 GPT job with sequence parallelism, selective recompute and
+**     ZeRO-1 on a star platform: on every device the six parts add up to T,
+**     compute_s = busy_s, tp_exposed_s the TP waits, dp_exposed_s the other
+**     waits, optimizer_s the step; pp_wait_s > 0 and <= pp_comm_s;
+**   - vocabulary parallelism, per device per micro-batch: the embedding's
+**     part adds 2 (t - 1) / t b s h e bytes (an all-reduce, or with SP a
+**     reduce-scatter and an all-gather), the LM head's part 2 (t - 1) / t b
+**     s h e + 3 x 2 (t - 1) / t x 4 b s (the input gradient's all-reduce,
+**     or with SP an all-gather and a reduce-scatter, and the cross-entropy's
+**     three fp32 all-reduces), on top of the layers' 8 b s h (t - 1) / t e;
+**   - summary.json, report.html and gantt.svg name the parts;
+**   - bad input through the command: exit 65, one line naming the field,
+**     no output directory.
+*/
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tshelp.h"
+#include "tsunit.h"
+
+static double split_sum(const ts_time_split_t *s) {
+  return s->compute_s + s->tp_exposed_s + s->pp_wait_s + s->dp_exposed_s + s->optimizer_s +
+         s->idle_s;
+}
+
+static void test_synthetic_closed_form(void) {
+  const char *json =
+      "{\"model\": {\"kind\": \"synthetic\", \"forward_s\": 1.0, \"backward_s\": 2.0, "
+      "\"activation_message_bytes\": 0, \"activation_bytes\": 1}, \"platform\": \"ideal\", "
+      "\"schedule\": \"1f1b\", \"stages\": 4, \"microbatches\": 8}";
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(th_simulate(json, NULL, 0, &job, &o, &err), 0);
+  double T = (8 + 4 - 1) * 3.0, busy = 8 * 3.0;
+  TS_ASSERT_REL(o.metrics->iteration_time_s, T, 1e-12);
+  for (int d = 0; d < 4; d++) {
+    const ts_time_split_t *s = &o.metrics->dev[d].split;
+    TS_ASSERT_REL(s->compute_s, busy, 1e-12);
+    TS_ASSERT_REL(s->idle_s, T - busy, 1e-9);
+    CU_ASSERT_EQUAL(s->tp_exposed_s + s->pp_wait_s + s->dp_exposed_s + s->optimizer_s, 0);
+    CU_ASSERT_EQUAL(o.metrics->dev[d].pp_comm_s, 0);
+  }
+  TS_ASSERT_REL(o.metrics->split.compute_s, busy, 1e-12);
+  TS_ASSERT_REL(o.metrics->split.idle_s, T - busy, 1e-9);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
+/* b = 1, s = 128, h = 256, a = 8, 4 layers over 2 stages, 2 micro-batches. */
+static const char *gpt_json(int t, bool sp, const char *plat, int dp, char *buf, size_t n) {
+  snprintf(buf, n,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 256, \"heads\": 8, "
+           "\"vocab\": 1024, \"flash_attention\": false, \"dropout\": true}, \"platform\": \"%s\", "
+           "\"schedule\": \"1f1b\", \"stages\": 2, \"microbatches\": 2, \"seq_len\": 128, "
+           "\"tensor_parallel\": %d, \"sequence_parallel\": %s, \"recompute\": \"%s\", "
+           "\"data_parallel\": %d, \"zero\": %d}",
+           plat, t, sp ? "true" : "false", sp ? "selective" : "none", dp, dp > 1 ? 1 : 0);
+  return buf;
+}
+
+static void test_split_adds_up(void) {
+  const char *plat = th_star_platform(8, 50e9, 1e-6);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(plat);
+  char json[1024];
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int rc = th_simulate(gpt_json(2, true, plat, 2, json, sizeof json), NULL, 0, &job, &o, &err);
+  unlink(plat);
+  if (rc) fprintf(stderr, "\n%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  const ts_metrics_t *m = o.metrics;
+  CU_ASSERT_EQUAL_FATAL(m->n_devices, 8);
+  double T = m->iteration_time_s, mean[6] = {0};
+  for (int d = 0; d < m->n_devices; d++) {
+    const ts_device_metrics_t *dm = &m->dev[d];
+    const ts_time_split_t *s = &dm->split;
+    TS_ASSERT_REL(split_sum(s), T, 1e-9);
+    TS_ASSERT_REL(s->compute_s, dm->busy_s, 1e-9);
+    TS_ASSERT_REL(s->tp_exposed_s, dm->tp_exposed_s, 1e-9);
+    TS_ASSERT_REL(s->dp_exposed_s, dm->exposed_comm_s, 1e-9);
+    TS_ASSERT_REL(s->optimizer_s, dm->optimizer_s, 1e-9);
+    CU_ASSERT(s->tp_exposed_s > 0);
+    CU_ASSERT(s->dp_exposed_s > 0);
+    CU_ASSERT(s->pp_wait_s > 0);
+    CU_ASSERT(s->pp_wait_s <= dm->pp_comm_s * (1 + 1e-12));
+    CU_ASSERT(s->idle_s > 0);
+    double x[6] = {s->compute_s, s->tp_exposed_s, s->pp_wait_s, s->dp_exposed_s, s->optimizer_s, s->idle_s};
+    for (int i = 0; i < 6; i++) mean[i] += x[i] / m->n_devices;
+  }
+  const ts_time_split_t *s = &m->split;
+  double got[6] = {s->compute_s, s->tp_exposed_s, s->pp_wait_s, s->dp_exposed_s, s->optimizer_s, s->idle_s};
+  for (int i = 0; i < 6; i++) TS_ASSERT_REL(got[i], mean[i], 1e-12);
+  TS_ASSERT_REL(split_sum(s), T, 1e-9);
+
+  /* The writers: summary.json's time_split, the report's section, the
+  ** Gantt chart's TP colour. */
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  CU_ASSERT_EQUAL(ts_write_summary_json(&o.r, f), 0);
+  fclose(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"time_split\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"pp_wait_s\""));
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"pp_comm_s\""));
+  free(buf);
+  f = open_memstream(&buf, &len);
+  CU_ASSERT_EQUAL(ts_write_report_html(&o.r, f), 0);
+  fclose(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "<section id=\"time\">"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "TP exposed"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "DP exposed"));
+  free(buf);
+  f = open_memstream(&buf, &len);
+  CU_ASSERT_EQUAL(ts_write_gantt_svg(&o.r, f), 0);
+  fclose(f);
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, ">TP collective<"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, ">DP collective<"));
+  CU_ASSERT_PTR_NOT_NULL(strstr(buf, "fill=\"#DDAA33\""));
+  free(buf);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
+/* Each device's TP bytes: the layers', the pipeline gathers' and the
+** vocabulary-parallel ones (file header). */
+static void check_vocab(int t, bool sp) {
+  const char *plat = th_star_platform(2 * t, 50e9, 1e-6);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(plat);
+  char json[1024];
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int rc = th_simulate(gpt_json(t, sp, plat, 1, json, sizeof json), NULL, 0, &job, &o, &err);
+  unlink(plat);
+  if (rc) fprintf(stderr, "\n%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double b = 1, s = 128, h = 256, e = 2, M = b * s * h * e, f = (t - 1.0) / t, mbs = 2;
+  for (int d = 0; d < o.run->n_devices; d++) {
+    int stage = ts_plan_coord(o.plan, d, TS_DIM_PP);
+    double want = mbs * 2 * 8 * M * f;   /* 2 layers, 2 micro-batches */
+    if (!sp) want += 2 * M * f;          /* the received pipeline messages' gathers */
+    if (stage == 0) want += mbs * 2 * f * M;
+    else want += mbs * (2 * f * M + 3 * 2 * f * 4 * b * s);
+    TS_ASSERT_REL(o.metrics->dev[d].tp_bytes, want, 1e-12);
+    /* The cross-entropy's all-reduces: 2 (t - 1) / t x 4 b s bytes each. */
+    int ce = 0;
+    for (int i = 0; i < o.run->n_events; i++) {
+      const ts_event_t *ev = &o.run->events[i];
+      if (ev->device == d && ev->kind == TS_COLLECTIVE && TS_EV_COLL_OP(ev->coll) == TS_COLL_ALLREDUCE &&
+          fabs(ev->bytes - 2 * f * 4 * b * s) < 1e-9)
+        ce++;
+    }
+    CU_ASSERT_EQUAL(ce, stage == 1 ? 3 * 2 : 0);
+  }
+  ts_outcome_free(&o);
+  ts_job_free(job);
+}
+
+static void test_vocab_parallel(void) {
+  check_vocab(2, false);
+  check_vocab(4, false);
+  check_vocab(2, true);
+  check_vocab(4, true);
+}
+
+/* The done-when job's bad inputs through the command. */
+static void test_bad_inputs_cli(void) {
+  char tmp[] = "/tmp/ts-tptime-XXXXXX";
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tmp));
+  const char *base =
+      "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": %d, \"heads\": %d, \"vocab\": 1024%s}, "
+      "\"platform\": \"ideal\", \"schedule\": \"1f1b\", \"stages\": 2, \"microbatches\": 2, "
+      "\"seq_len\": 128, \"tensor_parallel\": %d, \"tensor_parallel_mode\": \"%s\"%s}";
+  static const struct {
+    int hidden, heads;
+    const char *model_extra;
+    int t;
+    const char *mode, *extra, *msg;
+  } cases[] = {
+      {256, 8, "", 3, "1d", "", ": tensor_parallel: 3 does not divide model.heads (8)"},
+      {255, 4, ", \"head_dim\": 64", 2, "1d", "", ": tensor_parallel: 2 does not divide model.hidden (255)"},
+      {256, 8, "", 8, "2d", "", ": tensor_parallel: 8 is not a square"},
+      {256, 8, "", 4, "3d", "", ": tensor_parallel: 4 is not a cube"},
+      {256, 8, "", 1, "1d", ", \"sequence_parallel\": true", ": sequence_parallel: needs tensor_parallel > 1"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char json[1024];
+    snprintf(json, sizeof json, base, cases[i].hidden, cases[i].heads, cases[i].model_extra, cases[i].t,
+             cases[i].mode, cases[i].extra);
+    const char *path = th_write_tmp(json, ".json");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(path);
+    char args[512], *e = NULL;
+    snprintf(args, sizeof args, "run %s -o '%s/out' --quiet", path, tmp);
+    CU_ASSERT_EQUAL(th_cli(args, NULL, &e), EX_DATAERR);
+    CU_ASSERT_PTR_NOT_NULL(e);
+    if (e) {
+      size_t n = strlen(e);
+      CU_ASSERT(n > 0 && strchr(e, '\n') == e + n - 1);
+      if (!strstr(e, cases[i].msg)) fprintf(stderr, "\n  got: %s", e);
+      CU_ASSERT_PTR_NOT_NULL(strstr(e, cases[i].msg));
+    }
+    free(e);
+    unlink(path);
+    char out[160];
+    snprintf(out, sizeof out, "%s/out", tmp);
+    struct stat st;
+    CU_ASSERT(stat(out, &st) != 0);
+  }
+  rmdir(tmp);
+}
+
+TS_TESTS{
+    TS_TEST(test_synthetic_closed_form),
+    TS_TEST(test_split_adds_up),
+    TS_TEST(test_vocab_parallel),
+    TS_TEST(test_bad_inputs_cli),
+};
+TS_TEST_MAIN("time split and vocabulary parallelism")
