@@ -3,7 +3,8 @@
 ** platform (a file, or the ideal platform written on the fly), the devices
 ** in platform or placement order with their speed, memory and host memory,
 ** the job's --set overrides of links and hosts, one mailbox and daemon per
-** pipeline edge, the run itself, and the bytes each link carried.
+** pipeline edge, the run itself, and what each link carried: its bytes,
+** busy time (the union of its transfers' spans) and sharing policy.
 */
 #include <ctype.h>
 #include <errno.h>
@@ -171,12 +172,42 @@ static int link_use_cmp(const void *a, const void *b) {
   return strcmp(((const ts_link_use_t *)a)->name, ((const ts_link_use_t *)b)->name);
 }
 
+/* What link_traffic keeps per platform link: the bytes and summed spans
+** of the transfers crossing it, and the union of their spans so far
+** (busy, plus the segment [lo, hi] still growing). */
+typedef struct link_acc {
+  double bytes, flow, busy, lo, hi;
+  bool open;
+} link_acc_t;
+
+/* Adds the span [start, end] of one transfer of b bytes to a: the events
+** come sorted by start, so a span starting after the open segment's end
+** closes it (its length goes to busy) and opens its own; one starting
+** inside it extends it.  The union of spans inside [0, T] never exceeds
+** T (T, the makespan, is the latest end of any event). */
+static void link_acc_add(link_acc_t *a, double b, double start, double end) {
+  a->bytes += b;
+  a->flow += end - start;
+  if (a->open && start <= a->hi) {
+    if (end > a->hi) a->hi = end;
+    return;
+  }
+  if (a->open) a->busy += a->hi - a->lo;
+  a->lo = start;
+  a->hi = end;
+  a->open = true;
+}
+
 /* Adds up, per link, the bytes of every transfer whose route crosses it
-** (routes exist once simgrid_run sealed the platform). */
+** (routes exist once simgrid_run sealed the platform), its busy time (the
+** union of their spans) and their summed spans.  A transfer's span is its
+** event's [start, end]: from when its data could start to move to its
+** arrival, the route's latency included.  Relies on run->events being
+** sorted by start (ts_run_sort, done by ts__world_finish). */
 static void link_traffic(sim_x_t *x, ts_run_t *run) {
   size_t nl = sg_link_count();
   sg_link_t *links = sg_link_list();
-  double *bytes = ts__xcalloc(nl ? nl : 1, sizeof *bytes);
+  link_acc_t *acc = ts__xcalloc(nl ? nl : 1, sizeof *acc);
   for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
   xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
   for (int i = 0; i < run->n_events; i++) {
@@ -204,22 +235,28 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
     sg_link_t l;
     xbt_dynar_foreach (route, it, l) {
       size_t k = (size_t)sg_link_get_data(l);
-      if (k) bytes[k - 1] += e->bytes;
+      if (k) link_acc_add(&acc[k - 1], e->bytes, e->start, e->end);
     }
   }
   xbt_dynar_free(&route);
   int n = 0;
-  for (size_t k = 0; k < nl; k++) n += bytes[k] > 0;
+  for (size_t k = 0; k < nl; k++) n += acc[k].bytes > 0;
   run->links = ts__xcalloc((size_t)(n ? n : 1), sizeof *run->links);
   for (size_t k = 0; k < nl; k++) {
-    if (!(bytes[k] > 0)) continue;
+    link_acc_t *a = &acc[k];
+    if (!(a->bytes > 0)) continue;
     ts_link_use_t *u = &run->links[run->n_links++];
     snprintf(u->name, sizeof u->name, "%s", sg_link_get_name(links[k]));
     u->bandwidth = sg_link_get_bandwidth(links[k]);
-    u->bytes = bytes[k];
+    u->bytes = a->bytes;
+    u->busy_s = a->busy + (a->open ? a->hi - a->lo : 0);
+    u->flow_s = a->flow;
+    /* sg_link_is_shared is 0 for FATPIPE only (SPLITDUPLEX directions and
+    ** SHARED links are shared). */
+    u->fatpipe = !sg_link_is_shared(links[k]);
   }
   qsort(run->links, (size_t)run->n_links, sizeof *run->links, link_use_cmp);
-  free(bytes);
+  free(acc);
   free(links);
 }
 

@@ -595,11 +595,19 @@ typedef struct ts_device_info {
 } ts_device_info_t;
 
 /* Traffic of one platform link over the run.  A SPLITDUPLEX link's two
-** directions are separate entries ("X_UP", "X_DOWN"). */
+** directions are separate entries ("X_UP", "X_DOWN").  The transfers are
+** the run's transfer, fetch and offload events whose route crosses the
+** link, each in flight from its start to its end (README "summary.json",
+** links[]; ts__link_* in src/out/ts_out.h derive class and utilisation). */
 typedef struct ts_link_use {
   char name[TS_NAME_MAX];
   double bandwidth;   /* B/s, as simulated (after --set overrides) */
   double bytes;       /* bytes of every transfer whose route crosses it */
+  double busy_s;      /* union of those transfers' spans: time with at
+                      ** least one in flight (<= the run's makespan) */
+  double flow_s;      /* sum of those transfers' spans */
+  int fatpipe;        /* 1: a FATPIPE link (its bandwidth caps each flow
+                      ** and is not shared between them), 0: shared */
 } ts_link_use_t;
 
 /* What an executor returns: the events sorted by (start, device, seq,

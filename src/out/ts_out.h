@@ -190,6 +190,41 @@ bool ts_summary_metric_available(const ts_summary_metric_t *m, const ts_result_t
 ** summary.json writes as null). */
 double ts_summary_metric_value(const ts_summary_metric_t *m, const ts_result_t *r);
 
+/* ---- links (ts_report_links.c; README "summary.json", links[]) ---------- */
+
+/* The makespan T of run: the latest end of any event (0 when none). */
+double ts__links_T(const ts_run_t *run);
+/* The class of a link named name, into buf (n bytes, at least 2; the name
+** is cut to fit): the name without a trailing "_UP" or "_DOWN", each run
+** of decimal digits replaced by "N" ("leaf3-spine12" is "leafN-spineN",
+** "nvlink-node0-gpu5_UP" is "nvlink-nodeN-gpuN").  Returns buf. */
+const char *ts__link_class(const char *name, char *buf, size_t n);
+/* busy_s / T, in [0, 1] (0 when T <= 0): the share of the run during which
+** at least one transfer crossed the link. */
+double ts__link_utilisation(const ts_link_use_t *u, double T);
+/* A shared link: bytes / (bandwidth x T); a FATPIPE link: bytes /
+** (bandwidth x flow_s), its flows' mean rate over the per-flow cap.  At
+** most 1 up to rounding, as SimGrid keeps a shared link's flows within
+** its bandwidth and each flow of a FATPIPE link within it.  0 when the
+** denominator is not positive. */
+double ts__link_load(const ts_link_use_t *u, double T);
+
+/* One link class of a run: its links' count (a SPLITDUPLEX link's
+** directions count as two), how many are FATPIPE, the sum of their bytes,
+** and the mean and largest utilisation and largest load over them. */
+typedef struct ts__link_class {
+  char name[TS_NAME_MAX];
+  int links, fatpipe;
+  double bytes, util_mean, util_max, load_max;
+} ts__link_class_t;
+/* The classes of run's links, most bytes first (ties by name), into *out
+** (caller frees; NULL when none); returns their count. */
+int ts__link_classes(const ts_run_t *run, double T, ts__link_class_t **out);
+/* The indices into run->links of its k hottest links (at most k, at most
+** run->n_links), hottest first: by utilisation, then load, then bytes,
+** then name.  Returns their count. */
+int ts__link_hottest(const ts_run_t *run, double T, int *idx, int k);
+
 /* ---- text helpers shared by the writers --------------------------------- */
 
 /* Fast formatting for the writers' hot loops (printf's %.2f and %d are

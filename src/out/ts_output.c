@@ -225,15 +225,22 @@ cJSON *ts__summary_json(const ts_result_t *r) {
     }
     cJSON_AddItemToArray(devs, x);
   }
+  /* links[]: README "summary.json"; ts__link_* in ts_report_links.c. */
   cJSON *links = cJSON_AddArrayToObject(o, "links");
-  double T = m->iteration_time_s * j->iterations;
+  double T = ts__links_T(r->run);
   for (int i = 0; i < r->run->n_links; i++) {
     const ts_link_use_t *u = &r->run->links[i];
+    char cls[TS_NAME_MAX];
     cJSON *x = cJSON_CreateObject();
     cJSON_AddStringToObject(x, "name", u->name);
+    cJSON_AddStringToObject(x, "class", ts__link_class(u->name, cls, sizeof cls));
+    cJSON_AddStringToObject(x, "sharing", u->fatpipe ? "fatpipe" : "shared");
     add_num(x, "bandwidth_Bps", u->bandwidth);
     add_num(x, "bytes", u->bytes);
-    add_num(x, "utilisation", T > 0 && u->bandwidth > 0 ? u->bytes / (u->bandwidth * T) : 0);
+    add_num(x, "busy_s", u->busy_s);
+    add_num(x, "flow_s", u->flow_s);
+    add_num(x, "utilisation", ts__link_utilisation(u, T));
+    add_num(x, "load", ts__link_load(u, T));
     cJSON_AddItemToArray(links, x);
   }
   return o;

@@ -46,5 +46,11 @@ void ts__report_write_time(FILE *f, const ts_result_t *r);
 void ts__report_write_memory(FILE *f, const ts_result_t *r);
 void ts__report_write_summary(FILE *f, const ts_result_t *r);
 void ts__report_write_devices(FILE *f, const ts_result_t *r);
+/* What the platform's links carried: the link classes and the hottest
+** links (ts_report_links.c); nothing when the run has no link data.
+** ts__report_write_link_defs writes the definitions of links[]' fields
+** (README's summary.json rows, ts_report_tables.c). */
+void ts__report_write_links(FILE *f, const ts_result_t *r);
+void ts__report_write_link_defs(FILE *f);
 
 #endif

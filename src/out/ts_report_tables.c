@@ -6,7 +6,8 @@
 ** bottleneck stage.  Rows and definitions that do not apply to the job are
 ** left out: the "moe" rows without MoE layers, the data-parallel and
 ** collective rows without data parallelism or collectives, the host-memory
-** ones for schedules whose weights stay on the devices.
+** ones for schedules whose weights stay on the devices.  The definitions
+** of links[]' fields are here too (the links section writes them).
 */
 #include <math.h>
 #include <stdint.h>
@@ -121,12 +122,52 @@ static const def_t dev_defs[] = {
      "(the room_wait rows of the timeline)"},
     {"devices[].peak_resident_bytes",
      "(mobius, gpipe-swap) the most weight and gradient-buffer bytes on the device at once"},
-    {"links[]", "per platform link that carried traffic (simulator only; a SPLITDUPLEX link's directions "
-                "_UP and _DOWN separately), sorted by name: name, bandwidth_Bps (as simulated), bytes (of "
-                "every transfer whose route crosses it, host copies included) and utilisation = bytes / "
-                "(bandwidth_Bps x T)"},
 };
 #define N_DEV_DEFS (int)(sizeof dev_defs / sizeof dev_defs[0])
+
+/* The fields of summary.json's links[] (ts_output.c; the report's links
+** section, ts_report_links.c, lists them under its tables). */
+static const def_t link_defs[] = {
+    {"links[]",
+     "per platform link that carried traffic (simulator only; a SPLITDUPLEX link's directions _UP and "
+     "_DOWN separately), sorted by name. A transfer between devices or to or from host memory counts on "
+     "every link of its route, in flight from its start_s to its end_s in timeline.csv (from when its "
+     "data could start to move to its arrival, the route's latency included); T is the makespan, "
+     "iteration_time_s x iterations"},
+    {"links[].name, class",
+     "the link's name in the platform, and its class: the name without a trailing _UP or _DOWN, each "
+     "run of digits replaced by N (leaf3-spine1 is leafN-spineN, nvlink-node0-gpu5_UP is "
+     "nvlink-nodeN-gpuN)"},
+    {"links[].sharing",
+     "shared (its flows share the bandwidth by max-min fairness: SHARED links and SPLITDUPLEX "
+     "directions) or fatpipe (a FATPIPE link: the bandwidth caps each flow and is not shared between "
+     "them)"},
+    {"links[].bandwidth_Bps", "the bandwidth as simulated (after --set overrides); per flow for a fatpipe"},
+    {"links[].bytes", "bytes of every transfer whose route crosses it, host copies included"},
+    {"links[].busy_s",
+     "time during which at least one of its transfers was in flight: the union of their spans, at most T"},
+    {"links[].flow_s", "the sum of its transfers' spans (above busy_s where they overlap)"},
+    {"links[].utilisation",
+     "busy_s / T, in [0, 1]: the share of the run during which the link carried anything"},
+    {"links[].load",
+     "a shared link: bytes / (bandwidth_Bps x T), the mean share of its bandwidth used over the run; a "
+     "fatpipe: bytes / (bandwidth_Bps x flow_s), its flows' mean rate over the per-flow cap. At most 1 "
+     "up to rounding: SimGrid keeps the flows of a shared link within its bandwidth together, and each "
+     "flow of a fatpipe within it"},
+};
+#define N_LINK_DEFS (int)(sizeof link_defs / sizeof link_defs[0])
+
+void ts__report_write_link_defs(FILE *f) {
+  fputs("<dl class=\"defs\">\n", f);
+  for (int i = 0; i < N_LINK_DEFS; i++) {
+    fputs("<dt><code>", f);
+    ts__xml_puts(f, link_defs[i].name);
+    fputs("</code></dt><dd>", f);
+    ts__xml_puts(f, link_defs[i].text);
+    fputs("</dd>\n", f);
+  }
+  fputs("</dl>\n", f);
+}
 
 /* ------------------------------------------------------------------ */
 /* Tables                                                              */
@@ -219,7 +260,6 @@ static bool dev_def_applies(const ts_result_t *r, int i, bool dp) {
       !strcmp(n, "devices[].dp_comm_s") || !strcmp(n, "devices[].exposed_comm_s") ||
       !strcmp(n, "devices[].optimizer_s") || !strcmp(n, "devices[].gathered_peak_bytes"))
     return dp;
-  if (!strcmp(n, "links[]")) return r->run->n_links > 0;
   return true;
 }
 
