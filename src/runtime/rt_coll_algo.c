@@ -92,31 +92,55 @@ static int domain_of(const ts_world_t *w, int d) {
   return w->ops->domain ? w->ops->domain(w->xd, d) : -1;
 }
 
+/* qsort orders: (domain id, member) pairs; runs by their first member. */
+static int by_id(const void *a, const void *b) {
+  const int *x = a, *y = b;
+  return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static int by_first(const void *a, const void *b) {
+  const int *x = a, *y = b;
+  return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
 static rt_shape_t *make_shape(ts_rt_t *rt, const ts_group_t *g) {
   int n = g->n;
   rt_shape_t *s = ts__xcalloc(1, sizeof *s);
   *s = (rt_shape_t){.dev = g->dev, .n = n, .rank = g->rank, .D = 1, .m = n};
-  int *id = ts__xmalloc((size_t)n * sizeof *id), *di = ts__xmalloc((size_t)n * sizeof *di);
-  int *li = ts__xmalloc((size_t)n * sizeof *li), *cnt = ts__xcalloc((size_t)n, sizeof *cnt);
+  /* pair[2 i]: member's domain id, pair[2 i + 1]: the member */
+  int *pair = ts__xmalloc((size_t)n * 2 * sizeof *pair), *di = ts__xmalloc((size_t)n * sizeof *di);
+  int *li = ts__xmalloc((size_t)n * sizeof *li), *run = ts__xmalloc((size_t)n * 2 * sizeof *run);
   bool known = false;
   for (int i = 0; i < n; i++) {
-    id[i] = domain_of(rt->w, g->dev[i]);
-    known |= id[i] >= 0;
+    pair[2 * i] = domain_of(rt->w, g->dev[i]);
+    pair[2 * i + 1] = i;
+    known |= pair[2 * i] >= 0;
   }
-  /* Domain index by first appearance; unknown members alone. */
+  /* Unknown members alone, or all together when no member is known. */
+  for (int i = 0; i < n; i++)
+    if (!known) pair[2 * i] = 0;
+    else if (pair[2 * i] < 0) pair[2 * i] = -2 - i;
+  /* Domains in order of first appearance (O(n log n): groups can be large). */
+  qsort(pair, (size_t)n, 2 * sizeof *pair, by_id);
   int D = 0;
-  for (int i = 0; i < n; i++) {
-    if (!known) id[i] = 0;
-    else if (id[i] < 0) id[i] = -2 - i;
-    int j = 0;
-    while (j < i && id[j] != id[i]) j++;
-    di[i] = j < i ? di[j] : D++;
-    li[i] = cnt[di[i]]++;
-  }
+  for (int i = 0; i < n; i++)
+    if (i == 0 || pair[2 * i] != pair[2 * i - 2]) {
+      run[2 * D] = i;                  /* where the run starts in pair */
+      run[2 * D + 1] = pair[2 * i + 1]; /* its first member */
+      D++;
+    }
+  qsort(run, (size_t)D, 2 * sizeof *run, by_first);
   s->D = D;
-  s->m = cnt[0];
-  for (int k = 0; k < D; k++)
-    if (cnt[k] != s->m) s->m = 0;
+  s->m = -1;
+  for (int k = 0; k < D; k++) {
+    int j = run[2 * k], l = 0;
+    for (; j < n && (j == run[2 * k] || pair[2 * j] == pair[2 * j - 2]); j++, l++) {
+      di[pair[2 * j + 1]] = k;
+      li[pair[2 * j + 1]] = l; /* members ascend within a run */
+    }
+    if (s->m < 0) s->m = l;
+    else if (s->m != l) s->m = 0;
+  }
   s->k = di[g->rank];
   s->l = li[g->rank];
   if (s->m > 0) {
@@ -127,10 +151,10 @@ static rt_shape_t *make_shape(ts_rt_t *rt, const ts_group_t *g) {
       if (li[i] == s->l) s->peers[di[i]] = i;
     }
   }
-  free(id);
+  free(pair);
   free(di);
   free(li);
-  free(cnt);
+  free(run);
   return s;
 }
 
