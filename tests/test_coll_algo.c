@@ -23,7 +23,8 @@
 **     edge and direction of the member: hosts 0 and 3 send G, hosts 1 and
 **     2 send 2 G; over the group 2 (n - 1) G in 4 (n - 1) steps (also
 **     checked at n = 8);
-**   - auto: with hosts' node properties or nvlink_domain_size, a small
+**   - auto: with hosts' node properties (nvlink_domain first) or
+**     nvlink_domain_size, a small
 **     all-reduce across domains runs as a tree, a large one hierarchical,
 **     one with one member per domain as a ring; a reduce-scatter
 **     hierarchical; without domains everything is a ring; "ring" forces
@@ -46,7 +47,9 @@
 static double c_of(double S) { return 2 * LAT + S / BW; }
 
 /* The star of th_star_platform, hosts h<i> with property node = "n<i / per>"
-** when per > 0. */
+** when per > 0, and nvlink_domain = "r<i / g_nvl>" when g_nvl > 0. */
+static int g_nvl;
+
 static const char *star_nodes(int n, int per) {
   static char xml[1 << 16];
   size_t cap = sizeof xml;
@@ -54,7 +57,12 @@ static const char *star_nodes(int n, int per) {
                    "<?xml version='1.0'?>\n<!DOCTYPE platform SYSTEM \"https://simgrid.org/simgrid.dtd\">\n"
                    "<platform version=\"4.1\">\n<zone id=\"z\" routing=\"Full\">\n");
   for (int i = 0; i < n; i++) {
-    if (per > 0)
+    if (per > 0 && g_nvl > 0)
+      k += snprintf(xml + k, cap - (size_t)k,
+                    "  <host id=\"h%d\" speed=\"1e12f\"><prop id=\"node\" value=\"n%d\"/>"
+                    "<prop id=\"nvlink_domain\" value=\"r%d\"/></host>\n",
+                    i, i / per, i / g_nvl);
+    else if (per > 0)
       k += snprintf(xml + k, cap - (size_t)k,
                     "  <host id=\"h%d\" speed=\"1e12f\"><prop id=\"node\" value=\"n%d\"/></host>\n", i,
                     i / per);
@@ -234,6 +242,16 @@ static void test_auto_rule(void) {
   CU_ASSERT_EQUAL(s.steps, tree);
   run_coll(n, 1, TS_COLL_ALLREDUCE, G, NULL, &s);
   CU_ASSERT_EQUAL(s.steps, ring);
+  /* nvlink_domain before node: two nodes of four in one NVLink domain
+  ** (NVL72-like) is one domain, a ring; domains of two inside nodes of
+  ** four, hierarchical over four domains. */
+  g_nvl = 8;
+  run_coll(n, 4, TS_COLL_ALLREDUCE, G, NULL, &s);
+  CU_ASSERT_EQUAL(s.steps, ring);
+  g_nvl = 2;
+  run_coll(n, 4, TS_COLL_ALLREDUCE, G, NULL, &s);
+  CU_ASSERT_EQUAL(s.steps, n * (2 * 1 + 2 * 3));
+  g_nvl = 0;
   /* The job's nvlink_domain_size counts as the hosts' properties do. */
   run_coll(n, 0, TS_COLL_ALLREDUCE, G, ", \"nvlink_domain_size\": 4", &s);
   CU_ASSERT_EQUAL(s.steps, hier);
