@@ -68,8 +68,9 @@
 ** along x.  Blocks: A m k / q^2, B k n / q^2, C m n / q^2 (times e).
 **
 ** The embedding's and the LM head's vocabulary-parallel all-reduces are
-** not modelled.  TP collectives share the device's one communication
-** stream with data-parallel ones, in start order.
+** not modelled.  TP collectives run on the device's TP communication
+** stream (rt_coll.c), never behind data-parallel buckets, which run on
+** their own.
 **
 ** Threading: the state is the program context's own.
 */
