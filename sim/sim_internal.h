@@ -37,9 +37,9 @@ typedef struct sim_dev {
                                      ** compute takes flops / speed */
   double peak;     /* peak_flops, 0 unknown (the curve's own then) */
   sg_actor_t actor;
-  sg_sem_t wake[2];  /* wait() blocks on it: [0] the program, [1] the
-                     ** communication stream */
-  int waiting[2];    /* blocked in wait() */
+  sg_sem_t wake[1 + TS_STREAMS]; /* wait() blocks on it: [0] the program,
+                     ** [1 + s] communication stream s */
+  int waiting[1 + TS_STREAMS]; /* blocked in wait() */
   int n_out;
   sim_edge_t **out;
 } sim_dev_t;
@@ -52,6 +52,7 @@ typedef struct sim_x {
   sim_dev_t *dev;
   int n_edges;
   sim_edge_t *edges;
+  int *domain;              /* [n] NVLink domains (ts_sim.c), NULL until asked */
 } sim_x_t;
 
 

@@ -417,8 +417,7 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     sg_actor_t a = sg_actor_init(name, x.dev[d].host);
     sg_actor_set_data(a, ts__world_rt(w, d));
     x.dev[d].actor = a;
-    x.dev[d].wake[0] = sg_sem_init(0);
-    x.dev[d].wake[1] = sg_sem_init(0);
+    for (int k = 0; k < 1 + TS_STREAMS; k++) x.dev[d].wake[k] = sg_sem_init(0);
     sg_actor_start_(a, ts__sim_device_actor, 0, NULL);
   }
   for (int i = 0; i < x.n_edges; i++) {

@@ -11,8 +11,9 @@
 ** travelling at once, and the daemon wakes exactly when the data has
 ** arrived, records the transfer and hands the message to the device's
 ** inbox.  A device waiting in a receive blocks on a semaphore that the
-** daemon releases.  Each device's collectives run on a second actor on its
-** host, its communication stream, with a semaphore of its own.  SimGrid is
+** daemon releases.  Each device's collectives run on actors of its host,
+** its communication streams (one per group kind used, ts_executor.h), each
+** with a semaphore of its own.  SimGrid is
 ** cooperative, so the inbox needs no lock.
 **
 ** Timing is exact under CM02 without cross traffic and TCP gamma (see
@@ -146,11 +147,12 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
 static void x_lock(void *xd, int device) { (void)xd, (void)device; }
 static void x_unlock(void *xd, int device) { (void)xd, (void)device; }
 
-/* Slot s: device s % n, its program (s < n) or its communication stream. */
+/* Slot s: device s % n, its program (s < n) or its communication stream
+** s / n - 1 (ts__stream_slot). */
 static void x_wait(void *xd, int slot) {
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[slot % x->n];
-  int k = slot >= x->n;
+  int k = slot / x->n;
   /* A semaphore, not sg_actor_suspend: SimGrid leaves a comm that is
   ** matched while its sender is suspended suspended forever, which showed
   ** as a false deadlock when transfers outlasted the gap between sends. */
@@ -162,7 +164,7 @@ static void x_wait(void *xd, int slot) {
 static void x_notify(void *xd, int slot) {
   sim_x_t *x = xd;
   sim_dev_t *d = &x->dev[slot % x->n];
-  int k = slot >= x->n;
+  int k = slot / x->n;
   if (d->waiting[k]) {
     d->waiting[k] = 0;
     sg_sem_release(d->wake[k]);
@@ -171,22 +173,56 @@ static void x_notify(void *xd, int slot) {
 
 static void x_abort_all(void *xd) {
   sim_x_t *x = xd;
-  for (int i = 0; i < 2 * x->n; i++) x_notify(xd, i);
+  for (int i = 0; i < (1 + TS_STREAMS) * x->n; i++) x_notify(xd, i);
 }
 
-/* The communication stream of a device: an actor on its host. */
+/* A communication stream of a device: an actor on its host. */
+typedef struct sim_stream {
+  ts_rt_t *rt;
+  int stream;
+} sim_stream_t;
+
 static void comm_actor(int argc, char **argv) {
   (void)argc, (void)argv;
-  ts__rt_comm_main(sg_actor_self_get_data());
+  sim_stream_t *s = sg_actor_self_get_data();
+  sim_stream_t me = *s;
+  free(s);
+  ts__rt_comm_main(me.rt, me.stream);
 }
 
-static void x_spawn_comm(void *xd, int device) {
+static void x_spawn_comm(void *xd, int device, int stream) {
   sim_x_t *x = xd;
   char name[32];
-  snprintf(name, sizeof name, "comm:%d", device);
+  /* Stream 0 of old is the only one of most runs: keep its name. */
+  snprintf(name, sizeof name, stream ? "comm:%d:%d" : "comm:%d", device, stream);
+  sim_stream_t *s = ts__xmalloc(sizeof *s);
+  *s = (sim_stream_t){ts__world_rt(x->w, device), stream};
   sg_actor_t a = sg_actor_init(name, x->dev[device].host);
-  sg_actor_set_data(a, ts__world_rt(x->w, device));
+  sg_actor_set_data(a, s);
   sg_actor_start_(a, comm_actor, 0, NULL);
+}
+
+/* The NVLink domain of a device: its host's property nvlink_domain, else
+** node, as a number shared by the devices whose hosts give the same
+** string (-1: neither property).  Built at the first call. */
+static int x_domain(void *xd, int device) {
+  sim_x_t *x = xd;
+  if (!x->domain) {
+    const char **name = ts__xcalloc((size_t)x->n, sizeof *name);
+    x->domain = ts__xmalloc((size_t)x->n * sizeof *x->domain);
+    int next = 0;
+    for (int d = 0; d < x->n; d++) {
+      const char *v = sg_host_get_property_value(x->dev[d].host, "nvlink_domain");
+      if (!v) v = sg_host_get_property_value(x->dev[d].host, "node");
+      name[d] = v;
+      x->domain[d] = -1;
+      for (int e = 0; v && e < d && x->domain[d] < 0; e++)
+        if (name[e] && strcmp(name[e], v) == 0) x->domain[d] = x->domain[e];
+      if (v && x->domain[d] < 0) x->domain[d] = next++;
+    }
+    free(name);
+  }
+  return x->domain[device];
 }
 
 /* A zero-flop exec makes the engine process every activity ending at this
@@ -258,6 +294,7 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .host_copy = x_host_copy,
                                       .capacity = x_capacity,
                                       .spawn_comm = x_spawn_comm,
+                                      .domain = x_domain,
                                       .optimizer = x_optimizer};
 
 /* ---- actors ---------------------------------------------------------- */

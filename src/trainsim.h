@@ -207,6 +207,14 @@ static inline bool ts_coll_purpose_is_dp(ts_coll_purpose_t p) {
 }
 
 typedef enum { TS_OPTIMIZER_ADAM = 0, TS_OPTIMIZER_NONE } ts_optimizer_t;
+/* The job's collective_algorithm (README "Collectives"): auto (the rule
+** of rt_coll_algo.c), ring, hierarchical (two-level: inside the NVLink
+** domain, across domains, inside) or tree (NCCL's double binary tree). */
+typedef enum {
+  TS_CALG_AUTO = 0, TS_CALG_RING, TS_CALG_HIERARCHICAL, TS_CALG_TREE, TS_CALGS
+} ts_coll_alg_t;
+/* Its name as the job writes it ("auto", "ring", ...). */
+const char *ts_coll_alg_name(ts_coll_alg_t a);
 
 #define TS_NAME_MAX 256
 #define TS_PATH_MAX 4096
@@ -280,6 +288,10 @@ typedef struct ts_job {
                          ** all after it (false) */
   ts_optimizer_t optimizer; /* "adam" (default): the step is simulated;
                          ** "none": no optimizer step */
+  /* collectives (README "Collectives") */
+  ts_coll_alg_t collective_algorithm; /* default auto */
+  int nvlink_domain_size; /* > 0: devices d / size share an NVLink domain;
+                         ** 0 (default): the platform's host properties */
   /* tensor parallelism (README "Tensor parallelism") */
   int tensor_parallel;   /* t: devices a layer is split over (default 1) */
   char tensor_parallel_mode[8]; /* "1d" (default), "2d", "2.5d" or "3d" */

@@ -4,7 +4,8 @@
 ** data_parallel (replicas of the whole pipeline), rank_order (which
 ** coordinates vary fastest over the platform's hosts), zero (the ZeRO
 ** stage), fsdp_unit, gradient_bucket_mb, overlap_grad_reduce and
-** optimizer are read and range-checked here; ts__check_dp_schedule then
+** optimizer are read and range-checked here, with the collectives'
+** collective_algorithm and nvlink_domain_size (README "Collectives"); ts__check_dp_schedule then
 ** rejects the combinations with a schedule or model that the runtime does
 ** not model.  Every error is one line naming the job file and the field.
 */
@@ -81,6 +82,28 @@ static int validate_rank_order(const cJSON *root, ts_job_t *job, vctx_t *c) {
   return 0;
 }
 
+static const char *const calg_names[TS_CALGS] = {"auto", "ring", "hierarchical", "tree"};
+
+const char *ts_coll_alg_name(ts_coll_alg_t a) {
+  return a >= 0 && a < TS_CALGS ? calg_names[a] : "?";
+}
+
+/* collective_algorithm (default "auto") and nvlink_domain_size (default 0). */
+static int validate_coll(const cJSON *root, ts_job_t *job, vctx_t *c) {
+  const char *s = NULL;
+  int rc;
+  if ((rc = ts__get_string(root, "collective_algorithm", "auto", &s, c))) return rc;
+  job->collective_algorithm = TS_CALGS;
+  for (int a = 0; a < TS_CALGS; a++)
+    if (strcmp(s, calg_names[a]) == 0) job->collective_algorithm = (ts_coll_alg_t)a;
+  if (job->collective_algorithm == TS_CALGS)
+    return ts_err_set(c->err, EX_DATAERR,
+                      "%s: collective_algorithm: expected \"auto\", \"ring\", \"hierarchical\" or "
+                      "\"tree\", got '%s'",
+                      c->file, s);
+  return ts__get_int(root, "nvlink_domain_size", 0, 0, &job->nvlink_domain_size, c);
+}
+
 int ts__validate_dp_fields(const cJSON *root, ts_job_t *job, vctx_t *c) {
   int rc;
   if ((rc = ts__get_int(root, "data_parallel", 1, 1, &job->data_parallel, c)) ||
@@ -110,7 +133,7 @@ int ts__validate_dp_fields(const cJSON *root, ts_job_t *job, vctx_t *c) {
   else
     return ts_err_set(c->err, EX_DATAERR, "%s: optimizer: expected \"adam\" or \"none\", got '%s'",
                       c->file, opt);
-  return 0;
+  return validate_coll(root, job, c);
 }
 
 int ts__check_dp_schedule(const ts_schedule_t *s, const ts_job_t *job, vctx_t *c) {

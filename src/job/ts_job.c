@@ -34,7 +34,8 @@ const char *const ts__job_fields[] = {
     "description", "devices", "mapping", "mapping_groups", "data_parallel", "rank_order",
     "zero", "fsdp_unit", "gradient_bucket_mb", "overlap_grad_reduce", "optimizer", "table",
     "partition", "layers_per_stage", "tensor_parallel", "tensor_parallel_mode",
-    "tensor_parallel_depth", "sequence_parallel", "pipeline_scatter_gather", NULL};
+    "tensor_parallel_depth", "sequence_parallel", "pipeline_scatter_gather",
+    "collective_algorithm", "nvlink_domain_size", NULL};
 const char *const ts__transformer_fields[] = {
     "kind", "name", "layers", "hidden", "heads", "ffn_hidden", "vocab",
     "flash_attention", "dropout", "gated_mlp", "moe", "kv_heads", "head_dim",

@@ -75,6 +75,12 @@ cJSON *ts__job_json(cJSON *parent, const ts_job_t *j, const ts_schedule_t *sc) {
   add_num(job, "gradient_bucket_mb", j->gradient_bucket_mb);
   cJSON_AddBoolToObject(job, "overlap_grad_reduce", j->overlap_grad_reduce);
   cJSON_AddStringToObject(job, "optimizer", j->optimizer == TS_OPTIMIZER_NONE ? "none" : "adam");
+  /* collectives (README "Collectives"): only when set, so that a job
+  ** without them reports what it always did */
+  if (j->collective_algorithm != TS_CALG_AUTO)
+    cJSON_AddStringToObject(job, "collective_algorithm", ts_coll_alg_name(j->collective_algorithm));
+  if (j->nvlink_domain_size > 0)
+    cJSON_AddNumberToObject(job, "nvlink_domain_size", j->nvlink_domain_size);
   /* tensor parallelism (README "Tensor parallelism"): only when used, so
   ** that a job without it reports what it always did */
   if (j->tensor_parallel > 1) {

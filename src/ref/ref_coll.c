@@ -1,7 +1,7 @@
 /*
 ** ref_coll.c: the reference executor's side of collectives (ts_runtime.h
 ** "collectives"): one communication-stream thread per device that runs the
-** runtime's ts__rt_comm_main, and the payloads of the collective steps,
+** runtime's ts__rt_comm_main (one per stream used: ts_executor.h), and the payloads of the collective steps,
 ** real slices of real arrays moved between the devices' model clones.
 **
 ** A device's buffer (ts_ref.h) is the concatenation, over its units (the
@@ -15,13 +15,14 @@
 ** slice k of n is elements [k N / n, (k + 1) N / n) of that region (N
 ** elements).
 ** coll_pack copies the slice into a payload at the tail of the FIFO of
-** (sender, receiver); coll_apply takes the head of the FIFO of (peer,
-** device), checks that it is the step it expects (same collective kind,
+** (stream, sender, receiver); coll_apply takes the head of the FIFO of
+** (stream, peer, device), checks that it is the step it expects (same collective kind,
 ** buffer, slice and length) and adds it into the own slice (reduce) or
 ** copies it there.  A mismatch is an executor error (EX_SOFTWARE) naming
 ** the devices; a group whose members hold different parts of equal sizes
 ** goes through and gives wrong gradients, as it would on GPUs.
 */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -43,13 +44,20 @@ typedef struct ref_cq {
   ref_cmsg_t *head, *tail;
 } ref_cq_t;
 
+/* Queues per (stream, sender, receiver). */
+static size_t cq_count(const ref_x_t *x) { return (size_t)TS_STREAMS * (size_t)x->n * (size_t)x->n; }
+
+static ref_cq_t *cq_of(ref_x_t *x, int stream, int from, int to) {
+  return &x->cq[((size_t)stream * (size_t)x->n + (size_t)from) * (size_t)x->n + (size_t)to];
+}
+
 int ts__ref_coll_setup(ref_x_t *x) {
-  x->cq = calloc((size_t)x->n * (size_t)x->n, sizeof *x->cq);
+  x->cq = calloc(cq_count(x), sizeof *x->cq);
   return x->cq ? 0 : EX_OSERR;
 }
 
 void ts__ref_coll_free(ref_x_t *x) {
-  for (size_t i = 0; x->cq && i < (size_t)x->n * (size_t)x->n; i++)
+  for (size_t i = 0; x->cq && i < cq_count(x); i++)
     for (ref_cmsg_t *m = x->cq[i].head, *nx; m; m = nx) {
       nx = m->next;
       free(m);
@@ -60,46 +68,60 @@ void ts__ref_coll_free(ref_x_t *x) {
 
 /* ---- the communication streams ------------------------------------------- */
 
+typedef struct ref_stream_arg {
+  ref_dev_t *dv;
+  int stream;
+} ref_stream_arg_t;
+
 static void *comm_main(void *arg) {
-  ref_dev_t *dv = arg;
-  ref_x_t *x = dv->x;
-  ts__rt_comm_main(ts__world_rt(x->w, dv->id));
+  ref_stream_arg_t a = *(ref_stream_arg_t *)arg;
+  free(arg);
+  ref_x_t *x = a.dv->x;
+  ts__rt_comm_main(ts__world_rt(x->w, a.dv->id), a.stream);
   ts__ref_lock(x);
-  dv->comm_ended = 1;
+  a.dv->comm_running--;
   x->running--;
   ts__ref_check_deadlock(x);
   ts__ref_unlock(x);
   return NULL;
 }
 
-/* Called by the device's program, without the mutex, once per run.  The
-** stream counts as running from here on.  When its thread cannot start,
-** the error is kept for ts_ref_run (the collective then never runs, and
-** its members end through the deadlock path). */
-void ts__ref_spawn_comm(void *xd, int device) {
+/* Called by the device's program, without the mutex, once per stream and
+** run.  The stream counts as running from here on.  When its thread cannot
+** start, the error is kept for ts_ref_run (the collective then never runs,
+** and its members end through the deadlock path). */
+void ts__ref_spawn_comm(void *xd, int device, int stream) {
   ref_x_t *x = xd;
   ref_dev_t *dv = &x->dev[device];
+  ref_stream_arg_t *a = malloc(sizeof *a);
   ts__ref_lock(x);
-  int e = pthread_create(&dv->comm_thread, NULL, comm_main, dv);
+  int e = ENOMEM;
+  if (a) {
+    *a = (ref_stream_arg_t){dv, stream};
+    e = pthread_create(&dv->comm_thread[stream], NULL, comm_main, a);
+  }
   if (e) {
+    free(a);
     if (!x->comm_err) {
       x->comm_err = e;
       x->comm_err_dev = device;
     }
   } else {
-    dv->comm_started = 1;
+    dv->comm_started[stream] = 1;
+    dv->comm_running++;
     x->running++;
   }
   ts__ref_unlock(x);
 }
 
 void ts__ref_coll_join(ref_x_t *x) {
-  for (int d = 0; d < x->n; d++) {
-    ts__ref_lock(x);
-    int started = x->dev[d].comm_started;
-    ts__ref_unlock(x);
-    if (started) pthread_join(x->dev[d].comm_thread, NULL);
-  }
+  for (int d = 0; d < x->n; d++)
+    for (int s = 0; s < TS_STREAMS; s++) {
+      ts__ref_lock(x);
+      int started = x->dev[d].comm_started[s];
+      ts__ref_unlock(x);
+      if (started) pthread_join(x->dev[d].comm_thread[s], NULL);
+    }
 }
 
 /* ---- buffers ------------------------------------------------------------- */
@@ -189,7 +211,7 @@ void ts__ref_coll_pack(void *xd, int device, const ts_coll_step_t *st) {
   *m = (ref_cmsg_t){NULL, st->op, st->buf, st->unit_lo, st->unit_hi, st->chunk, st->n_chunks, hi - lo};
   ts__ref_walk(x, device, NULL, st->buf, st->unit_lo, st->unit_hi, lo, hi, m->v, TS__REF_READ, 0);
   ts__ref_lock(x);
-  ref_cq_t *q = &x->cq[(size_t)device * (size_t)x->n + (size_t)st->peer];
+  ref_cq_t *q = cq_of(x, st->stream, device, st->peer);
   if (q->tail)
     q->tail->next = m;
   else
@@ -202,7 +224,7 @@ void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st) {
   ref_x_t *x = xd;
   if (st->buf == TS_BUF_NONE || atomic_load(&x->fatal)) return;
   ts__ref_lock(x);
-  ref_cq_t *q = &x->cq[(size_t)st->peer * (size_t)x->n + (size_t)device];
+  ref_cq_t *q = cq_of(x, st->stream, st->peer, device);
   ref_cmsg_t *m = q->head;
   if (m && !(q->head = m->next)) q->tail = NULL;
   ts__ref_unlock(x);

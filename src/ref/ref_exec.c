@@ -259,9 +259,10 @@ void ts__ref_check_deadlock(ref_x_t *x) {
   if (x->running > 0 || x->deadlock) return;
   for (int d = 0; d < x->n; d++) {
     const ref_dev_t *dv = &x->dev[d];
-    if (!dv->finished || (dv->comm_started && !dv->comm_ended)) {
+    if (!dv->finished || dv->comm_running > 0) {
       x->deadlock = 1;
-      for (int e = 0; e < 2 * x->n; e++) pthread_cond_broadcast(&ts__ref_wake(x, e)->cond);
+      for (int e = 0; e < (1 + TS_STREAMS) * x->n; e++)
+        pthread_cond_broadcast(&ts__ref_wake(x, e)->cond);
       return;
     }
   }
@@ -274,7 +275,8 @@ static _Noreturn void leave_deadlocked(ref_x_t *x) {
   pthread_exit(NULL);
 }
 
-/* Under mu: slot is a device's program (d) or its stream (n + d). */
+/* Under mu: slot is a device's program (d) or one of its streams
+** (ts__stream_slot). */
 static void x_wait(void *xd, int slot) {
   ref_x_t *x = xd;
   ref_wake_t *wk = ts__ref_wake(x, slot);
@@ -307,7 +309,7 @@ static void x_abort_all(void *xd) {
   int held = tls_holds;
   if (!held) ts__ref_lock(x);
   x->aborted = 1;
-  for (int k = 0; k < 2 * x->n; k++) x_notify(x, k);
+  for (int k = 0; k < (1 + TS_STREAMS) * x->n; k++) x_notify(x, k);
   if (!held) ts__ref_unlock(x);
 }
 

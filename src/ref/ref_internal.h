@@ -21,9 +21,9 @@
 ** Assumptions and choices:
 ** - Synchronisation is one global mutex (every device's lock() takes it) and
 **   one condition variable per wait slot: slot d for device d's program,
-**   slot n + d for its communication stream, a thread of its own started by
-**   the first collective of more than one member (spawn_comm) that runs
-**   ts__rt_comm_main.  A send copies outside the mutex and
+**   slot (1 + s) n + d for its communication stream s (ts__stream_slot),
+**   a thread of its own started by the stream's first collective
+**   (spawn_comm) that runs ts__rt_comm_main.  A send copies outside the mutex and
 **   delivers under it, so a message is either absent or complete; there are
 **   no messages in flight, which is what makes deadlock detection exact:
 **   the number of running contexts (program and stream threads started, not
@@ -92,10 +92,12 @@ typedef struct ref_dev {
   int cpu;                  /* pinned core, or -1 */
   pthread_t thread;
   int started;              /* thread created (joined at the end) */
-  ref_wake_t wake[2];       /* slots d (program) and n + d (stream) */
+  ref_wake_t wake[1 + TS_STREAMS]; /* slots d (program) and (1 + s) n + d
+                            ** (stream s) */
   int finished;             /* under x->mu */
-  pthread_t comm_thread;    /* the communication stream (spawn_comm) */
-  int comm_started, comm_ended; /* under x->mu; started: joined at the end */
+  pthread_t comm_thread[TS_STREAMS]; /* the communication streams (spawn_comm) */
+  int comm_started[TS_STREAMS]; /* under x->mu; started: joined at the end */
+  int comm_running;         /* under x->mu: streams started and not ended */
   ts_ref_model_t *model;    /* own clone: parameters read, gradients summed */
   ts_ref_mem_t mem;         /* stashed activation bytes */
   int n_local;              /* virtual stages of this device */
@@ -168,8 +170,9 @@ typedef struct ref_x {
                             ** sender, receiver): heads; under mu */
   long *expert_rows;        /* [n x n_moe_layers x M] rows each device's experts
                             ** computed (NULL: dense) */
-  struct ref_cq *cq;        /* [n x n] collective payloads per (sender,
-                            ** receiver), index sender x n + receiver; under mu */
+  struct ref_cq *cq;        /* [TS_STREAMS x n x n] collective payloads per
+                            ** (stream, sender, receiver), index (stream x n +
+                            ** sender) x n + receiver; under mu */
 } ref_x_t;
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -222,7 +225,7 @@ void *ts__ref_device_main(void *arg);
 /* ---- ref_coll.c: communication streams and collective payloads ----------- */
 
 /* The executor hooks spawn_comm, coll_pack and coll_apply (ts_exec_ops_t). */
-void ts__ref_spawn_comm(void *xd, int device);
+void ts__ref_spawn_comm(void *xd, int device, int stream);
 void ts__ref_coll_pack(void *xd, int device, const ts_coll_step_t *st);
 void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st);
 /* Allocates x->cq (x->n set).  Returns 0 or EX_OSERR. */
@@ -246,9 +249,9 @@ static inline void ts__ref_slice(size_t N, int k, int n, size_t *lo, size_t *hi)
   *lo = n > 0 ? (size_t)k * N / (size_t)n : 0;
   *hi = n > 0 ? (size_t)(k + 1) * N / (size_t)n : N;
 }
-/* The wait slot of slot number slot (0 .. 2n - 1). */
+/* The wait slot of slot number slot (0 .. (1 + TS_STREAMS) n - 1). */
 static inline ref_wake_t *ts__ref_wake(ref_x_t *x, int slot) {
-  return &x->dev[slot % x->n].wake[slot >= x->n];
+  return &x->dev[slot % x->n].wake[slot / x->n];
 }
 
 /* The input of a forward of (v, mb): the batch entry of the device's lane

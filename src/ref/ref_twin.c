@@ -104,6 +104,11 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
     cJSON_AddNumberToObject(root, "gradient_bucket_mb", job->gradient_bucket_mb);
   cJSON_AddBoolToObject(root, "overlap_grad_reduce", job->overlap_grad_reduce);
   cJSON_AddStringToObject(root, "optimizer", job->optimizer == TS_OPTIMIZER_NONE ? "none" : "adam");
+  /* The same collective algorithms (README "Collectives"). */
+  if (job->collective_algorithm != TS_CALG_AUTO)
+    cJSON_AddStringToObject(root, "collective_algorithm", ts_coll_alg_name(job->collective_algorithm));
+  if (job->nvlink_domain_size > 0)
+    cJSON_AddNumberToObject(root, "nvlink_domain_size", job->nvlink_domain_size);
   if (job->table) { /* schedule "table": the same table, by its absolute path */
     char tab[TS_PATH_MAX];
     if (!realpath(job->table->path, tab)) snprintf(tab, sizeof tab, "%s", job->table->path);

@@ -160,8 +160,7 @@ static void free_x(ref_x_t *x) {
     free(dv->out);
     free(dv->inbox);
     ts_ref_model_free(dv->model);
-    pthread_cond_destroy(&dv->wake[0].cond);
-    pthread_cond_destroy(&dv->wake[1].cond);
+    for (int k = 0; k < 1 + TS_STREAMS; k++) pthread_cond_destroy(&dv->wake[k].cond);
   }
   ts_ref_model_free(x->host);
   for (int v = 0; x->stg && v < x->lay->n_vstages; v++) {
@@ -281,8 +280,7 @@ static int setup_x(ref_x_t *x, const ts_schedule_t *sched, const ts_ref_model_t 
     dv->cpu = pin ? cpus[d] : -1;
     dv->lane = ts_plan_coord(x->plan, d, TS_DIM_EP) +
                x->plan->degree[TS_DIM_EP] * ts_plan_coord(x->plan, d, TS_DIM_DP);
-    pthread_cond_init(&dv->wake[0].cond, NULL);
-    pthread_cond_init(&dv->wake[1].cond, NULL);
+    for (int k = 0; k < 1 + TS_STREAMS; k++) pthread_cond_init(&dv->wake[k].cond, NULL);
   }
   free(cpus);
   if (!rc && x->dev) rc = ts__ref_coll_setup(x);

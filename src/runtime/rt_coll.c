@@ -1,26 +1,20 @@
 /*
 ** rt_coll.c: collectives over a group of devices, owned by the runtime
-** (ts_runtime.h, README "Collectives").
+** (ts_runtime.h, README "Collectives"): their communication streams and
+** steps; the algorithms are in rt_coll_algo.c.
 **
-** What it models: NCCL-style collectives on a per-device communication
-** stream.  The program starts a collective and goes on; the stream runs the
-** device's collectives one at a time in start order, each as the steps of
-** its algorithm (ring, or direct for all-to-all); a step is one message to
-** a group member (kind TS_SEND_COLL, numbered by the device's coll_seq),
-** and a receive consumes the next message from that member.  Because every
-** member runs the same collectives in the same order and messages between
-** a pair arrive in send order, the n-th message from a member is always
-** the one the n-th receive from it expects.
-**
-** Chunks.  Member i of n holds the buffer as n slices.  Reduce-scatter
-** step s (0 .. n-2): send slice (i - s - 1) mod n to the next member,
-** receive slice (i - s - 2) mod n from the previous one and add it in; after
-** n - 1 steps member i holds the sum of slice i.  All-gather step s: send
-** slice (i - s) mod n, receive slice (i - s - 1) mod n and keep it.
-** All-reduce is the two in a row.  Broadcast: member 0 sends slices 0 ..
-** n-1 to member 1, which forwards each on arrival, and so on along the ring.
-** All-to-all: member i sends its slice j to member j and keeps slice i;
-** the slice received from member j replaces its slice j.
+** What it models: NCCL-style collectives on per-device communication
+** streams, one per group kind as NCCL's communicators (ts_executor.h
+** TS_STREAMS: a TP collective never waits behind a data-parallel bucket).
+** The program starts a collective and goes on; the collective's stream
+** runs its collectives one at a time in start order, each as the steps of
+** its algorithm; a step is one message to a group member (kind
+** TS_SEND_COLL, tagged with the stream and the stream's step count), and a
+** receive consumes the next message of that stream from that member.
+** Because every member runs the same collectives of a kind in the same
+** order and messages between a pair arrive in send order, the n-th
+** message of a stream from a member is always the one the n-th receive of
+** that stream from it expects.
 */
 #include <assert.h>
 #include <stdlib.h>
@@ -34,123 +28,128 @@ ts_group_t ts_rt_group(ts_rt_t *rt, ts_group_kind_t k) {
   return ts_plan_group(rt->w->plan, k, rt->ctx.device);
 }
 
+/* ---- streams ------------------------------------------------------------ */
+
+void ts__rt_coll_init(ts_rt_t *rt) {
+  rt->streams = ts__xcalloc(TS_STREAMS, sizeof *rt->streams);
+  for (int s = 0; s < TS_STREAMS; s++) rt->streams[s].ended = true;
+}
+
+void ts__rt_coll_free(ts_rt_t *rt) {
+  for (int s = 0; rt->streams && s < TS_STREAMS; s++) {
+    free(rt->streams[s].q);
+    free(rt->streams[s].in);
+    free(rt->streams[s].used);
+  }
+  free(rt->streams);
+  rt->streams = NULL;
+  ts__rt_coll_shapes_free(rt);
+  free(rt->colls);
+  rt->colls = NULL;
+}
+
+/* Under the device lock: stream s's step counters, allocated on first use
+** (a peer's step may arrive before this device starts anything there). */
+static rt_stream_t *counted(ts_rt_t *rt, int s) {
+  rt_stream_t *st = &rt->streams[s];
+  if (!st->in) {
+    st->in = ts__xcalloc((size_t)rt->w->n, sizeof(long));
+    st->used = ts__xcalloc((size_t)rt->w->n, sizeof(long));
+  }
+  return st;
+}
+
+void ts__rt_coll_arrived(ts_rt_t *rt, int s, int from) {
+  assert(s >= 0 && s < TS_STREAMS);
+  counted(rt, s)->in[from]++;
+  rt->w->ops->notify(rt->w->xd, ts__stream_slot(rt->w->n, rt->ctx.device, s));
+}
+
+void ts__rt_coll_wake(ts_rt_t *rt) {
+  for (int s = 0; s < TS_STREAMS; s++)
+    if (rt->streams[s].spawned)
+      rt->w->ops->notify(rt->w->xd, ts__stream_slot(rt->w->n, rt->ctx.device, s));
+}
+
+bool ts__rt_coll_stuck(const ts_rt_t *rt, const char **waiting) {
+  bool stuck = false;
+  *waiting = "";
+  for (int s = 0; s < TS_STREAMS; s++) {
+    const rt_stream_t *st = &rt->streams[s];
+    if (!st->spawned || st->ended) continue;
+    if (!stuck || (!(*waiting)[0] && st->waiting[0])) *waiting = st->waiting;
+    stuck = true;
+  }
+  /* A stream that returned may still say what it last waited for. */
+  for (int s = 0; !(*waiting)[0] && s < TS_STREAMS; s++)
+    if (rt->streams[s].waiting[0]) *waiting = rt->streams[s].waiting;
+  return stuck;
+}
+
 /* ---- steps (on the stream's context) ------------------------------------ */
 
-typedef struct run_coll {
-  ts_rt_t *rt;
-  const rt_coll_t *c;
-  int id, slot;
-  double sent;  /* bytes this device sent in it */
-} run_coll_t;
-
-/* Sends slice chunk of this device's buffer to member peer_rank, where it
-** lands in slice peer_chunk. */
-static void step_send(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, double bytes) {
+void ts__rt_step_send(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk, int n_chunks,
+                      double bytes) {
   ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
-  int d = rt->ctx.device, n = c->g.n;
-  assert(peer_rank >= 0 && peer_rank < n);
+  int d = rt->ctx.device;
+  assert(peer_rank >= 0 && peer_rank < c->g.n);
   ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, c->g.dev[peer_rank],
-                       chunk, peer_chunk, n, 0};
+                       chunk, peer_chunk, n_chunks, 0, x->stream};
   if (w->ops->coll_pack) w->ops->coll_pack(w->xd, d, &st);
   x->sent += bytes;
-  w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, (int)rt->coll_seq++, bytes);
+  /* seq is the stream's own: only its context sends on it. */
+  long seq = rt->streams[x->stream].seq++;
+  w->ops->send(w->xd, d, st.peer, TS_SEND_COLL, c->vstage, ts__rt_coll_tag(seq, x->stream), bytes);
 }
 
-/* Receives member peer_rank's slice peer_chunk into this device's slice
-** chunk, added in (reduce) or replacing it. */
-static void step_recv(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, int reduce) {
+void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk, int n_chunks,
+                      int reduce) {
   ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
   assert(peer_rank >= 0 && peer_rank < c->g.n);
   int d = rt->ctx.device, from = c->g.dev[peer_rank];
   w->ops->lock(w->xd, d);
-  if (rt->coll_in[from] <= rt->coll_used[from]) {
-    snprintf(rt->comm_waiting, sizeof rt->comm_waiting, "%s #%d: a step from device %d",
+  rt_stream_t *sm = counted(rt, x->stream);
+  if (sm->in[from] <= sm->used[from]) {
+    snprintf(sm->waiting, sizeof sm->waiting, "%s #%d: a step from device %d",
              ts_coll_op_name(c->op), x->id, from);
-    while (rt->coll_in[from] <= rt->coll_used[from] && !w->failed) w->ops->wait(w->xd, x->slot);
-    rt->comm_waiting[0] = 0;
+    while (sm->in[from] <= sm->used[from] && !w->failed) w->ops->wait(w->xd, x->slot);
+    sm->waiting[0] = 0;
   }
-  rt->coll_used[from]++;
+  sm->used[from]++;
   /* Each step received is one that arrived, unless the run failed. */
-  assert(w->failed || rt->coll_used[from] <= rt->coll_in[from]);
+  assert(w->failed || sm->used[from] <= sm->in[from]);
   w->ops->unlock(w->xd, d);
   if (w->failed) return;
   ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, from,
-                       chunk, peer_chunk, c->g.n, reduce};
+                       chunk, peer_chunk, n_chunks, reduce, x->stream};
   if (w->ops->coll_apply) w->ops->coll_apply(w->xd, d, &st);
 }
 
-static int mod(int a, int n) { return ((a % n) + n) % n; }
-
-/* Ring phases: reduce (reduce-scatter) or gather (all-gather). */
-static void ring(run_coll_t *x, bool reduce) {
-  int n = x->c->g.n, i = x->c->g.rank, next = (i + 1) % n, prev = (i + n - 1) % n;
-  double part = x->c->bytes / n;
-  int off = reduce ? 1 : 0;
-  for (int s = 0; s < n - 1 && !x->rt->w->failed; s++) {
-    int out = mod(i - s - off, n), in = mod(i - s - off - 1, n);
-    step_send(x, next, out, out, part);
-    step_recv(x, prev, in, in, reduce);
-  }
-}
-
-static void run_one(run_coll_t *x) {
-  const rt_coll_t *c = x->c;
-  int n = c->g.n, i = c->g.rank;
-  double part = c->bytes / n;
-  switch (c->op) {
-  case TS_COLL_ALLREDUCE:
-    ring(x, true);
-    ring(x, false);
-    break;
-  case TS_COLL_REDUCE_SCATTER:
-    ring(x, true);
-    break;
-  case TS_COLL_ALLGATHER:
-    ring(x, false);
-    break;
-  case TS_COLL_BROADCAST:
-    for (int k = 0; k < n && !x->rt->w->failed; k++) {
-      if (i > 0) step_recv(x, i - 1, k, k, 0);
-      if (i < n - 1) step_send(x, i + 1, k, k, part);
-    }
-    break;
-  case TS_COLL_ALLTOALL:
-    /* slice j goes to member j, where it becomes slice i */
-    for (int k = 1; k < n; k++) step_send(x, (i + k) % n, (i + k) % n, i, part);
-    for (int k = 1; k < n && !x->rt->w->failed; k++) {
-      int j = mod(i - k, n);
-      step_recv(x, j, j, i, 0);
-    }
-    break;
-  default:
-    assert(0 && "collective kind checked in ts_rt_coll_start");
-  }
-}
-
-/* Runs the collectives that are queued and not yet run. */
-static void drain(ts_rt_t *rt, int slot) {
+/* Runs the collectives queued on stream s and not yet run. */
+static void drain(ts_rt_t *rt, int s, int slot) {
   ts_world_t *w = rt->w;
   int d = rt->ctx.device;
+  rt_stream_t *sm = &rt->streams[s];
   for (;;) {
     w->ops->lock(w->xd, d);
-    if (rt->coll_next >= rt->n_colls || w->failed) {
+    if (sm->next >= sm->n || w->failed) {
       w->ops->unlock(w->xd, d);
       return;
     }
-    int id = rt->coll_next;
+    int id = sm->q[sm->next];
     assert(id >= 0 && id < rt->n_colls);
     rt_coll_t c = rt->colls[id]; /* a copy: the program may grow the array */
     w->ops->unlock(w->xd, d);
-    run_coll_t x = {rt, &c, id, slot, 0};
+    rt_run_coll_t x = {rt, &c, id, s, slot, 0};
     double t0 = w->ops->now(w->xd);
-    if (c.g.n > 1) run_one(&x);
+    if (c.g.n > 1) ts__rt_coll_run_alg(&x);
     if (w->ops->coll_end && !w->failed) {
-      ts_coll_step_t st = {c.op, c.buf, c.unit_lo, c.unit_hi, id, c.vstage, d, c.g.rank, c.g.rank,
-                           c.g.n, 0};
+      ts_coll_step_t st = {c.op, c.buf, c.unit_lo, c.unit_hi, id, c.vstage, d, c.shard, c.shard,
+                           c.g.n, 0, s};
       w->ops->coll_end(w->xd, d, &st);
     }
     ts_event_t e = {.device = d, .peer = c.g.n, .vstage = c.vstage, .mb = c.mb,
@@ -160,22 +159,22 @@ static void drain(ts_rt_t *rt, int slot) {
     w->ops->lock(w->xd, d);
     ts_run_push(rt->tev, &e);
     rt->colls[id].done = true;
-    rt->coll_next = id + 1;
+    sm->next++;
     w->ops->notify(w->xd, d);
     w->ops->unlock(w->xd, d);
   }
 }
 
-void ts__rt_comm_main(ts_rt_t *rt) {
+void ts__rt_comm_main(ts_rt_t *rt, int s) {
   ts_world_t *w = rt->w;
-  int d = rt->ctx.device;
+  int d = rt->ctx.device, slot = ts__stream_slot(w->n, d, s);
+  rt_stream_t *sm = &rt->streams[s];
   for (;;) {
-    drain(rt, rt->comm_slot);
+    drain(rt, s, slot);
     w->ops->lock(w->xd, d);
-    while (rt->coll_next >= rt->n_colls && !rt->finished && !w->failed)
-      w->ops->wait(w->xd, rt->comm_slot);
-    bool more = rt->coll_next < rt->n_colls && !w->failed;
-    if (!more) rt->comm_ended = true;
+    while (sm->next >= sm->n && !rt->finished && !w->failed) w->ops->wait(w->xd, slot);
+    bool more = sm->next < sm->n && !w->failed;
+    if (!more) sm->ended = true;
     w->ops->unlock(w->xd, d);
     if (!more) return;
   }
@@ -224,25 +223,35 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
 int ts__rt_coll_queue(ts_rt_t *rt, const rt_coll_t *c) {
   ts_world_t *w = rt->w;
   int d = rt->ctx.device;
+  int s = c->group_kind >= 0 && c->group_kind < TS_STREAMS ? c->group_kind : TS_STREAMS - 1;
+  rt_coll_t cc = *c;
+  cc.alg = ts__rt_coll_pick(rt, &cc);
+  cc.shard = c->op == TS_COLL_REDUCE_SCATTER ? ts__rt_coll_shard(rt, &c->g) : c->g.rank;
+  cc.done = false;
   w->ops->lock(w->xd, d);
   if (rt->n_colls == rt->cap_colls) {
     rt->cap_colls = rt->cap_colls ? 2 * rt->cap_colls : 8;
     rt->colls = ts__xrealloc(rt->colls, (size_t)rt->cap_colls * sizeof *rt->colls);
   }
   int h = rt->n_colls++;
-  rt->colls[h] = *c;
-  rt->colls[h].done = false;
+  rt->colls[h] = cc;
+  rt_stream_t *sm = &rt->streams[s];
+  if (sm->n == sm->cap) {
+    sm->cap = sm->cap ? 2 * sm->cap : 8;
+    sm->q = ts__xrealloc(sm->q, (size_t)sm->cap * sizeof *sm->q);
+  }
+  sm->q[sm->n++] = h;
   /* The stream runs even a one-member collective, in its turn: it is done
-  ** only once every collective started before it is. */
-  bool spawn = rt->comm_slot == d;
+  ** only once every collective started before it on its stream is. */
+  bool spawn = !sm->spawned;
   if (spawn) {
-    rt->comm_slot = w->n + d;
-    rt->comm_ended = false;
+    sm->spawned = true;
+    sm->ended = false;
   } else {
-    w->ops->notify(w->xd, rt->comm_slot);
+    w->ops->notify(w->xd, ts__stream_slot(w->n, d, s));
   }
   w->ops->unlock(w->xd, d);
-  if (spawn) w->ops->spawn_comm(w->xd, d);
+  if (spawn) w->ops->spawn_comm(w->xd, d, s);
   return h;
 }
 
@@ -285,9 +294,19 @@ void ts_rt_coll(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vstage, t
   ts_rt_coll_wait(rt, ts_rt_coll_start(rt, op, g, vstage, buf, bytes));
 }
 
-/* At the end of the program: wait for every collective it started (the
-** stream runs them in order, so the last one is done after all others). */
+void ts__rt_coll_wait_all(ts_rt_t *rt, int v, int mb) {
+  /* Each stream's last collective is done after all others of it. */
+  for (int s = 0; s < TS_STREAMS; s++) {
+    const rt_stream_t *sm = &rt->streams[s];
+    if (sm->n > 0) ts__rt_coll_wait_at(rt, sm->q[sm->n - 1], v, mb);
+  }
+}
+
+/* At the end of the program: wait for every collective it started. */
 void ts__rt_coll_finish(ts_rt_t *rt) {
-  if (rt->n_colls > 0) ts_rt_coll_wait(rt, rt->n_colls - 1);
-  assert(rt->w->failed || rt->coll_next == rt->n_colls);
+  for (int s = 0; s < TS_STREAMS; s++) {
+    const rt_stream_t *sm = &rt->streams[s];
+    if (sm->n > 0) ts_rt_coll_wait(rt, sm->q[sm->n - 1]);
+    assert(rt->w->failed || sm->next == sm->n);
+  }
 }

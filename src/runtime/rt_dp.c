@@ -63,6 +63,8 @@ struct rt_dp {
   int *grad_ops, *needed; /* [n_local] gradient ops done, and of the run */
   unsigned char *final;  /* [n_units] gradients final */
   ts_group_t rep, dpg;   /* sync groups: replicated parameters, experts */
+  int rep_shard, dpg_shard; /* the slice of each the device owns after a
+                         ** reduce-scatter (ts__rt_coll_shard) */
   bool sync;             /* some gradients need a collective */
   bool z3;               /* zero 3 with a group of more than one */
   int n_buckets, next;
@@ -203,6 +205,8 @@ void ts__rt_dp_init(ts_rt_t *rt) {
   free(order);
   dp->rep = ts_plan_group(w->plan, TS_GROUP_REPLICA, rt->ctx.device);
   dp->dpg = ts_plan_group(w->plan, TS_GROUP_DP, rt->ctx.device);
+  dp->rep_shard = ts__rt_coll_shard(rt, &dp->rep);
+  dp->dpg_shard = ts__rt_coll_shard(rt, &dp->dpg);
   bool own = w->sched->own_grad_sync;
   dp->z3 = !own && w->job->zero == 3 && dp->rep.n > 1;
   if (!dp->z3 && !own) build_buckets(dp, w->job);
@@ -270,7 +274,7 @@ static double unit_sum(const rt_dp_t *dp, int lo, int hi) {
 }
 
 static ts_region_t region(const rt_dp_t *dp, ts_coll_buf_t buf, int lo, int hi, bool sharded) {
-  return (ts_region_t){buf, lo, hi, sharded ? dp->rep.rank : 0, sharded ? dp->rep.n : 1};
+  return (ts_region_t){buf, lo, hi, sharded ? dp->rep_shard : 0, sharded ? dp->rep.n : 1};
 }
 
 /* ---- ops ------------------------------------------------------------------ */
@@ -503,7 +507,7 @@ void ts__rt_dp_end(ts_rt_t *rt) {
   int d = rt->ctx.device, v = rt->ctx.local[0];
   if (dp->sync && !dp->z3) start_buckets(rt, true);
   /* Every gradient collective (and zero 3's last reduce-scatters). */
-  if (rt->n_colls > 0) ts__rt_coll_wait_at(rt, rt->n_colls - 1, v, -1);
+  ts__rt_coll_wait_all(rt, v, -1);
   /* A synthetic model has no optimizer states (its parts hold bytes, not
   ** parameters): no step. */
   bool opt = job->optimizer == TS_OPTIMIZER_ADAM && job->iterations == 1 && w->ops->optimizer &&
@@ -530,7 +534,8 @@ void ts__rt_dp_end(ts_rt_t *rt) {
       for (int i = 0; i < dp->n_buckets; i++) {
         bool ex = dp->b[i].buf == TS_BUF_EXPERT_GRADS;
         const ts_group_t *g = ex ? &dp->dpg : &dp->rep;
-        r[k++] = (ts_region_t){dp->b[i].buf, dp->b[i].lo, dp->b[i].hi, g->rank, g->n};
+        r[k++] = (ts_region_t){dp->b[i].buf, dp->b[i].lo, dp->b[i].hi,
+                               ex ? dp->dpg_shard : dp->rep_shard, g->n};
       }
     } else {
       r[k++] = region(dp, TS_BUF_GRADS, 0, dp->n_units, false);
@@ -557,6 +562,6 @@ void ts__rt_dp_end(ts_rt_t *rt) {
       start(rt, TS_COLL_ALLGATHER, ex ? &dp->dpg : &dp->rep, v,
             ex ? TS_BUF_EXPERT_WEIGHTS : TS_BUF_WEIGHTS, b->lo, b->hi, wb, TS_CP_PARAMS, i);
     }
-    ts__rt_coll_wait_at(rt, rt->n_colls - 1, v, -1);
+    ts__rt_coll_wait_all(rt, v, -1);
   }
 }

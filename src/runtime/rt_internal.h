@@ -3,7 +3,7 @@
 ** (ts_runtime.c: checks, compute and point-to-point messages; rt_world.c:
 ** the world of one run and its end-of-run checks; rt_host.c: host memory;
 ** rt_moe.c: mixture-of-experts pieces and all-to-alls; rt_coll.c:
-** collectives).  Not for schedules or executors: they use ts_runtime.h.
+** collectives and their streams; rt_coll_algo.c: their algorithms).  Not for schedules or executors: they use ts_runtime.h.
 */
 #ifndef TS_RT_INTERNAL_H
 #define TS_RT_INTERNAL_H
@@ -23,17 +23,13 @@ struct ts_rt {
   unsigned char *done[TS_COMPUTE_KINDS]; /* [n_local * M] */
   unsigned char *arrived[2], *consumed[2], *sent[2];
   unsigned char *keep;   /* [n_vstages] forwards keep full activations */
-  long *coll_in;         /* [n_devices] collective messages arrived from each */
-  long *coll_used;       /* [n_devices] ... and consumed */
-  long coll_seq;         /* collective steps sent by this device */
   struct rt_coll *colls; /* collectives started, in start order (under the
-                         ** device lock once the stream runs) */
+                         ** device lock once a stream runs) */
   int n_colls, cap_colls;
-  int coll_next;         /* the next one the stream runs */
-  int comm_slot;         /* wait slot of the stream: n + device once spawned,
-                         ** else device (no stream yet) */
-  bool comm_ended;       /* the stream returned (or was never spawned) */
-  char comm_waiting[160]; /* what the stream waits for */
+  struct rt_stream *streams; /* [TS_STREAMS] communication streams, one per
+                         ** group kind (rt_coll.c) */
+  struct rt_shapes *shapes; /* groups' two-level shapes (rt_coll_algo.c;
+                         ** program context, or world set-up) */
   long *a2a_in[2], *a2a_used[2]; /* [n_devices] MoE all-to-all messages
                          ** (dispatch, combine) arrived from each, consumed */
   int moe_kind, moe_v, moe_mb, moe_pieces, moe_a2a; /* the MoE op in progress:
@@ -105,8 +101,35 @@ typedef struct rt_coll {
   ts_coll_purpose_t purpose;
   int group_kind;        /* ts_group_kind_t, or TS_GROUP_KINDS: another group */
   int mb;                /* its label micro-batch (zero 3) or bucket, or -1 */
+  ts_coll_alg_t alg;     /* the algorithm it runs (never auto once queued) */
+  const struct rt_shape *shape; /* its group's two-level shape (hierarchical
+                         ** only; owned by rt->shapes) */
+  int shard;             /* the slice of g.n this member owns after it
+                         ** (reduce-scatter; ts__rt_coll_shard) */
   bool done;
 } rt_coll_t;
+
+/* One communication stream of a device (rt_coll.c).  Its queue and flags
+** are under the device lock; in and used are written under it (deliver,
+** receive), allocated at the first step that arrives or is awaited. */
+typedef struct rt_stream {
+  int *q;                /* handles queued on it, in start order */
+  int n, cap;
+  int next;              /* index in q of the next one it runs */
+  bool spawned;          /* spawn_comm was called */
+  bool ended;            /* it returned (or was never spawned) */
+  long *in, *used;       /* [n_devices] its steps arrived from each, consumed */
+  long seq;              /* steps it sent */
+  char waiting[160];     /* what it waits for */
+} rt_stream_t;
+
+/* A collective as its stream runs it (rt_coll.c, rt_coll_algo.c). */
+typedef struct rt_run_coll {
+  ts_rt_t *rt;
+  const rt_coll_t *c;
+  int id, stream, slot;
+  double sent;           /* bytes this device sent in it */
+} rt_run_coll_t;
 
 #define POLL_LIMIT 10000000L
 
@@ -128,8 +151,48 @@ void ts__rt_host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c);
 void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c);
 /* 1 when no copy of the device is queued or running (li < 0: any stage). */
 bool ts__rt_copies_done(ts_rt_t *rt, int li);
-/* Collectives (rt_coll.c): waits for every collective the program started. */
+/* Collectives (rt_coll.c): set-up and clean-up of a device's streams
+** (rt->streams). */
+void ts__rt_coll_init(ts_rt_t *rt);
+void ts__rt_coll_free(ts_rt_t *rt);
+/* Waits for every collective the program started. */
 void ts__rt_coll_finish(ts_rt_t *rt);
+/* Waits for every collective started so far, on every stream; waits that
+** block are TS_COMM_WAIT events labelled (v, mb). */
+void ts__rt_coll_wait_all(ts_rt_t *rt, int v, int mb);
+/* Under the device lock: a step of stream s from device `from` arrived. */
+void ts__rt_coll_arrived(ts_rt_t *rt, int s, int from);
+/* After the program: wakes the streams that were spawned (they return
+** once their queue is empty). */
+void ts__rt_coll_wake(ts_rt_t *rt);
+/* For the deadlock report: true when a spawned stream has not returned;
+** *waiting then says what the first such stream waits for ("" if not
+** known). */
+bool ts__rt_coll_stuck(const ts_rt_t *rt, const char **waiting);
+/* The mb of a collective step's message: its sequence number on stream s
+** (ts_exec_ops_t.send), and back. */
+static inline int ts__rt_coll_tag(long seq, int s) { return (int)(seq * TS_STREAMS + s); }
+static inline int ts__rt_coll_tag_stream(int tag) { return tag % TS_STREAMS; }
+static inline int ts__rt_coll_tag_seq(int tag) { return tag / TS_STREAMS; }
+/* A step of collective x: this device's slice chunk of n_chunks goes to
+** member peer_rank, where it lands in slice peer_chunk (send); or member
+** peer_rank's slice peer_chunk is received into slice chunk, added in
+** (reduce) or replacing it (recv).  bytes: the message's size. */
+void ts__rt_step_send(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk, int n_chunks,
+                      double bytes);
+void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk, int n_chunks,
+                      int reduce);
+/* Algorithms (rt_coll_algo.c, README "Collectives"): the algorithm
+** collective c runs (its op, group, bytes and the job's
+** collective_algorithm); the slice of g->n that member g->rank owns after
+** a reduce-scatter over g (and holds before an all-gather); and the steps
+** of x's collective (stream context).
+** Program context only (the shapes are cached on rt).  pick also sets
+** c->shape. */
+ts_coll_alg_t ts__rt_coll_pick(ts_rt_t *rt, rt_coll_t *c);
+int ts__rt_coll_shard(ts_rt_t *rt, const ts_group_t *g);
+void ts__rt_coll_run_alg(rt_run_coll_t *x);
+void ts__rt_coll_shapes_free(ts_rt_t *rt);
 /* Queues collective c (checked by the caller) on the device's stream;
 ** returns its handle. */
 int ts__rt_coll_queue(ts_rt_t *rt, const rt_coll_t *c);

@@ -81,10 +81,10 @@
 ** in the last layer's MLP piece (above), so its collectives sit next to
 ** that piece rather than exactly around the GEMM.  Recompute runs no
 ** vocabulary collective (the embedding and the head are not recomputed);
-** the grid modes (below) leave them out.
+** the grid modes (above) leave them out.
 **
-** TP collectives share the device's one communication stream with
-** data-parallel ones, in start order.
+** TP collectives run on the device's TP communication stream
+** (rt_coll.c), never behind data-parallel buckets, which run on their own.
 **
 ** Threading: the state is the program context's own.
 */

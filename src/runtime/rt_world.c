@@ -64,16 +64,13 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->sent[k] = ts__xcalloc(cells, 1);
     }
     rt->keep = ts__xcalloc((size_t)lay->n_vstages, 1);
-    rt->coll_in = ts__xcalloc((size_t)w->n, sizeof(long));
-    rt->coll_used = ts__xcalloc((size_t)w->n, sizeof(long));
+    ts__rt_coll_init(rt);
     for (int k = 0; k < 2; k++) {
       rt->a2a_in[k] = ts__xcalloc((size_t)w->n, sizeof(long));
       rt->a2a_used[k] = ts__xcalloc((size_t)w->n, sizeof(long));
     }
     rt->moe_kind = -1;
     rt->polled = -1;
-    rt->comm_slot = d;
-    rt->comm_ended = true;
     rt->cev = ts_run_new(0);
     rt->tev = ts_run_new(0);
     if (sched->host_weights) {
@@ -110,9 +107,7 @@ void ts__world_free(ts_world_t *w) {
       free(rt->sent[k]);
     }
     free(rt->keep);
-    free(rt->coll_in);
-    free(rt->coll_used);
-    free(rt->colls);
+    ts__rt_coll_free(rt);
     for (int k = 0; k < 2; k++) {
       free(rt->a2a_in[k]);
       free(rt->a2a_used[k]);
@@ -148,7 +143,7 @@ void ts__rt_main(ts_rt_t *rt) {
   ts__rt_coll_finish(rt);
   w->ops->lock(w->xd, rt->ctx.device);
   rt->finished = true;
-  if (rt->comm_slot != rt->ctx.device) w->ops->notify(w->xd, rt->comm_slot);
+  ts__rt_coll_wake(rt);
   w->ops->unlock(w->xd, rt->ctx.device);
 }
 
@@ -166,17 +161,18 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
       bool room = rt->host && rt->host->blocked_need > 0;
       /* A stream that never returned is stuck too (its program waits for
       ** its collectives, so this is a second line of defence). */
-      bool stream_stuck = rt->comm_slot != d && !rt->comm_ended;
+      const char *comm_waiting;
+      bool stream_stuck = ts__rt_coll_stuck(rt, &comm_waiting);
       if ((rt->finished && !stream_stuck) || room != (pass == 0)) continue;
       if (stuck++ < 4) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%sdevice %d%s%s waits for %s", stuck > 1 ? "; " : "", d,
                  rt->opname[0] ? " at " : "", rt->opname,
                  rt->waiting[0] ? rt->waiting : "an event that never comes");
-        if (rt->comm_waiting[0]) {
+        if (comm_waiting[0]) {
           l = strlen(msg);
           snprintf(msg + l, sizeof msg - l, " (its communication stream waits for %s)",
-                   rt->comm_waiting);
+                   comm_waiting);
         }
         if (room) {
           l = strlen(msg);

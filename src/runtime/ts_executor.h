@@ -16,6 +16,17 @@
 
 #include "ts_runtime.h"
 
+/* Communication streams per device, as NCCL communicators: collectives of
+** one group kind (ts_group_kind_t; TS_GROUP_KINDS: a group that is none of
+** the plan's) run on the device's stream of that kind, in start order, so
+** that tensor-parallel collectives never queue behind data-parallel
+** gradient buckets.  A stream is spawned at its first collective. */
+#define TS_STREAMS (TS_GROUP_KINDS + 1)
+
+/* The wait slot of device d's program (stream -1) or of its communication
+** stream stream (0 .. TS_STREAMS - 1), n devices: (1 + stream) n + d.
+** Executors keep 1 + TS_STREAMS slots per device. */
+static inline int ts__stream_slot(int n, int d, int stream) { return (1 + stream) * n + d; }
 
 /* One step of a collective, as the executor sees it: slice chunk of the
 ** n_chunks equal slices of this device's buffer (buf of the device's parts)
@@ -36,6 +47,9 @@ typedef struct ts_coll_step {
                   ** came (apply); differs from chunk for all-to-all only */
   int n_chunks;
   int reduce;
+  int stream;     /* the communication stream (0 .. TS_STREAMS - 1) that
+                  ** runs it: payload FIFOs are per (stream, sender,
+                  ** receiver), since streams interleave their sends */
 } ts_coll_step_t;
 /* Data parallelism (src/runtime/rt_dp.c, README "Data parallelism").  A
 ** device's parameters are a list of units: the layers of the model parts
@@ -88,9 +102,9 @@ typedef struct ts_exec_ops {
   /* Blocking primitives the runtime builds receives on.  lock/unlock guard
   ** the device's inbox; wait releases the lock until notify; notify wakes
   ** the device's waiters.  (SimGrid: a mutex and a condition; threads:
-  ** pthread ones.)  Waits and notifies name a slot: slot d is device d's program, slot
-  ** n_devices + d its communication stream (spawn_comm); both use
-  ** device d's lock. */
+  ** pthread ones.)  Waits and notifies name a slot: slot d is device d's
+  ** program, slot ts__stream_slot(n_devices, d, s) its communication
+  ** stream s (spawn_comm); all use device d's lock. */
   void (*lock)(void *xd, int device);
   void (*unlock)(void *xd, int device);
   void (*wait)(void *xd, int slot);
@@ -111,11 +125,18 @@ typedef struct ts_exec_ops {
   void (*host_evict)(void *xd, int device, int vstage);
   /* Optional: the device's memory in bytes; 0 or NULL: unlimited. */
   double (*capacity)(void *xd, int device);
-  /* Starts device's communication stream, a context that runs
-  ** ts__rt_comm_main(ts__world_rt(w, device)) concurrently with the
-  ** device's program and may block in wait(n_devices + device); called at
-  ** the device's first collective.  Required of every executor. */
-  void (*spawn_comm)(void *xd, int device);
+  /* Starts device's communication stream `stream` (0 .. TS_STREAMS - 1),
+  ** a context that runs ts__rt_comm_main(ts__world_rt(w, device), stream)
+  ** concurrently with the device's program and its other streams, and may
+  ** block in wait(ts__stream_slot(n_devices, device, stream)); called at
+  ** the stream's first collective.  Required of every executor. */
+  void (*spawn_comm)(void *xd, int device, int stream);
+  /* Optional: the device's NVLink domain for the collective algorithms
+  ** (rt_coll_algo.c): a number >= 0, equal for devices of one domain, or
+  ** -1 when the platform does not say (SimGrid: the host property
+  ** nvlink_domain, else node).  NULL: -1 for every device.  The job's
+  ** nvlink_domain_size, when set, takes precedence. */
+  int (*domain)(void *xd, int device);
   /* Optional, executors with data: coll_pack is called by the sender just
   ** before a collective step's send, coll_apply by the receiver just after
   ** the matching message was consumed (messages of one sender are consumed
@@ -170,10 +191,10 @@ ts_rt_t *ts__world_rt(ts_world_t *w, int device);
 /* Runs the schedule's program for one device, waits for its collectives,
 ** and marks it done. */
 void ts__rt_main(ts_rt_t *rt);
-/* The communication stream of rt's device (ops->spawn_comm): runs its
+/* Communication stream `stream` of rt's device (ops->spawn_comm): runs its
 ** collectives in start order; returns once the program has ended and
-** every collective is done (or the run failed). */
-void ts__rt_comm_main(ts_rt_t *rt);
+** every collective of the stream is done (or the run failed). */
+void ts__rt_comm_main(ts_rt_t *rt, int stream);
 /* Executor callback: a message reached rt's device. */
 void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
                     int mb, double bytes, double t_start, double t_end);

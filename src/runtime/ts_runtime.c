@@ -17,8 +17,8 @@
 ** executor's lock for that device: the inbox (arrived flags, transfer
 ** events, arrival counts, collective steps), which ts__rt_deliver writes,
 ** and the queue of collectives (colls, coll_next), shared by the program
-** and the stream; the stream alone sends collective steps (coll_seq) and
-** consumes them (coll_used, comm_waiting).
+** and the streams; a stream alone sends its collective steps and consumes
+** them (rt_coll.c).
 */
 #include <assert.h>
 #include <stdlib.h>
@@ -266,8 +266,10 @@ void ts_rt_send(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
 void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, double bytes,
                     double t_start, double t_end) {
   ts_world_t *w = rt->w;
-  if (kind == TS_SEND_COLL) {
-    rt->coll_in[from]++;
+  int stream = -1;
+  if (kind == TS_SEND_COLL) { /* mb: the step's stream and number there */
+    stream = ts__rt_coll_tag_stream(mb);
+    mb = ts__rt_coll_tag_seq(mb);
   } else if (kind == TS_SEND_DISPATCH || kind == TS_SEND_COMBINE) {
     rt->a2a_in[kind == TS_SEND_COMBINE][from]++;
   } else {
@@ -291,8 +293,11 @@ void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, doubl
                     .bytes = bytes};
     ts_run_push(rt->tev, &e);
   }
-  /* Collective steps are for the communication stream. */
-  w->ops->notify(w->xd, kind == TS_SEND_COLL ? rt->comm_slot : rt->ctx.device);
+  /* Collective steps are for their communication stream. */
+  if (stream >= 0)
+    ts__rt_coll_arrived(rt, stream, from);
+  else
+    w->ops->notify(w->xd, rt->ctx.device);
 }
 
 /* Checks a receive's arguments; returns the cell or -1. */
