@@ -437,7 +437,7 @@ static void test_calibration_rule(void) {
 static void test_cli_units(void) {
   char *out = NULL, *err = NULL;
   CU_ASSERT_EQUAL_FATAL(th_cli("platform --preset dgx-h100 --nodes 4 --ib-bw 200Gbps --nvlink-bw 0.3TBps"
-                               " --ib-lat 2us --fabric-lat 1000ns --gpu-speed 500Tf",
+                               " --ib-lat 2us --fabric-lat 1us --gpu-speed 500Tf",
                                &out, &err),
                         0);
   CU_ASSERT_PTR_NOT_NULL(strstr(out, "<link id=\"ib-node3-gpu7\" bandwidth=\"25000000000Bps\" latency=\"2e-06s\""));
