@@ -8,8 +8,8 @@
 ** route of chosen pairs link by link (NVLink inside a domain, then the
 ** tiers a pair must cross, the direct path winning its ties with NVLink
 ** detours), the loading time of 1,024- and 3,072-GPU platforms, and a
-** simulation where a 2:1 leaf slows exactly the flows that share its
-** uplink by 2 while a flow inside another leaf keeps its speed.  SimGrid
+** simulation where a 2:1 leaf (or a 4:1 spine tier) slows exactly the
+** flows that share its uplink while the others keep their speed.  SimGrid
 ** can be initialised once per process, so every check runs in a forked
 ** child whose exit status the parent asserts on; the child prints what
 ** went wrong on stderr.  Runs from the repository root.
@@ -351,15 +351,17 @@ static void test_scale(void) {
 
 /* ---- test: oversubscription in a simulation ---------------------------- */
 
-/* One GPU a node, 2 nodes a leaf, 3 leaves at ratio r: flows 0 -> 2 and
-** 1 -> 3 share leaf0's trunk (2 ports x bw / r), 4 -> 5 stays on leaf 2. */
+/* Concurrent flows of FLOW_BYTES between one-GPU nodes of g, each timed
+** from its put; the child sends the times back through a pipe. */
+#define MAX_FLOWS 6
 typedef struct flow_check {
-  double ratio;
-  double t[3]; /* filled by the child through a pipe */
+  ts_platgen_t g;
+  int n, src[MAX_FLOWS], dst[MAX_FLOWS];
+  double t[MAX_FLOWS];
 } flow_check_t;
 
 static const double FLOW_BYTES = 1e9;
-static double flow_t[3];
+static double flow_t[MAX_FLOWS];
 static int token = 7;
 
 static void flow_send(int argc, char **argv) {
@@ -382,25 +384,15 @@ static void flow_recv(int argc, char **argv) {
 
 static int wfd;
 
-static ts_platgen_t flow_platform(double ratio) {
-  ts_platgen_t g = preset("dgx-h100");
-  snprintf(g.name, sizeof g.name, "oversub");
-  g.nodes = 6, g.gpus = 1, g.nvlink_domain = 1, g.rails = 0, g.leaf_ports = 2, g.su_nodes = 2;
-  g.oversub_leaf = ratio;
-  return g;
-}
-
 static int flow_child(const void *arg) {
   const flow_check_t *c = arg;
-  ts_platgen_t g = flow_platform(c->ratio);
   double load_s;
-  if (load(&g, &load_s)) return 1;
-  static const int src[3] = {0, 1, 4}, dst[3] = {2, 3, 5};
-  static char a0[] = "flow", idx[3][4] = {"0", "1", "2"};
-  for (int i = 0; i < 3; i++) {
+  if (load(&c->g, &load_s)) return 1;
+  static char a0[] = "flow", idx[MAX_FLOWS][4] = {"0", "1", "2", "3", "4", "5"};
+  for (int i = 0; i < c->n; i++) {
     char *av[] = {a0, idx[i], NULL};
-    sg_actor_create("recv", host_of(dst[i], 0), flow_recv, 2, av);
-    sg_actor_create("send", host_of(src[i], 0), flow_send, 2, av);
+    sg_actor_create("recv", host_of(c->dst[i], 0), flow_recv, 2, av);
+    sg_actor_create("send", host_of(c->src[i], 0), flow_send, 2, av);
   }
   simgrid_run();
   if (write(wfd, flow_t, sizeof flow_t) != (ssize_t)sizeof flow_t) return 1;
@@ -411,38 +403,69 @@ static void run_flows(flow_check_t *c) {
   int fd[2];
   CU_ASSERT_EQUAL_FATAL(pipe(fd), 0);
   wfd = fd[1];
+  ts_err_t err = {0};
+  CU_ASSERT_EQUAL_FATAL(ts_platgen_check(&c->g, &err), 0);
   int rc = in_child(flow_child, c);
   close(fd[1]);
   CU_ASSERT_EQUAL(rc, 0);
-  CU_ASSERT_EQUAL(read(fd[0], c->t, sizeof c->t), (ssize_t)sizeof c->t);
+  double t[MAX_FLOWS];
+  CU_ASSERT_EQUAL(read(fd[0], t, sizeof t), (ssize_t)sizeof t);
+  memcpy(c->t, t, sizeof t);
   close(fd[0]);
+  printf("  [");
+  for (int i = 0; i < c->n; i++) printf("%s%.6f", i ? " " : "", c->t[i]);
+  printf(" s] ");
 }
 
+/* One GPU a node, 2 nodes (NICs) a leaf, no rails. */
+static ts_platgen_t flow_platform(int nodes, int tiers, double leaf_ratio, double spine_ratio) {
+  ts_platgen_t g = preset("dgx-h100");
+  snprintf(g.name, sizeof g.name, "oversub");
+  g.nodes = nodes, g.gpus = 1, g.nvlink_domain = 1, g.rails = 0, g.leaf_ports = 2;
+  g.tiers = tiers, g.su_nodes = 4, g.oversub_leaf = leaf_ratio, g.oversub_spine = spine_ratio;
+  return g;
+}
+
+/* Leaves {0,1} {2,3} {4,5}: 0 -> 2 and 1 -> 3 share leaf 0's trunk
+** (2 ports x NIC / r), 4 -> 5 stays inside leaf 2. */
 static void test_oversubscription_slows_shared_uplink(void) {
-  ts_platgen_t g = flow_platform(2);
-  ts_err_t err = {0};
-  CU_ASSERT_EQUAL_FATAL(ts_platgen_check(&g, &err), 0);
-  CU_ASSERT_EQUAL(ts_platgen_leaf_trunk_bw(&g), 2 * 50e9 / 2); /* one NIC's worth */
-  CU_ASSERT_EQUAL(ts_platgen_leaf(&g, 1, 0), 0);
-  CU_ASSERT_EQUAL(ts_platgen_leaf(&g, 2, 0), 1);
-  CU_ASSERT_EQUAL(ts_platgen_leaf(&g, 5, 0), 2);
-  flow_check_t full = {1, {0}}, half = {2, {0}};
+  flow_check_t full = {flow_platform(6, 2, 1, 1), 3, {0, 1, 4}, {2, 3, 5}, {0}};
+  flow_check_t half = full;
+  half.g = flow_platform(6, 2, 2, 1);
+  const ts_platgen_t *g = &half.g;
+  CU_ASSERT_EQUAL(ts_platgen_leaf_trunk_bw(g), 2 * 50e9 / 2); /* one NIC's worth */
+  CU_ASSERT(ts_platgen_leaf(g, 1, 0) == 0 && ts_platgen_leaf(g, 2, 0) == 1 && ts_platgen_leaf(g, 5, 0) == 2);
   run_flows(&full);
   run_flows(&half);
-  double lat_cross = 2 * (g.nic_pcie_lat + g.ib_lat) + 2 * g.fabric_lat;
-  double lat_leaf = 2 * (g.nic_pcie_lat + g.ib_lat);
-  double alone = FLOW_BYTES / g.ib_bw;
-  printf("  [1:1 %.6f %.6f %.6f s; 2:1 %.6f %.6f %.6f s] ", full.t[0], full.t[1], full.t[2],
-         half.t[0], half.t[1], half.t[2]);
+  double lat_cross = 2 * (g->nic_pcie_lat + g->ib_lat) + 2 * g->fabric_lat;
+  double lat_leaf = 2 * (g->nic_pcie_lat + g->ib_lat);
+  double alone = FLOW_BYTES / g->ib_bw;
   /* 1:1: every flow at its NIC's rate. */
   TS_ASSERT_REL(full.t[0], lat_cross + alone, 1e-9);
   TS_ASSERT_REL(full.t[1], lat_cross + alone, 1e-9);
   TS_ASSERT_REL(full.t[2], lat_leaf + alone, 1e-9);
-  /* 2:1: the two flows through leaf0's trunk at half rate (2x slower),
+  /* 2:1: the two flows through leaf 0's trunk at half rate (2x slower),
   ** the flow inside leaf 2 untouched. */
   TS_ASSERT_REL(half.t[0], lat_cross + 2 * alone, 1e-9);
   TS_ASSERT_REL(half.t[1], lat_cross + 2 * alone, 1e-9);
   TS_ASSERT_REL(half.t[2], lat_leaf + alone, 1e-9);
+}
+
+/* Three tiers, pods of 4 nodes (2 leaves), the spine tier at 4:1 and the
+** leaves at 1:1: pod 0's core trunk carries 2 leaves x 2 NICs / 4 = one
+** NIC's worth.  0 -> 4 and 1 -> 5 (other pod) share it: 2x slower; 8 -> 10
+** crosses a spine inside pod 2 at full rate; 9 -> 11 likewise. */
+static void test_spine_oversubscription(void) {
+  flow_check_t c = {flow_platform(12, 3, 1, 4), 4, {0, 1, 8, 9}, {4, 5, 10, 11}, {0}};
+  const ts_platgen_t *g = &c.g;
+  CU_ASSERT_EQUAL(ts_platgen_pods(g), 3);
+  CU_ASSERT_EQUAL(ts_platgen_spine_trunk_bw(g), 2 * (2 * 50e9) / 4);
+  run_flows(&c);
+  double lat = 2 * (g->nic_pcie_lat + g->ib_lat), alone = FLOW_BYTES / g->ib_bw;
+  TS_ASSERT_REL(c.t[0], lat + 4 * g->fabric_lat + 2 * alone, 1e-9);
+  TS_ASSERT_REL(c.t[1], lat + 4 * g->fabric_lat + 2 * alone, 1e-9);
+  TS_ASSERT_REL(c.t[2], lat + 2 * g->fabric_lat + alone, 1e-9);
+  TS_ASSERT_REL(c.t[3], lat + 2 * g->fabric_lat + alone, 1e-9);
 }
 
 TS_TESTS{
@@ -452,6 +475,7 @@ TS_TESTS{
     TS_TEST(test_pcie_and_three_tier),
     TS_TEST(test_scale),
     TS_TEST(test_oversubscription_slows_shared_uplink),
+    TS_TEST(test_spine_oversubscription),
 };
 
 TS_TEST_MAIN("topology")
