@@ -69,14 +69,19 @@
 ** checks such pairs).  The PCIe link keeps a same-leaf pair of one domain
 ** (a node without rails, an NVL72 rack) at 4 links, behind NVLink's 2.
 **
-** Sizes (development machine, 2 cores, SimGrid 3.32, CM02; load =
-** simgrid_load_platform; routes from an actor; tests/test_topology.c
-** re-measures the first two with a 2 s limit):
-**   shape                               hosts    file    load    5 routes
-**   dgx-a100-superpod --nodes 128        1024   1.6 MB  0.06 s   < 2 ms
-**   dgx-a100-superpod --nodes 384        3072   4.8 MB  0.19 s   < 5 ms
-**   gb200-nvl72 --nodes 768              3072   4.6 MB  0.18 s   < 5 ms
-** (see README "Platforms" for the figures as last measured).
+** Sizes (development machine, 2 cores shared with other jobs, load average
+** 14-16, SimGrid 3.32, CM02; load = simgrid_load_platform; first route =
+** sg_host_get_route from a source not asked before, which runs one
+** Dijkstra; cached: later routes from that source):
+**   shape                          hosts   file    load    first route  cached
+**   dgx-a100-superpod --nodes 128   1024  1.5 MB  0.15-0.22 s   3 ms     3 us
+**   dgx-a100-superpod --nodes 384   3072  4.5 MB  0.41-0.75 s  14-21 ms  6 us
+**   gb200-nvl72 --nodes 768         3072  4.4 MB  0.43-0.65 s   17 ms    5 us
+** The former star platform (one FATPIPE fabric) took 1.4 ms and 5.4 ms for
+** a first route at 1024 and 3072 hosts on the same machine at the same
+** time: the fat tree's graph (a router per NIC, the switches) is about
+** twice as large.  Generating 3,072 GPUs takes about 0.2 s.
+** tests/test_topology.c re-measures the three loads (limit 2 s each).
 */
 #include "platform_gen.h"
 #include "platform_gen_internal.h"
