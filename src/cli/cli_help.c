@@ -118,26 +118,30 @@ static const help_cmd_t cmds[] = {
      "            -q, --quiet          no comparison on stdout\n"},
     {"platform",
      "trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n",
-     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
+     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs: NVLink\n"
+     "          domains, one NIC per GPU on a 2- or 3-tier fat tree (README Platforms).\n"
      "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu, commodity-8gpu,\n"
-     "                                 commodity-2node, h200-pcie-8gpu (PCIe trees with\n"
-     "                                 host memory: --uplink-bw/-lat, --socket-bw/-lat,\n"
-     "                                 --dram-bw/-lat, --host-memory, --gpus-per-switch,\n"
-     "                                 --sockets)\n"
+     "                                 commodity-2node, h200-pcie-8gpu, dgx-a100-superpod,\n"
+     "                                 dgx-h100, gb200-nvl72 (--nodes resizes one)\n"
      "            --nodes N --gpus G   cluster shape\n"
      "            --gpu-speed F --gpu-peak F --gpu-memory BYTES --gpu-memory-bw B\n"
      "            --gemm-curve NAME    a100, h100, h200 or none: the GEMM efficiency\n"
      "                                 curve the hosts name (--gpu-speed or --gpu-peak\n"
      "                                 without it: none)\n"
      "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
-     "            --fabric-bw B --fabric-lat S   (B/s and seconds, plain numbers)\n"
-     "            --uplink-bw B --uplink-lat S --socket-bw B --socket-lat S\n"
+     "            --nic-pcie-bw B --nic-pcie-lat S --fabric-lat S (each trunk link)\n"
+     "                                 B needs a unit (200Gbps, 25GBps); S: 2us or s\n"
+     "            --nvlink-domain N    GPUs per NVLink domain (8 a node, 72 an NVL72)\n"
+     "            --tiers N --rails on|off   2 or 3 tiers; rail-optimised or not\n"
+     "            --leaf-ports N --su-nodes N   NIC ports a leaf; nodes a scalable unit\n"
+     "            --oversub-leaf R --oversub-spine R   down:up ratios (> 0, 1 non-blocking)\n"
+     "            --fabric-bw B --uplink-bw B --uplink-lat S --socket-bw B --socket-lat S\n"
      "            --dram-bw B --dram-lat S --host-memory BYTES\n"
      "            --gpus-per-switch N --sockets N   (PCIe-tree presets only)\n"
      "            --pcie-only          GPUs talk over PCIe only (no NVLink)\n"
      "            --name NAME          the platform's name (a comment in the XML)\n"
      "            --calibration FILE   sustained GPU speed from a calibration JSON\n"
-     "            -o, --output FILE    output file (default stdout)\n"},
+     "            -o, --output FILE    output file (default stdout; written atomically)\n"},
     {"bench",
      "trainsim bench [-o DIR] [--repeat N]\n",
      "bench     time the p=64, m=512 1F1B benchmark and write bench.json into DIR\n"
