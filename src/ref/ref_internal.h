@@ -4,8 +4,8 @@
 ** threads, synchronisation and deadlock detection; ref_versions.c: weight
 ** versions; ref_coll.c: the communication streams and the collectives'
 ** payloads and the region walk; ref_dp.c: data parallelism's units,
-** optimizer step, ZeRO slices and release; ref_tp.c: tensor parallelism's
-** sharded pieces; ref_oracle.c: the one-thread
+** optimizer step, ZeRO slices and release; ref_tp.c, ref_tp_sp.c: tensor
+** and sequence parallelism's sharded pieces; ref_oracle.c: the one-thread
 ** oracles; ref_twin.c: the
 ** synthetic twin job).  Not part of the public interface (ts_ref.h).
 **
@@ -304,7 +304,10 @@ int ts__ref_tp_setup(ref_x_t *x);
 void ts__ref_tp_free(ref_x_t *x);
 /* Runs the next TP piece of op (kind, v, mb) on device dv (x_compute). */
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
-/* coll_end of a TS_BUF_TP all-reduce on device: after the op's last one,
+/* The executor hook tp_prepare (ts_exec_ops_t): sequence parallelism's
+** work before a TS_BUF_TP collective (ref_tp_sp.c). */
+void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_coll_op_t op);
+/* coll_end of a TS_BUF_TP collective on device: after the op's last one,
 ** forms its output (or input gradient). */
 void ts__ref_tp_coll_end(ref_x_t *x, int device);
 /* The TS_BUF_TP buffer of device d (*n doubles); NULL without TP. */

@@ -21,26 +21,28 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                       "%s: model.kind: the reference executor needs a transformer model, got a "
                       "synthetic one (it has no math to run)",
                       job->path);
-  if (job->recompute == TS_RECOMPUTE_SELECTIVE)
-    return ts_err_set(err, EX_DATAERR, "%s: recompute: the reference executor runs no selective "
-                      "recompute yet", job->path);
-  /* 1D tensor parallelism (ref_tp.c) runs without what it does not
-  ** implement yet. */
+  if (job->recompute == TS_RECOMPUTE_SELECTIVE && m->moe.experts > 0)
+    return ts_err_set(err, EX_DATAERR, "%s: recompute: the reference executor runs selective "
+                      "recompute on dense models only", job->path);
+  /* 1D tensor parallelism (ref_tp.c, ref_tp_sp.c) runs without what it
+  ** does not implement yet. */
   int t = job->tensor_parallel;
   const char *tp_field = t <= 1                                   ? NULL
                          : strcmp(job->tensor_parallel_mode, "1d") ? "tensor_parallel_mode"
-                         : job->sequence_parallel                 ? "sequence_parallel"
-                         : job->recompute != TS_RECOMPUTE_NONE    ? "recompute"
+                         : job->recompute == TS_RECOMPUTE_FULL    ? "recompute"
                          : job->zero > 0                          ? "zero"
                          : job->iterations > 1                    ? "iterations"
                          : m->moe.experts > 0                     ? "model.moe"
                          : m->ffn_hidden % t                      ? "model.ffn_hidden"
-                                                                  : NULL;
+                         : job->sequence_parallel && job->micro_batch_size * job->seq_len % t
+                             ? "sequence_parallel"
+                             : NULL;
   if (tp_field)
     return ts_err_set(err, EX_DATAERR,
                       "%s: %s: the reference executor runs tensor_parallel %d only in 1d mode, "
-                      "without sequence parallelism, recompute, ZeRO, MoE or more iterations, "
-                      "and with ffn_hidden a multiple of it",
+                      "without full recompute, ZeRO, MoE or more iterations, with ffn_hidden a "
+                      "multiple of it and, with sequence parallelism, micro_batch_size x seq_len "
+                      "too",
                       job->path, tp_field, t);
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,

@@ -30,9 +30,11 @@
 ** over the TP group before its first layer; not with sequence_parallel,
 ** whose activations stay split by sequence.
 **
-** The all-reduces carry TS_BUF_TP, the piece's partial, which an executor
-** with data sums (the reference executor's ref_tp.c); the scatter / gather
-** and SP collectives carry bytes only.
+** The all-reduces and the SP reduce-scatters and all-gathers carry
+** TS_BUF_TP, the piece's partial (or the sequence slices an all-gather
+** collects), which an executor with data sums or gathers (the reference
+** executor's ref_tp.c, ref_tp_sp.c), after ops->tp_prepare filled it; the
+** pipeline-message gathers and the grid modes' traffic carry bytes only.
 **
 ** 2D (tensor_parallel_mode "2d", Optimus, Xu et al. 2021): the TP group's
 ** members, ordered by rank, form a q x q grid, rank = i q + j (row i,
@@ -173,14 +175,18 @@ bool ts__rt_tp_splits(const ts_rt_t *rt, ts_kind_t kind) {
   return rt->tp && kind != TS_WEIGHT_GRAD;
 }
 
-/* One TP collective of op (v, mb), started and waited for. */
-static void coll(ts_rt_t *rt, ts_coll_op_t op, int v, int mb) {
+/* One TP collective of op (kind, v, mb), started and waited for; data
+** (TS_BUF_TP) when it is one of the layer's (tp_data), else bytes only. */
+static void coll(ts_rt_t *rt, ts_kind_t kind, ts_coll_op_t op, int v, int mb, bool tp_data) {
   rt_tp_t *tp = rt->tp;
-  /* An all-reduce sums the pieces' partials (TS_BUF_TP); the scatter /
-  ** gather and SP collectives carry bytes only. */
-  rt_coll_t c = {.op = op, .buf = op == TS_COLL_ALLREDUCE ? TS_BUF_TP : TS_BUF_NONE, .vstage = v, .bytes = tp->msg, .g = tp->g,
+  ts_world_t *w = rt->w;
+  /* An all-reduce sums the pieces' partials (TS_BUF_TP), the SP
+  ** reduce-scatters and all-gathers move the sequence's slices of them;
+  ** the pipeline-message gathers carry bytes only. */
+  rt_coll_t c = {.op = op, .buf = tp_data ? TS_BUF_TP : TS_BUF_NONE, .vstage = v, .bytes = tp->msg, .g = tp->g,
                  .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
                  .group_kind = TS_GROUP_TP, .mb = mb};
+  if (tp_data && w->ops->tp_prepare) w->ops->tp_prepare(w->xd, rt->ctx.device, kind, v, mb, op);
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, mb);
 }
@@ -297,15 +303,15 @@ void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, doub
     piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
     return;
   }
-  if (first && gathers_input(rt, kind, v)) coll(rt, TS_COLL_ALLGATHER, v, mb);
-  if (tp->sp) coll(rt, TS_COLL_ALLGATHER, v, mb);
+  if (first && gathers_input(rt, kind, v)) coll(rt, kind, TS_COLL_ALLGATHER, v, mb, false);
+  if (tp->sp) coll(rt, kind, TS_COLL_ALLGATHER, v, mb, true);
   piece(rt, kind, v, mb, m0, p0, s0);
   if (tp->sp) {
-    coll(rt, TS_COLL_REDUCE_SCATTER, v, mb);
-    coll(rt, TS_COLL_ALLGATHER, v, mb);
+    coll(rt, kind, TS_COLL_REDUCE_SCATTER, v, mb, true);
+    coll(rt, kind, TS_COLL_ALLGATHER, v, mb, true);
   } else {
-    coll(rt, TS_COLL_ALLREDUCE, v, mb);
+    coll(rt, kind, TS_COLL_ALLREDUCE, v, mb, true);
   }
   piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
-  coll(rt, tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE, v, mb);
+  coll(rt, kind, tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE, v, mb, true);
 }
