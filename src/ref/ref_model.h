@@ -247,9 +247,11 @@ size_t ts_ref_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples);
 **   X = n (4 d + 2 f)    qkv, attn, hpre, gelu: split by heads / columns
 **   S = mb H s^2         probs: split by heads; none with sel
 ** 8 count (R + (X + S) / t) without SP, 8 count (R + X + S) / t with SP.
-** ts_ref_stash_bytes is t = 1.  The 2D grid (Optimus) blocks every tensor
-** q x q: the SP column, t = q^2.  0 on a bad config or when t does not
-** divide heads, hidden, ffn (and mb s with SP, or with the grid).*/
+** ts_ref_stash_bytes is t = 1.  sp 2: the 2D grid (Optimus, t = q^2,
+** ref_tp2d.c) blocks every tensor q x q, but keeps the rstd of the n / q
+** rows of its row block: 8 count ((2 n d + X + S) / t + 2 n / q).  0 on a
+** bad config or when t does not divide heads, hidden, ffn (and mb s with
+** SP; the grid: q does not divide mb, heads, hidden, ffn). */
 size_t ts_ref_tp_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples, int t, int sp,
                              int sel);
 

@@ -56,7 +56,12 @@
 
 /* Sizes in doubles of the nine tensors of a tp_blk_t (probs 0 when selective). */
 static void blk_sizes(const ref_tp_t *p, size_t sz[9]) {
-  size_t n = (size_t)p->n, nc = (size_t)p->nc;
+  memcpy(sz, p->sz, sizeof p->sz);
+}
+
+/* The 1d sizes (ref_tp2d.c sets its own). */
+static void sizes_1d(ref_tp_t *p) {
+  size_t *sz = p->sz, n = (size_t)p->n, nc = (size_t)p->nc;
   sz[0] = nc * p->d;
   sz[1] = nc;
   sz[2] = 3 * n * p->dl;
@@ -74,7 +79,7 @@ static double **blk_slot(tp_blk_t *b, int k) {
   return s[k];
 }
 
-static void blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
+void ts__ref_tp_blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
   size_t sz[9];
   blk_sizes(p, sz);
   for (int k = 0; k < 9; k++) {
@@ -84,10 +89,13 @@ static void blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
   }
 }
 
-static void stash_free(const ref_tp_t *p, tp_stash_t *st, ts_ref_mem_t *mem) {
-  for (int i = 0; st && i < st->count; i++) blk_free(p, &st->blk[i], mem);
+void ts__ref_tp_stash_free(const ref_tp_t *p, tp_stash_t *st, ts_ref_mem_t *mem) {
+  for (int i = 0; st && i < st->count; i++) ts__ref_tp_blk_free(p, &st->blk[i], mem);
   free(st);
 }
+
+#define blk_free ts__ref_tp_blk_free
+#define stash_free ts__ref_tp_stash_free
 
 int ts__ref_tp_setup(ref_x_t *x) {
   int t = x->job->tensor_parallel;
@@ -117,6 +125,8 @@ int ts__ref_tp_setup(ref_x_t *x) {
     p->prc = malloc((size_t)p->mb * p->hl * p->s * p->s * sizeof(double));
     p->arc = malloc(nn * p->dl * sizeof(double));
     p->tab = calloc(cells, sizeof *p->tab);
+    sizes_1d(p);
+    if (strcmp(x->job->tensor_parallel_mode, "1d") && ts__ref_tp2d_setup(x, p)) return EX_OSERR;
     if (!p->buf || !p->a || !p->x1 || !p->ln || !p->full || !p->dh || !p->dattn || !p->dqkv ||
         !p->dp || !p->prc || !p->arc || !p->tab)
       return EX_OSERR;
@@ -137,13 +147,15 @@ void ts__ref_tp_free(ref_x_t *x) {
                             p->dattn, p->dqkv, p->dp, p->prc, p->arc};
     for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++) free(bufs[k]);
     free(p->tab);
+    ts__ref_tp2d_free(p);
     free(p);
     dv->tp = NULL;
   }
 }
 
-double *ts__ref_tp_buf(ref_x_t *x, int d, size_t *n) {
+double *ts__ref_tp_buf(ref_x_t *x, int d, int slot, size_t *n) {
   ref_tp_t *p = x->dev[d].tp;
+  if (p && p->g2) return ts__ref_tp2d_slot(p, slot, n);
   *n = p ? p->buf_n : 0;
   return p ? p->buf : NULL;
 }
@@ -271,8 +283,7 @@ tp_blk_t *ts__ref_tp_block(ref_tp_t *p, int k, int *l) {
   return &p->st->blk[i];
 }
 
-/* The op's stash, allocated through the device's allocator. */
-static const char *new_stash(ref_dev_t *dv, int layers) {
+const char *ts__ref_tp_new_stash(ref_dev_t *dv, int layers) {
   ref_tp_t *p = dv->tp;
   tp_stash_t *st = calloc(1, sizeof *st + (size_t)layers * sizeof(tp_blk_t));
   if (!st) return "out of memory";
@@ -302,7 +313,7 @@ const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, i
     if (!in) return "its input is missing";
     memcpy(p->a, in + p->off, nb); /* SP: its tokens only */
     free(owned);
-    return new_stash(dv, pc->n_layers);
+    return ts__ref_tp_new_stash(dv, pc->n_layers);
   }
   tp_stash_t **cell = &p->tab[ts__ref_cell(x, v, mb)];
   p->st = *cell;
@@ -317,6 +328,10 @@ const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, i
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
   ref_tp_t *p = dv->tp;
   if (kind == TS_BACKWARD_INPUT) kind = TS_BACKWARD;
+  if (p->g2 && (kind == TS_FORWARD || kind == TS_BACKWARD)) {
+    ts__ref_tp2d_compute(x, dv, kind, v, mb);
+    return;
+  }
   if (kind != TS_FORWARD && kind != TS_BACKWARD) {
     ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s under tensor parallelism",
                   dv->id, ts_kind_name(kind));
@@ -361,10 +376,16 @@ void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb
     bwd_mlp(p, l, b, grad);
 }
 
-void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_coll_op_t op) {
+void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_coll_op_t op,
+                        int slot) {
   ref_x_t *x = xd;
   ref_dev_t *dv = &x->dev[device];
-  if (!dv->tp || !dv->tp->sp || atomic_load(&x->fatal)) return;
+  if (!dv->tp || atomic_load(&x->fatal)) return;
+  if (dv->tp->g2) {
+    ts__ref_tp2d_prepare(x, dv, kind == TS_BACKWARD_INPUT ? TS_BACKWARD : kind, v, mb, slot);
+    return;
+  }
+  if (!dv->tp->sp) return;
   ts__ref_tp_sp_prepare(x, dv, kind == TS_BACKWARD_INPUT ? TS_BACKWARD : kind, v, mb, op);
 }
 
@@ -405,7 +426,7 @@ static void finish(ref_x_t *x, ref_dev_t *dv) {
 void ts__ref_tp_coll_end(ref_x_t *x, int device) {
   ref_dev_t *dv = &x->dev[device];
   ref_tp_t *p = dv->tp;
-  if (!p || atomic_load(&x->fatal) || !p->begun || p->piece < p->total || p->piece % 2)
+  if (!p || p->g2 || atomic_load(&x->fatal) || !p->begun || p->piece < p->total || p->piece % 2)
     return;
   finish(x, dv);
 }
@@ -437,6 +458,19 @@ void ts__ref_tp_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int pa
   int t = x->job->tensor_parallel;
   if (t < 2) return;
   if (!params && x->job->sequence_parallel) ts__ref_tp_sp_sum_norms(x, g, first);
+  if (x->dev[0].tp && x->dev[0].tp->g2) { /* 2d: every rank's share of every tensor, summed */
+    for (int l = 0; !params && l < x->cfg.layers; l++) {
+      if (first[l] >= x->n) continue;
+      ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
+      size_t n;
+      double *dst = (double *)ts_ref_block_grad(g, l, &n);
+      for (int k = 0; k < grp.n; k++) {
+        const double *src = ts_ref_block_grad(x->dev[grp.dev[k]].model, l, NULL);
+        for (size_t i = 0; k != grp.rank && i < n; i++) dst[i] += src[i];
+      }
+    }
+    return;
+  }
   for (int l = 0; l < x->cfg.layers; l++) {
     if (first[l] >= x->n) continue;
     ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);

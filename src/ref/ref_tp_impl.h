@@ -41,6 +41,8 @@ struct ts__ref_tp {
   double *full;                                 /* [n d] SP: the gathered gradient */
   double *prc, *arc; /* selective: the recomputed probs and attention output */
   tp_stash_t **tab;  /* [n_local M] stashes */
+  size_t sz[9];      /* doubles of each tensor of a tp_blk_t (0: not kept) */
+  struct tp2d *g2;   /* 2d (ref_tp2d.c); NULL in 1d */
 };
 
 /* The parameter (grads 0) or gradient (grads 1) tensors of block l of m. */
@@ -74,6 +76,26 @@ void ts__ref_tp_fwd_ln(ref_tp_t *p, int k, tp_blk_t *b, int l, double *out);
 ** in *g, *bias. */
 double *ts__ref_tp_bwd_ln(ref_x_t *x, ref_dev_t *dv, int k, tp_blk_t *b, int l,
                           const double **xhat, const double **g, const double **bias);
+
+/* The op's stash of layers blocks, allocated through dv's allocator
+** (sizes p->sz).  Returns NULL or an error text. */
+const char *ts__ref_tp_new_stash(ref_dev_t *dv, int layers);
+/* Frees block b's tensors (or a whole stash, NULL accepted) through mem. */
+void ts__ref_tp_blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem);
+void ts__ref_tp_stash_free(const ref_tp_t *p, tp_stash_t *st, ts_ref_mem_t *mem);
+
+/* ---- ref_tp2d.c ------------------------------------------------------------ */
+
+/* 2d: sets p's grid, stash sizes and slots (p->rank, t set).  Returns 0
+** or EX_OSERR. */
+int ts__ref_tp2d_setup(ref_x_t *x, ref_tp_t *p);
+void ts__ref_tp2d_free(ref_tp_t *p);
+/* 2d: slot's block array and its length in doubles. */
+double *ts__ref_tp2d_slot(ref_tp_t *p, int slot, size_t *n);
+/* 2d: what precedes chain slot of op (kind, v, mb) (tp_prepare), and the
+** compute pieces (x_compute). */
+void ts__ref_tp2d_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, int slot);
+void ts__ref_tp2d_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
 
 /* ---- ref_tp_sp.c ----------------------------------------------------------- */
 

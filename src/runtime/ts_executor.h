@@ -159,8 +159,10 @@ typedef struct ts_exec_ops {
   ** just before it starts a TS_BUF_TP collective (op) of the op (kind,
   ** vstage, mb), so that the executor fills the buffer first (sequence
   ** parallelism: the LayerNorm on the device's tokens that precedes an
-  ** all-gather).  NULL: nothing to fill. */
-  void (*tp_prepare)(void *xd, int device, ts_kind_t kind, int vstage, int mb, ts_coll_op_t op);
+  ** all-gather; 2d: the blocks of a SUMMA step, slot = the chain's
+  ** unit_lo, -1 for the 1d collectives).  NULL: nothing to fill. */
+  void (*tp_prepare)(void *xd, int device, ts_kind_t kind, int vstage, int mb, ts_coll_op_t op,
+                     int slot);
 } ts_exec_ops_t;
 
 
