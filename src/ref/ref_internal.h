@@ -4,8 +4,9 @@
 ** threads, synchronisation and deadlock detection; ref_versions.c: weight
 ** versions; ref_coll.c: the communication streams and the collectives'
 ** payloads and the region walk; ref_dp.c: data parallelism's units,
-** optimizer step, ZeRO slices and release; ref_tp.c, ref_tp_sp.c: tensor
-** and sequence parallelism's sharded pieces; ref_oracle.c: the one-thread
+** optimizer step, ZeRO slices and release; ref_tp.c, ref_tp_sp.c,
+** ref_tp2d.c: tensor (1D, 2D) and sequence parallelism's sharded pieces;
+** ref_oracle.c: the one-thread
 ** oracles; ref_twin.c: the
 ** synthetic twin job).  Not part of the public interface (ts_ref.h).
 **

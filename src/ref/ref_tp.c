@@ -36,8 +36,11 @@
 ** is exactly ts_ref_tp_stash_bytes (the LayerNorm tensors of its rows, its
 ** heads' and columns' share of the rest); the pieces' scratch is not.
 **
+** 2D (SUMMA) on a q x q grid: ref_tp2d.c, which shares this state, its
+** stash and its table.
+**
 ** Limits (ts_ref_config_for_job refuses the rest): no full recompute, no
-** ZeRO, no MoE, one iteration, no host weights.  A split backward (ZB-H1)
+** ZeRO, no MoE, one iteration, no host weights, no 2.5D or 3D.  A split backward (ZB-H1)
 ** does all its math in the input-gradient half.
 **
 ** Threading: a device's TP state is touched by its program thread, and by
