@@ -6,16 +6,17 @@
 ** - Runs: tensor_parallel 4, tensor_parallel_mode "2d" (a 2 x 2 grid),
 **   schedules 1f1b and gpipe, stages 1 and 2, a tiny transformer (4
 **   layers, hidden 16, heads 4, ffn 32, seq 8, 2 samples per micro-batch,
-**   m = 4); also with selective recompute and with data_parallel 2: the
+**   m = 4); also with selective recompute, with data_parallel 2 and zb-h1
+**   (a split backward, whose math runs in its input-gradient half): the
 **   ranks' gradients, summed, equal ts_ref_oracle's within 1e-10, while
 **   one device's alone are far from them (above 0.1).
 ** - Every weight block's gradient comes from exactly one rank: on each
 **   device, a weight matrix's gradient is zero outside the device's (i, j)
 **   block (W_qkv: the Q, K, V columns of its heads' block) and nonzero in
 **   it.
-** - Activation bytes: each device's measured peak equals exactly k
-**   stashes of ts_ref_tp_stash_bytes(split 2) (k = m for GPipe, min(p - s,
-**   m) for 1F1B stage s); selective recompute keeps no probs and every
+** - Activation bytes (1f1b, gpipe): each device's measured peak equals
+**   exactly k stashes of ts_ref_tp_stash_bytes(split 2) (k = m for GPipe,
+**   min(p - s, m) for 1F1B stage s); selective recompute keeps no probs and every
 **   backward recomputed every block's core once.
 ** - Full recompute under 2d is refused naming the field; 2.5d and 3d are
 **   refused naming tensor_parallel_mode (test_ref_tp.c).
@@ -110,10 +111,10 @@ static double grid_case(const char *sched, int stages, const char *extra, int dp
     int inflight = strcmp(sched, "gpipe") == 0 ? m : (stages - s < m ? stages - s : m);
     double want = inflight * (double)ts_ref_tp_stash_bytes(&cfg, o.cost->part[lay->part[v]].n_layers,
                                                            2, 4, 2, sel);
-    if (run->measured_peak_act_bytes[k] != want || want == 0)
+    if (strcmp(sched, "zb-h1") && (run->measured_peak_act_bytes[k] != want || want == 0))
       fprintf(stderr, "\n%s device %d: measured %.17g, formula %.17g\n", sched, k,
               run->measured_peak_act_bytes[k], want);
-    bytes_bad += run->measured_peak_act_bytes[k] != want || want == 0;
+    if (strcmp(sched, "zb-h1")) bytes_bad += run->measured_peak_act_bytes[k] != want || want == 0;
     long mism, recs = ts_ref_core_recomputes(ex.dev_models[k], &mism);
     rec_bad += recs != (sel ? (long)held * m : 0) || mism != 0;
   }
@@ -147,6 +148,7 @@ static void test_2d_matches_oracle(void) {
       worst = fmax(worst, grid_case(S[s], stages, ", \"recompute\": \"selective\"", 1));
     }
   worst = fmax(worst, grid_case("1f1b", 2, ", \"data_parallel\": 2", 2));
+  worst = fmax(worst, grid_case("zb-h1", 2, NULL, 1)); /* a split backward (bytes not checked) */
   printf("\n    worst %.3g (tolerance %g)", worst, TOL);
 }
 
