@@ -3,7 +3,8 @@
 ** executor (src/ref/ref_tp2d.c over the row and column chains of
 ** src/runtime/rt_tp.c) against the one-device oracle.
 **
-** - Runs: tensor_parallel 4, tensor_parallel_mode "2d" (a 2 x 2 grid),
+** - Runs: tensor_parallel 4, tensor_parallel_mode "2d" (a 2 x 2 grid; also
+**   a 3 x 3 grid, t = 9, hidden 18, heads 3, ffn 36, seq 4, 3 samples),
 **   schedules 1f1b and gpipe, stages 1 and 2, a tiny transformer (4
 **   layers, hidden 16, heads 4, ffn 32, seq 8, 2 samples per micro-batch,
 **   m = 4); also with selective recompute, with data_parallel 2 and zb-h1
@@ -46,9 +47,21 @@ static ts_job_t *grid_job(const char *sched, int stages, const char *extra) {
   return grid_job_mb(sched, stages, extra, 2);
 }
 
+/* The 3 x 3 grid's job: hidden 18, heads 3, ffn 36, seq 4, 3 samples. */
+static ts_job_t *grid_job_q3(const char *sched, int stages) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 18, \"heads\": 3,"
+           " \"ffn_hidden\": 36, \"vocab\": 48}, \"seq_len\": 4, \"micro_batch_size\": 3,"
+           " \"platform\": \"ideal\", \"schedule\": \"%s\", \"stages\": %d, \"microbatches\": 4,"
+           " \"tensor_parallel\": 9, \"tensor_parallel_mode\": \"2d\"}",
+           sched, stages);
+  return th_load_job(json);
+}
+
 /* 1 when element e of a block vector lies in a weight matrix, with *owner
-** the grid rank (i q + j, q = 2) whose block holds it. */
-static int block_of(const ts_ref_config_t *c, size_t e, int *owner) {
+** the grid rank (i q + j) whose block holds it. */
+static int block_of(const ts_ref_config_t *c, int q, size_t e, int *owner) {
   static const ts_ref_param_t W[] = {TS_REF_QKV_WEIGHT, TS_REF_PROJ_WEIGHT, TS_REF_FC1_WEIGHT,
                                      TS_REF_FC2_WEIGHT};
   size_t d = (size_t)c->hidden, f = (size_t)c->ffn;
@@ -57,21 +70,22 @@ static int block_of(const ts_ref_config_t *c, size_t e, int *owner) {
     size_t len, o = ts_ref_block_param_offset(c, W[g], &len);
     if (e < o || e >= o + len) continue;
     size_t r = (e - o) / cols[g], col = (e - o) % cols[g];
-    size_t j = g == 0 ? col % d / (d / 2) : col / (cols[g] / 2);
-    *owner = (int)(r / (rows[g] / 2) * 2 + j);
+    size_t j = g == 0 ? col % d / (d / q) : col / (cols[g] / q);
+    *owner = (int)(r / (rows[g] / q) * q + j);
     return 1;
   }
   return 0;
 }
 
-static double grid_case(const char *sched, int stages, const char *extra, int dp) {
-  ts_job_t *job = grid_job(sched, stages, extra);
+static double grid_case_job(ts_job_t *job, int dp) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+  const char *sched = job->schedule;
+  int stages = job->stages, q = job->tensor_parallel_grid, t = job->tensor_parallel;
   bool sel = job->recompute == TS_RECOMPUTE_SELECTIVE;
   ts_outcome_t o;
   ts_err_t err = {0};
   CU_ASSERT_EQUAL_FATAL(ts_exec_prepare(job, NULL, &o, &err), 0);
-  CU_ASSERT_EQUAL(o.plan->n_devices, stages * 4 * dp);
+  CU_ASSERT_EQUAL(o.plan->n_devices, stages * t * dp);
   ts_run_t *run = NULL;
   ts_ref_model_t *g = NULL;
   ts_ref_extra_t ex;
@@ -94,7 +108,7 @@ static double grid_case(const char *sched, int stages, const char *extra, int dp
       const double *gr = ts_ref_block_grad(ex.dev_models[k], l, &n);
       for (size_t e = 0; e < n; e++) {
         int owner;
-        if (!block_of(&cfg, e, &owner)) continue;
+        if (!block_of(&cfg, q, e, &owner)) continue;
         if (owner != r) {
           outside += gr[e] != 0;
         } else {
@@ -110,7 +124,7 @@ static double grid_case(const char *sched, int stages, const char *extra, int dp
     int s = ts_plan_coord(o.plan, k, TS_DIM_PP), m = job->microbatches;
     int inflight = strcmp(sched, "gpipe") == 0 ? m : (stages - s < m ? stages - s : m);
     double want = inflight * (double)ts_ref_tp_stash_bytes(&cfg, o.cost->part[lay->part[v]].n_layers,
-                                                           2, 4, 2, sel);
+                                                           job->micro_batch_size, t, 2, sel);
     if (strcmp(sched, "zb-h1") && (run->measured_peak_act_bytes[k] != want || want == 0))
       fprintf(stderr, "\n%s device %d: measured %.17g, formula %.17g\n", sched, k,
               run->measured_peak_act_bytes[k], want);
@@ -118,10 +132,10 @@ static double grid_case(const char *sched, int stages, const char *extra, int dp
     long mism, recs = ts_ref_core_recomputes(ex.dev_models[k], &mism);
     rec_bad += recs != (sel ? (long)held * m : 0) || mism != 0;
   }
-  printf("\n    %-5s stages %d 2x2%s%s (%d devices): gradients %.3g; one device alone %.3g; %ld "
+  printf("\n    %-5s stages %d %dx%d%s%s (%d devices): gradients %.3g; one device alone %.3g; %ld "
          "block values, %ld zero, %ld nonzero outside the block; %ld devices off the bytes "
          "formula, %ld off the recompute count",
-         sched, stages, sel ? " sel" : "", dp > 1 ? " d=2" : "", o.plan->n_devices, eg, lone,
+         sched, stages, q, q, sel ? " sel" : "", dp > 1 ? " d=2" : "", o.plan->n_devices, eg, lone,
          inside, inside_zero, outside, bytes_bad, rec_bad);
   CU_ASSERT(eg <= TOL);
   CU_ASSERT(lone > 0.1);
@@ -139,6 +153,10 @@ static double grid_case(const char *sched, int stages, const char *extra, int dp
   return eg;
 }
 
+static double grid_case(const char *sched, int stages, const char *extra, int dp) {
+  return grid_case_job(grid_job(sched, stages, extra), dp);
+}
+
 static void test_2d_matches_oracle(void) {
   static const char *const S[] = {"1f1b", "gpipe"};
   double worst = 0;
@@ -149,6 +167,9 @@ static void test_2d_matches_oracle(void) {
     }
   worst = fmax(worst, grid_case("1f1b", 2, ", \"data_parallel\": 2", 2));
   worst = fmax(worst, grid_case("zb-h1", 2, NULL, 1)); /* a split backward (bytes not checked) */
+  /* Any q: a 3 x 3 grid. */
+  worst = fmax(worst, grid_case_job(grid_job_q3("1f1b", 2), 1));
+  worst = fmax(worst, grid_case_job(grid_job_q3("gpipe", 1), 1));
   printf("\n    worst %.3g (tolerance %g)", worst, TOL);
 }
 
