@@ -176,6 +176,14 @@ typedef struct ts_exec_ops {
   ** shard (the reference executor poisons them); called for every unit
   ** before the first op and after every op that used them. */
   void (*release)(void *xd, int device, const ts_region_t *r);
+  /* Optional, executors with data (rt_tp.c): called by device's program
+  ** just before it starts a TS_BUF_TP collective (op) of the op (kind,
+  ** vstage, mb), so that the executor fills the buffer first (sequence
+  ** parallelism: the LayerNorm on the device's tokens that precedes an
+  ** all-gather; 2d: the blocks of a SUMMA step, slot = the chain's
+  ** unit_lo, -1 for the 1d collectives).  NULL: nothing to fill. */
+  void (*tp_prepare)(void *xd, int device, ts_kind_t kind, int vstage, int mb, ts_coll_op_t op,
+                     int slot);
 } ts_exec_ops_t;
 
 
