@@ -205,6 +205,24 @@ int64_t ts__to_ns(double s);
 ** buf (cap bytes), for the traces' device labels. */
 void ts__device_label(const ts_run_t *run, int d, char *buf, size_t cap);
 int ts__fmt_fixed(char *buf, double x, int d);
+/* Exactly what snprintf(buf, 64, "%.17g", x) writes, without printf
+** (ts_fmt_num.c): buf holds at least 64 bytes; returns the length. */
+int ts__fmt_g17(char *buf, double x);
+
+/* A line buffer: the writers assemble records in it and write them with
+** fwrite, not printf (ts_fmt_num.c says why).  Set f, n = 0; appending
+** flushes to f when full; call ts__lb_flush at the end. */
+typedef struct ts__lb {
+  FILE *f;
+  int n;
+  char b[8192];
+} ts__lb_t;
+void ts__lb_flush(ts__lb_t *b, FILE *f);
+void ts__lb_s(ts__lb_t *b, const char *s);
+void ts__lb_c(ts__lb_t *b, char c);
+void ts__lb_i(ts__lb_t *b, long long v);
+void ts__lb_g17(ts__lb_t *b, double v);
+void ts__lb_fixed(ts__lb_t *b, double v, int d);
 /* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
 ** HTML text and attributes; control characters become '?'. */
 void ts__xml_put(FILE *f, const char *s, size_t n);
