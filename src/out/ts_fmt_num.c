@@ -163,6 +163,7 @@ int ts__fmt_g17(char *buf, double x) {
 
 void ts__lb_flush(ts__lb_t *b, FILE *f) {
   if (b->n) fwrite(b->b, 1, (size_t)b->n, f);
+  b->total += b->n;
   b->n = 0;
 }
 
@@ -176,6 +177,7 @@ void ts__lb_s(ts__lb_t *b, const char *s) {
   if (n >= sizeof b->b / 2) { /* long strings: straight through */
     ts__lb_flush(b, b->f);
     fwrite(s, 1, n, b->f);
+    b->total += (long long)n;
     return;
   }
   lb_room(b, n);

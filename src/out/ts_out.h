@@ -264,8 +264,11 @@ int ts__fmt_g17(char *buf, double x);
 typedef struct ts__lb {
   FILE *f;
   int n;
+  long long total; /* bytes flushed so far */
   char b[8192];
 } ts__lb_t;
+/* Bytes appended so far (flushed or not). */
+static inline long long ts__lb_size(const ts__lb_t *b) { return b->total + b->n; }
 void ts__lb_flush(ts__lb_t *b, FILE *f);
 void ts__lb_s(ts__lb_t *b, const char *s);
 void ts__lb_c(ts__lb_t *b, char c);
