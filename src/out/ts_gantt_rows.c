@@ -283,7 +283,8 @@ typedef struct run_box {
 typedef enum { LANE_OP, LANE_XFER, LANE_COLL } lane_t;
 
 static void draw_one(FILE *f, gantt_t *g, const ts_event_t *e, lane_t lane, int sub) {
-  if (lane == LANE_OP) ts__gantt_write_op(f, g, e);
+  if (lane == LANE_OP && !ts_kind_is_compute((ts_kind_t)e->kind)) ts__gantt_write_step(f, g, e);
+  else if (lane == LANE_OP) ts__gantt_write_op(f, g, e);
   else if (lane == LANE_XFER) ts__gantt_write_transfer(f, g, e, sub);
   else ts__gantt_write_collective(f, g, e);
 }
@@ -354,9 +355,13 @@ void ts__gantt_draw_events(FILE *f, gantt_t *g) {
   int nb = g->n_rows * G_MAX_SUBLANES;
   run_box_t *b = g->dense ? ts__xcalloc((size_t)(nb ? nb : 1), sizeof *b) : NULL;
   fputs("<g class=\"ops\" text-anchor=\"middle\">\n", f);
+  /* Dense: the optimizer steps and comm waits merge with the compute
+  ** boxes they sit between, so that the row shows what takes its time. */
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
-    if (!drawn(g, e) || !ts_kind_is_compute((ts_kind_t)e->kind) || !room(f, g, e->start)) continue;
+    bool step = e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT;
+    if (!drawn(g, e) || !(ts_kind_is_compute((ts_kind_t)e->kind) || (b && step)) || !room(f, g, e->start))
+      continue;
     if (b) feed(f, g, &b[g->row_of[e->device]], e, LANE_OP, 0);
     else ts__gantt_write_op(f, g, e);
   }
@@ -366,7 +371,7 @@ void ts__gantt_draw_events(FILE *f, gantt_t *g) {
     fputs("<g class=\"steps\">\n", f);
     for (int i = 0; i < run->n_events; i++) {
       const ts_event_t *e = &run->events[i];
-      if (drawn(g, e) && (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT) && room(f, g, e->start))
+      if (!b && drawn(g, e) && (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT) && room(f, g, e->start))
         ts__gantt_write_step(f, g, e);
     }
     fputs("</g>\n", f);
