@@ -189,7 +189,7 @@ static void test_paje_limit(void) {
   CU_ASSERT(n_all > 200000);
   CU_ASSERT(n_cut <= 200000);
   CU_ASSERT_PTR_NULL(strstr(all, "# trainsim: cut at"));
-  CU_ASSERT_PTR_NOT_NULL(strstr(cut, "\n# trainsim: cut at 0 MB: "));
+  CU_ASSERT_PTR_NOT_NULL(strstr(cut, "\n# trainsim: cut at 0.2 MB: "));
   CU_ASSERT_EQUAL(count(cut, "\n12 "), count(cut, "\n13 ")); /* every push popped */
   CU_ASSERT(count(cut, "\n12 ") > 0);
   CU_ASSERT_EQUAL(count(cut, "\n15 "), count(cut, "\n16 "));

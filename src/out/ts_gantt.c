@@ -26,6 +26,9 @@
 ** layout the virtual stage is shown as the stage and the chunk as 0;
 ** without metrics the title says "n/a" for the bubble fraction.
 **
+** Which rows are drawn, for runs too large for one row per device, and
+** the merging of tiny boxes, are ts_gantt_rows.c's.
+**
 ** Output is a self-contained SVG 1.1 document (no external fonts, styles
 ** or scripts), byte-for-byte deterministic: every number is printed with
 ** a fixed format and nothing depends on pointers or clocks.

@@ -6,7 +6,9 @@
 ** and renamed over "<dir>/<name>" only after every file of the set was
 ** written; on any failure the temporary files are removed, so a run leaves
 ** either all its outputs or none.  Numbers are printed with %.17g (round
-** trip) so outputs are byte-identical from run to run.
+** trip) so outputs are byte-identical from run to run; timeline.csv is
+** assembled without printf (ts_fmt_num.c) and --devices and --kinds
+** filter its rows.
 */
 #include <math.h>
 #include <stdlib.h>

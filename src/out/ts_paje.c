@@ -34,7 +34,11 @@
 ** Events left out of trace.json (a device outside the run, an unknown
 ** kind, non-finite or negative times) are left out here; a transfer whose
 ** peer is no device of the run is left out too.  Output is byte-for-byte
-** deterministic.
+** deterministic.  --devices and --kinds keep fewer events (a transfer to a
+** device left out is left out); the size limit (100 MB by default,
+** --paje-max-mb) stops new states and links from a time on while those
+** open still end, and a last "#" line and stderr say so.  Records are
+** assembled without printf (ts_fmt_num.c).
 */
 #include <assert.h>
 #include <math.h>
@@ -471,11 +475,11 @@ int ts_write_paje_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
   }
   if (written >= 0) { /* stated in the file and once on stderr */
     char line[256];
-    snprintf(line, sizeof line, "# trainsim: cut at %.0f MB: %d of %d events written, none started from %.9f s on; "
+    snprintf(line, sizeof line, "# trainsim: cut at %g MB: %d of %d events written, none started from %.9f s on; "
              "--paje-max-mb raises the limit (0: none)\n", mb, started, kept, (double)cut_t / 1e9);
     ts__lb_s(b, line);
     if (!(o && o->quiet_notes))
-      fprintf(stderr, "trainsim: note: paje.trace cut at %.0f MB: %d of %d events written; --paje-max-mb raises the limit (0: none)\n",
+      fprintf(stderr, "trainsim: note: paje.trace cut at %g MB: %d of %d events written; --paje-max-mb raises the limit (0: none)\n",
               mb, started, kept);
   }
   ts__lb_flush(b, f);

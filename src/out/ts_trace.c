@@ -28,6 +28,13 @@
 ** overlapping by a rounding error.  Events with a device outside the run,
 ** an unknown kind or non-finite or negative times are left out; every
 ** number printed is finite.  Output is byte-for-byte deterministic.
+**
+** Options (ts_out_opts_t, README "Outputs"): --devices and --kinds keep
+** fewer events (otherData.filter says which); the size limit (100 MB by
+** default, --trace-max-mb) cuts the events from a time on, and the memory
+** counters after that time or where the limit is reached, which
+** otherData.truncated and one line on stderr state.  Records are
+** assembled without printf (ts_fmt_num.c says why).
 */
 #include <assert.h>
 #include <inttypes.h>
@@ -479,7 +486,7 @@ int ts_write_trace_json_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE 
   ts__lb_s(b, "\n}\n");
   ts__lb_flush(b, f);
   if ((c.events_cut || c.counters_cut) && !(o && o->quiet_notes))
-    fprintf(stderr, "trainsim: note: trace.json cut at %.0f MB: %d of %d events written%s; "
+    fprintf(stderr, "trainsim: note: trace.json cut at %g MB: %d of %d events written%s; "
                     "--trace-max-mb raises the limit (0: none), --devices and --kinds keep fewer\n",
             mb, c.written, c.kept, c.counters_cut ? ", memory counters incomplete" : "");
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
