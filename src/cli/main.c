@@ -149,7 +149,6 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   if (rc) return die(&err);
   ts_sim_progress = !quiet; /* a progress line on a terminal (ts_sim.h) */
   rc = ts_execute(job, NULL, ex, &o, &err);
-  oo.quiet_notes = quiet;
   if (!rc) rc = ts_write_outputs_opts(&o.r, out, formats, &oo, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);

@@ -85,7 +85,7 @@ typedef struct ts_out_opts {
   double paje_max_mb;  /* paje.trace likewise */
   ts_devlist_t devices; /* events of these devices only (n == 0: all) */
   unsigned kinds;       /* bit 1 << kind for the kinds kept; 0: all */
-  bool quiet_notes;     /* no "trainsim: note:" lines on stderr */
+  bool quiet_notes;     /* no "trainsim: note:" lines on stderr (tests; --quiet keeps them) */
 } ts_out_opts_t;
 #define TS_OUT_DEFAULT_MAX_MB 100.0
 /* Sets the output option named opt ("trace-max-mb", "paje-max-mb",
