@@ -32,7 +32,8 @@ static const help_cmd_t cmds[] = {
     {"run",
      "trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
      "             [--figure-width PX] [--font-size PX] [--no-title] [--style STYLE]\n"
-     "             [--quiet]\n",
+     "             [--gantt-devices LIST] [--gantt-max-rows N] [--trace-max-mb MB]\n"
+     "             [--paje-max-mb MB] [--devices LIST] [--kinds LIST] [--quiet]\n",
      "run       simulate one training iteration of JOB.json (the shipped default job\n"
      "          when omitted: GPT-3 2.7B, 1F1B, two DGX-A100-like nodes) and write\n"
      "          summary.json, timeline.csv, trace.json, gantt.svg and report.html\n"
@@ -57,6 +58,17 @@ static const help_cmd_t cmds[] = {
      "            --font-size PX       the figures' text size (default 16)\n"
      "            --no-title           no title and subtitle on the figure\n"
      "            --style STYLE        screen (default) or print (no grid, black text)\n"
+     "            --gantt-devices LIST only these devices' rows in gantt.svg (0-7,64)\n"
+     "            --gantt-max-rows N   gantt.svg's rows at most (default 64): beyond,\n"
+     "                                 identical devices share a row, then rows are\n"
+     "                                 chosen evenly, then tiny boxes merge, and the\n"
+     "                                 figure says so; 0: every device and box\n"
+     "            --trace-max-mb MB    cut trace.json at MB (default 100; 0: no limit)\n"
+     "            --paje-max-mb MB     cut paje.trace at MB (default 100; 0: no limit)\n"
+     "            --devices LIST       timeline.csv, trace.json and paje.trace hold\n"
+     "                                 these devices' events only (0-7,64)\n"
+     "            --kinds LIST         ... and these kinds only: timeline.csv's kind\n"
+     "                                 names, compute, transfers\n"
      "            -q, --quiet          no summary on stdout\n"},
     {"compare",
      "trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"

@@ -76,20 +76,26 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"font-size", required_argument, 0, 'F'},
                                        {"no-title", no_argument, 0, 'F'},
                                        {"style", required_argument, 0, 'F'},
+                                       {"gantt-devices", required_argument, 0, 'F'},
+                                       {"gantt-max-rows", required_argument, 0, 'F'},
+                                       {"trace-max-mb", required_argument, 0, 'F'},
+                                       {"paje-max-mb", required_argument, 0, 'F'},
+                                       {"devices", required_argument, 0, 'F'},
+                                       {"kinds", required_argument, 0, 'F'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
-  ts_gantt_opts_t fig = {0}; /* the figure options (README "gantt.svg") */
+  ts_out_opts_t oo = {0}; /* the output and figure options (README "Outputs") */
   ts_err_t err = {0};
   optind = 1;
   opterr = 0;
   int li = 0;
   while ((c = getopt_long(argc, argv, ":o:s:qf:", opts, &li)) != -1) {
-    if (c == 'F') { /* gantt.svg and report.html's figure: run only */
+    if (c == 'F') { /* the outputs and the figure: run only */
       if (compare) ts_err_set(&err, EX_USAGE, "%s: --%s applies to run only", names[cmd], opts[li].name);
-      if (compare || ts_gantt_opt_set(&fig, opts[li].name, optarg, &err)) {
+      if (compare || ts_out_opt_set(&oo, opts[li].name, optarg, &err)) {
         free(sets);
         return die(&err);
       }
@@ -144,7 +150,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   if (rc) return die(&err);
   ts_sim_progress = !quiet; /* a progress line on a terminal (ts_sim.h) */
   rc = ts_execute(job, NULL, ex, &o, &err);
-  if (!rc) rc = ts_write_outputs_fig(&o.r, out, formats, &fig, &err);
+  if (!rc) rc = ts_write_outputs_opts(&o.r, out, formats, &oo, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);
     bool many = (formats & (formats - 1)) != 0;
