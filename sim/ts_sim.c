@@ -125,11 +125,13 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
     counter->transfers++;
     counter->clock = simgrid_get_clock();
   }
+  int from = device, dest = peer; /* symmetry folding may deliver elsewhere */
+  if (x->fold) ts__sim_fold_send(x, &from, &dest, kind, &to);
   for (int i = 0; i < d->n_out; i++) {
     sim_edge_t *e = d->out[i];
     if (e->to == peer && e->kind == (int)kind) {
       sim_msg_t *m = ts__xmalloc(sizeof *m);
-      *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
+      *m = (sim_msg_t){from, kind, to, mb, bytes, simgrid_get_clock(), dest};
       sg_comm_t c = sg_mailbox_put_init(e->mbox, m, (long)llround(bytes));
       sg_comm_detach(c, NULL);
       return;
@@ -139,7 +141,7 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
   ** (mailbox and receiving daemon) on first use. */
   sim_edge_t *e = add_edge_live(x, kind, device, peer);
   sim_msg_t *m = ts__xmalloc(sizeof *m);
-  *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
+  *m = (sim_msg_t){from, kind, to, mb, bytes, simgrid_get_clock(), dest};
   sg_comm_detach(sg_mailbox_put_init(e->mbox, m, (long)llround(bytes)), NULL);
 }
 
@@ -278,7 +280,7 @@ void ts__sim_edge_actor(int argc, char **argv) {
     ts__sim_progress();
     double t = simgrid_get_clock();
     double start = m->t_put > posted ? m->t_put : posted;
-    ts__rt_deliver(ts__world_rt(e->x->w, e->to), m->from, (ts_kind_t)m->kind, m->to, m->mb,
+    ts__rt_deliver(ts__world_rt(e->x->w, m->dest), m->from, (ts_kind_t)m->kind, m->to, m->mb,
                    m->bytes, start, t);
     free(m);
     posted = t;
@@ -292,6 +294,8 @@ typedef struct sim_header {
   char msg[1024];
   int n_events, n_devices, n_links;
   int hosts_unused; /* ts_run_t.hosts_unused */
+  int folded;       /* 1: ts_run_t.fold follows the links */
+  char note[1024];  /* ts__sim_fold_note: for stderr, once */
 } sim_header_t;
 
 /* Turns what SimGrid printed before dying into one line naming the file. */
@@ -432,6 +436,15 @@ static sim_count_t *progress_counter(double *after) {
   return m == MAP_FAILED ? NULL : m;
 }
 
+/* Prints the child's note (why it did not fold) on stderr, once per
+** process. */
+static void note_once(const sim_header_t *h) {
+  static bool noted;
+  if (!h->note[0] || noted) return;
+  noted = true;
+  fprintf(stderr, "trainsim: note: %s\n", h->note);
+}
+
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err) {
   const ts_layout_t *lay = plan->layout;
@@ -474,10 +487,13 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     h.n_devices = run->n_devices;
     h.n_links = rc ? 0 : run->n_links;
     h.hosts_unused = run->hosts_unused;
+    h.folded = !rc && run->fold;
+    snprintf(h.note, sizeof h.note, "%s", ts__sim_fold_note);
     bool ok = ts__write_all(rfd, &h, sizeof h) &&
               ts__write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
               ts__write_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
-              ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
+              ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links) &&
+              (!h.folded || ts__write_all(rfd, run->fold, (size_t)h.n_devices * sizeof *run->fold));
     _exit(ok ? 0 : 74);
   }
   if (pfd[1] >= 0) close(pfd[1]);
@@ -499,7 +515,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ts__read_all(rfd, &h, sizeof h)) {
     simgrid_failure(job, lfd, status, err);
     rc = err->code;
-  } else if (h.rc) {
+  } else if (note_once(&h), h.rc) {
     rc = ts_err_set(err, h.rc, "%s", h.msg);
   } else {
     ts_run_t *run = ts_run_new(h.n_devices);
@@ -511,7 +527,9 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     run->links = ts__xcalloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
     if (!ts__read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
         !ts__read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||
-        !ts__read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links)) {
+        !ts__read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links) ||
+        (h.folded && !ts__read_all(rfd, run->fold = ts__xmalloc((size_t)h.n_devices * sizeof *run->fold),
+                                   (size_t)h.n_devices * sizeof *run->fold))) {
       ts_run_free(run);
       rc = ts_err_set(err, EX_IOERR, "cannot read the simulation's result back");
     } else {

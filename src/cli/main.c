@@ -75,6 +75,8 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"font-size", required_argument, 0, 'F'},
                                        {"no-title", no_argument, 0, 'F'},
                                        {"style", required_argument, 0, 'F'},
+                                       {"exact", no_argument, 0, 'E'},
+                                       {"fold", no_argument, 0, 'G'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
@@ -106,6 +108,10 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       quiet = 1;
     else if (c == 'x')
       executor = optarg;
+    else if (c == 'E' && cmd != CMD_PLACE)
+      ts_sim_fold = -1; /* no symmetry folding (ts_sim.h) */
+    else if (c == 'G' && cmd != CMD_PLACE)
+      ts_sim_fold = 1; /* symmetry folding at any size */
     else if (c == 'S' && cmd == CMD_COMPARE)
       schedules = optarg;
     else {

@@ -90,6 +90,8 @@ struct ts_world {
   void *xd;
   int n;
   ts_rt_t *rt;
+  const int *fold;        /* symmetry folding (ts__world_fold): each device's
+                          ** representative; NULL: every device runs */
   atomic_int failed;      /* set once, by the first failing device */
   ts_err_t err;
 };

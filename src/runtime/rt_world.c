@@ -97,6 +97,11 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
 
 ts_rt_t *ts__world_rt(ts_world_t *w, int device) { return &w->rt[device]; }
 
+void ts__world_fold(ts_world_t *w, const int *fold) { w->fold = fold; }
+
+/* A device folded onto another (ts__world_fold): it runs nothing. */
+#define FOLDED(w, d) ((w)->fold && (w)->fold[d] != (d))
+
 void ts__world_free(ts_world_t *w) {
   if (!w) return;
   for (int d = 0; d < w->n; d++) {
@@ -167,7 +172,7 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
       /* A stream that never returned is stuck too (its program waits for
       ** its collectives, so this is a second line of defence). */
       bool stream_stuck = rt->comm_slot != d && !rt->comm_ended;
-      if ((rt->finished && !stream_stuck) || room != (pass == 0)) continue;
+      if (FOLDED(w, d) || (rt->finished && !stream_stuck) || room != (pass == 0)) continue;
       if (stuck++ < 4) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%sdevice %d%s%s waits for %s", stuck > 1 ? "; " : "", d,
@@ -191,6 +196,7 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
   /* Completeness: every micro-batch went forward and backward everywhere. */
   const ts_layout_t *L = w->lay;
   for (int v = 0; v < L->n_vstages; v++) {
+    if (FOLDED(w, L->dev[v])) continue;
     ts_rt_t *rt = &w->rt[L->dev[v]];
     int lo = L->mb_hi[v] >= 0 ? L->mb_lo[v] : 0, hi = L->mb_hi[v] >= 0 ? L->mb_hi[v] : rt->M;
     for (int mb = lo; mb < hi; mb++) {

@@ -167,6 +167,11 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched,
                           const ts_plan_t *plan, const ts_cost_t *cost,
                           const ts_exec_ops_t *ops, void *xd);
 ts_rt_t *ts__world_rt(ts_world_t *w, int device);
+/* Symmetry folding (ts_fold.h): only the representatives (fold[d] == d)
+** run their programs; ts__world_finish then checks and collects those
+** alone.  fold ([n_devices], not owned, valid until ts__world_finish) NULL:
+** every device runs (the default). */
+void ts__world_fold(ts_world_t *w, const int *fold);
 /* Runs the schedule's program for one device, waits for its collectives,
 ** and marks it done. */
 void ts__rt_main(ts_rt_t *rt);
