@@ -51,7 +51,9 @@ compare() {
   same=$(python3 - "$O/$name-fold.json" "$O/$name-exact.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
-same = all(a[k] == b[k] for k in ('p2p_bytes', 'dp_bytes', 'tp_bytes', 'coll_bytes', 'links'))
+links = lambda r: [(l['name'], l['bytes']) for l in r['links']]
+same = all(a[k] == b[k] for k in ('p2p_bytes', 'dp_bytes', 'tp_bytes', 'coll_bytes'))
+same = same and links(a) == links(b)
 for u, v in zip(a['devices'], b['devices']):
     same = same and all(u[k] == v[k] for k in u if 'bytes' in k)
 print('yes' if same and len(a['devices']) == len(b['devices']) else 'no')

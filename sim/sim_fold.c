@@ -15,8 +15,8 @@
 **
 ** The platform must be symmetric: every device's host has its
 ** representative's speed and properties, and each route the representative
-** uses (to the members of its groups and to its pipeline neighbours, both
-** ways) has, for the members of its class whose tp and dp coordinates are
+** sends on (to the members of its groups and to its pipeline neighbours;
+** the routes back are those of the peers' classes) has, for the members of its class whose tp and dp coordinates are
 ** each 0, 1 or the last (a sample: route look-ups are slow on large
 ** platforms), an image route with the same links' latencies, bandwidths
 ** and sharing in order.  Otherwise the run is
@@ -121,7 +121,7 @@ static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fo
       for (int i = 0; i < np && !why; i++) {
         sg_host_t hr = x->dev[r].host, hp = x->dev[peer[i]].host, hq = x->dev[q].host,
                   hi = x->dev[ts_fold_unimage(p, q, peer[i])].host;
-        if (!same_route(hr, hp, hq, hi, r1, r2) || !same_route(hp, hr, hi, hq, r1, r2))
+        if (!same_route(hr, hp, hq, hi, r1, r2))
           why = "routes of a class are not isomorphic";
       }
     }

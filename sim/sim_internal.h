@@ -20,12 +20,17 @@ typedef struct sim_msg {
   double bytes, t_put;
   int dest;  /* the device it is delivered to: the edge's receiver, or under
              ** symmetry folding that receiver's representative */
+  double extra; /* seconds its receiving daemon waits before delivering it:
+                ** the latencies of the ring steps a merged message stands
+                ** for (ts_exec_ops_t.send_steps), else 0 */
 } sim_msg_t;
 
 typedef struct sim_edge {
   int kind, from, to;
   sg_mailbox_t mbox;
   struct sim_x *x;
+  double lat;      /* route latency from -> to, once lat_known */
+  int lat_known;
 } sim_edge_t;
 
 typedef struct sim_dev {

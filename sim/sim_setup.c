@@ -164,7 +164,7 @@ static bool link_matches(const char *pattern, const char *link) {
 static void add_edge(sim_x_t *x, int kind, int from, int to) {
   for (int i = 0; i < x->n_edges; i++)
     if (x->edges[i].kind == kind && x->edges[i].from == from && x->edges[i].to == to) return;
-  x->edges[x->n_edges++] = (sim_edge_t){kind, from, to, NULL, x};
+  x->edges[x->n_edges++] = (sim_edge_t){.kind = kind, .from = from, .to = to, .x = x};
 }
 
 static int link_use_cmp(const void *a, const void *b) {

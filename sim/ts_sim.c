@@ -82,7 +82,7 @@ static sim_edge_t *add_edge_live(sim_x_t *x, int kind, int from, int to) {
   for (int i = 0; i < d->n_out; i++)
     if (d->out[i]->to == to && d->out[i]->kind == kind) return d->out[i];
   sim_edge_t *e = ts__xcalloc(1, sizeof *e);
-  *e = (sim_edge_t){kind, from, to, NULL, x};
+  *e = (sim_edge_t){.kind = kind, .from = from, .to = to, .x = x};
   char name[64];
   snprintf(name, sizeof name, "%s:%d:%d", ts_kind_name(kind), from, to);
   e->mbox = sg_mailbox_by_name(name);
@@ -117,8 +117,10 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   if (amount > 0) sg_actor_execute(amount);
 }
 
-static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int mb, double bytes) {
-  sim_x_t *x = xd;
+/* Sends one message (steps > 1: a merged message standing for that many
+** ring steps, which arrives steps - 1 route latencies later). */
+static void send_msg(sim_x_t *x, int device, int peer, ts_kind_t kind, int to, int mb,
+                     double bytes, int steps) {
   sim_dev_t *d = &x->dev[device];
   ts__sim_progress();
   if (counter) {
@@ -127,22 +129,32 @@ static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int m
   }
   int from = device, dest = peer; /* symmetry folding may deliver elsewhere */
   if (x->fold) ts__sim_fold_send(x, &from, &dest, kind, &to);
-  for (int i = 0; i < d->n_out; i++) {
-    sim_edge_t *e = d->out[i];
-    if (e->to == peer && e->kind == (int)kind) {
-      sim_msg_t *m = ts__xmalloc(sizeof *m);
-      *m = (sim_msg_t){from, kind, to, mb, bytes, simgrid_get_clock(), dest};
-      sg_comm_t c = sg_mailbox_put_init(e->mbox, m, (long)llround(bytes));
-      sg_comm_detach(c, NULL);
-      return;
-    }
-  }
+  sim_edge_t *e = NULL;
+  for (int i = 0; i < d->n_out && !e; i++)
+    if (d->out[i]->to == peer && d->out[i]->kind == (int)kind) e = d->out[i];
   /* Collectives reach devices that are no layout neighbours: make the edge
   ** (mailbox and receiving daemon) on first use. */
-  sim_edge_t *e = add_edge_live(x, kind, device, peer);
+  if (!e) e = add_edge_live(x, kind, device, peer);
+  double extra = 0;
+  if (steps > 1) {
+    if (!e->lat_known) {
+      e->lat = sg_host_get_route_latency(d->host, x->dev[peer].host);
+      e->lat_known = 1;
+    }
+    extra = (steps - 1) * e->lat;
+  }
   sim_msg_t *m = ts__xmalloc(sizeof *m);
-  *m = (sim_msg_t){from, kind, to, mb, bytes, simgrid_get_clock(), dest};
+  *m = (sim_msg_t){from, kind, to, mb, bytes, simgrid_get_clock(), dest, extra};
   sg_comm_detach(sg_mailbox_put_init(e->mbox, m, (long)llround(bytes)), NULL);
+}
+
+static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int mb, double bytes) {
+  send_msg(xd, device, peer, kind, to, mb, bytes, 1);
+}
+
+static void x_send_steps(void *xd, int device, int peer, ts_kind_t kind, int to, int mb,
+                         double bytes, int steps) {
+  send_msg(xd, device, peer, kind, to, mb, bytes, steps);
 }
 
 static void x_lock(void *xd, int device) { (void)xd, (void)device; }
@@ -260,7 +272,8 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .host_copy = x_host_copy,
                                       .capacity = x_capacity,
                                       .spawn_comm = x_spawn_comm,
-                                      .optimizer = x_optimizer};
+                                      .optimizer = x_optimizer,
+                                      .send_steps = x_send_steps};
 
 /* ---- actors ---------------------------------------------------------- */
 
@@ -277,6 +290,7 @@ void ts__sim_edge_actor(int argc, char **argv) {
   double posted = simgrid_get_clock();
   for (;;) {
     sim_msg_t *m = sg_mailbox_get(e->mbox);
+    if (m->extra > 0) sg_actor_sleep_for(m->extra);
     ts__sim_progress();
     double t = simgrid_get_clock();
     double start = m->t_put > posted ? m->t_put : posted;

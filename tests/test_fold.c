@@ -7,11 +7,13 @@
 **   - a GPT job with TP 2, PP 2, DP 2 on the two DGX-A100 nodes, folded
 **     (--fold) against full granularity (--exact) under 1F1B, interleaved
 **     and ZeRO 1 with sequence parallelism, in three rank orders:
+**     and with t = 4 and d = 4 (ring phases merged into one message):
 **     iteration time within 1%, bytes (point-to-point, TP, DP, each
 **     collective kind, every link's) and every device's memory peaks
 **     exactly equal, and fewer events;
-**   - a platform whose hosts differ within a class is not folded (the
-**     run is the exact one).
+**   - a platform whose hosts differ within a class, or whose routes
+**     differ (a TP ring alternating NVLink and InfiniBand), is not folded
+**     (the run is the exact one).
 */
 #include <math.h>
 #include <unistd.h>
@@ -132,7 +134,16 @@ static void test_fast_matches_exact(void) {
     check_equal(json, inter, 3);
     const char *zero[] = {orders[i], "zero=1", "sequence_parallel=true", "microbatches=8"};
     check_equal(json, zero, 4);
+    /* t = 4: each ring phase over the folded TP group goes as one merged
+    ** message (ts_exec_ops_t.send_steps). */
+    const char *t4[] = {orders[i], "tensor_parallel=4", "microbatches=8"};
+    if (i < 2) check_equal(json, t4, 3); /* pp-dp-tp: see test_asymmetric_not_folded */
   }
+  /* DP 4 on 4 nodes: the folded DP group's phases merged too. */
+  char json4[1400];
+  snprintf(plat, sizeof plat, "%s/platforms/dgx-a100-4node.xml", cwd);
+  const char *d4[] = {"data_parallel=4", "tensor_parallel=4", "rank_order=tp-pp-dp"};
+  check_equal(gpt_job(json4, sizeof json4, plat), d4, 3);
 }
 
 /* One host of a class slower than the others: no folding, the exact run. */
@@ -153,6 +164,17 @@ static void test_asymmetric_not_folded(void) {
   ts_outcome_free(&oe);
   ts_job_free(jf);
   ts_job_free(je);
+  /* TP 4 over two nodes in rank order pp-dp-tp: the TP ring alternates
+  ** NVLink and InfiniBand hops, so rank 0's route to its successor is not
+  ** rank 1's: not folded. */
+  char cwd[512], dgx[700], json2[1400];
+  CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof cwd));
+  snprintf(dgx, sizeof dgx, "%s/platforms/dgx-a100-2node.xml", cwd);
+  const char *mixed[] = {"rank_order=pp-dp-tp", "tensor_parallel=4"};
+  CU_ASSERT_EQUAL_FATAL(sim(gpt_job(json2, sizeof json2, dgx), mixed, 2, 1, &jf, &of), 0);
+  CU_ASSERT_PTR_NULL(of.run->fold);
+  ts_outcome_free(&of);
+  ts_job_free(jf);
   /* The symmetric star folds. */
   CU_ASSERT_EQUAL_FATAL(sim(json, NULL, 0, 1, &jf, &of), 0);
   CU_ASSERT_PTR_NOT_NULL(of.run->fold);

@@ -85,11 +85,31 @@ static void step_recv(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, i
 
 static int mod(int a, int n) { return ((a % n) + n) % n; }
 
+/* Symmetry folding (ts__world_fold): when every member of the group folds
+** onto this device, a ring phase's n - 1 steps go as one message
+** (ts_exec_ops_t.send_steps); true when it did that. */
+static bool ring_merged(run_coll_t *x, int next, int prev, double part, bool reduce) {
+  ts_rt_t *rt = x->rt;
+  ts_world_t *w = rt->w;
+  const rt_coll_t *c = x->c;
+  int d = rt->ctx.device, n = c->g.n;
+  if (!w->fold || !w->ops->send_steps || w->ops->coll_pack || n < 3) return false;
+  for (int k = 0; k < n; k++)
+    if (w->fold[c->g.dev[k]] != d) return false;
+  x->sent += part * (n - 1);
+  w->ops->send_steps(w->xd, d, c->g.dev[next], TS_SEND_COLL, c->vstage, (int)rt->coll_seq, part * (n - 1),
+                     n - 1);
+  rt->coll_seq += n - 1;
+  step_recv(x, prev, 0, 0, reduce);
+  return true;
+}
+
 /* Ring phases: reduce (reduce-scatter) or gather (all-gather). */
 static void ring(run_coll_t *x, bool reduce) {
   int n = x->c->g.n, i = x->c->g.rank, next = (i + 1) % n, prev = (i + n - 1) % n;
   double part = x->c->bytes / n;
   int off = reduce ? 1 : 0;
+  if (ring_merged(x, next, prev, part, reduce)) return;
   for (int s = 0; s < n - 1 && !x->rt->w->failed; s++) {
     int out = mod(i - s - off, n), in = mod(i - s - off - 1, n);
     step_send(x, next, out, out, part);

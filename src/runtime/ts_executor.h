@@ -155,6 +155,15 @@ typedef struct ts_exec_ops {
   ** shard (the reference executor poisons them); called for every unit
   ** before the first op and after every op that used them. */
   void (*release)(void *xd, int device, const ts_region_t *r);
+  /* ---- symmetry folding (ts__world_fold), optional ---- */
+  /* Sends one message that stands for `steps` consecutive ring steps of a
+  ** collective to the same peer (bytes: their sum; mb: the first step's
+  ** sequence number): it arrives (steps - 1) route latencies after one
+  ** transfer of bytes would.  The runtime uses it only on a folded world,
+  ** for a ring phase over a group whose members all fold onto the sender.
+  ** NULL: every step is sent by itself. */
+  void (*send_steps)(void *xd, int device, int peer, ts_kind_t kind, int vstage_to, int mb,
+                     double bytes, int steps);
 } ts_exec_ops_t;
 
 
