@@ -116,6 +116,7 @@ static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fo
     if (fold[r] != r) continue;
     int np;
     int *peer = peers_of(p, r, &np);
+    ts__sim_progress(); /* route look-ups can take seconds: tell the watchdog */
     for (int q = 0; q < x->n && !why; q++) {
       if (fold[q] != r || q == r || !sampled(p, q)) continue;
       for (int i = 0; i < np && !why; i++) {
@@ -222,6 +223,7 @@ void ts__sim_fold_links(const sim_x_t *x, ts_run_t *run) {
   for (int i = 0; i < m; i++)
     for (int q = 0; q < x->n; q++) {
       if (x->fold[q] != pr[i].a) continue;
+      ts__sim_progress();
       sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, pr[i].b)].host;
       if (ha == hb) continue;
       xbt_dynar_reset(route);
