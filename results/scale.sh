@@ -2,8 +2,9 @@
 # results/scale.sh [BUILD_DIR]: the two big jobs of issue 14 (target 3) under
 # symmetry folding (README "Symmetry folding"), and folded against exact runs.
 #
-#   results/scale/scale.md   the table below, with how it was made
-#   results/scale/*.json     each run's summary.json
+#   results/scale/scale.md   the table below, with how it was made (wall
+#                            seconds and memory are timing-dependent)
+# (the runs' summary.json files, up to 5 MB each, stay in a temporary folder)
 #
 # Jobs: examples/scale/gpt3-175b-scale.json (TP 8, PP 16, DP 8: 1,024 GPUs) and
 # examples/scale/megatron-1t-t8-p64-d6.json (TP 8, PP 64, DP 6: 3,072 GPUs,
@@ -34,10 +35,10 @@ run() {
   local sets=()
   for s in "$@"; do sets+=(--set "$s"); done
   /usr/bin/time -f "%e %M" -o "$tmp/time" "$T" run "$job" -o "$tmp/$name" -f summary -q "$mode" "${sets[@]}"
-  cp "$tmp/$name/summary.json" "$O/$name.json"
+  cp "$tmp/$name/summary.json" "$tmp/$name.json"
   read -r wall kb < "$tmp/time"
   local it
-  it=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['iteration_time_s'])" "$O/$name.json")
+  it=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['iteration_time_s'])" "$tmp/$name.json")
   echo "$wall $((kb / 1024)) $it"
 }
 
@@ -48,7 +49,7 @@ compare() {
   read -r wf mf tf <<< "$(run "$name-fold" "$job" --fold "$@")"
   read -r we me te <<< "$(run "$name-exact" "$job" --exact "$@")"
   local same
-  same=$(python3 - "$O/$name-fold.json" "$O/$name-exact.json" <<'PY'
+  same=$(python3 - "$tmp/$name-fold.json" "$tmp/$name-exact.json" <<'PY'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 links = lambda r: [(l['name'], l['bytes']) for l in r['links']]
