@@ -69,6 +69,10 @@ static const help_cmd_t cmds[] = {
      "                                 these devices' events only (0-7,64)\n"
      "            --kinds LIST         ... and these kinds only: timeline.csv's kind\n"
      "                                 names, compute, transfers\n"
+     "            --exact              simulate every device (jobs of 256 devices or\n"
+     "                                 more fold identical tensor ranks and replicas\n"
+     "                                 onto one by default: README \"Symmetry folding\")\n"
+     "            --fold               fold them at any size\n"
      "            -q, --quiet          no summary on stdout\n"},
     {"compare",
      "trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
@@ -83,6 +87,7 @@ static const help_cmd_t cmds[] = {
      "            -o, --output DIR     output directory (default ./trainsim-out)\n"
      "            --set PATH=VALUE     override a job field or platform figure, as for run\n"
      "            --executor NAME      simgrid (default) or reference, as for run\n"
+     "            --exact, --fold      as for run\n"
      "            -q, --quiet          no table on stdout\n"},
     {"place",
      "trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n",
@@ -127,6 +132,7 @@ static const help_cmd_t cmds[] = {
      "                                 fastest kept (1 to 100, default 5)\n"
      "            --runs N             reference runs, the fastest the measurement\n"
      "                                 (1 to 100, default 5)\n"
+     "            --exact              simulate every device, as for run\n"
      "            -q, --quiet          no comparison on stdout\n"},
     {"platform",
      "trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n",

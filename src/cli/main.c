@@ -82,6 +82,8 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"paje-max-mb", required_argument, 0, 'F'},
                                        {"devices", required_argument, 0, 'F'},
                                        {"kinds", required_argument, 0, 'F'},
+                                       {"exact", no_argument, 0, 'E'},
+                                       {"fold", no_argument, 0, 'G'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
@@ -113,6 +115,10 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       quiet = 1;
     else if (c == 'x')
       executor = optarg;
+    else if (c == 'E' && cmd != CMD_PLACE)
+      ts_sim_fold = -1; /* no symmetry folding (ts_sim.h) */
+    else if (c == 'G' && cmd != CMD_PLACE)
+      ts_sim_fold = 1; /* symmetry folding at any size */
     else if (c == 'S' && cmd == CMD_COMPARE)
       schedules = optarg;
     else {

@@ -67,6 +67,7 @@
 #include "ts_runtime.h"
 #include "ts_internal.h"
 #include "metrics_dp.h"
+#include "ts_fold.h"
 
 static int seq_cmp(const void *a, const void *b) {
   const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
@@ -425,7 +426,10 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
   double idle_sum = 0, ideal = 0;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
-    device_metrics(job, plan, cost, run, d, versions, ev, sev, hev, dm);
+    if (run->fold && run->fold[d] != d) /* folded: its representative's (a lower device) */
+      ts__metrics_fold_copy(dm, &m->dev[run->fold[d]]);
+    else
+      device_metrics(job, plan, cost, run, d, versions, ev, sev, hev, dm);
     dm->idle_s = P - dm->busy_s;
     dm->bubble_fraction = P > 0 ? dm->idle_s / P : 0;
     idle_sum += dm->idle_s;
