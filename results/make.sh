@@ -5,6 +5,7 @@
 #   results/closed-forms.md       measured bubble fraction against the closed form
 #   results/mobius.md, mobius/    Mobius against GPipe with and without swapping
 #   results/moe/                  GShard MoE layer what-ifs (results/moe.sh)
+#   results/scale/                the big jobs under symmetry folding (results/scale.sh)
 #   results/validation-runs.txt   simulator against the CPU reference executor
 #                                 (validation.md explains it and keeps a run)
 # Usage: results/make.sh [BUILD_DIR]   (default: build; run ./quickstart.sh first)
@@ -95,6 +96,9 @@ results/mobius.sh "$B" >/dev/null
 
 echo "== GShard MoE what-ifs (results/moe/, results/gshard-ep16/)"
 results/moe.sh "$B"
+
+echo "== symmetry folding at scale (results/scale/scale.md)"
+results/scale.sh "$B" >/dev/null
 
 echo "== benchmark"
 "$T" bench -o results --repeat 5

@@ -18,12 +18,19 @@
 typedef struct sim_msg {
   int from, kind, to, mb;
   double bytes, t_put;
+  int dest;  /* the device it is delivered to: the edge's receiver, or under
+             ** symmetry folding that receiver's representative */
+  double extra; /* seconds its receiving daemon waits before delivering it:
+                ** the latencies of the ring steps a merged message stands
+                ** for (ts_exec_ops_t.send_steps), else 0 */
 } sim_msg_t;
 
 typedef struct sim_edge {
   int kind, from, to;
   sg_mailbox_t mbox;
   struct sim_x *x;
+  double lat;      /* route latency from -> to, once lat_known */
+  int lat_known;
 } sim_edge_t;
 
 typedef struct sim_dev {
@@ -53,6 +60,9 @@ typedef struct sim_x {
   int n_edges;
   sim_edge_t *edges;
   int *domain;              /* [n] NVLink domains (ts_sim.c), NULL until asked */
+  const ts_plan_t *plan;
+  int *fold;                /* symmetry folding (sim_fold.c): each device's
+                            ** representative; NULL: every device runs */
 } sim_x_t;
 
 
@@ -74,5 +84,20 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
 extern int ts__sim_progress_fd;
 extern double ts__sim_progress_every;
 void ts__sim_progress(void);
+
+/* Symmetry folding (sim_fold.c, README "Symmetry folding").  The class
+** map when the plan folds and the platform keeps its symmetry (malloc'd),
+** else NULL (ts_sim_exact, nothing to fold, or an asymmetric platform:
+** then ts__sim_fold_note says why, for stderr). */
+int *ts__sim_fold_setup(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
+                        const sim_x_t *x);
+extern char ts__sim_fold_note[1024];
+/* At a send from *from to *dest (a folded device): the message goes to
+** *dest's representative, from the sender's image, its vstage mapped. */
+void ts__sim_fold_send(const sim_x_t *x, int *from, int *dest, int kind, int *vstage);
+/* After the run: every transfer event becomes its representative's send;
+** link traffic summed over every member of each class. */
+void ts__sim_fold_events(const sim_x_t *x, ts_run_t *run);
+void ts__sim_fold_links(const sim_x_t *x, ts_run_t *run);
 
 #endif

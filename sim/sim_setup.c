@@ -165,7 +165,7 @@ static bool link_matches(const char *pattern, const char *link) {
 static void add_edge(sim_x_t *x, int kind, int from, int to) {
   for (int i = 0; i < x->n_edges; i++)
     if (x->edges[i].kind == kind && x->edges[i].from == from && x->edges[i].to == to) return;
-  x->edges[x->n_edges++] = (sim_edge_t){kind, from, to, NULL, x};
+  x->edges[x->n_edges++] = (sim_edge_t){.kind = kind, .from = from, .to = to, .x = x};
 }
 
 static int link_use_cmp(const void *a, const void *b) {
@@ -390,12 +390,15 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     free(x.dev);
     return rc;
   }
+  x.plan = plan;
+  x.fold = ts__sim_fold_setup(job, sched, plan, &x); /* symmetry folding (sim_fold.c) */
+#define SIM_RUNS(d) (!x.fold || x.fold[d] == (d))
 
   /* Edges between devices, from the layout's chains. */
   x.edges = ts__xcalloc((size_t)(2 * lay->n_vstages + 1), sizeof *x.edges);
   for (int v = 0; v < lay->n_vstages; v++) {
     int n = lay->next[v];
-    if (n < 0 || lay->dev[n] == lay->dev[v]) continue;
+    if (n < 0 || lay->dev[n] == lay->dev[v] || !SIM_RUNS(lay->dev[v])) continue;
     add_edge(&x, TS_SEND_ACT, lay->dev[v], lay->dev[n]);
     add_edge(&x, TS_SEND_GRAD, lay->dev[n], lay->dev[v]);
   }
@@ -411,7 +414,9 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
 
   ts_world_t *w = ts__world_new(job, sched, plan, cost, &ts__sim_ops, &x);
   x.w = w;
+  ts__world_fold(w, x.fold);
   for (int d = 0; d < x.n; d++) {
+    if (!SIM_RUNS(d)) continue;
     char name[32];
     snprintf(name, sizeof name, "device%d", d);
     sg_actor_t a = sg_actor_init(name, x.dev[d].host);
@@ -428,7 +433,13 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
   }
   simgrid_run();
   rc = ts__world_finish(w, run, err);
-  if (!rc) link_traffic(&x, run);
+  if (!rc && x.fold) {
+    ts__sim_fold_events(&x, run);
+    ts__sim_fold_links(&x, run);
+    run->fold = x.fold;
+  } else if (!rc) {
+    link_traffic(&x, run);
+  }
   /* The process exits right after; SimGrid owns actors and mailboxes. */
   return rc;
 }

@@ -83,7 +83,7 @@ static sim_edge_t *add_edge_live(sim_x_t *x, int kind, int from, int to) {
   for (int i = 0; i < d->n_out; i++)
     if (d->out[i]->to == to && d->out[i]->kind == kind) return d->out[i];
   sim_edge_t *e = ts__xcalloc(1, sizeof *e);
-  *e = (sim_edge_t){kind, from, to, NULL, x};
+  *e = (sim_edge_t){.kind = kind, .from = from, .to = to, .x = x};
   char name[64];
   snprintf(name, sizeof name, "%s:%d:%d", ts_kind_name(kind), from, to);
   e->mbox = sg_mailbox_by_name(name);
@@ -118,30 +118,44 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   if (amount > 0) sg_actor_execute(amount);
 }
 
-static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int mb, double bytes) {
-  sim_x_t *x = xd;
+/* Sends one message (steps > 1: a merged message standing for that many
+** ring steps, which arrives steps - 1 route latencies later). */
+static void send_msg(sim_x_t *x, int device, int peer, ts_kind_t kind, int to, int mb,
+                     double bytes, int steps) {
   sim_dev_t *d = &x->dev[device];
   ts__sim_progress();
   if (counter) {
     counter->transfers++;
     counter->clock = simgrid_get_clock();
   }
-  for (int i = 0; i < d->n_out; i++) {
-    sim_edge_t *e = d->out[i];
-    if (e->to == peer && e->kind == (int)kind) {
-      sim_msg_t *m = ts__xmalloc(sizeof *m);
-      *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
-      sg_comm_t c = sg_mailbox_put_init(e->mbox, m, (long)llround(bytes));
-      sg_comm_detach(c, NULL);
-      return;
-    }
-  }
+  int from = device, dest = peer; /* symmetry folding may deliver elsewhere */
+  if (x->fold) ts__sim_fold_send(x, &from, &dest, kind, &to);
+  sim_edge_t *e = NULL;
+  for (int i = 0; i < d->n_out && !e; i++)
+    if (d->out[i]->to == peer && d->out[i]->kind == (int)kind) e = d->out[i];
   /* Collectives reach devices that are no layout neighbours: make the edge
   ** (mailbox and receiving daemon) on first use. */
-  sim_edge_t *e = add_edge_live(x, kind, device, peer);
+  if (!e) e = add_edge_live(x, kind, device, peer);
+  double extra = 0;
+  if (steps > 1) {
+    if (!e->lat_known) {
+      e->lat = sg_host_get_route_latency(d->host, x->dev[peer].host);
+      e->lat_known = 1;
+    }
+    extra = (steps - 1) * e->lat;
+  }
   sim_msg_t *m = ts__xmalloc(sizeof *m);
-  *m = (sim_msg_t){device, kind, to, mb, bytes, simgrid_get_clock()};
+  *m = (sim_msg_t){from, kind, to, mb, bytes, simgrid_get_clock(), dest, extra};
   sg_comm_detach(sg_mailbox_put_init(e->mbox, m, (long)llround(bytes)), NULL);
+}
+
+static void x_send(void *xd, int device, int peer, ts_kind_t kind, int to, int mb, double bytes) {
+  send_msg(xd, device, peer, kind, to, mb, bytes, 1);
+}
+
+static void x_send_steps(void *xd, int device, int peer, ts_kind_t kind, int to, int mb,
+                         double bytes, int steps) {
+  send_msg(xd, device, peer, kind, to, mb, bytes, steps);
 }
 
 static void x_lock(void *xd, int device) { (void)xd, (void)device; }
@@ -295,7 +309,8 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .capacity = x_capacity,
                                       .spawn_comm = x_spawn_comm,
                                       .domain = x_domain,
-                                      .optimizer = x_optimizer};
+                                      .optimizer = x_optimizer,
+                                      .send_steps = x_send_steps};
 
 /* ---- actors ---------------------------------------------------------- */
 
@@ -312,10 +327,11 @@ void ts__sim_edge_actor(int argc, char **argv) {
   double posted = simgrid_get_clock();
   for (;;) {
     sim_msg_t *m = sg_mailbox_get(e->mbox);
+    if (m->extra > 0) sg_actor_sleep_for(m->extra);
     ts__sim_progress();
     double t = simgrid_get_clock();
     double start = m->t_put > posted ? m->t_put : posted;
-    ts__rt_deliver(ts__world_rt(e->x->w, e->to), m->from, (ts_kind_t)m->kind, m->to, m->mb,
+    ts__rt_deliver(ts__world_rt(e->x->w, m->dest), m->from, (ts_kind_t)m->kind, m->to, m->mb,
                    m->bytes, start, t);
     free(m);
     posted = t;
@@ -329,6 +345,8 @@ typedef struct sim_header {
   char msg[1024];
   int n_events, n_devices, n_links;
   int hosts_unused; /* ts_run_t.hosts_unused */
+  int folded;       /* 1: ts_run_t.fold follows the links */
+  char note[1024];  /* ts__sim_fold_note: for stderr, once */
 } sim_header_t;
 
 /* Turns what SimGrid printed before dying into one line naming the file. */
@@ -481,6 +499,15 @@ static bool write_ticking(int fd, const void *buf, size_t n) {
   return true;
 }
 
+/* Prints the child's note (why it did not fold) on stderr, once per
+** process. */
+static void note_once(const sim_header_t *h) {
+  static bool noted;
+  if (!h->note[0] || noted) return;
+  noted = true;
+  fprintf(stderr, "trainsim: note: %s\n", h->note);
+}
+
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err) {
   const ts_layout_t *lay = plan->layout;
@@ -523,10 +550,13 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     h.n_devices = run->n_devices;
     h.n_links = rc ? 0 : run->n_links;
     h.hosts_unused = run->hosts_unused;
+    h.folded = !rc && run->fold;
+    snprintf(h.note, sizeof h.note, "%s", ts__sim_fold_note);
     bool ok = ts__write_all(rfd, &h, sizeof h) &&
               ts__write_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) &&
               write_ticking(rfd, run->events, (size_t)h.n_events * sizeof *run->events) &&
-              ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links);
+              ts__write_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links) &&
+              (!h.folded || ts__write_all(rfd, run->fold, (size_t)h.n_devices * sizeof *run->fold));
     _exit(ok ? 0 : 74);
   }
   if (pfd[1] >= 0) close(pfd[1]);
@@ -548,7 +578,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !ts__read_all(rfd, &h, sizeof h)) {
     simgrid_failure(job, lfd, status, err);
     rc = err->code;
-  } else if (h.rc) {
+  } else if (note_once(&h), h.rc) {
     rc = ts_err_set(err, h.rc, "%s", h.msg);
   } else {
     ts_run_t *run = ts_run_new(h.n_devices);
@@ -560,7 +590,9 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     run->links = ts__xcalloc((size_t)(h.n_links ? h.n_links : 1), sizeof *run->links);
     if (!ts__read_all(rfd, run->devices, (size_t)h.n_devices * sizeof *run->devices) ||
         !ts__read_all(rfd, run->events, (size_t)h.n_events * sizeof *run->events) ||
-        !ts__read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links)) {
+        !ts__read_all(rfd, run->links, (size_t)h.n_links * sizeof *run->links) ||
+        (h.folded && !ts__read_all(rfd, run->fold = ts__xmalloc((size_t)h.n_devices * sizeof *run->fold),
+                                   (size_t)h.n_devices * sizeof *run->fold))) {
       ts_run_free(run);
       rc = ts_err_set(err, EX_IOERR, "cannot read the simulation's result back");
     } else {

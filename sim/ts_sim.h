@@ -28,6 +28,14 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
 ** Off by default; `trainsim run` turns it on unless --quiet. */
 extern bool ts_sim_progress;
 
+/* Symmetry folding (README "Symmetry folding"): -1 simulates every device
+** at full granularity (--exact); 0, the default, folds the tensor-parallel
+** ranks and data-parallel replicas of jobs of TS_SIM_FOLD_MIN_DEVICES
+** devices or more when the platform keeps the plan's symmetry; 1 folds any
+** such job (--fold). */
+extern int ts_sim_fold;
+#define TS_SIM_FOLD_MIN_DEVICES 256
+
 /* The --cfg arguments that make SimGrid's times exact (README "Timing"). */
 extern const char *const ts_sim_cfg[];
 

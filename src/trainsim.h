@@ -643,6 +643,12 @@ typedef struct ts_run {
   ** the job leaves unused (the first n_devices hosts in platform order,
   ** or the placement's, run the job); 0 on the ideal platform */
   int hosts_unused;
+  /* simulator with symmetry folding (README "Symmetry folding"): each
+  ** device's representative ([n_devices], owned; fold[d] == d for a
+  ** representative).  Only representatives have events (their transfers
+  ** as they sent them); a folded device's results are its
+  ** representative's (metrics copy them).  NULL: every device simulated. */
+  int *fold;
 } ts_run_t;
 
 ts_run_t *ts_run_new(int n_devices);

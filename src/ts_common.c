@@ -335,5 +335,6 @@ void ts_run_free(ts_run_t *r) {
   free(r->measured_peak_act_bytes);
   free(r->links);
   free(r->measured_weight_versions);
+  free(r->fold);
   free(r);
 }

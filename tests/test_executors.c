@@ -202,7 +202,7 @@ static void test_cli_refusals(void) {
   static const char *const shapes[][2] = {{"model.kv_heads=1", "model.kv_heads"},
                                           {"model.norm=rmsnorm", "model.norm"},
                                           {"model.bias=none", "model.bias"},
-                                          {"tensor_parallel=4 --set tensor_parallel_mode=2d",
+                                          {"tensor_parallel=8 --set tensor_parallel_mode=3d",
                                            "tensor_parallel_mode"}};
   for (int i = 0; i < 4; i++) {
     snprintf(a, sizeof a, "run %s --executor reference --set %s", job, shapes[i][0]);

@@ -311,7 +311,7 @@ static void test_two_servers(void) {
 ** byte for byte (every figure is in the command). */
 static void test_regenerate_tree(void) {
   char *out = NULL, *err = NULL;
-  CU_ASSERT_EQUAL_FATAL(th_cli("platform --preset h200-pcie-8gpu --uplink-bw 30e9 --nvlink-lat 5e-6"
+  CU_ASSERT_EQUAL_FATAL(th_cli("platform --preset h200-pcie-8gpu --uplink-bw 30GBps --nvlink-lat 5e-6"
                                " --gpus-per-switch 4 --host-memory 5e11",
                                &out, &err),
                         0);

@@ -425,15 +425,16 @@ static void test_bad_inputs(void) {
     CU_ASSERT_PTR_NULL(strchr(err.msg, '\n'));
     ts_job_free(job);
   }
-  /* The reference executor runs 1D TP (tests/test_ref_tp.c) but refuses
-  ** t > 1 with sequence parallelism, naming the field. */
-  const char *sets[] = {"tensor_parallel=2", "sequence_parallel=true"};
+  /* The reference executor runs 1D TP with SP and selective recompute
+  ** (tests/test_ref_tp.c) but refuses t > 1 with full recompute, naming
+  ** the field. */
+  const char *sets[] = {"tensor_parallel=2", "recompute=full"};
   ts_job_t *job = NULL;
   ts_err_t err = {0};
   CU_ASSERT_EQUAL_FATAL(th_job_from_json(TJOB, sets, 2, &job, &err), 0);
   ts_ref_config_t cfg;
   CU_ASSERT_EQUAL(ts_ref_config_for_job(job, &cfg, &err), EX_DATAERR);
-  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ": sequence_parallel: "));
+  CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, ": recompute: "));
   ts_job_free(job);
 }
 

@@ -32,7 +32,8 @@ static const help_cmd_t cmds[] = {
     {"run",
      "trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
      "             [--figure-width PX] [--font-size PX] [--no-title] [--style STYLE]\n"
-     "             [--quiet]\n",
+     "             [--gantt-devices LIST] [--gantt-max-rows N] [--trace-max-mb MB]\n"
+     "             [--paje-max-mb MB] [--devices LIST] [--kinds LIST] [--quiet]\n",
      "run       simulate one training iteration of JOB.json (the shipped default job\n"
      "          when omitted: GPT-3 2.7B, 1F1B, two DGX-A100-like nodes) and write\n"
      "          summary.json, timeline.csv, trace.json, gantt.svg and report.html\n"
@@ -57,6 +58,21 @@ static const help_cmd_t cmds[] = {
      "            --font-size PX       the figures' text size (default 16)\n"
      "            --no-title           no title and subtitle on the figure\n"
      "            --style STYLE        screen (default) or print (no grid, black text)\n"
+     "            --gantt-devices LIST only these devices' rows in gantt.svg (0-7,64)\n"
+     "            --gantt-max-rows N   gantt.svg's rows at most (default 64): beyond,\n"
+     "                                 identical devices share a row, then rows are\n"
+     "                                 chosen evenly, then tiny boxes merge, and the\n"
+     "                                 figure says so; 0: every device and box\n"
+     "            --trace-max-mb MB    cut trace.json at MB (default 100; 0: no limit)\n"
+     "            --paje-max-mb MB     cut paje.trace at MB (default 100; 0: no limit)\n"
+     "            --devices LIST       timeline.csv, trace.json and paje.trace hold\n"
+     "                                 these devices' events only (0-7,64)\n"
+     "            --kinds LIST         ... and these kinds only: timeline.csv's kind\n"
+     "                                 names, compute, transfers\n"
+     "            --exact              simulate every device (jobs of 256 devices or\n"
+     "                                 more fold identical tensor ranks and replicas\n"
+     "                                 onto one by default: README \"Symmetry folding\")\n"
+     "            --fold               fold them at any size\n"
      "            -q, --quiet          no summary on stdout\n"},
     {"compare",
      "trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
@@ -71,6 +87,7 @@ static const help_cmd_t cmds[] = {
      "            -o, --output DIR     output directory (default ./trainsim-out)\n"
      "            --set PATH=VALUE     override a job field or platform figure, as for run\n"
      "            --executor NAME      simgrid (default) or reference, as for run\n"
+     "            --exact, --fold      as for run\n"
      "            -q, --quiet          no table on stdout\n"},
     {"place",
      "trainsim place JOB.json [-o DIR] [--set PATH=VALUE]... [--quiet]\n",
@@ -115,29 +132,34 @@ static const help_cmd_t cmds[] = {
      "                                 fastest kept (1 to 100, default 5)\n"
      "            --runs N             reference runs, the fastest the measurement\n"
      "                                 (1 to 100, default 5)\n"
+     "            --exact              simulate every device, as for run\n"
      "            -q, --quiet          no comparison on stdout\n"},
     {"platform",
      "trainsim platform (--preset NAME | --nodes N --gpus G [figures]) [-o FILE]\n",
-     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs.\n"
+     "platform  write a SimGrid platform (DTD 4.1) for N nodes x G GPUs: NVLink\n"
+     "          domains, one NIC per GPU on a 2- or 3-tier fat tree (README Platforms).\n"
      "            --preset NAME        dgx-a100-2node, hgx-h200, pcie-4gpu, commodity-8gpu,\n"
-     "                                 commodity-2node, h200-pcie-8gpu (PCIe trees with\n"
-     "                                 host memory: --uplink-bw/-lat, --socket-bw/-lat,\n"
-     "                                 --dram-bw/-lat, --host-memory, --gpus-per-switch,\n"
-     "                                 --sockets)\n"
+     "                                 commodity-2node, h200-pcie-8gpu, dgx-a100-superpod,\n"
+     "                                 dgx-h100, gb200-nvl72 (--nodes resizes one)\n"
      "            --nodes N --gpus G   cluster shape\n"
      "            --gpu-speed F --gpu-peak F --gpu-memory BYTES --gpu-memory-bw B\n"
      "            --gemm-curve NAME    a100, h100, h200 or none: the GEMM efficiency\n"
      "                                 curve the hosts name (--gpu-speed or --gpu-peak\n"
      "                                 without it: none)\n"
      "            --nvlink-bw B --nvlink-lat S --ib-bw B --ib-lat S\n"
-     "            --fabric-bw B --fabric-lat S   (B/s and seconds, plain numbers)\n"
-     "            --uplink-bw B --uplink-lat S --socket-bw B --socket-lat S\n"
+     "            --nic-pcie-bw B --nic-pcie-lat S --fabric-lat S (each trunk link)\n"
+     "                                 B needs a unit (200Gbps, 25GBps); S: 2us or s\n"
+     "            --nvlink-domain N    GPUs per NVLink domain (8 a node, 72 an NVL72)\n"
+     "            --tiers N --rails on|off   2 or 3 tiers; rail-optimised or not\n"
+     "            --leaf-ports N --su-nodes N   NIC ports a leaf; nodes a scalable unit\n"
+     "            --oversub-leaf R --oversub-spine R   down:up ratios (> 0, 1 non-blocking)\n"
+     "            --fabric-bw B --uplink-bw B --uplink-lat S --socket-bw B --socket-lat S\n"
      "            --dram-bw B --dram-lat S --host-memory BYTES\n"
      "            --gpus-per-switch N --sockets N   (PCIe-tree presets only)\n"
      "            --pcie-only          GPUs talk over PCIe only (no NVLink)\n"
      "            --name NAME          the platform's name (a comment in the XML)\n"
      "            --calibration FILE   sustained GPU speed from a calibration JSON\n"
-     "            -o, --output FILE    output file (default stdout)\n"},
+     "            -o, --output FILE    output file (default stdout; written atomically)\n"},
     {"bench",
      "trainsim bench [-o DIR] [--repeat N]\n",
      "bench     time the p=64, m=512 1F1B benchmark and write bench.json into DIR\n"

@@ -16,6 +16,7 @@
 ** whole run succeeded.
 */
 #include <getopt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,20 +76,28 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
                                        {"font-size", required_argument, 0, 'F'},
                                        {"no-title", no_argument, 0, 'F'},
                                        {"style", required_argument, 0, 'F'},
+                                       {"gantt-devices", required_argument, 0, 'F'},
+                                       {"gantt-max-rows", required_argument, 0, 'F'},
+                                       {"trace-max-mb", required_argument, 0, 'F'},
+                                       {"paje-max-mb", required_argument, 0, 'F'},
+                                       {"devices", required_argument, 0, 'F'},
+                                       {"kinds", required_argument, 0, 'F'},
+                                       {"exact", no_argument, 0, 'E'},
+                                       {"fold", no_argument, 0, 'G'},
                                        {0, 0, 0, 0}};
   const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
   unsigned formats = TS_FORMATS_ALL;
-  ts_gantt_opts_t fig = {0}; /* the figure options (README "gantt.svg") */
+  ts_out_opts_t oo = {0}; /* the output and figure options (README "Outputs") */
   ts_err_t err = {0};
   optind = 1;
   opterr = 0;
   int li = 0;
   while ((c = getopt_long(argc, argv, ":o:s:qf:", opts, &li)) != -1) {
-    if (c == 'F') { /* gantt.svg and report.html's figure: run only */
+    if (c == 'F') { /* the outputs and the figure: run only */
       if (compare) ts_err_set(&err, EX_USAGE, "%s: --%s applies to run only", names[cmd], opts[li].name);
-      if (compare || ts_gantt_opt_set(&fig, opts[li].name, optarg, &err)) {
+      if (compare || ts_out_opt_set(&oo, opts[li].name, optarg, &err)) {
         free(sets);
         return die(&err);
       }
@@ -106,6 +115,10 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       quiet = 1;
     else if (c == 'x')
       executor = optarg;
+    else if (c == 'E' && cmd != CMD_PLACE)
+      ts_sim_fold = -1; /* no symmetry folding (ts_sim.h) */
+    else if (c == 'G' && cmd != CMD_PLACE)
+      ts_sim_fold = 1; /* symmetry folding at any size */
     else if (c == 'S' && cmd == CMD_COMPARE)
       schedules = optarg;
     else {
@@ -143,7 +156,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   if (rc) return die(&err);
   ts_sim_progress = !quiet; /* a progress line on a terminal (ts_sim.h) */
   rc = ts_execute(job, NULL, ex, &o, &err);
-  if (!rc) rc = ts_write_outputs_fig(&o.r, out, formats, &fig, &err);
+  if (!rc) rc = ts_write_outputs_opts(&o.r, out, formats, &oo, &err);
   if (!rc && !quiet) {
     ts_print_summary(&o.r, stdout);
     bool many = (formats & (formats - 1)) != 0;
@@ -168,6 +181,56 @@ static int parse_pos(const char *opt, const char *s, double *out) {
   return 0;
 }
 
+/* A value of --set's units (ts__parse_units) of kind what: 'b' bandwidth
+** (a unit required: "200e9" would silently be B/s), 't' seconds, 'f'
+** FLOP/s; > 0, or >= 0 when zero_ok.  A one-line error naming opt. */
+static int parse_unit(const char *opt, const char *s, char what, int zero_ok, double *out) {
+  char *end;
+  double v;
+  (void)strtod(s, &end);
+  if (what == 'b' && end != s && *end == 0) {
+    fprintf(stderr,
+            "trainsim: error: %s: a bandwidth needs a unit (200Gbps, 25GBps, 25e9Bps), got '%s'\n",
+            opt, s);
+    return EX_USAGE;
+  }
+  if (!ts__parse_units(s, what, &v) || !(zero_ok ? v >= 0 : v > 0) || v > 1e30) {
+    fprintf(stderr, "trainsim: error: %s: expected a %s number%s, got '%s'\n", opt,
+            zero_ok ? "non-negative" : "positive",
+            what == 'b' ? " with a unit (200Gbps, 25GBps)" : what == 't' ? " of seconds (2us, 1e-6)"
+                                                                       : "",
+            s);
+    return EX_USAGE;
+  }
+  *out = v;
+  return 0;
+}
+
+/* A whole number 1..65536 for opt. */
+static int parse_count(const char *opt, const char *s, int *out) {
+  double v;
+  int rc = parse_pos(opt, s, &v);
+  if (rc) return rc;
+  if (v != (int)v || v > 65536) {
+    fprintf(stderr, "trainsim: error: %s: expected a whole number up to 65536, got '%s'\n", opt, s);
+    return EX_USAGE;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+/* A ratio (any finite number here; ts_platgen_check says why <= 0 fails). */
+static int parse_ratio(const char *opt, const char *s, double *out) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || !isfinite(v)) {
+    fprintf(stderr, "trainsim: error: %s: expected a ratio such as 2 (2:1), got '%s'\n", opt, s);
+    return EX_USAGE;
+  }
+  *out = v;
+  return 0;
+}
+
 static int write_platform(const void *arg, FILE *f) { return ts_platgen_write(arg, f); }
 
 static int cmd_platform(int argc, char **argv) {
@@ -185,29 +248,33 @@ static int cmd_platform(int argc, char **argv) {
       {"socket-lat", required_argument, 0, 17},  {"dram-lat", required_argument, 0, 18},
       {"host-memory", required_argument, 0, 19}, {"gpus-per-switch", required_argument, 0, 20},
       {"sockets", required_argument, 0, 21},     {"gpu-memory-bw", required_argument, 0, 22},
-      {"gemm-curve", required_argument, 0, 23},  {0, 0, 0, 0}};
+      {"gemm-curve", required_argument, 0, 23},  {"nvlink-domain", required_argument, 0, 24},
+      {"tiers", required_argument, 0, 25},       {"rails", required_argument, 0, 26},
+      {"leaf-ports", required_argument, 0, 27},  {"su-nodes", required_argument, 0, 28},
+      {"oversub-leaf", required_argument, 0, 29}, {"oversub-spine", required_argument, 0, 30},
+      {"nic-pcie-bw", required_argument, 0, 31}, {"nic-pcie-lat", required_argument, 0, 32},
+      {0, 0, 0, 0}};
   ts_platgen_t g;
   ts_err_t err = {0};
   /* Start from the DGX-A100 preset's figures; options override them. */
   if (ts_platgen_preset("dgx-a100-2node", &g, &err)) return die(&err);
-  const char *out = NULL, *calib = NULL;
-  int c, rc = 0, fabric_given = 0, figures_given = 0, curve_given = 0;
+  const char *out = NULL, *calib = NULL, *tree_opt = NULL, *fat_opt = NULL;
+  int c, li, rc = 0, fabric_given = 0, figures_given = 0, curve_given = 0, domain_given = 0;
+  int one_node_domain = 1; /* the preset's NVLink domain is one node */
   optind = 1;
   opterr = 0;
-  while (!rc && (c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
-    double v;
+  while (!rc && (li = -1, c = getopt_long(argc, argv, ":o:", opts, &li)) != -1) {
+    if (c >= 13 && c <= 21 && li >= 0) tree_opt = opts[li].name;
+    if (c >= 24 && c <= 32 && li >= 0) fat_opt = opts[li].name;
     switch (c) {
       case 'P':
         if (ts_platgen_preset(optarg, &g, &err)) return die(&err);
+        one_node_domain = g.nvlink_domain == g.gpus;
         break;
-      case 'n':
-      case 'g':
-        if ((rc = parse_pos(c == 'n' ? "--nodes" : "--gpus", optarg, &v))) break;
-        if (v != (int)v || v > 65536) return usage_error("--nodes and --gpus take whole numbers up to 65536");
-        if (c == 'n') g.nodes = (int)v; else g.gpus = (int)v;
-        break;
-      case 1: rc = parse_pos("--gpu-speed", optarg, &g.gpu_speed); figures_given = 1; break;
-      case 2: rc = parse_pos("--gpu-peak", optarg, &g.gpu_peak_flops); figures_given = 1; break;
+      case 'n': rc = parse_count("--nodes", optarg, &g.nodes); break;
+      case 'g': rc = parse_count("--gpus", optarg, &g.gpus); break;
+      case 1: rc = parse_unit("--gpu-speed", optarg, 'f', 0, &g.gpu_speed); figures_given = 1; break;
+      case 2: rc = parse_unit("--gpu-peak", optarg, 'f', 0, &g.gpu_peak_flops); figures_given = 1; break;
       case 23:
         if (strcmp(optarg, "none") && !ts_gemm_curve(optarg))
           return usage_error("--gemm-curve takes a100, h100, h200 or none");
@@ -215,29 +282,38 @@ static int cmd_platform(int argc, char **argv) {
         curve_given = 1;
         break;
       case 3: rc = parse_pos("--gpu-memory", optarg, &g.gpu_memory); break;
-      case 22: rc = parse_pos("--gpu-memory-bw", optarg, &g.gpu_memory_bw); break;
-      case 4: rc = parse_pos("--nvlink-bw", optarg, &g.nvlink_bw); break;
-      case 5: rc = parse_pos("--nvlink-lat", optarg, &g.nvlink_lat); break;
-      case 6: rc = parse_pos("--ib-bw", optarg, &g.ib_bw); break;
-      case 7: rc = parse_pos("--ib-lat", optarg, &g.ib_lat); break;
-      case 8: rc = parse_pos("--fabric-bw", optarg, &g.fabric_bw); fabric_given = 1; break;
-      case 9: rc = parse_pos("--fabric-lat", optarg, &g.fabric_lat); break;
+      case 22: rc = parse_unit("--gpu-memory-bw", optarg, 'b', 0, &g.gpu_memory_bw); break;
+      case 4: rc = parse_unit("--nvlink-bw", optarg, 'b', 0, &g.nvlink_bw); break;
+      case 5: rc = parse_unit("--nvlink-lat", optarg, 't', 0, &g.nvlink_lat); break;
+      case 6: rc = parse_unit("--ib-bw", optarg, 'b', 0, &g.ib_bw); break;
+      case 7: rc = parse_unit("--ib-lat", optarg, 't', 0, &g.ib_lat); break;
+      case 8: rc = parse_unit("--fabric-bw", optarg, 'b', 0, &g.fabric_bw); fabric_given = 1; break;
+      case 9: rc = parse_unit("--fabric-lat", optarg, 't', 0, &g.fabric_lat); break;
       case 10: calib = optarg; break;
       case 11: snprintf(g.name, sizeof g.name, "%s", optarg); break;
       case 12: g.pcie_only = 1; break;
-      case 13: rc = parse_pos("--uplink-bw", optarg, &g.uplink_bw); break;
-      case 14: rc = parse_pos("--socket-bw", optarg, &g.socket_bw); break;
-      case 15: rc = parse_pos("--dram-bw", optarg, &g.dram_bw); break;
-      case 16: rc = parse_pos("--uplink-lat", optarg, &g.uplink_lat); break;
-      case 17: rc = parse_pos("--socket-lat", optarg, &g.socket_lat); break;
-      case 18: rc = parse_pos("--dram-lat", optarg, &g.dram_lat); break;
+      case 13: rc = parse_unit("--uplink-bw", optarg, 'b', 0, &g.uplink_bw); break;
+      case 14: rc = parse_unit("--socket-bw", optarg, 'b', 0, &g.socket_bw); break;
+      case 15: rc = parse_unit("--dram-bw", optarg, 'b', 0, &g.dram_bw); break;
+      case 16: rc = parse_unit("--uplink-lat", optarg, 't', 0, &g.uplink_lat); break;
+      case 17: rc = parse_unit("--socket-lat", optarg, 't', 0, &g.socket_lat); break;
+      case 18: rc = parse_unit("--dram-lat", optarg, 't', 0, &g.dram_lat); break;
       case 19: rc = parse_pos("--host-memory", optarg, &g.host_memory); break;
-      case 20:
-      case 21:
-        if ((rc = parse_pos(c == 20 ? "--gpus-per-switch" : "--sockets", optarg, &v))) break;
-        if (v != (int)v || v > 65536) return usage_error("--gpus-per-switch and --sockets take whole numbers");
-        if (c == 20) g.gpus_per_switch = (int)v; else g.sockets = (int)v;
+      case 20: rc = parse_count("--gpus-per-switch", optarg, &g.gpus_per_switch); break;
+      case 21: rc = parse_count("--sockets", optarg, &g.sockets); break;
+      case 24: rc = parse_count("--nvlink-domain", optarg, &g.nvlink_domain); domain_given = 1; break;
+      case 25: rc = parse_count("--tiers", optarg, &g.tiers); break;
+      case 26:
+        if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+          return usage_error("--rails takes on (rail-optimised) or off (a node's NICs on one leaf)");
+        g.rails = !strcmp(optarg, "on");
         break;
+      case 27: rc = parse_count("--leaf-ports", optarg, &g.leaf_ports); break;
+      case 28: rc = parse_count("--su-nodes", optarg, &g.su_nodes); break;
+      case 29: rc = parse_ratio("--oversub-leaf", optarg, &g.oversub_leaf); break;
+      case 30: rc = parse_ratio("--oversub-spine", optarg, &g.oversub_spine); break;
+      case 31: rc = parse_unit("--nic-pcie-bw", optarg, 'b', 0, &g.nic_pcie_bw); break;
+      case 32: rc = parse_unit("--nic-pcie-lat", optarg, 't', 1, &g.nic_pcie_lat); break;
       case 'o': out = optarg; break;
       default: return option_error("platform", c, argv, opts);
     }
@@ -246,12 +322,25 @@ static int cmd_platform(int argc, char **argv) {
   if (optind < argc) return usage_error("platform takes no positional argument");
   /* Another GPU's figures drop the preset's curve unless one is named. */
   if (figures_given && !curve_given) g.gpu_curve[0] = 0;
-  /* The fabric is non-blocking unless told otherwise: every NIC at full rate. */
-  if (!fabric_given) g.fabric_bw = g.nodes * (g.topology == 1 ? 1 : g.gpus) * g.ib_bw;
-  if (g.topology != 1 && (g.uplink_bw > 0 || g.socket_bw > 0 || g.dram_bw > 0 || g.uplink_lat > 0 ||
-                          g.socket_lat > 0 || g.dram_lat > 0 || g.host_memory > 0 ||
-                          g.gpus_per_switch > 0 || g.sockets > 0))
-    return usage_error("--uplink-*, --socket-*, --dram-*, --host-memory, --gpus-per-switch and --sockets need a PCIe-tree preset (commodity-8gpu, commodity-2node, h200-pcie-8gpu)");
+  /* A node of another size keeps a one-node NVLink domain unless told. */
+  if (g.topology == 0 && !domain_given && one_node_domain) g.nvlink_domain = g.gpus;
+  if (g.topology == 1) {
+    /* The Ethernet switch is non-blocking unless told otherwise. */
+    if (!fabric_given) g.fabric_bw = g.nodes * g.ib_bw;
+    if (fat_opt) {
+      fprintf(stderr, "trainsim: error: --%s: a PCIe-tree preset has no fat tree\n", fat_opt);
+      return EX_USAGE;
+    }
+  } else if (fabric_given) {
+    return usage_error("--fabric-bw: a fat tree has no fabric link: its trunks follow --leaf-ports, "
+                       "--oversub-leaf and --oversub-spine");
+  } else if (tree_opt) {
+    fprintf(stderr,
+            "trainsim: error: --%s: needs a PCIe-tree preset (commodity-8gpu, commodity-2node, "
+            "h200-pcie-8gpu)\n",
+            tree_opt);
+    return EX_USAGE;
+  }
   if (calib && ts_platgen_speed_from_calibration(calib, &g, &err)) return die(&err);
   if (ts_platgen_check(&g, &err)) return die(&err);
   if (!out) return ts_platgen_write(&g, stdout);

@@ -56,6 +56,7 @@
 #include "ts_exec.h"
 #include "ts_out.h"
 #include "ts_ref.h"
+#include "ts_sim.h"
 #include "ts_validate.h"
 #include "validate_internal.h"
 #include "ts_internal.h"
@@ -308,6 +309,7 @@ static int parse_args(int argc, char **argv, vopts_t *o) {
                                        {"reps", required_argument, 0, 'r'},
                                        {"runs", required_argument, 0, 'n'},
                                        {"quiet", no_argument, 0, 'q'},
+                                       {"exact", no_argument, 0, 'E'},
                                        {0, 0, 0, 0}};
   *o = (vopts_t){.dir = "trainsim-out", .reps = 5, .n_runs = 5};
   o->sets = ts__xcalloc((size_t)argc + 1, sizeof *o->sets);
@@ -321,6 +323,8 @@ static int parse_args(int argc, char **argv, vopts_t *o) {
       o->sets[o->n_sets++] = optarg;
     } else if (c == 'q') {
       o->quiet = 1;
+    } else if (c == 'E') {
+      ts_sim_fold = -1; /* no symmetry folding (ts_sim.h) */
     } else if (c == 'r' || c == 'n') {
       char *end;
       long v = strtol(optarg, &end, 10);

@@ -19,6 +19,10 @@
 ** receives (overlapped or not), the analogue of tp_comm_s and dp_comm_s.
 ** The run's time_split is the mean of the devices' (it adds up to T too).
 **
+** A device folded onto its representative (ts_run_t.fold, README "Symmetry
+** folding") has the representative's split: only representatives have
+** events, and their pipeline messages to each other are recorded.
+**
 ** Cost: one pass over the events to pick the device's intervals, then a
 ** sort and a sweep per device (O(E log E) in all).
 */
@@ -129,8 +133,13 @@ void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
   for (int d = 0; d < nd; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
     size_t n = at[d + 1] - at[d];
-    qsort(mk + at[d], n, sizeof *mk, mark_cmp);
-    sweep(mk + at[d], (int)n, T, dm);
+    if (run->fold && run->fold[d] != d) { /* folded: its representative's (a lower device) */
+      dm->split = m->dev[run->fold[d]].split;
+      dm->pp_comm_s = m->dev[run->fold[d]].pp_comm_s;
+    } else {
+      qsort(mk + at[d], n, sizeof *mk, mark_cmp);
+      sweep(mk + at[d], (int)n, T, dm);
+    }
     s->compute_s += dm->split.compute_s / nd;
     s->tp_exposed_s += dm->split.tp_exposed_s / nd;
     s->dp_exposed_s += dm->split.dp_exposed_s / nd;

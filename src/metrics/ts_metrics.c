@@ -70,6 +70,7 @@
 #include "ts_runtime.h"
 #include "ts_internal.h"
 #include "metrics_dp.h"
+#include "ts_fold.h"
 
 static int seq_cmp(const void *a, const void *b) {
   const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
@@ -436,8 +437,11 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
     if (run->events[i].device >= 0 && run->events[i].device < n) by_dev[first[run->events[i].device + 1]++] = i;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
-    device_metrics(job, plan, cost, run, d, versions, by_dev + first[d], first[d + 1] - first[d], ev,
-                   sev, hev, dm);
+    if (run->fold && run->fold[d] != d) /* folded: its representative's (a lower device) */
+      ts__metrics_fold_copy(dm, &m->dev[run->fold[d]]);
+    else
+      device_metrics(job, plan, cost, run, d, versions, by_dev + first[d], first[d + 1] - first[d], ev,
+                     sev, hev, dm);
     dm->idle_s = P - dm->busy_s;
     dm->bubble_fraction = P > 0 ? dm->idle_s / P : 0;
     idle_sum += dm->idle_s;

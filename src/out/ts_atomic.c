@@ -514,14 +514,18 @@ int ts_write_set(const char *dir, const ts_out_file_t *fs, int n, ts_err_t *err)
 typedef struct {
   const ts_result_t *r;
   ts_result_writer_fn fn;
-  const ts_gantt_opts_t *fig;
+  const ts_out_opts_t *o;
 } writer_arg_t;
 
-/* The figure writers take the figure options; the others only r. */
+/* The writers that take options get them; the others only r. */
 static int call_writer(const void *arg, FILE *f) {
   const writer_arg_t *w = arg;
-  if (w->fig && w->fn == ts_write_gantt_svg) return ts_write_gantt_svg_opts(w->r, w->fig, f);
-  if (w->fig && w->fn == ts_write_report_html) return ts_write_report_html_opts(w->r, w->fig, f);
+  if (!w->o) return w->fn(w->r, f);
+  if (w->fn == ts_write_gantt_svg) return ts_write_gantt_svg_opts(w->r, &w->o->fig, f);
+  if (w->fn == ts_write_report_html) return ts_write_report_html_opts(w->r, &w->o->fig, f);
+  if (w->fn == ts_write_trace_json) return ts_write_trace_json_opts(w->r, w->o, f);
+  if (w->fn == ts_write_timeline_csv) return ts_write_timeline_csv_opts(w->r, w->o, f);
+  if (w->fn == ts_write_paje) return ts_write_paje_opts(w->r, w->o, f);
   return w->fn(w->r, f);
 }
 
@@ -535,6 +539,13 @@ int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, 
 
 int ts_write_outputs_fig(const ts_result_t *r, const char *dir, unsigned mask,
                          const ts_gantt_opts_t *fig, ts_err_t *err) {
+  ts_out_opts_t o = {0};
+  if (fig) o.fig = *fig;
+  return ts_write_outputs_opts(r, dir, mask, &o, err);
+}
+
+int ts_write_outputs_opts(const ts_result_t *r, const char *dir, unsigned mask, const ts_out_opts_t *o,
+                          ts_err_t *err) {
   /* The chosen formats, in the registry's order. */
   writer_arg_t a[TS_N_FORMATS];
   ts_out_file_t fs[TS_N_FORMATS];
@@ -542,7 +553,7 @@ int ts_write_outputs_fig(const ts_result_t *r, const char *dir, unsigned mask,
   for (int i = 0; i < TS_N_FORMATS; i++)
     if (mask & TS_FORMAT_BIT(i)) {
       const ts_format_t *f = ts_format_at(i);
-      a[n] = (writer_arg_t){r, f->write, fig};
+      a[n] = (writer_arg_t){r, f->write, o};
       fs[n] = (ts_out_file_t){f->file, call_writer, &a[n]};
       n++;
     }

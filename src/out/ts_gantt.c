@@ -26,6 +26,9 @@
 ** layout the virtual stage is shown as the stage and the chunk as 0;
 ** without metrics the title says "n/a" for the bubble fraction.
 **
+** Which rows are drawn, for runs too large for one row per device, and
+** the merging of tiny boxes, are ts_gantt_rows.c's.
+**
 ** Output is a self-contained SVG 1.1 document (no external fonts, styles
 ** or scripts), byte-for-byte deterministic: every number is printed with
 ** a fixed format and nothing depends on pointers or clocks.
@@ -151,10 +154,14 @@ static const char *ink_on(uint32_t rgb) {
 /* Layout                                                              */
 /* ------------------------------------------------------------------ */
 
-static bool event_drawn(const gantt_t *g, const ts_event_t *e) {
+bool ts__gantt_event_ok(const gantt_t *g, const ts_event_t *e) {
   return e->device >= 0 && e->device < g->n_dev && e->kind >= 0 && e->kind < TS_KIND_COUNT &&
          e->kind != TS_EVICT &&
          isfinite(e->start) && isfinite(e->end) && e->start >= 0 && e->end >= e->start;
+}
+
+static bool event_drawn(const gantt_t *g, const ts_event_t *e) {
+  return ts__gantt_event_ok(g, e) && g->row_of[e->device] >= 0;
 }
 
 static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk) {
@@ -175,6 +182,7 @@ static void stage_chunk(const ts_result_t *r, int vstage, int *stage, int *chunk
 static void gantt_style(gantt_t *g, const ts_gantt_opts_t *o);
 static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   gantt_style(g, o);
+  ts__gantt_rows_plan(g, o);
   const ts_run_t *run = g->r->run;
   int n = run->n_events, nd = g->n_dev ? g->n_dev : 1;
   double *lane_end = ts__xmalloc((size_t)nd * G_MAX_SUBLANES * sizeof *lane_end);
@@ -248,14 +256,21 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   double k = g->k, fs = g->fs;
   int host = 0;
   g->row_note = o ? o->row_note : NULL;
-  for (int d = 0; d < g->n_dev; d++) {
+  int bold = 0;
+  for (int row = 0; row < g->n_rows; row++) {
+    int d = g->row_dev[row];
     int l = utf8_len(g->row_note ? g->row_note[d] : run->devices[d].name);
     if (l > G_LABEL_CHARS) l = G_LABEL_CHARS + 1;
     if (l > host) host = l;
+    if (g->reduced) {
+      char rl[64];
+      ts__gantt_row_label(g, row, rl, sizeof rl);
+      if (utf8_len(rl) > bold) bold = utf8_len(rl);
+    }
   }
   char dl[32];
-  double lw = fmax(snprintf(dl, sizeof dl, "device %d", g->n_dev > 0 ? g->n_dev - 1 : 0) * fs * 0.64,
-                   text_w(host, fs));
+  int dn = snprintf(dl, sizeof dl, "device %d", g->n_dev > 0 ? g->n_dev - 1 : 0);
+  double lw = fmax((bold > dn ? bold : dn) * fs * 0.64, text_w(host, fs));
   g->left = ceil(G_MARGIN * k + lw + 0.6 * fs);
   if (o && o->left > g->left) g->left = o->left;
   /* Room right of the plot for half of the last tick's label. */
@@ -276,7 +291,7 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->pitch = g->row_h + 1.0 + g->lane_h + G_GAP * k + (g->has_coll ? g->coll_h + 1.0 : 0.0);
   int lines = ts__gantt_title_lines(g);
   g->top = lines == 0 ? 0.75 * fs : lines == 1 ? 4.0 * fs : 5.3 * fs;
-  g->axis_y = g->top + g->n_dev * g->pitch;
+  g->axis_y = g->top + g->n_rows * g->pitch;
   /* tick labels, the axis title, then the legend (ts_gantt_legend.c) */
   g->legend_y = g->axis_y + 5.0 * k + 2.3 * fs + 1.8 * fs;
 }
@@ -300,11 +315,19 @@ static void gantt_style(gantt_t *g, const ts_gantt_opts_t *o) {
 
 /* "device d" and the host name right-aligned left of row d; the tooltip
 ** adds the device's metrics when there are some. */
-static void write_label(FILE *f, const gantt_t *g, int d) {
+static void write_label(FILE *f, const gantt_t *g, int row) {
+  int d = g->row_dev[row];
   const ts_device_info_t *dev = &g->r->run->devices[d];
   const ts_metrics_t *m = g->r->metrics;
-  double y = g->top + d * g->pitch, x = g->left - 0.6 * g->fs;
-  fprintf(f, "<g class=\"label\" text-anchor=\"end\">\n<title>device %d", d);
+  double y = g->top + row * g->pitch, x = g->left - 0.6 * g->fs;
+  char bold[64];
+  if (g->reduced)
+    ts__gantt_row_label(g, row, bold, sizeof bold);
+  else
+    snprintf(bold, sizeof bold, "device %d", d);
+  fputs("<g class=\"label\" text-anchor=\"end\">\n<title>", f);
+  fputs(bold, f);
+  if (g->row_count[row] > 1) fprintf(f, ", %d identical devices drawn as device %d", g->row_count[row], d);
   if (dev->name[0]) {
     fputs(" (", f);
     ts__gantt_xml_put(f, dev->name, -1);
@@ -320,8 +343,8 @@ static void write_label(FILE *f, const gantt_t *g, int d) {
             isfinite(dm->bubble_fraction) ? dm->bubble_fraction + 0.0 : 0.0, mem);
   }
   fputs("</title>\n", f);
-  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-weight=\"bold\" fill=\"%s\">device %d</text>\n", x,
-          y + 0.8 * g->fs, g->ink, d);
+  fprintf(f, "<text x=\"%.2f\" y=\"%.2f\" font-weight=\"bold\" fill=\"%s\">%s</text>\n", x,
+          y + 0.8 * g->fs, g->ink, bold);
   /* compare: the stages the device holds, in place of its host name */
   const char *note = g->row_note ? g->row_note[d] : dev->name;
   if (note[0]) {
@@ -338,8 +361,8 @@ static void write_rows(FILE *f, const gantt_t *g) {
   const char *frame = g->print ? "#000000" : "#8c8c8c", *base = g->print ? "#7f7f7f" : "#bbbbbb";
   double sw = g->print ? 0.5 : 0.75, bw = g->print ? 0.25 : 0.5;
   fputs("<g class=\"rows\">\n", f);
-  for (int d = 0; d < g->n_dev; d++) {
-    double y = g->top + d * g->pitch, yl = y + g->row_h + 1.0 + g->lane_h;
+  for (int row = 0; row < g->n_rows; row++) {
+    double y = g->top + row * g->pitch, yl = y + g->row_h + 1.0 + g->lane_h;
     fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#ffffff\" "
                "stroke=\"%s\" stroke-width=\"%.2f\"/>\n",
             g->left, y, g->plot_w, g->row_h, frame, sw);
@@ -375,12 +398,12 @@ static void write_tooltip_times(FILE *f, const gantt_t *g, const ts_event_t *e) 
 ** micro-batch number when it fits: the figure's font size, smaller in
 ** narrow boxes, none below 0.7 of it (5.6 pt at column width).  The fit is judged for the widest number of the
 ** figure, so that boxes of one width all show numbers or none do. */
-static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
+void ts__gantt_write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
   int stage, chunk;
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale;
   double w = (e->end - e->start) * g->scale;
-  double y = g->top + e->device * g->pitch;
+  double y = row_y(g, e->device);
   if (w < 0.75) w = 0.75;
   uint32_t rgb = ts__gantt_box_rgb(g, e->kind, chunk);
   const char *name = ts_kind_name((ts_kind_t)e->kind);
@@ -417,13 +440,13 @@ static void write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
 }
 
 /* One transfer bar (class "xfer <kind>") on sub-lane sub of its sender. */
-static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int sub) {
+void ts__gantt_write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int sub) {
   int stage, chunk, ns = g->n_sublanes[e->device];
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale;
   double w = (e->end - e->start) * g->scale;
   double h = (g->lane_h - (ns - 1)) / ns;
-  double y = g->top + e->device * g->pitch + g->row_h + 1.0 + sub * (h + 1.0);
+  double y = row_y(g, e->device) + g->row_h + 1.0 + sub * (h + 1.0);
   if (w < 0.75) w = 0.75;
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   char bytes[48];
@@ -450,7 +473,7 @@ static void write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int s
 /* An optimizer step or comm wait (class "op <kind>") on the compute row,
 ** without a number.  Drawn after every compute box, so that the report's
 ** copy of the figure meets the compute boxes first (ts_report_charts.c). */
-static void write_step(FILE *f, const gantt_t *g, const ts_event_t *e) {
+void ts__gantt_write_step(FILE *f, const gantt_t *g, const ts_event_t *e) {
   int stage, chunk;
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale, w = (e->end - e->start) * g->scale;
@@ -458,7 +481,7 @@ static void write_step(FILE *f, const gantt_t *g, const ts_event_t *e) {
   const char *name = ts_kind_name((ts_kind_t)e->kind);
   fprintf(f, "<rect class=\"op %s\"", name);
   attr2(f, "x", px(x));
-  attr2(f, "y", g->top + e->device * g->pitch);
+  attr2(f, "y", row_y(g, e->device));
   attr2(f, "width", w);
   attr2(f, "height", g->row_h);
   fprintf(f, " fill=\"#%06X\"", ts__gantt_kind_rgb[e->kind]);
@@ -475,11 +498,11 @@ static void write_step(FILE *f, const gantt_t *g, const ts_event_t *e) {
 
 /* One collective (class "xfer collective") in its device's collective
 ** lane; overlapping ones overlay (a stream runs one at a time). */
-static void write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
+void ts__gantt_write_collective(FILE *f, const gantt_t *g, const ts_event_t *e) {
   int stage, chunk;
   stage_chunk(g->r, e->vstage, &stage, &chunk);
   double x = g->left + e->start * g->scale, w = (e->end - e->start) * g->scale;
-  double y = g->top + e->device * g->pitch + g->row_h + 1.0 + g->lane_h + 1.0;
+  double y = row_y(g, e->device) + g->row_h + 1.0 + g->lane_h + 1.0;
   if (w < 0.75) w = 0.75;
   char label[96], bytes[48];
   ts__coll_label(label, sizeof label, g->r, e);
@@ -514,6 +537,7 @@ int ts_gantt_measure_opts(const ts_result_t *r, const ts_gantt_opts_t *o, ts_gan
   m->plot_w = g.plot_w;
   free(g.sublane);
   free(g.n_sublanes);
+  ts__gantt_rows_free(&g);
   return 0;
 }
 
@@ -525,7 +549,8 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
   legend_item_t items[LEGEND_MAX];
   memset(items, 0, sizeof items);
   int rows, n_items = ts__gantt_legend_build(&g, items, &rows);
-  g.height = ceil(g.legend_y + (rows - 1) * LEGEND_ROW * g.fs + 0.6 * g.fs);
+  ts__gantt_note_layout(&g);
+  g.height = ceil(g.legend_y + (rows - 1 + g.note_lines) * LEGEND_ROW * g.fs + 0.6 * g.fs);
 
   fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%.0f\" "
              "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"%s\" font-size=\"%.2f\">\n",
@@ -541,40 +566,15 @@ int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE
   ts__gantt_title_write(f, &g);
   write_rows(f, &g);
   if (!g.print) ts__gantt_axis_write(f, &g, false);
-  for (int d = 0; d < g.n_dev; d++) write_label(f, &g, d);
-
-  fputs("<g class=\"ops\" text-anchor=\"middle\">\n", f);
-  for (int i = 0; i < r->run->n_events; i++) {
-    const ts_event_t *e = &r->run->events[i];
-    if (event_drawn(&g, e) && ts_kind_is_compute((ts_kind_t)e->kind)) write_op(f, &g, e);
-  }
-  fputs("</g>\n", f);
-  bool stream = ts__run_has_stream(r->run);
-  if (stream) {
-    fputs("<g class=\"steps\">\n", f);
-    for (int i = 0; i < r->run->n_events; i++) {
-      const ts_event_t *e = &r->run->events[i];
-      if (event_drawn(&g, e) && (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT)) write_step(f, &g, e);
-    }
-    fputs("</g>\n", f);
-  }
-  fputs("<g class=\"transfers\">\n", f);
-  for (int i = 0; i < r->run->n_events; i++)
-    if (g.sublane[i] >= 0) write_transfer(f, &g, &r->run->events[i], g.sublane[i]);
-  fputs("</g>\n", f);
-  if (g.has_coll) {
-    fputs("<g class=\"collectives\">\n", f);
-    for (int i = 0; i < r->run->n_events; i++) {
-      const ts_event_t *e = &r->run->events[i];
-      if (event_drawn(&g, e) && e->kind == TS_COLLECTIVE) write_collective(f, &g, e);
-    }
-    fputs("</g>\n", f);
-  }
+  for (int row = 0; row < g.n_rows; row++) write_label(f, &g, row);
+  ts__gantt_draw_events(f, &g);
   ts__gantt_axis_write(f, &g, true);
   ts__gantt_legend_write(f, &g, items, n_items);
+  if (g.note_lines) ts__gantt_note_write(f, &g, g.legend_y + rows * LEGEND_ROW * g.fs);
   fputs("</svg>\n", f);
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
   free(g.sublane);
   free(g.n_sublanes);
+  ts__gantt_rows_free(&g);
   return rc;
 }

@@ -74,7 +74,51 @@ typedef struct gantt {
   int *n_sublanes;   /* [n_dev] sub-lanes drawn (at least 1) */
   bool has_kind[TS_KIND_COUNT];
   bool has_expert;   /* MoE expert pieces are drawn lighter (TS_EVF_EXPERT) */
+  /* Rows (ts_gantt_rows.c): without aggregation or a subset, row d is
+  ** device d and the figure is drawn as it always was. */
+  int n_rows;
+  int *row_of;       /* [n_dev] the row device d is drawn on, -1 when its
+                     ** events are not drawn (left out, or another device
+                     ** of its row stands for it) */
+  int *row_dev;      /* [n_rows] the device drawn on each row */
+  int *group;        /* [n_dev] the row whose events device d has, -1 when
+                     ** left out */
+  int *row_count;    /* [n_rows] devices each row stands for */
+  bool reduced;      /* rows aggregated or left out: labels give ranges and
+                     ** a note under the legend says so */
+  bool dense;        /* tiny adjacent boxes are merged (the note says so) */
+  int n_left_out;    /* devices with no row */
+  int note_lines;    /* lines of that note */
+  bool capped;       /* drawing stopped at the size cap */
+  double cap_t;      /* the time from which boxes were left out */
+  long n_merged, n_merged_into; /* boxes merged, and the boxes drawn for them */
+  char note[1024];   /* the note's text, sentences joined by spaces */
+  long n_checked;    /* elements drawn since the size was last checked */
 } gantt_t;
+
+/* Whether e is drawn at all, whatever the rows (ts_gantt.c). */
+bool ts__gantt_event_ok(const gantt_t *g, const ts_event_t *e);
+/* Chooses the rows (ts_gantt_rows.c): fills n_rows, row_of, row_dev,
+** group, row_count, reduced, dense and n_left_out from the options (NULL:
+** defaults). */
+void ts__gantt_rows_plan(gantt_t *g, const ts_gantt_opts_t *o);
+void ts__gantt_rows_free(gantt_t *g);
+/* The bold label of row r ("device 3", "devices 0–7") into buf. */
+void ts__gantt_row_label(const gantt_t *g, int r, char *buf, size_t n);
+/* Draws every event of the drawn rows: compute boxes, steps, transfers,
+** collectives (merging tiny ones when g->dense). */
+void ts__gantt_draw_events(FILE *f, gantt_t *g);
+/* The note under the legend: its lines at the figure's width (sets
+** g->note_lines), and its drawing at baseline y. */
+void ts__gantt_note_layout(gantt_t *g);
+void ts__gantt_note_write(FILE *f, const gantt_t *g, double y);
+/* The drawing of one event (ts_gantt.c). */
+void ts__gantt_write_op(FILE *f, const gantt_t *g, const ts_event_t *e);
+void ts__gantt_write_transfer(FILE *f, const gantt_t *g, const ts_event_t *e, int sub);
+void ts__gantt_write_step(FILE *f, const gantt_t *g, const ts_event_t *e);
+void ts__gantt_write_collective(FILE *f, const gantt_t *g, const ts_event_t *e);
+/* y of row r's compute row. */
+static inline double row_y(const gantt_t *g, int dev) { return g->top + g->row_of[dev] * g->pitch; }
 
 typedef struct legend_item {
   char label[64];

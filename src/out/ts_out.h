@@ -43,6 +43,24 @@ typedef enum ts_fig_style {
   TS_STYLE_SCREEN = 0, /* light vertical grid lines, grey secondary text */
   TS_STYLE_PRINT       /* no grid, black text, thinner strokes */
 } ts_fig_style_t;
+/* A set of device indices, as --devices and --gantt-devices give it
+** ("0-7,64,100-103"): n == 0 is every device. */
+#define TS_DEVLIST_MAX 64
+typedef struct ts_devlist {
+  int n;
+  int lo[TS_DEVLIST_MAX], hi[TS_DEVLIST_MAX];
+} ts_devlist_t;
+/* Parses s into l: comma-separated indices and ranges A-B (A <= B), at
+** most TS_DEVLIST_MAX items.  Returns 0 or EX_USAGE with err naming opt. */
+int ts_devlist_parse(const char *opt, const char *s, ts_devlist_t *l, ts_err_t *err);
+/* Whether d is in l (always when l->n == 0). */
+bool ts_devlist_has(const ts_devlist_t *l, int d);
+
+/* gantt.svg's rows at most by default (README "gantt.svg": beyond them,
+** identical devices share a row, then a subset is drawn), and the size
+** over which tiny boxes are merged. */
+#define TS_GANTT_MAX_ROWS 64
+#define TS_GANTT_BUDGET_BYTES 4000000.0
 typedef struct ts_gantt_opts {
   double t_max, left, plot_w;
   double width;     /* whole figure, px (SVG user units); 0: 480 */
@@ -52,7 +70,38 @@ typedef struct ts_gantt_opts {
                     ** (480 to 2400 px): the report's on-screen figure */
   ts_fig_style_t style;
   const char *const *row_note;
+  int max_rows;         /* rows at most; 0: TS_GANTT_MAX_ROWS; < 0: every
+                        ** device on its own row and every box drawn (the
+                        ** full figure, whatever its size) */
+  ts_devlist_t devices; /* only these devices' rows (n == 0: all) */
 } ts_gantt_opts_t;
+
+/* What the writers of timeline.csv, trace.json and paje.trace keep, and
+** the figure options (README "Outputs"); a zeroed struct gives the
+** defaults: every event, trace.json and paje.trace cut at 100 MB. */
+typedef struct ts_out_opts {
+  ts_gantt_opts_t fig;
+  double trace_max_mb; /* trace.json at most this many MB (1e6 bytes); 0: 100; < 0: no limit */
+  double paje_max_mb;  /* paje.trace likewise */
+  ts_devlist_t devices; /* events of these devices only (n == 0: all) */
+  unsigned kinds;       /* bit 1 << kind for the kinds kept; 0: all */
+  bool quiet_notes;     /* no "trainsim: note:" lines on stderr (tests; --quiet keeps them) */
+} ts_out_opts_t;
+#define TS_OUT_DEFAULT_MAX_MB 100.0
+/* Sets the output option named opt ("trace-max-mb", "paje-max-mb",
+** "devices", "kinds", "gantt-devices", "gantt-max-rows", or a figure
+** option of ts_gantt_opt_set) from value.  Returns 0, 1 when opt is none
+** of them, or EX_USAGE with err naming the option. */
+int ts_out_opt_set(ts_out_opts_t *o, const char *opt, const char *value, ts_err_t *err);
+/* Whether the filters of o (NULL: none) keep e. */
+bool ts__out_keeps(const ts_out_opts_t *o, const ts_event_t *e);
+/* The writers with the options (NULL: defaults). */
+int ts_write_timeline_csv_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f);
+int ts_write_trace_json_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f);
+int ts_write_paje_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f);
+/* ts_write_outputs_fig with every output option. */
+int ts_write_outputs_opts(const ts_result_t *r, const char *dir, unsigned mask, const ts_out_opts_t *o,
+                          ts_err_t *err);
 int ts_write_gantt_svg_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FILE *f);
 /* The layout ts_write_gantt_svg_opts(r, o) would choose: fills m's t_max,
 ** left and plot_w (o may be NULL: the defaults). */
@@ -240,6 +289,27 @@ int64_t ts__to_ns(double s);
 ** buf (cap bytes), for the traces' device labels. */
 void ts__device_label(const ts_run_t *run, int d, char *buf, size_t cap);
 int ts__fmt_fixed(char *buf, double x, int d);
+/* Exactly what snprintf(buf, 64, "%.17g", x) writes, without printf
+** (ts_fmt_num.c): buf holds at least 64 bytes; returns the length. */
+int ts__fmt_g17(char *buf, double x);
+
+/* A line buffer: the writers assemble records in it and write them with
+** fwrite, not printf (ts_fmt_num.c says why).  Set f, n = 0; appending
+** flushes to f when full; call ts__lb_flush at the end. */
+typedef struct ts__lb {
+  FILE *f;
+  int n;
+  long long total; /* bytes flushed so far */
+  char b[8192];
+} ts__lb_t;
+/* Bytes appended so far (flushed or not). */
+static inline long long ts__lb_size(const ts__lb_t *b) { return b->total + b->n; }
+void ts__lb_flush(ts__lb_t *b, FILE *f);
+void ts__lb_s(ts__lb_t *b, const char *s);
+void ts__lb_c(ts__lb_t *b, char c);
+void ts__lb_i(ts__lb_t *b, long long v);
+void ts__lb_g17(ts__lb_t *b, double v);
+void ts__lb_fixed(ts__lb_t *b, double v, int d);
 /* Writes the first n bytes of s (stopping at its NUL) escaped for XML and
 ** HTML text and attributes; control characters become '?'. */
 void ts__xml_put(FILE *f, const char *s, size_t n);

@@ -6,7 +6,9 @@
 ** and renamed over "<dir>/<name>" only after every file of the set was
 ** written; on any failure the temporary files are removed, so a run leaves
 ** either all its outputs or none.  Numbers are printed with %.17g (round
-** trip) so outputs are byte-identical from run to run.
+** trip) so outputs are byte-identical from run to run; timeline.csv is
+** assembled without printf (ts_fmt_num.c) and --devices and --kinds
+** filter its rows.
 */
 #include <math.h>
 #include <stdlib.h>
@@ -267,42 +269,71 @@ int ts_write_summary_json(const ts_result_t *r, FILE *f) {
 /* The four collective columns of a row of e (", op, purpose, group, size"):
 ** filled for TS_COLLECTIVE (size: the group's members, from peer) and for
 ** TS_SEND_COLL steps (size empty), empty for every other kind. */
-static void coll_columns(FILE *f, const ts_event_t *e) {
+static void coll_columns(ts__lb_t *b, const ts_event_t *e) {
   if (e->kind != TS_COLLECTIVE && e->kind != TS_SEND_COLL) {
-    fputs(",,,,", f);
+    ts__lb_s(b, ",,,,");
     return;
   }
-  fprintf(f, ",%s,%s,%s,", ts_coll_op_name(TS_EV_COLL_OP(e->coll)),
-          ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)), ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)));
-  if (e->kind == TS_COLLECTIVE && e->peer >= 0) fprintf(f, "%d", e->peer);
+  ts__lb_c(b, ',');
+  ts__lb_s(b, ts_coll_op_name(TS_EV_COLL_OP(e->coll)));
+  ts__lb_c(b, ',');
+  ts__lb_s(b, ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)));
+  ts__lb_c(b, ',');
+  ts__lb_s(b, ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)));
+  ts__lb_c(b, ',');
+  if (e->kind == TS_COLLECTIVE && e->peer >= 0) ts__lb_i(b, e->peer);
 }
 
-int ts_write_timeline_csv(const ts_result_t *r, FILE *f) {
+int ts_write_timeline_csv(const ts_result_t *r, FILE *f) { return ts_write_timeline_csv_opts(r, NULL, f); }
+
+/* Every event, or those the filters of o keep (README "timeline.csv"). */
+int ts_write_timeline_csv_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
   const ts_layout_t *L = r->layout;
   /* Runs with collective, optimizer or comm-wait rows get four more
   ** columns; the others are written as before. */
   bool stream = ts__run_has_stream(r->run);
-  fputs("device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,bytes", f);
-  fputs(stream ? ",coll_op,coll_purpose,coll_group,coll_size\n" : "\n", f);
+  ts__lb_t *b = ts__xcalloc(1, sizeof *b);
+  b->f = f;
+  ts__lb_s(b, "device,host,peer,stage,chunk,kind,microbatch,iteration,start_s,end_s,bytes");
+  ts__lb_s(b, stream ? ",coll_op,coll_purpose,coll_group,coll_size\n" : "\n");
   for (int i = 0; i < r->run->n_events; i++) {
     const ts_event_t *e = &r->run->events[i];
-    char peer[16] = "", bytes[64], stage[16] = "", chunk[16] = "";
+    if (!ts__out_keeps(o, e)) continue;
+    ts__lb_i(b, e->device);
+    ts__lb_c(b, ',');
+    ts__lb_s(b, r->run->devices[e->device].name);
+    ts__lb_c(b, ',');
     /* A collective's peer is its group's size (coll_size), not a device. */
-    if (e->peer >= 0 && e->kind != TS_COLLECTIVE) ts__fmt_int(peer, e->peer);
+    if (e->peer >= 0 && e->kind != TS_COLLECTIVE) ts__lb_i(b, e->peer);
+    ts__lb_c(b, ',');
     if (e->vstage >= 0 && e->vstage < L->n_vstages) {
-      ts__fmt_int(stage, L->stage[e->vstage]);
-      ts__fmt_int(chunk, L->chunk[e->vstage]);
+      ts__lb_i(b, L->stage[e->vstage]);
+      ts__lb_c(b, ',');
+      ts__lb_i(b, L->chunk[e->vstage]);
+    } else {
+      ts__lb_c(b, ',');
     }
+    ts__lb_c(b, ',');
+    ts__lb_s(b, ts_kind_name(e->kind));
+    ts__lb_c(b, ',');
+    ts__lb_i(b, e->mb);
+    ts__lb_c(b, ',');
+    ts__lb_i(b, e->iteration);
+    ts__lb_c(b, ',');
+    ts__lb_g17(b, e->start);
+    ts__lb_c(b, ',');
+    ts__lb_g17(b, e->end);
+    ts__lb_c(b, ',');
     /* Bytes are whole numbers: print them exactly without %g. */
     if (e->bytes >= 0 && e->bytes < 9e15 && e->bytes == floor(e->bytes))
-      ts__fmt_int(bytes, (long long)e->bytes);
+      ts__lb_i(b, (long long)e->bytes);
     else
-      snprintf(bytes, sizeof bytes, "%.17g", e->bytes);
-    fprintf(f, "%d,%s,%s,%s,%s,%s,%d,%d,%.17g,%.17g,%s", e->device, r->run->devices[e->device].name,
-            peer, stage, chunk, ts_kind_name(e->kind), e->mb, e->iteration, e->start, e->end, bytes);
-    if (stream) coll_columns(f, e);
-    fputc('\n', f);
+      ts__lb_g17(b, e->bytes);
+    if (stream) coll_columns(b, e);
+    ts__lb_c(b, '\n');
   }
+  ts__lb_flush(b, f);
+  free(b);
   return ferror(f) ? EX_IOERR : 0;
 }
 

@@ -34,7 +34,11 @@
 ** Events left out of trace.json (a device outside the run, an unknown
 ** kind, non-finite or negative times) are left out here; a transfer whose
 ** peer is no device of the run is left out too.  Output is byte-for-byte
-** deterministic.
+** deterministic.  --devices and --kinds keep fewer events (a transfer to a
+** device left out is left out); the size limit (100 MB by default,
+** --paje-max-mb) stops new states and links from a time on while those
+** open still end, and a last "#" line and stderr say so.  Records are
+** assembled without printf (ts_fmt_num.c).
 */
 #include <assert.h>
 #include <math.h>
@@ -87,36 +91,34 @@ static const char *const state_colour[TS_COMPUTE_KINDS + 3] = {
 };
 
 /* Seconds with nine decimals from ns (>= 0). */
-static void put_time(FILE *f, int64_t ns) {
+static void put_time(ts__lb_t *f, int64_t ns) {
   char buf[64];
   int n = ts__fmt_int(buf, (long long)(ns / 1000000000));
   int64_t r = ns % 1000000000;
   buf[n++] = '.';
   for (int64_t div = 100000000; div > 0; div /= 10) buf[n++] = (char)('0' + r / div % 10);
   buf[n] = 0;
-  fputs(buf, f);
+  ts__lb_s(f, buf);
 }
 
 /* A quoted Paje string: double quotes, backslashes and control characters
 ** become '?'. */
-static void put_str(FILE *f, const char *s) {
-  fputc('"', f);
+static void put_str(ts__lb_t *f, const char *s) {
+  ts__lb_c(f, '"');
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    fputc(c < 0x20 || c == '"' || c == '\\' ? '?' : c, f);
+    ts__lb_c(f, (char)(c < 0x20 || c == '"' || c == '\\' ? '?' : c));
   }
-  fputc('"', f);
+  ts__lb_c(f, '"');
 }
 
 /* A whole number exactly, anything else with %.17g; non-finite: 0. */
-static void put_num(FILE *f, double v) {
-  char buf[64];
+static void put_num(ts__lb_t *f, double v) {
   if (!isfinite(v)) v = 0;
   if (v == floor(v) && fabs(v) < 9e15)
-    ts__fmt_int(buf, (long long)v);
+    ts__lb_i(f, (long long)v);
   else
-    snprintf(buf, sizeof buf, "%.17g", v);
-  fputs(buf, f);
+    ts__lb_g17(f, v);
 }
 
 static void header(FILE *f) {
@@ -154,14 +156,16 @@ static bool event_kept(const ts_run_t *run, const ts_event_t *e) {
 }
 
 /* How e is drawn, and for a state its lane group. */
-static draw_t draw_of(const ts_run_t *run, const ts_event_t *e, int *group) {
-  if (!event_kept(run, e)) return AS_NONE;
+static draw_t draw_of(const ts_run_t *run, const ts_event_t *e, int *group, const ts_out_opts_t *o) {
+  if (!event_kept(run, e) || !ts__out_keeps(o, e)) return AS_NONE;
   ts_kind_t k = (ts_kind_t)e->kind;
   *group = k == TS_COLLECTIVE ? G_COLL : k == TS_ROOM_WAIT ? G_WAIT : G_COMP;
   if (ts_kind_is_compute(k) || ts_kind_is_stream(k) || k == TS_ROOM_WAIT) return AS_STATE;
   if (k == TS_EVICT) return AS_EVENT;
   if (k == TS_FETCH || k == TS_OFFLOAD) return AS_LINK;
-  if (ts_kind_is_transfer(k) && e->peer >= 0 && e->peer < run->n_devices) return AS_LINK;
+  if (ts_kind_is_transfer(k) && e->peer >= 0 && e->peer < run->n_devices &&
+      (!o || ts_devlist_has(&o->devices, e->peer)))
+    return AS_LINK;
   return AS_NONE;
 }
 
@@ -184,15 +188,19 @@ static int lane_take(lanes_t *l, int64_t start, int64_t end) {
 /* The state value alias of a state event: "v<kind>" for the compute
 ** kinds, the optimizer, comm waits and room waits, "c<op>" for a
 ** collective. */
-static void put_state_value(FILE *f, const ts_event_t *e) {
-  if (e->kind == TS_COLLECTIVE)
-    fprintf(f, "c%d", (int)TS_EV_COLL_OP(e->coll) < TS_COLL_OPS ? (int)TS_EV_COLL_OP(e->coll) : 0);
-  else
-    fprintf(f, "v%d", e->kind);
+static void put_state_value(ts__lb_t *f, const ts_event_t *e) {
+  if (e->kind == TS_COLLECTIVE) {
+    ts__lb_c(f, 'c');
+    ts__lb_i(f, (int)TS_EV_COLL_OP(e->coll) < TS_COLL_OPS ? (int)TS_EV_COLL_OP(e->coll) : 0);
+  } else {
+    ts__lb_c(f, 'v');
+    ts__lb_i(f, e->kind);
+  }
 }
 
 /* Type definitions, entity values and containers (at time 0). */
-static void define(FILE *f, const ts_run_t *run, lanes_t (*lanes)[G_N], bool host) {
+static void define(ts__lb_t *b, const ts_run_t *run, lanes_t (*lanes)[G_N], bool host, const ts_out_opts_t *o) {
+  FILE *f = b->f;
   fputs("0 D 0 \"device\"\n", f);
   for (int g = 0; g < G_N; g++) fprintf(f, "0 %c D \"%s\"\n", group_type[g], group_name[g]);
   fputs("0 M 0 \"host memory\"\n", f);
@@ -215,11 +223,13 @@ static void define(FILE *f, const ts_run_t *run, lanes_t (*lanes)[G_N], bool hos
   fprintf(f, "5 l%d OFFLOAD \"offload\" \"0.835 0.369 0.0\"\n", TS_OFFLOAD);
   fprintf(f, "5 x%d EV \"evict\" \"0.0 0.0 0.0\"\n", TS_EVICT);
   for (int d = 0; d < run->n_devices; d++) {
+    if (o && !ts_devlist_has(&o->devices, d)) continue;
     char label[TS_NAME_MAX + 32];
     ts__device_label(run, d, label, sizeof label);
     fprintf(f, "6 0.000000000 d%d D 0 ", d);
-    put_str(f, label);
-    fputc('\n', f);
+    put_str(b, label);
+    ts__lb_c(b, '\n');
+    ts__lb_flush(b, f);
     for (int g = 0; g < G_N; g++) {
       int n = lanes[d][g].n;
       if (g == G_COMP && n < 1) n = 1; /* every device has its compute lane */
@@ -264,12 +274,29 @@ static void state_label(char *buf, size_t n, const ts_result_t *r, const ts_even
     snprintf(buf, n, "%s", ts_kind_name((ts_kind_t)e->kind));
 }
 
+/* " " then s */
+static void sp_s(ts__lb_t *f, const char *s) {
+  ts__lb_c(f, ' ');
+  ts__lb_s(f, s);
+}
+
+/* " " then the letter and the number: " d3", " l5", " e17" */
+static void sp_ci(ts__lb_t *f, char c, long long v) {
+  ts__lb_c(f, ' ');
+  ts__lb_c(f, c);
+  ts__lb_i(f, v);
+}
+
 /* Writes one body record. */
-static void put_rec(FILE *f, const ts_result_t *r, const rec_t *x, const int *lane, const int *grp) {
+static void put_rec(ts__lb_t *f, const ts_result_t *r, const rec_t *x, const int *lane, const int *grp) {
   const ts_event_t *e = &r->run->events[x->ev];
   char cont[48], label[160];
   int g = grp[x->ev];
-  snprintf(cont, sizeof cont, "%c%d.%d", group_type[g] + 32, e->device, lane[x->ev]);
+  int cn = 0;
+  cont[cn++] = (char)(group_type[g] + 32);
+  cn += ts__fmt_int(cont + cn, e->device);
+  cont[cn++] = '.';
+  ts__fmt_int(cont + cn, lane[x->ev]);
   bool fetch = e->kind == TS_FETCH, offload = e->kind == TS_OFFLOAD;
   const char *ltype = fetch ? "FETCH" : offload ? "OFFLOAD" : "P2P";
   int stage, chunk;
@@ -277,61 +304,121 @@ static void put_rec(FILE *f, const ts_result_t *r, const rec_t *x, const int *la
   switch ((rec_kind_t)x->kind) {
   case R_PUSH:
     state_label(label, sizeof label, r, e);
-    fputs("12 ", f);
+    ts__lb_s(f, "12 ");
     put_time(f, x->t);
-    fprintf(f, " %s %s ", group_state[g], cont);
+    sp_s(f, group_state[g]);
+    sp_s(f, cont);
+    ts__lb_c(f, ' ');
     put_state_value(f, e);
-    fputc(' ', f);
+    ts__lb_c(f, ' ');
     put_str(f, label);
-    fprintf(f, " %d %d %d\n", e->mb, stage, chunk);
+    ts__lb_c(f, ' ');
+    ts__lb_i(f, e->mb);
+    ts__lb_c(f, ' ');
+    ts__lb_i(f, stage);
+    ts__lb_c(f, ' ');
+    ts__lb_i(f, chunk);
+    ts__lb_c(f, '\n');
     break;
   case R_POP:
-    fputs("13 ", f);
+    ts__lb_s(f, "13 ");
     put_time(f, x->t);
-    fprintf(f, " %s %s\n", group_state[g], cont);
+    sp_s(f, group_state[g]);
+    sp_s(f, cont);
+    ts__lb_c(f, '\n');
     break;
   case R_START:
-    fputs("15 ", f);
+    ts__lb_s(f, "15 ");
     put_time(f, x->t);
-    if (fetch) fprintf(f, " %s 0 l%d m e%d ", ltype, e->kind, x->ev);
-    else fprintf(f, " %s 0 l%d d%d e%d ", ltype, e->kind, e->device, x->ev);
+    sp_s(f, ltype);
+    ts__lb_s(f, " 0");
+    sp_ci(f, 'l', e->kind);
+    if (fetch) ts__lb_s(f, " m");
+    else sp_ci(f, 'd', e->device);
+    sp_ci(f, 'e', x->ev);
+    ts__lb_c(f, ' ');
     if (fetch || offload) snprintf(label, sizeof label, "%s s%d", ts_kind_name((ts_kind_t)e->kind), stage);
     else if (e->kind == TS_SEND_COLL) ts__coll_label(label, sizeof label, r, e);
-    else snprintf(label, sizeof label, "%s %d", ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
+    else {
+      size_t n = strlen(ts_kind_name((ts_kind_t)e->kind));
+      memcpy(label, ts_kind_name((ts_kind_t)e->kind), n);
+      label[n] = ' ';
+      ts__fmt_int(label + n + 1, e->mb + 1);
+    }
     put_str(f, label);
-    fputc(' ', f);
+    ts__lb_c(f, ' ');
     put_num(f, e->bytes);
-    fputc('\n', f);
+    ts__lb_c(f, '\n');
     break;
   case R_END:
-    fputs("16 ", f);
+    ts__lb_s(f, "16 ");
     put_time(f, x->t);
-    if (offload) fprintf(f, " %s 0 l%d m e%d\n", ltype, e->kind, x->ev);
-    else fprintf(f, " %s 0 l%d d%d e%d\n", ltype, e->kind, fetch ? e->device : e->peer, x->ev);
+    sp_s(f, ltype);
+    ts__lb_s(f, " 0");
+    sp_ci(f, 'l', e->kind);
+    if (offload) ts__lb_s(f, " m");
+    else sp_ci(f, 'd', fetch ? e->device : e->peer);
+    sp_ci(f, 'e', x->ev);
+    ts__lb_c(f, '\n');
     break;
   case R_NEW:
-    fputs("17 ", f);
+    ts__lb_s(f, "17 ");
     put_time(f, x->t);
-    fprintf(f, " EV d%d x%d\n", e->device, e->kind);
+    ts__lb_s(f, " EV");
+    sp_ci(f, 'd', e->device);
+    sp_ci(f, 'x', e->kind);
+    ts__lb_c(f, '\n');
     break;
   }
 }
 
-int ts_write_paje(const ts_result_t *r, FILE *f) {
+int ts_write_paje(const ts_result_t *r, FILE *f) { return ts_write_paje_opts(r, NULL, f); }
+
+/* The body records in time order, cut where the size limit is reached:
+** from there on no op or transfer starts, and those already started end.
+** Returns the records written; *cut_t: the time of the first left out. */
+static int write_body(ts__lb_t *b, const ts_result_t *r, const rec_t *recs, int nr, const int *lane,
+                      const int *grp, long long room, int64_t *cut_t, int *started_n) {
+  bool *started = ts__xcalloc((size_t)(r->run->n_events > 0 ? r->run->n_events : 1), sizeof *started);
+  bool cut = false;
+  int written = 0;
+  for (int i = 0; i < nr; i++) {
+    const rec_t *x = &recs[i];
+    bool opens = x->kind == R_PUSH || x->kind == R_START || x->kind == R_NEW;
+    if (opens && !cut && room >= 0 && ts__lb_size(b) >= room) {
+      cut = true;
+      *cut_t = x->t;
+    }
+    if (cut && (opens ? true : !started[x->ev])) continue;
+    if (opens) {
+      started[x->ev] = true;
+      ++*started_n;
+    }
+    put_rec(b, r, x, lane, grp);
+    written++;
+  }
+  free(started);
+  return cut ? written : -1;
+}
+
+int ts_write_paje_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
   const ts_run_t *run = r->run;
   int n = run->n_events, nd = run->n_devices;
   lanes_t (*lanes)[G_N] = ts__xcalloc((size_t)(nd > 0 ? nd : 1), sizeof *lanes);
   int *lane = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *lane);
   int *grp = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *grp);
   rec_t *recs = ts__xcalloc((size_t)(2 * n > 0 ? 2 * n : 1), sizeof *recs);
-  int nr = 0;
+  ts__lb_t *b = ts__xcalloc(1, sizeof *b);
+  b->f = f;
+  int nr = 0, kept = 0;
   int64_t t_end = 0;
   bool host = false;
   for (int i = 0; i < n; i++) {
     const ts_event_t *e = &run->events[i];
     int g = G_COMP;
-    draw_t how = draw_of(run, e, &g);
+    draw_t how = draw_of(run, e, &g, o);
     if (how == AS_NONE) continue;
+    kept++;
     int64_t t0 = ts__to_ns(e->start), t1 = ts__to_ns(e->end);
     if (t1 > t_end) t_end = t1;
     grp[i] = g;
@@ -348,28 +435,57 @@ int ts_write_paje(const ts_result_t *r, FILE *f) {
   qsort(recs, (size_t)nr, sizeof *recs, rec_cmp);
   fputs("# trainsim: Paje trace of one run (ViTE, pajeng); times in seconds\n", f);
   header(f);
-  define(f, run, lanes, host);
-  for (int i = 0; i < nr; i++) put_rec(f, r, &recs[i], lane, grp);
+  define(b, run, lanes, host, o);
+  ts__lb_flush(b, f);
+  /* The limit, less the header already written and room for the ends. */
+  double mb = o && o->paje_max_mb ? o->paje_max_mb : TS_OUT_DEFAULT_MAX_MB;
+  long at = ftell(f);
+  long long room = mb < 0 ? -1 : (long long)(mb * 1e6) - (at > 0 ? at : 0) - 64LL * (4 * nd + 16) - 65536;
+  if (mb >= 0 && room < 0) room = 0;
+  int64_t cut_t = 0;
+  int started = 0;
+  int written = write_body(b, r, recs, nr, lane, grp, room, &cut_t, &started);
   /* Destroy the lanes, then the devices and the host memory. */
-  for (int d = 0; d < nd; d++)
+  for (int d = 0; d < nd; d++) {
+    if (o && !ts_devlist_has(&o->devices, d)) continue;
     for (int g = 0; g < G_N; g++)
       for (int k = 0; k < (g == G_COMP && lanes[d][g].n < 1 ? 1 : lanes[d][g].n); k++) {
-        fputs("7 ", f);
-        put_time(f, t_end);
-        fprintf(f, " %c %c%d.%d\n", group_type[g], group_type[g] + 32, d, k);
+        ts__lb_s(b, "7 ");
+        put_time(b, t_end);
+        ts__lb_c(b, ' ');
+        ts__lb_c(b, group_type[g]);
+        sp_ci(b, (char)(group_type[g] + 32), d);
+        ts__lb_c(b, '.');
+        ts__lb_i(b, k);
+        ts__lb_c(b, '\n');
       }
+  }
   for (int d = 0; d < nd; d++) {
-    fputs("7 ", f);
-    put_time(f, t_end);
-    fprintf(f, " D d%d\n", d);
+    if (o && !ts_devlist_has(&o->devices, d)) continue;
+    ts__lb_s(b, "7 ");
+    put_time(b, t_end);
+    ts__lb_s(b, " D");
+    sp_ci(b, 'd', d);
+    ts__lb_c(b, '\n');
   }
   if (host) {
-    fputs("7 ", f);
-    put_time(f, t_end);
-    fputs(" M m\n", f);
+    ts__lb_s(b, "7 ");
+    put_time(b, t_end);
+    ts__lb_s(b, " M m\n");
   }
+  if (written >= 0) { /* stated in the file and once on stderr */
+    char line[256];
+    snprintf(line, sizeof line, "# trainsim: cut at %g MB: %d of %d events written, none started from %.9f s on; "
+             "--paje-max-mb raises the limit (0: none)\n", mb, started, kept, (double)cut_t / 1e9);
+    ts__lb_s(b, line);
+    if (!(o && o->quiet_notes))
+      fprintf(stderr, "trainsim: note: paje.trace cut at %g MB: %d of %d events written; --paje-max-mb raises the limit (0: none)\n",
+              mb, started, kept);
+  }
+  ts__lb_flush(b, f);
   for (int d = 0; d < nd; d++)
     for (int g = 0; g < G_N; g++) free(lanes[d][g].last_end);
+  free(b);
   free(lanes);
   free(lane);
   free(grp);

@@ -303,6 +303,10 @@ int ts_write_report_html_opts(const ts_result_t *r, const ts_gantt_opts_t *o, FI
   ** as its shortest box needs (ts_gantt_opts_t.auto_width). */
   ts_gantt_opts_t go = o ? *o : (ts_gantt_opts_t){0};
   go.auto_width = true;
+  /* Every row and box: the page inlines at most TS_REPORT_MAX_EVENTS
+  ** events, and its tooltips follow the events one by one. */
+  go.max_rows = -1;
+  go.devices.n = 0;
   write_head(f, r);
   write_header(f, r);
   write_cards(f, r);

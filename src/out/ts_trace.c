@@ -28,6 +28,13 @@
 ** overlapping by a rounding error.  Events with a device outside the run,
 ** an unknown kind or non-finite or negative times are left out; every
 ** number printed is finite.  Output is byte-for-byte deterministic.
+**
+** Options (ts_out_opts_t, README "Outputs"): --devices and --kinds keep
+** fewer events (otherData.filter says which); the size limit (100 MB by
+** default, --trace-max-mb) cuts the events from a time on, and the memory
+** counters after that time or where the limit is reached, which
+** otherData.truncated and one line on stderr state.  Records are
+** assembled without printf (ts_fmt_num.c says why).
 */
 #include <assert.h>
 #include <inttypes.h>
@@ -68,35 +75,38 @@ static track_kind_t track_kind(int kind) {
 
 /* Writes s as a JSON string: quotes, backslashes and control characters
 ** escaped; other bytes (UTF-8) as they are. */
-static void json_str(FILE *f, const char *s) {
-  fputc('"', f);
+static void json_str(ts__lb_t *f, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  ts__lb_c(f, '"');
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
     if (c == '"' || c == '\\') {
-      fputc('\\', f);
-      fputc(c, f);
+      ts__lb_c(f, '\\');
+      ts__lb_c(f, (char)c);
     } else if (c < 0x20) {
-      fprintf(f, "\\u%04x", c);
+      ts__lb_s(f, "\\u00");
+      ts__lb_c(f, hex[c >> 4]);
+      ts__lb_c(f, hex[c & 15]);
     } else {
-      fputc(c, f);
+      ts__lb_c(f, (char)c);
     }
   }
-  fputc('"', f);
+  ts__lb_c(f, '"');
 }
 
 /* A finite double for JSON ("%.15g"; non-finite values become 0). */
-static void json_num(FILE *f, double v) {
+static void json_num(ts__lb_t *f, double v) {
   char buf[64];
   if (!isfinite(v)) v = 0;
   if (v == floor(v) && fabs(v) < 9e15) /* byte counts: exact, without %g */
     ts__fmt_int(buf, (long long)v);
   else
     snprintf(buf, sizeof buf, "%.15g", v + 0.0);
-  fputs(buf, f);
+  ts__lb_s(f, buf);
 }
 
 /* Prints ns as microseconds with three decimals. */
-static void put_us(FILE *f, int64_t ns) {
+static void put_us(ts__lb_t *f, int64_t ns) {
   char buf[64];
   int n = ts__fmt_int(buf, (long long)(ns / 1000));
   int64_t r = ns % 1000;
@@ -105,7 +115,13 @@ static void put_us(FILE *f, int64_t ns) {
   buf[n++] = (char)('0' + r / 10 % 10);
   buf[n++] = (char)('0' + r % 10);
   buf[n] = 0;
-  fputs(buf, f);
+  ts__lb_s(f, buf);
+}
+
+/* ",\"KEY\":" then the number v */
+static void kv_i(ts__lb_t *f, const char *key, long long v) {
+  ts__lb_s(f, key);
+  ts__lb_i(f, v);
 }
 
 /* The first track free at start (its last event ended at or before it),
@@ -144,37 +160,45 @@ static int tid_of(const dev_tracks_t *dt, track_kind_t tk, int k) {
 }
 
 /* Starts one event object: a separator unless it is the first. */
-static void sep(FILE *f, bool *first) {
-  fputs(*first ? "\n" : ",\n", f);
+static void sep(ts__lb_t *f, bool *first) {
+  ts__lb_s(f, *first ? "\n" : ",\n");
   *first = false;
 }
 
-static void write_thread_name(FILE *f, bool *first, int pid, int tid, const char *name, int n) {
+static void write_thread_name(ts__lb_t *f, bool *first, int pid, int tid, const char *name, int n) {
   sep(f, first);
-  fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":\"%s",
-          pid, tid, name);
-  if (n > 1) fprintf(f, " %d", n);
-  fputs("\"}}", f);
+  kv_i(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":", pid);
+  kv_i(f, ",\"tid\":", tid);
+  ts__lb_s(f, ",\"args\":{\"name\":\"");
+  ts__lb_s(f, name);
+  if (n > 1) {
+    ts__lb_c(f, ' ');
+    ts__lb_i(f, n);
+  }
+  ts__lb_s(f, "\"}}");
   sep(f, first);
-  fprintf(f, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,"
-             "\"args\":{\"sort_index\":%d}}",
-          pid, tid, tid);
+  kv_i(f, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":", pid);
+  kv_i(f, ",\"tid\":", tid);
+  kv_i(f, ",\"args\":{\"sort_index\":", tid);
+  ts__lb_s(f, "}}");
 }
 
-/* Process and thread names of every device. */
-static void write_metadata(FILE *f, bool *first, const ts_run_t *run, const dev_tracks_t *dt) {
+/* Process and thread names of every device kept. */
+static void write_metadata(ts__lb_t *f, bool *first, const ts_run_t *run, const dev_tracks_t *dt,
+                           const ts_out_opts_t *o) {
   for (int d = 0; d < run->n_devices; d++) {
+    if (o && !ts_devlist_has(&o->devices, d)) continue;
     char label[TS_NAME_MAX + 32];
     ts__device_label(run, d, label, sizeof label);
     sep(f, first);
-    fprintf(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":",
-            d + 1);
+    kv_i(f, "{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":", d + 1);
+    ts__lb_s(f, ",\"tid\":0,\"args\":{\"name\":");
     json_str(f, label);
-    fputs("}}", f);
+    ts__lb_s(f, "}}");
     sep(f, first);
-    fprintf(f, "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":%d,\"tid\":0,"
-               "\"args\":{\"sort_index\":%d}}",
-            d + 1, d);
+    kv_i(f, "{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":", d + 1);
+    kv_i(f, ",\"tid\":0,\"args\":{\"sort_index\":", d);
+    ts__lb_s(f, "}}");
     int n_comp = dt[d].comp.n > 0 ? dt[d].comp.n : 1, n_comm = dt[d].comm.n > 0 ? dt[d].comm.n : 1;
     for (int k = 0; k < n_comp; k++)
       write_thread_name(f, first, d + 1, tid_of(&dt[d], TR_COMP, k), "compute", k + 1);
@@ -188,40 +212,54 @@ static void write_metadata(FILE *f, bool *first, const ts_run_t *run, const dev_
 /* After an event's name: its category, track, start and duration, and the
 ** args every event has (kind, place, micro-batch, iteration, bytes); the
 ** caller adds its own args and closes the object. */
-static void write_span(FILE *f, const ts_event_t *e, int tid, int stage, int chunk, int64_t t0,
+static void write_span(ts__lb_t *f, const ts_event_t *e, int tid, int stage, int chunk, int64_t t0,
                        int64_t t1, double bytes) {
-  fprintf(f, ",\"cat\":\"%s\",\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"ts\":",
-          ts_kind_name((ts_kind_t)e->kind), e->device + 1, tid);
+  const char *kind = ts_kind_name((ts_kind_t)e->kind);
+  ts__lb_s(f, ",\"cat\":\"");
+  ts__lb_s(f, kind);
+  kv_i(f, "\",\"ph\":\"X\",\"pid\":", e->device + 1);
+  kv_i(f, ",\"tid\":", tid);
+  ts__lb_s(f, ",\"ts\":");
   put_us(f, t0);
-  fputs(",\"dur\":", f);
+  ts__lb_s(f, ",\"dur\":");
   put_us(f, t1 - t0);
-  fprintf(f, ",\"args\":{\"kind\":\"%s\",\"stage\":%d,\"chunk\":%d,\"vstage\":%d,"
-             "\"microbatch\":%d,\"iteration\":%d,\"bytes\":",
-          ts_kind_name((ts_kind_t)e->kind), stage, chunk, e->vstage, e->mb, e->iteration);
+  ts__lb_s(f, ",\"args\":{\"kind\":\"");
+  ts__lb_s(f, kind);
+  kv_i(f, "\",\"stage\":", stage);
+  kv_i(f, ",\"chunk\":", chunk);
+  kv_i(f, ",\"vstage\":", e->vstage);
+  kv_i(f, ",\"microbatch\":", e->mb);
+  kv_i(f, ",\"iteration\":", e->iteration);
+  ts__lb_s(f, ",\"bytes\":");
   json_num(f, bytes);
 }
 
 /* The name, timing and args of a collective, optimizer or comm-wait
 ** event (after its separator): no from/to devices, as they are local to
 ** the device; a collective's args say its op, purpose, group and size. */
-static void write_stream_event(FILE *f, const ts_result_t *r, const ts_event_t *e, int tid, int stage,
+static void write_stream_event(ts__lb_t *f, const ts_result_t *r, const ts_event_t *e, int tid, int stage,
                                int chunk, int64_t t0, int64_t t1) {
   char name[96];
   if (e->kind == TS_COLLECTIVE)
     ts__coll_label(name, sizeof name, r, e);
   else
     snprintf(name, sizeof name, "%s", ts_kind_name((ts_kind_t)e->kind));
-  fputs("{\"name\":", f);
+  ts__lb_s(f, "{\"name\":");
   json_str(f, name);
   write_span(f, e, tid, stage, chunk, t0, t1, e->bytes);
-  if (e->kind == TS_COLLECTIVE)
-    fprintf(f, ",\"op\":\"%s\",\"purpose\":\"%s\",\"group\":\"%s\",\"members\":%d",
-            ts_coll_op_name(TS_EV_COLL_OP(e->coll)), ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)),
-            ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)), e->peer);
-  fputs("}}", f);
+  if (e->kind == TS_COLLECTIVE) {
+    ts__lb_s(f, ",\"op\":\"");
+    ts__lb_s(f, ts_coll_op_name(TS_EV_COLL_OP(e->coll)));
+    ts__lb_s(f, "\",\"purpose\":\"");
+    ts__lb_s(f, ts_coll_purpose_name(TS_EV_COLL_PURPOSE(e->coll)));
+    ts__lb_s(f, "\",\"group\":\"");
+    ts__lb_s(f, ts__group_kind_name(TS_EV_COLL_GROUP(e->coll)));
+    kv_i(f, "\",\"members\":", e->peer);
+  }
+  ts__lb_s(f, "}}");
 }
 
-static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_event_t *e, int tid) {
+static void write_event(ts__lb_t *f, bool *first, const ts_result_t *r, const ts_event_t *e, int tid) {
   const ts_layout_t *L = r->layout;
   bool compute = ts_kind_is_compute((ts_kind_t)e->kind);
   int stage = e->vstage, chunk = 0;
@@ -235,37 +273,63 @@ static void write_event(FILE *f, bool *first, const ts_result_t *r, const ts_eve
     write_stream_event(f, r, e, tid, stage, chunk, t0, t1);
     return;
   }
-  if (compute)
-    fprintf(f, "{\"name\":\"%c%d\"", kind_letter[e->kind], e->mb + 1);
-  else if (ts_kind_is_host((ts_kind_t)e->kind)) /* named by stage */
-    fprintf(f, "{\"name\":\"%s s%d\"", ts_kind_name((ts_kind_t)e->kind), stage);
-  else if (e->flags & TS_EVF_A2A_CALL) /* a MoE all-to-all's whole call, not a flow */
-    fprintf(f, "{\"name\":\"%s call %d\"", ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
-  else
-    fprintf(f, "{\"name\":\"%s %d\"",
-            e->kind == TS_SEND_ACT ? "act" : e->kind == TS_SEND_GRAD ? "grad" : ts_kind_name((ts_kind_t)e->kind), e->mb + 1);
+  ts__lb_s(f, "{\"name\":\"");
+  if (compute) {
+    ts__lb_c(f, kind_letter[e->kind]);
+    ts__lb_i(f, e->mb + 1);
+  } else if (ts_kind_is_host((ts_kind_t)e->kind)) { /* named by stage */
+    ts__lb_s(f, ts_kind_name((ts_kind_t)e->kind));
+    ts__lb_s(f, " s");
+    ts__lb_i(f, stage);
+  } else if (e->flags & TS_EVF_A2A_CALL) { /* a MoE all-to-all's whole call, not a flow */
+    ts__lb_s(f, ts_kind_name((ts_kind_t)e->kind));
+    ts__lb_s(f, " call ");
+    ts__lb_i(f, e->mb + 1);
+  } else {
+    ts__lb_s(f, e->kind == TS_SEND_ACT ? "act" : e->kind == TS_SEND_GRAD ? "grad" : ts_kind_name((ts_kind_t)e->kind));
+    ts__lb_c(f, ' ');
+    ts__lb_i(f, e->mb + 1);
+  }
+  ts__lb_c(f, '"');
   write_span(f, e, tid, stage, chunk, t0, t1, compute ? 0.0 : e->bytes);
-  if (!compute) fprintf(f, ",\"from_device\":%d,\"to_device\":%d", e->device, e->peer);
-  fputs("}}", f);
+  if (!compute) {
+    kv_i(f, ",\"from_device\":", e->device);
+    kv_i(f, ",\"to_device\":", e->peer);
+  }
+  ts__lb_s(f, "}}");
 }
 
-static void write_counter(FILE *f, bool *first, int pid, int64_t ns, double act, double total) {
+static void write_counter(ts__lb_t *f, bool *first, int pid, int64_t ns, double act, double total) {
   sep(f, first);
-  fprintf(f, "{\"name\":\"memory\",\"ph\":\"C\",\"pid\":%d,\"tid\":0,\"ts\":", pid);
+  kv_i(f, "{\"name\":\"memory\",\"ph\":\"C\",\"pid\":", pid);
+  ts__lb_s(f, ",\"tid\":0,\"ts\":");
   put_us(f, ns);
-  fputs(",\"args\":{\"activations_bytes\":", f);
+  ts__lb_s(f, ",\"args\":{\"activations_bytes\":");
   json_num(f, act);
-  fputs(",\"total_bytes\":", f);
+  ts__lb_s(f, ",\"total_bytes\":");
   json_num(f, total);
-  fputs("}}", f);
+  ts__lb_s(f, "}}");
 }
 
-/* The memory counter of every device with metrics: one point per step
+/* How far the writing got: the size limit (bytes, < 0 none), the events
+** written and kept, and where the events and counters were cut. */
+typedef struct cut {
+  long long limit;
+  int written, kept;
+  bool events_cut, counters_cut;
+  int64_t events_at, counters_at; /* ns: the first left out */
+} cut_t;
+
+/* The memory counter of every device kept with metrics: one point per step
 ** (of steps at the same nanosecond, the last), and a point at 0 when the
-** first step comes later (weights are held from the start). */
-static void write_memory(FILE *f, bool *first, const ts_metrics_t *m, int n_dev) {
+** first step comes later (weights are held from the start).  With a size
+** limit, only points before the events' cut, while the limit allows. */
+static void write_memory(ts__lb_t *f, bool *first, const ts_metrics_t *m, int n_dev, const ts_out_opts_t *o,
+                         cut_t *c) {
   if (!m || !m->dev) return;
+  long long room = c->limit < 0 ? -1 : c->limit - 4096;
   for (int d = 0; d < n_dev && d < m->n_devices; d++) {
+    if (o && !ts_devlist_has(&o->devices, d)) continue;
     const ts_device_metrics_t *dm = &m->dev[d];
     double fixed = (isfinite(dm->weights_bytes) ? dm->weights_bytes : 0) +
                    (isfinite(dm->gradients_bytes) ? dm->gradients_bytes : 0) +
@@ -275,43 +339,98 @@ static void write_memory(FILE *f, bool *first, const ts_metrics_t *m, int n_dev)
     for (int i = 0; i < n; i++) {
       if (!isfinite(dm->mem_t[i])) continue;
       if (i + 1 < n && ts__to_ns(dm->mem_t[i + 1]) == ts__to_ns(dm->mem_t[i])) continue;
+      int64_t t = ts__to_ns(dm->mem_t[i]);
+      if (c->events_cut && t >= c->events_at) break;
+      if (room >= 0 && ts__lb_size(f) >= room) {
+        if (!c->counters_cut || t < c->counters_at) c->counters_at = t;
+        c->counters_cut = true;
+        break;
+      }
       double act = isfinite(dm->mem_bytes[i]) ? dm->mem_bytes[i] : 0.0;
-      write_counter(f, first, d + 1, ts__to_ns(dm->mem_t[i]), act, act + fixed);
+      write_counter(f, first, d + 1, t, act, act + fixed);
     }
     /* Host-memory schedules: weights arriving and leaving. */
     for (int i = 0; i < dm->n_res; i++) {
       if (i + 1 < dm->n_res && ts__to_ns(dm->res_t[i + 1]) == ts__to_ns(dm->res_t[i])) continue;
+      if (c->events_cut && ts__to_ns(dm->res_t[i]) >= c->events_at) break;
+      if (room >= 0 && ts__lb_size(f) >= room) {
+        c->counters_cut = true;
+        break;
+      }
       sep(f, first);
-      fprintf(f, "{\"name\":\"resident weights\",\"ph\":\"C\",\"pid\":%d,\"tid\":0,\"ts\":", d + 1);
+      kv_i(f, "{\"name\":\"resident weights\",\"ph\":\"C\",\"pid\":", d + 1);
+      ts__lb_s(f, ",\"tid\":0,\"ts\":");
       put_us(f, ts__to_ns(dm->res_t[i]));
-      fputs(",\"args\":{\"weights_and_gradients_bytes\":", f);
+      ts__lb_s(f, ",\"args\":{\"weights_and_gradients_bytes\":");
       json_num(f, dm->res_bytes[i]);
-      fputs("}}", f);
+      ts__lb_s(f, "}}");
     }
   }
 }
 
-static void write_other(FILE *f, const ts_result_t *r) {
+/* "0-7,64" from a device list; kind names from a mask. */
+static void put_devlist(ts__lb_t *f, const ts_devlist_t *l) {
+  for (int i = 0; i < l->n; i++) {
+    if (i) ts__lb_c(f, ',');
+    ts__lb_i(f, l->lo[i]);
+    if (l->hi[i] != l->lo[i]) {
+      ts__lb_c(f, '-');
+      ts__lb_i(f, l->hi[i]);
+    }
+  }
+}
+
+/* The filters and the cut in otherData, only when there are some. */
+static void write_limits(ts__lb_t *f, const ts_out_opts_t *o, const cut_t *c) {
+  if (o && (o->devices.n || o->kinds)) {
+    ts__lb_s(f, ",\"filter\":{\"devices\":\"");
+    if (o->devices.n) put_devlist(f, &o->devices);
+    else ts__lb_s(f, "all");
+    ts__lb_s(f, "\",\"kinds\":\"");
+    for (int k = 0, n = 0; k < TS_KIND_COUNT; k++)
+      if (!o->kinds || (o->kinds >> k) & 1) {
+        if (n++) ts__lb_c(f, ',');
+        ts__lb_s(f, ts_kind_name((ts_kind_t)k));
+      }
+    ts__lb_s(f, "\"}");
+  }
+  if (c->events_cut || c->counters_cut) {
+    kv_i(f, ",\"truncated\":{\"max_bytes\":", c->limit);
+    kv_i(f, ",\"events_written\":", c->written);
+    kv_i(f, ",\"events\":", c->kept);
+    ts__lb_s(f, ",\"events_from_us_left_out\":");
+    if (c->events_cut) put_us(f, c->events_at);
+    else ts__lb_s(f, "null");
+    ts__lb_s(f, ",\"memory_counters_complete\":");
+    ts__lb_s(f, c->counters_cut ? "false" : "true");
+    ts__lb_s(f, ",\"note\":\"the trace was cut to stay under its size limit: trainsim run --trace-max-mb MB raises it, 0 removes it; --devices and --kinds keep fewer events\"}");
+  }
+}
+
+static void write_other(ts__lb_t *f, const ts_result_t *r, const ts_out_opts_t *o, const cut_t *c) {
   const ts_job_t *job = r->job;
   const ts_metrics_t *m = r->metrics;
-  fputs("\"otherData\":{\"generator\":\"trainsim " TS_VERSION "\"", f);
+  ts__lb_s(f, "\"otherData\":{\"generator\":\"trainsim " TS_VERSION "\"");
   if (job) {
-    fputs(",\"schedule\":", f);
+    ts__lb_s(f, ",\"schedule\":");
     json_str(f, job->schedule);
-    fputs(",\"model\":", f);
+    ts__lb_s(f, ",\"model\":");
     json_str(f, job->model.name);
-    fprintf(f, ",\"stages\":%d,\"microbatches\":%d,\"chunks\":%d,\"iterations\":%d", job->stages,
-            job->microbatches, job->chunks, job->iterations);
+    kv_i(f, ",\"stages\":", job->stages);
+    kv_i(f, ",\"microbatches\":", job->microbatches);
+    kv_i(f, ",\"chunks\":", job->chunks);
+    kv_i(f, ",\"iterations\":", job->iterations);
   }
-  fputs(",\"executor\":", f);
+  ts__lb_s(f, ",\"executor\":");
   json_str(f, r->run->executor);
   if (m) {
-    fputs(",\"iteration_time_s\":", f);
+    ts__lb_s(f, ",\"iteration_time_s\":");
     json_num(f, m->iteration_time_s);
-    fputs(",\"bubble_fraction\":", f);
+    ts__lb_s(f, ",\"bubble_fraction\":");
     json_num(f, m->bubble_fraction);
   }
-  fputs(",\"microbatch_numbering\":\"event names from 1 (as in the papers), args.microbatch from 0 (as in timeline.csv)\"}", f);
+  write_limits(f, o, c);
+  ts__lb_s(f, ",\"microbatch_numbering\":\"event names from 1 (as in the papers), args.microbatch from 0 (as in timeline.csv)\"}");
 }
 
 /* Writes trace.json for r to f.  Needs r->run (events sorted by start,
@@ -319,35 +438,57 @@ static void write_other(FILE *f, const ts_result_t *r) {
 ** r->layout and r->metrics may be NULL.  Returns 0, EX_IOERR when a write
 ** fails, EX_SOFTWARE for NULL arguments.
 ** Does not close f. */
-int ts_write_trace_json(const ts_result_t *r, FILE *f) {
+int ts_write_trace_json(const ts_result_t *r, FILE *f) { return ts_write_trace_json_opts(r, NULL, f); }
+
+int ts_write_trace_json_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
   if (!r || !r->run || !f) return EX_SOFTWARE;
   const ts_run_t *run = r->run;
   int rc = 0, n = run->n_events, nd = run->n_devices > 0 ? run->n_devices : 0;
   int *track = ts__xmalloc((size_t)(n ? n : 1) * sizeof *track);
   dev_tracks_t *dt = ts__xcalloc((size_t)(nd ? nd : 1), sizeof *dt);
+  ts__lb_t *b = ts__xcalloc(1, sizeof *b);
+  b->f = f;
+  double mb = o && o->trace_max_mb ? o->trace_max_mb : TS_OUT_DEFAULT_MAX_MB;
+  cut_t c = {.limit = mb < 0 ? -1 : (long long)(mb * 1e6)};
 
   /* Pass 1: tracks, so that thread names can precede the events. */
   for (int i = 0; i < n; i++) {
     const ts_event_t *e = &run->events[i];
     track[i] = -1;
-    if (!event_kept(run, e)) continue;
+    if (!event_kept(run, e) || !ts__out_keeps(o, e)) continue;
     track_kind_t tk = track_kind(e->kind);
     tracks_t *t = tk == TR_COMP ? &dt[e->device].comp : tk == TR_COMM ? &dt[e->device].comm : &dt[e->device].coll;
     track[i] = track_take(t, ts__to_ns(e->start), ts__to_ns(e->end));
+    c.kept++;
   }
 
+  /* The events get the limit less room for the counters (when there are
+  ** some) and the closing object. */
+  bool counters = r->metrics && r->metrics->dev;
+  long long ev_room = c.limit < 0 ? -1 : counters ? c.limit / 100 * 85 : c.limit - 4096;
   bool first = true;
-  fputs("{\"traceEvents\":[", f);
-  write_metadata(f, &first, run, dt);
+  ts__lb_s(b, "{\"traceEvents\":[");
+  write_metadata(b, &first, run, dt, o);
   for (int i = 0; i < n; i++) {
     if (track[i] < 0) continue;
     const ts_event_t *e = &run->events[i];
-    write_event(f, &first, r, e, tid_of(&dt[e->device], track_kind(e->kind), track[i]));
+    if (ev_room >= 0 && ts__lb_size(b) >= ev_room) {
+      c.events_cut = true;
+      c.events_at = ts__to_ns(e->start);
+      break;
+    }
+    write_event(b, &first, r, e, tid_of(&dt[e->device], track_kind(e->kind), track[i]));
+    c.written++;
   }
-  write_memory(f, &first, r->metrics, nd);
-  fputs("\n],\n\"displayTimeUnit\":\"ms\",\n", f);
-  write_other(f, r);
-  fputs("\n}\n", f);
+  write_memory(b, &first, r->metrics, nd, o, &c);
+  ts__lb_s(b, "\n],\n\"displayTimeUnit\":\"ms\",\n");
+  write_other(b, r, o, &c);
+  ts__lb_s(b, "\n}\n");
+  ts__lb_flush(b, f);
+  if ((c.events_cut || c.counters_cut) && !(o && o->quiet_notes))
+    fprintf(stderr, "trainsim: note: trace.json cut at %g MB: %d of %d events written%s; "
+                    "--trace-max-mb raises the limit (0: none), --devices and --kinds keep fewer\n",
+            mb, c.written, c.kept, c.counters_cut ? ", memory counters incomplete" : "");
   if (fflush(f) != 0 || ferror(f)) rc = EX_IOERR;
   if (dt)
     for (int d = 0; d < nd; d++) {
@@ -355,6 +496,7 @@ int ts_write_trace_json(const ts_result_t *r, FILE *f) {
       free(dt[d].comm.last_end);
       free(dt[d].coll.last_end);
     }
+  free(b);
   free(dt);
   free(track);
   return rc;

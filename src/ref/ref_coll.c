@@ -10,7 +10,9 @@
 ** layer, its gate; TS_BUF_GRADS takes the gradients, TS_BUF_WEIGHTS the
 ** parameters, of the device's own model.  TS_BUF_EXPERT_GRADS / _WEIGHTS:
 ** for each MoE unit, the W1 of the device's experts then their W2.
-** TS_BUF_TP: the device's TP partial (ref_tp.c), b s h doubles.  A step
+** TS_BUF_TP: the device's TP partial (ref_tp.c), b s h doubles (or 2 b s
+** h, ref_tp_sp.c), or under 2d the block slot unit_lo (ref_tp2d.c), whose
+** reduce chains add what they receive.  A step
 ** covers the region of units [unit_lo, unit_hi) (unit_hi < 0: all), and
 ** slice k of n is elements [k N / n, (k + 1) N / n) of that region (N
 ** elements).
@@ -153,9 +155,9 @@ size_t ts__ref_walk(ref_x_t *x, int d, ts_ref_model_t *m, ts_coll_buf_t buf, int
                     int unit_hi, size_t lo, size_t hi, double *flat, int mode, double alpha) {
   walk_t k = {0, lo, hi, flat, mode, alpha};
   const ref_dev_t *dv = &x->dev[d];
-  if (buf == TS_BUF_TP) { /* the partial of a TP piece (ref_tp.c) */
+  if (buf == TS_BUF_TP) { /* the partial of a TP piece (ref_tp.c), or a 2d slot */
     size_t n;
-    double *a = ts__ref_tp_buf(x, d, &n);
+    double *a = ts__ref_tp_buf(x, d, unit_lo, &n);
     if (a) seg(&k, a, n);
     return k.off;
   }
@@ -200,6 +202,7 @@ static size_t step_slice(ref_x_t *x, int d, const ts_coll_step_t *st, size_t *lo
 void ts__ref_coll_pack(void *xd, int device, const ts_coll_step_t *st) {
   ref_x_t *x = xd;
   if (st->buf == TS_BUF_NONE || atomic_load(&x->fatal)) return;
+  if (st->buf == TS_BUF_TP) ts__ref_tp2d_touch(x, device, st);
   size_t lo, hi;
   step_slice(x, device, st, &lo, &hi);
   ref_cmsg_t *m = malloc(sizeof *m + (hi - lo) * sizeof(double));
@@ -228,8 +231,11 @@ void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st) {
   ref_cmsg_t *m = q->head;
   if (m && !(q->head = m->next)) q->tail = NULL;
   ts__ref_unlock(x);
+  if (st->buf == TS_BUF_TP) ts__ref_tp2d_touch(x, device, st);
   size_t lo, hi;
   step_slice(x, device, st, &lo, &hi);
+  /* A 2d reduce runs as a broadcast chain whose members add. */
+  int add = st->reduce || (st->buf == TS_BUF_TP && ts__ref_tp2d_reduces(x, device, st->unit_lo));
   if (!m)
     ts__ref_fatal(x, EX_SOFTWARE,
                   "reference executor: device %d: %s #%d: the step from device %d carries no "
@@ -248,6 +254,6 @@ void ts__ref_coll_apply(void *xd, int device, const ts_coll_step_t *st) {
                   st->n_chunks, st->unit_lo, st->unit_hi, hi - lo, st->chunk);
   else
     ts__ref_walk(x, device, NULL, st->buf, st->unit_lo, st->unit_hi, lo, hi, m->v,
-                 st->reduce ? TS__REF_ADD : TS__REF_COPY, 0);
+                 add ? TS__REF_ADD : TS__REF_COPY, 0);
   free(m);
 }

@@ -104,8 +104,11 @@ static void do_forward(ref_x_t *x, ref_dev_t *dv, int v, int mb) {
   ts_ref_mem_hold(&dv->mem, nb);
   if (in && y)
     st = ts_ref_forward(model, pc->first_layer, pc->n_layers, x->mbs, in, y,
-                        x->job->recompute == TS_RECOMPUTE_NONE ||
-                            ts__rt_keeps(ts__world_rt(x->w, dv->id), v),
+                        x->job->recompute == TS_RECOMPUTE_SELECTIVE ? TS_REF_KEEP_SELECTIVE
+                        : x->job->recompute == TS_RECOMPUTE_NONE ||
+                                ts__rt_keeps(ts__world_rt(x->w, dv->id), v)
+                            ? TS_REF_KEEP_ALL
+                            : TS_REF_KEEP_INPUT,
                         &dv->mem);
   ts_ref_mem_release(&dv->mem, nb);
   free(owned);
@@ -360,6 +363,7 @@ static void x_host_evict(void *xd, int device, int v) {
 const ts_exec_ops_t ts__ref_ops = {
     .now = ts__ref_now,
     .compute = x_compute,
+    .tp_prepare = ts__ref_tp_prepare,
     .send = x_send,
     .lock = x_lock,
     .unlock = x_unlock,

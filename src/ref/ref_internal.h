@@ -4,8 +4,9 @@
 ** threads, synchronisation and deadlock detection; ref_versions.c: weight
 ** versions; ref_coll.c: the communication streams and the collectives'
 ** payloads and the region walk; ref_dp.c: data parallelism's units,
-** optimizer step, ZeRO slices and release; ref_tp.c: tensor parallelism's
-** sharded pieces; ref_oracle.c: the one-thread
+** optimizer step, ZeRO slices and release; ref_tp.c, ref_tp_sp.c,
+** ref_tp2d.c: tensor (1D, 2D) and sequence parallelism's sharded pieces;
+** ref_oracle.c: the one-thread
 ** oracles; ref_twin.c: the
 ** synthetic twin job).  Not part of the public interface (ts_ref.h).
 **
@@ -307,11 +308,23 @@ int ts__ref_tp_setup(ref_x_t *x);
 void ts__ref_tp_free(ref_x_t *x);
 /* Runs the next TP piece of op (kind, v, mb) on device dv (x_compute). */
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
-/* coll_end of a TS_BUF_TP all-reduce on device: after the op's last one,
+/* The executor hook tp_prepare (ts_exec_ops_t): sequence parallelism's
+** work before a TS_BUF_TP collective (ref_tp_sp.c). */
+void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_coll_op_t op,
+                        int slot);
+/* coll_end of a TS_BUF_TP collective on device: after the op's last one,
 ** forms its output (or input gradient). */
 void ts__ref_tp_coll_end(ref_x_t *x, int device);
-/* The TS_BUF_TP buffer of device d (*n doubles); NULL without TP. */
-double *ts__ref_tp_buf(ref_x_t *x, int d, size_t *n);
+/* The TS_BUF_TP buffer of device d (*n doubles), under 2d its slot
+** (ref_tp2d.c); NULL without TP. */
+double *ts__ref_tp_buf(ref_x_t *x, int d, int slot, size_t *n);
+/* 2d: before a step of a TS_BUF_TP chain is packed or applied on device,
+** computes what the step's slot holds when its content depends on an
+** earlier chain of the same GEMM (a reduce's partial, the dA a broadcast
+** carries); no-op otherwise.  On the device's stream. */
+void ts__ref_tp2d_touch(ref_x_t *x, int device, const ts_coll_step_t *st);
+/* 2d: 1 when slot is a reduce chain's (its members add what they receive). */
+int ts__ref_tp2d_reduces(ref_x_t *x, int device, int slot);
 /* Copies into g the shards of the TP ranks other than that of first[l]
 ** (the device whose values g holds) of every block: gradients (params 0)
 ** or weights (params 1). */

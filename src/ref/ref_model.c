@@ -24,6 +24,10 @@
 **   backward, the block input is not kept, the GELU output is kept rather than
 **   recomputed.  The forward's per-call workspace is plain malloc and not
 **   counted; the backward's gradient buffers are counted while it runs.
+** - Selective recompute (TS_REF_KEEP_SELECTIVE) keeps every tensor but
+**   probs; the backward recomputes each block's attention core from its
+**   kept qkv (bitwise the forward's, counted in the model) right before
+**   the core's backward.
 ** - No globals and no static scratch: each thread owns a model clone and an
 **   allocator.  The CBLAS arguments are valid by construction, so its
 **   parameter check (cblas_xerbla, which prints and aborts) never fires.
@@ -48,6 +52,7 @@ struct ts_ref_stash {
   int first, count, mb;
   int d, f, heads, seq;      /* shape, copied from the model that made it */
   int full;                  /* every block's tensors present */
+  int sel;                   /* selective: the blocks keep no probs */
   double *input;             /* copy of the stage input (input-only stash) */
   size_t held;               /* bytes counted in the allocator now */
   ts__ref_block_stash_t *blk; /* count entries (bookkeeping, not counted) */
@@ -94,6 +99,7 @@ typedef struct bwd_ws {
   double *dh;                            /* n x f */
   double *dqkv;                          /* n x 3d */
   double *dp;                            /* s x s */
+  double *probs;                         /* selective: one block's, recomputed */
 } bwd_ws_t;
 
 /* One block backward: dy (in w->dcur) -> dx (back into w->dcur); accumulates
@@ -106,6 +112,7 @@ static void block_backward(ts_ref_model_t *m, int l, int mb, const ts__ref_block
   block_view_t p = ts__ref_block_view(c, m->params + (size_t)l * m->block_n);
   block_view_t g = ts__ref_block_view(c, m->grads + (size_t)l * m->block_n);
   const double *dy = w->dcur;
+  const double *probs = t->probs;
 
   /* MLP */
   ts__ref_gemm(1, 0, f, d, n, 1.0, t->gelu, f, dy, d, 1.0, g.w2, d);
@@ -123,7 +130,13 @@ static void block_backward(ts_ref_model_t *m, int l, int mb, const ts__ref_block
   ts__ref_gemm(1, 0, d, d, n, 1.0, t->attn, d, w->dx1, d, 1.0, g.wo, d);
   ts__ref_add_colsum(g.bo, w->dx1, n, d);
   ts__ref_gemm(0, 1, n, d, d, 1.0, w->dx1, d, p.wo, d, 0.0, w->dattn, d);
-  ts__ref_attn_backward(t->qkv, t->probs, w->dattn, mb, s, d, c->heads, w->dqkv, w->dp);
+  if (!probs) { /* selective: the core again from the kept Q, K, V (dln is free here) */
+    ts__ref_attn_forward(t->qkv, mb, s, d, c->heads, w->probs, w->dln);
+    probs = w->probs;
+    m->core_recomputes++;
+    m->core_mismatches += memcmp(w->dln, t->attn, nd * sizeof(double)) != 0;
+  }
+  ts__ref_attn_backward(t->qkv, probs, w->dattn, mb, s, d, c->heads, w->dqkv, w->dp);
   ts__ref_ln_rebuild(t->xhat1, n, d, p.ln1_g, p.ln1_b, w->ln);
   ts__ref_gemm(1, 0, d, 3 * d, n, 1.0, w->ln, d, w->dqkv, 3 * d, 1.0, g.wqkv, 3 * d);
   ts__ref_add_colsum(g.bqkv, w->dqkv, n, 3 * (size_t)d);
@@ -181,6 +194,7 @@ static int stash_alloc_blocks(ts_ref_stash_t *st, ts_ref_mem_t *mem) {
   for (int i = 0; i < st->count; i++) {
     block_slots(&st->blk[i], slot);
     for (int k = 0; k < 9; k++) {
+      if (k == 3 && st->sel) continue; /* selective: no probs */
       *slot[k] = ts_ref_mem_alloc(mem, sz[k] * sizeof(double));
       if (!*slot[k]) goto out_release;
       st->held += sz[k] * sizeof(double);
@@ -229,7 +243,11 @@ static int fwd_ws_alloc(fwd_ws_t *w, const ts_ref_stash_t *st, int with_tmp) {
   w->x1 = malloc(nd * sizeof(double));
   w->ln = malloc(nd * sizeof(double));
   if (!w->a || !w->b || !w->x1 || !w->ln) goto out_free;
-  if (with_tmp) {
+  if (!with_tmp && st->sel) { /* the probs a selective stash does not keep */
+    size_t sz[9];
+    block_tensor_sizes(st, sz);
+    if (!(w->tmp.probs = malloc(sz[3] * sizeof(double)))) goto out_free;
+  } else if (with_tmp) {
     size_t sz[9];
     double **slot[9];
     block_tensor_sizes(st, sz);
@@ -250,7 +268,9 @@ static void run_blocks(const ts_ref_model_t *m, const ts_ref_stash_t *st, const 
   size_t nd = (size_t)st->mb * st->seq * st->d;
   memcpy(w->a, x, nd * sizeof(double));
   for (int i = 0; i < st->count; i++) {
-    const ts__ref_block_stash_t *t = st->full ? &st->blk[i] : &w->tmp;
+    ts__ref_block_stash_t sel = st->blk[i];
+    if (st->full && st->sel) sel.probs = w->tmp.probs;
+    const ts__ref_block_stash_t *t = !st->full ? &w->tmp : st->sel ? &sel : &st->blk[i];
     block_forward(m, st->first + i, st->mb, w->a, w->b, t, w);
     double *tmp = w->a;
     w->a = w->b;
@@ -275,7 +295,8 @@ ts_ref_stash_t *ts_ref_forward(ts_ref_model_t *m, int first, int count, int mb_s
   st->f = m->cfg.ffn;
   st->heads = m->cfg.heads;
   st->seq = m->cfg.seq;
-  st->full = keep != 0;
+  st->full = keep != TS_REF_KEEP_INPUT;
+  st->sel = keep == TS_REF_KEEP_SELECTIVE;
   st->blk = calloc((size_t)count, sizeof *st->blk);
   fwd_ws_t w;
   if (!st->blk || fwd_ws_alloc(&w, st, !keep)) goto out_free_stash;
@@ -311,6 +332,11 @@ int ts_ref_recompute(ts_ref_model_t *m, ts_ref_stash_t *st, ts_ref_mem_t *mem) {
   return 0; /* the input copy stays until the stash is freed */
 }
 
+/* Bytes of one block's probs (ts_ref_core_bytes). */
+static size_t core_bytes(const ts_ref_stash_t *st) {
+  return (size_t)st->mb * st->heads * st->seq * st->seq * sizeof(double);
+}
+
 /* Frees a backward workspace through mem (sizes as bwd_ws_alloc). */
 static void bwd_ws_free(bwd_ws_t *w, const ts_ref_stash_t *st, ts_ref_mem_t *mem) {
   size_t nd = (size_t)st->mb * st->seq * st->d, nf = (size_t)st->mb * st->seq * st->f;
@@ -319,11 +345,12 @@ static void bwd_ws_free(bwd_ws_t *w, const ts_ref_stash_t *st, ts_ref_mem_t *mem
   ts_ref_mem_free(mem, w->dh, nf * sizeof(double));
   ts_ref_mem_free(mem, w->dqkv, 3 * nd * sizeof(double));
   ts_ref_mem_free(mem, w->dp, (size_t)st->seq * st->seq * sizeof(double));
+  if (st->sel) ts_ref_mem_free(mem, w->probs, core_bytes(st));
   memset(w, 0, sizeof *w);
 }
 
 /* Allocates the backward's gradient buffers through mem: exactly
-** ts_ref_backward_work_bytes.  EX_OSERR (nothing left counted) on failure. */
+** ts_ref_backward_work_bytes, plus ts_ref_core_bytes for a selective stash.  EX_OSERR (nothing left counted) on failure. */
 static int bwd_ws_alloc(bwd_ws_t *w, const ts_ref_stash_t *st, ts_ref_mem_t *mem) {
   size_t nd = (size_t)st->mb * st->seq * st->d, nf = (size_t)st->mb * st->seq * st->f;
   memset(w, 0, sizeof *w);
@@ -333,6 +360,7 @@ static int bwd_ws_alloc(bwd_ws_t *w, const ts_ref_stash_t *st, ts_ref_mem_t *mem
   ok &= (w->dh = ts_ref_mem_alloc(mem, nf * sizeof(double))) != NULL;
   ok &= (w->dqkv = ts_ref_mem_alloc(mem, 3 * nd * sizeof(double))) != NULL;
   ok &= (w->dp = ts_ref_mem_alloc(mem, (size_t)st->seq * st->seq * sizeof(double))) != NULL;
+  if (st->sel) ok &= (w->probs = ts_ref_mem_alloc(mem, core_bytes(st))) != NULL;
   if (ok) return 0;
   bwd_ws_free(w, st, mem);
   return EX_OSERR;

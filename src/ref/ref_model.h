@@ -166,10 +166,21 @@ void ts_ref_mem_release(ts_ref_mem_t *mem, size_t bytes);
 ** (keep = 0, full recompute) keeps a copy of the stage input, n d doubles. */
 typedef struct ts_ref_stash ts_ref_stash_t;
 
+/* What a forward keeps (its keep argument): TS_REF_KEEP_INPUT, a copy of
+** the stage input (full recompute); TS_REF_KEEP_ALL, every tensor listed
+** above; TS_REF_KEEP_SELECTIVE, all of them but probs (selective
+** recompute, Korthikanti et al. 2022): the backward recomputes the
+** attention core (the scores' softmax and the attention over V) of each
+** block from its kept qkv, in a buffer of ts_ref_core_bytes counted with
+** its gradient buffers. */
+enum { TS_REF_KEEP_INPUT = 0, TS_REF_KEEP_ALL = 1, TS_REF_KEEP_SELECTIVE = 2 };
+
 /* Forward of blocks [first, first + count) on x (mb_samples * seq rows, d
-** columns), writing y (same shape; y may alias x).  With keep != 0 it keeps
-** every tensor listed above in a new full stash; with keep == 0 it keeps only
-** a copy of x (what full recompute keeps) in an input-only stash.  Stashed
+** columns), writing y (same shape; y may alias x).  With keep
+** TS_REF_KEEP_ALL (any value but the two others) it keeps every tensor
+** listed above in a new full stash; TS_REF_KEEP_SELECTIVE all but probs;
+** with keep == 0 it keeps only a copy of x (what full recompute keeps) in
+** an input-only stash.  Stashed
 ** tensors are allocated through mem (may be NULL).  Returns the stash, which
 ** the caller hands to ts_ref_backward (or ts_ref_stash_free); NULL, with
 ** nothing counted or written to m, on a bad range (one that holds a MoE
@@ -226,6 +237,33 @@ double ts_ref_loss(const double *y, const double *t, size_t n, double n_total, d
 ** (the tensor list at ts_ref_stash_t).  0 on a bad config. */
 size_t ts_ref_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples);
 
+/* Exact bytes one device stashes for count blocks and mb_samples samples
+** under tensor parallelism of degree t (1: none), sequence parallelism sp
+** and selective recompute sel: the tensor list at ts_ref_stash_t split as
+** Korthikanti et al. 2022 (Table 2) split a layer's activations, and as
+** the cost model's ts_cost_tp_layer_activation_bytes does, with n = mb s:
+**   R = n (2 d + 2)      xhat1, rstd1, xhat2, rstd2 (the LayerNorms'),
+**                        replicated without SP, n / t tokens with SP
+**   X = n (4 d + 2 f)    qkv, attn, hpre, gelu: split by heads / columns
+**   S = mb H s^2         probs: split by heads; none with sel
+** 8 count (R + (X + S) / t) without SP, 8 count (R + X + S) / t with SP.
+** ts_ref_stash_bytes is t = 1.  sp 2: the 2D grid (Optimus, t = q^2,
+** ref_tp2d.c) blocks every tensor q x q, but keeps the rstd of the n / q
+** rows of its row block: 8 count ((2 n d + X + S) / t + 2 n / q).  0 on a
+** bad config or when t does not divide heads, hidden, ffn (and mb s with
+** SP; the grid: q does not divide mb, heads, hidden, ffn). */
+size_t ts_ref_tp_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples, int t, int sp,
+                             int sel);
+
+/* Bytes of one block's attention probabilities, mb H s^2 doubles: what a
+** selective backward recomputes, block by block, in one buffer. */
+size_t ts_ref_core_bytes(const ts_ref_config_t *c, int mb_samples);
+
+/* Attention cores the backwards computing with m recomputed (selective
+** recompute), and how many of them rebuilt an attention output that is not
+** bitwise the kept one (0 when the recompute is exact). */
+long ts_ref_core_recomputes(const ts_ref_model_t *m, long *mismatches);
+
 /* Exact bytes an input-only stash (keep == 0) holds: 8 * mb * s * d. */
 size_t ts_ref_stash_input_bytes(const ts_ref_config_t *c, int mb_samples);
 
@@ -233,7 +271,8 @@ size_t ts_ref_stash_input_bytes(const ts_ref_config_t *c, int mb_samples);
 ** allocator for one call: 8 * (8 n d + n f + s^2), n = mb * s (the output-
 ** and residual-gradient copies, the LayerNorm rebuild and its gradient, the
 ** attention-output, f-wide and fused-QKV gradients, and one head's s x s
-** probability gradient).  0 on a bad config. */
+** probability gradient); a backward of a selective stash adds
+** ts_ref_core_bytes.  0 on a bad config. */
 size_t ts_ref_backward_work_bytes(const ts_ref_config_t *c, int mb_samples);
 
 /* What the executor's backward op holds on top of the stash:

@@ -20,6 +20,10 @@ struct ts_ref_model {
   size_t moe_n;
   int n_moe, *moe_at;
   double *moe_params, *moe_grads;
+  /* Selective recompute: attention cores its backwards recomputed (ref_model.c,
+  ** ref_tp.c), and how many of those gave an attention output that is not
+  ** bitwise the one the forward kept. */
+  long core_recomputes, core_mismatches;
 };
 
 /* Pointers to the parameter (or gradient) tensors of one block. */

@@ -81,6 +81,33 @@ size_t ts_ref_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples) {
   return sizeof(double) * (size_t)count * block_stash_doubles(c, (size_t)mb_samples);
 }
 
+size_t ts_ref_tp_stash_bytes(const ts_ref_config_t *c, int count, int mb_samples, int t, int sp,
+                             int sel) {
+  if (!config_ok(c) || count <= 0 || mb_samples <= 0 || t < 1) return 0;
+  size_t d = (size_t)c->hidden, f = (size_t)c->ffn, s = (size_t)c->seq, h = (size_t)c->heads;
+  size_t n = (size_t)mb_samples * s, T = (size_t)t, b = (size_t)mb_samples, q = 1;
+  while (q * q < T) q++;
+  if (sp == 2) { /* the 2d grid: blocks of whole samples and heads */
+    if (q * q != T || b % q || h % q || d % q || f % q) return 0;
+    size_t per = (n * 2 * d + n * (4 * d + 2 * f) + (sel ? 0 : b * h * s * s)) / T + 2 * n / q;
+    return sizeof(double) * (size_t)count * per;
+  }
+  if (d % T || f % T || h % T || (sp && n % T)) return 0;
+  size_t R = n * (2 * d + 2), X = n * (4 * d + 2 * f), S = sel ? 0 : b * h * s * s;
+  size_t per = sp ? (R + X + S) / T : R + (X + S) / T;
+  return sizeof(double) * (size_t)count * per;
+}
+
+size_t ts_ref_core_bytes(const ts_ref_config_t *c, int mb_samples) {
+  if (!config_ok(c) || mb_samples <= 0) return 0;
+  return sizeof(double) * (size_t)mb_samples * (size_t)c->heads * (size_t)c->seq * (size_t)c->seq;
+}
+
+long ts_ref_core_recomputes(const ts_ref_model_t *m, long *mismatches) {
+  if (mismatches) *mismatches = m ? m->core_mismatches : 0;
+  return m ? m->core_recomputes : 0;
+}
+
 size_t ts_ref_stash_input_bytes(const ts_ref_config_t *c, int mb_samples) {
   if (!config_ok(c) || mb_samples <= 0) return 0;
   return sizeof(double) * (size_t)mb_samples * (size_t)c->seq * (size_t)c->hidden;

@@ -1,7 +1,8 @@
 /*
 ** ref_tp.c: Megatron 1D tensor parallelism in the reference executor
 ** (README "Tensor parallelism"): real sharded math on the TP ranks' threads
-** and real all-reduces of the partial activations and activation gradients.
+** and real all-reduces of the partial activations and activation gradients
+** (sequence parallelism's reduce-scatters and all-gathers: ref_tp_sp.c).
 **
 ** What it models.  The runtime (rt_tp.c) runs each layer of a forward as
 **   [attention piece] all-reduce [MLP piece] all-reduce
@@ -26,11 +27,21 @@
 ** computes the same values); ts__ref_tp_assemble puts the shards of the
 ** ranks together.
 **
-** Limits (ts_ref_config_for_job refuses the rest): no sequence
-** parallelism, no recompute, no ZeRO, no MoE, one iteration, no host
-** weights.  A split backward (ZB-H1) does all its math in the
-** input-gradient half.  The TP stash is counted in the device's allocator,
-** but is not the cost model's formula (its probs are the local heads').
+** Selective recompute (Korthikanti et al. 2022): the stash keeps no probs;
+** the attention backward piece recomputes its heads' softmax and attention
+** over V from the kept Q, K, V (counted in the model, with a bitwise check
+** against the kept attention output) before the core's backward.
+**
+** Memory: the stash of each block is counted in the device's allocator and
+** is exactly ts_ref_tp_stash_bytes (the LayerNorm tensors of its rows, its
+** heads' and columns' share of the rest); the pieces' scratch is not.
+**
+** 2D (SUMMA) on a q x q grid: ref_tp2d.c, which shares this state, its
+** stash and its table.
+**
+** Limits (ts_ref_config_for_job refuses the rest): no full recompute, no
+** ZeRO, no MoE, one iteration, no host weights, no 2.5D or 3D.  A split backward (ZB-H1)
+** does all its math in the input-gradient half.
 **
 ** Threading: a device's TP state is touched by its program thread, and by
 ** its communication stream in coll_end while the program waits for that
@@ -40,43 +51,27 @@
 #include <string.h>
 #include <sysexits.h>
 
-#include "ref_internal.h"
 #include "ref_kernels.h"
-#include "ref_model_impl.h"
+#include "ref_tp_impl.h"
 
-/* What one block keeps between its TP forward and backward. */
-typedef struct tp_blk {
-  double *xhat1, *rstd1, *qkv, *probs, *attn, *xhat2, *rstd2, *hpre, *gelu;
-} tp_blk_t;
+#define view ts__ref_tp_view
+#define add_bias ts__ref_tp_add_bias
 
-typedef struct ts__ref_tp_stash {
-  int count;
-  tp_blk_t blk[];
-} tp_stash_t;
-
-struct ts__ref_tp {
-  int rank, t;
-  int n, d, dl, hl, fl, s, mb; /* tokens, hidden, its shard widths */
-  double *buf;                 /* [n d] the partial, TS_BUF_TP */
-  /* The op in progress (piece 0: none). */
-  ts_kind_t kind;
-  int v, mb_id, piece, total, first;
-  ts_ref_model_t *model;
-  tp_stash_t *st;
-  double *a, *x1, *ln, *dh, *dattn, *dqkv, *dp; /* scratch */
-  tp_stash_t **tab;                             /* [n_local M] stashes */
-};
-
-/* Sizes in doubles of the nine tensors of a tp_blk_t. */
+/* Sizes in doubles of the nine tensors of a tp_blk_t (probs 0 when selective). */
 static void blk_sizes(const ref_tp_t *p, size_t sz[9]) {
-  size_t n = (size_t)p->n;
-  sz[0] = n * p->d;
-  sz[1] = n;
+  memcpy(sz, p->sz, sizeof p->sz);
+}
+
+/* The 1d sizes (ref_tp2d.c sets its own). */
+static void sizes_1d(ref_tp_t *p) {
+  size_t *sz = p->sz, n = (size_t)p->n, nc = (size_t)p->nc;
+  sz[0] = nc * p->d;
+  sz[1] = nc;
   sz[2] = 3 * n * p->dl;
-  sz[3] = (size_t)p->mb * p->hl * p->s * p->s;
+  sz[3] = p->sel ? 0 : (size_t)p->mb * p->hl * p->s * p->s;
   sz[4] = n * p->dl;
-  sz[5] = n * p->d;
-  sz[6] = n;
+  sz[5] = nc * p->d;
+  sz[6] = nc;
   sz[7] = n * p->fl;
   sz[8] = n * p->fl;
 }
@@ -87,7 +82,7 @@ static double **blk_slot(tp_blk_t *b, int k) {
   return s[k];
 }
 
-static void blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
+void ts__ref_tp_blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
   size_t sz[9];
   blk_sizes(p, sz);
   for (int k = 0; k < 9; k++) {
@@ -97,10 +92,13 @@ static void blk_free(const ref_tp_t *p, tp_blk_t *b, ts_ref_mem_t *mem) {
   }
 }
 
-static void stash_free(const ref_tp_t *p, tp_stash_t *st, ts_ref_mem_t *mem) {
-  for (int i = 0; st && i < st->count; i++) blk_free(p, &st->blk[i], mem);
+void ts__ref_tp_stash_free(const ref_tp_t *p, tp_stash_t *st, ts_ref_mem_t *mem) {
+  for (int i = 0; st && i < st->count; i++) ts__ref_tp_blk_free(p, &st->blk[i], mem);
   free(st);
 }
+
+#define blk_free ts__ref_tp_blk_free
+#define stash_free ts__ref_tp_stash_free
 
 int ts__ref_tp_setup(ref_x_t *x) {
   int t = x->job->tensor_parallel;
@@ -111,21 +109,29 @@ int ts__ref_tp_setup(ref_x_t *x) {
     ref_tp_t *p = dv->tp = calloc(1, sizeof *p);
     if (!p) return EX_OSERR;
     ts_group_t g = ts_plan_group(x->plan, TS_GROUP_TP, d);
-    *p = (ref_tp_t){.rank = g.rank, .t = t, .n = x->mbs * c->seq, .d = c->hidden,
-                    .dl = c->hidden / t, .hl = c->heads / t, .fl = c->ffn / t, .s = c->seq,
-                    .mb = x->mbs};
-    size_t n = (size_t)p->n, cells = (size_t)(dv->n_local ? dv->n_local : 1) * (size_t)x->M;
-    p->buf = calloc(n * p->d, sizeof(double));
-    p->a = malloc(n * p->d * sizeof(double));
-    p->x1 = malloc(n * p->d * sizeof(double));
-    p->ln = malloc(n * p->d * sizeof(double));
-    p->dh = malloc(n * p->fl * sizeof(double));
-    p->dattn = malloc(n * p->dl * sizeof(double));
-    p->dqkv = malloc(3 * n * p->dl * sizeof(double));
+    int n = x->mbs * c->seq, sp = x->job->sequence_parallel;
+    *p = (ref_tp_t){.rank = g.rank, .t = t, .n = n, .d = c->hidden, .dl = c->hidden / t,
+                    .hl = c->heads / t, .fl = c->ffn / t, .s = c->seq, .mb = x->mbs, .sp = sp,
+                    .sel = x->job->recompute == TS_RECOMPUTE_SELECTIVE, .nc = sp ? n / t : n,
+                    .off = sp ? (size_t)g.rank * (size_t)(n / t) * (size_t)c->hidden : 0};
+    size_t nn = (size_t)n, cells = (size_t)(dv->n_local ? dv->n_local : 1) * (size_t)x->M;
+    p->buf_n = nn * p->d;
+    p->buf = calloc(2 * nn * p->d, sizeof(double));
+    p->a = malloc(nn * p->d * sizeof(double));
+    p->x1 = malloc(nn * p->d * sizeof(double));
+    p->ln = malloc(nn * p->d * sizeof(double));
+    p->full = malloc(nn * p->d * sizeof(double));
+    p->dh = malloc(nn * p->fl * sizeof(double));
+    p->dattn = malloc(nn * p->dl * sizeof(double));
+    p->dqkv = malloc(3 * nn * p->dl * sizeof(double));
     p->dp = malloc((size_t)p->s * p->s * sizeof(double));
+    p->prc = malloc((size_t)p->mb * p->hl * p->s * p->s * sizeof(double));
+    p->arc = malloc(nn * p->dl * sizeof(double));
     p->tab = calloc(cells, sizeof *p->tab);
-    if (!p->buf || !p->a || !p->x1 || !p->ln || !p->dh || !p->dattn || !p->dqkv || !p->dp ||
-        !p->tab)
+    sizes_1d(p);
+    if (strcmp(x->job->tensor_parallel_mode, "1d") && ts__ref_tp2d_setup(x, p)) return EX_OSERR;
+    if (!p->buf || !p->a || !p->x1 || !p->ln || !p->full || !p->dh || !p->dattn || !p->dqkv ||
+        !p->dp || !p->prc || !p->arc || !p->tab)
       return EX_OSERR;
   }
   return 0;
@@ -140,44 +146,44 @@ void ts__ref_tp_free(ref_x_t *x) {
     for (size_t i = 0; p->tab && i < cells; i++) stash_free(p, p->tab[i], &dv->mem);
     if (p->st && (p->tab == NULL || p->st != p->tab[ts__ref_cell(x, p->v, p->mb_id)]))
       stash_free(p, p->st, &dv->mem);
+    double *const bufs[] = {p->buf, p->a, p->x1, p->ln, p->full, p->dh,
+                            p->dattn, p->dqkv, p->dp, p->prc, p->arc};
+    for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++) free(bufs[k]);
     free(p->tab);
-    free(p->buf);
-    free(p->a);
-    free(p->x1);
-    free(p->ln);
-    free(p->dh);
-    free(p->dattn);
-    free(p->dqkv);
-    free(p->dp);
+    ts__ref_tp2d_free(p);
     free(p);
     dv->tp = NULL;
   }
 }
 
-double *ts__ref_tp_buf(ref_x_t *x, int d, size_t *n) {
+double *ts__ref_tp_buf(ref_x_t *x, int d, int slot, size_t *n) {
   ref_tp_t *p = x->dev[d].tp;
-  *n = p ? (size_t)p->n * p->d : 0;
+  if (p && p->g2) return ts__ref_tp2d_slot(p, slot, n);
+  *n = p ? p->buf_n : 0;
   return p ? p->buf : NULL;
-}
-
-/* y[n x d] = a + b + bias (row-broadcast); y may alias a. */
-static void add_bias(double *y, const double *a, const double *b, const double *bias, int n,
-                     int d) {
-  for (size_t i = 0; i < (size_t)n; i++)
-    for (size_t j = 0; j < (size_t)d; j++) y[i * d + j] = a[i * d + j] + b[i * d + j] + bias[j];
-}
-
-static block_view_t view(ts_ref_model_t *m, int l, int grads) {
-  return ts__ref_block_view(&m->cfg, (grads ? m->grads : m->params) + (size_t)l * m->block_n);
 }
 
 /* ---- forward --------------------------------------------------------------- */
 
-/* Attention piece of block b of layer l on p->a: the partial into p->buf. */
+void ts__ref_tp_fwd_ln(ref_tp_t *p, int k, tp_blk_t *b, int l, double *out) {
+  size_t off = p->off;
+  if (k % 2) { /* x1 = x + the reduced attention + b_o, then LN2 */
+    block_view_t w = view(p->model, l, 0);
+    add_bias(p->x1, p->a, p->buf + off, w.bo, p->nc, p->d);
+    ts__ref_ln_forward(p->x1, p->nc, p->d, w.ln2_g, w.ln2_b, b->xhat2, b->rstd2, out);
+    return;
+  }
+  if (k) add_bias(p->a, p->x1, p->buf + off, view(p->model, l - 1, 0).b2, p->nc, p->d);
+  block_view_t w = view(p->model, l, 0);
+  ts__ref_ln_forward(p->a, p->nc, p->d, w.ln1_g, w.ln1_b, b->xhat1, b->rstd1, out);
+}
+
+/* Attention piece of block b of layer l on its LN1 output p->ln: the
+** partial into p->buf. */
 static void fwd_attn(ref_tp_t *p, int l, tp_blk_t *b) {
   block_view_t w = view(p->model, l, 0);
   int n = p->n, d = p->d, dl = p->dl, r = p->rank;
-  ts__ref_ln_forward(p->a, n, d, w.ln1_g, w.ln1_b, b->xhat1, b->rstd1, p->ln);
+  double *probs = b->probs ? b->probs : p->prc;
   for (int j = 0; j < 3; j++) {
     const double *bias = w.bqkv + (size_t)j * d + (size_t)r * dl;
     for (size_t i = 0; i < (size_t)n; i++)
@@ -185,16 +191,14 @@ static void fwd_attn(ref_tp_t *p, int l, tp_blk_t *b) {
     ts__ref_gemm(0, 0, n, dl, d, 1.0, p->ln, d, w.wqkv + (size_t)j * d + (size_t)r * dl, 3 * d,
                  1.0, b->qkv + (size_t)j * dl, 3 * dl);
   }
-  ts__ref_attn_forward(b->qkv, p->mb, p->s, dl, p->hl, b->probs, b->attn);
+  ts__ref_attn_forward(b->qkv, p->mb, p->s, dl, p->hl, probs, b->attn);
   ts__ref_gemm(0, 0, n, d, dl, 1.0, b->attn, dl, w.wo + (size_t)r * dl * d, d, 0.0, p->buf, d);
 }
 
-/* MLP piece: x1 = a + all-reduced attention + b_o; the partial into p->buf. */
+/* MLP piece on its LN2 output p->ln: the partial into p->buf. */
 static void fwd_mlp(ref_tp_t *p, int l, tp_blk_t *b) {
   block_view_t w = view(p->model, l, 0);
   int n = p->n, d = p->d, f = p->model->cfg.ffn, fl = p->fl, r = p->rank;
-  add_bias(p->x1, p->a, p->buf, w.bo, n, d);
-  ts__ref_ln_forward(p->x1, n, d, w.ln2_g, w.ln2_b, b->xhat2, b->rstd2, p->ln);
   ts__ref_fill_rows(b->hpre, w.b1 + (size_t)r * fl, n, fl);
   ts__ref_gemm(0, 0, n, fl, d, 1.0, p->ln, d, w.w1 + (size_t)r * fl, f, 1.0, b->hpre, fl);
   for (size_t i = 0; i < (size_t)n * fl; i++) b->gelu[i] = ts__ref_gelu(b->hpre[i]);
@@ -203,34 +207,38 @@ static void fwd_mlp(ref_tp_t *p, int l, tp_blk_t *b) {
 
 /* ---- backward -------------------------------------------------------------- */
 
-/* MLP backward piece of layer l on p->a (the block output's gradient): the
-** partial gradient of LN2's output into p->buf. */
-static void bwd_mlp(ref_tp_t *p, int l, const tp_blk_t *b) {
+/* MLP backward piece of layer l given dy, the block output's gradient
+** (all n rows), and its LN2 output in p->ln: the partial gradient of
+** LN2's output into p->buf. */
+static void bwd_mlp(ref_tp_t *p, int l, const tp_blk_t *b, const double *dy) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
   int n = p->n, d = p->d, f = p->model->cfg.ffn, fl = p->fl, r = p->rank;
-  const double *dy = p->a;
   ts__ref_gemm(1, 0, fl, d, n, 1.0, b->gelu, fl, dy, d, 1.0, g.w2 + (size_t)r * fl * d, d);
   ts__ref_add_colsum(g.b2, dy, n, d);
   ts__ref_gemm(0, 1, n, fl, d, 1.0, dy, d, w.w2 + (size_t)r * fl * d, d, 0.0, p->dh, fl);
   for (size_t i = 0; i < (size_t)n * fl; i++) p->dh[i] *= ts__ref_gelu_grad(b->hpre[i]);
-  ts__ref_ln_rebuild(b->xhat2, n, d, w.ln2_g, w.ln2_b, p->ln);
   ts__ref_gemm(1, 0, d, fl, n, 1.0, p->ln, d, p->dh, fl, 1.0, g.w1 + (size_t)r * fl, f);
   ts__ref_add_colsum(g.b1 + (size_t)r * fl, p->dh, n, fl);
   ts__ref_gemm(0, 1, n, d, fl, 1.0, p->dh, fl, w.w1 + (size_t)r * fl, f, 0.0, p->buf, d);
 }
 
-/* Attention backward piece: dx1 = dy + LN2 backward of the all-reduced
-** partial; the partial gradient of LN1's output into p->buf. */
-static void bwd_attn(ref_tp_t *p, int l, const tp_blk_t *b) {
+/* Attention backward piece given dx1, the gradient of the attention's
+** residual output (all n rows), and its LN1 output in p->ln: the partial
+** gradient of LN1's output into p->buf.  Selective: the core first. */
+static void bwd_attn(ref_tp_t *p, int l, const tp_blk_t *b, const double *dx1) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
   int n = p->n, d = p->d, dl = p->dl, r = p->rank;
-  memcpy(p->x1, p->a, (size_t)n * d * sizeof(double));
-  ts__ref_ln_backward(p->buf, b->xhat2, b->rstd2, n, d, w.ln2_g, g.ln2_g, g.ln2_b, p->x1);
-  ts__ref_gemm(1, 0, dl, d, n, 1.0, b->attn, dl, p->x1, d, 1.0, g.wo + (size_t)r * dl * d, d);
-  ts__ref_add_colsum(g.bo, p->x1, n, d);
-  ts__ref_gemm(0, 1, n, dl, d, 1.0, p->x1, d, w.wo + (size_t)r * dl * d, d, 0.0, p->dattn, dl);
-  ts__ref_attn_backward(b->qkv, b->probs, p->dattn, p->mb, p->s, dl, p->hl, p->dqkv, p->dp);
-  ts__ref_ln_rebuild(b->xhat1, n, d, w.ln1_g, w.ln1_b, p->ln);
+  ts__ref_gemm(1, 0, dl, d, n, 1.0, b->attn, dl, dx1, d, 1.0, g.wo + (size_t)r * dl * d, d);
+  ts__ref_add_colsum(g.bo, dx1, n, d);
+  ts__ref_gemm(0, 1, n, dl, d, 1.0, dx1, d, w.wo + (size_t)r * dl * d, d, 0.0, p->dattn, dl);
+  const double *probs = b->probs;
+  if (!probs) { /* selective: its heads' core again from the kept Q, K, V */
+    ts__ref_attn_forward(b->qkv, p->mb, p->s, dl, p->hl, p->prc, p->arc);
+    probs = p->prc;
+    p->model->core_recomputes++;
+    p->model->core_mismatches += memcmp(p->arc, b->attn, (size_t)n * dl * sizeof(double)) != 0;
+  }
+  ts__ref_attn_backward(b->qkv, probs, p->dattn, p->mb, p->s, dl, p->hl, p->dqkv, p->dp);
   for (int j = 0; j < 3; j++) {
     size_t col = (size_t)j * d + (size_t)r * dl;
     const double *dq = p->dqkv + (size_t)j * dl;
@@ -241,75 +249,99 @@ static void bwd_attn(ref_tp_t *p, int l, const tp_blk_t *b) {
   }
 }
 
-/* Ends the attention backward of layer l: p->a = dx1 + LN1 backward of the
-** all-reduced partial. */
-static void bwd_finish(ref_tp_t *p, int l, const tp_blk_t *b) {
+/* p->a = dx1 + LN1 backward of layer l's reduced partial (its rows). */
+static void bwd_ln1(ref_tp_t *p, int l, const tp_blk_t *b) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
-  memcpy(p->a, p->x1, (size_t)p->n * p->d * sizeof(double));
-  ts__ref_ln_backward(p->buf, b->xhat1, b->rstd1, p->n, p->d, w.ln1_g, g.ln1_g, g.ln1_b, p->a);
+  memcpy(p->a, p->x1, (size_t)p->nc * p->d * sizeof(double));
+  ts__ref_ln_backward(p->buf + p->off, b->xhat1, b->rstd1, p->nc, p->d, w.ln1_g, g.ln1_g,
+                      g.ln1_b, p->a);
+}
+
+double *ts__ref_tp_bwd_ln(ref_x_t *x, ref_dev_t *dv, int k, tp_blk_t *b, int l,
+                          const double **xhat, const double **g, const double **bias) {
+  ref_tp_t *p = dv->tp;
+  (void)x;
+  block_view_t w = view(p->model, l, 0);
+  if (k % 2) { /* dx1 = dy + LN2 backward of the reduced partial */
+    block_view_t gr = view(p->model, l, 1);
+    memcpy(p->x1, p->a, (size_t)p->nc * p->d * sizeof(double));
+    ts__ref_ln_backward(p->buf + p->off, b->xhat2, b->rstd2, p->nc, p->d, w.ln2_g, gr.ln2_g,
+                        gr.ln2_b, p->x1);
+    *xhat = b->xhat1, *g = w.ln1_g, *bias = w.ln1_b;
+    return p->x1;
+  }
+  if (k) {
+    bwd_ln1(p, l + 1, b + 1);
+    blk_free(p, b + 1, &dv->mem);
+  }
+  *xhat = b->xhat2, *g = w.ln2_g, *bias = w.ln2_b;
+  return p->a;
 }
 
 /* ---- the pieces ------------------------------------------------------------ */
 
-/* Starts op (kind, v, mb): its model, its input (forward) or output
-** gradient (backward) into p->a, its stash.  Returns 0 or an error text. */
-static const char *begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
+tp_blk_t *ts__ref_tp_block(ref_tp_t *p, int k, int *l) {
+  int i = p->kind == TS_FORWARD ? k / 2 : p->st->count - 1 - k / 2;
+  *l = p->first + i;
+  return &p->st->blk[i];
+}
+
+const char *ts__ref_tp_new_stash(ref_dev_t *dv, int layers) {
+  ref_tp_t *p = dv->tp;
+  tp_stash_t *st = calloc(1, sizeof *st + (size_t)layers * sizeof(tp_blk_t));
+  if (!st) return "out of memory";
+  st->count = layers;
+  p->st = st;
+  size_t sz[9];
+  blk_sizes(p, sz);
+  for (int i = 0; i < st->count; i++)
+    for (int k = 0; k < 9; k++)
+      if (sz[k] && !(*blk_slot(&st->blk[i], k) = ts_ref_mem_alloc(&dv->mem, sz[k] * sizeof(double))))
+        return "out of memory";
+  return NULL;
+}
+
+const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
   ref_tp_t *p = dv->tp;
   const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
   bool fwd = kind == TS_FORWARD;
-  *p = (ref_tp_t){.rank = p->rank, .t = p->t, .n = p->n, .d = p->d, .dl = p->dl, .hl = p->hl,
-                  .fl = p->fl, .s = p->s, .mb = p->mb, .buf = p->buf, .a = p->a, .x1 = p->x1,
-                  .ln = p->ln, .dh = p->dh, .dattn = p->dattn, .dqkv = p->dqkv, .dp = p->dp,
-                  .tab = p->tab, .kind = kind, .v = v, .mb_id = mb,
-                  .total = 2 * pc->n_layers, .first = pc->first_layer};
+  p->kind = kind, p->v = v, p->mb_id = mb, p->piece = 0, p->begun = 1;
+  p->total = 2 * pc->n_layers, p->first = pc->first_layer, p->st = NULL;
   if (!(p->model = ts__ref_stage_model(x, dv, v, mb, fwd ? "forward" : "backward")))
     return "no model";
-  size_t nb = (size_t)p->n * p->d * sizeof(double);
+  size_t nb = (size_t)p->nc * p->d * sizeof(double);
   if (fwd) {
     double *owned;
     const double *in = ts__ref_fwd_input(x, dv, v, mb, &owned);
     if (!in) return "its input is missing";
-    memcpy(p->a, in, nb);
+    memcpy(p->a, in + p->off, nb); /* SP: its tokens only */
     free(owned);
-    tp_stash_t *st = calloc(1, sizeof *st + (size_t)pc->n_layers * sizeof(tp_blk_t));
-    if (!st) return "out of memory";
-    st->count = pc->n_layers;
-    p->st = st;
-    size_t sz[9];
-    blk_sizes(p, sz);
-    for (int i = 0; i < st->count; i++)
-      for (int k = 0; k < 9; k++)
-        if (!(*blk_slot(&st->blk[i], k) = ts_ref_mem_alloc(&dv->mem, sz[k] * sizeof(double))))
-          return "out of memory";
-    return NULL;
+    return ts__ref_tp_new_stash(dv, pc->n_layers);
   }
-  return NULL;
+  tp_stash_t **cell = &p->tab[ts__ref_cell(x, v, mb)];
+  p->st = *cell;
+  *cell = NULL;
+  double *dy = ts__ref_bwd_dy(x, dv, v, mb);
+  const char *e = !p->st ? "no stash" : !dy ? "its output gradient is missing" : NULL;
+  if (!e) memcpy(p->a, dy + p->off, nb);
+  free(dy);
+  return e;
 }
 
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
   ref_tp_t *p = dv->tp;
   if (kind == TS_BACKWARD_INPUT) kind = TS_BACKWARD;
+  if (p->g2 && (kind == TS_FORWARD || kind == TS_BACKWARD)) {
+    ts__ref_tp2d_compute(x, dv, kind, v, mb);
+    return;
+  }
   if (kind != TS_FORWARD && kind != TS_BACKWARD) {
     ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s under tensor parallelism",
                   dv->id, ts_kind_name(kind));
     return;
   }
-  if (p->piece == 0) {
-    const char *e = NULL;
-    if (kind == TS_FORWARD) {
-      e = begin(x, dv, kind, v, mb);
-    } else {
-      tp_stash_t **cell = &p->tab[ts__ref_cell(x, v, mb)];
-      tp_stash_t *st = *cell;
-      *cell = NULL;
-      e = begin(x, dv, kind, v, mb);
-      p->st = st;
-      double *dy = e ? NULL : ts__ref_bwd_dy(x, dv, v, mb);
-      if (!e && !st) e = "no stash";
-      if (!e && !dy) e = "its output gradient is missing";
-      if (!e) memcpy(p->a, dy, (size_t)p->n * p->d * sizeof(double));
-      free(dy);
-    }
+  if (!p->begun) {
+    const char *e = ts__ref_tp_begin(x, dv, kind, v, mb);
     if (e) {
       ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s of stage %d micro-batch %d: %s",
                     dv->id, ts_kind_name(kind), v, mb, e);
@@ -322,59 +354,74 @@ void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb
                   dv->id, ts_kind_name(kind), v, mb);
     return;
   }
-  int k = p->piece++, i = kind == TS_FORWARD ? k / 2 : p->st->count - 1 - k / 2;
-  int l = p->first + i;
-  tp_blk_t *b = &p->st->blk[i];
+  int k = p->piece++, l;
+  tp_blk_t *b = ts__ref_tp_block(p, k, &l);
   if (kind == TS_FORWARD) {
-    if (k % 2) {
-      fwd_mlp(p, l, b);
-    } else {
-      if (k) add_bias(p->a, p->x1, p->buf, view(p->model, l - 1, 0).b2, p->n, p->d);
-      fwd_attn(p, l, b);
-    }
-  } else if (k % 2) {
-    bwd_attn(p, l, b);
-  } else {
-    if (k) {
-      bwd_finish(p, l + 1, b + 1);
-      blk_free(p, b + 1, &dv->mem);
-    }
-    bwd_mlp(p, l, b);
+    /* SP: the LayerNorm ran before the all-gather that put its output in buf. */
+    if (p->sp)
+      memcpy(p->ln, p->buf, (size_t)p->n * p->d * sizeof(double));
+    else
+      ts__ref_tp_fwd_ln(p, k, b, l, p->ln);
+    (k % 2 ? fwd_mlp : fwd_attn)(p, l, b);
+    return;
   }
+  const double *grad = p->full;
+  if (p->sp) {
+    ts__ref_tp_sp_unpack(p);
+  } else {
+    const double *xhat, *g, *bias;
+    grad = ts__ref_tp_bwd_ln(x, dv, k, b, l, &xhat, &g, &bias);
+    ts__ref_ln_rebuild(xhat, p->n, p->d, g, bias, p->ln);
+  }
+  if (k % 2)
+    bwd_attn(p, l, b, grad);
+  else
+    bwd_mlp(p, l, b, grad);
 }
 
-/* Ends the op after its last all-reduce: the forward's output and stash,
-** the backward's input gradient. */
+void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_coll_op_t op,
+                        int slot) {
+  ref_x_t *x = xd;
+  ref_dev_t *dv = &x->dev[device];
+  if (!dv->tp || atomic_load(&x->fatal)) return;
+  if (dv->tp->g2) {
+    ts__ref_tp2d_prepare(x, dv, kind == TS_BACKWARD_INPUT ? TS_BACKWARD : kind, v, mb, slot);
+    return;
+  }
+  if (!dv->tp->sp) return;
+  ts__ref_tp_sp_prepare(x, dv, kind == TS_BACKWARD_INPUT ? TS_BACKWARD : kind, v, mb, op);
+}
+
+/* Ends the op after its last all-reduce (SP: reduce-scatter): the
+** forward's output and stash, the backward's input gradient (SP: its rows
+** of them, the others zero). */
 static void finish(ref_x_t *x, ref_dev_t *dv) {
   ref_tp_t *p = dv->tp;
-  size_t nb = (size_t)p->n * p->d * sizeof(double);
+  size_t nb = (size_t)p->n * p->d * sizeof(double), nc = (size_t)p->nc * p->d * sizeof(double);
   int v = p->v, mb = p->mb_id;
-  p->piece = 0;
+  p->piece = p->begun = 0;
+  double *out = calloc(1, nb);
+  if (!out) {
+    ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory", dv->id);
+    return;
+  }
   if (p->kind == TS_FORWARD) {
     int l = p->first + p->st->count - 1;
-    double *y = malloc(nb);
-    if (!y) {
-      ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory", dv->id);
-      return;
-    }
-    add_bias(y, p->x1, p->buf, view(p->model, l, 0).b2, p->n, p->d);
+    add_bias(out + p->off, p->x1, p->buf + p->off, view(p->model, l, 0).b2, p->nc, p->d);
     p->tab[ts__ref_cell(x, v, mb)] = p->st;
     p->st = NULL;
-    dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)] = y;
+    dv->out[ts__ref_slot_cell(x, dv, SLOT_ACT, v, mb)] = out;
     ts__ref_versions_after(x, dv, v, mb, 0);
     return;
   }
-  bwd_finish(p, p->first, &p->st->blk[0]);
+  bwd_ln1(p, p->first, &p->st->blk[0]);
   stash_free(p, p->st, &dv->mem);
   p->st = NULL;
   if (x->lay->prev[v] >= 0) {
-    double *dx = malloc(nb);
-    if (!dx) {
-      ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: out of memory", dv->id);
-      return;
-    }
-    memcpy(dx, p->a, nb);
-    dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = dx;
+    memcpy(out + p->off, p->a, nc);
+    dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = out;
+  } else {
+    free(out);
   }
   ts__ref_versions_after(x, dv, v, mb, 1);
 }
@@ -382,7 +429,7 @@ static void finish(ref_x_t *x, ref_dev_t *dv) {
 void ts__ref_tp_coll_end(ref_x_t *x, int device) {
   ref_dev_t *dv = &x->dev[device];
   ref_tp_t *p = dv->tp;
-  if (!p || atomic_load(&x->fatal) || p->piece == 0 || p->piece < p->total || p->piece % 2)
+  if (!p || p->g2 || atomic_load(&x->fatal) || !p->begun || p->piece < p->total || p->piece % 2)
     return;
   finish(x, dv);
 }
@@ -413,6 +460,20 @@ static void copy_shard(const ts_ref_config_t *c, int k, int t, double *dst, cons
 void ts__ref_tp_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
   int t = x->job->tensor_parallel;
   if (t < 2) return;
+  if (!params && x->job->sequence_parallel) ts__ref_tp_sp_sum_norms(x, g, first);
+  if (x->dev[0].tp && x->dev[0].tp->g2) { /* 2d: every rank's share of every tensor, summed */
+    for (int l = 0; !params && l < x->cfg.layers; l++) {
+      if (first[l] >= x->n) continue;
+      ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
+      size_t n;
+      double *dst = (double *)ts_ref_block_grad(g, l, &n);
+      for (int k = 0; k < grp.n; k++) {
+        const double *src = ts_ref_block_grad(x->dev[grp.dev[k]].model, l, NULL);
+        for (size_t i = 0; k != grp.rank && i < n; i++) dst[i] += src[i];
+      }
+    }
+    return;
+  }
   for (int l = 0; l < x->cfg.layers; l++) {
     if (first[l] >= x->n) continue;
     ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);

@@ -1,7 +1,8 @@
 /*
 ** ref_twin.c: the synthetic twin of a transformer job (ts_ref_sim_job): a
 ** job whose cost model counts exactly the reference executor's tensors,
-** for the simulator (stashes and op transients; the reference model has
+** for the simulator (stashes and op transients, selective recompute's
+** smaller stash and its recomputed core included; the reference model has
 ** no embeddings or LM head, so the twin has none either).  It keeps the
 ** job's schedule, shape and data-parallel settings (replicas, rank order,
 ** ZeRO, buckets, optimizer).
@@ -47,7 +48,8 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
       goto out_free;
     }
     per_part[s] = nl;
-    act[s] += (double)ts_ref_stash_bytes(&cfg, nl, job->micro_batch_size);
+    act[s] += (double)ts_ref_tp_stash_bytes(&cfg, nl, job->micro_batch_size, 1, 0,
+                                            job->recompute == TS_RECOMPUTE_SELECTIVE);
     wts[s] += 8.0 * (double)ts_ref_block_param_count(&cfg) * nl;
   }
   for (int s = 0; s < p; s++) {
@@ -80,8 +82,12 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   ** them. */
   cJSON_AddNumberToObject(m, "forward_transient_bytes",
                           (double)ts_ref_stash_input_bytes(&cfg, job->micro_batch_size));
+  /* Selective recompute: plus the recomputed attention core's buffer. */
   cJSON_AddNumberToObject(m, "backward_transient_bytes",
-                          (double)ts_ref_backward_transient_bytes(&cfg, job->micro_batch_size));
+                          (double)ts_ref_backward_transient_bytes(&cfg, job->micro_batch_size) +
+                              (job->recompute == TS_RECOMPUTE_SELECTIVE
+                                   ? (double)ts_ref_core_bytes(&cfg, job->micro_batch_size)
+                                   : 0));
   char plat[TS_PATH_MAX];
   if (strcmp(platform, "ideal") == 0 || !realpath(platform, plat))
     snprintf(plat, sizeof plat, "%s", platform);

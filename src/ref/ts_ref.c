@@ -21,26 +21,43 @@ int ts_ref_config_for_job(const ts_job_t *job, ts_ref_config_t *cfg, ts_err_t *e
                       "%s: model.kind: the reference executor needs a transformer model, got a "
                       "synthetic one (it has no math to run)",
                       job->path);
-  if (job->recompute == TS_RECOMPUTE_SELECTIVE)
-    return ts_err_set(err, EX_DATAERR, "%s: recompute: the reference executor runs no selective "
-                      "recompute yet", job->path);
-  /* 1D tensor parallelism (ref_tp.c) runs without what it does not
-  ** implement yet. */
-  int t = job->tensor_parallel;
+  if (job->recompute == TS_RECOMPUTE_SELECTIVE && m->moe.experts > 0)
+    return ts_err_set(err, EX_DATAERR, "%s: recompute: the reference executor runs selective "
+                      "recompute on dense models only", job->path);
+  /* 1D tensor parallelism (ref_tp.c, ref_tp_sp.c) runs without what it
+  ** does not implement yet. */
+  int t = job->tensor_parallel, q = job->tensor_parallel_grid;
+  bool grid = t > 1 && strcmp(job->tensor_parallel_mode, "1d") != 0;
+  if (grid && (strcmp(job->tensor_parallel_mode, "2d") || q < 2))
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: tensor_parallel_mode: the reference executor runs \"1d\" and \"2d\" "
+                      "tensor parallelism, not \"%s\"",
+                      job->path, job->tensor_parallel_mode);
+  /* 2d (ref_tp2d.c): row blocks of whole samples, column blocks of whole heads. */
+  const char *grid_field = !grid                            ? NULL
+                           : job->micro_batch_size % q       ? "micro_batch_size"
+                           : m->heads % q                    ? "model.heads"
+                           : m->ffn_hidden % q               ? "model.ffn_hidden"
+                                                             : NULL;
+  if (grid_field)
+    return ts_err_set(err, EX_DATAERR,
+                      "%s: %s: the reference executor's 2d tensor parallelism on a %d x %d grid "
+                      "needs micro_batch_size, heads and ffn_hidden multiples of %d",
+                      job->path, grid_field, q, q, q);
   const char *tp_field = t <= 1                                   ? NULL
-                         : strcmp(job->tensor_parallel_mode, "1d") ? "tensor_parallel_mode"
-                         : job->sequence_parallel                 ? "sequence_parallel"
-                         : job->recompute != TS_RECOMPUTE_NONE    ? "recompute"
+                         : job->recompute == TS_RECOMPUTE_FULL    ? "recompute"
                          : job->zero > 0                          ? "zero"
                          : job->iterations > 1                    ? "iterations"
                          : m->moe.experts > 0                     ? "model.moe"
-                         : m->ffn_hidden % t                      ? "model.ffn_hidden"
-                                                                  : NULL;
+                         : !grid && m->ffn_hidden % t             ? "model.ffn_hidden"
+                         : job->sequence_parallel && job->micro_batch_size * job->seq_len % t
+                             ? "sequence_parallel"
+                             : NULL;
   if (tp_field)
     return ts_err_set(err, EX_DATAERR,
-                      "%s: %s: the reference executor runs tensor_parallel %d only in 1d mode, "
-                      "without sequence parallelism, recompute, ZeRO, MoE or more iterations, "
-                      "and with ffn_hidden a multiple of it",
+                      "%s: %s: the reference executor runs tensor_parallel %d without full recompute, ZeRO, MoE or more iterations, with ffn_hidden a "
+                      "multiple of it and, with sequence parallelism, micro_batch_size x seq_len "
+                      "too",
                       job->path, tp_field, t);
   if (m->gated_mlp)
     return ts_err_set(err, EX_DATAERR,

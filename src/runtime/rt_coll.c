@@ -129,6 +129,30 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
   if (w->ops->coll_apply) w->ops->coll_apply(w->xd, d, &st);
 }
 
+/* Symmetry folding (ts__world_fold): when every member of a ring over the
+** m group ranks r[0 .. m-1] (NULL: 0 .. m-1) folds onto this device, the
+** ring phase's m - 1 steps go to rank next as one message
+** (ts_exec_ops_t.send_steps) and one receive from rank prev stands for
+** theirs.  Returns true when it did that; false leaves the phase to the
+** caller's steps. */
+bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int prev, int n_chunks,
+                        double part, bool reduce) {
+  ts_rt_t *rt = x->rt;
+  ts_world_t *w = rt->w;
+  const rt_coll_t *c = x->c;
+  int d = rt->ctx.device;
+  if (!w->fold || !w->ops->send_steps || w->ops->coll_pack || m < 3) return false;
+  for (int k = 0; k < m; k++)
+    if (w->fold[c->g.dev[r ? r[k] : k]] != d) return false;
+  x->sent += part * (m - 1);
+  long seq = rt->streams[x->stream].seq;
+  rt->streams[x->stream].seq += m - 1;
+  w->ops->send_steps(w->xd, d, c->g.dev[next], TS_SEND_COLL, c->vstage, ts__rt_coll_tag(seq, x->stream),
+                     part * (m - 1), m - 1);
+  ts__rt_step_recv(x, prev, 0, 0, n_chunks, reduce);
+  return true;
+}
+
 /* Runs the collectives queued on stream s and not yet run. */
 static void drain(ts_rt_t *rt, int s, int slot) {
   ts_world_t *w = rt->w;

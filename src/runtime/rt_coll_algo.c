@@ -224,6 +224,7 @@ static void ring(rt_run_coll_t *x, const int *r, int m, int me, bool reduce, int
   int next = (me + 1) % m, prev = (me + m - 1) % m;
   if (r) next = r[next], prev = r[prev];
   int off = reduce ? 1 : 0;
+  if (ts__rt_ring_merged(x, r, m, next, prev, nch, part, reduce)) return;
   for (int s = 0; s < m - 1 && !x->rt->w->failed; s++) {
     int out = base + mod(me - s - off, m), in = base + mod(me - s - off - 1, m);
     ts__rt_step_send(x, next, out, out, nch, part);

@@ -86,6 +86,8 @@ struct ts_world {
   void *xd;
   int n;
   ts_rt_t *rt;
+  const int *fold;        /* symmetry folding (ts__world_fold): each device's
+                          ** representative; NULL: every device runs */
   atomic_int failed;      /* set once, by the first failing device */
   ts_err_t err;
 };
@@ -192,6 +194,8 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
 ts_coll_alg_t ts__rt_coll_pick(ts_rt_t *rt, rt_coll_t *c);
 int ts__rt_coll_shard(ts_rt_t *rt, const ts_group_t *g);
 void ts__rt_coll_run_alg(rt_run_coll_t *x);
+bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int prev, int n_chunks,
+                        double part, bool reduce);
 void ts__rt_coll_shapes_free(ts_rt_t *rt);
 /* Queues collective c (checked by the caller) on the device's stream;
 ** returns its handle. */

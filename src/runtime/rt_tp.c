@@ -30,9 +30,12 @@
 ** over the TP group before its first layer; not with sequence_parallel,
 ** whose activations stay split by sequence.
 **
-** The all-reduces carry TS_BUF_TP, the piece's partial, which an executor
-** with data sums (the reference executor's ref_tp.c); the scatter / gather
-** and SP collectives carry bytes only.
+** The all-reduces and the SP reduce-scatters and all-gathers carry
+** TS_BUF_TP, the piece's partial (or the sequence slices an all-gather
+** collects), which an executor with data sums or gathers (the reference
+** executor's ref_tp.c, ref_tp_sp.c), after ops->tp_prepare filled it; so
+** do the 2d (and 2.5d) chains (one slot of blocks each, ref_tp2d.c); the
+** pipeline-message gathers and the 3d lines carry bytes only.
 **
 ** 2D (tensor_parallel_mode "2d", Optimus, Xu et al. 2021): the TP group's
 ** members, ordered by rank, form a q x q grid, rank = i q + j (row i,
@@ -188,20 +191,30 @@ bool ts__rt_tp_splits(const ts_rt_t *rt, ts_kind_t kind) {
   return rt->tp && kind != TS_WEIGHT_GRAD;
 }
 
-/* One TP collective of op (v, mb) on buf, bytes, started and waited for. */
-static void coll_of(ts_rt_t *rt, ts_coll_op_t op, ts_coll_buf_t buf, double bytes, int v, int mb) {
+/* One TP collective of op (kind, v, mb), started and waited for; data
+** (TS_BUF_TP) when it is one of the layer's (tp_data), else bytes only. */
+static void coll(ts_rt_t *rt, ts_kind_t kind, ts_coll_op_t op, int v, int mb, bool tp_data) {
   rt_tp_t *tp = rt->tp;
-  rt_coll_t c = {.op = op, .buf = buf, .vstage = v, .bytes = bytes, .g = tp->g,
+  ts_world_t *w = rt->w;
+  /* An all-reduce sums the pieces' partials (TS_BUF_TP), the SP
+  ** reduce-scatters and all-gathers move the sequence's slices of them;
+  ** the pipeline-message gathers carry bytes only. */
+  rt_coll_t c = {.op = op, .buf = tp_data ? TS_BUF_TP : TS_BUF_NONE, .vstage = v, .bytes = tp->msg, .g = tp->g,
                  .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
                  .group_kind = TS_GROUP_TP, .mb = mb};
+  if (tp_data && w->ops->tp_prepare) w->ops->tp_prepare(w->xd, rt->ctx.device, kind, v, mb, op, -1);
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, mb);
 }
 
-/* One TP collective of a layer: an all-reduce sums the pieces' partials
-** (TS_BUF_TP); the scatter / gather and SP collectives carry bytes only. */
-static void coll(ts_rt_t *rt, ts_coll_op_t op, int v, int mb) {
-  coll_of(rt, op, op == TS_COLL_ALLREDUCE ? TS_BUF_TP : TS_BUF_NONE, rt->tp->msg, v, mb);
+/* One bytes-only TP collective of op (v, mb), bytes, started and waited
+** for (the vocabulary-parallel ones). */
+static void coll_of(ts_rt_t *rt, ts_coll_op_t op, double bytes, int v, int mb) {
+  rt_coll_t c = {.op = op, .buf = TS_BUF_NONE, .vstage = v, .bytes = bytes, .g = rt->tp->g,
+                 .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
+                 .group_kind = TS_GROUP_TP, .mb = mb};
+  int h = ts__rt_coll_queue(rt, &c);
+  ts__rt_coll_wait_at(rt, h, v, mb);
 }
 
 /* The vocabulary-parallel collectives (file header) of op (kind, v, mb):
@@ -213,27 +226,35 @@ static void vocab(ts_rt_t *rt, ts_kind_t kind, int v, int mb, bool at_end) {
   bool emb = part == 0, head = part == rt->w->cost->n_parts - 1;
   bool fwd = kind == TS_FORWARD, bwd = kind == TS_BACKWARD || kind == TS_BACKWARD_INPUT;
   ts_coll_op_t split = tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE;
-  if (!at_end && fwd && emb) coll_of(rt, split, TS_BUF_NONE, tp->msg, v, mb);
-  if (!at_end && bwd && head) coll_of(rt, split, TS_BUF_NONE, tp->msg, v, mb);
+  if (!at_end && fwd && emb) coll_of(rt, split, tp->msg, v, mb);
+  if (!at_end && bwd && head) coll_of(rt, split, tp->msg, v, mb);
   if (at_end && fwd && head) {
-    if (tp->sp) coll_of(rt, TS_COLL_ALLGATHER, TS_BUF_NONE, tp->msg, v, mb);
+    if (tp->sp) coll_of(rt, TS_COLL_ALLGATHER, tp->msg, v, mb);
     double tokens = (double)job->micro_batch_size * job->seq_len;
     for (int i = 0; i < 3; i++) /* max, target logit, sum of exponentials */
-      coll_of(rt, TS_COLL_ALLREDUCE, TS_BUF_NONE, tokens * 4.0, v, mb);
+      coll_of(rt, TS_COLL_ALLREDUCE, tokens * 4.0, v, mb);
   }
-  if (at_end && bwd && emb && tp->sp) coll_of(rt, TS_COLL_ALLGATHER, TS_BUF_NONE, tp->msg, v, mb);
+  if (at_end && bwd && emb && tp->sp) coll_of(rt, TS_COLL_ALLGATHER, tp->msg, v, mb);
 }
 
 /* One chain of the 2d grid: step l's row (or column) chain of kind r
-** (0 broadcast, 1 reduce), bytes each, started; returns its handle. */
-static int chain(ts_rt_t *rt, bool row, int r, int l, double bytes, int v, int mb) {
+** (0 broadcast, 1 reduce) of GEMM gm of op (kind, v, mb), bytes each,
+** started; returns its handle.  It carries TS_BUF_TP, its block in the
+** executor's slot ((bwd 4 + gm) q + l) 4 + 2 row + r (unit_lo), after
+** ops->tp_prepare. */
+static int chain(ts_rt_t *rt, ts_kind_t kind, int gm, bool row, int r, int l, double bytes, int v,
+                 int mb) {
   rt_tp_t *tp = rt->tp;
+  ts_world_t *w = rt->w;
   int q = tp->q, me = row ? tp->g.rank % q : tp->g.rank / q;
+  bool bwd = kind != TS_FORWARD && kind != TS_RECOMPUTE;
+  int slot = ((bwd * 4 + gm) * q + l) * 4 + 2 * row + r;
   ts_group_t g = {.n = q, .rank = ((me - l - r) % q + 2 * q) % q,
                   .dev = (row ? tp->row[r] : tp->col[r]) + l * q};
-  rt_coll_t c = {.op = TS_COLL_BROADCAST, .buf = TS_BUF_NONE, .vstage = v, .bytes = bytes, .g = g,
-                 .unit_lo = -1, .unit_hi = -1, .purpose = TS_CP_TP,
+  rt_coll_t c = {.op = TS_COLL_BROADCAST, .buf = TS_BUF_TP, .vstage = v, .bytes = bytes, .g = g,
+                 .unit_lo = slot, .unit_hi = slot + 1, .purpose = TS_CP_TP,
                  .group_kind = TS_GROUP_TP, .mb = mb};
+  if (w->ops->tp_prepare) w->ops->tp_prepare(w->xd, rt->ctx.device, kind, v, mb, c.op, slot);
   return ts__rt_coll_queue(rt, &c);
 }
 
@@ -270,7 +291,7 @@ static void cube(ts_rt_t *rt, bool fwd, int g0, int v, int mb) {
 
 /* The SUMMA traffic of GEMMs g0 and g0 + 1 (forward in that order, the
 ** backward's in the reverse), waited for after each GEMM's last step. */
-static void summa(ts_rt_t *rt, bool fwd, int g0, int v, int mb) {
+static void summa(ts_rt_t *rt, ts_kind_t kind, bool fwd, int g0, int v, int mb) {
   rt_tp_t *tp = rt->tp;
   if (tp->cube) {
     cube(rt, fwd, g0, v, mb);
@@ -281,13 +302,13 @@ static void summa(ts_rt_t *rt, bool fwd, int g0, int v, int mb) {
     double a = tp->gemm[g][0], b = tp->gemm[g][1];
     for (int l = 0; l < tp->q; l++) {
       if (fwd) {
-        chain(rt, true, 0, l, a, v, mb);
-        h = chain(rt, false, 0, l, b, v, mb);
+        chain(rt, kind, g, true, 0, l, a, v, mb);
+        h = chain(rt, kind, g, false, 0, l, b, v, mb);
       } else {
-        chain(rt, false, 0, l, b, v, mb); /* dA = dC B^T */
-        chain(rt, true, 1, l, a, v, mb);
-        chain(rt, true, 0, l, a, v, mb); /* dB = A^T dC */
-        h = chain(rt, false, 1, l, b, v, mb);
+        chain(rt, kind, g, false, 0, l, b, v, mb); /* dA = dC B^T */
+        chain(rt, kind, g, true, 1, l, a, v, mb);
+        chain(rt, kind, g, true, 0, l, a, v, mb); /* dB = A^T dC */
+        h = chain(rt, kind, g, false, 1, l, b, v, mb);
       }
     }
     ts__rt_coll_wait_at(rt, h, v, mb);
@@ -330,23 +351,23 @@ void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, doub
   double p0 = fwd ? a : flops - a; /* the first block: attention forward, MLP backward */
   double s0 = flops > 0 ? seconds * p0 / flops : seconds / 2;
   if (tp->q) { /* 2d, 2.5d, 3d: each piece after its GEMMs' traffic */
-    summa(rt, fwd, fwd ? 0 : 2, v, mb);
+    summa(rt, kind, fwd, fwd ? 0 : 2, v, mb);
     piece(rt, kind, v, mb, m0, p0, s0);
-    summa(rt, fwd, fwd ? 2 : 0, v, mb);
+    summa(rt, kind, fwd, fwd ? 2 : 0, v, mb);
     piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
     return;
   }
   if (first) vocab(rt, kind, v, mb, false);
-  if (first && gathers_input(rt, kind, v)) coll(rt, TS_COLL_ALLGATHER, v, mb);
-  if (tp->sp) coll(rt, TS_COLL_ALLGATHER, v, mb);
+  if (first && gathers_input(rt, kind, v)) coll(rt, kind, TS_COLL_ALLGATHER, v, mb, false);
+  if (tp->sp) coll(rt, kind, TS_COLL_ALLGATHER, v, mb, true);
   piece(rt, kind, v, mb, m0, p0, s0);
   if (tp->sp) {
-    coll(rt, TS_COLL_REDUCE_SCATTER, v, mb);
-    coll(rt, TS_COLL_ALLGATHER, v, mb);
+    coll(rt, kind, TS_COLL_REDUCE_SCATTER, v, mb, true);
+    coll(rt, kind, TS_COLL_ALLGATHER, v, mb, true);
   } else {
-    coll(rt, TS_COLL_ALLREDUCE, v, mb);
+    coll(rt, kind, TS_COLL_ALLREDUCE, v, mb, true);
   }
   piece(rt, kind, v, mb, m1, flops - p0, seconds - s0);
-  coll(rt, tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE, v, mb);
+  coll(rt, kind, tp->sp ? TS_COLL_REDUCE_SCATTER : TS_COLL_ALLREDUCE, v, mb, true);
   if (last) vocab(rt, kind, v, mb, true);
 }

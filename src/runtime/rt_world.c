@@ -94,6 +94,11 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
 
 ts_rt_t *ts__world_rt(ts_world_t *w, int device) { return &w->rt[device]; }
 
+void ts__world_fold(ts_world_t *w, const int *fold) { w->fold = fold; }
+
+/* A device folded onto another (ts__world_fold): it runs nothing. */
+#define FOLDED(w, d) ((w)->fold && (w)->fold[d] != (d))
+
 void ts__world_free(ts_world_t *w) {
   if (!w) return;
   for (int d = 0; d < w->n; d++) {
@@ -163,7 +168,7 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
       ** its collectives, so this is a second line of defence). */
       const char *comm_waiting;
       bool stream_stuck = ts__rt_coll_stuck(rt, &comm_waiting);
-      if ((rt->finished && !stream_stuck) || room != (pass == 0)) continue;
+      if (FOLDED(w, d) || (rt->finished && !stream_stuck) || room != (pass == 0)) continue;
       if (stuck++ < 4) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%sdevice %d%s%s waits for %s", stuck > 1 ? "; " : "", d,
@@ -187,6 +192,7 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
   /* Completeness: every micro-batch went forward and backward everywhere. */
   const ts_layout_t *L = w->lay;
   for (int v = 0; v < L->n_vstages; v++) {
+    if (FOLDED(w, L->dev[v])) continue;
     ts_rt_t *rt = &w->rt[L->dev[v]];
     int lo = L->mb_hi[v] >= 0 ? L->mb_lo[v] : 0, hi = L->mb_hi[v] >= 0 ? L->mb_hi[v] : rt->M;
     for (int mb = lo; mb < hi; mb++) {

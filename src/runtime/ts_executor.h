@@ -176,6 +176,23 @@ typedef struct ts_exec_ops {
   ** shard (the reference executor poisons them); called for every unit
   ** before the first op and after every op that used them. */
   void (*release)(void *xd, int device, const ts_region_t *r);
+  /* Optional, executors with data (rt_tp.c): called by device's program
+  ** just before it starts a TS_BUF_TP collective (op) of the op (kind,
+  ** vstage, mb), so that the executor fills the buffer first (sequence
+  ** parallelism: the LayerNorm on the device's tokens that precedes an
+  ** all-gather; 2d: the blocks of a SUMMA step, slot = the chain's
+  ** unit_lo, -1 for the 1d collectives).  NULL: nothing to fill. */
+  void (*tp_prepare)(void *xd, int device, ts_kind_t kind, int vstage, int mb, ts_coll_op_t op,
+                     int slot);
+  /* ---- symmetry folding (ts__world_fold), optional ---- */
+  /* Sends one message that stands for `steps` consecutive ring steps of a
+  ** collective to the same peer (bytes: their sum; mb: the first step's
+  ** sequence number): it arrives (steps - 1) route latencies after one
+  ** transfer of bytes would.  The runtime uses it only on a folded world,
+  ** for a ring phase over a group whose members all fold onto the sender.
+  ** NULL: every step is sent by itself. */
+  void (*send_steps)(void *xd, int device, int peer, ts_kind_t kind, int vstage_to, int mb,
+                     double bytes, int steps);
 } ts_exec_ops_t;
 
 
@@ -188,6 +205,11 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched,
                           const ts_plan_t *plan, const ts_cost_t *cost,
                           const ts_exec_ops_t *ops, void *xd);
 ts_rt_t *ts__world_rt(ts_world_t *w, int device);
+/* Symmetry folding (ts_fold.h): only the representatives (fold[d] == d)
+** run their programs; ts__world_finish then checks and collects those
+** alone.  fold ([n_devices], not owned, valid until ts__world_finish) NULL:
+** every device runs (the default). */
+void ts__world_fold(ts_world_t *w, const int *fold);
 /* Runs the schedule's program for one device, waits for its collectives,
 ** and marks it done. */
 void ts__rt_main(ts_rt_t *rt);

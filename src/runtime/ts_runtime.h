@@ -189,8 +189,10 @@ typedef enum ts_coll_buf {
                         ** (replicated over the DP group only) */
   TS_BUF_EXPERT_WEIGHTS, /* ... and their weights */
   TS_BUF_TP             /* the partial activation (or activation gradient)
-                        ** of the layer piece a TP all-reduce sums
-                        ** (rt_tp.c), b s h elements */
+                        ** of the layer piece a TP all-reduce sums, or the
+                        ** sequence slices an SP reduce-scatter or
+                        ** all-gather moves (rt_tp.c); sized by the
+                        ** executor */
 } ts_coll_buf_t;
 
 

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# results/scale.sh [BUILD_DIR]: the two big jobs of issue 14 (target 3) under
+# symmetry folding (README "Symmetry folding"), and folded against exact runs.
+#
+#   results/scale/scale.md   the table below, with how it was made (wall
+#                            seconds and memory are timing-dependent)
+# (the runs' summary.json files, up to 5 MB each, stay in a temporary folder)
+#
+# Jobs: examples/scale/gpt3-175b-scale.json (TP 8, PP 16, DP 8: 1,024 GPUs) and
+# examples/scale/megatron-1t-t8-p64-d6.json (TP 8, PP 64, DP 6: 3,072 GPUs,
+# interleaved, 2 chunks), on DGX-A100 platforms this script generates
+# (platforms/dgx-a100-{128,384}node.xml, not kept in git: several MB).
+# Each big job is timed folded (the default at 256 devices or more) with
+# GNU time (wall seconds, peak resident memory of the slowest process).
+# The exact runs of the big jobs take too long (every device an actor; the
+# 175B job at DP 8 and 64 micro-batches ran over 5 minutes), so folded and
+# exact are compared on reduced versions of each (fewer replicas, stages
+# and micro-batches; listed in the table), with --fold and --exact.
+# SCALE_BIG=0 skips the big jobs (the comparisons only).
+set -euo pipefail
+B=${1:-build}
+T="$B/trainsim"
+[ -x "$T" ] || { echo "results/scale.sh: $T not built" >&2; exit 69; }
+O=results/scale
+mkdir -p "$O"
+[ -f platforms/dgx-a100-128node.xml ] || "$T" platform --preset dgx-a100-2node --nodes 128 -o platforms/dgx-a100-128node.xml
+[ -f platforms/dgx-a100-384node.xml ] || "$T" platform --preset dgx-a100-2node --nodes 384 -o platforms/dgx-a100-384node.xml
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# run NAME JOB MODE [SETS...]: one run; prints "wall_s peak_MB iteration_s"
+run() {
+  local name=$1 job=$2 mode=$3
+  shift 3
+  local sets=()
+  for s in "$@"; do sets+=(--set "$s"); done
+  /usr/bin/time -f "%e %M" -o "$tmp/time" "$T" run "$job" -o "$tmp/$name" -f summary -q "$mode" "${sets[@]}"
+  cp "$tmp/$name/summary.json" "$tmp/$name.json"
+  read -r wall kb < "$tmp/time"
+  local it
+  it=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['iteration_time_s'])" "$tmp/$name.json")
+  echo "$wall $((kb / 1024)) $it"
+}
+
+# compare NAME JOB SETS...: folded against exact on a reduced job
+compare() {
+  local name=$1 job=$2
+  shift 2
+  read -r wf mf tf <<< "$(run "$name-fold" "$job" --fold "$@")"
+  read -r we me te <<< "$(run "$name-exact" "$job" --exact "$@")"
+  local same
+  same=$(python3 - "$tmp/$name-fold.json" "$tmp/$name-exact.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+links = lambda r: [(l['name'], l['bytes']) for l in r['links']]
+same = all(a[k] == b[k] for k in ('p2p_bytes', 'dp_bytes', 'tp_bytes', 'coll_bytes'))
+same = same and links(a) == links(b)
+for u, v in zip(a['devices'], b['devices']):
+    same = same and all(u[k] == v[k] for k in u if 'bytes' in k)
+print('yes' if same and len(a['devices']) == len(b['devices']) else 'no')
+PY
+)
+  echo "| $name | $* | $wf | $mf | $we | $me | $(python3 -c "print('%.4f' % (100 * abs($tf - $te) / $te))") | $same |"
+}
+
+{
+  echo "# Symmetry folding at scale (results/scale.sh, $(nproc) cores)"
+  echo
+  echo "Folded runs of the big jobs (summary.json only):"
+  echo
+  echo "| job | wall s | peak MB | iteration s |"
+  echo "|---|---|---|---|"
+  for j in gpt3-175b-scale megatron-1t-t8-p64-d6; do
+    [ "${SCALE_BIG:-1}" = 0 ] && { echo "| $j | not run (SCALE_BIG=0) | | |"; continue; }
+    read -r w m it <<< "$(run "$j" "examples/scale/$j.json" --fold)"
+    echo "| $j | $w | $m | $it |"
+  done
+  echo
+  echo "Folded (--fold) against exact (--exact) on reduced versions: time difference"
+  echo "in percent of the exact iteration time; bytes: p2p, dp, tp, each collective's and each link's bytes and every device's *bytes fields (memory peaks included) equal."
+  echo
+  echo "| job | reduced | fold wall s | fold MB | exact wall s | exact MB | time diff % | bytes equal |"
+  echo "|---|---|---|---|---|---|---|---|"
+  compare gpt3-175b-d2-m8 examples/scale/gpt3-175b-scale.json data_parallel=2 microbatches=8
+  compare megatron-1t-p8-d2 examples/scale/megatron-1t-t8-p64-d6.json stages=8 model.layers=16 \
+    data_parallel=2 microbatches=16
+} > "$O/scale.md"
+cat "$O/scale.md"

@@ -1,0 +1,253 @@
+/*
+** sim_fold.c: symmetry folding in the SimGrid executor (README "Symmetry
+** folding", src/plan/ts_fold.h).
+**
+** When the plan folds (tensor-parallel ranks and data-parallel replicas)
+** and the platform has the same symmetry, only each class's
+** representative (tp = 0, dp = 0) runs as an actor, with its whole program:
+** schedule ops, TP pieces, DP buckets, optimizer step.  A message it sends
+** to a folded device q travels over the real route to q's host; by
+** symmetry it stands for the message that q's image (the shift taking q to
+** the representative, ts_fold_image) sends to the representative, so it is
+** delivered to the representative as coming from that image.  Every step
+** of a collective over a folded group therefore ends when the
+** representative's own flow ends, as it does for every member.
+**
+** The platform must be symmetric: every device's host has its
+** representative's speed and properties, and each route the representative
+** sends on (to the members of its groups and to its pipeline neighbours;
+** the routes back are those of the peers' classes) has, for the members of its class whose tp and dp coordinates are
+** each 0, 1 or the last (a sample: route look-ups are slow on large
+** platforms), an image route with the same links' latencies, bandwidths
+** and sharing in order.  Otherwise the run is
+** exact, and one line on stderr says why.  Not modelled: contention between
+** a representative's flows and the unsimulated flows of folded devices on
+** links they share (e.g. a folded device's pipeline message into the host
+** a representative's ring step goes to).
+**
+** After the run, transfer events are turned into the representative's own
+** sends, and link traffic is expanded over the classes.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <simgrid/engine.h>
+#include <simgrid/host.h>
+#include <simgrid/link.h>
+#include <xbt/dynar.h>
+
+#include "sim_internal.h"
+#include "ts_fold.h"
+#include "ts_internal.h"
+
+int ts_sim_fold = 0;
+char ts__sim_fold_note[1024];
+
+/* Same speed and properties. */
+static bool same_host(const sim_dev_t *a, const sim_dev_t *b) {
+  return sg_host_get_speed(a->host) * a->factor == sg_host_get_speed(b->host) * b->factor &&
+         a->memory == b->memory && a->mem_bw == b->mem_bw && a->peak == b->peak &&
+         a->curve == b->curve;
+}
+
+/* Routes a -> b and c -> d have the same links' figures in order. */
+static bool same_route(sg_host_t a, sg_host_t b, sg_host_t c, sg_host_t d, xbt_dynar_t r1,
+                       xbt_dynar_t r2) {
+  if ((a == b) != (c == d)) return false;
+  if (a == b) return true;
+  xbt_dynar_reset(r1);
+  xbt_dynar_reset(r2);
+  sg_host_get_route(a, b, r1);
+  sg_host_get_route(c, d, r2);
+  unsigned long n = xbt_dynar_length(r1);
+  if (n != xbt_dynar_length(r2)) return false;
+  for (unsigned long i = 0; i < n; i++) {
+    sg_link_t l1 = xbt_dynar_get_as(r1, i, sg_link_t), l2 = xbt_dynar_get_as(r2, i, sg_link_t);
+    if (sg_link_get_latency(l1) != sg_link_get_latency(l2) ||
+        sg_link_get_bandwidth(l1) != sg_link_get_bandwidth(l2) ||
+        sg_link_is_shared(l1) != sg_link_is_shared(l2))
+      return false;
+  }
+  return true;
+}
+
+/* The devices representative r talks to: its groups' members and its
+** pipeline neighbours; *n their count (with repeats).  Malloc'd. */
+static int *peers_of(const ts_plan_t *p, int r, int *n) {
+  const ts_layout_t *L = p->layout;
+  static const ts_group_kind_t kinds[] = {TS_GROUP_TP, TS_GROUP_DP, TS_GROUP_REPLICA};
+  int cap = 16, k = 0;
+  int *out = ts__xmalloc((size_t)cap * sizeof *out);
+  for (size_t g = 0; g < sizeof kinds / sizeof *kinds; g++) {
+    ts_group_t gr = ts_plan_group(p, kinds[g], r);
+    for (int i = 0; i < gr.n; i++) {
+      if (k == cap) out = ts__xrealloc(out, (size_t)(cap *= 2) * sizeof *out);
+      out[k++] = gr.dev[i];
+    }
+  }
+  for (int v = 0; v < L->n_vstages; v++) {
+    if (L->dev[v] != r) continue;
+    int nb[2] = {L->next[v], L->prev[v]};
+    for (int j = 0; j < 2; j++) {
+      if (nb[j] < 0) continue;
+      if (k == cap) out = ts__xrealloc(out, (size_t)(cap *= 2) * sizeof *out);
+      out[k++] = L->dev[nb[j]];
+    }
+  }
+  *n = k;
+  return out;
+}
+
+/* 1 for the class members whose routes are checked: tp and dp
+** coordinates each 0, 1 or the last (a route lookup costs a shortest-path
+** search per source host on large platforms, so not every member's). */
+static bool sampled(const ts_plan_t *p, int q) {
+  int t = ts_plan_coord(p, q, TS_DIM_TP), d = ts_plan_coord(p, q, TS_DIM_DP);
+  return (t <= 1 || t == p->degree[TS_DIM_TP] - 1) && (d <= 1 || d == p->degree[TS_DIM_DP] - 1);
+}
+
+/* Why the platform breaks the plan's symmetry, or NULL when it keeps it. */
+static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fold) {
+  const char *why = NULL;
+  xbt_dynar_t r1 = xbt_dynar_new(sizeof(sg_link_t), NULL), r2 = xbt_dynar_new(sizeof(sg_link_t), NULL);
+  for (int q = 0; q < x->n && !why; q++)
+    if (!same_host(&x->dev[q], &x->dev[fold[q]])) why = "hosts of a class differ in speed or properties";
+  for (int r = 0; r < x->n && !why; r++) {
+    if (fold[r] != r) continue;
+    int np;
+    int *peer = peers_of(p, r, &np);
+    ts__sim_progress(); /* route look-ups can take seconds: tell the watchdog */
+    for (int q = 0; q < x->n && !why; q++) {
+      if (fold[q] != r || q == r || !sampled(p, q)) continue;
+      for (int i = 0; i < np && !why; i++) {
+        sg_host_t hr = x->dev[r].host, hp = x->dev[peer[i]].host, hq = x->dev[q].host,
+                  hi = x->dev[ts_fold_unimage(p, q, peer[i])].host;
+        if (!same_route(hr, hp, hq, hi, r1, r2))
+          why = "routes of a class are not isomorphic";
+      }
+    }
+    free(peer);
+  }
+  xbt_dynar_free(&r1);
+  xbt_dynar_free(&r2);
+  return why;
+}
+
+int *ts__sim_fold_setup(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
+                        const sim_x_t *x) {
+  ts__sim_fold_note[0] = 0;
+  if (sched->host_weights || sched->moe || sched->own_grad_sync ||
+      plan->degree[TS_DIM_EP] > 1 ||
+      (job->tensor_parallel_mode[0] && strcmp(job->tensor_parallel_mode, "1d") != 0))
+    return NULL;
+  if (ts_sim_fold < 0 || (ts_sim_fold == 0 && plan->n_devices < TS_SIM_FOLD_MIN_DEVICES)) return NULL;
+  int *fold = ts_fold_classes(plan);
+  if (!fold) return NULL;
+  /* Routes exist once the platform is sealed: running to time 0 with no
+  ** actor yet seals it and simulates nothing. */
+  simgrid_run_until(0);
+  const char *why = asymmetry(plan, x, fold);
+  if (why) {
+    snprintf(ts__sim_fold_note, sizeof ts__sim_fold_note,
+             "%.400s: platform '%.400s': %s; simulating every device (exact)", job->path,
+             job->platform, why);
+    free(fold);
+    return NULL;
+  }
+  return fold;
+}
+
+void ts__sim_fold_send(const sim_x_t *x, int *from, int *dest, int kind, int *vstage) {
+  int peer = *dest, r = x->fold[peer];
+  if (r == peer) return;
+  int f = ts_fold_image(x->plan, peer, *from);
+  /* A pipeline message names the receiver's stage, a collective step the
+  ** sender's label stage. */
+  *vstage = ts_fold_vstage(x->plan, *vstage, kind == TS_SEND_COLL ? f : r);
+  *from = f;
+  *dest = r;
+}
+
+void ts__sim_fold_events(const sim_x_t *x, ts_run_t *run) {
+  for (int i = 0; i < run->n_events; i++) {
+    ts_event_t *e = &run->events[i];
+    int f = e->device;
+    if (!ts_kind_is_transfer(e->kind) || x->fold[f] == f) continue;
+    /* The image, under the shift taking f to its representative, of a
+    ** send f made: the representative's own send. */
+    e->device = x->fold[f];
+    e->peer = ts_fold_image(x->plan, f, e->peer);
+    e->vstage = ts_fold_vstage(x->plan, e->vstage, e->device);
+  }
+  ts_run_sort(run);
+}
+
+/* ---- link traffic over the classes ------------------------------------ */
+
+typedef struct pair {
+  int a, b;
+  double bytes;
+} pair_t;
+
+static int pair_cmp(const void *u, const void *v) {
+  const pair_t *p = u, *q = v;
+  if (p->a != q->a) return p->a < q->a ? -1 : 1;
+  return (p->b > q->b) - (p->b < q->b);
+}
+
+static int use_cmp(const void *a, const void *b) {
+  return strcmp(((const ts_link_use_t *)a)->name, ((const ts_link_use_t *)b)->name);
+}
+
+void ts__sim_fold_links(const sim_x_t *x, ts_run_t *run) {
+  pair_t *pr = ts__xmalloc((size_t)(run->n_events + 1) * sizeof *pr);
+  int np = 0;
+  for (int i = 0; i < run->n_events; i++) {
+    const ts_event_t *e = &run->events[i];
+    if (ts_kind_is_transfer(e->kind) && e->bytes > 0 && e->device != e->peer)
+      pr[np++] = (pair_t){e->device, e->peer, e->bytes};
+  }
+  qsort(pr, (size_t)np, sizeof *pr, pair_cmp);
+  int m = 0;
+  for (int i = 0; i < np; i++) {
+    if (m && pr[m - 1].a == pr[i].a && pr[m - 1].b == pr[i].b)
+      pr[m - 1].bytes += pr[i].bytes;
+    else
+      pr[m++] = pr[i];
+  }
+  size_t nl = sg_link_count();
+  sg_link_t *links = sg_link_list();
+  double *bytes = ts__xcalloc(nl ? nl : 1, sizeof *bytes);
+  for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
+  xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
+  for (int i = 0; i < m; i++)
+    for (int q = 0; q < x->n; q++) {
+      if (x->fold[q] != pr[i].a) continue;
+      ts__sim_progress();
+      sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, pr[i].b)].host;
+      if (ha == hb) continue;
+      xbt_dynar_reset(route);
+      sg_host_get_route(ha, hb, route);
+      unsigned it;
+      sg_link_t l;
+      xbt_dynar_foreach (route, it, l) {
+        size_t k = (size_t)sg_link_get_data(l);
+        if (k) bytes[k - 1] += pr[i].bytes;
+      }
+    }
+  xbt_dynar_free(&route);
+  free(pr);
+  int n = 0;
+  for (size_t k = 0; k < nl; k++) n += bytes[k] > 0;
+  run->links = ts__xcalloc((size_t)(n ? n : 1), sizeof *run->links);
+  for (size_t k = 0; k < nl; k++) {
+    if (!(bytes[k] > 0)) continue;
+    ts_link_use_t *u = &run->links[run->n_links++];
+    snprintf(u->name, sizeof u->name, "%s", sg_link_get_name(links[k]));
+    u->bandwidth = sg_link_get_bandwidth(links[k]);
+    u->bytes = bytes[k];
+  }
+  qsort(run->links, (size_t)run->n_links, sizeof *run->links, use_cmp);
+  free(bytes);
+  free(links);
+}

@@ -1,0 +1,107 @@
+/*
+** ref_tp_sp.c: sequence parallelism (Korthikanti et al. 2022) on the
+** reference executor's 1D tensor parallelism (ref_tp.c; README "Tensor
+** parallelism").
+**
+** What it models.  With sequence_parallel the runtime (rt_tp.c) runs each
+** layer of an op as
+**   all-gather [first piece] reduce-scatter all-gather [second piece]
+**   reduce-scatter,
+** and calls tp_prepare before each of them.  Between the pieces TP rank r
+** of t holds the residual stream of its n / t rows only (rows [r n / t,
+** (r + 1) n / t) of the n = b s tokens, the slice the ring reduce-scatter
+** leaves it): its LayerNorms, residual adds and the row-split GEMMs' bias
+** run on those rows and keep their tensors for them, which is what
+** divides the LayerNorm part of the stash by t.
+** - Forward, before each all-gather: the residual add of the reduced
+**   partial (its rows of buf) and the next LayerNorm on its rows, the
+**   output into its rows of buf; the all-gather gives every rank the whole
+**   LayerNorm output, the column-split GEMM's input.
+** - Backward, before each all-gather: the LayerNorm backward of the reduced
+**   partial gradient (its rows), then buf is 2 n d doubles, chunk r
+**   holding [its rows of the residual gradient | its rows of the rebuilt
+**   LayerNorm output]: the all-gather gives every rank the whole output
+**   gradient of the piece and the whole input of its column-split GEMM
+**   (Megatron re-gathers that input in a collective of its own; the
+**   runtime counts one all-gather of b s h e bytes, the reference carries
+**   both in it).
+** - A reduce-scatter carries the piece's n x d partial.
+** The pipeline messages are whole b s h tensors whose other ranks' rows are
+** zero; the next stage's rank r reads its rows only.
+**
+** LayerNorm gradients: each rank's are those of its rows.  Megatron
+** all-reduces them over the TP group before the optimizer; the runtime
+** issues no such collective, so the reference sums them when it assembles
+** the run's gradients (ts__ref_tp_sp_sum_norms), and a rank's own
+** LayerNorm weights after the optimizer step are updated with its rows'
+** share only.  The row-split GEMMs' biases (b_o, b_2) get their gradients
+** from the gathered, whole output gradients, complete on every rank.
+**
+** Threading: as ref_tp.c; tp_prepare runs on the device's program thread.
+*/
+#include <string.h>
+#include <sysexits.h>
+
+#include "ref_kernels.h"
+#include "ref_tp_impl.h"
+
+void ts__ref_tp_sp_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb,
+                           ts_coll_op_t op) {
+  ref_tp_t *p = dv->tp;
+  size_t nd = (size_t)p->n * p->d, c = (size_t)p->nc * p->d;
+  p->buf_n = nd;
+  if (op != TS_COLL_ALLGATHER) return; /* a reduce-scatter: the piece's partial */
+  if (!p->begun) {
+    const char *e = ts__ref_tp_begin(x, dv, kind, v, mb);
+    if (e) {
+      ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s of stage %d micro-batch %d: %s",
+                    dv->id, ts_kind_name(kind), v, mb, e);
+      return;
+    }
+  } else if (p->kind != kind || p->v != v || p->mb_id != mb) {
+    ts__ref_fatal(x, EX_SOFTWARE,
+                  "reference executor: device %d: an all-gather of %s of stage %d micro-batch %d "
+                  "began before the pieces of the previous op ended",
+                  dv->id, ts_kind_name(kind), v, mb);
+    return;
+  }
+  int l;
+  tp_blk_t *b = ts__ref_tp_block(p, p->piece, &l);
+  if (kind == TS_FORWARD) {
+    ts__ref_tp_fwd_ln(p, p->piece, b, l, p->buf + p->off);
+    return;
+  }
+  const double *xhat, *g, *bias;
+  const double *grad = ts__ref_tp_bwd_ln(x, dv, p->piece, b, l, &xhat, &g, &bias);
+  double *chunk = p->buf + 2 * p->off;
+  memcpy(chunk, grad, c * sizeof(double));
+  ts__ref_ln_rebuild(xhat, p->nc, p->d, g, bias, chunk + c);
+  p->buf_n = 2 * nd;
+}
+
+void ts__ref_tp_sp_unpack(ref_tp_t *p) {
+  size_t c = (size_t)p->nc * p->d;
+  for (size_t r = 0; r < (size_t)p->t; r++) {
+    memcpy(p->full + r * c, p->buf + 2 * r * c, c * sizeof(double));
+    memcpy(p->ln + r * c, p->buf + 2 * r * c + c, c * sizeof(double));
+  }
+}
+
+void ts__ref_tp_sp_sum_norms(ref_x_t *x, ts_ref_model_t *g, const int *first) {
+  static const ts_ref_param_t norms[] = {TS_REF_LN1_GAIN, TS_REF_LN1_BIAS, TS_REF_LN2_GAIN,
+                                         TS_REF_LN2_BIAS};
+  for (int l = 0; l < x->cfg.layers; l++) {
+    if (first[l] >= x->n) continue;
+    ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
+    /* The model owns its gradient vector, which is not const. */
+    double *dst = (double *)ts_ref_block_grad(g, l, NULL);
+    for (int k = 0; k < grp.n; k++) {
+      if (k == grp.rank) continue;
+      const double *src = ts_ref_block_grad(x->dev[grp.dev[k]].model, l, NULL);
+      for (size_t j = 0; j < sizeof norms / sizeof *norms; j++) {
+        size_t len, o = ts_ref_block_param_offset(&x->cfg, norms[j], &len);
+        for (size_t i = o; i < o + len; i++) dst[i] += src[i];
+      }
+    }
+  }
+}
