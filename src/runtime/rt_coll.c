@@ -67,15 +67,18 @@ static void step_recv(run_coll_t *x, int peer_rank, int chunk, int peer_chunk, i
   assert(peer_rank >= 0 && peer_rank < c->g.n);
   int d = rt->ctx.device, from = c->g.dev[peer_rank];
   w->ops->lock(w->xd, d);
-  if (rt->coll_in[from] <= rt->coll_used[from]) {
+  rt_peer_t *pr = ts__rt_peer(rt, from);
+  if (pr->in[PEER_COLL] <= pr->used[PEER_COLL]) {
     snprintf(rt->comm_waiting, sizeof rt->comm_waiting, "%s #%d: a step from device %d",
              ts_coll_op_name(c->op), x->id, from);
-    while (rt->coll_in[from] <= rt->coll_used[from] && !w->failed) w->ops->wait(w->xd, x->slot);
+    while (!w->failed && (pr = ts__rt_peer(rt, from), pr->in[PEER_COLL] <= pr->used[PEER_COLL]))
+      w->ops->wait(w->xd, x->slot);
     rt->comm_waiting[0] = 0;
+    pr = ts__rt_peer(rt, from); /* the table may have grown meanwhile */
   }
-  rt->coll_used[from]++;
+  pr->used[PEER_COLL]++;
   /* Each step received is one that arrived, unless the run failed. */
-  assert(w->failed || rt->coll_used[from] <= rt->coll_in[from]);
+  assert(w->failed || pr->used[PEER_COLL] <= pr->in[PEER_COLL]);
   w->ops->unlock(w->xd, d);
   if (w->failed) return;
   ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, from,
@@ -193,7 +196,7 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
     ts__rt_fail(rt, "%s %d started (stage %d)", "unknown collective kind", (int)op, vstage);
     return -1;
   }
-  if (vstage < 0 || vstage >= w->lay->n_vstages || rt->local_idx[vstage] < 0) {
+  if (vstage < 0 || vstage >= w->lay->n_vstages || ts__rt_li(rt, vstage) < 0) {
     ts__rt_fail(rt, "%s labelled with stage %d, which is not on this device (group size %d)", name,
                 vstage, g->n);
     return -1;
