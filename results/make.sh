@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates everything in results/ from the current build:
-#   results/bench.json            trainsim bench (speed and memory target)
+#   results/bench*.json           trainsim bench: speed, memory and scale (results/bench.sh)
 #   results/<name>/gantt.svg ...  paper-style pipeline figures with summaries
 #   results/closed-forms.md       measured bubble fraction against the closed form
 #   results/mobius.md, mobius/    Mobius against GPipe with and without swapping
@@ -96,5 +96,5 @@ results/mobius.sh "$B" >/dev/null
 echo "== GShard MoE what-ifs (results/moe/, results/gshard-ep16/)"
 results/moe.sh "$B"
 
-echo "== benchmark"
-"$T" bench -o results --repeat 5
+echo "== benchmarks (results/bench.sh: bench.json, bench-curve.json, bench-allreduce.json)"
+results/bench.sh "$B"
