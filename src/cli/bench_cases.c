@@ -155,12 +155,16 @@ int ts__bench_allreduce(const char *dir, int repeat) {
   snprintf(sum, sizeof sum, "%s/summary.json", tmpdir);
   double T = -1;
   FILE *f = fopen(sum, "r");
-  if (f) {
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
+  if (f) { /* summary.json of 1,024 devices: read it whole */
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *buf = malloc(len > 0 ? (size_t)len + 1 : 1);
+    size_t n = buf && len > 0 ? fread(buf, 1, (size_t)len, f) : 0;
+    if (buf) buf[n] = 0;
     fclose(f);
-    cJSON *j = cJSON_Parse(buf);
+    cJSON *j = buf ? cJSON_Parse(buf) : NULL;
+    free(buf);
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, "iteration_time_s");
     if (cJSON_IsNumber(it)) T = it->valuedouble;
     cJSON_Delete(j);
