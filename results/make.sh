@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates everything in results/ from the current build:
-#   results/bench.json            trainsim bench (speed and memory target)
+#   results/bench*.json           trainsim bench: speed, memory and scale (results/bench.sh)
 #   results/<name>/gantt.svg ...  paper-style pipeline figures with summaries
 #   results/closed-forms.md       measured bubble fraction against the closed form
 #   results/mobius.md, mobius/    Mobius against GPipe with and without swapping
@@ -100,5 +100,5 @@ results/moe.sh "$B"
 echo "== symmetry folding at scale (results/scale/scale.md)"
 results/scale.sh "$B" >/dev/null
 
-echo "== benchmark"
-"$T" bench -o results --repeat 5
+echo "== benchmarks (results/bench.sh: bench.json, bench-curve.json, bench-allreduce.json)"
+results/bench.sh "$B"

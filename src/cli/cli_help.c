@@ -161,11 +161,17 @@ static const help_cmd_t cmds[] = {
      "            --calibration FILE   sustained GPU speed from a calibration JSON\n"
      "            -o, --output FILE    output file (default stdout; written atomically)\n"},
     {"bench",
-     "trainsim bench [-o DIR] [--repeat N]\n",
-     "bench     time the p=64, m=512 1F1B benchmark and write bench.json into DIR\n"
+     "trainsim bench [-o DIR] [--repeat N] [--case CASE]\n",
+     "bench     time the p=64, m=512 1F1B benchmark next to a bare SimGrid loop\n"
+     "          of the same pattern and write bench.json into DIR\n"
      "          (default results/).\n"
      "            -o, --output DIR     output directory\n"
-     "            --repeat N           timed runs (1 to 100, default 5)\n"},
+     "            --repeat N           timed runs (1 to 100, default 5)\n"
+     "            --case CASE          p64 (default), curve (seconds per event and\n"
+     "                                 memory per device for p = 8 to 4096:\n"
+     "                                 bench-curve.json) or allreduce (a 1 GiB\n"
+     "                                 ring all-reduce over 1024 GPUs:\n"
+     "                                 bench-allreduce.json)\n"},
 };
 enum { N_CMDS = sizeof cmds / sizeof *cmds };
 

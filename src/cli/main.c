@@ -7,7 +7,7 @@
 **                    [--schedules A,B,...] [--quiet]
 **   trainsim place [JOB.json] [-o DIR] [--set PATH=VALUE]... [--quiet]
 **   trainsim platform (--preset NAME | --nodes N --gpus G ...) [-o FILE]
-**   trainsim bench [-o DIR] [--repeat N]
+**   trainsim bench [-o DIR] [--repeat N] [--case CASE]
 **   trainsim COMMAND --help | trainsim help COMMAND | trainsim --help | --version
 **
 ** The help text of every command is in cli_help.c (ts_cli_help.h).
@@ -351,14 +351,19 @@ static int cmd_platform(int argc, char **argv) {
 static int cmd_bench(int argc, char **argv) {
   static const struct option opts[] = {{"output", required_argument, 0, 'o'},
                                        {"repeat", required_argument, 0, 'r'},
+                                       {"case", required_argument, 0, 'c'},
                                        {0, 0, 0, 0}};
-  const char *dir = "results";
+  const char *dir = "results", *bcase = NULL;
   int repeat = 5, c;
   optind = 1;
   opterr = 0;
-  while ((c = getopt_long(argc, argv, ":o:r:", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":o:r:c:", opts, NULL)) != -1) {
     if (c == 'o') {
       dir = optarg;
+    } else if (c == 'c') {
+      if (strcmp(optarg, "p64") && strcmp(optarg, "curve") && strcmp(optarg, "allreduce"))
+        return usage_error("bench: --case takes p64, curve or allreduce");
+      bcase = optarg;
     } else if (c == 'r') {
       char *end;
       long v = strtol(optarg, &end, 10);
@@ -369,7 +374,7 @@ static int cmd_bench(int argc, char **argv) {
     }
   }
   if (optind < argc) return usage_error("bench takes no positional argument");
-  return ts_bench_run(dir, repeat);
+  return ts_bench_run(dir, repeat, bcase);
 }
 
 /* The command's exit status: 0 after it printed its help. */

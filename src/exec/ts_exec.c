@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include "ts_budget.h"
 #include "ts_exec.h"
 #include "ts_ref.h"
 #include "ts_sim.h"
@@ -112,6 +113,11 @@ int ts_execute(const ts_job_t *job, const ts_schedule_t *sched, const ts_executo
   if (!ex) ex = ts_executor_at(0);
   int rc = ts_exec_prepare(job, sched, out, err);
   if (rc) return rc;
+  if (ex->run == ts_sim_run) { /* a big simulation says so before it starts */
+    ts_budget_t b;
+    ts_budget_estimate(job, out->plan, out->cost, &b);
+    ts_budget_warn(stderr, job, &b);
+  }
   if ((rc = ex->run(job, out->sched, out->plan, out->cost, &out->run, err))) {
     ts_outcome_free(out);
     return rc;

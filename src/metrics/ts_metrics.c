@@ -366,9 +366,10 @@ static bool is_p2p(ts_kind_t k) {
 
 /* Device d's events: busy time, p2p bytes, memory, model states and the
 ** data-parallel metrics (file header); ev, sev, hev are scratch arrays of
-** run->n_events + 1 entries (hev NULL: no host-memory schedule). */
+** run->n_events + 1 entries (hev NULL: no host-memory schedule); mine[0..
+** n_mine-1] are the indices of d's events in run->events, in order. */
 static void device_metrics(const ts_job_t *job, const ts_plan_t *plan, const ts_cost_t *cost,
-                           const ts_run_t *run, int d, int versions, const int *mine, int n_mine,
+                           const ts_run_t *run, int d, const int *mine, int n_mine, int versions,
                            const ts_event_t **ev, const ts_event_t **sev, const ts_event_t **hev,
                            ts_device_metrics_t *dm) {
   const ts_layout_t *lay = plan->layout;
@@ -425,22 +426,22 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
   bool host = sched && sched->host_weights;
   const ts_event_t **hev = host ? ts__xmalloc(cap * sizeof *hev) : NULL;
   int versions = sched && sched->weight_versions > 1 ? sched->weight_versions : 1;
-  double idle_sum = 0, ideal = 0;
-  /* The events' indices by device, in timeline order (a counting sort):
-  ** each device then reads its own events only. */
+  /* Each device's events in run order (a stable counting sort), so that
+  ** the metrics cost O(events + devices), not O(events x devices). */
   int *first = ts__xcalloc((size_t)n + 2, sizeof *first);
-  int *by_dev = ts__xmalloc(cap * sizeof *by_dev);
+  int *mine = ts__xmalloc(cap * sizeof *mine);
   for (int i = 0; i < run->n_events; i++)
     if (run->events[i].device >= 0 && run->events[i].device < n) first[run->events[i].device + 2]++;
   for (int d = 0; d < n; d++) first[d + 2] += first[d + 1];
   for (int i = 0; i < run->n_events; i++)
-    if (run->events[i].device >= 0 && run->events[i].device < n) by_dev[first[run->events[i].device + 1]++] = i;
+    if (run->events[i].device >= 0 && run->events[i].device < n) mine[first[run->events[i].device + 1]++] = i;
+  double idle_sum = 0, ideal = 0;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
     if (run->fold && run->fold[d] != d) /* folded: its representative's (a lower device) */
       ts__metrics_fold_copy(dm, &m->dev[run->fold[d]]);
     else
-      device_metrics(job, plan, cost, run, d, versions, by_dev + first[d], first[d + 1] - first[d], ev,
+      device_metrics(job, plan, cost, run, d, mine + first[d], first[d + 1] - first[d], versions, ev,
                      sev, hev, dm);
     dm->idle_s = P - dm->busy_s;
     dm->bubble_fraction = P > 0 ? dm->idle_s / P : 0;
@@ -457,7 +458,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
     m->optimizer_s = fmax(m->optimizer_s, dm->optimizer_s);
   }
   free(first);
-  free(by_dev);
+  free(mine);
   free(ev);
   free(sev);
   free(hev);

@@ -38,8 +38,6 @@ void ts__rt_coll_init(ts_rt_t *rt) {
 void ts__rt_coll_free(ts_rt_t *rt) {
   for (int s = 0; rt->streams && s < TS_STREAMS; s++) {
     free(rt->streams[s].q);
-    free(rt->streams[s].in);
-    free(rt->streams[s].used);
   }
   free(rt->streams);
   rt->streams = NULL;
@@ -48,20 +46,9 @@ void ts__rt_coll_free(ts_rt_t *rt) {
   rt->colls = NULL;
 }
 
-/* Under the device lock: stream s's step counters, allocated on first use
-** (a peer's step may arrive before this device starts anything there). */
-static rt_stream_t *counted(ts_rt_t *rt, int s) {
-  rt_stream_t *st = &rt->streams[s];
-  if (!st->in) {
-    st->in = ts__xcalloc((size_t)rt->w->n, sizeof(long));
-    st->used = ts__xcalloc((size_t)rt->w->n, sizeof(long));
-  }
-  return st;
-}
-
 void ts__rt_coll_arrived(ts_rt_t *rt, int s, int from) {
   assert(s >= 0 && s < TS_STREAMS);
-  counted(rt, s)->in[from]++;
+  ts__rt_peer(rt, from)->in[PEER_COLL + s]++; /* under the device lock */
   rt->w->ops->notify(rt->w->xd, ts__stream_slot(rt->w->n, rt->ctx.device, s));
 }
 
@@ -112,16 +99,20 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
   assert(peer_rank >= 0 && peer_rank < c->g.n);
   int d = rt->ctx.device, from = c->g.dev[peer_rank];
   w->ops->lock(w->xd, d);
-  rt_stream_t *sm = counted(rt, x->stream);
-  if (sm->in[from] <= sm->used[from]) {
+  rt_peer_t *pr = ts__rt_peer(rt, from);
+  rt_stream_t *sm = &rt->streams[x->stream];
+  int k = PEER_COLL + x->stream;
+  if (pr->in[k] <= pr->used[k]) {
     snprintf(sm->waiting, sizeof sm->waiting, "%s #%d: a step from device %d",
              ts_coll_op_name(c->op), x->id, from);
-    while (sm->in[from] <= sm->used[from] && !w->failed) w->ops->wait(w->xd, x->slot);
+    while (!w->failed && (pr = ts__rt_peer(rt, from), pr->in[k] <= pr->used[k]))
+      w->ops->wait(w->xd, x->slot);
     sm->waiting[0] = 0;
+    pr = ts__rt_peer(rt, from); /* the table may have grown meanwhile */
   }
-  sm->used[from]++;
+  pr->used[k]++;
   /* Each step received is one that arrived, unless the run failed. */
-  assert(w->failed || sm->used[from] <= sm->in[from]);
+  assert(w->failed || pr->used[k] <= pr->in[k]);
   w->ops->unlock(w->xd, d);
   if (w->failed) return;
   ts_coll_step_t st = {c->op, c->buf, c->unit_lo, c->unit_hi, x->id, c->vstage, from,
@@ -216,7 +207,7 @@ int ts_rt_coll_start(ts_rt_t *rt, ts_coll_op_t op, const ts_group_t *g, int vsta
     ts__rt_fail(rt, "%s %d started (stage %d)", "unknown collective kind", (int)op, vstage);
     return -1;
   }
-  if (vstage < 0 || vstage >= w->lay->n_vstages || rt->local_idx[vstage] < 0) {
+  if (vstage < 0 || vstage >= w->lay->n_vstages || ts__rt_li(rt, vstage) < 0) {
     ts__rt_fail(rt, "%s labelled with stage %d, which is not on this device (group size %d)", name,
                 vstage, g->n);
     return -1;

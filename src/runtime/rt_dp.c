@@ -191,7 +191,7 @@ void ts__rt_dp_init(ts_rt_t *rt) {
   dp->gather_h = ts__xmalloc((size_t)(n ? n : 1) * sizeof(int));
   int k = 0;
   for (int i = 0; i < nl; i++) {
-    int v = order[i], li = rt->local_idx[v];
+    int v = order[i], li = ts__rt_li(rt, v);
     assert(i == 0 || L->part[order[i - 1]] < L->part[v]); /* one vstage per part */
     dp->first_unit[li] = k;
     part_units(rt, v, dp->units + k);
@@ -261,7 +261,7 @@ static void start_buckets(ts_rt_t *rt, bool all) {
 
 /* The units of vstage v (local index li): [*lo, *hi). */
 static void units_of(const ts_rt_t *rt, int v, int *lo, int *hi) {
-  int li = rt->local_idx[v];
+  int li = ts__rt_li(rt, v);
   *lo = rt->dp->first_unit[li];
   *hi = *lo + rt->w->cost->part[rt->w->lay->part[v]].n_layers;
 }
@@ -428,7 +428,7 @@ void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, do
   bool grads = kind == TS_BACKWARD || kind == TS_WEIGHT_GRAD;
   bool weights = kind != TS_WEIGHT_GRAD;
   bool whole = w->ops->whole_ops, overlap = w->job->overlap_grad_reduce;
-  int li = rt->local_idx[v];
+  int li = ts__rt_li(rt, v);
   /* This op makes its part's gradients final (buckets, zero 0-2). */
   bool completes = dp && dp->sync && !dp->z3 && grads && dp->grad_ops[li] + 1 == dp->needed[li];
   dp_op_t o = {rt, kind, v, mb, flags, flops, seconds, 0, 0, 1, 0,
@@ -468,7 +468,7 @@ void ts__rt_dp_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, do
 void ts__rt_dp_grads_done(ts_rt_t *rt, int v) {
   rt_dp_t *dp = rt->dp;
   if (!dp) return;
-  int li = rt->local_idx[v];
+  int li = ts__rt_li(rt, v);
   if (++dp->grad_ops[li] != dp->needed[li] || !dp->sync || dp->z3) return;
   int lo, hi;
   units_of(rt, v, &lo, &hi);

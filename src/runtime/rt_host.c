@@ -50,7 +50,7 @@ static int room_for(ts_rt_t *rt, int v, double bytes, const char *what) {
 static double alloc_bytes(ts_rt_t *rt, ts_kind_t kind, int v) {
   const ts_part_cost_t *pc = &rt->w->cost->part[rt->w->lay->part[v]];
   bool full = rt->ctx.recompute == TS_RECOMPUTE_FULL;
-  if (kind == TS_FORWARD) return full && !rt->keep[v] ? pc->act_input_bytes : pc->act_bytes;
+  if (kind == TS_FORWARD) return full && !ts__rt_keeps(rt, v) ? pc->act_input_bytes : pc->act_bytes;
   return kind == TS_RECOMPUTE ? pc->rec_bytes : 0;
 }
 
@@ -62,7 +62,7 @@ void ts__rt_host_alloc(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
   rt_host_t *h = rt->host;
   double a = alloc_bytes(rt, kind, v);
   if (!(a > 0)) return;
-  int li = rt->local_idx[v];
+  int li = ts__rt_li(rt, v);
   assert(li >= 0 && c >= 0); /* c is ts__rt_cell(v, mb) */
   if (h->resv_used[li] + a <= h->resv[li] * (1 + 1e-12)) { /* reserved already */
     h->resv_used[li] += a;
@@ -82,7 +82,7 @@ void ts__rt_host_free(ts_rt_t *rt, ts_kind_t kind, int v, long c) {
   rt_host_t *h = rt->host;
   if (kind != TS_BACKWARD && kind != TS_WEIGHT_GRAD) return;
   /* Bytes of a reserved stage go back to its reservation first. */
-  int li = rt->local_idx[v];
+  int li = ts__rt_li(rt, v);
   assert(li >= 0 && c >= 0 && h->held[c] >= 0);
   double back = h->held[c] < h->resv_used[li] ? h->held[c] : h->resv_used[li];
   h->resv_used[li] -= back;
@@ -181,7 +181,7 @@ static void host_pump(ts_rt_t *rt) {
 void ts__rt_host_done(ts_rt_t *rt, int h2d, int v, double t0, double t1) {
   rt_host_t *h = rt->host;
   ts_world_t *w = rt->w;
-  int li = rt->local_idx[v];
+  int li = ts__rt_li(rt, v);
   const ts_part_cost_t *pc = &w->cost->part[w->lay->part[v]];
   if (h2d) {
     h->w[li] = W_RESIDENT;
@@ -209,7 +209,7 @@ static int host_local(ts_rt_t *rt, const char *what, int v) {
     return -1;
   }
   if (ts__rt_cell(rt, what, v, rt->w->lay->mb_hi[v] >= 0 ? rt->w->lay->mb_lo[v] : 0) < 0) return -1;
-  return rt->local_idx[v];
+  return ts__rt_li(rt, v);
 }
 
 void ts_rt_fetch(ts_rt_t *rt, int v, int with_grads) {

@@ -18,11 +18,14 @@ enum { MSG_ACT = 0, MSG_GRAD = 1 };
 struct ts_rt {
   ts_world_t *w;
   ts_ctx_t ctx;
-  int *local_idx;        /* [n_vstages] index among local vstages, or -1 */
   int M;                 /* micro-batches over all iterations */
   unsigned char *done[TS_COMPUTE_KINDS]; /* [n_local * M] */
   unsigned char *arrived[2], *consumed[2], *sent[2];
-  unsigned char *keep;   /* [n_vstages] forwards keep full activations */
+  unsigned char *keep;   /* [n_local] forwards keep full activations */
+  struct rt_peer *peers; /* [cap_peers] messages counted per sending device
+                         ** (ts__rt_peer): a hash table, O(peers) not
+                         ** O(devices), so that memory per device stays flat */
+  int n_peers, cap_peers;
   struct rt_coll *colls; /* collectives started, in start order (under the
                          ** device lock once a stream runs) */
   int n_colls, cap_colls;
@@ -30,8 +33,6 @@ struct ts_rt {
                          ** group kind (rt_coll.c) */
   struct rt_shapes *shapes; /* groups' two-level shapes (rt_coll_algo.c;
                          ** program context, or world set-up) */
-  long *a2a_in[2], *a2a_used[2]; /* [n_devices] MoE all-to-all messages
-                         ** (dispatch, combine) arrived from each, consumed */
   int moe_kind, moe_v, moe_mb, moe_pieces, moe_a2a; /* the MoE op in progress:
                          ** pieces run and all-to-alls done; moe_kind -1: none */
   int a2a_calls;         /* all-to-all calls made: their events' seq, so that
@@ -76,6 +77,16 @@ typedef struct rt_host {
   int pumping, again;
 } rt_host_t;
 
+/* Counts of the messages one device received from one sender that the
+** runtime matches by sender: collective steps and MoE all-to-all messages
+** (dispatch, combine), arrived and consumed; collective steps per
+** communication stream s at PEER_COLL + s. */
+enum { PEER_DISPATCH = 0, PEER_COMBINE, PEER_COLL, PEER_KINDS = PEER_COLL + TS_STREAMS };
+typedef struct rt_peer {
+  int dev;               /* the sender, or -1: a free slot */
+  long in[PEER_KINDS], used[PEER_KINDS];
+} rt_peer_t;
+
 struct ts_world {
   const ts_job_t *job;
   const ts_schedule_t *sched;
@@ -88,6 +99,8 @@ struct ts_world {
   ts_rt_t *rt;
   const int *fold;        /* symmetry folding (ts__world_fold): each device's
                           ** representative; NULL: every device runs */
+  int *lidx;              /* [n_vstages] index of each vstage among its own
+                          ** device's (shared: one array, not one per device) */
   atomic_int failed;      /* set once, by the first failing device */
   ts_err_t err;
 };
@@ -120,7 +133,6 @@ typedef struct rt_stream {
   int next;              /* index in q of the next one it runs */
   bool spawned;          /* spawn_comm was called */
   bool ended;            /* it returned (or was never spawned) */
-  long *in, *used;       /* [n_devices] its steps arrived from each, consumed */
   long seq;              /* steps it sent */
   char waiting[160];     /* what it waits for */
 } rt_stream_t;
@@ -134,6 +146,17 @@ typedef struct rt_run_coll {
 } rt_run_coll_t;
 
 #define POLL_LIMIT 10000000L
+
+/* Index of vstage v (checked by the caller: 0 <= v < n_vstages) among this
+** device's vstages, or -1 when another device holds it. */
+static inline int ts__rt_li(const ts_rt_t *rt, int v) {
+  return rt->w->lay->dev[v] == rt->ctx.device ? rt->w->lidx[v] : -1;
+}
+/* The counters of the messages from device dev (added, at zero, on first
+** use).  Call under the device's lock; the pointer stays valid until the
+** next call on the same device (the table may grow), so a loop that waits
+** looks it up again after each wait. */
+rt_peer_t *ts__rt_peer(ts_rt_t *rt, int dev);
 
 /* Records the first error of the run (fmt takes a string, then v and mb)
 ** and stops every device. */

@@ -131,13 +131,16 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
   w->ops->lock(w->xd, d);
   for (int i = 1; i < L && !w->failed; i++) {
     int p = ep.dev[(me + L - i) % L];
-    if (rt->a2a_in[k][p] <= rt->a2a_used[k][p]) {
+    int pk = k ? PEER_COMBINE : PEER_DISPATCH;
+    rt_peer_t *pr = ts__rt_peer(rt, p);
+    if (pr->in[pk] <= pr->used[pk]) {
       snprintf(rt->waiting, sizeof rt->waiting, "the %s of stage %d micro-batch %d from device %d",
                ts_kind_name(which), v, mb, p);
-      while (rt->a2a_in[k][p] <= rt->a2a_used[k][p] && !w->failed) w->ops->wait(w->xd, d);
+      while (!w->failed && (pr = ts__rt_peer(rt, p), pr->in[pk] <= pr->used[pk])) w->ops->wait(w->xd, d);
       rt->waiting[0] = 0;
+      pr = ts__rt_peer(rt, p); /* the table may have grown meanwhile */
     }
-    rt->a2a_used[k][p]++;
+    pr->used[pk]++;
   }
   double t1 = w->ops->now(w->xd);
   ts_event_t e = {.device = d, .peer = d, .vstage = v, .mb = mb, .kind = which,

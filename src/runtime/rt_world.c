@@ -28,22 +28,22 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
   w->xd = xd;
   w->n = lay->n_devices;
   w->rt = ts__xcalloc((size_t)w->n, sizeof *w->rt);
+  /* Each device's vstages, in vstage order: one shared index (lidx) and
+  ** one list per device (ctx.local), O(n_vstages + n_devices) in all. */
+  w->lidx = ts__xmalloc((size_t)(lay->n_vstages ? lay->n_vstages : 1) * sizeof(int));
+  int *count = ts__xcalloc((size_t)w->n, sizeof(int));
+  for (int k = 0; k < lay->n_vstages; k++) w->lidx[k] = count[lay->dev[k]]++;
+  int **lists = ts__xmalloc((size_t)(w->n ? w->n : 1) * sizeof *lists);
+  for (int d = 0; d < w->n; d++) lists[d] = ts__xmalloc((size_t)(count[d] ? count[d] : 1) * sizeof(int));
+  for (int k = 0; k < lay->n_vstages; k++) lists[lay->dev[k]][w->lidx[k]] = k;
   /* At most 2^31 - 1, as ts_job_load bounds it (README "Limits"). */
   int M = (int)((long long)job->microbatches * job->iterations);
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];
     rt->w = w;
     rt->M = M;
-    rt->local_idx = ts__xmalloc((size_t)lay->n_vstages * sizeof(int));
-    int *local = ts__xmalloc((size_t)lay->n_vstages * sizeof(int));
-    int nl = 0;
-    for (int k = 0; k < lay->n_vstages; k++) {
-      rt->local_idx[k] = -1;
-      if (lay->dev[k] == d) {
-        rt->local_idx[k] = nl;
-        local[nl++] = k;
-      }
-    }
+    int nl = count[d];
+    int *local = lists[d];
     rt->ctx = (ts_ctx_t){.device = d,
                          .n_devices = w->n,
                          .stages = job->stages,
@@ -63,12 +63,8 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->consumed[k] = ts__xcalloc(cells, 1);
       rt->sent[k] = ts__xcalloc(cells, 1);
     }
-    rt->keep = ts__xcalloc((size_t)lay->n_vstages, 1);
+    rt->keep = ts__xcalloc((size_t)(nl ? nl : 1), 1);
     ts__rt_coll_init(rt);
-    for (int k = 0; k < 2; k++) {
-      rt->a2a_in[k] = ts__xcalloc((size_t)w->n, sizeof(long));
-      rt->a2a_used[k] = ts__xcalloc((size_t)w->n, sizeof(long));
-    }
     rt->moe_kind = -1;
     rt->polled = -1;
     rt->cev = ts_run_new(0);
@@ -88,8 +84,35 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
       rt->host = h;
     }
   }
+  free(count);
+  free(lists);
   for (int d = 0; d < w->n; d++) ts__rt_dp_init(&w->rt[d]);
   return w;
+}
+
+rt_peer_t *ts__rt_peer(ts_rt_t *rt, int dev) {
+  /* Open addressing with linear probing; grows at half full. */
+  if (2 * (rt->n_peers + 1) > rt->cap_peers) {
+    int cap = rt->cap_peers ? 2 * rt->cap_peers : 8;
+    rt_peer_t *t = ts__xmalloc((size_t)cap * sizeof *t);
+    for (int i = 0; i < cap; i++) t[i].dev = -1;
+    for (int i = 0; i < rt->cap_peers; i++) {
+      if (rt->peers[i].dev < 0) continue;
+      unsigned h = ((unsigned)rt->peers[i].dev * 2654435761u) & (unsigned)(cap - 1);
+      while (t[h].dev >= 0) h = (h + 1) & (unsigned)(cap - 1);
+      t[h] = rt->peers[i];
+    }
+    free(rt->peers);
+    rt->peers = t;
+    rt->cap_peers = cap;
+  }
+  unsigned mask = (unsigned)(rt->cap_peers - 1), h = ((unsigned)dev * 2654435761u) & mask;
+  while (rt->peers[h].dev >= 0 && rt->peers[h].dev != dev) h = (h + 1) & mask;
+  if (rt->peers[h].dev < 0) {
+    rt->peers[h] = (rt_peer_t){.dev = dev};
+    rt->n_peers++;
+  }
+  return &rt->peers[h];
 }
 
 ts_rt_t *ts__world_rt(ts_world_t *w, int device) { return &w->rt[device]; }
@@ -103,7 +126,6 @@ void ts__world_free(ts_world_t *w) {
   if (!w) return;
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];
-    free(rt->local_idx);
     free((void *)rt->ctx.local);
     for (int k = 0; k < TS_COMPUTE_KINDS; k++) free(rt->done[k]);
     for (int k = 0; k < 2; k++) {
@@ -113,10 +135,7 @@ void ts__world_free(ts_world_t *w) {
     }
     free(rt->keep);
     ts__rt_coll_free(rt);
-    for (int k = 0; k < 2; k++) {
-      free(rt->a2a_in[k]);
-      free(rt->a2a_used[k]);
-    }
+    free(rt->peers);
     ts_run_free(rt->cev);
     ts_run_free(rt->tev);
     ts__rt_dp_free(rt);
@@ -134,6 +153,7 @@ void ts__world_free(ts_world_t *w) {
     }
   }
   free(w->rt);
+  free(w->lidx);
   free(w);
 }
 
@@ -196,7 +216,7 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
     ts_rt_t *rt = &w->rt[L->dev[v]];
     int lo = L->mb_hi[v] >= 0 ? L->mb_lo[v] : 0, hi = L->mb_hi[v] >= 0 ? L->mb_hi[v] : rt->M;
     for (int mb = lo; mb < hi; mb++) {
-      long c = (long)rt->local_idx[v] * rt->M + mb;
+      long c = (long)w->lidx[v] * rt->M + mb;
       const char *missing = NULL;
       if (!rt->done[TS_FORWARD][c])
         missing = "forward";

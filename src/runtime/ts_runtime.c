@@ -44,7 +44,9 @@ void ts__rt_fail(ts_rt_t *rt, const char *fmt, const char *a, int v, int mb) {
 }
 
 int ts__rt_keeps(const ts_rt_t *rt, int v) {
-  return v >= 0 && v < rt->w->lay->n_vstages && rt->keep[v];
+  if (v < 0 || v >= rt->w->lay->n_vstages) return 0;
+  int li = ts__rt_li(rt, v);
+  return li >= 0 && rt->keep[li];
 }
 
 /* ---- calls for schedule programs ---------------------------------------- */
@@ -60,7 +62,7 @@ double ts_rt_now(ts_rt_t *rt) { return rt->w->ops->now(rt->w->xd); }
 
 /* Index of (v, mb) in this device's tables, or -1 (after failing). */
 long ts__rt_cell(ts_rt_t *rt, const char *what, int v, int mb) {
-  if (v < 0 || v >= rt->w->lay->n_vstages || rt->local_idx[v] < 0) {
+  if (v < 0 || v >= rt->w->lay->n_vstages || ts__rt_li(rt, v) < 0) {
     ts__rt_fail(rt, "%s of virtual stage %d (micro-batch %d): that stage is not on this device", what, v,
          mb);
     return -1;
@@ -74,11 +76,11 @@ long ts__rt_cell(ts_rt_t *rt, const char *what, int v, int mb) {
     ts__rt_fail(rt, "%s of stage %d: micro-batch %d does not pass through this stage", what, v, mb);
     return -1;
   }
-  return (long)rt->local_idx[v] * rt->M + mb;
+  return (long)ts__rt_li(rt, v) * rt->M + mb;
 }
 
 void ts_rt_keep_activations(ts_rt_t *rt, int v) {
-  if (ts__rt_cell(rt, "ts_rt_keep_activations", v, 0) >= 0) rt->keep[v] = 1;
+  if (ts__rt_cell(rt, "ts_rt_keep_activations", v, 0) >= 0) rt->keep[ts__rt_li(rt, v)] = 1;
 }
 
 bool ts__rt_done_at(ts_rt_t *rt, ts_kind_t k, int v, int mb) {
@@ -86,8 +88,8 @@ bool ts__rt_done_at(ts_rt_t *rt, ts_kind_t k, int v, int mb) {
   ** layout neighbours of them. */
   assert(k >= 0 && k < TS_COMPUTE_KINDS);
   assert(v >= 0 && v < rt->w->lay->n_vstages && mb >= 0 && mb < rt->M);
-  if (rt->local_idx[v] < 0) return false;
-  return rt->done[k][(long)rt->local_idx[v] * rt->M + mb];
+  if (ts__rt_li(rt, v) < 0) return false;
+  return rt->done[k][(long)ts__rt_li(rt, v) * rt->M + mb];
 }
 
 bool ts__rt_backward_done(ts_rt_t *rt, int v, int mb) {
@@ -99,13 +101,13 @@ bool ts__rt_may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
   const ts_layout_t *L = rt->w->lay;
   const char *kn = ts_kind_name(kind);
   /* c is ts__rt_cell(v, mb): v is on this device. */
-  assert(kind >= 0 && kind < TS_COMPUTE_KINDS && c >= 0 && rt->local_idx[v] >= 0);
+  assert(kind >= 0 && kind < TS_COMPUTE_KINDS && c >= 0 && ts__rt_li(rt, v) >= 0);
   if (rt->done[kind][c]) {
     ts__rt_fail(rt, "%s of stage %d micro-batch %d runs twice", kn, v, mb);
     return false;
   }
   if (rt->host) {
-    int li = rt->local_idx[v];
+    int li = ts__rt_li(rt, v);
     if (rt->host->w[li] != W_RESIDENT) {
       ts__rt_fail(rt, "%s of stage %d micro-batch %d while its weights are not on the device", kn, v, mb);
       return false;
@@ -134,7 +136,7 @@ bool ts__rt_may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
     return false;
   }
   if (kind == TS_RECOMPUTE) {
-    if (rt->ctx.recompute != TS_RECOMPUTE_FULL || rt->keep[v]) {
+    if (rt->ctx.recompute != TS_RECOMPUTE_FULL || ts__rt_keeps(rt, v)) {
       ts__rt_fail(rt, "%s of stage %d micro-batch %d, whose forward kept its activations", kn, v, mb);
       return false;
     }
@@ -164,7 +166,7 @@ bool ts__rt_may_run(ts_rt_t *rt, ts_kind_t kind, int v, int mb, long c) {
       return false;
     }
   }
-  if (rt->ctx.recompute == TS_RECOMPUTE_FULL && !rt->keep[v] && !rt->done[TS_RECOMPUTE][c]) {
+  if (rt->ctx.recompute == TS_RECOMPUTE_FULL && !ts__rt_keeps(rt, v) && !rt->done[TS_RECOMPUTE][c]) {
     ts__rt_fail(rt, "%s of stage %d micro-batch %d without its recompute (recompute \"full\")", kn, v, mb);
     return false;
   }
@@ -204,7 +206,7 @@ void ts_rt_compute(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
     ts__rt_host_alloc(rt, kind, v, mb, c);
     if (w->failed) return;
   }
-  int flags = (kind == TS_FORWARD && rt->keep[v] && rt->ctx.recompute == TS_RECOMPUTE_FULL)
+  int flags = (kind == TS_FORWARD && ts__rt_keeps(rt, v) && rt->ctx.recompute == TS_RECOMPUTE_FULL)
                   ? TS_EVF_KEEP
                   : 0;
   if (!rt->host) { /* data parallelism may run the op in pieces (rt_dp.c) */
@@ -271,10 +273,10 @@ void ts__rt_deliver(ts_rt_t *rt, int from, ts_kind_t kind, int to, int mb, doubl
     stream = ts__rt_coll_tag_stream(mb);
     mb = ts__rt_coll_tag_seq(mb);
   } else if (kind == TS_SEND_DISPATCH || kind == TS_SEND_COMBINE) {
-    rt->a2a_in[kind == TS_SEND_COMBINE][from]++;
+    ts__rt_peer(rt, from)->in[kind == TS_SEND_COMBINE ? PEER_COMBINE : PEER_DISPATCH]++;
   } else {
     int m = kind == TS_SEND_ACT ? MSG_ACT : MSG_GRAD;
-    rt->arrived[m][(long)rt->local_idx[to] * rt->M + mb] = 1;
+    rt->arrived[m][(long)ts__rt_li(rt, to) * rt->M + mb] = 1;
   }
   if (kind != TS_SEND_COLL) rt->n_arrivals++; /* the program's messages only */
   if (from != rt->ctx.device) {

@@ -1,0 +1,93 @@
+/*
+** test_budget.c: the estimate of a job's size before it runs and the
+** budget warning (src/exec/ts_budget.c, README "Budget"):
+** - the benchmark job (1F1B, p = 64, m = 512) is exactly 65,536 compute
+**   ops and 64,512 transfers, within the budget: no warning;
+** - 1F1B with p = 1,024, m = 1,000 (about 4.1 M events, 2.1 GB of output)
+**   warns in one line naming the job and the estimate;
+** - a 1 GiB gradient bucket over data_parallel 1,024 is 2 x 1,023 ring
+**   steps per member: 2,095,104 transfers, over the budget;
+** - recompute adds one op per micro-batch and stage.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainsim.h"
+#include "ts_budget.h"
+#include "ts_exec.h"
+#include "tsunit.h"
+
+/* The estimate of job at path with sets; 0 on success. */
+static int estimate(const char *path, const char *const *sets, int n, ts_budget_t *b, char *line,
+                    size_t cap, int *warned) {
+  ts_job_t *job = NULL;
+  ts_err_t err = {0};
+  ts_outcome_t o;
+  int rc = ts_job_load(path, sets, n, &job, &err);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  rc = ts_exec_prepare(job, NULL, &o, &err);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  ts_budget_estimate(job, o.plan, o.cost, b);
+  FILE *f = fmemopen(line, cap, "w");
+  *warned = ts_budget_warn(f, job, b);
+  fclose(f);
+  ts_outcome_free(&o);
+  ts_job_free(job);
+  return 0;
+}
+
+static void bench_job_within(void) {
+  ts_budget_t b;
+  char line[1024] = "";
+  int warned;
+  estimate("examples/bench-1f1b-p64.json", NULL, 0, &b, line, sizeof line, &warned);
+  CU_ASSERT_DOUBLE_EQUAL(b.ops, 65536, 0);
+  CU_ASSERT_DOUBLE_EQUAL(b.transfers, 64512, 0);
+  CU_ASSERT_DOUBLE_EQUAL(b.output_bytes, (65536 + 64512) * TS_BUDGET_BYTES_PER_EVENT, 1e-6);
+  CU_ASSERT_EQUAL(warned, 0);
+  CU_ASSERT_STRING_EQUAL(line, "");
+}
+
+static void big_pipeline_warns(void) {
+  static const char *const sets[] = {"stages=1024", "microbatches=1000"};
+  ts_budget_t b;
+  char line[1024] = "";
+  int warned;
+  estimate("examples/bench-scale.json", sets, 2, &b, line, sizeof line, &warned);
+  CU_ASSERT_DOUBLE_EQUAL(b.ops, 2048000, 0);
+  CU_ASSERT_DOUBLE_EQUAL(b.transfers, 2046000, 0);
+  CU_ASSERT_EQUAL(warned, 1);
+  CU_ASSERT_STRING_EQUAL(line,
+                         "trainsim: warning: examples/bench-scale.json: estimated 4.09e+06 events "
+                         "(2.05e+06 compute ops, 2.05e+06 transfers) and 2.13 GB of output, over "
+                         "the budget of 2e+06 events or 1 GB (README \"Budget\"): the run may take "
+                         "long\n");
+}
+
+static void ring_all_reduce_counts(void) {
+  static const char *const sets[] = {"stages=1", "microbatches=1", "data_parallel=1024",
+                                     "model.weights_bytes=1073741824", "gradient_bucket_mb=1024",
+                                     "optimizer=none"};
+  ts_budget_t b;
+  char line[1024] = "";
+  int warned;
+  estimate("examples/bench-scale.json", sets, 6, &b, line, sizeof line, &warned);
+  CU_ASSERT_DOUBLE_EQUAL(b.ops, 2048, 0);
+  CU_ASSERT_DOUBLE_EQUAL(b.transfers, 2.0 * 1023 * 1024, 0);
+  CU_ASSERT_EQUAL(warned, 1);
+}
+
+static void recompute_adds_an_op(void) {
+  static const char *const sets[] = {"recompute=full"};
+  ts_budget_t b;
+  char line[1024] = "";
+  int warned;
+  estimate("examples/bench-scale.json", sets, 1, &b, line, sizeof line, &warned);
+  CU_ASSERT_DOUBLE_EQUAL(b.ops, 3 * 8 * 32, 0);
+  CU_ASSERT_DOUBLE_EQUAL(b.transfers, 2 * 7 * 32, 0);
+  CU_ASSERT_EQUAL(warned, 0);
+}
+
+TS_TESTS{TS_TEST(bench_job_within), TS_TEST(big_pipeline_warns), TS_TEST(ring_all_reduce_counts),
+         TS_TEST(recompute_adds_an_op)};
+TS_TEST_MAIN("budget")
