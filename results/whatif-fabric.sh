@@ -41,7 +41,7 @@
 # Plus three check runs (dp-in-node, hierarchical, fabric off, overlap
 # false) for the closed form in summary.md.
 #
-# Bash, python3 (the tables) and the trainsim command; about 15 s on 2 cores.
+# Bash, python3 (the tables) and the trainsim command; about 10 s on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
