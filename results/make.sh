@@ -4,6 +4,7 @@
 #   results/<name>/gantt.svg ...  paper-style pipeline figures with summaries
 #   results/closed-forms.md       measured bubble fraction against the closed form
 #   results/mobius.md, mobius/    Mobius against GPipe with and without swapping
+#   results/whatif-fabric/        oversubscribed fat trees (results/whatif-fabric.sh)
 #   results/moe/                  GShard MoE layer what-ifs (results/moe.sh)
 #   results/scale/                the big jobs under symmetry folding (results/scale.sh)
 #   results/validation-runs.txt   simulator against the CPU reference executor
@@ -93,6 +94,9 @@ results/sweeps.sh "$B"
 
 echo "== Mobius against GPipe on a commodity server (results/mobius.md)"
 results/mobius.sh "$B" >/dev/null
+
+echo "== fat-tree oversubscription what-if (results/whatif-fabric/)"
+results/whatif-fabric.sh "$B" >/dev/null
 
 echo "== GShard MoE what-ifs (results/moe/, results/gshard-ep16/)"
 results/moe.sh "$B"
