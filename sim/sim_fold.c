@@ -133,6 +133,32 @@ static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fo
   return why;
 }
 
+/* Why the job's collectives cannot be folded, or NULL: a tree's or the
+** hierarchical algorithm's messages are not the same after the shift that
+** takes a device to its representative, so folding runs rings only (auto's
+** small all-reduces across domains included: rt_coll_algo.c); a job that
+** asks for tree or hierarchical, or whose groups auto would run
+** hierarchically, is simulated exact. */
+static const char *unfoldable_collectives(const ts_job_t *job, const ts_plan_t *plan,
+                                          const sim_x_t *x, const int *fold) {
+  static const ts_group_kind_t kinds[] = {TS_GROUP_TP, TS_GROUP_DP, TS_GROUP_REPLICA};
+  ts_coll_alg_t a = job->collective_algorithm;
+  if (a == TS_CALG_TREE) return "collective_algorithm \"tree\" is not folded";
+  if (a == TS_CALG_RING) return NULL;
+  for (int r = 0; r < x->n; r++) {
+    if (fold[r] != r) continue;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+      ts_group_t g = ts_plan_group(plan, kinds[k], r);
+      if (g.n > 1 && ts__coll_two_level(job, &g, ts__sim_domain, (void *)x))
+        return a == TS_CALG_HIERARCHICAL
+                   ? "collective_algorithm \"hierarchical\" is not folded"
+                   : "its groups span several NVLink domains of several members each, where "
+                     "collective_algorithm \"auto\" runs hierarchical collectives, which are not folded";
+    }
+  }
+  return NULL;
+}
+
 int *ts__sim_fold_setup(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                         const sim_x_t *x) {
   ts__sim_fold_note[0] = 0;
@@ -147,10 +173,12 @@ int *ts__sim_fold_setup(const ts_job_t *job, const ts_schedule_t *sched, const t
   ** actor yet seals it and simulates nothing. */
   simgrid_run_until(0);
   const char *why = asymmetry(plan, x, fold);
+  if (!why) why = unfoldable_collectives(job, plan, x, fold);
   if (why) {
     snprintf(ts__sim_fold_note, sizeof ts__sim_fold_note,
              "%.400s: platform '%.400s': %s; simulating every device (exact)", job->path,
              job->platform, why);
+    ts__sim_note(ts__sim_fold_note);
     free(fold);
     return NULL;
   }

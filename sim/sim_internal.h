@@ -89,9 +89,19 @@ void ts__sim_progress(void);
 ** map when the plan folds and the platform keeps its symmetry (malloc'd),
 ** else NULL (ts_sim_exact, nothing to fold, or an asymmetric platform:
 ** then ts__sim_fold_note says why, for stderr). */
+/* The NVLink domain of device (host property nvlink_domain, else node; -1:
+** neither), numbered in order of first appearance (ts_exec_ops_t.domain). */
+int ts__sim_domain(void *xd, int device);
 int *ts__sim_fold_setup(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                         const sim_x_t *x);
 extern char ts__sim_fold_note[1024];
+/* The child prints a note on the parent's stderr (ts__sim_stderr, a copy
+** taken before its own stderr went to the log) as soon as it knows, unless
+** this process printed one already (ts__sim_noted, inherited at fork and
+** set by the parent when a result carries a note). */
+extern int ts__sim_stderr;
+extern bool ts__sim_noted;
+void ts__sim_note(const char *note);
 /* At a send from *from to *dest (a folded device): the message goes to
 ** *dest's representative, from the sender's image, its vstage mapped. */
 void ts__sim_fold_send(const sim_x_t *x, int *from, int *dest, int kind, int *vstage);

@@ -219,7 +219,7 @@ static void x_spawn_comm(void *xd, int device, int stream) {
 /* The NVLink domain of a device: its host's property nvlink_domain, else
 ** node, as a number shared by the devices whose hosts give the same
 ** string (-1: neither property).  Built at the first call. */
-static int x_domain(void *xd, int device) {
+int ts__sim_domain(void *xd, int device) {
   sim_x_t *x = xd;
   if (!x->domain) {
     const char **name = ts__xcalloc((size_t)x->n, sizeof *name);
@@ -308,7 +308,7 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .host_copy = x_host_copy,
                                       .capacity = x_capacity,
                                       .spawn_comm = x_spawn_comm,
-                                      .domain = x_domain,
+                                      .domain = ts__sim_domain,
                                       .optimizer = x_optimizer,
                                       .send_steps = x_send_steps};
 
@@ -501,11 +501,17 @@ static bool write_ticking(int fd, const void *buf, size_t n) {
 
 /* Prints the child's note (why it did not fold) on stderr, once per
 ** process. */
+int ts__sim_stderr = -1;
+bool ts__sim_noted;
+
+void ts__sim_note(const char *note) {
+  if (ts__sim_noted || ts__sim_stderr < 0) return;
+  dprintf(ts__sim_stderr, "trainsim: note: %s\n", note);
+}
+
 static void note_once(const sim_header_t *h) {
-  static bool noted;
-  if (!h->note[0] || noted) return;
-  noted = true;
-  fprintf(stderr, "trainsim: note: %s\n", h->note);
+  if (!h->note[0] || ts__sim_noted) return;
+  ts__sim_noted = true; /* the child printed it when it knew (ts__sim_note) */
 }
 
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
@@ -539,6 +545,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
     ts__sim_progress_fd = pfd[1];
     counter = shared;
     ts__sim_progress_every = limit > 0 && limit < 4 ? limit / 4 : 1;
+    ts__sim_stderr = dup(2);
     dup2(lfd, 2);
     ts_run_t *run = ts_run_new(lay->n_devices);
     ts_err_t e = {0};

@@ -183,9 +183,43 @@ static void test_asymmetric_not_folded(void) {
   unlink(plat);
 }
 
+/* Folding runs rings only: a job that asks for trees, or whose groups the
+** auto rule would run hierarchically, is simulated exact (it deadlocked
+** folded before), and auto's small all-reduces stay rings when folded. */
+static void test_collectives_not_folded(void) {
+  char cwd[512], plat[700], json[1400];
+  CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof cwd));
+  snprintf(plat, sizeof plat, "%s/platforms/dgx-a100-4node.xml", cwd);
+  gpt_job(json, sizeof json, plat);
+  const char *hier[] = {"tensor_parallel=1", "data_parallel=8", "stages=1", "nvlink_domain_size=4"};
+  const char *tree[] = {"collective_algorithm=tree"};
+  const char *ring[] = {"tensor_parallel=1", "data_parallel=8", "stages=1", "nvlink_domain_size=4",
+                        "collective_algorithm=ring"};
+  struct {
+    const char *const *sets;
+    int n;
+    bool folds;
+  } c[] = {{hier, 4, false}, {tree, 1, false}, {ring, 5, true}};
+  for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+    ts_job_t *jf, *je;
+    ts_outcome_t of, oe;
+    CU_ASSERT_EQUAL_FATAL(sim(json, c[i].sets, c[i].n, 1, &jf, &of), 0);
+    CU_ASSERT_EQUAL_FATAL(sim(json, c[i].sets, c[i].n, -1, &je, &oe), 0);
+    CU_ASSERT_EQUAL(of.run->fold != NULL, c[i].folds);
+    if (!c[i].folds) CU_ASSERT_EQUAL(of.metrics->iteration_time_s, oe.metrics->iteration_time_s);
+    CU_ASSERT_DOUBLE_EQUAL(of.metrics->iteration_time_s, oe.metrics->iteration_time_s,
+                           0.01 * oe.metrics->iteration_time_s);
+    ts_outcome_free(&of);
+    ts_outcome_free(&oe);
+    ts_job_free(jf);
+    ts_job_free(je);
+  }
+}
+
 TS_TESTS{
     TS_TEST(test_classes),
     TS_TEST(test_fast_matches_exact),
     TS_TEST(test_asymmetric_not_folded),
+    TS_TEST(test_collectives_not_folded),
 };
 TS_TEST_MAIN("symmetry folding")

@@ -183,6 +183,31 @@ void ts__rt_coll_shapes_free(ts_rt_t *rt) {
 
 /* ---- choice ---------------------------------------------------------------- */
 
+bool ts__coll_two_level(const ts_job_t *job, const ts_group_t *g, int (*domain)(void *, int),
+                        void *xd) {
+  int n = g->n, D = 0, m = -1;
+  int *dom = ts__xmalloc((size_t)(n ? n : 1) * sizeof *dom);
+  bool known = false, regular = true;
+  for (int i = 0; i < n; i++) {
+    int k = job->nvlink_domain_size;
+    dom[i] = k > 0 ? g->dev[i] / k : domain ? domain(xd, g->dev[i]) : -1;
+    known |= dom[i] >= 0;
+  }
+  /* As make_shape: no member known, one domain; an unknown member alone. */
+  for (int i = 0; i < n && known && regular; i++) {
+    bool first = true;
+    for (int j = 0; j < i && first && dom[i] >= 0; j++) first = dom[j] != dom[i];
+    if (!first) continue;
+    int c = 0;
+    for (int j = 0; j < n; j++) c += dom[i] >= 0 ? dom[j] == dom[i] : j == i;
+    D++;
+    if (m < 0) m = c;
+    else if (m != c) regular = false;
+  }
+  free(dom);
+  return known && regular && D > 1 && m > 1;
+}
+
 ts_coll_alg_t ts__rt_coll_pick(ts_rt_t *rt, rt_coll_t *c) {
   c->shape = NULL;
   bool shaped = c->op == TS_COLL_ALLREDUCE || c->op == TS_COLL_REDUCE_SCATTER ||
@@ -196,7 +221,10 @@ ts_coll_alg_t ts__rt_coll_pick(ts_rt_t *rt, rt_coll_t *c) {
   else if (want == TS_CALG_HIERARCHICAL)
     a = hier ? TS_CALG_HIERARCHICAL : TS_CALG_RING;
   else if (want == TS_CALG_AUTO) {
-    if (c->op == TS_COLL_ALLREDUCE && s->D > 1 && c->bytes <= TREE_BYTES * s->D)
+    /* Folded runs (which never have hierarchical shapes: sim_fold.c
+    ** declines them) run their small all-reduces as rings: the tree's
+    ** messages are not the same after the shift that folds a class. */
+    if (c->op == TS_COLL_ALLREDUCE && s->D > 1 && c->bytes <= TREE_BYTES * s->D && !rt->w->fold)
       a = TS_CALG_TREE;
     else if (hier)
       a = TS_CALG_HIERARCHICAL;

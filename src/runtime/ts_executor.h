@@ -233,4 +233,11 @@ const ts_unit_t *ts__rt_units(const ts_rt_t *rt, int *n);
 /* 1 when vstage's forwards keep their activations (ts_rt_keep_activations). */
 int ts__rt_keeps(const ts_rt_t *rt, int vstage);
 
+/* True when group g has the two-level shape the hierarchical algorithm
+** needs (D > 1 domains of m > 1 members each), domains as rt_coll_algo.c
+** says (the job's nvlink_domain_size, else domain(xd, device), which may be
+** NULL).  For executors deciding before a world exists. */
+bool ts__coll_two_level(const ts_job_t *job, const ts_group_t *g, int (*domain)(void *, int),
+                        void *xd);
+
 #endif /* TS_EXECUTOR_H */
