@@ -9,7 +9,9 @@
 ** on each edge between devices) and collective steps (a ring all-reduce of
 ** g members is 2 (g - 1) steps per member: the data-parallel gradient
 ** buckets of each iteration, and tensor parallelism's four all-reduces per
-** layer and micro-batch).  Output bytes: about TS_BUDGET_BYTES_PER_EVENT
+** layer and micro-batch; from TS_RING_MERGE_MIN members a ring phase is one
+** message per member), divided by the class size t x d when the run will
+** be folded (README "Symmetry folding").  Output bytes: about TS_BUDGET_BYTES_PER_EVENT
 ** per event for all of the outputs (measured on the benchmark job).  It is
 ** an estimate, within a small factor, meant only to warn before hours of
 ** simulation or gigabytes of output.
@@ -19,6 +21,12 @@
 #include <string.h>
 
 #include "ts_budget.h"
+#include "ts_executor.h" /* TS_RING_MERGE_MIN */
+#include "ts_sim.h"      /* ts_sim_fold */
+
+/* Messages a member sends in a ring all-reduce over g: 2 (g - 1) steps, or
+** 2 merged phases from TS_RING_MERGE_MIN members on (rt_coll.c). */
+static double ring_msgs(int g) { return g >= TS_RING_MERGE_MIN ? 2.0 : 2.0 * (g - 1); }
 
 void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cost_t *cost,
                         ts_budget_t *b) {
@@ -33,7 +41,7 @@ void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
     double layers = pc->n_layers > 0 ? pc->n_layers : 1;
     b->ops += mbs * kinds * (t > 1 ? layers : 1);
     if (L->next[v] >= 0 && L->dev[L->next[v]] != L->dev[v]) b->transfers += 2 * mbs;
-    if (t > 1) b->transfers += mbs * layers * 4 * 2.0 * (t - 1);
+    if (t > 1) b->transfers += mbs * layers * 4 * ring_msgs(t);
     if (d > 1) {
       double cap = job->gradient_bucket_mb > 0 ? job->gradient_bucket_mb * 1048576.0 : 25 * 1048576.0;
       /* Buckets fill to the cap (the first to 1 MiB) and never split a
@@ -41,10 +49,20 @@ void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
       double g = pc->gradients_bytes, buckets = fmax(1, ceil(g / cap));
       if (layers > 1 && g > 1048576.0) buckets += 1;
       buckets = fmin(buckets, layers);
-      b->transfers += buckets * job->iterations * 2.0 * (d - 1);
+      b->transfers += buckets * job->iterations * ring_msgs(d);
     }
   }
-  b->output_bytes = (b->ops + b->transfers) * TS_BUDGET_BYTES_PER_EVENT;
+  /* Symmetry folding simulates one device of each class of t x d. */
+  bool fold = ts_sim_fold > 0 || (ts_sim_fold == 0 && plan->n_devices >= TS_SIM_FOLD_MIN_DEVICES);
+  if (fold && plan->degree[TS_DIM_EP] <= 1) {
+    b->ops /= (double)t * d;
+    b->transfers /= (double)t * d;
+  }
+  /* trace.json and paje.trace stop at their default limits, gantt.svg near
+  ** TS_GANTT_BUDGET_BYTES; timeline.csv (about a sixth of the bytes) does
+  ** not. */
+  double ev = b->ops + b->transfers;
+  b->output_bytes = fmin(ev * TS_BUDGET_BYTES_PER_EVENT, ev * TS_BUDGET_BYTES_PER_EVENT / 6 + 205e6);
 }
 
 int ts_budget_warn(FILE *f, const ts_job_t *job, const ts_budget_t *b) {

@@ -120,11 +120,17 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
   if (w->ops->coll_apply) w->ops->coll_apply(w->xd, d, &st);
 }
 
-/* Symmetry folding (ts__world_fold): when every member of a ring over the
-** m group ranks r[0 .. m-1] (NULL: 0 .. m-1) folds onto this device, the
-** ring phase's m - 1 steps go to rank next as one message
-** (ts_exec_ops_t.send_steps) and one receive from rank prev stands for
-** theirs.  Returns true when it did that; false leaves the phase to the
+/* Merged ring phases, for executors without data that can send them
+** (ts_exec_ops_t.send_steps): the ring phase's m - 1 steps go to rank next
+** as one message of their bytes, arriving m - 2 route latencies later than
+** one transfer would, and one receive from rank prev stands for theirs.
+** (1) Symmetry folding (ts__world_fold): when every member of the ring over
+** the m group ranks r[0 .. m-1] (NULL: 0 .. m-1) folds onto this device.
+** (2) Rings of TS_RING_MERGE_MIN members or more: every member sends its
+** phase as one flow, as NCCL pipelines a ring's chunks; on links no other
+** flow shares the time is the steps' exactly ((m - 1) (L + part / B)), and
+** the m flows share links as the steps' flows did, while the engine
+** handles m flows instead of m (m - 1).  Returns true when it did that; false leaves the phase to the
 ** caller's steps. */
 bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int prev, int n_chunks,
                         double part, bool reduce) {
@@ -132,9 +138,10 @@ bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int pre
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
   int d = rt->ctx.device;
-  if (!w->fold || !w->ops->send_steps || w->ops->coll_pack || m < 3) return false;
-  for (int k = 0; k < m; k++)
-    if (w->fold[c->g.dev[r ? r[k] : k]] != d) return false;
+  if (!w->ops->send_steps || w->ops->coll_pack || m < 3) return false;
+  bool folded = w->fold != NULL;
+  for (int k = 0; k < m && folded; k++) folded = w->fold[c->g.dev[r ? r[k] : k]] == d;
+  if (!folded && m < TS_RING_MERGE_MIN) return false;
   x->sent += part * (m - 1);
   long seq = rt->streams[x->stream].seq;
   rt->streams[x->stream].seq += m - 1;

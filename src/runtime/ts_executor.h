@@ -240,4 +240,8 @@ int ts__rt_keeps(const ts_rt_t *rt, int vstage);
 bool ts__coll_two_level(const ts_job_t *job, const ts_group_t *g, int (*domain)(void *, int),
                         void *xd);
 
+/* Rings of this many members or more run each phase as one message per
+** member (ts__rt_ring_merged; README "Collectives"). */
+#define TS_RING_MERGE_MIN 64
+
 #endif /* TS_EXECUTOR_H */
