@@ -33,7 +33,8 @@ static const help_cmd_t cmds[] = {
      "trainsim run [JOB.json] [-o DIR] [-f LIST] [--set PATH=VALUE]... [--executor NAME]\n"
      "             [--figure-width PX] [--font-size PX] [--no-title] [--style STYLE]\n"
      "             [--gantt-devices LIST] [--gantt-max-rows N] [--trace-max-mb MB]\n"
-     "             [--paje-max-mb MB] [--devices LIST] [--kinds LIST] [--quiet]\n",
+     "             [--paje-max-mb MB] [--devices LIST] [--kinds LIST] [--exact | --fold]\n"
+     "             [--quiet]\n",
      "run       simulate one training iteration of JOB.json (the shipped default job\n"
      "          when omitted: GPT-3 2.7B, 1F1B, two DGX-A100-like nodes) and write\n"
      "          summary.json, timeline.csv, trace.json, gantt.svg and report.html\n"
@@ -76,7 +77,7 @@ static const help_cmd_t cmds[] = {
      "            -q, --quiet          no summary on stdout\n"},
     {"compare",
      "trainsim compare [JOB.json] [-o DIR] [--set PATH=VALUE]... [--executor NAME]\n"
-     "                 [--schedules A,B,...] [--quiet]\n",
+     "                 [--schedules A,B,...] [--exact | --fold] [--quiet]\n",
      "compare   run every applicable schedule on JOB.json (with the adjustments\n"
      "          each schedule's rules need, listed) and write compare.csv and\n"
      "          compare.svg (their Gantt charts on one time axis, rows labelled\n"

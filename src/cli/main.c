@@ -115,7 +115,10 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
       quiet = 1;
     else if (c == 'x')
       executor = optarg;
-    else if (c == 'E' && cmd != CMD_PLACE)
+    else if ((c == 'E' || c == 'G') && cmd != CMD_PLACE && ts_sim_fold == (c == 'E' ? 1 : -1)) {
+      free(sets);
+      return usage_error("--exact and --fold exclude each other");
+    } else if (c == 'E' && cmd != CMD_PLACE)
       ts_sim_fold = -1; /* no symmetry folding (ts_sim.h) */
     else if (c == 'G' && cmd != CMD_PLACE)
       ts_sim_fold = 1; /* symmetry folding at any size */

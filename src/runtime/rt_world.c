@@ -5,6 +5,7 @@
 ** completeness (every micro-batch forward and backward on every stage it
 ** passes) and host-memory write-backs.
 */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -90,6 +91,16 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
   return w;
 }
 
+/* The home slot of dev in a table of cap (a power of two) slots:
+** Fibonacci hashing keeps the product's high bits, so that devices a power
+** of two apart do not share low bits and a slot. */
+static unsigned peer_slot(int dev, int cap) {
+  int bits = 0;
+  while ((1 << bits) < cap) bits++;
+  uint32_t h = (uint32_t)dev * 2654435761u;
+  return bits ? (unsigned)(h >> (32 - bits)) : 0;
+}
+
 rt_peer_t *ts__rt_peer(ts_rt_t *rt, int dev) {
   /* Open addressing with linear probing; grows at half full. */
   if (2 * (rt->n_peers + 1) > rt->cap_peers) {
@@ -98,7 +109,7 @@ rt_peer_t *ts__rt_peer(ts_rt_t *rt, int dev) {
     for (int i = 0; i < cap; i++) t[i].dev = -1;
     for (int i = 0; i < rt->cap_peers; i++) {
       if (rt->peers[i].dev < 0) continue;
-      unsigned h = ((unsigned)rt->peers[i].dev * 2654435761u) & (unsigned)(cap - 1);
+      unsigned h = peer_slot(rt->peers[i].dev, cap);
       while (t[h].dev >= 0) h = (h + 1) & (unsigned)(cap - 1);
       t[h] = rt->peers[i];
     }
@@ -106,7 +117,7 @@ rt_peer_t *ts__rt_peer(ts_rt_t *rt, int dev) {
     rt->peers = t;
     rt->cap_peers = cap;
   }
-  unsigned mask = (unsigned)(rt->cap_peers - 1), h = ((unsigned)dev * 2654435761u) & mask;
+  unsigned mask = (unsigned)(rt->cap_peers - 1), h = peer_slot(dev, rt->cap_peers);
   while (rt->peers[h].dev >= 0 && rt->peers[h].dev != dev) h = (h + 1) & mask;
   if (rt->peers[h].dev < 0) {
     rt->peers[h] = (rt_peer_t){.dev = dev};
