@@ -328,6 +328,9 @@ static void write_label(FILE *f, const gantt_t *g, int row) {
   fputs("<g class=\"label\" text-anchor=\"end\">\n<title>", f);
   fputs(bold, f);
   if (g->row_count[row] > 1) fprintf(f, ", %d identical devices drawn as device %d", g->row_count[row], d);
+  else if (g->r->run->fold && g->group[d] != row) /* a folded device alone on its row */
+    fprintf(f, ", drawn as device %d", d);
+  if (g->r->run->fold) fputs(" (folded: simulated once)", f);
   if (dev->name[0]) {
     fputs(" (", f);
     ts__gantt_xml_put(f, dev->name, -1);
