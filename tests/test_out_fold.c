@@ -8,7 +8,8 @@
 **     rows, each labelled with its 16 devices and with compute boxes, and
 **     its note says the run was folded; trace.json's otherData.fold,
 **     paje.trace's second line and report.html's header say so; stderr
-**     says it once;
+**     says it once; --gantt-devices leaving the representatives out
+**     still draws the chosen devices from their events;
 **   - the same job with --exact has no fold object and no such words, and
 **     an unfolded job's six outputs are byte for byte results/1f1b-p4-m8/.
 */
@@ -126,6 +127,24 @@ static void test_folded_outputs(void) {
   CU_ASSERT_EQUAL(system(args), 0);
 }
 
+/* --gantt-devices without the representatives: their events still draw
+** the rows, labelled with the chosen devices and their hosts. */
+static void test_folded_subset(void) {
+  char dir[] = "/tmp/ts-out-fold-XXXXXX", args[700];
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+  snprintf(args, sizeof args, JOB "--fold --gantt-devices 1-3,5 -f gantt -o %s", dir);
+  CU_ASSERT_EQUAL_FATAL(th_cli(args, NULL, NULL), 0);
+  char *s = slurp_in(dir, "gantt.svg");
+  CU_ASSERT_EQUAL(count(s, "<title>devices 1\xE2\x80\x93" "3, 3 identical devices drawn as device 0 (folded: "
+                           "simulated once) (node0-gpu1)"), 1);
+  CU_ASSERT_EQUAL(count(s, "<title>device 5, drawn as device 4 (folded: simulated once) (node0-gpu5)"), 1);
+  double ys[8];
+  CU_ASSERT_EQUAL(op_rows(s, ys, 8), 2);
+  free(s);
+  snprintf(args, sizeof args, "rm -rf '%s'", dir);
+  CU_ASSERT_EQUAL(system(args), 0);
+}
+
 static void test_exact_says_nothing(void) {
   char dir[] = "/tmp/ts-out-fold-XXXXXX", args[700];
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
@@ -166,6 +185,7 @@ static void test_exact_says_nothing(void) {
 
 TS_TESTS{
     TS_TEST(test_folded_outputs),
+    TS_TEST(test_folded_subset),
     TS_TEST(test_exact_says_nothing),
 };
 TS_TEST_MAIN("outputs of folded runs")

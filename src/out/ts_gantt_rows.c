@@ -249,6 +249,13 @@ void ts__gantt_rows_free(gantt_t *g) {
   g->row_of = g->row_dev = g->group = g->row_count = NULL;
 }
 
+int ts__gantt_row_host(const gantt_t *g, int r) {
+  if (!g->r->run->fold) return g->row_dev[r];
+  for (int d = 0; d < g->n_dev; d++)
+    if (g->group[d] == r) return d;
+  return g->row_dev[r];
+}
+
 void ts__gantt_row_label(const gantt_t *g, int r, char *buf, size_t n) {
   int first = -1, last = -1, step = 0, count = 0;
   bool arith = true;
