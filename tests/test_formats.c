@@ -242,9 +242,9 @@ static void readme_formats(void) {
 }
 
 /* Rows of README's summary.json table that are top-level metrics: not the
-** version, the job's echo, or the moe, devices and links objects. */
+** version, the job's echo, or the moe, fold, devices and links objects. */
 static bool metric_row(const char *name) {
-  return strncmp(name, "moe.", 4) && strncmp(name, "devices[]", 9) && strncmp(name, "links[]", 7) &&
+  return strncmp(name, "moe.", 4) && strncmp(name, "fold.", 5) && strncmp(name, "devices[]", 9) && strncmp(name, "links[]", 7) &&
          strcmp(name, "job.*") && strncmp(name, "trainsim_version", 16);
 }
 

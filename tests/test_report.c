@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "ts_report.h"
+#include "ts_sim.h"
 #include "tshelp.h"
 #include "tsunit.h"
 
@@ -184,10 +185,17 @@ static void test_structure(void) {
 ** memory) and says so. */
 static void test_definitions(void) {
   const char *dp[] = {"data_parallel=2"};
-  char *pages[4] = {report_of(job_ideal, NULL, 0, NULL, NULL, NULL), report_of(job_ideal, dp, 1, NULL, NULL, NULL),
+  const char *fold[] = {"tensor_parallel=4", "data_parallel=4", "stages=2", "microbatches=4"};
+  char *pages[5] = {report_of(job_ideal, NULL, 0, NULL, NULL, NULL), report_of(job_ideal, dp, 1, NULL, NULL, NULL),
                     report_of_file(TS_SOURCE_DIR "/examples/gshard-ep16.json", NULL, 0, NULL, NULL, NULL),
-                    report_of_file(TS_SOURCE_DIR "/examples/mobius-gpt13b.json", NULL, 0, NULL, NULL, NULL)};
-  for (int i = 0; i < 4; i++) CU_ASSERT_PTR_NOT_NULL_FATAL(pages[i]);
+                    report_of_file(TS_SOURCE_DIR "/examples/mobius-gpt13b.json", NULL, 0, NULL, NULL, NULL), NULL};
+  int saved = ts_sim_fold;
+  ts_sim_fold = 1; /* a folded run: the fold rows (README "Symmetry folding") */
+  pages[4] = report_of_file(TS_SOURCE_DIR "/examples/dp-gpt-ib.json", fold, 4, NULL, NULL, NULL);
+  ts_sim_fold = saved;
+  for (int i = 0; i < 5; i++) CU_ASSERT_PTR_NOT_NULL_FATAL(pages[i]);
+  CU_ASSERT_PTR_NOT_NULL(strstr(pages[4], "<b>Folded run:</b>"));
+  CU_ASSERT_PTR_NULL(strstr(pages[0], "fold."));
   FILE *f = fopen("README.md", "r");
   CU_ASSERT_PTR_NOT_NULL_FATAL(f);
   char line[4096];
@@ -212,7 +220,7 @@ static void test_definitions(void) {
     escape(en, sizeof en, name);
     escape(ed, sizeof ed, def);
     bool found = false;
-    for (int i = 0; i < 4 && !found; i++) found = strstr(pages[i], en) && strstr(pages[i], ed);
+    for (int i = 0; i < 5 && !found; i++) found = strstr(pages[i], en) && strstr(pages[i], ed);
     if (!found) printf("\n  on no page: %s: %s\n", en, ed);
     CU_ASSERT(found);
     rows++;
@@ -231,7 +239,7 @@ static void test_definitions(void) {
   CU_ASSERT_PTR_NULL(strstr(pages[1], "<code>moe."));
   CU_ASSERT_PTR_NOT_NULL(strstr(pages[2], "<code>moe.aux_loss</code>"));
   CU_ASSERT_PTR_NOT_NULL(strstr(pages[3], "<code>devices[].room_wait_s</code>"));
-  for (int i = 0; i < 4; i++) free(pages[i]);
+  for (int i = 0; i < 5; i++) free(pages[i]);
 }
 
 /* The page explains the bubble: the measured fraction against the closed

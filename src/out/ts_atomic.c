@@ -557,5 +557,7 @@ int ts_write_outputs_opts(const ts_result_t *r, const char *dir, unsigned mask, 
       fs[n] = (ts_out_file_t){f->file, call_writer, &a[n]};
       n++;
     }
-  return ts_write_set(dir, fs, n, err);
+  int rc = ts_write_set(dir, fs, n, err);
+  if (!rc) ts__fold_note(r, mask, o); /* a folded run's traces: representatives only */
+  return rc;
 }

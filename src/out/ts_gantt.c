@@ -258,8 +258,8 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
   g->row_note = o ? o->row_note : NULL;
   int bold = 0;
   for (int row = 0; row < g->n_rows; row++) {
-    int d = g->row_dev[row];
-    int l = utf8_len(g->row_note ? g->row_note[d] : run->devices[d].name);
+    int d = g->row_dev[row], h = ts__gantt_row_host(g, row);
+    int l = utf8_len(g->row_note ? g->row_note[d] : run->devices[h].name);
     if (l > G_LABEL_CHARS) l = G_LABEL_CHARS + 1;
     if (l > host) host = l;
     if (g->reduced) {
@@ -317,7 +317,7 @@ static void gantt_style(gantt_t *g, const ts_gantt_opts_t *o) {
 ** adds the device's metrics when there are some. */
 static void write_label(FILE *f, const gantt_t *g, int row) {
   int d = g->row_dev[row];
-  const ts_device_info_t *dev = &g->r->run->devices[d];
+  const ts_device_info_t *dev = &g->r->run->devices[ts__gantt_row_host(g, row)];
   const ts_metrics_t *m = g->r->metrics;
   double y = g->top + row * g->pitch, x = g->left - 0.6 * g->fs;
   char bold[64];
@@ -328,6 +328,9 @@ static void write_label(FILE *f, const gantt_t *g, int row) {
   fputs("<g class=\"label\" text-anchor=\"end\">\n<title>", f);
   fputs(bold, f);
   if (g->row_count[row] > 1) fprintf(f, ", %d identical devices drawn as device %d", g->row_count[row], d);
+  else if (g->r->run->fold && g->group[d] != row) /* a folded device alone on its row */
+    fprintf(f, ", drawn as device %d", d);
+  if (g->r->run->fold) fputs(" (folded: simulated once)", f);
   if (dev->name[0]) {
     fputs(" (", f);
     ts__gantt_xml_put(f, dev->name, -1);

@@ -103,6 +103,9 @@ bool ts__gantt_event_ok(const gantt_t *g, const ts_event_t *e);
 ** defaults). */
 void ts__gantt_rows_plan(gantt_t *g, const ts_gantt_opts_t *o);
 void ts__gantt_rows_free(gantt_t *g);
+/* The device whose host name labels row r: row_dev, or in a folded run
+** the row's first device (row_dev is then its representative). */
+int ts__gantt_row_host(const gantt_t *g, int r);
 /* The bold label of row r ("device 3", "devices 0–7") into buf. */
 void ts__gantt_row_label(const gantt_t *g, int r, char *buf, size_t n);
 /* Draws every event of the drawn rows: compute boxes, steps, transfers,

@@ -19,6 +19,11 @@
 **
 ** Whatever of 2-4 happened, a note under the legend says so.  Everything
 ** is deterministic: rows are chosen from the events alone.
+**
+** A folded run (ts_run_t.fold, README "Symmetry folding") has events only
+** on the representatives: each device is drawn from its representative's
+** events, so step 2 always applies and a class's devices share a row
+** drawn from the representative (row_dev), and the note says so.
 */
 #include <math.h>
 #include <stdint.h>
@@ -90,16 +95,25 @@ static int key_cmp(const void *a, const void *b) {
   return (x->d > y->d) - (x->d < y->d);
 }
 
-/* Groups the selected devices by identical events: group[d] is the
-** index of its group's first device for now; returns the group count. */
+/* The device whose events stand for d: its representative in a folded
+** run, d itself otherwise. */
+static int src_dev(const gantt_t *g, int d) {
+  const int *fold = g->r->run->fold;
+  return fold && fold[d] >= 0 && fold[d] < g->n_dev ? fold[d] : d;
+}
+
+/* Groups the selected devices by identical events (a folded device's
+** being its representative's): group[d] is the index of its group's
+** first device for now; returns the group count. */
 static int aggregate(gantt_t *g, const bool *sel, const int *off, const int *idx) {
   int nd = g->n_dev, nk = 0;
   dev_key_t *key = ts__xmalloc((size_t)(nd ? nd : 1) * sizeof *key);
   for (int d = 0; d < nd; d++) {
     g->group[d] = -1;
     if (!sel[d]) continue;
-    uint64_t h = (uint64_t)(off[d + 1] - off[d]);
-    for (int i = off[d]; i < off[d + 1]; i++) h = mix(h, event_hash(g, &g->r->run->events[idx[i]]));
+    int s = src_dev(g, d);
+    uint64_t h = (uint64_t)(off[s + 1] - off[s]);
+    for (int i = off[s]; i < off[s + 1]; i++) h = mix(h, event_hash(g, &g->r->run->events[idx[i]]));
     key[nk++] = (dev_key_t){h, d};
   }
   qsort(key, (size_t)nk, sizeof *key, key_cmp);
@@ -110,13 +124,13 @@ static int aggregate(gantt_t *g, const bool *sel, const int *off, const int *idx
     /* Within equal hashes, each device joins the first earlier device
     ** whose events really are the same (collisions make new groups). */
     for (int i = a; i < b; i++) {
-      int d = key[i].d, rep = d;
+      int d = key[i].d, rep = d, sd = src_dev(g, d);
       for (int j = a; j < i && rep == d; j++) {
-        int c = key[j].d;
-        if (g->group[c] != c || off[c + 1] - off[c] != off[d + 1] - off[d]) continue;
+        int c = key[j].d, sc = src_dev(g, c);
+        if (g->group[c] != c || off[sc + 1] - off[sc] != off[sd + 1] - off[sd]) continue;
         bool same = true;
-        for (int k = 0; k < off[d + 1] - off[d] && same; k++)
-          same = same_event(g, &g->r->run->events[idx[off[c] + k]], &g->r->run->events[idx[off[d] + k]]);
+        for (int k = 0; k < off[sd + 1] - off[sd] && same; k++)
+          same = same_event(g, &g->r->run->events[idx[off[sc] + k]], &g->r->run->events[idx[off[sd] + k]]);
         if (same) rep = c;
       }
       g->group[d] = rep;
@@ -136,7 +150,7 @@ void ts__gantt_rows_plan(gantt_t *g, const ts_gantt_opts_t *o) {
   g->group = ts__xmalloc((size_t)n1 * sizeof *g->group);
   g->row_count = ts__xmalloc((size_t)n1 * sizeof *g->row_count);
   int max_rows = o && o->max_rows ? o->max_rows : TS_GANTT_MAX_ROWS;
-  bool chosen = o && o->devices.n > 0;
+  bool chosen = o && o->devices.n > 0, folded = run->fold != NULL;
   /* Per device: its drawn events (CSR), and the estimate of the size. */
   int *off = ts__xcalloc((size_t)nd + 1, sizeof *off), *idx = NULL;
   bool *sel = ts__xcalloc((size_t)n1, sizeof *sel);
@@ -152,7 +166,7 @@ void ts__gantt_rows_plan(gantt_t *g, const ts_gantt_opts_t *o) {
       est += G_ROW_BYTES + G_EL_BYTES * (off[d + 1] - off[d]);
     }
   }
-  if (!chosen && (max_rows < 0 || (nd <= max_rows && est <= TS_GANTT_BUDGET_BYTES))) {
+  if (!chosen && !folded && (max_rows < 0 || (nd <= max_rows && est <= TS_GANTT_BUDGET_BYTES))) {
     g->n_rows = nd; /* the figure as it always was */
     for (int d = 0; d < nd; d++) {
       g->row_of[d] = g->row_dev[d] = g->group[d] = d;
@@ -163,7 +177,7 @@ void ts__gantt_rows_plan(gantt_t *g, const ts_gantt_opts_t *o) {
     return;
   }
   g->reduced = true;
-  bool agg = max_rows >= 0 && (n_sel > max_rows || est > TS_GANTT_BUDGET_BYTES);
+  bool agg = folded || (max_rows >= 0 && (n_sel > max_rows || est > TS_GANTT_BUDGET_BYTES));
   int n_groups = n_sel;
   if (agg) {
     int *fill = ts__xcalloc((size_t)n1, sizeof *fill);
@@ -206,10 +220,14 @@ void ts__gantt_rows_plan(gantt_t *g, const ts_gantt_opts_t *o) {
     g->row_of[d] = row >= 0 && rep[k] == d ? row : -1;
     if (row >= 0) {
       g->row_count[row]++;
-      if (rep[k] == d) g->row_dev[row] = d;
+      if (rep[k] == d) g->row_dev[row] = src_dev(g, d);
     } else {
       g->n_left_out++;
     }
+  }
+  if (folded) { /* the events drawn are the representatives' */
+    for (int d = 0; d < nd; d++) g->row_of[d] = -1;
+    for (int r = 0; r < keep; r++) g->row_of[g->row_dev[r]] = r;
   }
   double drawn = 3000;
   for (int d = 0; d < nd; d++)
@@ -231,6 +249,13 @@ void ts__gantt_rows_free(gantt_t *g) {
   g->row_of = g->row_dev = g->group = g->row_count = NULL;
 }
 
+int ts__gantt_row_host(const gantt_t *g, int r) {
+  if (!g->r->run->fold) return g->row_dev[r];
+  for (int d = 0; d < g->n_dev; d++)
+    if (g->group[d] == r) return d;
+  return g->row_dev[r];
+}
+
 void ts__gantt_row_label(const gantt_t *g, int r, char *buf, size_t n) {
   int first = -1, last = -1, step = 0, count = 0;
   bool arith = true;
@@ -243,7 +268,7 @@ void ts__gantt_row_label(const gantt_t *g, int r, char *buf, size_t n) {
     count++;
   }
   if (count <= 1)
-    snprintf(buf, n, "device %d", g->row_dev[r]);
+    snprintf(buf, n, "device %d", count == 1 ? first : g->row_dev[r]);
   else if (arith && step == 1)
     snprintf(buf, n, "devices %d\xE2\x80\x93%d", first, last);
   else if (arith)
@@ -436,6 +461,9 @@ void ts__gantt_note_layout(gantt_t *g) {
     if (g->row_count[r] > most) most = g->row_count[r];
     total += g->row_count[r];
   }
+  if (g->r->run->fold)
+    n += (size_t)snprintf(g->note + n, cap - n, "Folded run: each row's devices were simulated once, as the "
+                          "device its tooltip names (README \"Symmetry folding\"). ");
   if (most > 1 && uniform)
     n += (size_t)snprintf(g->note + n, cap - n, "Row = %d identical devices (the same ops at the same times; "
                           "the label gives their range). ", most);

@@ -340,6 +340,19 @@ bool ts__run_has_stream(const ts_run_t *run);
 ** "all-reduce grads b3", "all-gather gather 2", "all-reduce schedule". */
 int ts__coll_label(char *buf, size_t n, const ts_result_t *r, const ts_event_t *e);
 
+/* ---- symmetry folding (ts_out_fold.c; README "Symmetry folding") --------- */
+
+/* The classes of a folded run (its representatives, the devices with
+** fold[d] == d); 0 when run->fold is NULL (every device simulated). */
+int ts__fold_classes(const ts_run_t *run);
+/* The representatives as a device list ("0,4", "0-3,8"), malloc'd (caller
+** frees; "" when not folded). */
+char *ts__fold_reps(const ts_run_t *run);
+/* The one line on stderr saying that a folded run's timeline.csv,
+** trace.json and paje.trace (those of them in mask) hold only the
+** representatives' events; nothing when not folded or o->quiet_notes. */
+void ts__fold_note(const ts_result_t *r, unsigned mask, const ts_out_opts_t *o);
+
 /* Human summary for stdout. */
 void ts_print_summary(const ts_result_t *r, FILE *f);
 

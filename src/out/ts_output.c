@@ -168,6 +168,22 @@ static void time_split_json(cJSON *x, const ts_device_metrics_t *dm) {
   add_num(t, "idle_s", dm->split.idle_s);
 }
 
+/* The "fold" object of a folded run (README "Symmetry folding"; absent
+** when every device was simulated, so that those summaries are as they
+** were). */
+static void fold_json(cJSON *o, const ts_run_t *run) {
+  cJSON *x = cJSON_AddObjectToObject(o, "fold");
+  cJSON_AddStringToObject(x, "rule", "tensor-parallel ranks x data-parallel replicas: a class is the devices of "
+                          "one pipeline position, simulated once as its member with tp = 0 and dp = 0");
+  cJSON_AddNumberToObject(x, "devices", run->n_devices);
+  cJSON_AddNumberToObject(x, "classes", ts__fold_classes(run));
+  cJSON *sim = cJSON_AddArrayToObject(x, "simulated_devices");
+  for (int d = 0; d < run->n_devices; d++)
+    if (run->fold[d] == d) cJSON_AddItemToArray(sim, cJSON_CreateNumber(d));
+  cJSON_AddItemToObject(x, "representative", cJSON_CreateIntArray(run->fold, run->n_devices));
+  cJSON_AddStringToObject(x, "events_written", "simulated_devices");
+}
+
 cJSON *ts__summary_json(const ts_result_t *r) {
   const ts_job_t *j = r->job;
   const ts_metrics_t *m = r->metrics;
@@ -182,6 +198,7 @@ cJSON *ts__summary_json(const ts_result_t *r) {
     add_num(o, "tp_exposed_s", m->tp_exposed_s);
   }
   if (r->cost->moe) moe_json(o, r);
+  if (r->run->fold) fold_json(o, r->run);
   bool host = r->sched && r->sched->host_weights;
   cJSON *devs = cJSON_AddArrayToObject(o, "devices");
   for (int d = 0; d < m->n_devices; d++) {

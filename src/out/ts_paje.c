@@ -434,6 +434,13 @@ int ts_write_paje_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
   }
   qsort(recs, (size_t)nr, sizeof *recs, rec_cmp);
   fputs("# trainsim: Paje trace of one run (ViTE, pajeng); times in seconds\n", f);
+  if (run->fold) { /* README "Symmetry folding": the representatives' events only */
+    char *reps = ts__fold_reps(run);
+    fprintf(f, "# trainsim: folded run: only devices %s (one per class of tensor-parallel ranks x data-parallel "
+               "replicas, %d of %d) have events; every other device's are its representative's\n",
+            reps, ts__fold_classes(run), run->n_devices);
+    free(reps);
+  }
   header(f);
   define(b, run, lanes, host, o);
   ts__lb_flush(b, f);

@@ -234,6 +234,16 @@ static void write_header(FILE *f, const ts_result_t *r) {
   fprintf(f, "%d device%s \xC2\xB7 ", r->run->n_devices, r->run->n_devices == 1 ? "" : "s");
   ts__xml_puts(f, r->run->executor[0] ? r->run->executor : "unknown");
   fputs(" executor \xC2\xB7 trainsim " TS_VERSION "</p>\n", f);
+  if (r->run->fold) { /* README "Symmetry folding" */
+    char *reps = ts__fold_reps(r->run);
+    fprintf(f, "<p class=\"sub\"><b>Folded run:</b> %d of the %d devices were simulated (devices %s), one per "
+               "class of tensor-parallel ranks x data-parallel replicas; every other device's times, bytes and "
+               "memory are its class representative's (summary.json <code>fold</code>), the figure draws a "
+               "class's devices as one row, and timeline.csv, trace.json and paje.trace hold the simulated "
+               "devices' events only. <code>--exact</code> simulates every device.</p>\n",
+            ts__fold_classes(r->run), r->run->n_devices, reps);
+    free(reps);
+  }
   fputs("</header>\n", f);
 }
 

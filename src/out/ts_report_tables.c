@@ -173,6 +173,18 @@ void ts__report_write_link_defs(FILE *f) {
 /* Tables                                                              */
 /* ------------------------------------------------------------------ */
 
+/* The "fold" object of a folded run (README "Symmetry folding"). */
+static const def_t fold_defs[] = {
+    {"fold.rule, fold.devices, fold.classes",
+     "(folded runs only: the fold object appears only when symmetry folding ran, see Symmetry folding) the "
+     "rule, the job's devices, and its classes (one per pipeline position), each simulated once"},
+    {"fold.simulated_devices",
+     "the devices simulated, one per class: its member with tp = 0 and dp = 0 (the representative)"},
+    {"fold.representative", "per device, its class's representative: the device whose events and metrics it has"},
+    {"fold.events_written",
+     "simulated_devices: timeline.csv, trace.json and paje.trace hold only those devices' events"},
+};
+
 /* One row of the summary table: the metric, its value as shown and exact
 ** (v, x), and its definition. */
 static void write_row(FILE *f, const def_t *d, const char *v, const char *x) {
@@ -233,6 +245,24 @@ static void write_moe_rows(FILE *f, const ts_result_t *r) {
     if (isfinite(val)) snprintf(x, sizeof x, "%.17g", val);
     write_row(f, &moe_defs[i], v, x);
   }
+}
+
+/* The rows of the "fold" object, for folded runs only. */
+static void write_fold_rows(FILE *f, const ts_run_t *run) {
+  char v[160], x[64];
+  snprintf(v, sizeof v, "%d devices, %d classes", run->n_devices, ts__fold_classes(run));
+  snprintf(x, sizeof x, "%d", ts__fold_classes(run));
+  write_row(f, &fold_defs[0], v, x);
+  char *reps = ts__fold_reps(run);
+  snprintf(v, sizeof v, "%.150s", reps);
+  free(reps);
+  write_row(f, &fold_defs[1], v, "");
+  size_t n = 0;
+  for (int d = 0; d < run->n_devices && d < 8; d++)
+    n += (size_t)snprintf(v + n, sizeof v - n, "%s%d", d ? ", " : "", run->fold[d]);
+  if (run->n_devices > 8) snprintf(v + n, sizeof v - n, ", \xE2\x80\xA6");
+  write_row(f, &fold_defs[2], v, "");
+  write_row(f, &fold_defs[3], "simulated_devices", "");
 }
 
 /* Whether the schedule keeps its weights in host memory (mobius,
@@ -312,6 +342,7 @@ void ts__report_write_summary(FILE *f, const ts_result_t *r) {
     write_row(f, &(def_t){sm->name, sm->definition}, v, x);
   }
   if (r->cost && r->cost->moe) write_moe_rows(f, r);
+  if (r->run->fold) write_fold_rows(f, r->run);
   fputs("</table></div>\n", f);
   if (!dp || !(r->cost && r->cost->moe)) {
     fputs("<p class=\"note\">Left out, as they do not apply to this job:", f);

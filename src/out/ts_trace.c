@@ -381,7 +381,7 @@ static void put_devlist(ts__lb_t *f, const ts_devlist_t *l) {
 }
 
 /* The filters and the cut in otherData, only when there are some. */
-static void write_limits(ts__lb_t *f, const ts_out_opts_t *o, const cut_t *c) {
+static void write_limits(ts__lb_t *f, const ts_result_t *r, const ts_out_opts_t *o, const cut_t *c) {
   if (o && (o->devices.n || o->kinds)) {
     ts__lb_s(f, ",\"filter\":{\"devices\":\"");
     if (o->devices.n) put_devlist(f, &o->devices);
@@ -393,6 +393,17 @@ static void write_limits(ts__lb_t *f, const ts_out_opts_t *o, const cut_t *c) {
         ts__lb_s(f, ts_kind_name((ts_kind_t)k));
       }
     ts__lb_s(f, "\"}");
+  }
+  if (r->run->fold) { /* README "Symmetry folding": the representatives' events only */
+    char *reps = ts__fold_reps(r->run);
+    kv_i(f, ",\"fold\":{\"devices\":", r->run->n_devices);
+    kv_i(f, ",\"classes\":", ts__fold_classes(r->run));
+    ts__lb_s(f, ",\"simulated_devices\":\"");
+    ts__lb_s(f, reps);
+    ts__lb_s(f, "\",\"note\":\"folded run: only the simulated devices (one per class of tensor-parallel ranks x "
+                "data-parallel replicas) have events; every other device's are its representative's "
+                "(summary.json fold.representative)\"}");
+    free(reps);
   }
   if (c->events_cut || c->counters_cut) {
     kv_i(f, ",\"truncated\":{\"max_bytes\":", c->limit);
@@ -429,7 +440,7 @@ static void write_other(ts__lb_t *f, const ts_result_t *r, const ts_out_opts_t *
     ts__lb_s(f, ",\"bubble_fraction\":");
     json_num(f, m->bubble_fraction);
   }
-  write_limits(f, o, c);
+  write_limits(f, r, o, c);
   ts__lb_s(f, ",\"microbatch_numbering\":\"event names from 1 (as in the papers), args.microbatch from 0 (as in timeline.csv)\"}");
 }
 
