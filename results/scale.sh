@@ -29,7 +29,7 @@ mkdir -p "$O"
 # index, so it crosses its rail's leaf only and the routes of a class are
 # isomorphic, as folding needs.  The default units of 20 nodes (Selene's)
 # put some replicas or stages behind the spine and others not: the run is
-# then exact (every device an actor), and takes over 10 minutes.
+# then exact (every device an actor): the 1T job ran 12 minutes unfinished.
 # Regenerated on every run (a few hundred ms), so an older file is no trap.
 "$T" platform --preset dgx-a100-2node --nodes 128 --su-nodes 128 --leaf-ports 128 -o platforms/dgx-a100-128node.xml
 "$T" platform --preset dgx-a100-2node --nodes 384 --su-nodes 384 --leaf-ports 384 -o platforms/dgx-a100-384node.xml
