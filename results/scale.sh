@@ -4,12 +4,13 @@
 #
 #   results/scale/scale.md   the table below, with how it was made (wall
 #                            seconds and memory are timing-dependent)
-# (the runs' summary.json files, up to 5 MB each, stay in a temporary folder)
+# (the runs' outputs, up to 400 MB for the 1T job, stay in a temporary folder)
 #
 # Jobs: examples/scale/gpt3-175b-scale.json (TP 8, PP 16, DP 8: 1,024 GPUs) and
 # examples/scale/megatron-1t-t8-p64-d6.json (TP 8, PP 64, DP 6: 3,072 GPUs,
 # interleaved, 2 chunks), on DGX-A100 platforms this script generates
-# (platforms/dgx-a100-{128,384}node.xml, not kept in git: several MB).
+# (platforms/dgx-a100-{128,384}node.xml, not kept in git: several MB;
+# see below).
 # Each big job is timed folded (the default at 256 devices or more) with
 # GNU time (wall seconds, peak resident memory of the slowest process).
 # The exact runs of the big jobs take too long (every device an actor; the
@@ -23,18 +24,27 @@ T="$B/trainsim"
 [ -x "$T" ] || { echo "results/scale.sh: $T not built" >&2; exit 69; }
 O=results/scale
 mkdir -p "$O"
-[ -f platforms/dgx-a100-128node.xml ] || "$T" platform --preset dgx-a100-2node --nodes 128 -o platforms/dgx-a100-128node.xml
-[ -f platforms/dgx-a100-384node.xml ] || "$T" platform --preset dgx-a100-2node --nodes 384 -o platforms/dgx-a100-384node.xml
+# One scalable unit of all the nodes, each rail on one leaf (--su-nodes N
+# --leaf-ports N): every inter-node flow of these jobs joins GPUs of one
+# index, so it crosses its rail's leaf only and the routes of a class are
+# isomorphic, as folding needs.  The default units of 20 nodes (Selene's)
+# put some replicas or stages behind the spine and others not: the run is
+# then exact (every device an actor): the 1T job ran 12 minutes unfinished.
+# Regenerated on every run (a few hundred ms), so an older file is no trap.
+"$T" platform --preset dgx-a100-2node --nodes 128 --su-nodes 128 --leaf-ports 128 -o platforms/dgx-a100-128node.xml
+"$T" platform --preset dgx-a100-2node --nodes 384 --su-nodes 384 --leaf-ports 384 -o platforms/dgx-a100-384node.xml
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# run NAME JOB MODE [SETS...]: one run; prints "wall_s peak_MB iteration_s"
+# run NAME JOB MODE [SETS...]: one run; prints "wall_s peak_MB iteration_s".
+# FORMATS=all writes every output (the big jobs), else summary.json only.
 run() {
   local name=$1 job=$2 mode=$3
   shift 3
-  local sets=()
+  local sets=() fmt=(-f summary)
+  [ "${FORMATS:-}" = all ] && fmt=()
   for s in "$@"; do sets+=(--set "$s"); done
-  /usr/bin/time -f "%e %M" -o "$tmp/time" "$T" run "$job" -o "$tmp/$name" -f summary -q "$mode" "${sets[@]}"
+  /usr/bin/time -f "%e %M" -o "$tmp/time" "$T" run "$job" -o "$tmp/$name" "${fmt[@]}" -q "$mode" "${sets[@]}"
   cp "$tmp/$name/summary.json" "$tmp/$name.json"
   read -r wall kb < "$tmp/time"
   local it
@@ -66,14 +76,17 @@ PY
 {
   echo "# Symmetry folding at scale (results/scale.sh, $(nproc) cores)"
   echo
-  echo "Folded runs of the big jobs (summary.json only):"
+  echo "Folded runs of the big jobs, every output written (trace.json and paje.trace"
+  echo "cut at their default 100 MB; output MB: the run's folder):"
   echo
-  echo "| job | wall s | peak MB | iteration s |"
-  echo "|---|---|---|---|"
+  echo "| job | wall s | peak MB | iteration s | output MB |"
+  echo "|---|---|---|---|---|"
   for j in gpt3-175b-scale megatron-1t-t8-p64-d6; do
-    [ "${SCALE_BIG:-1}" = 0 ] && { echo "| $j | not run (SCALE_BIG=0) | | |"; continue; }
-    read -r w m it <<< "$(run "$j" "examples/scale/$j.json" --fold)"
-    echo "| $j | $w | $m | $it |"
+    [ "${SCALE_BIG:-1}" = 0 ] && { echo "| $j | not run (SCALE_BIG=0) | | | |"; continue; }
+    read -r w m it <<< "$(FORMATS=all run "$j" "examples/scale/$j.json" --fold)"
+    mb=$(du -sm "$tmp/$j" | cut -f1)
+    rm -rf "$tmp/$j"
+    echo "| $j | $w | $m | $it | $mb |"
   done
   echo
   echo "Folded (--fold) against exact (--exact) on reduced versions: time difference"
