@@ -8,9 +8,10 @@
 #
 # Jobs: examples/scale/gpt3-175b-scale.json (TP 8, PP 16, DP 8: 1,024 GPUs) and
 # examples/scale/megatron-1t-t8-p64-d6.json (TP 8, PP 64, DP 6: 3,072 GPUs,
-# interleaved, 2 chunks), on DGX-A100 platforms this script generates
-# (platforms/dgx-a100-{128,384}node.xml, not kept in git: several MB;
-# see below).
+# interleaved, 2 chunks), on DGX-A100 platforms: platforms/dgx-a100-128node.xml
+# (in git: scalable units of 16 nodes, so each 8-node DP group sits in one
+# unit) and platforms/dgx-a100-384node.xml, which this script generates
+# (not kept in git: 4.5 MB; see below).
 # Each big job is timed folded (the default at 256 devices or more) with
 # GNU time (wall seconds, peak resident memory of the slowest process).
 # The exact runs of the big jobs take too long (every device an actor; the
@@ -24,14 +25,16 @@ T="$B/trainsim"
 [ -x "$T" ] || { echo "results/scale.sh: $T not built" >&2; exit 69; }
 O=results/scale
 mkdir -p "$O"
-# One scalable unit of all the nodes, each rail on one leaf (--su-nodes N
-# --leaf-ports N): every inter-node flow of these jobs joins GPUs of one
+# 1T: one scalable unit of all the nodes, each rail on one leaf (--su-nodes N
+# --leaf-ports N; its 6-node DP groups do not fit units of 16 or 20
+# nodes evenly): every inter-node flow of these jobs joins GPUs of one
 # index, so it crosses its rail's leaf only and the routes of a class are
 # isomorphic, as folding needs.  The default units of 20 nodes (Selene's)
 # put some replicas or stages behind the spine and others not: the run is
 # then exact (every device an actor): the 1T job ran 12 minutes unfinished.
 # Regenerated on every run (a few hundred ms), so an older file is no trap.
-"$T" platform --preset dgx-a100-2node --nodes 128 --su-nodes 128 --leaf-ports 128 -o platforms/dgx-a100-128node.xml
+[ -f platforms/dgx-a100-128node.xml ] ||
+  "$T" platform --preset dgx-a100-2node --nodes 128 --su-nodes 16 --name dgx-a100-128node -o platforms/dgx-a100-128node.xml
 "$T" platform --preset dgx-a100-2node --nodes 384 --su-nodes 384 --leaf-ports 384 -o platforms/dgx-a100-384node.xml
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
