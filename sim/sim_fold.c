@@ -212,10 +212,19 @@ void ts__sim_fold_events(const sim_x_t *x, ts_run_t *run) {
 
 /* ---- link traffic over the classes ------------------------------------ */
 
+/* The routes of one (representative, peer) pair over the class: the link
+** indices (sg_link_get_data, 1-based) of every member's image of it, with
+** repeats where members' routes share a link. */
 typedef struct pair {
   int a, b;
-  double bytes;
+  int off, n; /* in routes->link */
 } pair_t;
+
+struct sim_fold_routes {
+  pair_t *pair;
+  int n_pairs;
+  int *link, n_links, cap_links;
+};
 
 static int pair_cmp(const void *u, const void *v) {
   const pair_t *p = u, *q = v;
@@ -223,59 +232,67 @@ static int pair_cmp(const void *u, const void *v) {
   return (p->b > q->b) - (p->b < q->b);
 }
 
-static int use_cmp(const void *a, const void *b) {
-  return strcmp(((const ts_link_use_t *)a)->name, ((const ts_link_use_t *)b)->name);
-}
-
-void ts__sim_fold_links(const sim_x_t *x, ts_run_t *run) {
-  pair_t *pr = ts__xmalloc((size_t)(run->n_events + 1) * sizeof *pr);
-  int np = 0;
+sim_fold_routes_t *ts__sim_fold_routes(const sim_x_t *x, const ts_run_t *run) {
+  sim_fold_routes_t *r = ts__xcalloc(1, sizeof *r);
+  r->pair = ts__xmalloc((size_t)(run->n_events + 1) * sizeof *r->pair);
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     if (ts_kind_is_transfer(e->kind) && e->bytes > 0 && e->device != e->peer)
-      pr[np++] = (pair_t){e->device, e->peer, e->bytes};
+      r->pair[r->n_pairs++] = (pair_t){e->device, e->peer, 0, 0};
   }
-  qsort(pr, (size_t)np, sizeof *pr, pair_cmp);
+  qsort(r->pair, (size_t)r->n_pairs, sizeof *r->pair, pair_cmp);
   int m = 0;
-  for (int i = 0; i < np; i++) {
-    if (m && pr[m - 1].a == pr[i].a && pr[m - 1].b == pr[i].b)
-      pr[m - 1].bytes += pr[i].bytes;
-    else
-      pr[m++] = pr[i];
-  }
-  size_t nl = sg_link_count();
-  sg_link_t *links = sg_link_list();
-  double *bytes = ts__xcalloc(nl ? nl : 1, sizeof *bytes);
-  for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
+  for (int i = 0; i < r->n_pairs; i++)
+    if (!m || pair_cmp(&r->pair[m - 1], &r->pair[i])) r->pair[m++] = r->pair[i];
+  r->n_pairs = m;
+  /* Each representative's class, once: members[first[a] .. first[a + 1]). */
+  int n = x->n, *first = ts__xcalloc((size_t)n + 1, sizeof *first), *members = ts__xmalloc((size_t)n * sizeof *members);
+  for (int q = 0; q < n; q++) first[x->fold[q] + 1]++;
+  for (int d = 0; d < n; d++) first[d + 1] += first[d];
+  int *fill = ts__xmalloc((size_t)n * sizeof *fill);
+  for (int d = 0; d < n; d++) fill[d] = first[d];
+  for (int q = 0; q < n; q++) members[fill[x->fold[q]]++] = q;
+  free(fill);
   xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
-  for (int i = 0; i < m; i++)
-    for (int q = 0; q < x->n; q++) {
-      if (x->fold[q] != pr[i].a) continue;
-      ts__sim_progress();
-      sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, pr[i].b)].host;
+  for (int i = 0; i < m; i++) {
+    pair_t *p = &r->pair[i];
+    p->off = r->n_links;
+    ts__sim_progress();
+    for (int j = first[p->a]; j < first[p->a + 1]; j++) {
+      int q = members[j];
+      sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, p->b)].host;
       if (ha == hb) continue;
       xbt_dynar_reset(route);
       sg_host_get_route(ha, hb, route);
       unsigned it;
       sg_link_t l;
       xbt_dynar_foreach (route, it, l) {
-        size_t k = (size_t)sg_link_get_data(l);
-        if (k) bytes[k - 1] += pr[i].bytes;
+        int k = (int)(size_t)sg_link_get_data(l);
+        if (!k) continue;
+        if (r->n_links == r->cap_links)
+          r->link = ts__xrealloc(r->link, (size_t)(r->cap_links = r->cap_links ? 2 * r->cap_links : 256) *
+                                              sizeof *r->link);
+        r->link[r->n_links++] = k;
       }
     }
-  xbt_dynar_free(&route);
-  free(pr);
-  int n = 0;
-  for (size_t k = 0; k < nl; k++) n += bytes[k] > 0;
-  run->links = ts__xcalloc((size_t)(n ? n : 1), sizeof *run->links);
-  for (size_t k = 0; k < nl; k++) {
-    if (!(bytes[k] > 0)) continue;
-    ts_link_use_t *u = &run->links[run->n_links++];
-    snprintf(u->name, sizeof u->name, "%s", sg_link_get_name(links[k]));
-    u->bandwidth = sg_link_get_bandwidth(links[k]);
-    u->bytes = bytes[k];
+    p->n = r->n_links - p->off;
   }
-  qsort(run->links, (size_t)run->n_links, sizeof *run->links, use_cmp);
-  free(bytes);
-  free(links);
+  xbt_dynar_free(&route);
+  free(first);
+  free(members);
+  return r;
+}
+
+const int *ts__sim_fold_route(const sim_fold_routes_t *r, int a, int b, int *n) {
+  pair_t key = {a, b, 0, 0};
+  const pair_t *p = bsearch(&key, r->pair, (size_t)r->n_pairs, sizeof *r->pair, pair_cmp);
+  *n = p ? p->n : 0;
+  return p ? r->link + p->off : NULL;
+}
+
+void ts__sim_fold_routes_free(sim_fold_routes_t *r) {
+  if (!r) return;
+  free(r->pair);
+  free(r->link);
+  free(r);
 }

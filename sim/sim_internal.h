@@ -105,9 +105,16 @@ void ts__sim_note(const char *note);
 /* At a send from *from to *dest (a folded device): the message goes to
 ** *dest's representative, from the sender's image, its vstage mapped. */
 void ts__sim_fold_send(const sim_x_t *x, int *from, int *dest, int kind, int *vstage);
-/* After the run: every transfer event becomes its representative's send;
-** link traffic summed over every member of each class. */
+/* After the run: every transfer event becomes its representative's send. */
 void ts__sim_fold_events(const sim_x_t *x, ts_run_t *run);
-void ts__sim_fold_links(const sim_x_t *x, ts_run_t *run);
+/* The routes of a folded run's transfers over their classes: for the
+** representative's send a -> b, every class member's image of it.  Built
+** after ts__sim_fold_events, with each link's data set to its 1-based
+** index in sg_link_list (link_traffic); ts__sim_fold_route gives the
+** indices (repeats where members' routes share a link) and their count. */
+typedef struct sim_fold_routes sim_fold_routes_t;
+sim_fold_routes_t *ts__sim_fold_routes(const sim_x_t *x, const ts_run_t *run);
+const int *ts__sim_fold_route(const sim_fold_routes_t *r, int a, int b, int *n);
+void ts__sim_fold_routes_free(sim_fold_routes_t *r);
 
 #endif

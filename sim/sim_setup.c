@@ -203,12 +203,15 @@ static void link_acc_add(link_acc_t *a, double b, double start, double end) {
 ** union of their spans) and their summed spans.  A transfer's span is its
 ** event's [start, end]: from when its data could start to move to its
 ** arrival, the route's latency included.  Relies on run->events being
-** sorted by start (ts_run_sort, done by ts__world_finish). */
+** sorted by start (ts_run_sort, done by ts__world_finish).  A folded run's
+** transfer (the representative's send) counts on the routes of every
+** member of its class, with the same span (ts__sim_fold_routes). */
 static void link_traffic(sim_x_t *x, ts_run_t *run) {
   size_t nl = sg_link_count();
   sg_link_t *links = sg_link_list();
   link_acc_t *acc = ts__xcalloc(nl ? nl : 1, sizeof *acc);
   for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
+  sim_fold_routes_t *fr = x->fold ? ts__sim_fold_routes(x, run) : NULL;
   xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
@@ -216,6 +219,14 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
     /* Millions of routes take minutes on a large platform: tell the
     ** parent's watchdog that this phase is alive. */
     if (!(i & 1023)) ts__sim_progress();
+    if (fr) {
+      int nk = 0;
+      const int *ks = ts_kind_is_transfer(e->kind) && e->bytes > 0 && e->device != e->peer
+                          ? ts__sim_fold_route(fr, e->device, e->peer, &nk)
+                          : NULL;
+      for (int j = 0; j < nk; j++) link_acc_add(&acc[ks[j] - 1], e->bytes, e->start, e->end);
+      continue;
+    }
     if (ts_kind_is_transfer(e->kind)) { /* between devices */
       a = x->dev[e->device].host;
       b = x->dev[e->peer].host;
@@ -239,6 +250,7 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
     }
   }
   xbt_dynar_free(&route);
+  ts__sim_fold_routes_free(fr);
   int n = 0;
   for (size_t k = 0; k < nl; k++) n += acc[k].bytes > 0;
   run->links = ts__xcalloc((size_t)(n ? n : 1), sizeof *run->links);
@@ -435,11 +447,9 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
   rc = ts__world_finish(w, run, err);
   if (!rc && x.fold) {
     ts__sim_fold_events(&x, run);
-    ts__sim_fold_links(&x, run);
     run->fold = x.fold;
-  } else if (!rc) {
-    link_traffic(&x, run);
   }
+  if (!rc) link_traffic(&x, run);
   /* The process exits right after; SimGrid owns actors and mailboxes. */
   return rc;
 }
