@@ -150,6 +150,27 @@ static void run_coll(int n, int per, ts_coll_op_t op, double bytes, const char *
     if (e->end > s->last_in[e->peer]) s->last_in[e->peer] = e->end;
     s->steps++;
   }
+  /* Bytes per link: on the star host i's link carries, UP, what device i
+  ** sent (the bytes the callers check against each algorithm's formula)
+  ** and, DOWN, what it received; every link busy at most T. */
+  double up[NMAX] = {0}, down[NMAX] = {0};
+  for (int i = 0; i < o.run->n_events; i++) {
+    const ts_event_t *e = &o.run->events[i];
+    if (!ts_kind_is_transfer(e->kind) || e->device == e->peer) continue;
+    up[e->device] += e->bytes;
+    down[e->peer] += e->bytes;
+  }
+  int checked = 0;
+  for (int k = 0; k < o.run->n_links; k++) {
+    const ts_link_use_t *l = &o.run->links[k];
+    int h;
+    char dir[8];
+    if (sscanf(l->name, "l%d_%7s", &h, dir) != 2 || h < 0 || h >= n) continue;
+    TS_ASSERT_REL(l->bytes, strcmp(dir, "UP") == 0 ? up[h] : down[h], 1e-12);
+    CU_ASSERT(l->busy_s <= o.metrics->iteration_time_s * (1 + 1e-12));
+    checked++;
+  }
+  CU_ASSERT(checked > 0);
   ts_outcome_free(&o);
   ts_job_free(job);
 }
