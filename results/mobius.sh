@@ -29,10 +29,10 @@ rm -rf "$O"
 mkdir -p "$O"
 
 json_first() { sed -n "s/^[[:space:]]*\"$2\":[[:space:]]*\([^,]*\),\{0,1\}$/\1/p" "$1" | head -n 1; }
-# Largest utilisation of the switch uplinks in one direction (DOWN: host to
+# Largest load (bytes / (bandwidth x T)) of the switch uplinks in one direction (DOWN: host to
 # GPU, UP: GPU to host); 0 when none carried traffic.
 uplink() {
-  awk -v dir="$2" '/"name":/ { n = $0 } /"utilisation":/ {
+  awk -v dir="$2" '/"name":/ { n = $0 } /"load":/ {
       if (n ~ ("uplink-.*_" dir "\"")) { gsub(/[^0-9.eE+-]/, "", $2); if ($2 + 0 > u) u = $2 + 0 } }
     END { printf "%.3f", u + 0 }' "$1"
 }
@@ -83,7 +83,7 @@ ref_of() { # the row each row's ratio is taken against
   echo
   echo "- **ratio**: the row's iteration time over that of Mobius with cross mapping on the same model"
   echo "  and platform (above 1: slower than Mobius)."
-  echo "- **uplink use**: the largest utilisation (bytes / (bandwidth x iteration time)) of a PCIe switch"
+  echo "- **uplink use**: the largest load (bytes / (bandwidth x iteration time), summary.json links[].load) of a PCIe switch"
   echo "  uplink, host-to-GPU direction / GPU-to-host direction."
   echo "- **fits**: every GPU's peak memory within its 24 GiB (or 140 GiB) capacity."
   echo "- **room wait**: the longest time a device's prefetches waited for memory, summed over its fetches."
