@@ -86,10 +86,12 @@ struct rt_shapes {
   rt_shape_t *head;
 };
 
-static int domain_of(const ts_world_t *w, int d) {
-  int k = w->job->nvlink_domain_size;
+/* Device d's domain: the job's nvlink_domain_size, else domain(xd, d)
+** (NULL: none known, -1). */
+static int domain_of(const ts_job_t *job, int (*domain)(void *, int), void *xd, int d) {
+  int k = job->nvlink_domain_size;
   if (k > 0) return d / k;
-  return w->ops->domain ? w->ops->domain(w->xd, d) : -1;
+  return domain ? domain(xd, d) : -1;
 }
 
 /* qsort orders: (domain id, member) pairs; runs by their first member. */
@@ -103,7 +105,8 @@ static int by_first(const void *a, const void *b) {
   return (x[1] > y[1]) - (x[1] < y[1]);
 }
 
-static rt_shape_t *make_shape(ts_rt_t *rt, const ts_group_t *g) {
+static rt_shape_t *make_shape(const ts_job_t *job, int (*domain)(void *, int), void *xd,
+                              const ts_group_t *g) {
   int n = g->n;
   rt_shape_t *s = ts__xcalloc(1, sizeof *s);
   *s = (rt_shape_t){.dev = g->dev, .n = n, .rank = g->rank, .D = 1, .m = n};
@@ -112,7 +115,7 @@ static rt_shape_t *make_shape(ts_rt_t *rt, const ts_group_t *g) {
   int *li = ts__xmalloc((size_t)n * sizeof *li), *run = ts__xmalloc((size_t)n * 2 * sizeof *run);
   bool known = false;
   for (int i = 0; i < n; i++) {
-    pair[2 * i] = domain_of(rt->w, g->dev[i]);
+    pair[2 * i] = domain_of(job, domain, xd, g->dev[i]);
     pair[2 * i + 1] = i;
     known |= pair[2 * i] >= 0;
   }
@@ -163,19 +166,23 @@ static const rt_shape_t *shape_of(ts_rt_t *rt, const ts_group_t *g) {
   if (!rt->shapes) rt->shapes = ts__xcalloc(1, sizeof *rt->shapes);
   for (rt_shape_t *s = rt->shapes->head; s; s = s->next)
     if (s->dev == g->dev && s->n == g->n && s->rank == g->rank) return s;
-  rt_shape_t *s = make_shape(rt, g);
+  rt_shape_t *s = make_shape(rt->w->job, rt->w->ops->domain, rt->w->xd, g);
   s->next = rt->shapes->head;
   rt->shapes->head = s;
   return s;
+}
+
+static void shape_free(rt_shape_t *s) {
+  free(s->dom);
+  free(s->peers);
+  free(s);
 }
 
 void ts__rt_coll_shapes_free(ts_rt_t *rt) {
   if (!rt->shapes) return;
   for (rt_shape_t *s = rt->shapes->head, *nx; s; s = nx) {
     nx = s->next;
-    free(s->dom);
-    free(s->peers);
-    free(s);
+    shape_free(s);
   }
   free(rt->shapes);
   rt->shapes = NULL;
@@ -185,27 +192,10 @@ void ts__rt_coll_shapes_free(ts_rt_t *rt) {
 
 bool ts__coll_two_level(const ts_job_t *job, const ts_group_t *g, int (*domain)(void *, int),
                         void *xd) {
-  int n = g->n, D = 0, m = -1;
-  int *dom = ts__xmalloc((size_t)(n ? n : 1) * sizeof *dom);
-  bool known = false, regular = true;
-  for (int i = 0; i < n; i++) {
-    int k = job->nvlink_domain_size;
-    dom[i] = k > 0 ? g->dev[i] / k : domain ? domain(xd, g->dev[i]) : -1;
-    known |= dom[i] >= 0;
-  }
-  /* As make_shape: no member known, one domain; an unknown member alone. */
-  for (int i = 0; i < n && known && regular; i++) {
-    bool first = true;
-    for (int j = 0; j < i && first && dom[i] >= 0; j++) first = dom[j] != dom[i];
-    if (!first) continue;
-    int c = 0;
-    for (int j = 0; j < n; j++) c += dom[i] >= 0 ? dom[j] == dom[i] : j == i;
-    D++;
-    if (m < 0) m = c;
-    else if (m != c) regular = false;
-  }
-  free(dom);
-  return known && regular && D > 1 && m > 1;
+  rt_shape_t *s = make_shape(job, domain, xd, g);
+  bool two = s->D > 1 && s->m > 1;
+  shape_free(s);
+  return two;
 }
 
 ts_coll_alg_t ts__rt_coll_pick(ts_rt_t *rt, rt_coll_t *c) {
