@@ -328,6 +328,23 @@ const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, i
   return e;
 }
 
+int ts__ref_tp_enter(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, const char *what) {
+  ref_tp_t *p = dv->tp;
+  if (!p->begun) {
+    const char *e = ts__ref_tp_begin(x, dv, kind, v, mb);
+    if (!e) return 0;
+    ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s of stage %d micro-batch %d: %s",
+                  dv->id, ts_kind_name(kind), v, mb, e);
+    return -1;
+  }
+  if (p->kind == kind && p->v == v && p->mb_id == mb) return 0;
+  ts__ref_fatal(x, EX_SOFTWARE,
+                "reference executor: device %d: %s%s of stage %d micro-batch %d began before the "
+                "pieces of the previous op ended",
+                dv->id, what, ts_kind_name(kind), v, mb);
+  return -1;
+}
+
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
   ref_tp_t *p = dv->tp;
   if (kind == TS_BACKWARD_INPUT) kind = TS_BACKWARD;
@@ -340,20 +357,7 @@ void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb
                   dv->id, ts_kind_name(kind));
     return;
   }
-  if (!p->begun) {
-    const char *e = ts__ref_tp_begin(x, dv, kind, v, mb);
-    if (e) {
-      ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s of stage %d micro-batch %d: %s",
-                    dv->id, ts_kind_name(kind), v, mb, e);
-      return;
-    }
-  } else if (p->kind != kind || p->v != v || p->mb_id != mb) {
-    ts__ref_fatal(x, EX_SOFTWARE,
-                  "reference executor: device %d: %s of stage %d micro-batch %d began before "
-                  "the pieces of the previous op ended",
-                  dv->id, ts_kind_name(kind), v, mb);
-    return;
-  }
+  if (ts__ref_tp_enter(x, dv, kind, v, mb, "")) return;
   int k = p->piece++, l;
   tp_blk_t *b = ts__ref_tp_block(p, k, &l);
   if (kind == TS_FORWARD) {

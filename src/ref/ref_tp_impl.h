@@ -62,6 +62,11 @@ static inline void ts__ref_tp_add_bias(double *y, const double *a, const double 
 /* Starts op (kind, v, mb) on dv (the op's model, input or output gradient,
 ** stash).  Returns NULL or an error text. */
 const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
+/* Begins op (kind, v, mb) on dv unless it is the op in progress; else (a
+** failed begin, or another op still in progress) reports the run fatal,
+** naming the op after `what` ("" or e.g. "an all-gather of "), and
+** returns -1. */
+int ts__ref_tp_enter(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, const char *what);
 /* The block of piece k of the op in progress, and its model layer *l. */
 tp_blk_t *ts__ref_tp_block(ref_tp_t *p, int k, int *l);
 /* Forward piece k's LayerNorm (LN1 for k even, after the previous layer's

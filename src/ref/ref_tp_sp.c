@@ -40,7 +40,6 @@
 ** Threading: as ref_tp.c; tp_prepare runs on the device's program thread.
 */
 #include <string.h>
-#include <sysexits.h>
 
 #include "ref_kernels.h"
 #include "ref_tp_impl.h"
@@ -51,20 +50,7 @@ void ts__ref_tp_sp_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int
   size_t nd = (size_t)p->n * p->d, c = (size_t)p->nc * p->d;
   p->buf_n = nd;
   if (op != TS_COLL_ALLGATHER) return; /* a reduce-scatter: the piece's partial */
-  if (!p->begun) {
-    const char *e = ts__ref_tp_begin(x, dv, kind, v, mb);
-    if (e) {
-      ts__ref_fatal(x, EX_SOFTWARE, "reference executor: device %d: %s of stage %d micro-batch %d: %s",
-                    dv->id, ts_kind_name(kind), v, mb, e);
-      return;
-    }
-  } else if (p->kind != kind || p->v != v || p->mb_id != mb) {
-    ts__ref_fatal(x, EX_SOFTWARE,
-                  "reference executor: device %d: an all-gather of %s of stage %d micro-batch %d "
-                  "began before the pieces of the previous op ended",
-                  dv->id, ts_kind_name(kind), v, mb);
-    return;
-  }
+  if (ts__ref_tp_enter(x, dv, kind, v, mb, "an all-gather of ")) return;
   int l;
   tp_blk_t *b = ts__ref_tp_block(p, p->piece, &l);
   if (kind == TS_FORWARD) {
