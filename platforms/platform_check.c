@@ -198,6 +198,7 @@ static void add_ref(pc_parse_t *ps, const char *id, int line, const char *elem) 
   r->id = ts__xstrdup(id);
   r->line = line;
   snprintf(r->elem, sizeof r->elem, "%s", elem);
+  r->dir = 'N';
 }
 
 /* A cluster: a zone of hosts PREFIX<n>SUFFIX for n in its radical
@@ -277,7 +278,7 @@ static void start_route(pc_parse_t *ps, const char *name, const char **a, int li
   pc_route_t *r = &p->routes[p->n_routes];
   bool symmetrical = !sym || (strcmp(sym, "NO") != 0 && strcmp(sym, "no") != 0);
   *r = (pc_route_t){ps->zone_at[ps->depth - 1], line, 0, zr, symmetrical, bypass, ts__xstrdup(src), ts__xstrdup(dst),
-                    zr ? ts__xstrdup(gs) : NULL, zr ? ts__xstrdup(gd) : NULL};
+                    zr ? ts__xstrdup(gs) : NULL, zr ? ts__xstrdup(gd) : NULL, p->n_refs};
   ps->route = p->n_routes++;
 }
 
@@ -329,6 +330,7 @@ static void on_start(void *ud, const char *name, const char **a) {
     if (dir && strcmp(dir, "UP") && strcmp(dir, "DOWN") && strcmp(dir, "NONE"))
       return fail(ps, line, elem, "direction must be UP, DOWN or NONE");
     add_ref(ps, id, line, "link_ctn");
+    ps->p->refs[ps->p->n_refs - 1].dir = !dir ? 'N' : dir[0];
     if (ps->route >= 0) ps->p->routes[ps->route].n_links++;
   } else if (!strcmp(name, "host_link")) {
     const char *up = attr(a, "up"), *down = attr(a, "down");

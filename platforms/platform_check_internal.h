@@ -36,6 +36,7 @@ typedef struct pc_route {
   int zone, line, n_links;
   bool zone_route, sym, bypass;
   char *src, *dst, *gw_src, *gw_dst;
+  int ref0;   /* its link_ctns: refs[ref0 .. ref0 + n_links), in order */
 } pc_route_t;
 
 /* One direction of a route: netpoint indices. */
@@ -53,6 +54,7 @@ typedef struct pc_ref { /* a link named by link_ctn, host_link, ... */
   char *id;
   int line;
   char elem[16];
+  char dir;   /* a link_ctn's direction: 'U' UP, 'D' DOWN, 'N' NONE (or none given) */
 } pc_ref_t;
 
 struct ts_platform {

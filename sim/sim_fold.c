@@ -51,18 +51,16 @@ static bool same_host(const sim_dev_t *a, const sim_dev_t *b) {
 }
 
 /* Routes a -> b and c -> d have the same links' figures in order. */
-static bool same_route(sg_host_t a, sg_host_t b, sg_host_t c, sg_host_t d, xbt_dynar_t r1,
-                       xbt_dynar_t r2) {
+static bool same_route(sim_routes_t *rt, sg_host_t a, sg_host_t b, sg_host_t c, sg_host_t d) {
   if ((a == b) != (c == d)) return false;
   if (a == b) return true;
-  xbt_dynar_reset(r1);
-  xbt_dynar_reset(r2);
-  sg_host_get_route(a, b, r1);
-  sg_host_get_route(c, d, r2);
-  unsigned long n = xbt_dynar_length(r1);
-  if (n != xbt_dynar_length(r2)) return false;
-  for (unsigned long i = 0; i < n; i++) {
-    sg_link_t l1 = xbt_dynar_get_as(r1, i, sg_link_t), l2 = xbt_dynar_get_as(r2, i, sg_link_t);
+  int n1, n2;
+  ts__sim_route(rt, a, b, &n1); /* both cached first: a new look-up may move the arrays */
+  const sg_link_t *r2 = ts__sim_route(rt, c, d, &n2);
+  const sg_link_t *r1 = ts__sim_route(rt, a, b, &n1);
+  if (n1 != n2) return false;
+  for (int i = 0; i < n1; i++) {
+    sg_link_t l1 = r1[i], l2 = r2[i];
     if (sg_link_get_latency(l1) != sg_link_get_latency(l2) ||
         sg_link_get_bandwidth(l1) != sg_link_get_bandwidth(l2) ||
         sg_link_is_shared(l1) != sg_link_is_shared(l2))
@@ -109,7 +107,6 @@ static bool sampled(const ts_plan_t *p, int q) {
 /* Why the platform breaks the plan's symmetry, or NULL when it keeps it. */
 static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fold) {
   const char *why = NULL;
-  xbt_dynar_t r1 = xbt_dynar_new(sizeof(sg_link_t), NULL), r2 = xbt_dynar_new(sizeof(sg_link_t), NULL);
   for (int q = 0; q < x->n && !why; q++)
     if (!same_host(&x->dev[q], &x->dev[fold[q]])) why = "hosts of a class differ in speed or properties";
   for (int r = 0; r < x->n && !why; r++) {
@@ -117,19 +114,22 @@ static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fo
     int np;
     int *peer = peers_of(p, r, &np);
     ts__sim_progress(); /* route look-ups can take seconds: tell the watchdog */
+    for (int i = 0; i < np; i++) /* the representative's routes first: one search from its host */
+      if (x->dev[peer[i]].host != x->dev[r].host) {
+        int nl;
+        ts__sim_route(x->routes, x->dev[r].host, x->dev[peer[i]].host, &nl);
+      }
     for (int q = 0; q < x->n && !why; q++) {
       if (fold[q] != r || q == r || !sampled(p, q)) continue;
       for (int i = 0; i < np && !why; i++) {
         sg_host_t hr = x->dev[r].host, hp = x->dev[peer[i]].host, hq = x->dev[q].host,
                   hi = x->dev[ts_fold_unimage(p, q, peer[i])].host;
-        if (!same_route(hr, hp, hq, hi, r1, r2))
+        if (!same_route(x->routes, hr, hp, hq, hi))
           why = "routes of a class are not isomorphic";
       }
     }
     free(peer);
   }
-  xbt_dynar_free(&r1);
-  xbt_dynar_free(&r2);
   return why;
 }
 
@@ -253,7 +253,23 @@ sim_fold_routes_t *ts__sim_fold_routes(const sim_x_t *x, const ts_run_t *run) {
   for (int d = 0; d < n; d++) fill[d] = first[d];
   for (int q = 0; q < n; q++) members[fill[x->fold[q]]++] = q;
   free(fill);
-  xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
+  /* Every member's routes, source by source (each member's host once),
+  ** into the cache; then the pairs' link lists from it. */
+  int *pair0 = ts__xmalloc((size_t)(n + 1) * sizeof *pair0); /* pairs of representative a: [pair0[a], pair0[a + 1]) */
+  for (int a = 0, i = 0; a <= n; a++) {
+    while (i < m && r->pair[i].a < a) i++;
+    pair0[a] = i;
+  }
+  for (int q = 0; q < n; q++) {
+    int a = x->fold[q];
+    if (!(q & 63)) ts__sim_progress();
+    for (int i = pair0[a]; i < (a + 1 <= n ? pair0[a + 1] : m); i++) {
+      sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, r->pair[i].b)].host;
+      int nl;
+      if (ha != hb) ts__sim_route(x->routes, ha, hb, &nl);
+    }
+  }
+  free(pair0);
   for (int i = 0; i < m; i++) {
     pair_t *p = &r->pair[i];
     p->off = r->n_links;
@@ -262,12 +278,10 @@ sim_fold_routes_t *ts__sim_fold_routes(const sim_x_t *x, const ts_run_t *run) {
       int q = members[j];
       sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, p->b)].host;
       if (ha == hb) continue;
-      xbt_dynar_reset(route);
-      sg_host_get_route(ha, hb, route);
-      unsigned it;
-      sg_link_t l;
-      xbt_dynar_foreach (route, it, l) {
-        int k = (int)(size_t)sg_link_get_data(l);
+      int nl;
+      const sg_link_t *route = ts__sim_route(x->routes, ha, hb, &nl);
+      for (int j = 0; j < nl; j++) {
+        int k = (int)(size_t)sg_link_get_data(route[j]);
         if (!k) continue;
         if (r->n_links == r->cap_links)
           r->link = ts__xrealloc(r->link, (size_t)(r->cap_links = r->cap_links ? 2 * r->cap_links : 256) *
@@ -277,7 +291,6 @@ sim_fold_routes_t *ts__sim_fold_routes(const sim_x_t *x, const ts_run_t *run) {
     }
     p->n = r->n_links - p->off;
   }
-  xbt_dynar_free(&route);
   free(first);
   free(members);
   return r;

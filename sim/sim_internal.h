@@ -9,9 +9,11 @@
 
 #include <simgrid/actor.h>
 #include <simgrid/host.h>
+#include <simgrid/link.h>
 #include <simgrid/mailbox.h>
 #include <simgrid/semaphore.h>
 
+#include "platform_check.h"
 #include "ts_executor.h"
 #include "ts_sim.h"
 
@@ -51,6 +53,9 @@ typedef struct sim_dev {
   sim_edge_t **out;
 } sim_dev_t;
 
+/* Host-pair routes, cached (sim_route.c). */
+typedef struct sim_routes sim_routes_t;
+
 typedef struct sim_x {
   ts_world_t *w;
   const ts_cost_t *cost;    /* the op work of GEMM-curve hosts */
@@ -63,7 +68,22 @@ typedef struct sim_x {
   const ts_plan_t *plan;
   int *fold;                /* symmetry folding (sim_fold.c): each device's
                             ** representative; NULL: every device runs */
+  ts_platform_t *pc;        /* the checker's reading of the platform (NULL:
+                            ** the ideal one) */
+  sim_routes_t *routes;     /* route look-ups (sim_route.c) */
 } sim_x_t;
+
+/* Route look-ups after the platform is loaded (sim_route.c): pc, the
+** checker's reading of it (NULL is fine), lets one-Dijkstra-zone platforms
+** be routed without SimGrid's search.  ts__sim_route gives the links of
+** the route from host a to host b (a != b; routes exist once the platform
+** is sealed), in sg_host_get_route's order, *n of them; the array stays
+** valid until a look-up of a pair not asked before. */
+sim_routes_t *ts__sim_routes_new(const ts_platform_t *pc);
+const sg_link_t *ts__sim_route(sim_routes_t *r, sg_host_t a, sg_host_t b, int *n);
+/* Whether the routes still come from platforms/platform_route.c. */
+bool ts__sim_routes_own(const sim_routes_t *r);
+void ts__sim_routes_free(sim_routes_t *r);
 
 
 /* The executor operations and the actors (ts_sim.c). */

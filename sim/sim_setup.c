@@ -212,7 +212,6 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
   link_acc_t *acc = ts__xcalloc(nl ? nl : 1, sizeof *acc);
   for (size_t k = 0; k < nl; k++) sg_link_set_data(links[k], (void *)(k + 1));
   sim_fold_routes_t *fr = x->fold ? ts__sim_fold_routes(x, run) : NULL;
-  xbt_dynar_t route = xbt_dynar_new(sizeof(sg_link_t), NULL);
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
     sg_host_t a, b;
@@ -240,16 +239,13 @@ static void link_traffic(sim_x_t *x, ts_run_t *run) {
       continue;
     }
     if (!(e->bytes > 0) || a == b) continue;
-    xbt_dynar_reset(route);
-    sg_host_get_route(a, b, route);
-    unsigned it;
-    sg_link_t l;
-    xbt_dynar_foreach (route, it, l) {
-      size_t k = (size_t)sg_link_get_data(l);
+    int nr;
+    const sg_link_t *route = ts__sim_route(x->routes, a, b, &nr);
+    for (int j = 0; j < nr; j++) {
+      size_t k = (size_t)sg_link_get_data(route[j]);
       if (k) link_acc_add(&acc[k - 1], e->bytes, e->start, e->end);
     }
   }
-  xbt_dynar_free(&route);
   ts__sim_fold_routes_free(fr);
   int n = 0;
   for (size_t k = 0; k < nl; k++) n += acc[k].bytes > 0;
@@ -396,10 +392,13 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     }
   }
   if (!rc && pc) rc = check_routes(pc, &x, err);
-  ts_platform_free(pc);
+  x.pc = pc; /* kept for the route look-ups (sim_route.c) */
+  x.routes = ts__sim_routes_new(pc);
   ts__sim_progress();
   if (rc) {
     free(x.dev);
+    ts__sim_routes_free(x.routes);
+    ts_platform_free(pc);
     return rc;
   }
   x.plan = plan;
@@ -450,6 +449,8 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
     run->fold = x.fold;
   }
   if (!rc) link_traffic(&x, run);
+  ts__sim_routes_free(x.routes);
+  ts_platform_free(x.pc);
   /* The process exits right after; SimGrid owns actors and mailboxes. */
   return rc;
 }

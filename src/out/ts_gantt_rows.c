@@ -108,14 +108,24 @@ static int src_dev(const gantt_t *g, int d) {
 static int aggregate(gantt_t *g, const bool *sel, const int *off, const int *idx) {
   int nd = g->n_dev, nk = 0;
   dev_key_t *key = ts__xmalloc((size_t)(nd ? nd : 1) * sizeof *key);
+  /* Each source device's hash once: in a folded run a class's members all
+  ** draw their representative's events. */
+  uint64_t *hs = ts__xmalloc((size_t)(nd ? nd : 1) * sizeof *hs);
+  bool *have = ts__xcalloc((size_t)(nd ? nd : 1), sizeof *have);
   for (int d = 0; d < nd; d++) {
     g->group[d] = -1;
     if (!sel[d]) continue;
     int s = src_dev(g, d);
-    uint64_t h = (uint64_t)(off[s + 1] - off[s]);
-    for (int i = off[s]; i < off[s + 1]; i++) h = mix(h, event_hash(g, &g->r->run->events[idx[i]]));
-    key[nk++] = (dev_key_t){h, d};
+    if (!have[s]) {
+      uint64_t h = (uint64_t)(off[s + 1] - off[s]);
+      for (int i = off[s]; i < off[s + 1]; i++) h = mix(h, event_hash(g, &g->r->run->events[idx[i]]));
+      hs[s] = h;
+      have[s] = true;
+    }
+    key[nk++] = (dev_key_t){hs[s], d};
   }
+  free(hs);
+  free(have);
   qsort(key, (size_t)nk, sizeof *key, key_cmp);
   int n_groups = 0;
   for (int a = 0; a < nk;) {
@@ -128,8 +138,8 @@ static int aggregate(gantt_t *g, const bool *sel, const int *off, const int *idx
       for (int j = a; j < i && rep == d; j++) {
         int c = key[j].d, sc = src_dev(g, c);
         if (g->group[c] != c || off[sc + 1] - off[sc] != off[sd + 1] - off[sd]) continue;
-        bool same = true;
-        for (int k = 0; k < off[sd + 1] - off[sd] && same; k++)
+        bool same = true; /* the same source's events are equal without a look */
+        for (int k = 0; sc != sd && k < off[sd + 1] - off[sd] && same; k++)
           same = same_event(g, &g->r->run->events[idx[off[sc] + k]], &g->r->run->events[idx[off[sd] + k]]);
         if (same) rep = c;
       }
