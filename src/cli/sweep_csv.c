@@ -220,7 +220,7 @@ int ts__sw_read_rows(sweep_t *s, const char *path, ts_err_t *err) {
 
 /* Writes DIR/sweep.svg and DIR/sweep.csv as one set (ts_write_set). */
 int ts__sw_write_results(const sweep_t *s, const char *dir, ts_err_t *err) {
-  const ts_out_file_t fs[2] = {{"sweep.svg", ts__sw_write_svg, s}, {"sweep.csv", write_csv, s}};
+  const ts_out_file_t fs[2] = {{"sweep.svg", ts__sw_write_svg, s, 0}, {"sweep.csv", write_csv, s, 0}};
   return ts_write_set(dir, fs, 2, err);
 }
 

@@ -357,7 +357,7 @@ int ts_compare(const char *path, const char *const *sets, int n_sets, const char
                     path ? path : "<default job>", c->e[0].skipped);
     goto out;
   }
-  const ts_out_file_t fs[2] = {{"compare.csv", write_csv, c}, {"compare.svg", write_svg, c}};
+  const ts_out_file_t fs[2] = {{"compare.csv", write_csv, c, 0}, {"compare.svg", write_svg, c, 0}};
   if ((rc = ts_write_set(dir, fs, 2, err))) goto out; /* one set: README "Outputs" */
   if (!quiet) {
     print_table(c, path, stdout);

@@ -36,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -304,6 +306,75 @@ static int write_tmp(const char *path, const char *tmp, ts_write_fn fn, const vo
   return 0;
 }
 
+/* Writes fs[i] into tmp[i] (messages naming path[i]) for every i: in this
+** process alone, or, where the machine has two cores or more and there
+** are two files or more, in this process and one forked writer, each
+** taking the next file from a shared counter, the heaviest (weight) first.
+** Every file is written by one process, so the bytes are those of a
+** serial write.  0, or the error of the first failing file in fs's order
+** (as a serial write would stop at), with every tmp[i] then removed.
+** TRAINSIM_WRITE_JOBS=1 in the environment keeps it to one process. */
+static int write_all(char *const *path, char *const *tmp, const ts_out_file_t *fs, int n, ts_err_t *err) {
+  int *order = ts__xmalloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+  for (int i = 0; i < n; i++) order[i] = i;
+  for (int i = 1; i < n; i++) /* stable: by weight, heaviest first */
+    for (int j = i; j > 0 && fs[order[j]].weight > fs[order[j - 1]].weight; j--) {
+      int t = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = t;
+    }
+  const char *jobs = getenv("TRAINSIM_WRITE_JOBS");
+  bool two = n >= 2 && sysconf(_SC_NPROCESSORS_ONLN) >= 2 && !(jobs && atoi(jobs) == 1);
+  struct shared {
+    _Atomic int next;
+    _Atomic int stop;
+    ts_err_t err[];
+  } *sh = NULL;
+  size_t bytes = sizeof *sh + (size_t)n * sizeof(ts_err_t);
+  if (two) {
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    sh = m == MAP_FAILED ? NULL : m;
+  }
+  if (!sh) sh = ts__xcalloc(1, bytes), two = false;
+  pid_t pid = -1;
+  if (two) {
+    fflush(NULL);
+    pid = fork();
+  }
+  for (;;) { /* both processes: the next file, until none is left or one failed */
+    if (atomic_load(&sh->stop)) break;
+    int k = atomic_fetch_add(&sh->next, 1);
+    if (k >= n) break;
+    int i = order[k];
+    if (write_tmp(path[i], tmp[i], fs[i].fn, fs[i].arg, &sh->err[i])) atomic_store(&sh->stop, 1);
+  }
+  if (pid == 0) _exit(0); /* the forked writer: no atexit handlers, no stdio of the parent's */
+  if (pid > 0) {
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { /* it died: its file is unfinished */
+      int first = -1;
+      for (int i = 0; i < n && first < 0; i++)
+        if (!sh->err[i].code) first = i;
+      if (first >= 0)
+        ts_err_set(&sh->err[first], EX_SOFTWARE, "%s: the writer process died (status %d)", path[first], st);
+    }
+  }
+  int rc = 0;
+  for (int i = 0; i < n && !rc; i++)
+    if (sh->err[i].code) {
+      rc = sh->err[i].code;
+      *err = sh->err[i];
+    }
+  if (rc)
+    for (int i = 0; i < n; i++) unlink(tmp[i]);
+  if (two) munmap(sh, bytes);
+  else free(sh);
+  free(order);
+  return rc;
+}
+
 int ts_write_atomic(const char *path, ts_write_fn fn, const void *arg, ts_err_t *err) {
   char *tmp = tmp_name(path);
   const char *slash = strrchr(path, '/');
@@ -336,12 +407,12 @@ static int write_files(const char *dir, const ts_out_file_t *fs, int n, ts_err_t
   char **path = ts__xcalloc((size_t)n, sizeof *path);
   reg_begin(n, NULL);
   for (int i = 0; i < n; i++) path[i] = join(dir, fs[i].file);
-  int done = 0;
-  for (; done < n && !rc; done++) {
-    char *tmp = tmp_name(path[done]);
-    rc = write_tmp(path[done], reg_add(tmp), fs[done].fn, fs[done].arg, err);
+  for (int i = 0; i < n; i++) {
+    char *tmp = tmp_name(path[i]);
+    reg_add(tmp);
     free(tmp);
   }
+  rc = write_all(path, g_tmp.path, fs, n, err);
   /* A target that cannot be replaced (a directory) fails before anything
   ** is renamed; a rename that fails anyway undoes the ones before it. */
   for (int i = 0; i < n && !rc; i++) {
@@ -475,9 +546,16 @@ static int write_swap(const char *dir, const ts_out_file_t *fs, int n, ts_err_t 
   }
   reg_begin(n + n_entries, tmp);
   if (exists && (chmod(tmp, st.st_mode & 07777) || !link_others(dir, tmp, fs, n))) rc = 1;
-  for (int i = 0; i < n && !rc; i++) {
-    char *path = join(dir, fs[i].file), *t = join(tmp, fs[i].file);
-    rc = write_tmp(path, reg_add(t), fs[i].fn, fs[i].arg, err);
+  if (!rc) {
+    char **path = ts__xcalloc((size_t)n, sizeof *path), **t = ts__xcalloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++) {
+      path[i] = join(dir, fs[i].file);
+      char *ti = join(tmp, fs[i].file);
+      t[i] = (char *)reg_add(ti);
+      free(ti);
+    }
+    rc = write_all(path, t, fs, n, err);
+    for (int i = 0; i < n; i++) free(path[i]);
     free(path);
     free(t);
   }
@@ -529,6 +607,19 @@ static int call_writer(const void *arg, FILE *f) {
   return w->fn(w->r, f);
 }
 
+/* A format's writing time, relative: measured on the benchmark job and
+** the folded Megatron 1T job (README "Results and benchmark"), where
+** paje.trace, timeline.csv, trace.json and report.html take the most. */
+static double write_weight(const char *file) {
+  static const struct {
+    const char *file;
+    double w;
+  } W[] = {{"paje.trace", 5}, {"timeline.csv", 4}, {"trace.json", 3}, {"report.html", 3}, {"gantt.svg", 1}};
+  for (size_t i = 0; i < sizeof W / sizeof *W; i++)
+    if (strcmp(W[i].file, file) == 0) return W[i].w;
+  return 0.5;
+}
+
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
   return ts_write_outputs_fig(r, dir, TS_FORMATS_ALL, NULL, err);
 }
@@ -554,7 +645,7 @@ int ts_write_outputs_opts(const ts_result_t *r, const char *dir, unsigned mask, 
     if (mask & TS_FORMAT_BIT(i)) {
       const ts_format_t *f = ts_format_at(i);
       a[n] = (writer_arg_t){r, f->write, o};
-      fs[n] = (ts_out_file_t){f->file, call_writer, &a[n]};
+      fs[n] = (ts_out_file_t){f->file, call_writer, &a[n], write_weight(f->file)};
       n++;
     }
   int rc = ts_write_set(dir, fs, n, err);

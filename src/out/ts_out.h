@@ -157,6 +157,8 @@ typedef struct ts_out_file {
   const char *file; /* "summary.json" */
   ts_write_fn fn;   /* writes the whole body to f: 0 or EX_IOERR */
   const void *arg;  /* passed to fn */
+  double weight;    /* its expected writing time against the others' (0:
+                    ** unknown); two writers take the heaviest first */
 } ts_out_file_t;
 
 /* Writes the n files into dir as one set (ts_atomic.c, README "Outputs"):
