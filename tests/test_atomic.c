@@ -6,7 +6,9 @@
 **     job's files or the new job's, a user's file kept, and no temporary
 **     after the next run;
 **   - SIGTERM during the writing leaves no temporary at all;
-**   - a run whose writing fails leaves no new directory;
+**   - a run whose writing fails leaves no new directory, with the same
+**     message whether one process writes or two (ts_atomic.c write_all);
+**   - two writer processes write the bytes one writes;
 **   - a sweep killed right after its partial file was created, or at each
 **     commit step, resumes to a sweep.csv byte-identical to an unkilled one.
 */
@@ -274,13 +276,46 @@ static void failed_run_leaves_no_directory(void) {
   char base[] = "/tmp/ts-atomic-XXXXXX", cmd[1024], names[512];
   CU_ASSERT_FATAL(mkdtemp(base) != NULL);
   const char *bin = getenv("TRAINSIM");
-  snprintf(cmd, sizeof cmd, "trap '' XFSZ; ulimit -f 40; '%s' run tests/jobs/good-synthetic.json -o %s/new -q 2>/dev/null",
-           bin ? bin : "build/trainsim", base);
-  int st = system(cmd);
-  CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 74);
-  struct stat sb;
-  CU_ASSERT(lstat(path_in(base, "new"), &sb) != 0);
-  CU_ASSERT_EQUAL(temporaries(base, names, sizeof names), 0);
+  char *msg[2] = {NULL, NULL};
+  /* With the forked writer (the default on two cores) and with one writer:
+  ** the same exit status and message. */
+  for (int jobs = 0; jobs < 2; jobs++) {
+    snprintf(cmd, sizeof cmd,
+             "trap '' XFSZ; ulimit -f 40; %s'%s' run tests/jobs/good-synthetic.json -o %s/new -q 2>%s/err",
+             jobs ? "TRAINSIM_WRITE_JOBS=1 " : "", bin ? bin : "build/trainsim", base, base);
+    int st = system(cmd);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 74);
+    msg[jobs] = th_slurp(path_in(base, "err"), NULL);
+    unlink(path_in(base, "err"));
+    struct stat sb;
+    CU_ASSERT(lstat(path_in(base, "new"), &sb) != 0);
+    CU_ASSERT_EQUAL(temporaries(base, names, sizeof names), 0);
+  }
+  CU_ASSERT(msg[0] && msg[1] && strstr(msg[0], "trace.json: write failed") && strcmp(msg[0], msg[1]) == 0);
+  free(msg[0]);
+  free(msg[1]);
+  rm_rf(base);
+}
+
+/* Two writer processes write the bytes one writes (every format). */
+static void two_writers_write_serial_bytes(void) {
+  char base[] = "/tmp/ts-atomic-XXXXXX", cmd[1024];
+  CU_ASSERT_FATAL(mkdtemp(base) != NULL);
+  const char *bin = getenv("TRAINSIM");
+  for (int jobs = 0; jobs < 2; jobs++) {
+    snprintf(cmd, sizeof cmd, "%s'%s' run %s --set %s -o %s/%s -q 2>/dev/null", jobs ? "TRAINSIM_WRITE_JOBS=1 " : "",
+             bin ? bin : "build/trainsim", JOB, NEW_SET, base, jobs ? "one" : "two");
+    int st = system(cmd);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  const char *all[] = {"summary.json", "timeline.csv", "trace.json", "gantt.svg", "report.html", "paje.trace"};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s/one/%s", base, all[i]);
+    snprintf(b, sizeof b, "%s/two/%s", base, all[i]);
+    if (!same_file(a, b)) fprintf(stderr, "\n  %s differs\n", all[i]);
+    CU_ASSERT(same_file(a, b));
+  }
   rm_rf(base);
 }
 
@@ -332,6 +367,7 @@ static void sweep_resumes_after_kills(void) {
 
 TS_TESTS{TS_TEST(kill_at_each_step), TS_TEST(kill_at_random_moments),
          TS_TEST(sigterm_leaves_no_temporaries), TS_TEST(failed_run_leaves_no_directory),
+         TS_TEST(two_writers_write_serial_bytes),
          TS_TEST(sweep_resumes_after_kills)};
 
 TS_TEST_MAIN("atomic")
