@@ -130,10 +130,13 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
 ** phase as one flow, as NCCL pipelines a ring's chunks; on links no other
 ** flow shares the time is the steps' exactly ((m - 1) (L + part / B)), and
 ** the m flows share links as the steps' flows did, while the engine
-** handles m flows instead of m (m - 1).  Returns true when it did that; false leaves the phase to the
-** caller's steps. */
+** handles m flows instead of m (m - 1).  phases 2: a ring all-reduce's
+** reduce-scatter and all-gather as one message of their 2 (m - 1) steps
+** (the all-gather follows the reduce-scatter with nothing between them, as
+** NCCL's ring all-reduce is one pipeline).  Returns true when it did that;
+** false leaves the phase to the caller's steps. */
 bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int prev, int n_chunks,
-                        double part, bool reduce) {
+                        double part, bool reduce, int phases) {
   ts_rt_t *rt = x->rt;
   ts_world_t *w = rt->w;
   const rt_coll_t *c = x->c;
@@ -142,11 +145,13 @@ bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int pre
   bool folded = w->fold != NULL;
   for (int k = 0; k < m && folded; k++) folded = w->fold[c->g.dev[r ? r[k] : k]] == d;
   if (!folded && m < TS_RING_MERGE_MIN) return false;
-  x->sent += part * (m - 1);
+  assert(phases == 1 || phases == 2);
+  int steps = phases * (m - 1);
+  x->sent += part * steps;
   long seq = rt->streams[x->stream].seq;
-  rt->streams[x->stream].seq += m - 1;
+  rt->streams[x->stream].seq += steps;
   w->ops->send_steps(w->xd, d, c->g.dev[next], TS_SEND_COLL, c->vstage, ts__rt_coll_tag(seq, x->stream),
-                     part * (m - 1), m - 1);
+                     part * steps, steps);
   ts__rt_step_recv(x, prev, 0, 0, n_chunks, reduce);
   return true;
 }

@@ -242,7 +242,7 @@ static void ring(rt_run_coll_t *x, const int *r, int m, int me, bool reduce, int
   int next = (me + 1) % m, prev = (me + m - 1) % m;
   if (r) next = r[next], prev = r[prev];
   int off = reduce ? 1 : 0;
-  if (ts__rt_ring_merged(x, r, m, next, prev, nch, part, reduce)) return;
+  if (ts__rt_ring_merged(x, r, m, next, prev, nch, part, reduce, 1)) return;
   for (int s = 0; s < m - 1 && !x->rt->w->failed; s++) {
     int out = base + mod(me - s - off, m), in = base + mod(me - s - off - 1, m);
     ts__rt_step_send(x, next, out, out, nch, part);
@@ -362,7 +362,7 @@ void ts__rt_coll_run_alg(rt_run_coll_t *x) {
       tree(x);
     } else if (h) {
       hier(x, true, true);
-    } else {
+    } else if (!ts__rt_ring_merged(x, NULL, n, (i + 1) % n, (i + n - 1) % n, n, part, true, 2)) {
       ring(x, NULL, n, i, true, 0, n, part);
       ring(x, NULL, n, i, false, 0, n, part);
     }

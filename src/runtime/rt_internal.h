@@ -218,7 +218,7 @@ ts_coll_alg_t ts__rt_coll_pick(ts_rt_t *rt, rt_coll_t *c);
 int ts__rt_coll_shard(ts_rt_t *rt, const ts_group_t *g);
 void ts__rt_coll_run_alg(rt_run_coll_t *x);
 bool ts__rt_ring_merged(rt_run_coll_t *x, const int *r, int m, int next, int prev, int n_chunks,
-                        double part, bool reduce);
+                        double part, bool reduce, int phases);
 void ts__rt_coll_shapes_free(ts_rt_t *rt);
 /* Queues collective c (checked by the caller) on the device's stream;
 ** returns its handle. */
