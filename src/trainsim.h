@@ -554,6 +554,26 @@ double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, 
 **   3 (q - 1) / q^2 x sum over GEMMs of (m k + k n) x bpe.
 ** q = 1 gives 0. */
 double ts_cost_tp2d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q);
+/* The message of the all-reduce of replicated gradients that a device
+** runs over its TP sync group once per iteration, after the data-parallel
+** gradient sync and before the optimizer (README "Tensor parallelism"),
+** holding `layers` transformer layers (and the final norm when last and
+** model.final_norm): the parameters every member holds whole but computes
+** only a share of the gradient of.
+**   1D with sequence_parallel (Megatron's _allreduce_layernorm_grads, the
+**   parameters marked sequence_parallel): per layer the two norms (2 x 2 h
+**   for LayerNorm's gain and bias, 2 h for RMSNorm) and the output biases
+**   of the two row-split GEMMs (b_o, b_2: 2 h, with model.bias "all"),
+**   each rank's share being its tokens'; group: the t ranks.
+**   2D (t = q x q; "2.5d" with depth 1): the two norms whole and the
+**   device's grid column's block of every bias, (q_w + 2 kv + h + (k - 1)
+**   f + h) / q with model.bias "all" ((q_w + 2 kv) / q with "qkv"), each
+**   row block's rows giving a share; group: the q members of its grid
+**   column.
+** In bytes (bytes_per_element per element); *group is the group's size.
+** 0 (and *group 1) for every other job: 1D without SP computes the whole
+** gradients on every rank; 2.5d with depth > 1 and 3d are not modelled. */
+double ts_cost_tp_sync_bytes(const ts_job_t *job, int layers, bool last, int *group);
 /* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
 ** (V + s) h for a GPT-style model with the default fields; seq is the
 ** position table's length when model.max_positions is 0. */

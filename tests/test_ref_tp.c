@@ -14,15 +14,15 @@
 **   (W_qkv, b_qkv, W_o, W_1, b_1, W_2) is zero outside the rank's shard and
 **   nonzero inside it, and one device's gradients alone (no assembly) are
 **   far from the oracle's (error above 0.1), so the check can fail.
-** - Sequence parallelism (ref_tp_sp.c) on the same runs, t in {2, 4}: the
-**   runs' gradients (each rank's LayerNorm gradients those of its tokens,
-**   summed at assembly) equal the oracle's within 1e-10; a rank's
-**   LayerNorm gradients alone are not (its tokens' share).  The weights
-**   after the step are not checked with SP: Megatron all-reduces the
-**   LayerNorm gradients over the TP group before the optimizer, a
-**   collective the runtime does not issue.
-** - Selective recompute, with and without SP: equal gradients (and
-**   weights without SP), every backward recomputed every block's core
+** - Sequence parallelism (ref_tp_sp.c) on the same runs, t in {2, 4}: each
+**   rank computes its tokens' share of the gradients of the LayerNorms and
+**   of b_o, b_2, and the runtime's sync all-reduce over the TP group
+**   (rt_tp.c ts__rt_tp_sync, before the optimizer) sums them: on every
+**   device those six arrays equal the oracle's within 1e-10 (without the
+**   all-reduce they are off by the other ranks' shares), and the gradients
+**   and the weights after the step equal the oracle's as without SP.
+** - Selective recompute, with and without SP: equal gradients and
+**   weights, every backward recomputed every block's core
 **   (layers held x m per device) and the recomputed attention output is
 **   bitwise the kept one.
 ** - Activation bytes: on every device of the GPipe and 1F1B runs the
@@ -120,8 +120,8 @@ static double tp_case(const char *sched, int stages, int t, const char *extra, i
   /* Every device: zero outside its shard, nonzero inside, in the blocks it holds. */
   long outside = 0, inside_zero = 0, inside = 0, bytes_bad = 0, rec_bad = 0;
   double ln_lone = 0;
-  size_t lno, lnlen;
-  lno = ts_ref_block_param_offset(&cfg, TS_REF_LN1_GAIN, &lnlen);
+  static const ts_ref_param_t rep[] = {TS_REF_LN1_GAIN, TS_REF_LN1_BIAS, TS_REF_LN2_GAIN,
+                                       TS_REF_LN2_BIAS, TS_REF_PROJ_BIAS, TS_REF_FC2_BIAS};
   for (int k = 0; k < ex.n_devices; k++) {
     int r = ts_plan_group(o.plan, TS_GROUP_TP, k).rank, held = 0;
     bytes_bad += !bytes_match(job, &o, run, &cfg, k);
@@ -141,20 +141,23 @@ static double tp_case(const char *sched, int stages, int t, const char *extra, i
         }
       }
       lone = fmax(lone, th_rel_err(gr, ts_ref_block_grad(ora, l, &n), n));
-      ln_lone = fmax(ln_lone, th_rel_err(gr + lno, ts_ref_block_grad(ora, l, &n) + lno, lnlen));
+      for (size_t j = 0; j < sizeof rep / sizeof *rep; j++) { /* whole on every rank */
+        size_t len, o = ts_ref_block_param_offset(&cfg, rep[j], &len);
+        ln_lone = fmax(ln_lone, th_rel_err(gr + o, ts_ref_block_grad(ora, l, &n) + o, len));
+      }
     }
     long mism, recs = ts_ref_core_recomputes(ex.dev_models[k], &mism);
     rec_bad += recs != (sel ? (long)held * job->microbatches : 0) || mism != 0;
   }
   printf("\n    %-5s stages %d t=%d%s%s%s (%d devices): gradients %.3g, weights %.3g; one device "
-         "alone %.3g (LN1 gain %.3g); %ld shard values, %ld zero, %ld nonzero outside the shard; "
+         "alone %.3g (its LayerNorms, b_o, b_2 %.3g); %ld shard values, %ld zero, %ld nonzero outside the shard; "
          "%ld devices off the bytes formula, %ld off the recompute count",
          sched, stages, t, dp > 1 ? " d=2" : "", sp ? " sp" : "", sel ? " sel" : "",
          o.plan->n_devices, eg, ew, lone, ln_lone, inside, inside_zero, outside, bytes_bad, rec_bad);
   CU_ASSERT(eg <= TOL);
-  if (!sp) CU_ASSERT(ew <= TOL); /* file header */
-  /* With SP a rank's LayerNorm gradients are its tokens' share only. */
-  CU_ASSERT(sp ? ln_lone > 0.1 : ln_lone <= TOL);
+  CU_ASSERT(ew <= TOL);
+  /* The replicated arrays whole on every rank (with SP: the sync all-reduce's). */
+  CU_ASSERT(ln_lone <= TOL);
   CU_ASSERT_EQUAL(bytes_bad, 0);
   CU_ASSERT_EQUAL(rec_bad, 0);
   CU_ASSERT(lone > 0.1);
@@ -170,7 +173,7 @@ static double tp_case(const char *sched, int stages, int t, const char *extra, i
   ts_run_free(run);
   ts_outcome_free(&o);
   ts_job_free(job);
-  return sp ? eg : fmax(eg, ew);
+  return fmax(fmax(eg, ew), ln_lone);
 }
 
 static void test_tp_matches_oracle(void) {

@@ -24,8 +24,9 @@
 **   replicated LayerNorm backward.
 ** A rank writes the gradients of its own shards only (the other shards'
 ** stay zero) and the replicated parameters' gradients in full (every rank
-** computes the same values); ts__ref_tp_assemble puts the shards of the
-** ranks together.
+** computes the same values; with SP its rows' share of the LayerNorms' and
+** of b_o, b_2, which the runtime's sync all-reduce completes: ref_tp_sp.c);
+** ts__ref_tp_assemble puts the shards of the ranks together.
 **
 ** Selective recompute (Korthikanti et al. 2022): the stash keeps no probs;
 ** the attention backward piece recomputes its heads' softmax and attention
@@ -214,7 +215,7 @@ static void bwd_mlp(ref_tp_t *p, int l, const tp_blk_t *b, const double *dy) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
   int n = p->n, d = p->d, f = p->model->cfg.ffn, fl = p->fl, r = p->rank;
   ts__ref_gemm(1, 0, fl, d, n, 1.0, b->gelu, fl, dy, d, 1.0, g.w2 + (size_t)r * fl * d, d);
-  ts__ref_add_colsum(g.b2, dy, n, d);
+  ts__ref_add_colsum(g.b2, dy + p->off, p->nc, d); /* SP: its rows (ref_tp_sp.c) */
   ts__ref_gemm(0, 1, n, fl, d, 1.0, dy, d, w.w2 + (size_t)r * fl * d, d, 0.0, p->dh, fl);
   for (size_t i = 0; i < (size_t)n * fl; i++) p->dh[i] *= ts__ref_gelu_grad(b->hpre[i]);
   ts__ref_gemm(1, 0, d, fl, n, 1.0, p->ln, d, p->dh, fl, 1.0, g.w1 + (size_t)r * fl, f);
@@ -229,7 +230,7 @@ static void bwd_attn(ref_tp_t *p, int l, const tp_blk_t *b, const double *dx1) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
   int n = p->n, d = p->d, dl = p->dl, r = p->rank;
   ts__ref_gemm(1, 0, dl, d, n, 1.0, b->attn, dl, dx1, d, 1.0, g.wo + (size_t)r * dl * d, d);
-  ts__ref_add_colsum(g.bo, dx1, n, d);
+  ts__ref_add_colsum(g.bo, dx1 + p->off, p->nc, d); /* SP: its rows */
   ts__ref_gemm(0, 1, n, dl, d, 1.0, dx1, d, w.wo + (size_t)r * dl * d, d, 0.0, p->dattn, dl);
   const double *probs = b->probs;
   if (!probs) { /* selective: its heads' core again from the kept Q, K, V */
@@ -464,18 +465,8 @@ static void copy_shard(const ts_ref_config_t *c, int k, int t, double *dst, cons
 void ts__ref_tp_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
   int t = x->job->tensor_parallel;
   if (t < 2) return;
-  if (!params && x->job->sequence_parallel) ts__ref_tp_sp_sum_norms(x, g, first);
-  if (x->dev[0].tp && x->dev[0].tp->g2) { /* 2d: every rank's share of every tensor, summed */
-    for (int l = 0; !params && l < x->cfg.layers; l++) {
-      if (first[l] >= x->n) continue;
-      ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
-      size_t n;
-      double *dst = (double *)ts_ref_block_grad(g, l, &n);
-      for (int k = 0; k < grp.n; k++) {
-        const double *src = ts_ref_block_grad(x->dev[grp.dev[k]].model, l, NULL);
-        for (size_t i = 0; k != grp.rank && i < n; i++) dst[i] += src[i];
-      }
-    }
+  if (x->dev[0].tp && x->dev[0].tp->g2) { /* 2d: each rank's own blocks */
+    ts__ref_tp2d_assemble(x, g, first, params);
     return;
   }
   for (int l = 0; l < x->cfg.layers; l++) {

@@ -101,6 +101,10 @@ double *ts__ref_tp2d_slot(ref_tp_t *p, int slot, size_t *n);
 ** compute pieces (x_compute). */
 void ts__ref_tp2d_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, int slot);
 void ts__ref_tp2d_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
+/* 2d: ts__ref_tp_sync_segs of p's device (layer l of model m). */
+int ts__ref_tp2d_sync_segs(ref_tp_t *p, ts_ref_model_t *m, int l, double **seg, size_t *len);
+/* 2d: ts__ref_tp_assemble (the ranks' own blocks into g). */
+void ts__ref_tp2d_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params);
 
 /* ---- ref_tp_sp.c ----------------------------------------------------------- */
 
@@ -111,9 +115,5 @@ void ts__ref_tp_sp_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int
 /* Sequence parallelism: the gathered [gradient | LayerNorm output] chunks
 ** of buf into p->full and p->ln (a backward piece's inputs). */
 void ts__ref_tp_sp_unpack(ref_tp_t *p);
-/* Sequence parallelism: adds into g's LayerNorm gradients of every block
-** those of the TP ranks other than first[l]'s (each rank's are those of
-** its tokens). */
-void ts__ref_tp_sp_sum_norms(ref_x_t *x, ts_ref_model_t *g, const int *first);
 
 #endif /* TS_REF_TP_IMPL_H */

@@ -86,6 +86,19 @@
 ** vocabulary collective (the embedding and the head are not recomputed);
 ** the grid modes (above) leave them out.
 **
+** Replicated gradients (ts__rt_tp_sync): with sequence_parallel, and in
+** 2d, each rank computes only a share of the gradients of the parameters
+** it holds whole (the norms' gains and biases, the row-split GEMMs'
+** output biases with SP, its grid column's bias blocks in 2d; trainsim.h
+** ts_cost_tp_sync_bytes).  Once the data-parallel gradient sync is done
+** and before the optimizer (Megatron's finalize_model_grads, whose
+** _allreduce_layernorm_grads all-reduces the parameters marked
+** sequence_parallel), one all-reduce of them (TS_BUF_TP_GRADS, the units
+** of every local part) runs over the TP group (2d: over the q members of
+** the device's grid column, whose row blocks each gave a share), on the
+** TP stream, counted as TP traffic.  None in 1d without SP (every rank
+** computes the whole gradients), nor in 2.5d with depth > 1 and 3d.
+**
 ** TP collectives run on the device's TP communication stream
 ** (rt_coll.c), never behind data-parallel buckets, which run on their own.
 **
@@ -110,6 +123,11 @@ struct rt_tp {
   /* 2d: the rotated row and column chains of each step l, q members each:
   ** [0] broadcast from l, [1] reduce to l (the root last). */
   int *row[2], *col[2];
+  /* The replicated gradients' all-reduce (ts__rt_tp_sync): its bytes and
+  ** group (1d: g; 2d: the device's grid column, colg). */
+  double sync;
+  ts_group_t sg;
+  int *colg;
 };
 
 /* The grid's chains or lines (file header) and block sizes. */
@@ -148,6 +166,25 @@ static void grid_init(rt_tp_t *tp, const ts_job_t *job) {
   }
 }
 
+/* The replicated gradients' all-reduce (ts_cost_tp_sync_bytes): the
+** bytes for the device's layers (and the final norm on the last part) and
+** its group. */
+static void sync_init(ts_rt_t *rt, rt_tp_t *tp, const ts_job_t *job) {
+  const ts_world_t *w = rt->w;
+  int n_units, n;
+  ts__rt_units(rt, &n_units);
+  bool last = false;
+  for (int i = 0; i < rt->ctx.n_local; i++) last |= w->lay->part[rt->ctx.local[i]] == w->cost->n_parts - 1;
+  tp->sync = ts_cost_tp_sync_bytes(job, n_units, last, &n);
+  tp->sg = tp->g;
+  if (tp->sync <= 0 || n == tp->g.n) return;
+  /* 2d: the q members (y, j) of its grid column, rank i. */
+  int q = tp->q, q2 = q * q, base = tp->g.rank / q2 * q2;
+  tp->colg = ts__xmalloc((size_t)q * sizeof(int));
+  for (int y = 0; y < q; y++) tp->colg[y] = tp->g.dev[base + y * q + tp->g.rank % q];
+  tp->sg = (ts_group_t){.n = q, .rank = tp->g.rank % q2 / q, .dev = tp->colg};
+}
+
 void ts__rt_tp_init(ts_rt_t *rt) {
   ts_world_t *w = rt->w;
   const ts_job_t *job = w->job;
@@ -173,6 +210,7 @@ void ts__rt_tp_init(ts_rt_t *rt) {
   tp->attn[TS_BACKWARD_INPUT] = A + core;
   tp->layer[TS_BACKWARD_INPUT] = A + M + core;
   if (job->tensor_parallel_grid > 1) grid_init(tp, job);
+  sync_init(rt, tp, job);
 }
 
 void ts__rt_tp_free(ts_rt_t *rt) {
@@ -182,6 +220,7 @@ void ts__rt_tp_free(ts_rt_t *rt) {
       free(rt->tp->col[r]);
     }
     for (int a = 0; a < 3; a++) free(rt->tp->line[a]);
+    free(rt->tp->colg);
   }
   free(rt->tp);
   rt->tp = NULL;
@@ -215,6 +254,18 @@ static void coll_of(ts_rt_t *rt, ts_coll_op_t op, double bytes, int v, int mb) {
                  .group_kind = TS_GROUP_TP, .mb = mb};
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, mb);
+}
+
+void ts__rt_tp_sync(ts_rt_t *rt) {
+  rt_tp_t *tp = rt->tp;
+  if (!tp || tp->sync <= 0 || rt->w->failed) return;
+  int n_units, v = rt->ctx.local[0];
+  ts__rt_units(rt, &n_units);
+  rt_coll_t c = {.op = TS_COLL_ALLREDUCE, .buf = TS_BUF_TP_GRADS, .vstage = v, .bytes = tp->sync,
+                 .g = tp->sg, .unit_lo = 0, .unit_hi = n_units, .purpose = TS_CP_TP,
+                 .group_kind = TS_GROUP_TP, .mb = -1}; /* no micro-batch: end-of-iteration work */
+  int h = ts__rt_coll_queue(rt, &c);
+  ts__rt_coll_wait_at(rt, h, v, -1);
 }
 
 /* The vocabulary-parallel collectives (file header) of op (kind, v, mb):
