@@ -24,7 +24,10 @@
 **   it.
 ** - Activation bytes (1f1b, gpipe): each device's measured peak equals
 **   exactly k stashes of ts_ref_tp_stash_bytes(split 2) (k = m for GPipe,
-**   min(p - s, m) for 1F1B stage s); selective recompute keeps no probs and every
+**   min(p - s, m) for 1F1B stage s); on every run (zb-h1 too, whose
+**   input-gradient half holds the stash's bytes until its weight-gradient
+**   op) it equals the simulator's prediction for the TP-aware synthetic
+**   twin (ts_ref_sim_job); selective recompute keeps no probs and every
 **   backward recomputed every block's core once.
 ** - Full recompute under 2d is refused naming the field; 2.5d and 3d are
 **   refused naming tensor_parallel_mode (test_ref_tp.c).
@@ -168,14 +171,15 @@ static double grid_case_job(ts_job_t *job, int dp) {
     long mism, recs = ts_ref_core_recomputes(ex.dev_models[k], &mism);
     rec_bad += recs != (sel ? (long)held * m : 0) || mism != 0;
   }
+  int twin_bad = th_twin_bytes_bad(job, o.cost, run);
   printf("\n    %-5s stages %d %dx%d%s%s (%d devices): gradients %.3g, weights %.3g, its "
          "LayerNorms and bias blocks %.3g; one device alone %.3g; %ld "
          "block values, %ld zero, %ld nonzero outside the block; %ld devices off the bytes "
-         "formula, %ld off the recompute count",
+         "formula, %d off the twin's, %ld off the recompute count",
          sched, stages, q, q, sel ? " sel" : "", dp > 1 ? " d=2" : "", o.plan->n_devices, eg, ew,
-         rep, lone,
-         inside, inside_zero, outside, bytes_bad, rec_bad);
+         rep, lone, inside, inside_zero, outside, bytes_bad, twin_bad, rec_bad);
   CU_ASSERT(eg <= TOL);
+  CU_ASSERT_EQUAL(twin_bad, 0);
   CU_ASSERT(ew <= TOL);
   CU_ASSERT(rep <= TOL);
   CU_ASSERT(lone > 0.1);

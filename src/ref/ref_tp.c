@@ -42,7 +42,9 @@
 **
 ** Limits (ts_ref_config_for_job refuses the rest): no full recompute, no
 ** ZeRO, no MoE, one iteration, no host weights, no 2.5D or 3D.  A split backward (ZB-H1)
-** does all its math in the input-gradient half.
+** does all its math in the input-gradient half, which then holds the bytes
+** it released until the weight-gradient op (ts__ref_tp_hold_for_wgrad), as
+** the whole-model path does.
 **
 ** Threading: a device's TP state is touched by its program thread, and by
 ** its communication stream in coll_end while the program waits for that
@@ -306,7 +308,7 @@ const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, i
   ref_tp_t *p = dv->tp;
   const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
   bool fwd = kind == TS_FORWARD;
-  p->kind = kind, p->v = v, p->mb_id = mb, p->piece = 0, p->begun = 1;
+  p->kind = kind, p->v = v, p->mb_id = mb, p->piece = 0, p->begun = 1, p->held0 = dv->mem.cur;
   p->total = 2 * pc->n_layers, p->first = pc->first_layer, p->st = NULL;
   if (!(p->model = ts__ref_stage_model(x, dv, v, mb, fwd ? "forward" : "backward")))
     return "no model";
@@ -346,8 +348,21 @@ int ts__ref_tp_enter(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, c
   return -1;
 }
 
+void ts__ref_tp_hold_for_wgrad(ref_x_t *x, ref_dev_t *dv) {
+  ref_tp_t *p = dv->tp;
+  if (!p->split || p->held0 <= dv->mem.cur) return;
+  struct ref_wg_hold *h = &dv->wg_hold[ts__ref_cell(x, p->v, p->mb_id)];
+  h->bytes = p->held0 - dv->mem.cur;
+  if (!(h->p = ts_ref_mem_alloc(&dv->mem, h->bytes))) {
+    h->bytes = 0;
+    ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: backward_input of stage %d "
+                  "micro-batch %d: out of memory", dv->id, p->v, p->mb_id);
+  }
+}
+
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
   ref_tp_t *p = dv->tp;
+  if (!p->begun) p->split = kind == TS_BACKWARD_INPUT;
   if (kind == TS_BACKWARD_INPUT) kind = TS_BACKWARD;
   if (p->g2 && (kind == TS_FORWARD || kind == TS_BACKWARD)) {
     ts__ref_tp2d_compute(x, dv, kind, v, mb);
@@ -389,6 +404,7 @@ void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_
   ref_x_t *x = xd;
   ref_dev_t *dv = &x->dev[device];
   if (!dv->tp || atomic_load(&x->fatal)) return;
+  if (!dv->tp->begun) dv->tp->split = kind == TS_BACKWARD_INPUT;
   if (dv->tp->g2) {
     ts__ref_tp2d_prepare(x, dv, kind == TS_BACKWARD_INPUT ? TS_BACKWARD : kind, v, mb, slot);
     return;
@@ -422,6 +438,7 @@ static void finish(ref_x_t *x, ref_dev_t *dv) {
   bwd_ln1(p, p->first, &p->st->blk[0]);
   stash_free(p, p->st, &dv->mem);
   p->st = NULL;
+  ts__ref_tp_hold_for_wgrad(x, dv);
   if (x->lay->prev[v] >= 0) {
     memcpy(out + p->off, p->a, nc);
     dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = out;

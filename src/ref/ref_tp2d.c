@@ -357,6 +357,7 @@ static void finish(ref_x_t *x, ref_dev_t *dv) {
   }
   ts__ref_tp_stash_free(p, p->st, &dv->mem);
   p->st = NULL;
+  ts__ref_tp_hold_for_wgrad(x, dv);
   if (x->lay->prev[v] >= 0)
     dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = out;
   else

@@ -35,6 +35,8 @@ struct ts__ref_tp {
   /* The op in progress (begun 0: none). */
   ts_kind_t kind;
   int v, mb_id, piece, total, first, begun;
+  int split;                   /* the op is a split backward's input-gradient half */
+  size_t held0;                /* the allocator's bytes when the op began */
   ts_ref_model_t *model;
   tp_stash_t *st;
   double *a, *x1, *ln, *dh, *dattn, *dqkv, *dp; /* scratch */
@@ -81,6 +83,13 @@ void ts__ref_tp_fwd_ln(ref_tp_t *p, int k, tp_blk_t *b, int l, double *out);
 ** in *g, *bias. */
 double *ts__ref_tp_bwd_ln(ref_x_t *x, ref_dev_t *dv, int k, tp_blk_t *b, int l,
                           const double **xhat, const double **g, const double **bias);
+
+/* After the input-gradient half of a split backward (ZB-H1): holds in
+** dv's allocator the bytes the op released until its weight-gradient op
+** frees them (ref_exec.c's wg_hold), as the whole-model path does, so
+** that the measured memory follows the split as the simulator's model
+** does.  Reports the run fatal when memory runs out. */
+void ts__ref_tp_hold_for_wgrad(ref_x_t *x, ref_dev_t *dv);
 
 /* The op's stash of layers blocks, allocated through dv's allocator
 ** (sizes p->sz).  Returns NULL or an error text. */
