@@ -20,7 +20,10 @@
 **     j) or cube line (rank l q^2 + i q + j); on the 2d grids (and 2.5d
 **     at d = 1) one more, the sync all-reduce of the replicated gradients
 **     over the device's grid column, 2 (q - 1) / q x (4 h + 9 h / q) x e
-**     per layer (the LayerNorms, the column's bias blocks);
+**     per layer (the LayerNorms, the column's bias blocks), in 2.5d (d = 2)
+**     too, with also Tesseract's depth all-reduce over the d devices of the
+**     grid position, 2 (d - 1) / d of the device's gradients (its grid
+**     block of the layers, embedding or LM head, by hand);
 **   - the cost table's shares: FLOPs, activations and pipeline messages /
 **     t; parameters, weights, gradients and optimizer states / q^2 (2d,
 **     2.5d) or / q^3 (3d);
@@ -28,6 +31,7 @@
 **     dividing the micro-batch, sequence parallelism with a grid, a depth
 **     with another mode) is one EX_DATAERR line naming the field.
 */
+#include <math.h>
 #include <sysexits.h>
 
 #include "tshelp.h"
@@ -110,6 +114,16 @@ static void test_closed_form(void) {
   ts_job_free(job);
 }
 
+/* 2.5d's depth all-reduce over the d devices of a grid position, per
+** device of stage 0 or 1: 2 (d - 1) / d of all its gradients, the q x q
+** grid's block (/ q^2) of its 2 layers (12 h^2 + 13 h parameters each)
+** and of the embedding ((V + s) h, stage 0) or the LM head (V h, stage 1),
+** e bytes each. */
+static double depth_bytes(int q, int d, int stage) {
+  double V = 1024, layers = 2 * (12 * H * H + 13 * H), extra = stage ? V * H : (V + S) * H;
+  return 2.0 * (d - 1) / d * (layers + extra) / (q * q) * E;
+}
+
 /* Runs the mode on a star platform of 2 t devices; every device's TP
 ** bytes against want per layer per micro-batch plus sync (the bytes it
 ** sends in the replicated gradients' all-reduce, 0: none), its TP
@@ -132,11 +146,14 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_EQUAL(o.run->n_devices, 2 * t);
   /* 2 layers per device, 2 micro-batches. */
-  double want = 2 * 2 * want_layer + sync;
+  int depth = cube ? 1 : d;
   for (int d = 0; d < o.run->n_devices; d++) {
     ts_group_t g = ts_plan_group(o.plan, TS_GROUP_TP, d);
     CU_ASSERT_EQUAL_FATAL(g.n, t);
-    int n = 0, syncs = 0;
+    /* 2.5d: the depth all-reduce of every gradient. */
+    double dep = depth > 1 ? depth_bytes(q, depth, ts_plan_coord(o.plan, d, TS_DIM_PP)) : 0;
+    double want = 2 * 2 * want_layer + sync + dep;
+    int n = 0, syncs = 0, deps = 0;
     double bytes = 0;
     for (int k = 0; k < o.run->n_events; k++) {
       const ts_event_t *e = &o.run->events[k];
@@ -149,7 +166,10 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
       }
       if (e->kind != TS_COLLECTIVE) continue;
       bool ar = op >= 0 && op != TS_COLL_ALLREDUCE && TS_EV_COLL_OP(e->coll) == TS_COLL_ALLREDUCE;
-      if (ar) { /* the sync: 2 (n - 1) / n of its message over the grid column */
+      if (ar && fabs(e->bytes - dep) <= 1e-9 * dep) { /* over the depth line */
+        deps++;
+        CU_ASSERT_EQUAL(e->peer, depth);
+      } else if (ar) { /* the sync: 2 (n - 1) / n of its message over the grid column */
         syncs++;
         TS_ASSERT_REL(e->bytes, sync, 1e-12);
         CU_ASSERT_EQUAL(e->peer, q);
@@ -160,8 +180,9 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
       bytes += e->bytes;
       n++;
     }
-    CU_ASSERT_EQUAL(n, 2 * 2 * n_layer + (sync > 0));
+    CU_ASSERT_EQUAL(n, 2 * 2 * n_layer + (sync > 0) + (dep > 0));
     CU_ASSERT_EQUAL(syncs, sync > 0);
+    CU_ASSERT_EQUAL(deps, dep > 0);
     TS_ASSERT_REL(bytes, want, 1e-12);
     TS_ASSERT_REL(o.metrics->dev[d].tp_bytes, want, 1e-12);
     CU_ASSERT(o.metrics->dev[d].tp_comm_s > 0);
@@ -172,10 +193,12 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
   ts_job_free(job);
 }
 
-/* The same grid row or column of the same depth layer (rank k q^2 + i q + j). */
+/* The same grid row or column of the same depth layer (rank k q^2 + i q +
+** j), or the same grid position of another depth layer (2.5d's depth
+** all-reduce). */
 static bool same_grid(int q, int a, int b) {
   int q2 = q * q;
-  return a / q2 == b / q2 && (a % q2 / q == b % q2 / q || a % q == b % q);
+  return (a / q2 == b / q2 && (a % q2 / q == b % q2 / q || a % q == b % q)) || a % q2 == b % q2;
 }
 /* One line of the cube (rank l q^2 + i q + j): two of (i, j, l) equal. */
 static bool same_line(int q, int a, int b) {
@@ -196,7 +219,8 @@ static void test_run_2d(void) {
                grid_sync_bytes(q));
 }
 static void test_run_25d(void) {
-  check_mode("2.5d", 2, 2, tesseract_bytes(2, 2, 4), 48, TS_COLL_BROADCAST, same_grid, 0);
+  check_mode("2.5d", 2, 2, tesseract_bytes(2, 2, 4), 48, TS_COLL_BROADCAST, same_grid,
+             grid_sync_bytes(2));
   check_mode("2.5d", 2, 1, optimus_bytes(2, 2), 48, TS_COLL_BROADCAST, same_grid,
              grid_sync_bytes(2));
 }

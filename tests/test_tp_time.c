@@ -21,7 +21,8 @@
 **     layer the two LayerNorms' gains and biases and b_o, b_2 (6 h; 4 h
 **     without those biases or with RMSNorm; + the final norm on the last
 **     part), in 2d (q = 2) the norms and the grid column's bias blocks (4 h
-**     + 9 h / q), none in 1d without SP, 2.5d (d > 1) and 3d; on SimGrid
+**     + 9 h / q; 2.5d the same in its depth layer), none in 1d without SP
+**     and 3d; on SimGrid
 **     one all-reduce of 2 (t - 1) / t of it per device, after its last
 **     backward and its gradient collectives, before its optimizer step;
 **   - summary.json, report.html and gantt.svg name the parts;
@@ -205,7 +206,8 @@ static void test_sync_closed_form(void) {
       {", \"bias\": \"qkv\"", ", \"tensor_parallel_mode\": \"2d\"", 4 + 3.0 / 2, 0, 2, 4},
       {", \"final_norm\": true", ", \"tensor_parallel_mode\": \"2d\"", 4 + 9.0 / 2, 2, 2, 4},
       {"", ", \"tensor_parallel_mode\": \"3d\"", 0, 0, 1, 8},
-      {"", ", \"tensor_parallel_mode\": \"2.5d\", \"tensor_parallel_depth\": 2", 0, 0, 1, 8},
+      /* 2.5d: its depth layer's grid column, as 2d (the depth all-reduce apart). */
+      {"", ", \"tensor_parallel_mode\": \"2.5d\", \"tensor_parallel_depth\": 2", 4 + 9.0 / 2, 0, 2, 8},
   };
   for (size_t k = 0; k < sizeof C / sizeof *C; k++) {
     char json[1024];

@@ -108,7 +108,7 @@ double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, 
 double ts_cost_tp_sync_bytes(const ts_job_t *job, int layers, bool last, int *group) {
   const ts_model_t *m = &job->model;
   int t = job->tensor_parallel, q = job->tensor_parallel_grid;
-  bool grid = q > 1 && job->tensor_parallel_depth <= 1 && !job->tensor_parallel_cube;
+  bool grid = q > 1 && !job->tensor_parallel_cube; /* 2d, 2.5d */
   *group = 1;
   if (m->kind != TS_MODEL_TRANSFORMER || t < 2 || (!grid && (q > 1 || !job->sequence_parallel)))
     return 0;

@@ -59,8 +59,12 @@
 ** 2.5D (Tesseract, Wang et al. 2021; t = q x q x d, d =
 ** tensor_parallel_depth): rank = k q^2 + i q + j; depth layer k runs the
 ** 2D pattern on its own grid, A's blocks m / (d q) x k / q (the d q rows of
-** all layers split the micro-batch), B's k / q x n / q as in 2D.  The
-** depth all-reduce of the weight gradients is not modelled.
+** all layers split the micro-batch), B's k / q x n / q as in 2D.  Every
+** depth layer holds the grid's weights and computes their gradients from
+** its 1 / d of the micro-batches: once an iteration (ts__rt_tp_sync) the d
+** devices of a grid position (k, i, j), k = 0 .. d - 1, all-reduce all of
+** their gradients (the units' grad_bytes), Tesseract's depth all-reduce,
+** 2 (d - 1) / d of them per device.
 **
 ** 3D (Bian et al. 2021; t = q^3): rank = l q^2 + i q + j, device (i, j,
 ** l); lines along y (j varies), x (i varies) and z (l varies).  Each GEMM's
@@ -94,10 +98,11 @@
 ** and before the optimizer (Megatron's finalize_model_grads, whose
 ** _allreduce_layernorm_grads all-reduces the parameters marked
 ** sequence_parallel), one all-reduce of them (TS_BUF_TP_GRADS, the units
-** of every local part) runs over the TP group (2d: over the q members of
-** the device's grid column, whose row blocks each gave a share), on the
+** of every local part) runs over the TP group (2d, 2.5d: over the q
+** members of the device's grid column in its depth layer, whose row
+** blocks each gave a share; 2.5d's depth all-reduce runs first), on the
 ** TP stream, counted as TP traffic.  None in 1d without SP (every rank
-** computes the whole gradients), nor in 2.5d with depth > 1 and 3d.
+** computes the whole gradients), nor in 3d.
 **
 ** TP collectives run on the device's TP communication stream
 ** (rt_coll.c), never behind data-parallel buckets, which run on their own.
@@ -124,10 +129,12 @@ struct rt_tp {
   ** [0] broadcast from l, [1] reduce to l (the root last). */
   int *row[2], *col[2];
   /* The replicated gradients' all-reduce (ts__rt_tp_sync): its bytes and
-  ** group (1d: g; 2d: the device's grid column, colg). */
-  double sync;
-  ts_group_t sg;
-  int *colg;
+  ** group (1d: g; 2d, 2.5d: the device's grid column, colg); 2.5d: the
+  ** depth all-reduce of all its gradients, its bytes and group (the d
+  ** devices of its grid position, depg). */
+  double sync, depth;
+  ts_group_t sg, dg;
+  int *colg, *depg;
 };
 
 /* The grid's chains or lines (file header) and block sizes. */
@@ -177,12 +184,20 @@ static void sync_init(ts_rt_t *rt, rt_tp_t *tp, const ts_job_t *job) {
   for (int i = 0; i < rt->ctx.n_local; i++) last |= w->lay->part[rt->ctx.local[i]] == w->cost->n_parts - 1;
   tp->sync = ts_cost_tp_sync_bytes(job, n_units, last, &n);
   tp->sg = tp->g;
+  int q = tp->q, q2 = q * q, d = job->tensor_parallel_depth, r = tp->g.rank;
+  if (tp->q && !tp->cube && d > 1) { /* 2.5d: every gradient over the depth */
+    const ts_unit_t *u = ts__rt_units(rt, &n_units);
+    for (int k = 0; k < n_units; k++) tp->depth += u[k].grad_bytes;
+    tp->depg = ts__xmalloc((size_t)d * sizeof(int));
+    for (int k = 0; k < d; k++) tp->depg[k] = tp->g.dev[k * q2 + r % q2];
+    tp->dg = (ts_group_t){.n = d, .rank = r / q2, .dev = tp->depg};
+  }
   if (tp->sync <= 0 || n == tp->g.n) return;
-  /* 2d: the q members (y, j) of its grid column, rank i. */
-  int q = tp->q, q2 = q * q, base = tp->g.rank / q2 * q2;
+  /* 2d, 2.5d: the q members (y, j) of its grid column, rank i. */
+  int base = r / q2 * q2;
   tp->colg = ts__xmalloc((size_t)q * sizeof(int));
-  for (int y = 0; y < q; y++) tp->colg[y] = tp->g.dev[base + y * q + tp->g.rank % q];
-  tp->sg = (ts_group_t){.n = q, .rank = tp->g.rank % q2 / q, .dev = tp->colg};
+  for (int y = 0; y < q; y++) tp->colg[y] = tp->g.dev[base + y * q + r % q];
+  tp->sg = (ts_group_t){.n = q, .rank = r % q2 / q, .dev = tp->colg};
 }
 
 void ts__rt_tp_init(ts_rt_t *rt) {
@@ -221,6 +236,7 @@ void ts__rt_tp_free(ts_rt_t *rt) {
     }
     for (int a = 0; a < 3; a++) free(rt->tp->line[a]);
     free(rt->tp->colg);
+    free(rt->tp->depg);
   }
   free(rt->tp);
   rt->tp = NULL;
@@ -256,16 +272,23 @@ static void coll_of(ts_rt_t *rt, ts_coll_op_t op, double bytes, int v, int mb) {
   ts__rt_coll_wait_at(rt, h, v, mb);
 }
 
-void ts__rt_tp_sync(ts_rt_t *rt) {
-  rt_tp_t *tp = rt->tp;
-  if (!tp || tp->sync <= 0 || rt->w->failed) return;
+/* One end-of-iteration all-reduce of buf's units over g (no micro-batch:
+** mb -1), started and waited for. */
+static void sync_one(ts_rt_t *rt, ts_coll_buf_t buf, const ts_group_t *g, double bytes) {
   int n_units, v = rt->ctx.local[0];
   ts__rt_units(rt, &n_units);
-  rt_coll_t c = {.op = TS_COLL_ALLREDUCE, .buf = TS_BUF_TP_GRADS, .vstage = v, .bytes = tp->sync,
-                 .g = tp->sg, .unit_lo = 0, .unit_hi = n_units, .purpose = TS_CP_TP,
-                 .group_kind = TS_GROUP_TP, .mb = -1}; /* no micro-batch: end-of-iteration work */
+  rt_coll_t c = {.op = TS_COLL_ALLREDUCE, .buf = buf, .vstage = v, .bytes = bytes, .g = *g,
+                 .unit_lo = 0, .unit_hi = n_units, .purpose = TS_CP_TP,
+                 .group_kind = TS_GROUP_TP, .mb = -1};
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, -1);
+}
+
+void ts__rt_tp_sync(ts_rt_t *rt) {
+  rt_tp_t *tp = rt->tp;
+  if (!tp || rt->w->failed) return;
+  if (tp->depth > 0) sync_one(rt, TS_BUF_GRADS, &tp->dg, tp->depth);
+  if (tp->sync > 0 && !rt->w->failed) sync_one(rt, TS_BUF_TP_GRADS, &tp->sg, tp->sync);
 }
 
 /* The vocabulary-parallel collectives (file header) of op (kind, v, mb):
