@@ -445,7 +445,8 @@ int ts__ref_tp2d_sync_segs(ref_tp_t *p, ts_ref_model_t *m, int l, double **seg, 
 ** ld) = src's. */
 static void copy_rect(double *dst, const double *src, size_t ld, size_t r0, size_t rows, size_t c0,
                       size_t cols) {
-  for (size_t r = r0; r < r0 + rows; r++) memcpy(dst + r * ld + c0, src + r * ld + c0, cols * sizeof(double));
+  for (size_t r = r0; r < r0 + rows; r++)
+    memcpy(dst + r * ld + c0, src + r * ld + c0, cols * sizeof(double));
 }
 
 void ts__ref_tp2d_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
@@ -461,16 +462,19 @@ void ts__ref_tp2d_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int 
       if (k == grp.rank) continue;
       ts_ref_model_t *sm = x->dev[grp.dev[k]].model;
       const struct tp2d *G = x->dev[grp.dev[k]].tp->g2;
-      double *sb = params ? ts_ref_block_params(sm, l, NULL) : (double *)ts_ref_block_grad(sm, l, NULL);
+      double *sb =
+          params ? ts_ref_block_params(sm, l, NULL) : (double *)ts_ref_block_grad(sm, l, NULL);
       block_view_t s = ts__ref_block_view(c, sb);
       size_t i = (size_t)G->i, j = (size_t)G->j, dq = (size_t)G->dq, fq = (size_t)G->fq;
       /* Its weight blocks (i, j); W_qkv's column block j: heads j's Q, K, V. */
-      for (size_t h = 0; h < 3; h++) copy_rect(o.wqkv, s.wqkv, 3 * d, i * dq, dq, h * d + j * dq, dq);
+      for (size_t h = 0; h < 3; h++)
+        copy_rect(o.wqkv, s.wqkv, 3 * d, i * dq, dq, h * d + j * dq, dq);
       copy_rect(o.wo, s.wo, d, i * dq, dq, j * dq, dq);
       copy_rect(o.w1, s.w1, f, i * dq, dq, j * fq, fq);
       copy_rect(o.w2, s.w2, d, i * fq, fq, j * dq, dq);
       /* Its bias blocks j (whole after the sync: any row's will do). */
-      for (size_t h = 0; h < 3; h++) memcpy(o.bqkv + h * d + j * dq, s.bqkv + h * d + j * dq, dq * sizeof(double));
+      for (size_t h = 0; h < 3; h++)
+        memcpy(o.bqkv + h * d + j * dq, s.bqkv + h * d + j * dq, dq * sizeof(double));
       memcpy(o.bo + j * dq, s.bo + j * dq, dq * sizeof(double));
       memcpy(o.b1 + j * fq, s.b1 + j * fq, fq * sizeof(double));
       memcpy(o.b2 + j * dq, s.b2 + j * dq, dq * sizeof(double));

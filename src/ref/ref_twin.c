@@ -130,7 +130,8 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
                           job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
   /* Data parallelism as the job has it: the same replicas and collectives. */
   /* TP: its t ranks as replicas too (file header). */
-  cJSON_AddNumberToObject(root, "data_parallel", (job->data_parallel > 1 ? job->data_parallel : 1) * t);
+  cJSON_AddNumberToObject(root, "data_parallel",
+                          (job->data_parallel > 1 ? job->data_parallel : 1) * t);
   if (job->rank_order[0]) cJSON_AddStringToObject(root, "rank_order", job->rank_order);
   cJSON_AddNumberToObject(root, "zero", job->zero);
   cJSON_AddNumberToObject(root, "fsdp_unit", job->fsdp_unit > 0 ? job->fsdp_unit : 1);

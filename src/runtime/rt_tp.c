@@ -181,7 +181,8 @@ static void sync_init(ts_rt_t *rt, rt_tp_t *tp, const ts_job_t *job) {
   int n_units, n;
   ts__rt_units(rt, &n_units);
   bool last = false;
-  for (int i = 0; i < rt->ctx.n_local; i++) last |= w->lay->part[rt->ctx.local[i]] == w->cost->n_parts - 1;
+  for (int i = 0; i < rt->ctx.n_local; i++)
+    last |= w->lay->part[rt->ctx.local[i]] == w->cost->n_parts - 1;
   tp->sync = ts_cost_tp_sync_bytes(job, n_units, last, &n);
   tp->sg = tp->g;
   int q = tp->q, q2 = q * q, d = job->tensor_parallel_depth, r = tp->g.rank;
