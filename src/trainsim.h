@@ -535,7 +535,8 @@ double ts_cost_tp_layer_activation_bytes(const ts_model_t *m, int seq, int mbs, 
 /* The same under 2.5D (Tesseract, Wang et al. 2021) on q x q x d devices:
 ** SUMMA in each of the d depth layers, A's blocks m / (d q) x k / q:
 **   3 (q - 1) / q^2 x sum over GEMMs of (m k / d + k n) x bpe
-** (the depth all-reduce of weight gradients is not included). */
+** (the depth all-reduce of the weight gradients, once an iteration, is
+** not included: README "Tensor parallelism"). */
 double ts_cost_tp25d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q, int d);
 /* The same under 3D (Bian et al. 2021) on q^3 devices: per GEMM, forward
 ** an all-gather of A's block along y, of B's along x and a reduce-scatter
@@ -554,6 +555,28 @@ double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, 
 **   3 (q - 1) / q^2 x sum over GEMMs of (m k + k n) x bpe.
 ** q = 1 gives 0. */
 double ts_cost_tp2d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, int q);
+/* The message of the all-reduce of replicated gradients that a device
+** runs over its TP sync group once per iteration, after the data-parallel
+** gradient sync and before the optimizer (README "Tensor parallelism"),
+** holding `layers` transformer layers (and the final norm when last and
+** model.final_norm): the parameters every member holds whole but computes
+** only a share of the gradient of.
+**   1D with sequence_parallel (Megatron's _allreduce_layernorm_grads, the
+**   parameters marked sequence_parallel): per layer the two norms (2 x 2 h
+**   for LayerNorm's gain and bias, 2 h for RMSNorm) and the output biases
+**   of the two row-split GEMMs (b_o, b_2: 2 h, with model.bias "all"),
+**   each rank's share being its tokens'; group: the t ranks.
+**   2D (t = q x q) and 2.5D (each depth layer's q x q grid): the two norms
+**   whole and the device's grid column's block of every bias, (q_w + 2 kv
+**   + h + (k - 1) f + h) / q with model.bias "all" ((q_w + 2 kv) / q with
+**   "qkv"), each row block's rows giving a share; group: the q members of
+**   its grid column (in its depth layer; 2.5d's depth all-reduce of every
+**   gradient then sums the depth layers' shares, README "Tensor
+**   parallelism").
+** In bytes (bytes_per_element per element); *group is the group's size.
+** 0 (and *group 1) for every other job: 1D without SP computes the whole
+** gradients on every rank; 3d is not modelled. */
+double ts_cost_tp_sync_bytes(const ts_job_t *job, int layers, bool last, int *group);
 /* Parameters of the transformer (src/cost/ts_cost.c): 12 l h^2 + 13 l h +
 ** (V + s) h for a GPT-style model with the default fields; seq is the
 ** position table's length when model.max_positions is 0. */

@@ -11,7 +11,8 @@
 **     and all-gathered (scatter / gather), each collective taking its ring
 **     time on a star of full-duplex links, with
 **     sequence parallelism the same volume as reduce-scatters and
-**     all-gathers; every TP collective is an event on each device of its
+**     all-gathers, plus one all-reduce of 2 (t - 1) / t x 6 h e per layer
+**     (the replicated gradients' sync, tests/test_tp_time.c); every TP collective is an event on each device of its
 **     TP group, whose steps go to that group's devices only;
 **   - memory per device: Korthikanti et al. 2022 Table 2 per layer
 **     (s b h (10 + 24 / t + 5 a s / (h t)), (s b h / t)(34 + 5 a s / h),
@@ -105,14 +106,18 @@ static void check_volume(int t, bool sp) {
     ** all-gather forward and a reduce-scatter backward). */
     bool head = ts_plan_coord(o.plan, d, TS_DIM_PP) == 1;
     int vocab_n = head ? (sp ? 5 : 4) : (sp ? 2 : 1);
-    CU_ASSERT_EQUAL(n, (int)layers_mb * (sp ? 8 : 4) + gathers + 2 * vocab_n);
-    CU_ASSERT_EQUAL(ops[TS_COLL_ALLREDUCE], (sp ? 0 : 16) + 2 * (head ? (sp ? 3 : 4) : !sp));
+    /* With SP one more all-reduce: the replicated gradients' sync. */
+    CU_ASSERT_EQUAL(n, (int)layers_mb * (sp ? 8 : 4) + gathers + 2 * vocab_n + sp);
+    CU_ASSERT_EQUAL(ops[TS_COLL_ALLREDUCE], (sp ? 1 : 16) + 2 * (head ? (sp ? 3 : 4) : !sp));
     CU_ASSERT_EQUAL(ops[TS_COLL_REDUCE_SCATTER], sp ? 16 + 2 : 0);
     CU_ASSERT_EQUAL(ops[TS_COLL_ALLGATHER], sp ? 16 + 2 : gathers);
     double layer_bytes = layers_mb * 8 * B * S * H * (t - 1) / t * E;
     double vocab_bytes = 2 * (2.0 * (t - 1) / t * B * S * H * E) +
                          (head ? 2 * 3 * 2.0 * (t - 1) / t * 4 * B * S : 0);
-    double want = layer_bytes + gathers * B * S * H * (t - 1) / t * E + vocab_bytes;
+    /* SP: 2 (t - 1) / t of the 2 layers' LayerNorm gains and biases and
+    ** output biases b_o, b_2, 6 h each. */
+    double sync = sp ? 2.0 * (t - 1) / t * 2 * 6 * H * E : 0;
+    double want = layer_bytes + gathers * B * S * H * (t - 1) / t * E + vocab_bytes + sync;
     double ar = 0;
     for (int i = 0; i < o.run->n_events; i++) {
       const ts_event_t *e = &o.run->events[i];

@@ -17,7 +17,13 @@
 **     events), the expected number of TP collectives (24 q broadcast chains
 **     per layer per micro-batch on a grid, 24 rings on the cube), every
 **     step to a device of its own grid row or column (rank k q^2 + i q +
-**     j) or cube line (rank l q^2 + i q + j);
+**     j) or cube line (rank l q^2 + i q + j); on the 2d grids (and 2.5d
+**     at d = 1) one more, the sync all-reduce of the replicated gradients
+**     over the device's grid column, 2 (q - 1) / q x (4 h + 9 h / q) x e
+**     per layer (the LayerNorms, the column's bias blocks), in 2.5d (d = 2)
+**     too, with also Tesseract's depth all-reduce over the d devices of the
+**     grid position, 2 (d - 1) / d of the device's gradients (its grid
+**     block of the layers, embedding or LM head, by hand);
 **   - the cost table's shares: FLOPs, activations and pipeline messages /
 **     t; parameters, weights, gradients and optimizer states / q^2 (2d,
 **     2.5d) or / q^3 (3d);
@@ -25,6 +31,7 @@
 **     dividing the micro-batch, sequence parallelism with a grid, a depth
 **     with another mode) is one EX_DATAERR line naming the field.
 */
+#include <math.h>
 #include <sysexits.h>
 
 #include "tshelp.h"
@@ -107,12 +114,24 @@ static void test_closed_form(void) {
   ts_job_free(job);
 }
 
+/* 2.5d's depth all-reduce over the d devices of a grid position, per
+** device of stage 0 or 1: 2 (d - 1) / d of all its gradients, the q x q
+** grid's block (/ q^2) of its 2 layers (12 h^2 + 13 h parameters each)
+** and of the embedding ((V + s) h, stage 0) or the LM head (V h, stage 1),
+** e bytes each. */
+static double depth_bytes(int q, int d, int stage) {
+  double V = 1024, layers = 2 * (12 * H * H + 13 * H), extra = stage ? V * H : (V + S) * H;
+  return 2.0 * (d - 1) / d * (layers + extra) / (q * q) * E;
+}
+
 /* Runs the mode on a star platform of 2 t devices; every device's TP
-** bytes against want per layer per micro-batch, its TP collectives n per
-** layer per micro-batch of operation op (or any when op < 0), every step
-** to a TP peer that same(g.rank, peer rank) accepts. */
+** bytes against want per layer per micro-batch plus sync (the bytes it
+** sends in the replicated gradients' all-reduce, 0: none), its TP
+** collectives n per layer per micro-batch of operation op (or any when op
+** < 0) and the one sync all-reduce, every step to a TP peer that
+** same(g.rank, peer rank) accepts. */
 static void check_mode(const char *mode, int q, int d, double want_layer, int n_layer,
-                       int op, bool (*same)(int, int, int)) {
+                       int op, bool (*same)(int, int, int), double sync) {
   bool cube = strcmp(mode, "3d") == 0;
   int t = cube ? q * q * q : q * q * d;
   const char *plat = th_star_platform(2 * t, 50e9, 1e-6);
@@ -127,11 +146,14 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
   CU_ASSERT_EQUAL_FATAL(rc, 0);
   CU_ASSERT_EQUAL(o.run->n_devices, 2 * t);
   /* 2 layers per device, 2 micro-batches. */
-  double want = 2 * 2 * want_layer;
+  int depth = cube ? 1 : d;
   for (int d = 0; d < o.run->n_devices; d++) {
     ts_group_t g = ts_plan_group(o.plan, TS_GROUP_TP, d);
     CU_ASSERT_EQUAL_FATAL(g.n, t);
-    int n = 0;
+    /* 2.5d: the depth all-reduce of every gradient. */
+    double dep = depth > 1 ? depth_bytes(q, depth, ts_plan_coord(o.plan, d, TS_DIM_PP)) : 0;
+    double want = 2 * 2 * want_layer + sync + dep;
+    int n = 0, syncs = 0, deps = 0;
     double bytes = 0;
     for (int k = 0; k < o.run->n_events; k++) {
       const ts_event_t *e = &o.run->events[k];
@@ -143,12 +165,24 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
         CU_ASSERT(r >= 0 && r != g.rank && same(q, g.rank, r));
       }
       if (e->kind != TS_COLLECTIVE) continue;
-      if (op >= 0) CU_ASSERT_EQUAL(TS_EV_COLL_OP(e->coll), op);
+      bool ar = op >= 0 && op != TS_COLL_ALLREDUCE && TS_EV_COLL_OP(e->coll) == TS_COLL_ALLREDUCE;
+      if (ar && fabs(e->bytes - dep) <= 1e-9 * dep) { /* over the depth line */
+        deps++;
+        CU_ASSERT_EQUAL(e->peer, depth);
+      } else if (ar) { /* the sync: 2 (n - 1) / n of its message over the grid column */
+        syncs++;
+        TS_ASSERT_REL(e->bytes, sync, 1e-12);
+        CU_ASSERT_EQUAL(e->peer, q);
+      } else if (op >= 0) {
+        CU_ASSERT_EQUAL(TS_EV_COLL_OP(e->coll), op);
+      }
       CU_ASSERT_EQUAL(TS_EV_COLL_PURPOSE(e->coll), TS_CP_TP);
       bytes += e->bytes;
       n++;
     }
-    CU_ASSERT_EQUAL(n, 2 * 2 * n_layer);
+    CU_ASSERT_EQUAL(n, 2 * 2 * n_layer + (sync > 0) + (dep > 0));
+    CU_ASSERT_EQUAL(syncs, sync > 0);
+    CU_ASSERT_EQUAL(deps, dep > 0);
     TS_ASSERT_REL(bytes, want, 1e-12);
     TS_ASSERT_REL(o.metrics->dev[d].tp_bytes, want, 1e-12);
     CU_ASSERT(o.metrics->dev[d].tp_comm_s > 0);
@@ -159,10 +193,12 @@ static void check_mode(const char *mode, int q, int d, double want_layer, int n_
   ts_job_free(job);
 }
 
-/* The same grid row or column of the same depth layer (rank k q^2 + i q + j). */
+/* The same grid row or column of the same depth layer (rank k q^2 + i q +
+** j), or the same grid position of another depth layer (2.5d's depth
+** all-reduce). */
 static bool same_grid(int q, int a, int b) {
   int q2 = q * q;
-  return a / q2 == b / q2 && (a % q2 / q == b % q2 / q || a % q == b % q);
+  return (a / q2 == b / q2 && (a % q2 / q == b % q2 / q || a % q == b % q)) || a % q2 == b % q2;
 }
 /* One line of the cube (rank l q^2 + i q + j): two of (i, j, l) equal. */
 static bool same_line(int q, int a, int b) {
@@ -170,16 +206,26 @@ static bool same_line(int q, int a, int b) {
   return eq == 2;
 }
 
+/* The 2d sync all-reduce over a grid column of q, per device (2 layers):
+** the two LayerNorms' gains and biases (4 h) and the column's blocks of
+** the biases of QKV (3 h), W_o (h), W_1 (f = 4 h) and W_2 (h). */
+static double grid_sync_bytes(int q) {
+  return 2.0 * (q - 1) / q * 2 * (4 * H + 9 * H / q) * E;
+}
+
 static void test_run_2d(void) {
   for (int q = 2; q <= 4; q *= 2)
-    check_mode("2d", q, 1, optimus_bytes(q, q), 24 * q, TS_COLL_BROADCAST, same_grid);
+    check_mode("2d", q, 1, optimus_bytes(q, q), 24 * q, TS_COLL_BROADCAST, same_grid,
+               grid_sync_bytes(q));
 }
 static void test_run_25d(void) {
-  check_mode("2.5d", 2, 2, tesseract_bytes(2, 2, 4), 48, TS_COLL_BROADCAST, same_grid);
-  check_mode("2.5d", 2, 1, optimus_bytes(2, 2), 48, TS_COLL_BROADCAST, same_grid);
+  check_mode("2.5d", 2, 2, tesseract_bytes(2, 2, 4), 48, TS_COLL_BROADCAST, same_grid,
+             grid_sync_bytes(2));
+  check_mode("2.5d", 2, 1, optimus_bytes(2, 2), 48, TS_COLL_BROADCAST, same_grid,
+             grid_sync_bytes(2));
 }
 /* 4 GEMMs x 3 collectives, forward and backward. */
-static void test_run_3d(void) { check_mode("3d", 2, 1, cube_bytes(2, 2), 24, -1, same_line); }
+static void test_run_3d(void) { check_mode("3d", 2, 1, cube_bytes(2, 2), 24, -1, same_line, 0); }
 
 /* Every share of t = 1's: model states / q^2 in 2d and 2.5d, / q^3 in
 ** 3d; activations and messages / t (2.5d: / (d q^2)). */

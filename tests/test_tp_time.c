@@ -17,6 +17,14 @@
 **     s h e + 3 x 2 (t - 1) / t x 4 b s (the input gradient's all-reduce,
 **     or with SP an all-gather and a reduce-scatter, and the cross-entropy's
 **     three fp32 all-reduces), on top of the layers' 8 b s h (t - 1) / t e;
+**   - the replicated gradients' sync (ts_cost_tp_sync_bytes): with SP per
+**     layer the two LayerNorms' gains and biases and b_o, b_2 (6 h; 4 h
+**     without those biases or with RMSNorm; + the final norm on the last
+**     part), in 2d (q = 2) the norms and the grid column's bias blocks (4 h
+**     + 9 h / q; 2.5d the same in its depth layer), none in 1d without SP
+**     and 3d; on SimGrid
+**     one all-reduce of 2 (t - 1) / t of it per device, after its last
+**     backward and its gradient collectives, before its optimizer step;
 **   - summary.json, report.html and gantt.svg name the parts;
 **   - bad input through the command: exit 65, one line naming the field,
 **     no output directory.
@@ -152,6 +160,7 @@ static void check_vocab(int t, bool sp) {
     int stage = ts_plan_coord(o.plan, d, TS_DIM_PP);
     double want = mbs * 2 * 8 * M * f;   /* 2 layers, 2 micro-batches */
     if (!sp) want += 2 * M * f;          /* the received pipeline messages' gathers */
+    if (sp) want += 2 * f * 2 * 6 * h * e; /* the sync of 2 layers' replicated gradients */
     if (stage == 0) want += mbs * 2 * f * M;
     else want += mbs * (2 * f * M + 3 * 2 * f * 4 * b * s);
     TS_ASSERT_REL(o.metrics->dev[d].tp_bytes, want, 1e-12);
@@ -174,6 +183,94 @@ static void test_vocab_parallel(void) {
   check_vocab(4, false);
   check_vocab(2, true);
   check_vocab(4, true);
+}
+
+/* The replicated gradients' sync (ts_cost_tp_sync_bytes, rt_tp.c
+** ts__rt_tp_sync; file header): its message by hand for each model
+** variant, and on SimGrid its place and bytes. */
+static void test_sync_closed_form(void) {
+  static const struct {
+    const char *model, *job;
+    double per_layer, last; /* elements per layer, and the final norm's */
+    int group, t;
+  } C[] = {
+      {"", "", 0, 0, 1, 4}, /* 1d without SP */
+      {"", ", \"sequence_parallel\": true", 6, 0, 4, 4}, /* 2 x 2 h norms + b_o, b_2 */
+      {", \"bias\": \"none\"", ", \"sequence_parallel\": true", 4, 0, 4, 4},
+      {", \"bias\": \"qkv\"", ", \"sequence_parallel\": true", 4, 0, 4, 4}, /* b_qkv is split */
+      {", \"norm\": \"rmsnorm\"", ", \"sequence_parallel\": true", 4, 0, 4, 4},
+      {", \"final_norm\": true", ", \"sequence_parallel\": true", 6, 2, 4, 4},
+      /* 2d, q = 2: the norms whole, the column's blocks of b_qkv (3 h), b_o
+      ** (h), b_1 (f = 4 h), b_2 (h). */
+      {"", ", \"tensor_parallel_mode\": \"2d\"", 4 + 9.0 / 2, 0, 2, 4},
+      {", \"bias\": \"qkv\"", ", \"tensor_parallel_mode\": \"2d\"", 4 + 3.0 / 2, 0, 2, 4},
+      {", \"final_norm\": true", ", \"tensor_parallel_mode\": \"2d\"", 4 + 9.0 / 2, 2, 2, 4},
+      {"", ", \"tensor_parallel_mode\": \"3d\"", 0, 0, 1, 8},
+      /* 2.5d: its depth layer's grid column, as 2d (the depth all-reduce apart). */
+      {"", ", \"tensor_parallel_mode\": \"2.5d\", \"tensor_parallel_depth\": 2", 4 + 9.0 / 2, 0, 2, 8},
+  };
+  for (size_t k = 0; k < sizeof C / sizeof *C; k++) {
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"kind\": \"transformer\", \"layers\": 4, \"hidden\": 256, "
+             "\"heads\": 8, \"vocab\": 1024%s}, \"platform\": \"ideal\", \"schedule\": \"1f1b\", "
+             "\"stages\": 2, \"microbatches\": 2, \"seq_len\": 128, \"micro_batch_size\": 4, "
+             "\"tensor_parallel\": %d%s}",
+             C[k].model, C[k].t, C[k].job);
+    ts_job_t *job = th_load_job(json);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+    int n = 0;
+    double got = ts_cost_tp_sync_bytes(job, 2, false, &n), last = ts_cost_tp_sync_bytes(job, 2, true, &n);
+    TS_ASSERT_REL(got, 2 * C[k].per_layer * 256 * 2, 1e-15);
+    TS_ASSERT_REL(last, (2 * C[k].per_layer + C[k].last) * 256 * 2, 1e-15);
+    CU_ASSERT_EQUAL(n, C[k].group);
+    ts_job_free(job);
+  }
+  /* On SimGrid (t = 2, SP, ZeRO-1 over 2 replicas): each device's one sync
+  ** all-reduce sends 2 (t - 1) / t x 2 layers x 6 h e, after its last
+  ** backward and its gradients' reduce-scatters, before its optimizer step
+  ** and the all-gathers of the updated parameters. */
+  const char *plat = th_star_platform(8, 50e9, 1e-6);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(plat);
+  char json[1024];
+  ts_job_t *job;
+  ts_outcome_t o;
+  ts_err_t err = {0};
+  int rc = th_simulate(gpt_json(2, true, plat, 2, json, sizeof json), NULL, 0, &job, &o, &err);
+  unlink(plat);
+  if (rc) fprintf(stderr, "\n%s\n", err.msg);
+  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  double want = 2 * 0.5 * 2 * 6 * 256 * 2;
+  for (int d = 0; d < o.run->n_devices; d++) {
+    double bwd_end = 0, grads_end = 0, sync_start = -1, sync_end = -1, opt_start = -1;
+    double params_start = INFINITY;
+    int syncs = 0;
+    for (int i = 0; i < o.run->n_events; i++) {
+      const ts_event_t *e = &o.run->events[i];
+      if (e->device != d) continue;
+      if (e->kind == TS_BACKWARD) bwd_end = fmax(bwd_end, e->end);
+      if (e->kind == TS_OPTIMIZER) opt_start = e->start;
+      if (e->kind != TS_COLLECTIVE) continue;
+      if (TS_EV_COLL_PURPOSE(e->coll) == TS_CP_GRADS) grads_end = fmax(grads_end, e->end);
+      if (TS_EV_COLL_PURPOSE(e->coll) == TS_CP_PARAMS) params_start = fmin(params_start, e->start);
+      if (TS_EV_COLL_PURPOSE(e->coll) == TS_CP_TP && TS_EV_COLL_OP(e->coll) == TS_COLL_ALLREDUCE &&
+          fabs(e->bytes - want) < 1e-9) {
+        syncs++;
+        sync_start = e->start;
+        sync_end = e->end;
+        CU_ASSERT_EQUAL(TS_EV_COLL_GROUP(e->coll), TS_GROUP_TP);
+      }
+    }
+    CU_ASSERT_EQUAL(syncs, 1);
+    CU_ASSERT(grads_end > 0 && bwd_end > 0 && params_start < INFINITY);
+    CU_ASSERT(sync_start >= bwd_end && sync_start >= grads_end);
+    /* The step (no event where the memory bandwidth is unknown), then
+    ** ZeRO-1's all-gathers of the updated parameters. */
+    CU_ASSERT(sync_end > sync_start && params_start >= sync_end);
+    if (opt_start >= 0) CU_ASSERT(opt_start >= sync_end);
+  }
+  ts_outcome_free(&o);
+  ts_job_free(job);
 }
 
 /* The done-when job's bad inputs through the command. */
@@ -226,6 +323,7 @@ TS_TESTS{
     TS_TEST(test_synthetic_closed_form),
     TS_TEST(test_split_adds_up),
     TS_TEST(test_vocab_parallel),
+    TS_TEST(test_sync_closed_form),
     TS_TEST(test_bad_inputs_cli),
 };
 TS_TEST_MAIN("time split and vocabulary parallelism")

@@ -179,6 +179,36 @@ static inline double th_update_error(ts_ref_model_t *a, ts_ref_model_t *b, ts_re
   return worst;
 }
 
+/* The devices whose peak activation bytes as the reference executor
+** measured them (run) differ from the simulator's prediction for the
+** job's synthetic twin (ts_ref_sim_job, 1 s forwards and 2 s backwards on
+** the ideal platform); -1 when the twin cannot be built or simulated.
+** Prints each mismatch. */
+static inline int th_twin_bytes_bad(const ts_job_t *job, const ts_cost_t *cost, const ts_run_t *run) {
+  double f[64], b[64];
+  for (int s = 0; s < 64; s++) f[s] = 1, b[s] = 2;
+  if (job->stages > 64) return -1;
+  ts_job_t *twin = NULL;
+  ts_outcome_t to;
+  ts_err_t err = {0};
+  if (ts_ref_sim_job(job, cost, f, b, NULL, "ideal", &twin, &err) || ts_simulate(twin, &to, &err)) {
+    fprintf(stderr, "\ntwin: %s\n", err.msg);
+    ts_job_free(twin);
+    return -1;
+  }
+  int bad = to.metrics->n_devices != run->n_devices ? -1 : 0;
+  for (int d = 0; !bad && d < run->n_devices; d++) {
+    double meas = run->measured_peak_act_bytes[d], pred = to.metrics->dev[d].peak_activation_bytes;
+    if (meas != pred || meas <= 0)
+      fprintf(stderr, "\n%s device %d: measured %.17g, the twin predicts %.17g\n", job->schedule, d,
+              meas, pred);
+    bad += meas != pred || meas <= 0;
+  }
+  ts_outcome_free(&to);
+  ts_job_free(twin);
+  return bad;
+}
+
 /* The compute event of device d with the given kind, stage and micro-batch. */
 static inline const ts_event_t *th_find(const ts_outcome_t *o, int kind, int vstage, int mb) {
   for (int i = 0; i < o->run->n_events; i++) {

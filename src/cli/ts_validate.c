@@ -87,20 +87,34 @@ static int write_text(const void *arg, FILE *f) { return fputs(arg, f) < 0 ? EX_
 
 /* ---- step 5: compare -------------------------------------------------------- */
 
-/* Device d's compute ops in program order as (kind, vstage, mb) triples;
-** returns the count of ops, the triples in *out (malloc'd). */
+/* 1 when e is the (first piece of a) compute op of device d: an op cut
+** into pieces (tensor parallelism, MoE) counts once. */
+static bool op_start(const ts_event_t *e, int d) {
+  return e->device == d && ts_kind_is_compute(e->kind) && !(e->flags & TS_EVF_CONT);
+}
+
+static int seq_cmp(const void *a, const void *b) {
+  const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
+  return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Device d's compute ops in program order (by seq) as (kind, vstage, mb)
+** triples; returns the count of ops, the triples in *out (malloc'd). */
 static int ops_of(const ts_run_t *r, int d, int **out) {
   int n = 0;
+  for (int i = 0; i < r->n_events; i++) n += op_start(&r->events[i], d);
+  const ts_event_t **ev = ts__xcalloc((size_t)n + 1, sizeof *ev);
+  int k = 0;
   for (int i = 0; i < r->n_events; i++)
-    n += r->events[i].device == d && ts_kind_is_compute(r->events[i].kind);
+    if (op_start(&r->events[i], d)) ev[k++] = &r->events[i];
+  qsort(ev, (size_t)n, sizeof *ev, seq_cmp);
   int *a = ts__xcalloc((size_t)(3 * n + 1), sizeof *a);
-  for (int i = 0; i < r->n_events; i++) {
-    const ts_event_t *e = &r->events[i];
-    if (e->device != d || !ts_kind_is_compute(e->kind) || e->seq < 0 || e->seq >= n) continue;
-    a[3 * e->seq] = e->kind;
-    a[3 * e->seq + 1] = e->vstage;
-    a[3 * e->seq + 2] = e->mb;
+  for (int i = 0; i < n; i++) {
+    a[3 * i] = ev[i]->kind;
+    a[3 * i + 1] = ev[i]->vstage;
+    a[3 * i + 2] = ev[i]->mb;
   }
+  free(ev);
   *out = a;
   return n;
 }

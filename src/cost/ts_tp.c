@@ -48,6 +48,12 @@
 ** t = q x q x d): the same but parameters and model states / q^2 (each
 ** depth layer holds the whole grid's weights); activations / (d q^2) = / t.
 ** 3D (Bian et al. 2021; t = q^3): everything / q^3 = / t.
+**
+** Replicated gradients (ts_cost_tp_sync_bytes): with SP (1D) and in 2D
+** each rank computes only a share of the gradients of the parameters it
+** holds whole (norms; with SP the row-split GEMMs' output biases, in 2D
+** its grid column's bias blocks), which its sync group all-reduces once
+** per iteration (trainsim.h gives the sizes).
 */
 #include <math.h>
 #include <string.h>
@@ -97,6 +103,27 @@ double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, 
   layer_gemms(m, kn);
   for (int g = 0; g < 4; g++) sum += rows * kn[g][0] + kn[g][0] * kn[g][1] + rows * kn[g][1];
   return 2.0 * (q - 1) / ((double)q * q * q) * sum * bpe;
+}
+
+double ts_cost_tp_sync_bytes(const ts_job_t *job, int layers, bool last, int *group) {
+  const ts_model_t *m = &job->model;
+  int t = job->tensor_parallel, q = job->tensor_parallel_grid;
+  bool grid = q > 1 && !job->tensor_parallel_cube; /* 2d, 2.5d */
+  *group = 1;
+  if (m->kind != TS_MODEL_TRANSFORMER || t < 2 || (!grid && (q > 1 || !job->sequence_parallel)))
+    return 0;
+  double h = m->hidden, f = m->ffn_hidden, norm = (m->norm == TS_NORM_RMSNORM ? 1.0 : 2.0) * h;
+  double qw = (double)m->heads * m->head_dim, kv = (double)m->kv_heads * m->head_dim;
+  double per = 2 * norm, bias = 0;
+  if (grid) {
+    if (m->bias != TS_BIAS_NONE) bias += qw + 2 * kv;
+    if (m->bias == TS_BIAS_ALL) bias += h + (mlp_mats(m) - 1) * f + h;
+    per += bias / q;
+  } else if (m->bias == TS_BIAS_ALL) {
+    per += 2 * h;
+  }
+  *group = grid ? q : t;
+  return (layers * per + (last && m->final_norm ? norm : 0)) * job->bytes_per_element;
 }
 
 /* The memory of one part for one micro-batch, as ts_cost.c's part_memory

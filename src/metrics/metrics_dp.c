@@ -64,7 +64,12 @@ bool ts__metrics_is_dp_work(const ts_event_t *e) {
   /* A collective's steps carry no purpose: its TS_COLLECTIVE span (which
   ** covers them) decides. */
   if (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT || e->kind == TS_SEND_COLL) return true;
-  if (e->kind == TS_COLLECTIVE) return ts_coll_purpose_is_dp(TS_EV_COLL_PURPOSE(e->coll));
+  /* A tensor-parallel collective of no micro-batch is the TP group's sync
+  ** of its replicated gradients after the DP sync (rt_tp.c
+  ** ts__rt_tp_sync): TP traffic, but end-of-iteration work. */
+  if (e->kind == TS_COLLECTIVE)
+    return ts_coll_purpose_is_dp(TS_EV_COLL_PURPOSE(e->coll)) ||
+           (TS_EV_COLL_PURPOSE(e->coll) == TS_CP_TP && e->mb < 0);
   return false;
 }
 

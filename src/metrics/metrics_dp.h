@@ -21,8 +21,9 @@ void ts__metrics_states(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
 void ts__metrics_streams(const ts_event_t **sev, int ns, ts_device_metrics_t *dm);
 
 /* 1 when e is data-parallel work that follows or surrounds the pipeline
-** (optimizer step, comm waits, data-parallel collectives and their steps):
-** the pipeline span ignores it. */
+** (optimizer step, comm waits, data-parallel collectives and their steps,
+** and the TP group's sync of its replicated gradients, a TP collective of
+** micro-batch -1): the pipeline span ignores it. */
 bool ts__metrics_is_dp_work(const ts_event_t *e);
 
 /* The time split of every device of m (m->dev, m->n_devices set) over

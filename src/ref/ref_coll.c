@@ -12,7 +12,9 @@
 ** for each MoE unit, the W1 of the device's experts then their W2.
 ** TS_BUF_TP: the device's TP partial (ref_tp.c), b s h doubles (or 2 b s
 ** h, ref_tp_sp.c), or under 2d the block slot unit_lo (ref_tp2d.c), whose
-** reduce chains add what they receive.  A step
+** reduce chains add what they receive.  TS_BUF_TP_GRADS: for each unit,
+** the gradient arrays that ts__ref_tp_sync_segs names (the TP group's
+** replicated parameters), in its order.  A step
 ** covers the region of units [unit_lo, unit_hi) (unit_hi < 0: all), and
 ** slice k of n is elements [k N / n, (k + 1) N / n) of that region (N
 ** elements).
@@ -164,6 +166,15 @@ size_t ts__ref_walk(ref_x_t *x, int d, ts_ref_model_t *m, ts_coll_buf_t buf, int
   if (!m) m = dv->model;
   if (unit_hi < 0 || unit_hi > dv->n_units) unit_hi = dv->n_units;
   if (unit_lo < 0) unit_lo = 0;
+  if (buf == TS_BUF_TP_GRADS) { /* the TP group's replicated gradients (ref_tp_sp.c) */
+    for (int u = unit_lo; u < unit_hi; u++) {
+      double *sg[TS__REF_TP_SYNC_SEGS];
+      size_t len[TS__REF_TP_SYNC_SEGS];
+      int ns = ts__ref_tp_sync_segs(x, d, m, dv->unit_layer[u], sg, len);
+      for (int i = 0; i < ns; i++) seg(&k, sg[i], len[i]);
+    }
+    return k.off;
+  }
   int grads = buf == TS_BUF_GRADS || buf == TS_BUF_EXPERT_GRADS;
   int experts = buf == TS_BUF_EXPERT_GRADS || buf == TS_BUF_EXPERT_WEIGHTS;
   const ts_ref_config_t *c = &x->cfg;

@@ -325,6 +325,15 @@ double *ts__ref_tp_buf(ref_x_t *x, int d, int slot, size_t *n);
 void ts__ref_tp2d_touch(ref_x_t *x, int device, const ts_coll_step_t *st);
 /* 2d: 1 when slot is a reduce chain's (its members add what they receive). */
 int ts__ref_tp2d_reduces(ref_x_t *x, int device, int slot);
+/* The gradient arrays of layer l of model m (device d's) that its TP sync
+** group all-reduces (TS_BUF_TP_GRADS; trainsim.h ts_cost_tp_sync_bytes):
+** with sequence parallelism the two LayerNorms' gains and biases and b_o,
+** b_2; in 2d the LayerNorms and the device's grid column's block of every
+** bias.  Writes at most TS__REF_TP_SYNC_SEGS (pointer, length) pairs in
+** that order; returns their count (0: none). */
+#define TS__REF_TP_SYNC_SEGS 12
+int ts__ref_tp_sync_segs(ref_x_t *x, int d, ts_ref_model_t *m, int l, double **seg,
+                         size_t *len);
 /* Copies into g the shards of the TP ranks other than that of first[l]
 ** (the device whose values g holds) of every block: gradients (params 0)
 ** or weights (params 1). */

@@ -24,8 +24,9 @@
 **   replicated LayerNorm backward.
 ** A rank writes the gradients of its own shards only (the other shards'
 ** stay zero) and the replicated parameters' gradients in full (every rank
-** computes the same values); ts__ref_tp_assemble puts the shards of the
-** ranks together.
+** computes the same values; with SP its rows' share of the LayerNorms' and
+** of b_o, b_2, which the runtime's sync all-reduce completes: ref_tp_sp.c);
+** ts__ref_tp_assemble puts the shards of the ranks together.
 **
 ** Selective recompute (Korthikanti et al. 2022): the stash keeps no probs;
 ** the attention backward piece recomputes its heads' softmax and attention
@@ -41,7 +42,9 @@
 **
 ** Limits (ts_ref_config_for_job refuses the rest): no full recompute, no
 ** ZeRO, no MoE, one iteration, no host weights, no 2.5D or 3D.  A split backward (ZB-H1)
-** does all its math in the input-gradient half.
+** does all its math in the input-gradient half, which then holds the bytes
+** it released until the weight-gradient op (ts__ref_tp_hold_for_wgrad), as
+** the whole-model path does.
 **
 ** Threading: a device's TP state is touched by its program thread, and by
 ** its communication stream in coll_end while the program waits for that
@@ -214,7 +217,7 @@ static void bwd_mlp(ref_tp_t *p, int l, const tp_blk_t *b, const double *dy) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
   int n = p->n, d = p->d, f = p->model->cfg.ffn, fl = p->fl, r = p->rank;
   ts__ref_gemm(1, 0, fl, d, n, 1.0, b->gelu, fl, dy, d, 1.0, g.w2 + (size_t)r * fl * d, d);
-  ts__ref_add_colsum(g.b2, dy, n, d);
+  ts__ref_add_colsum(g.b2, dy + p->off, p->nc, d); /* SP: its rows (ref_tp_sp.c) */
   ts__ref_gemm(0, 1, n, fl, d, 1.0, dy, d, w.w2 + (size_t)r * fl * d, d, 0.0, p->dh, fl);
   for (size_t i = 0; i < (size_t)n * fl; i++) p->dh[i] *= ts__ref_gelu_grad(b->hpre[i]);
   ts__ref_gemm(1, 0, d, fl, n, 1.0, p->ln, d, p->dh, fl, 1.0, g.w1 + (size_t)r * fl, f);
@@ -229,7 +232,7 @@ static void bwd_attn(ref_tp_t *p, int l, const tp_blk_t *b, const double *dx1) {
   block_view_t w = view(p->model, l, 0), g = view(p->model, l, 1);
   int n = p->n, d = p->d, dl = p->dl, r = p->rank;
   ts__ref_gemm(1, 0, dl, d, n, 1.0, b->attn, dl, dx1, d, 1.0, g.wo + (size_t)r * dl * d, d);
-  ts__ref_add_colsum(g.bo, dx1, n, d);
+  ts__ref_add_colsum(g.bo, dx1 + p->off, p->nc, d); /* SP: its rows */
   ts__ref_gemm(0, 1, n, dl, d, 1.0, dx1, d, w.wo + (size_t)r * dl * d, d, 0.0, p->dattn, dl);
   const double *probs = b->probs;
   if (!probs) { /* selective: its heads' core again from the kept Q, K, V */
@@ -305,7 +308,7 @@ const char *ts__ref_tp_begin(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, i
   ref_tp_t *p = dv->tp;
   const ts_part_cost_t *pc = &x->cost->part[x->lay->part[v]];
   bool fwd = kind == TS_FORWARD;
-  p->kind = kind, p->v = v, p->mb_id = mb, p->piece = 0, p->begun = 1;
+  p->kind = kind, p->v = v, p->mb_id = mb, p->piece = 0, p->begun = 1, p->held0 = dv->mem.cur;
   p->total = 2 * pc->n_layers, p->first = pc->first_layer, p->st = NULL;
   if (!(p->model = ts__ref_stage_model(x, dv, v, mb, fwd ? "forward" : "backward")))
     return "no model";
@@ -345,8 +348,21 @@ int ts__ref_tp_enter(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, c
   return -1;
 }
 
+void ts__ref_tp_hold_for_wgrad(ref_x_t *x, ref_dev_t *dv) {
+  ref_tp_t *p = dv->tp;
+  if (!p->split || p->held0 <= dv->mem.cur) return;
+  struct ref_wg_hold *h = &dv->wg_hold[ts__ref_cell(x, p->v, p->mb_id)];
+  h->bytes = p->held0 - dv->mem.cur;
+  if (!(h->p = ts_ref_mem_alloc(&dv->mem, h->bytes))) {
+    h->bytes = 0;
+    ts__ref_fatal(x, EX_OSERR, "reference executor: device %d: backward_input of stage %d "
+                  "micro-batch %d: out of memory", dv->id, p->v, p->mb_id);
+  }
+}
+
 void ts__ref_tp_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb) {
   ref_tp_t *p = dv->tp;
+  if (!p->begun) p->split = kind == TS_BACKWARD_INPUT;
   if (kind == TS_BACKWARD_INPUT) kind = TS_BACKWARD;
   if (p->g2 && (kind == TS_FORWARD || kind == TS_BACKWARD)) {
     ts__ref_tp2d_compute(x, dv, kind, v, mb);
@@ -388,6 +404,7 @@ void ts__ref_tp_prepare(void *xd, int device, ts_kind_t kind, int v, int mb, ts_
   ref_x_t *x = xd;
   ref_dev_t *dv = &x->dev[device];
   if (!dv->tp || atomic_load(&x->fatal)) return;
+  if (!dv->tp->begun) dv->tp->split = kind == TS_BACKWARD_INPUT;
   if (dv->tp->g2) {
     ts__ref_tp2d_prepare(x, dv, kind == TS_BACKWARD_INPUT ? TS_BACKWARD : kind, v, mb, slot);
     return;
@@ -421,6 +438,7 @@ static void finish(ref_x_t *x, ref_dev_t *dv) {
   bwd_ln1(p, p->first, &p->st->blk[0]);
   stash_free(p, p->st, &dv->mem);
   p->st = NULL;
+  ts__ref_tp_hold_for_wgrad(x, dv);
   if (x->lay->prev[v] >= 0) {
     memcpy(out + p->off, p->a, nc);
     dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = out;
@@ -464,18 +482,8 @@ static void copy_shard(const ts_ref_config_t *c, int k, int t, double *dst, cons
 void ts__ref_tp_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
   int t = x->job->tensor_parallel;
   if (t < 2) return;
-  if (!params && x->job->sequence_parallel) ts__ref_tp_sp_sum_norms(x, g, first);
-  if (x->dev[0].tp && x->dev[0].tp->g2) { /* 2d: every rank's share of every tensor, summed */
-    for (int l = 0; !params && l < x->cfg.layers; l++) {
-      if (first[l] >= x->n) continue;
-      ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
-      size_t n;
-      double *dst = (double *)ts_ref_block_grad(g, l, &n);
-      for (int k = 0; k < grp.n; k++) {
-        const double *src = ts_ref_block_grad(x->dev[grp.dev[k]].model, l, NULL);
-        for (size_t i = 0; k != grp.rank && i < n; i++) dst[i] += src[i];
-      }
-    }
+  if (x->dev[0].tp && x->dev[0].tp->g2) { /* 2d: each rank's own blocks */
+    ts__ref_tp2d_assemble(x, g, first, params);
     return;
   }
   for (int l = 0; l < x->cfg.layers; l++) {

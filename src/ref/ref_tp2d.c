@@ -27,11 +27,15 @@
 ** 1D runs it replicated); in the backward the broadcast of A of those
 ** GEMMs carries [xhat_il | dA_il] (twice the runtime's bytes), so that
 ** every member of the row can run the LayerNorm backward on whole rows.
-** The gradients: dW blocks at the column reduces' roots, the biases'
-** column blocks from each row block's rows, the LayerNorms' from the
-** devices of grid column 0 (its row replicas compute the same values);
-** ts__ref_tp_assemble sums the ranks.  The weights after the optimizer
-** step are each rank's own update with its share, not checked.
+** The gradients: dW blocks at the column reduces' roots; on every device
+** (i, j) the biases' column blocks j and the LayerNorms' gradients from
+** row block i's rows (the members of a grid row compute the same values),
+** a share that the runtime's sync all-reduce over grid column j sums
+** before the optimizer (rt_tp.c ts__rt_tp_sync, TS_BUF_TP_GRADS over the
+** arrays ts__ref_tp2d_sync_segs names), so that every device holds the
+** whole gradients of its bias blocks and of the LayerNorms and takes the
+** same step as one device would.  ts__ref_tp2d_assemble takes each
+** rank's own blocks.
 **
 ** Stash per block (ts_ref_tp_stash_bytes, split 2): every tensor's block,
 ** n / q^2 x its width / q ... / q^2, but rstd1 and rstd2 of the n / q rows
@@ -61,7 +65,6 @@ struct tp2d {
   double *sa;             /* stream scratch: a rebuilt A block */
   double *row, *row2, *dx; /* program scratch: whole rows [nr x d] */
   double *c;              /* [nr x max N / q] a product */
-  double *lng, *lnb;      /* [d] LayerNorm gradients of the devices outside column 0 */
 };
 
 #define view ts__ref_tp_view
@@ -100,10 +103,8 @@ int ts__ref_tp2d_setup(ref_x_t *x, ref_tp_t *p) {
   G->row2 = malloc(nr * d * sizeof(double));
   G->dx = malloc(nr * d * sizeof(double));
   G->c = malloc(nr * w * sizeof(double));
-  G->lng = malloc((size_t)d * sizeof(double));
-  G->lnb = malloc((size_t)d * sizeof(double));
   if (!G->slot || !G->done || !G->dC[0] || !G->dC[1] || !G->dC[2] || !G->dC[3] || !G->sa ||
-      !G->row || !G->row2 || !G->dx || !G->c || !G->lng || !G->lnb)
+      !G->row || !G->row2 || !G->dx || !G->c)
     return EX_OSERR;
   for (int k = 0; k < 32 * q; k++) G->done[k] = -1;
   /* The stash: blocks of every tensor, the rstd of its row block's rows. */
@@ -125,8 +126,6 @@ void ts__ref_tp2d_free(ref_tp_t *p) {
   free(G->row2);
   free(G->dx);
   free(G->c);
-  free(G->lng);
-  free(G->lnb);
   free(G);
   p->g2 = NULL;
 }
@@ -235,7 +234,7 @@ static void ln_rows(ref_tp_t *p, int g, int l, int ln, double *xhat, double *rst
 
 /* The LayerNorm backward (ln 1 or 2) of the whole rows that GEMM g's
 ** backward broadcasts brought ([xhat | dA] blocks): dst = res + its block
-** of the input gradient; the gain and bias gradients on grid column 0. */
+** of the input gradient; the gain and bias gradients of the rows. */
 static void ln_rows_bwd(ref_tp_t *p, int g, int l, int ln, const double *rstd, const double *res,
                         double *dst) {
   struct tp2d *G = p->g2;
@@ -243,8 +242,7 @@ static void ln_rows_bwd(ref_tp_t *p, int g, int l, int ln, const double *rstd, c
   rows_of(p, 1, g, 0, G->row);
   rows_of(p, 1, g, 1, G->row2);
   memset(G->dx, 0, (size_t)G->nr * p->d * sizeof(double));
-  double *dg = G->j ? G->lng : ln == 1 ? gr.ln1_g : gr.ln2_g;
-  double *db = G->j ? G->lnb : ln == 1 ? gr.ln1_b : gr.ln2_b;
+  double *dg = ln == 1 ? gr.ln1_g : gr.ln2_g, *db = ln == 1 ? gr.ln1_b : gr.ln2_b;
   ts__ref_ln_backward(G->row2, G->row, rstd, G->nr, p->d, ln == 1 ? w.ln1_g : w.ln2_g, dg, db,
                       G->dx);
   own_cols(p, G->dx, dst);
@@ -359,6 +357,7 @@ static void finish(ref_x_t *x, ref_dev_t *dv) {
   }
   ts__ref_tp_stash_free(p, p->st, &dv->mem);
   p->st = NULL;
+  ts__ref_tp_hold_for_wgrad(x, dv);
   if (x->lay->prev[v] >= 0)
     dv->out[ts__ref_slot_cell(x, dv, SLOT_GRAD, v, mb)] = out;
   else
@@ -424,4 +423,61 @@ void ts__ref_tp2d_touch(ref_x_t *x, int device, const ts_coll_step_t *st) {
     A = G->sa;
   }
   ts__ref_gemm(1, 0, kq, nq, G->nr, 1.0, A, kq, G->dC[g], nq, 0.0, out, nq); /* dB_lj's partial */
+}
+
+/* ---- the replicated gradients and the assembly --------------------------------- */
+
+int ts__ref_tp2d_sync_segs(ref_tp_t *p, ts_ref_model_t *m, int l, double **seg, size_t *len) {
+  const struct tp2d *G = p->g2;
+  block_view_t g = view(m, l, 1);
+  size_t d = (size_t)p->d, dq = (size_t)G->dq, fq = (size_t)G->fq, j = (size_t)G->j;
+  double *a[] = {g.ln1_g, g.ln1_b, g.ln2_g, g.ln2_b, g.bqkv + j * dq, g.bqkv + d + j * dq,
+                 g.bqkv + 2 * d + j * dq, g.bo + j * dq, g.b1 + j * fq, g.b2 + j * dq};
+  size_t n[] = {d, d, d, d, dq, dq, dq, dq, fq, dq};
+  for (int k = 0; k < 10; k++) {
+    seg[k] = a[k];
+    len[k] = n[k];
+  }
+  return 10;
+}
+
+/* dst's rows [r0, r0 + rows) x columns [c0, c0 + cols) (leading dimension
+** ld) = src's. */
+static void copy_rect(double *dst, const double *src, size_t ld, size_t r0, size_t rows, size_t c0,
+                      size_t cols) {
+  for (size_t r = r0; r < r0 + rows; r++)
+    memcpy(dst + r * ld + c0, src + r * ld + c0, cols * sizeof(double));
+}
+
+void ts__ref_tp2d_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params) {
+  const ts_ref_config_t *c = &x->cfg;
+  size_t d = (size_t)c->hidden, f = (size_t)c->ffn;
+  for (int l = 0; l < c->layers; l++) {
+    if (first[l] >= x->n) continue;
+    ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
+    /* The model owns its vectors, which are not const. */
+    double *db = params ? ts_ref_block_params(g, l, NULL) : (double *)ts_ref_block_grad(g, l, NULL);
+    block_view_t o = ts__ref_block_view(c, db);
+    for (int k = 0; k < grp.n; k++) {
+      if (k == grp.rank) continue;
+      ts_ref_model_t *sm = x->dev[grp.dev[k]].model;
+      const struct tp2d *G = x->dev[grp.dev[k]].tp->g2;
+      double *sb =
+          params ? ts_ref_block_params(sm, l, NULL) : (double *)ts_ref_block_grad(sm, l, NULL);
+      block_view_t s = ts__ref_block_view(c, sb);
+      size_t i = (size_t)G->i, j = (size_t)G->j, dq = (size_t)G->dq, fq = (size_t)G->fq;
+      /* Its weight blocks (i, j); W_qkv's column block j: heads j's Q, K, V. */
+      for (size_t h = 0; h < 3; h++)
+        copy_rect(o.wqkv, s.wqkv, 3 * d, i * dq, dq, h * d + j * dq, dq);
+      copy_rect(o.wo, s.wo, d, i * dq, dq, j * dq, dq);
+      copy_rect(o.w1, s.w1, f, i * dq, dq, j * fq, fq);
+      copy_rect(o.w2, s.w2, d, i * fq, fq, j * dq, dq);
+      /* Its bias blocks j (whole after the sync: any row's will do). */
+      for (size_t h = 0; h < 3; h++)
+        memcpy(o.bqkv + h * d + j * dq, s.bqkv + h * d + j * dq, dq * sizeof(double));
+      memcpy(o.bo + j * dq, s.bo + j * dq, dq * sizeof(double));
+      memcpy(o.b1 + j * fq, s.b1 + j * fq, fq * sizeof(double));
+      memcpy(o.b2 + j * dq, s.b2 + j * dq, dq * sizeof(double));
+    }
+  }
 }

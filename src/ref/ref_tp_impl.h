@@ -35,6 +35,8 @@ struct ts__ref_tp {
   /* The op in progress (begun 0: none). */
   ts_kind_t kind;
   int v, mb_id, piece, total, first, begun;
+  int split;                   /* the op is a split backward's input-gradient half */
+  size_t held0;                /* the allocator's bytes when the op began */
   ts_ref_model_t *model;
   tp_stash_t *st;
   double *a, *x1, *ln, *dh, *dattn, *dqkv, *dp; /* scratch */
@@ -82,6 +84,13 @@ void ts__ref_tp_fwd_ln(ref_tp_t *p, int k, tp_blk_t *b, int l, double *out);
 double *ts__ref_tp_bwd_ln(ref_x_t *x, ref_dev_t *dv, int k, tp_blk_t *b, int l,
                           const double **xhat, const double **g, const double **bias);
 
+/* After the input-gradient half of a split backward (ZB-H1): holds in
+** dv's allocator the bytes the op released until its weight-gradient op
+** frees them (ref_exec.c's wg_hold), as the whole-model path does, so
+** that the measured memory follows the split as the simulator's model
+** does.  Reports the run fatal when memory runs out. */
+void ts__ref_tp_hold_for_wgrad(ref_x_t *x, ref_dev_t *dv);
+
 /* The op's stash of layers blocks, allocated through dv's allocator
 ** (sizes p->sz).  Returns NULL or an error text. */
 const char *ts__ref_tp_new_stash(ref_dev_t *dv, int layers);
@@ -101,6 +110,10 @@ double *ts__ref_tp2d_slot(ref_tp_t *p, int slot, size_t *n);
 ** compute pieces (x_compute). */
 void ts__ref_tp2d_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb, int slot);
 void ts__ref_tp2d_compute(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int mb);
+/* 2d: ts__ref_tp_sync_segs of p's device (layer l of model m). */
+int ts__ref_tp2d_sync_segs(ref_tp_t *p, ts_ref_model_t *m, int l, double **seg, size_t *len);
+/* 2d: ts__ref_tp_assemble (the ranks' own blocks into g). */
+void ts__ref_tp2d_assemble(ref_x_t *x, ts_ref_model_t *g, const int *first, int params);
 
 /* ---- ref_tp_sp.c ----------------------------------------------------------- */
 
@@ -111,9 +124,5 @@ void ts__ref_tp_sp_prepare(ref_x_t *x, ref_dev_t *dv, ts_kind_t kind, int v, int
 /* Sequence parallelism: the gathered [gradient | LayerNorm output] chunks
 ** of buf into p->full and p->ln (a backward piece's inputs). */
 void ts__ref_tp_sp_unpack(ref_tp_t *p);
-/* Sequence parallelism: adds into g's LayerNorm gradients of every block
-** those of the TP ranks other than first[l]'s (each rank's are those of
-** its tokens). */
-void ts__ref_tp_sp_sum_norms(ref_x_t *x, ts_ref_model_t *g, const int *first);
 
 #endif /* TS_REF_TP_IMPL_H */

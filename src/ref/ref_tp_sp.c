@@ -29,13 +29,15 @@
 ** The pipeline messages are whole b s h tensors whose other ranks' rows are
 ** zero; the next stage's rank r reads its rows only.
 **
-** LayerNorm gradients: each rank's are those of its rows.  Megatron
-** all-reduces them over the TP group before the optimizer; the runtime
-** issues no such collective, so the reference sums them when it assembles
-** the run's gradients (ts__ref_tp_sp_sum_norms), and a rank's own
-** LayerNorm weights after the optimizer step are updated with its rows'
-** share only.  The row-split GEMMs' biases (b_o, b_2) get their gradients
-** from the gathered, whole output gradients, complete on every rank.
+** Replicated gradients: each rank's LayerNorm gradients are those of its
+** rows, and so are those of the row-split GEMMs' biases (b_o, b_2), which
+** it adds on its rows after the reduce-scatter.  As Megatron's
+** _allreduce_layernorm_grads does for the parameters marked
+** sequence_parallel, the runtime all-reduces them over the TP group after
+** the data-parallel sync and before the optimizer (rt_tp.c
+** ts__rt_tp_sync, TS_BUF_TP_GRADS), through ref_coll.c's ring steps over
+** the arrays ts__ref_tp_sync_segs names: every rank then holds their
+** whole gradients and takes the same optimizer step.
 **
 ** Threading: as ref_tp.c; tp_prepare runs on the device's program thread.
 */
@@ -73,21 +75,17 @@ void ts__ref_tp_sp_unpack(ref_tp_t *p) {
   }
 }
 
-void ts__ref_tp_sp_sum_norms(ref_x_t *x, ts_ref_model_t *g, const int *first) {
-  static const ts_ref_param_t norms[] = {TS_REF_LN1_GAIN, TS_REF_LN1_BIAS, TS_REF_LN2_GAIN,
-                                         TS_REF_LN2_BIAS};
-  for (int l = 0; l < x->cfg.layers; l++) {
-    if (first[l] >= x->n) continue;
-    ts_group_t grp = ts_plan_group(x->plan, TS_GROUP_TP, first[l]);
-    /* The model owns its gradient vector, which is not const. */
-    double *dst = (double *)ts_ref_block_grad(g, l, NULL);
-    for (int k = 0; k < grp.n; k++) {
-      if (k == grp.rank) continue;
-      const double *src = ts_ref_block_grad(x->dev[grp.dev[k]].model, l, NULL);
-      for (size_t j = 0; j < sizeof norms / sizeof *norms; j++) {
-        size_t len, o = ts_ref_block_param_offset(&x->cfg, norms[j], &len);
-        for (size_t i = o; i < o + len; i++) dst[i] += src[i];
-      }
-    }
+int ts__ref_tp_sync_segs(ref_x_t *x, int d, ts_ref_model_t *m, int l, double **seg,
+                         size_t *len) {
+  ref_tp_t *p = x->dev[d].tp;
+  if (!p) return 0;
+  if (p->g2) return ts__ref_tp2d_sync_segs(p, m, l, seg, len);
+  if (!p->sp) return 0;
+  block_view_t g = ts__ref_tp_view(m, l, 1);
+  double *a[] = {g.ln1_g, g.ln1_b, g.ln2_g, g.ln2_b, g.bo, g.b2};
+  for (int k = 0; k < 6; k++) {
+    seg[k] = a[k];
+    len[k] = (size_t)p->d;
   }
+  return 6;
 }

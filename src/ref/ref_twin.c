@@ -6,6 +6,18 @@
 ** no embeddings or LM head, so the twin has none either).  It keeps the
 ** job's schedule, shape and data-parallel settings (replicas, rank order,
 ** ZeRO, buckets, optimizer).
+**
+** Tensor parallelism (t > 1, 1d or 2d): each device's stash is one TP
+** rank's, ts_ref_tp_stash_bytes (the reference's tensors split as the
+** cost model's Table 2 split: with or without SP, selective recompute,
+** the 2d blocks); the TP path counts no transients in the executor's
+** allocator (its pieces' scratch and messages are plain buffers), so the
+** twin has none.  A synthetic model cannot be tensor-parallel (it has no
+** layers to split), so the twin runs the job's t x d TP ranks and
+** replicas as t x d data-parallel replicas: the same devices, numbered as
+** the job's when tp varies right before dp in its rank order (else
+** EX_DATAERR naming rank_order), each with its rank's figures; the TP
+** collectives are not in the twin (its times are the stages' profile).
 */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,7 +42,20 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   ts_ref_config_t cfg;
   int rc = ts_ref_config_for_job(job, &cfg, err);
   if (rc) return rc;
-  int p = job->stages;
+  int p = job->stages, t = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
+  /* 1d with or without SP, or the 2d grid (ts_ref_tp_stash_bytes's sp 2). */
+  int sp = job->tensor_parallel_grid > 1 ? 2 : job->sequence_parallel;
+  if (t > 1) { /* tp must vary right before dp (ep has degree 1 here) */
+    int i = 0;
+    while (i < TS_DIMS && job->order[i] != TS_DIM_TP) i++;
+    int k = i + 1;
+    while (k < TS_DIMS && job->order[k] == TS_DIM_EP) k++;
+    if (k >= TS_DIMS || job->order[k] != TS_DIM_DP)
+      return ts_err_set(err, EX_DATAERR,
+                        "%s: rank_order: the reference twin of a tensor-parallel job runs its TP "
+                        "ranks as data-parallel replicas and needs tp right before dp (got '%s')",
+                        job->path, job->rank_order[0] ? job->rank_order : "tp-dp-pp");
+  }
   double *act = calloc((size_t)p, sizeof *act), *wts = calloc((size_t)p, sizeof *wts);
   int *per_part = calloc((size_t)p, sizeof *per_part);
   if (!act || !wts || !per_part) {
@@ -48,9 +73,9 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
       goto out_free;
     }
     per_part[s] = nl;
-    act[s] += (double)ts_ref_tp_stash_bytes(&cfg, nl, job->micro_batch_size, 1, 0,
+    act[s] += (double)ts_ref_tp_stash_bytes(&cfg, nl, job->micro_batch_size, t, t > 1 ? sp : 0,
                                             job->recompute == TS_RECOMPUTE_SELECTIVE);
-    wts[s] += 8.0 * (double)ts_ref_block_param_count(&cfg) * nl;
+    wts[s] += 8.0 * (double)ts_ref_block_param_count(&cfg) * nl / t;
   }
   for (int s = 0; s < p; s++) {
     double r = rec_s ? rec_s[s] : fwd_s[s];
@@ -81,13 +106,15 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   ** embedding and LM-head terms have no twin here and (b) does not check
   ** them. */
   cJSON_AddNumberToObject(m, "forward_transient_bytes",
-                          (double)ts_ref_stash_input_bytes(&cfg, job->micro_batch_size));
-  /* Selective recompute: plus the recomputed attention core's buffer. */
+                          t > 1 ? 0 : (double)ts_ref_stash_input_bytes(&cfg, job->micro_batch_size));
+  /* Selective recompute: plus the recomputed attention core's buffer.  TP:
+  ** none (file header). */
   cJSON_AddNumberToObject(m, "backward_transient_bytes",
-                          (double)ts_ref_backward_transient_bytes(&cfg, job->micro_batch_size) +
-                              (job->recompute == TS_RECOMPUTE_SELECTIVE
-                                   ? (double)ts_ref_core_bytes(&cfg, job->micro_batch_size)
-                                   : 0));
+                          t > 1 ? 0
+                                : (double)ts_ref_backward_transient_bytes(&cfg, job->micro_batch_size) +
+                                      (job->recompute == TS_RECOMPUTE_SELECTIVE
+                                           ? (double)ts_ref_core_bytes(&cfg, job->micro_batch_size)
+                                           : 0));
   char plat[TS_PATH_MAX];
   if (strcmp(platform, "ideal") == 0 || !realpath(platform, plat))
     snprintf(plat, sizeof plat, "%s", platform);
@@ -102,7 +129,9 @@ int ts_ref_sim_job(const ts_job_t *job, const ts_cost_t *cost, const double *fwd
   cJSON_AddStringToObject(root, "recompute",
                           job->recompute == TS_RECOMPUTE_FULL ? "full" : "none");
   /* Data parallelism as the job has it: the same replicas and collectives. */
-  cJSON_AddNumberToObject(root, "data_parallel", job->data_parallel > 1 ? job->data_parallel : 1);
+  /* TP: its t ranks as replicas too (file header). */
+  cJSON_AddNumberToObject(root, "data_parallel",
+                          (job->data_parallel > 1 ? job->data_parallel : 1) * t);
   if (job->rank_order[0]) cJSON_AddStringToObject(root, "rank_order", job->rank_order);
   cJSON_AddNumberToObject(root, "zero", job->zero);
   cJSON_AddNumberToObject(root, "fsdp_unit", job->fsdp_unit > 0 ? job->fsdp_unit : 1);

@@ -260,7 +260,12 @@ ts_ref_model_t *ts_ref_oracle_sgd(const ts_job_t *job, int staleness);
 **                                        message a forward fills)
 **   backward_transient_bytes             ts_ref_backward_transient_bytes
 ** (the reference has no embeddings or LM head: nothing stands for the
-** formula's terms of those)
+** formula's terms of those).  With tensor_parallel t > 1 (1d, SP or not,
+** or 2d): activation_bytes[s] is one rank's, ts_ref_tp_stash_bytes,
+** weights_bytes / t, no transients (the TP path counts none), and the t x
+** data_parallel TP ranks and replicas become t x data_parallel replicas,
+** the same devices in the same numbering (EX_DATAERR naming rank_order
+** unless tp varies right before dp)
 ** and schedule, stages, microbatches, micro_batch_size, seq_len, chunks,
 ** iterations, recompute, data_parallel, rank_order, zero, fsdp_unit,
 ** gradient_bucket_mb, overlap_grad_reduce and optimizer copied from job

@@ -20,7 +20,8 @@
 **     starts when its last unit is done, overlapping the rest of the
 **     backward.  overlap_grad_reduce false: one collective of all units
 **     per buffer after the program.
-**   After the program: the gradient collectives are waited for, the
+**   After the program: the gradient collectives are waited for, the TP
+**     group's replicated gradients are all-reduced (rt_tp.c), the
 **     optimizer step runs (its bytes over the device's memory bandwidth,
 **     on the shard the device owns), and zero 1, 2 all-gather the updated
 **     parameters bucket by bucket.
@@ -508,6 +509,9 @@ void ts__rt_dp_end(ts_rt_t *rt) {
   if (dp->sync && !dp->z3) start_buckets(rt, true);
   /* Every gradient collective (and zero 3's last reduce-scatters). */
   ts__rt_coll_wait_all(rt, v, -1);
+  /* Then the TP group's replicated gradients (rt_tp.c), as Megatron's
+  ** finalize_model_grads all-reduces them after the DP sync. */
+  ts__rt_tp_sync(rt);
   /* A synthetic model has no optimizer states (its parts hold bytes, not
   ** parameters): no step. */
   bool opt = job->optimizer == TS_OPTIMIZER_ADAM && job->iterations == 1 && w->ops->optimizer &&

@@ -248,5 +248,11 @@ bool ts__rt_tp_splits(const ts_rt_t *rt, ts_kind_t kind);
 ** ends the op). */
 void ts__rt_tp_layer(ts_rt_t *rt, ts_kind_t kind, int v, int mb, int flags, double flops,
                      double seconds, bool first, bool last);
+/* The all-reduce of the replicated gradients over the device's TP sync
+** group (ts_cost_tp_sync_bytes; README "Tensor parallelism"), started and
+** waited for; called by ts__rt_dp_end once the data-parallel gradient
+** collectives are done, before the optimizer.  Nothing where the job has
+** none. */
+void ts__rt_tp_sync(ts_rt_t *rt);
 
 #endif

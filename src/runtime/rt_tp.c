@@ -59,8 +59,12 @@
 ** 2.5D (Tesseract, Wang et al. 2021; t = q x q x d, d =
 ** tensor_parallel_depth): rank = k q^2 + i q + j; depth layer k runs the
 ** 2D pattern on its own grid, A's blocks m / (d q) x k / q (the d q rows of
-** all layers split the micro-batch), B's k / q x n / q as in 2D.  The
-** depth all-reduce of the weight gradients is not modelled.
+** all layers split the micro-batch), B's k / q x n / q as in 2D.  Every
+** depth layer holds the grid's weights and computes their gradients from
+** its 1 / d of the micro-batches: once an iteration (ts__rt_tp_sync) the d
+** devices of a grid position (k, i, j), k = 0 .. d - 1, all-reduce all of
+** their gradients (the units' grad_bytes), Tesseract's depth all-reduce,
+** 2 (d - 1) / d of them per device.
 **
 ** 3D (Bian et al. 2021; t = q^3): rank = l q^2 + i q + j, device (i, j,
 ** l); lines along y (j varies), x (i varies) and z (l varies).  Each GEMM's
@@ -86,6 +90,20 @@
 ** vocabulary collective (the embedding and the head are not recomputed);
 ** the grid modes (above) leave them out.
 **
+** Replicated gradients (ts__rt_tp_sync): with sequence_parallel, and in
+** 2d, each rank computes only a share of the gradients of the parameters
+** it holds whole (the norms' gains and biases, the row-split GEMMs'
+** output biases with SP, its grid column's bias blocks in 2d; trainsim.h
+** ts_cost_tp_sync_bytes).  Once the data-parallel gradient sync is done
+** and before the optimizer (Megatron's finalize_model_grads, whose
+** _allreduce_layernorm_grads all-reduces the parameters marked
+** sequence_parallel), one all-reduce of them (TS_BUF_TP_GRADS, the units
+** of every local part) runs over the TP group (2d, 2.5d: over the q
+** members of the device's grid column in its depth layer, whose row
+** blocks each gave a share; 2.5d's depth all-reduce runs first), on the
+** TP stream, counted as TP traffic.  None in 1d without SP (every rank
+** computes the whole gradients), nor in 3d.
+**
 ** TP collectives run on the device's TP communication stream
 ** (rt_coll.c), never behind data-parallel buckets, which run on their own.
 **
@@ -110,6 +128,13 @@ struct rt_tp {
   /* 2d: the rotated row and column chains of each step l, q members each:
   ** [0] broadcast from l, [1] reduce to l (the root last). */
   int *row[2], *col[2];
+  /* The replicated gradients' all-reduce (ts__rt_tp_sync): its bytes and
+  ** group (1d: g; 2d, 2.5d: the device's grid column, colg); 2.5d: the
+  ** depth all-reduce of all its gradients, its bytes and group (the d
+  ** devices of its grid position, depg). */
+  double sync, depth;
+  ts_group_t sg, dg;
+  int *colg, *depg;
 };
 
 /* The grid's chains or lines (file header) and block sizes. */
@@ -148,6 +173,34 @@ static void grid_init(rt_tp_t *tp, const ts_job_t *job) {
   }
 }
 
+/* The replicated gradients' all-reduce (ts_cost_tp_sync_bytes): the
+** bytes for the device's layers (and the final norm on the last part) and
+** its group. */
+static void sync_init(ts_rt_t *rt, rt_tp_t *tp, const ts_job_t *job) {
+  const ts_world_t *w = rt->w;
+  int n_units, n;
+  ts__rt_units(rt, &n_units);
+  bool last = false;
+  for (int i = 0; i < rt->ctx.n_local; i++)
+    last |= w->lay->part[rt->ctx.local[i]] == w->cost->n_parts - 1;
+  tp->sync = ts_cost_tp_sync_bytes(job, n_units, last, &n);
+  tp->sg = tp->g;
+  int q = tp->q, q2 = q * q, d = job->tensor_parallel_depth, r = tp->g.rank;
+  if (tp->q && !tp->cube && d > 1) { /* 2.5d: every gradient over the depth */
+    const ts_unit_t *u = ts__rt_units(rt, &n_units);
+    for (int k = 0; k < n_units; k++) tp->depth += u[k].grad_bytes;
+    tp->depg = ts__xmalloc((size_t)d * sizeof(int));
+    for (int k = 0; k < d; k++) tp->depg[k] = tp->g.dev[k * q2 + r % q2];
+    tp->dg = (ts_group_t){.n = d, .rank = r / q2, .dev = tp->depg};
+  }
+  if (tp->sync <= 0 || n == tp->g.n) return;
+  /* 2d, 2.5d: the q members (y, j) of its grid column, rank i. */
+  int base = r / q2 * q2;
+  tp->colg = ts__xmalloc((size_t)q * sizeof(int));
+  for (int y = 0; y < q; y++) tp->colg[y] = tp->g.dev[base + y * q + r % q];
+  tp->sg = (ts_group_t){.n = q, .rank = r % q2 / q, .dev = tp->colg};
+}
+
 void ts__rt_tp_init(ts_rt_t *rt) {
   ts_world_t *w = rt->w;
   const ts_job_t *job = w->job;
@@ -173,6 +226,7 @@ void ts__rt_tp_init(ts_rt_t *rt) {
   tp->attn[TS_BACKWARD_INPUT] = A + core;
   tp->layer[TS_BACKWARD_INPUT] = A + M + core;
   if (job->tensor_parallel_grid > 1) grid_init(tp, job);
+  sync_init(rt, tp, job);
 }
 
 void ts__rt_tp_free(ts_rt_t *rt) {
@@ -182,6 +236,8 @@ void ts__rt_tp_free(ts_rt_t *rt) {
       free(rt->tp->col[r]);
     }
     for (int a = 0; a < 3; a++) free(rt->tp->line[a]);
+    free(rt->tp->colg);
+    free(rt->tp->depg);
   }
   free(rt->tp);
   rt->tp = NULL;
@@ -215,6 +271,25 @@ static void coll_of(ts_rt_t *rt, ts_coll_op_t op, double bytes, int v, int mb) {
                  .group_kind = TS_GROUP_TP, .mb = mb};
   int h = ts__rt_coll_queue(rt, &c);
   ts__rt_coll_wait_at(rt, h, v, mb);
+}
+
+/* One end-of-iteration all-reduce of buf's units over g (no micro-batch:
+** mb -1), started and waited for. */
+static void sync_one(ts_rt_t *rt, ts_coll_buf_t buf, const ts_group_t *g, double bytes) {
+  int n_units, v = rt->ctx.local[0];
+  ts__rt_units(rt, &n_units);
+  rt_coll_t c = {.op = TS_COLL_ALLREDUCE, .buf = buf, .vstage = v, .bytes = bytes, .g = *g,
+                 .unit_lo = 0, .unit_hi = n_units, .purpose = TS_CP_TP,
+                 .group_kind = TS_GROUP_TP, .mb = -1};
+  int h = ts__rt_coll_queue(rt, &c);
+  ts__rt_coll_wait_at(rt, h, v, -1);
+}
+
+void ts__rt_tp_sync(ts_rt_t *rt) {
+  rt_tp_t *tp = rt->tp;
+  if (!tp || rt->w->failed) return;
+  if (tp->depth > 0) sync_one(rt, TS_BUF_GRADS, &tp->dg, tp->depth);
+  if (tp->sync > 0 && !rt->w->failed) sync_one(rt, TS_BUF_TP_GRADS, &tp->sg, tp->sync);
 }
 
 /* The vocabulary-parallel collectives (file header) of op (kind, v, mb):

@@ -188,10 +188,15 @@ typedef enum ts_coll_buf {
   TS_BUF_EXPERT_GRADS,  /* the experts' gradients of the device's MoE layers
                         ** (replicated over the DP group only) */
   TS_BUF_EXPERT_WEIGHTS, /* ... and their weights */
-  TS_BUF_TP             /* the partial activation (or activation gradient)
+  TS_BUF_TP,            /* the partial activation (or activation gradient)
                         ** of the layer piece a TP all-reduce sums, or the
                         ** sequence slices an SP reduce-scatter or
                         ** all-gather moves (rt_tp.c); sized by the
+                        ** executor */
+  TS_BUF_TP_GRADS       /* the gradients of the parameters the device's
+                        ** TP sync group holds replicated and computes
+                        ** shares of (ts_cost_tp_sync_bytes), of the
+                        ** units [unit_lo, unit_hi); laid out by the
                         ** executor */
 } ts_coll_buf_t;
 
