@@ -9,9 +9,9 @@
 ** on each edge between devices) and collective steps (a ring all-reduce of
 ** g members is 2 (g - 1) steps per member: the data-parallel gradient
 ** buckets of each iteration, and tensor parallelism's four all-reduces per
-** layer and micro-batch; from TS_RING_MERGE_MIN members a ring phase is one
-** message per member), divided by the class size t x d when the run will
-** be folded (README "Symmetry folding").  Output bytes: about TS_BUDGET_BYTES_PER_EVENT
+** layer and micro-batch; in a folded group or from TS_RING_MERGE_MIN
+** members the all-reduce is one message per member), divided by the class
+** size t x d when the run will be folded (README "Symmetry folding").  Output bytes: about TS_BUDGET_BYTES_PER_EVENT
 ** per event for all of the outputs (measured on the benchmark job).  It is
 ** an estimate, within a small factor, meant only to warn before hours of
 ** simulation or gigabytes of output.
@@ -25,8 +25,9 @@
 #include "ts_sim.h"      /* ts_sim_fold */
 
 /* Messages a member sends in a ring all-reduce over g: 2 (g - 1) steps, or
-** 2 merged phases from TS_RING_MERGE_MIN members on (rt_coll.c). */
-static double ring_msgs(int g) { return g >= TS_RING_MERGE_MIN ? 2.0 : 2.0 * (g - 1); }
+** one message of both phases where they merge: folded groups, and rings of
+** TS_RING_MERGE_MIN members or more (rt_coll.c ts__rt_ring_merged). */
+static double ring_msgs(int g, bool fold) { return fold || g >= TS_RING_MERGE_MIN ? 1.0 : 2.0 * (g - 1); }
 
 void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cost_t *cost,
                         ts_budget_t *b) {
@@ -34,6 +35,9 @@ void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
   const ts_layout_t *L = plan->layout;
   double M = (double)job->microbatches * job->iterations;
   int t = plan->degree[TS_DIM_TP], d = plan->degree[TS_DIM_DP];
+  /* Symmetry folding simulates one device of each class of t x d. */
+  bool fold = (ts_sim_fold > 0 || (ts_sim_fold == 0 && plan->n_devices >= TS_SIM_FOLD_MIN_DEVICES)) &&
+              plan->degree[TS_DIM_EP] <= 1;
   double kinds = 2 + (job->recompute == TS_RECOMPUTE_FULL) + (strstr(job->schedule, "zb") != NULL);
   for (int v = 0; v < L->n_vstages; v++) {
     double mbs = L->mb_hi[v] >= 0 ? L->mb_hi[v] - L->mb_lo[v] : M;
@@ -41,7 +45,7 @@ void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
     double layers = pc->n_layers > 0 ? pc->n_layers : 1;
     b->ops += mbs * kinds * (t > 1 ? layers : 1);
     if (L->next[v] >= 0 && L->dev[L->next[v]] != L->dev[v]) b->transfers += 2 * mbs;
-    if (t > 1) b->transfers += mbs * layers * 4 * ring_msgs(t);
+    if (t > 1) b->transfers += mbs * layers * 4 * ring_msgs(t, fold);
     if (d > 1) {
       double cap = job->gradient_bucket_mb > 0 ? job->gradient_bucket_mb * 1048576.0 : 25 * 1048576.0;
       /* Buckets fill to the cap (the first to 1 MiB) and never split a
@@ -49,12 +53,10 @@ void ts_budget_estimate(const ts_job_t *job, const ts_plan_t *plan, const ts_cos
       double g = pc->gradients_bytes, buckets = fmax(1, ceil(g / cap));
       if (layers > 1 && g > 1048576.0) buckets += 1;
       buckets = fmin(buckets, layers);
-      b->transfers += buckets * job->iterations * ring_msgs(d);
+      b->transfers += buckets * job->iterations * ring_msgs(d, fold);
     }
   }
-  /* Symmetry folding simulates one device of each class of t x d. */
-  bool fold = ts_sim_fold > 0 || (ts_sim_fold == 0 && plan->n_devices >= TS_SIM_FOLD_MIN_DEVICES);
-  if (fold && plan->degree[TS_DIM_EP] <= 1) {
+  if (fold) {
     b->ops /= (double)t * d;
     b->transfers /= (double)t * d;
   }
