@@ -16,10 +16,10 @@
 ** The platform must be symmetric: every device's host has its
 ** representative's speed and properties, and each route the representative
 ** sends on (to the members of its groups and to its pipeline neighbours;
-** the routes back are those of the peers' classes) has, for the members of its class whose tp and dp coordinates are
-** each 0, 1 or the last (a sample: route look-ups are slow on large
-** platforms), an image route with the same links' latencies, bandwidths
-** and sharing in order.  Otherwise the run is
+** the routes back are those of the peers' classes) has, for every member
+** of its class (where SimGrid must be asked, for those whose tp and dp
+** coordinates are each 0, 1 or the last: a sample), an image route with the
+** same links' latencies, bandwidths and sharing in order.  Otherwise the run is
 ** exact, and one line on stderr says why.  Not modelled: contention between
 ** a representative's flows and the unsimulated flows of folded devices on
 ** links they share (e.g. a folded device's pipeline message into the host
@@ -96,10 +96,12 @@ static int *peers_of(const ts_plan_t *p, int r, int *n) {
   return out;
 }
 
-/* 1 for the class members whose routes are checked: tp and dp
-** coordinates each 0, 1 or the last (a route lookup costs a shortest-path
-** search per source host on large platforms, so not every member's). */
-static bool sampled(const ts_plan_t *p, int q) {
+/* 1 for the class members whose routes are checked: every member where
+** the routes come from platforms/platform_route.c (cheap), else those
+** whose tp and dp coordinates are each 0, 1 or the last (SimGrid's look-up
+** searches the whole zone once per source host). */
+static bool sampled(const sim_x_t *x, const ts_plan_t *p, int q) {
+  if (ts__sim_routes_own(x->routes)) return true;
   int t = ts_plan_coord(p, q, TS_DIM_TP), d = ts_plan_coord(p, q, TS_DIM_DP);
   return (t <= 1 || t == p->degree[TS_DIM_TP] - 1) && (d <= 1 || d == p->degree[TS_DIM_DP] - 1);
 }
@@ -120,7 +122,7 @@ static const char *asymmetry(const ts_plan_t *p, const sim_x_t *x, const int *fo
         ts__sim_route(x->routes, x->dev[r].host, x->dev[peer[i]].host, &nl);
       }
     for (int q = 0; q < x->n && !why; q++) {
-      if (fold[q] != r || q == r || !sampled(p, q)) continue;
+      if (fold[q] != r || q == r || !sampled(x, p, q)) continue;
       for (int i = 0; i < np && !why; i++) {
         sg_host_t hr = x->dev[r].host, hp = x->dev[peer[i]].host, hq = x->dev[q].host,
                   hi = x->dev[ts_fold_unimage(p, q, peer[i])].host;
