@@ -78,17 +78,23 @@ static const char *gpt_json(int t, bool sp, const char *plat, int dp, char *buf,
   return buf;
 }
 
-static void test_split_adds_up(void) {
+/* Simulates gpt_json(2, SP, 2 replicas) on an 8-host star of 50 GB/s,
+** 1 us links into *job and *o; 0 or the error code (printed). */
+static int simulate_t2_sp_d2(ts_job_t **job, ts_outcome_t *o) {
   const char *plat = th_star_platform(8, 50e9, 1e-6);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(plat);
+  if (!plat) return -1;
   char json[1024];
-  ts_job_t *job;
-  ts_outcome_t o;
   ts_err_t err = {0};
-  int rc = th_simulate(gpt_json(2, true, plat, 2, json, sizeof json), NULL, 0, &job, &o, &err);
+  int rc = th_simulate(gpt_json(2, true, plat, 2, json, sizeof json), NULL, 0, job, o, &err);
   unlink(plat);
   if (rc) fprintf(stderr, "\n%s\n", err.msg);
-  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  return rc;
+}
+
+static void test_split_adds_up(void) {
+  ts_job_t *job;
+  ts_outcome_t o;
+  CU_ASSERT_EQUAL_FATAL(simulate_t2_sp_d2(&job, &o), 0);
   const ts_metrics_t *m = o.metrics;
   CU_ASSERT_EQUAL_FATAL(m->n_devices, 8);
   double T = m->iteration_time_s, mean[6] = {0};
@@ -230,16 +236,9 @@ static void test_sync_closed_form(void) {
   ** all-reduce sends 2 (t - 1) / t x 2 layers x 6 h e, after its last
   ** backward and its gradients' reduce-scatters, before its optimizer step
   ** and the all-gathers of the updated parameters. */
-  const char *plat = th_star_platform(8, 50e9, 1e-6);
-  CU_ASSERT_PTR_NOT_NULL_FATAL(plat);
-  char json[1024];
   ts_job_t *job;
   ts_outcome_t o;
-  ts_err_t err = {0};
-  int rc = th_simulate(gpt_json(2, true, plat, 2, json, sizeof json), NULL, 0, &job, &o, &err);
-  unlink(plat);
-  if (rc) fprintf(stderr, "\n%s\n", err.msg);
-  CU_ASSERT_EQUAL_FATAL(rc, 0);
+  CU_ASSERT_EQUAL_FATAL(simulate_t2_sp_d2(&job, &o), 0);
   double want = 2 * 0.5 * 2 * 6 * 256 * 2;
   for (int d = 0; d < o.run->n_devices; d++) {
     double bwd_end = 0, grads_end = 0, sync_start = -1, sync_end = -1, opt_start = -1;

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -61,7 +62,16 @@ static struct {
 
 static const int g_sigs[3] = {SIGTERM, SIGINT, SIGHUP};
 
+/* The forked writer while it runs (write_all), in the parent; 0 otherwise. */
+static volatile pid_t g_writer;
+
 static void on_signal(int sig) {
+  /* The writer first, so that it creates nothing after the unlinks (its
+  ** temporaries are in this process's record too). */
+  if (g_writer > 0) {
+    kill(g_writer, SIGKILL);
+    waitpid(g_writer, NULL, 0);
+  }
   for (int i = 0; i < g_tmp.n; i++) unlink(g_tmp.path[i]);
   if (g_tmp.dir) rmdir(g_tmp.dir);
   signal(sig, SIG_DFL);
@@ -336,10 +346,16 @@ static int write_all(char *const *path, char *const *tmp, const ts_out_file_t *f
     sh = m == MAP_FAILED ? NULL : m;
   }
   if (!sh) sh = ts__xcalloc(1, bytes), two = false;
-  pid_t pid = -1;
+  pid_t pid = -1, parent = getpid();
   if (two) {
     fflush(NULL);
     pid = fork();
+  }
+  if (pid == 0) { /* the writer dies with the parent (a SIGKILL'd parent's temporaries go with the next run) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(0);
+  } else if (pid > 0) {
+    g_writer = pid;
   }
   for (;;) { /* both processes: the next file, until none is left or one failed */
     if (atomic_load(&sh->stop)) break;
@@ -353,6 +369,7 @@ static int write_all(char *const *path, char *const *tmp, const ts_out_file_t *f
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
+    g_writer = 0;
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { /* it died: its file is unfinished */
       int first = -1;
       for (int i = 0; i < n && first < 0; i++)

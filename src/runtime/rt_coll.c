@@ -58,18 +58,20 @@ void ts__rt_coll_wake(ts_rt_t *rt) {
       rt->w->ops->notify(rt->w->xd, ts__stream_slot(rt->w->n, rt->ctx.device, s));
 }
 
-bool ts__rt_coll_stuck(const ts_rt_t *rt, const char **waiting) {
+bool ts__rt_coll_stuck(const ts_rt_t *rt, char *waiting, size_t cap) {
   bool stuck = false;
-  *waiting = "";
+  const rt_wait_t *wt = NULL;
   for (int s = 0; s < TS_STREAMS; s++) {
     const rt_stream_t *st = &rt->streams[s];
     if (!st->spawned || st->ended) continue;
-    if (!stuck || (!(*waiting)[0] && st->waiting[0])) *waiting = st->waiting;
+    if (!stuck || ((!wt || wt->kind == RT_W_NONE) && st->waiting.kind != RT_W_NONE)) wt = &st->waiting;
     stuck = true;
   }
   /* A stream that returned may still say what it last waited for. */
-  for (int s = 0; !(*waiting)[0] && s < TS_STREAMS; s++)
-    if (rt->streams[s].waiting[0]) *waiting = rt->streams[s].waiting;
+  for (int s = 0; (!wt || wt->kind == RT_W_NONE) && s < TS_STREAMS; s++)
+    if (rt->streams[s].waiting.kind != RT_W_NONE) wt = &rt->streams[s].waiting;
+  if (wt) ts__rt_wait_text(wt, waiting, cap);
+  else if (cap) waiting[0] = 0;
   return stuck;
 }
 
@@ -103,11 +105,10 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
   rt_stream_t *sm = &rt->streams[x->stream];
   int k = PEER_COLL + x->stream;
   if (pr->in[k] <= pr->used[k]) {
-    snprintf(sm->waiting, sizeof sm->waiting, "%s #%d: a step from device %d",
-             ts_coll_op_name(c->op), x->id, from);
+    sm->waiting = (rt_wait_t){RT_W_STEP, ts_coll_op_name(c->op), x->id, from, 0, ""};
     while (!w->failed && (pr = ts__rt_peer(rt, from), pr->in[k] <= pr->used[k]))
       w->ops->wait(w->xd, x->slot);
-    sm->waiting[0] = 0;
+    sm->waiting.kind = RT_W_NONE;
     pr = ts__rt_peer(rt, from); /* the table may have grown meanwhile */
   }
   pr->used[k]++;
@@ -293,9 +294,9 @@ void ts__rt_coll_wait_at(ts_rt_t *rt, int h, int v, int mb) {
   double t0 = w->ops->now(w->xd);
   w->ops->lock(w->xd, d);
   if (!rt->colls[h].done) {
-    snprintf(rt->waiting, sizeof rt->waiting, "its %s #%d", ts_coll_op_name(rt->colls[h].op), h);
+    rt->waiting = (rt_wait_t){RT_W_COLL, ts_coll_op_name(rt->colls[h].op), h, 0, 0, ""};
     while (!rt->colls[h].done && !w->failed) w->ops->wait(w->xd, d);
-    rt->waiting[0] = 0;
+    rt->waiting.kind = RT_W_NONE;
   }
   w->ops->unlock(w->xd, d);
   double t1 = w->ops->now(w->xd);

@@ -242,11 +242,12 @@ static void host_block(ts_rt_t *rt, int li, bool (*cond)(ts_rt_t *, int), const 
   int d = rt->ctx.device;
   w->ops->lock(w->xd, d);
   if (!cond(rt, li)) {
-    snprintf(rt->waiting, sizeof rt->waiting, "%s", what);
+    rt->waiting.kind = RT_W_TEXT;
+    snprintf(rt->waiting.text, sizeof rt->waiting.text, "%s", what);
     rt->host->blocked_need = need;
     while (!cond(rt, li) && !w->failed) w->ops->wait(w->xd, d);
     rt->host->blocked_need = 0;
-    rt->waiting[0] = 0;
+    rt->waiting.kind = RT_W_NONE;
   }
   w->ops->unlock(w->xd, d);
 }

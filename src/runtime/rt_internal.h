@@ -15,6 +15,28 @@
 
 enum { MSG_ACT = 0, MSG_GRAD = 1 };
 
+/* What a blocked device or stream waits for, kept as its parts and worded
+** only when a deadlock is reported (ts__rt_wait_text): the waits are on the
+** hot path of every receive, and printf is slow here (README "Outputs"). */
+typedef enum {
+  RT_W_NONE,  /* not waiting */
+  RT_W_MSG,   /* "<s> for stage <a> micro-batch <b>" */
+  RT_W_ANY,   /* "any message" */
+  RT_W_COLL,  /* "its <s> #<a>" */
+  RT_W_STEP,  /* "<s> #<a>: a step from device <b>" */
+  RT_W_MOE,   /* "the <s> of stage <a> micro-batch <b> from device <c>" */
+  RT_W_TEXT   /* text */
+} rt_wait_kind_t;
+typedef struct rt_wait {
+  rt_wait_kind_t kind;
+  const char *s; /* a string that outlives the wait (a name) */
+  int a, b, c;
+  char text[160];
+} rt_wait_t;
+
+/* w's words into buf (cap bytes); "" when not waiting.  Returns buf. */
+const char *ts__rt_wait_text(const rt_wait_t *w, char *buf, size_t cap);
+
 struct ts_rt {
   ts_world_t *w;
   ts_ctx_t ctx;
@@ -43,7 +65,7 @@ struct ts_rt {
   long polls;            /* ts_rt_arrived calls since the last progress */
   int seq;
   bool finished;
-  char waiting[160];     /* what a blocked device waits for */
+  rt_wait_t waiting;     /* what a blocked device waits for */
   char opname[384];      /* ts_rt_name_op's name of the current op, or "" */
   ts_run_t *cev;         /* compute events (own thread) */
   ts_run_t *tev;         /* transfer events (under the inbox lock) */
@@ -134,7 +156,7 @@ typedef struct rt_stream {
   bool spawned;          /* spawn_comm was called */
   bool ended;            /* it returned (or was never spawned) */
   long seq;              /* steps it sent */
-  char waiting[160];     /* what it waits for */
+  rt_wait_t waiting;     /* what it waits for */
 } rt_stream_t;
 
 /* A collective as its stream runs it (rt_coll.c, rt_coll_algo.c). */
@@ -191,9 +213,9 @@ void ts__rt_coll_arrived(ts_rt_t *rt, int s, int from);
 ** once their queue is empty). */
 void ts__rt_coll_wake(ts_rt_t *rt);
 /* For the deadlock report: true when a spawned stream has not returned;
-** *waiting then says what the first such stream waits for ("" if not
-** known). */
-bool ts__rt_coll_stuck(const ts_rt_t *rt, const char **waiting);
+** waiting (cap bytes) then says what the first such stream waits for (""
+** if not known). */
+bool ts__rt_coll_stuck(const ts_rt_t *rt, char *waiting, size_t cap);
 /* The mb of a collective step's message: its sequence number on stream s
 ** (ts_exec_ops_t.send), and back. */
 static inline int ts__rt_coll_tag(long seq, int s) { return (int)(seq * TS_STREAMS + s); }

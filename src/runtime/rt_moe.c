@@ -134,10 +134,9 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
     int pk = k ? PEER_COMBINE : PEER_DISPATCH;
     rt_peer_t *pr = ts__rt_peer(rt, p);
     if (pr->in[pk] <= pr->used[pk]) {
-      snprintf(rt->waiting, sizeof rt->waiting, "the %s of stage %d micro-batch %d from device %d",
-               ts_kind_name(which), v, mb, p);
+      rt->waiting = (rt_wait_t){RT_W_MOE, ts_kind_name(which), v, mb, p, ""};
       while (!w->failed && (pr = ts__rt_peer(rt, p), pr->in[pk] <= pr->used[pk])) w->ops->wait(w->xd, d);
-      rt->waiting[0] = 0;
+      rt->waiting.kind = RT_W_NONE;
       pr = ts__rt_peer(rt, p); /* the table may have grown meanwhile */
     }
     pr->used[pk]++;

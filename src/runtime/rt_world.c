@@ -185,6 +185,19 @@ void ts__rt_main(ts_rt_t *rt) {
 
 /* ---- end of run -------------------------------------------------------- */
 
+const char *ts__rt_wait_text(const rt_wait_t *w, char *buf, size_t cap) {
+  switch (w->kind) {
+  case RT_W_NONE: snprintf(buf, cap, "%s", ""); break;
+  case RT_W_MSG: snprintf(buf, cap, "%s for stage %d micro-batch %d", w->s, w->a, w->b); break;
+  case RT_W_ANY: snprintf(buf, cap, "any message"); break;
+  case RT_W_COLL: snprintf(buf, cap, "its %s #%d", w->s, w->a); break;
+  case RT_W_STEP: snprintf(buf, cap, "%s #%d: a step from device %d", w->s, w->a, w->b); break;
+  case RT_W_MOE: snprintf(buf, cap, "the %s of stage %d micro-batch %d from device %d", w->s, w->a, w->b, w->c); break;
+  case RT_W_TEXT: snprintf(buf, cap, "%s", w->text); break;
+  }
+  return buf;
+}
+
 int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
   if (w->failed) return ts_err_set(err, w->err.code, "%s", w->err.msg);
   /* Deadlock: some device never returned from its program.  Devices that
@@ -197,14 +210,15 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
       bool room = rt->host && rt->host->blocked_need > 0;
       /* A stream that never returned is stuck too (its program waits for
       ** its collectives, so this is a second line of defence). */
-      const char *comm_waiting;
-      bool stream_stuck = ts__rt_coll_stuck(rt, &comm_waiting);
+      char comm_waiting[200], waiting[200];
+      bool stream_stuck = ts__rt_coll_stuck(rt, comm_waiting, sizeof comm_waiting);
+      ts__rt_wait_text(&rt->waiting, waiting, sizeof waiting);
       if (FOLDED(w, d) || (rt->finished && !stream_stuck) || room != (pass == 0)) continue;
       if (stuck++ < 4) {
         size_t l = strlen(msg);
         snprintf(msg + l, sizeof msg - l, "%sdevice %d%s%s waits for %s", stuck > 1 ? "; " : "", d,
                  rt->opname[0] ? " at " : "", rt->opname,
-                 rt->waiting[0] ? rt->waiting : "an event that never comes");
+                 waiting[0] ? waiting : "an event that never comes");
         if (comm_waiting[0]) {
           l = strlen(msg);
           snprintf(msg + l, sizeof msg - l, " (its communication stream waits for %s)",

@@ -348,10 +348,9 @@ void ts_rt_recv(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
   int d = rt->ctx.device;
   w->ops->lock(w->xd, d);
   if (!rt->arrived[m][c]) {
-    snprintf(rt->waiting, sizeof rt->waiting, "%s for stage %d micro-batch %d",
-             kind == TS_SEND_ACT ? "the activation" : "the gradient", v, mb);
+    rt->waiting = (rt_wait_t){RT_W_MSG, kind == TS_SEND_ACT ? "the activation" : "the gradient", v, mb, 0, ""};
     while (!rt->arrived[m][c] && !w->failed) w->ops->wait(w->xd, d);
-    rt->waiting[0] = 0;
+    rt->waiting.kind = RT_W_NONE;
   }
   w->ops->unlock(w->xd, d);
   rt->consumed[m][c] = 1;
@@ -367,9 +366,9 @@ void ts_rt_wait_any(ts_rt_t *rt) {
   ** program's last poll and this call: it is new to the program.  (In
   ** SimGrid nothing arrives in between.) */
   long seen = !w->ops->settle && rt->polled >= 0 ? rt->polled : rt->n_arrivals;
-  snprintf(rt->waiting, sizeof rt->waiting, "any message");
+  rt->waiting.kind = RT_W_ANY;
   while (rt->n_arrivals == seen && !w->failed) w->ops->wait(w->xd, d);
-  rt->waiting[0] = 0;
+  rt->waiting.kind = RT_W_NONE;
   rt->polled = -1;
   w->ops->unlock(w->xd, d);
   rt->polls = 0;
