@@ -203,7 +203,8 @@ static void link_acc_add(link_acc_t *a, double b, double start, double end) {
 ** union of their spans) and their summed spans.  A transfer's span is its
 ** event's [start, end]: from when its data could start to move to its
 ** arrival, the route's latency included.  Relies on run->events being
-** sorted by start (ts_run_sort, done by ts__world_finish).  A folded run's
+** sorted by start (ts_run_sort: by ts__world_finish, or by
+** ts__sim_fold_events in a folded run).  A folded run's
 ** transfer (the representative's send) counts on the routes of every
 ** member of its class, with the same span (ts__sim_fold_routes). */
 static void link_traffic(sim_x_t *x, ts_run_t *run) {

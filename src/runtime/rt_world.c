@@ -270,11 +270,19 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
                           "stage %d back to host memory",
                           w->job->schedule, d, rt->ctx.local[li]);
   }
+  long total = run->n_events;
+  for (int d = 0; d < w->n; d++) total += w->rt[d].cev->n_events + w->rt[d].tev->n_events;
+  if (total > run->cap_events) {
+    run->events = ts__xrealloc(run->events, (size_t)(total ? total : 1) * sizeof *run->events);
+    run->cap_events = (int)total;
+  }
   for (int d = 0; d < w->n; d++) {
     ts_rt_t *rt = &w->rt[d];
     for (int i = 0; i < rt->cev->n_events; i++) ts_run_push(run, &rt->cev->events[i]);
     for (int i = 0; i < rt->tev->n_events; i++) ts_run_push(run, &rt->tev->events[i]);
   }
-  ts_run_sort(run);
+  /* A folded run's executor relabels its transfers, then sorts
+  ** (sim_fold.c ts__sim_fold_events): one sort, not two. */
+  if (!w->fold) ts_run_sort(run);
   return 0;
 }

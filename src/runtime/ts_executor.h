@@ -223,8 +223,9 @@ void ts__rt_deliver(ts_rt_t *rt, int from_device, ts_kind_t kind, int vstage_to,
 /* Executor callback: a host_copy of rt's device ended. */
 void ts__rt_host_done(ts_rt_t *rt, int h2d, int vstage, double t_start, double t_end);
 /* After the executor finished: checks that every device completed and
-** every op ran; moves the events into run.  Returns 0 or EX_SOFTWARE
-** (schedule error, deadlock) with a message. */
+** every op ran; moves the events into run, sorted (ts_run_sort) unless the
+** world is folded (the executor relabels the transfers, then sorts).
+** Returns 0 or EX_SOFTWARE (schedule error, deadlock) with a message. */
 int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err);
 void ts__world_free(ts_world_t *w);
 /* Data parallelism: device's units (ts_unit_t), *n their count; owned by
