@@ -40,7 +40,6 @@
 ** open still end, and a last "#" line and stderr say so.  Records are
 ** assembled without printf (ts_fmt_num.c).
 */
-#include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -407,7 +406,13 @@ int ts_write_paje_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
   lanes_t (*lanes)[G_N] = ts__xcalloc((size_t)(nd > 0 ? nd : 1), sizeof *lanes);
   int *lane = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *lane);
   int *grp = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *grp);
-  rec_t *recs = ts__xcalloc((size_t)(2 * n > 0 ? 2 * n : 1), sizeof *recs);
+  /* Start records come in time order (the events are sorted by start, and
+  ** their generation numbers grow); only the end records need a sort,
+  ** then the two merge (rec_cmp's order, as one sort of all would give). */
+  rec_t *starts = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *starts);
+  rec_t *ends = ts__xcalloc((size_t)(n > 0 ? n : 1), sizeof *ends);
+  int ns = 0, ne = 0;
+  bool in_order = true; /* a hand-built run may not be sorted */
   ts__lb_t *b = ts__xcalloc(1, sizeof *b);
   b->f = f;
   int nr = 0, kept = 0;
@@ -425,14 +430,21 @@ int ts_write_paje_opts(const ts_result_t *r, const ts_out_opts_t *o, FILE *f) {
     if (how == AS_STATE) lane[i] = lane_take(&lanes[e->device][g], t0, t1);
     if (e->kind == TS_FETCH || e->kind == TS_OFFLOAD) host = true;
     rec_kind_t first = how == AS_STATE ? R_PUSH : how == AS_LINK ? R_START : R_NEW;
-    recs[nr] = (rec_t){t0, nr, i, first};
+    starts[ns++] = (rec_t){t0, nr, i, first};
+    in_order = in_order && (ns < 2 || rec_cmp(&starts[ns - 2], &starts[ns - 1]) < 0);
     nr++;
     if (how != AS_EVENT) {
-      recs[nr] = (rec_t){t1, nr, i, first == R_PUSH ? R_POP : R_END};
+      ends[ne++] = (rec_t){t1, nr, i, first == R_PUSH ? R_POP : R_END};
       nr++;
     }
   }
-  qsort(recs, (size_t)nr, sizeof *recs, rec_cmp);
+  if (!in_order) qsort(starts, (size_t)ns, sizeof *starts, rec_cmp);
+  qsort(ends, (size_t)ne, sizeof *ends, rec_cmp);
+  rec_t *recs = ts__xmalloc((size_t)(nr > 0 ? nr : 1) * sizeof *recs);
+  for (int a = 0, c = 0, k = 0; k < nr; k++)
+    recs[k] = c >= ne || (a < ns && rec_cmp(&starts[a], &ends[c]) < 0) ? starts[a++] : ends[c++];
+  free(starts);
+  free(ends);
   fputs("# trainsim: Paje trace of one run (ViTE, pajeng); times in seconds\n", f);
   if (run->fold) { /* README "Symmetry folding": the representatives' events only */
     char *reps = ts__fold_reps(run);
