@@ -7,7 +7,8 @@
 **     every one with its representative's busy time); gantt.svg draws 2
 **     rows, each labelled with its 16 devices and with compute boxes, and
 **     its note says the run was folded; trace.json's otherData.fold,
-**     paje.trace's second line and report.html's header say so; stderr
+**     paje.trace's second line and report.html's header say so, and
+**     report.html draws one memory chart per class, saying so; stderr
 **     says it once; --gantt-devices leaving the representatives out
 **     still draws the chosen devices from their events;
 **   - the same job with --exact has no fold object and no such words, and
@@ -112,6 +113,10 @@ static void test_folded_outputs(void) {
   free(s);
   s = slurp_in(dir, "report.html");
   CU_ASSERT_PTR_NOT_NULL(strstr(s, "<b>Folded run:</b> 2 of the 32 devices were simulated (devices 0,4)"));
+  /* one memory chart per class, said so */
+  CU_ASSERT_EQUAL(count(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"mem\""), 2);
+  CU_ASSERT_EQUAL(count(s, " \xC2\xB7 for the 16 devices of its folded class"), 2);
+  CU_ASSERT_EQUAL(count(s, "one chart per class of identical devices (2 charts for 32 devices)"), 1);
   free(s);
   /* timeline.csv: the representatives' events only */
   s = slurp_in(dir, "timeline.csv");

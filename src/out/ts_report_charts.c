@@ -203,7 +203,9 @@ static void mem_path(FILE *f, const ts_device_metrics_t *dm, double t_max, doubl
   fprintf(f, " H%.2f V%.2f H%.2f Z\"/>\n", M_LEFT + M_PW, y_of_0 - base * px_per_byte, M_LEFT);
 }
 
-static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, double y_max) {
+/* The memory chart of device d; n_class > 1: d stands for the n_class
+** devices of its folded class (Symmetry folding), whose metrics are its. */
+static void write_mem_chart(FILE *f, const ts_result_t *r, int d, int n_class, double t_max, double y_max) {
   const ts_device_metrics_t *dm = &r->metrics->dev[d];
   const char *un;
   double per = ts__byte_unit(y_max, 5, &un);
@@ -224,6 +226,7 @@ static void write_mem_chart(FILE *f, const ts_result_t *r, int d, double t_max, 
   fprintf(f, " \xC2\xB7 peak %s", ts__report_bytes(a, sizeof a, dm->peak_memory_bytes));
   if (dm->memory_capacity_bytes > 0) fprintf(f, " of %s", ts__report_bytes(b, sizeof b, dm->memory_capacity_bytes));
   if (!dm->fits) fputs(" \xE2\x80\x94 does not fit", f);
+  if (n_class > 1) fprintf(f, " \xC2\xB7 for the %d devices of its folded class", n_class);
   fputs("</text>\n", f);
 
   /* y grid and labels */
@@ -336,12 +339,22 @@ void ts__report_write_memory(FILE *f, const ts_result_t *r) {
     fputs(" Capacities far above every peak are left off the scale; each chart's title gives its "
           "device's capacity.",
           f);
+  if (r->run->fold)
+    fprintf(f, " A folded run: one chart per class of identical devices (%d charts for %d devices), "
+               "the class's representative's.", ts__fold_classes(r->run), m->n_devices);
   fputs("</p>\n<div class=\"key\">", f);
   fprintf(f, "<span><i style=\"background:%s\"></i>model states</span>"
              "<span><i style=\"background:%s\"></i>activations</span>",
           RGB_STATES, RGB_ACT);
   if (cap_on) fputs("<span><i class=\"cap\"></i>capacity</span>", f);
   fputs("</div>\n<div class=\"mems\">\n", f);
-  for (int d = 0; d < m->n_devices; d++) write_mem_chart(f, r, d, t_max, y_max);
+  /* A folded run: one chart per class, its representative's (every member's
+  ** memory is its representative's). */
+  const int *fold = r->run->fold;
+  int *n_class = ts__xcalloc((size_t)m->n_devices, sizeof *n_class);
+  for (int d = 0; d < m->n_devices; d++) n_class[fold && fold[d] >= 0 && fold[d] < m->n_devices ? fold[d] : d]++;
+  for (int d = 0; d < m->n_devices; d++)
+    if (n_class[d] > 0) write_mem_chart(f, r, d, fold ? n_class[d] : 1, t_max, y_max);
+  free(n_class);
   fputs("</div>\n</section>\n", f);
 }
