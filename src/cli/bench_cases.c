@@ -177,7 +177,7 @@ int ts__bench_allreduce(const char *dir, int repeat) {
   rm_tmp(tmpdir);
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "benchmark", "trainsim run (1 GiB ring all-reduce, data_parallel 1024) -f summary");
-  cJSON_AddStringToObject(o, "what", "one 1 GiB ring all-reduce over 1024 GPUs, 128 nodes x 8 GPUs, contention modelled: 2048 flows (each ring phase one flow per GPU)");
+  cJSON_AddStringToObject(o, "what", "one 1 GiB ring all-reduce over 1024 GPUs, 128 nodes x 8 GPUs, contention modelled: 1024 flows (each GPU sends the ring all-reduce as one flow of both phases)");
   cJSON_AddNumberToObject(o, "repeat", repeat);
   cJSON_AddNumberToObject(o, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
   cJSON_AddNumberToObject(o, "wall_s_median", s.wall_s);
