@@ -87,6 +87,16 @@ PY
   echo "median of 3 runs (all 3 given: this machine's speed varies from run to run);"
   echo "peak MB: the largest of the 3:"
   echo
+  # The machine's speed at the time: the bare SimGrid loop of trainsim bench
+  # (README "Results and benchmark"), median of 3.
+  bare=()
+  for k in 1 2 3; do
+    /usr/bin/time -f "%e" -o "$tmp/bare" env TRAINSIM_BENCH_BARE="$PWD/examples/bench-1f1b-p64.json" "$T" bench >/dev/null
+    bare+=("$(cat "$tmp/bare")")
+  done
+  echo "This machine's speed at the time: the bare SimGrid loop of \`trainsim bench\` took"
+  echo "$(printf '%s\n' "${bare[@]}" | sort -g | sed -n 2p) s (median of ${bare[*]}; 0.32 s on a quiet hour)."
+  echo
   echo "| job | wall s (median) | the 3 runs | peak MB | iteration s | output MB |"
   echo "|---|---|---|---|---|---|"
   for j in gpt3-175b-scale megatron-1t-t8-p64-d6; do
