@@ -17,7 +17,10 @@
 **   - memory per device: Korthikanti et al. 2022 Table 2 per layer
 **     (s b h (10 + 24 / t + 5 a s / (h t)), (s b h / t)(34 + 5 a s / h),
 **     34 s b h / t with selective recompute and SP), parameters and model
-**     states / t, pipeline messages b s h e / t with scatter / gather;
+**     states split / t + replicated (the LayerNorms, b_o, b_2 and the
+**     learned position table whole on every rank; test_tp_states for a
+**     GPT-style and a Llama-style model), pipeline messages b s h e / t
+**     with scatter / gather;
 **   - compute per device: 1/t of the FLOPs, busy time 1/t on the ideal
 **     platform; selective recompute adds 4 b s^2 h per layer to the
 **     backward;
@@ -50,6 +53,18 @@ static const char *job_json(int t, bool sp, const char *rec, const char *plat, c
            "\"optimizer\": \"none\"}",
            plat, t, sp ? "true" : "false", rec);
   return buf;
+}
+
+/* One device's parameters of part `part` (of 2, 2 layers each) of
+** job_json's GPT-style model at vocabulary V under 1D TP over t, by hand:
+** a layer is 12 h^2 + 13 h, of which its two LayerNorms (4 h) and the
+** row-split GEMMs' output biases b_o, b_2 (2 h) are replicated on every
+** rank and the rest, 12 h^2 + 7 h, split; part 0 adds the word embedding
+** V h (split) and the learned position table S h (replicated), part 1 the
+** LM head's tied copy V h (split). */
+static double tp_params(int part, int t, double V) {
+  double split = 2 * (12 * H * H + 7 * H) + V * H, rep = 2 * 6 * H + (part == 0 ? S * H : 0);
+  return split / t + rep;
 }
 
 static int simulate(int t, bool sp, const char *rec, const char *plat, ts_job_t **job,
@@ -239,10 +254,16 @@ static void test_cost_shares(void) {
       for (int p = 0; p < 2; p++) {
         const ts_part_cost_t *a = &c1->part[p], *b = &ct->part[p];
         for (int k = 0; k < TS_COMPUTE_KINDS; k++) TS_ASSERT_REL(b->flops[k], a->flops[k] / t, 1e-14);
-        TS_ASSERT_REL(b->params, a->params / t, 1e-14);
-        TS_ASSERT_REL(b->weights_bytes, a->weights_bytes / t, 1e-14);
-        TS_ASSERT_REL(b->gradients_bytes, a->gradients_bytes / t, 1e-14);
-        TS_ASSERT_REL(b->optimizer_bytes, a->optimizer_bytes / t, 1e-14);
+        /* split / t + replicated, with or without SP; t = 1 the whole part */
+        CU_ASSERT_EQUAL(a->params, tp_params(p, 1, 1024));
+        CU_ASSERT_EQUAL(b->params, tp_params(p, t, 1024));
+        CU_ASSERT_EQUAL(b->weights_bytes, E * tp_params(p, t, 1024));
+        CU_ASSERT_EQUAL(b->gradients_bytes, E * tp_params(p, t, 1024));
+        CU_ASSERT_EQUAL(b->optimizer_bytes, 12 * tp_params(p, t, 1024));
+        /* over the t ranks: t x replicated + split, more than the part */
+        double rep = 12 * H + (p == 0 ? S * H : 0);
+        CU_ASSERT_EQUAL(t * b->params, t * rep + (a->params - rep));
+        CU_ASSERT(t * b->params > a->params);
         TS_ASSERT_REL(b->msg_bytes, S * B * H * E / t, 1e-15);
         double la = ts_cost_tp_layer_activation_bytes(&jt->model, 128, 1, 2, t, sp, TS_RECOMPUTE_NONE);
         double keep = p == 0 ? 8 * S * B + S * B * H / (sp ? t : 1)
@@ -296,7 +317,9 @@ static void test_compute_share(void) {
     for (int d = 0; d < o4.run->n_devices; d++) {
       int pp = ts_plan_coord(o4.plan, d, TS_DIM_PP);
       TS_ASSERT_REL(o4.metrics->dev[d].busy_s, o1.metrics->dev[pp].busy_s / 4, 1e-9);
-      TS_ASSERT_REL(o4.metrics->dev[d].weights_bytes, o1.metrics->dev[pp].weights_bytes / 4, 1e-12);
+      double V = big ? 65536 : 1024;
+      CU_ASSERT_EQUAL(o1.metrics->dev[pp].weights_bytes, E * tp_params(pp, 1, V));
+      CU_ASSERT_EQUAL(o4.metrics->dev[d].weights_bytes, E * tp_params(pp, 4, V));
     }
     /* The pieces of one forward: 2 per layer, the first ones (attention)
     ** of equal length on every layer; the last (MLP and LM head) longer. */
@@ -320,6 +343,80 @@ static void test_compute_share(void) {
   }
 }
 
+/* One device's model states per part by hand, for t in {2, 4} with and
+** without SP (the replicated parameters are the same either way; SP only
+** adds their gradients' sync, whose bytes are the replicated ones but the
+** position table), and summed over the t ranks: t x replicated + split.
+** GPT-style (h = 256, 3 layers over 2 parts: 2 and 1, biases, LayerNorm,
+** learned positions of max_positions 512, final LayerNorm, tied LM head):
+** a layer 12 h^2 + 13 h, replicated 2 x 2 h (LayerNorms) + 2 h (b_o, b_2);
+** part 0 adds V h split and 512 h replicated, part 1 the tied copy V h
+** split and the final LayerNorm 2 h replicated.  Llama-style (rotary,
+** RMSNorm, no biases, SwiGLU f = 512, 8 heads of 32 and 4 KV heads,
+** untied, final RMSNorm): a layer h (q + 2 kv) + q h + 3 h f + 2 h with q
+** = 256, kv = 128, replicated the two norms 2 h only; part 0 adds V h
+** split, part 1 the LM head V h split and the final norm h replicated. */
+static void test_tp_states(void) {
+  static const char *gpt =
+      "{\"model\": {\"kind\": \"transformer\", \"layers\": 3, \"hidden\": 256, \"heads\": 8, "
+      "\"vocab\": 1024, \"max_positions\": 512, \"final_norm\": true}, \"platform\": \"ideal\", "
+      "\"schedule\": \"1f1b\", \"stages\": 2, \"microbatches\": 2, \"seq_len\": 128, "
+      "\"tensor_parallel\": %d, \"sequence_parallel\": %s}";
+  static const char *llama =
+      "{\"model\": {\"kind\": \"transformer\", \"layers\": 3, \"hidden\": 256, \"heads\": 8, "
+      "\"kv_heads\": 4, \"ffn_hidden\": 512, \"gated_mlp\": true, \"vocab\": 1024, "
+      "\"position\": \"rotary\", \"norm\": \"rmsnorm\", \"bias\": \"none\", "
+      "\"tie_embeddings\": false, \"final_norm\": true}, \"platform\": \"ideal\", "
+      "\"schedule\": \"1f1b\", \"stages\": 2, \"microbatches\": 2, \"seq_len\": 128, "
+      "\"tensor_parallel\": %d, \"sequence_parallel\": %s}";
+  const double V = 1024, f = 512, q = 256, kv = 128;
+  /* [model][part]: split and replicated parameters, and layers. */
+  const double split[2][2] = {{2 * (12 * H * H + 7 * H) + V * H, (12 * H * H + 7 * H) + V * H},
+                              {2 * (H * (q + 2 * kv) + q * H + 3 * H * f) + V * H,
+                               (H * (q + 2 * kv) + q * H + 3 * H * f) + V * H}};
+  const double rep[2][2] = {{2 * 6 * H + 512 * H, 6 * H + 2 * H}, {2 * 2 * H, 2 * H + H}};
+  const double whole[2] = {3 * (12 * H * H + 13 * H) + (V + 512) * H + 2 * H,
+                           3 * (H * (q + 2 * kv) + q * H + 3 * H * f + 2 * H) + 2 * V * H + H};
+  for (int mi = 0; mi < 2; mi++) {
+    for (int t = 1; t <= 4; t *= 2) {
+      for (int sp = 0; sp < (t > 1 ? 2 : 1); sp++) {
+        char json[1024];
+        snprintf(json, sizeof json, mi ? llama : gpt, t, sp ? "true" : "false");
+        ts_job_t *job = th_load_job(json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(job);
+        ts_cost_t *c = NULL;
+        ts_err_t err = {0};
+        CU_ASSERT_EQUAL_FATAL(ts_cost_build(job, 2, &c, &err), 0);
+        CU_ASSERT_EQUAL(c->model_params, whole[mi]); /* the whole model, any t */
+        double ranks = 0;
+        for (int p = 0; p < 2; p++) {
+          const ts_part_cost_t *x = &c->part[p];
+          double per = split[mi][p] / t + rep[mi][p];
+          CU_ASSERT_EQUAL(x->params, per);
+          CU_ASSERT_EQUAL(x->weights_bytes, E * per);
+          CU_ASSERT_EQUAL(x->gradients_bytes, E * per);
+          CU_ASSERT_EQUAL(x->optimizer_bytes, 12 * per);
+          CU_ASSERT_EQUAL(t * x->params, t * rep[mi][p] + split[mi][p]);
+          ranks += t * x->params;
+          /* SP: the sync carries the replicated gradients but the
+          ** position table (identical on every rank: no sync). */
+          int g = 0;
+          double sync = ts_cost_tp_sync_bytes(job, x->n_layers, p == 1, &g);
+          double pos = mi == 0 && p == 0 ? 512 * H : 0;
+          CU_ASSERT_EQUAL(sync, sp ? E * (rep[mi][p] - pos) : 0);
+          CU_ASSERT_EQUAL(g, sp ? t : 1);
+        }
+        /* over parts and ranks: the whole model (with the GPT's tied LM
+        ** head copy on part 1, V h) and t - 1 more of the replicated */
+        double r = rep[mi][0] + rep[mi][1], copy = mi == 0 ? V * H : 0;
+        CU_ASSERT_EQUAL(ranks, whole[mi] + copy + (t - 1) * r);
+        ts_cost_free(c);
+        ts_job_free(job);
+      }
+    }
+  }
+}
+
 /* The TP group is t consecutive devices (tp fastest), and the DP gradient
 ** sync of a TP rank pairs it with the same rank of the other replica. */
 static void test_groups_with_dp(void) {
@@ -339,7 +436,11 @@ static void test_groups_with_dp(void) {
     CU_ASSERT_EQUAL(rep.n, 2);
     for (int i = 0; i < rep.n; i++)
       CU_ASSERT_EQUAL(ts_plan_coord(o.plan, rep.dev[i], TS_DIM_TP), ts_plan_coord(o.plan, d, TS_DIM_TP));
-    CU_ASSERT(o.metrics->dev[d].dp_bytes > 0);
+    /* The DP gradients follow the rank's states (split / t + replicated):
+    ** a ring all-reduce of d = 2 sends 2 (d - 1) / d of them, all of them. */
+    int pp = ts_plan_coord(o.plan, d, TS_DIM_PP);
+    CU_ASSERT_EQUAL(o.metrics->dev[d].gradients_bytes, E * tp_params(pp, 2, 1024));
+    TS_ASSERT_REL(o.metrics->dev[d].dp_bytes, E * tp_params(pp, 2, 1024), 1e-12);
     CU_ASSERT(o.metrics->dev[d].tp_bytes > 0);
   }
   ts_outcome_free(&o);
@@ -478,6 +579,7 @@ TS_TESTS{
     TS_TEST(test_t1_unchanged),
     TS_TEST(test_activation_formulas),
     TS_TEST(test_cost_shares),
+    TS_TEST(test_tp_states),
     TS_TEST(test_compute_share),
     TS_TEST(test_groups_with_dp),
     TS_TEST(test_gemm_shapes),

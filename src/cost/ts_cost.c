@@ -165,9 +165,13 @@ static double layer_params(const ts_model_t *m) {
 
 /* The word embedding V h and a learned position table P h (P =
 ** max_positions, or seq when 0); rotary positions have no parameters. */
-static double embedding_params(const ts_model_t *m, int seq) {
+double ts__cost_position_params(const ts_model_t *m, int seq) {
   double P = m->position == TS_POSITION_ROTARY ? 0 : m->max_positions ? m->max_positions : seq;
-  return ((double)m->vocab + P) * m->hidden;
+  return P * m->hidden;
+}
+
+static double embedding_params(const ts_model_t *m, int seq) {
+  return (double)m->vocab * m->hidden + ts__cost_position_params(m, seq);
 }
 
 /* The last part's own parameters: the final norm, and the LM head V h when

@@ -18,8 +18,21 @@
 **                   backward and backward_input (none with flash attention,
 **                   whose kernel already recomputes it and never kept them).
 **   model states    parameters (and so weights, gradients, optimizer
-**                   states) / t; the embedding and the LM head's word
-**                   embedding copy are vocabulary-parallel, also / t.
+**                   states) split / t + replicated, per part: as in
+**                   Megatron-LM, every rank holds whole (replicated) each
+**                   layer's two norms (2 x 2 h for LayerNorm, 2 h for
+**                   RMSNorm), the row-split GEMMs' output biases b_o and
+**                   b_2 (h each, with model.bias "all"), the learned
+**                   position table (max_positions x h, first part; not
+**                   vocabulary-parallel) and the final norm (last part);
+**                   the rest is split: QKV and the MLP's input
+**                   projection(s) with their biases by columns (K and V
+**                   heads too), the output projections by rows, the word
+**                   embedding and the LM head's copy by vocabulary.  With
+**                   or without SP (without it the replicated gradients are
+**                   whole on every rank and need no sync).  The grids (2d,
+**                   2.5d, 3d) keep every parameter / q^2 or / q^3 as
+**                   ColossalAI's blocked LayerNorm and biases do.
 **   activations     per layer, with the generalised terms of
 **                   ts_cost_layer_activation_bytes split into
 **                     R = s b h (4 e + 2 [dropout masks])  (LayerNorm and
@@ -105,6 +118,20 @@ double ts_cost_tp3d_layer_bytes(const ts_model_t *m, int seq, int mbs, int bpe, 
   return 2.0 * (q - 1) / ((double)q * q * q) * sum * bpe;
 }
 
+/* Per layer, the parameters every 1D rank holds whole: two norms and,
+** with model.bias "all", the row-split GEMMs' output biases b_o and b_2. */
+static double layer_replicated(const ts_model_t *m) {
+  double h = m->hidden, norm = (m->norm == TS_NORM_RMSNORM ? 1.0 : 2.0) * h;
+  return 2 * norm + (m->bias == TS_BIAS_ALL ? 2 * h : 0);
+}
+
+double ts__cost_tp_replicated_params(const ts_model_t *m, int seq, int layers, bool first,
+                                     bool last) {
+  double norm = (m->norm == TS_NORM_RMSNORM ? 1.0 : 2.0) * m->hidden;
+  return layers * layer_replicated(m) + (first ? ts__cost_position_params(m, seq) : 0) +
+         (last && m->final_norm ? norm : 0);
+}
+
 double ts_cost_tp_sync_bytes(const ts_job_t *job, int layers, bool last, int *group) {
   const ts_model_t *m = &job->model;
   int t = job->tensor_parallel, q = job->tensor_parallel_grid;
@@ -112,17 +139,18 @@ double ts_cost_tp_sync_bytes(const ts_job_t *job, int layers, bool last, int *gr
   *group = 1;
   if (m->kind != TS_MODEL_TRANSFORMER || t < 2 || (!grid && (q > 1 || !job->sequence_parallel)))
     return 0;
+  if (!grid) { /* 1d + SP: the replicated parameters but the position table */
+    *group = t;
+    return ts__cost_tp_replicated_params(m, job->seq_len, layers, false, last) *
+           job->bytes_per_element;
+  }
   double h = m->hidden, f = m->ffn_hidden, norm = (m->norm == TS_NORM_RMSNORM ? 1.0 : 2.0) * h;
   double qw = (double)m->heads * m->head_dim, kv = (double)m->kv_heads * m->head_dim;
   double per = 2 * norm, bias = 0;
-  if (grid) {
-    if (m->bias != TS_BIAS_NONE) bias += qw + 2 * kv;
-    if (m->bias == TS_BIAS_ALL) bias += h + (mlp_mats(m) - 1) * f + h;
-    per += bias / q;
-  } else if (m->bias == TS_BIAS_ALL) {
-    per += 2 * h;
-  }
-  *group = grid ? q : t;
+  if (m->bias != TS_BIAS_NONE) bias += qw + 2 * kv;
+  if (m->bias == TS_BIAS_ALL) bias += h + (mlp_mats(m) - 1) * f + h;
+  per += bias / q;
+  *group = q;
   return (layers * per + (last && m->final_norm ? norm : 0)) * job->bytes_per_element;
 }
 
@@ -172,8 +200,14 @@ void ts__cost_tp_apply(const ts_job_t *job, ts_cost_t *c) {
     part_memory_tp(job, k == 0, k == c->n_parts - 1, p);
     p->msg_bytes = s * b * m->hidden * e /
                    (job->pipeline_scatter_gather || job->tensor_parallel_grid > 1 ? t : 1);
-    /* 2.5d: each depth layer holds the grid's weights, / q^2. */
-    p->params /= job->tensor_parallel_depth > 1 ? t / job->tensor_parallel_depth : t;
+    if (job->tensor_parallel_grid > 1) {
+      /* 2.5d: each depth layer holds the grid's weights, / q^2. */
+      p->params /= job->tensor_parallel_depth > 1 ? t / job->tensor_parallel_depth : t;
+    } else if (t > 1) { /* 1d: split / t + replicated */
+      double r = ts__cost_tp_replicated_params(m, job->seq_len, p->n_layers, k == 0,
+                                               k == c->n_parts - 1);
+      p->params = (p->params - r) / t + r;
+    }
     p->weights_bytes = p->params * e;
     p->gradients_bytes = p->params * e;
     p->optimizer_bytes = p->params * (e < 4 ? 12.0 : 8.0);

@@ -47,6 +47,7 @@
 #include "rt_internal.h"
 #include "ts_internal.h"
 #include "ts_moe.h"
+#include "ts_tp.h"
 
 #define MIB 1048576.0
 
@@ -102,9 +103,14 @@ static void part_units(ts_rt_t *rt, int v, ts_unit_t *u) {
   double emb = 0, head = 0, head_fl = 0;
   if (cost->has_flops && !mc) {
     const ts_model_t *m = &job->model;
-    /* A tensor-parallel rank's share: vocabulary-parallel (ts_tp.c). */
+    /* A tensor-parallel rank's share (ts_tp.c): the word embedding and
+    ** the LM head's copy vocabulary-parallel, the learned position table
+    ** replicated in 1d (blocked as the rest in the grids). */
     double t = job->tensor_parallel > 1 ? job->tensor_parallel : 1;
-    if (part == 0) emb = ((double)m->vocab + job->seq_len) * m->hidden / t;
+    bool grid = job->tensor_parallel_grid > 1;
+    if (grid && job->tensor_parallel_depth > 1) t /= job->tensor_parallel_depth;
+    double pos = ts__cost_position_params(m, job->seq_len);
+    if (part == 0) emb = (double)m->vocab * m->hidden / t + (grid ? pos / t : pos);
     if (part == cost->n_parts - 1 && cost->n_parts > 1) head = (double)m->vocab * m->hidden / t;
     if (part == cost->n_parts - 1)
       head_fl = 2.0 * job->micro_batch_size * job->seq_len * m->hidden * (double)m->vocab / t;
