@@ -370,6 +370,16 @@ static int cmp_edge(const void *a, const void *b) {
   return (x->route > y->route) - (x->route < y->route);
 }
 
+int ts__pc_link(const ts_platform_t *p, const char *id) {
+  int lo = 0, hi = p->n_links;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (strcmp(p->links[mid].id, id) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < p->n_links && strcmp(p->links[lo].id, id) == 0 ? lo : -1;
+}
+
 int ts__pc_find(const ts_platform_t *p, const char *id) {
   int lo = 0, hi = p->n_np - 1;
   while (lo <= hi) {
@@ -463,19 +473,10 @@ static int resolve(ts_platform_t *p, ts_err_t *err) {
     if (strcmp(p->links[i - 1].id, p->links[i].id) == 0)
       return ts_err_set(err, EX_DATAERR, "%s:%d: <link id=\"%s\">: id already used by the <link> at line %d", n,
                         p->links[i].line, ts__pc_esc(p->links[i].id, a, sizeof a), p->links[i - 1].line);
-  for (int i = 0; i < p->n_refs; i++) {
-    pc_link_t key = {p->refs[i].id, -1};
-    int lo = 0, hi = p->n_links;
-    while (lo < hi) {
-      int mid = lo + (hi - lo) / 2;
-      if (strcmp(p->links[mid].id, key.id) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    const pc_link_t *l = lo < p->n_links && strcmp(p->links[lo].id, key.id) == 0 ? &p->links[lo] : NULL;
-    if (!l)
+  for (int i = 0; i < p->n_refs; i++)
+    if (ts__pc_link(p, p->refs[i].id) < 0)
       return ts_err_set(err, EX_DATAERR, "%s:%d: <%s id=\"%s\">: no link '%s' in the platform", n,
-                        p->refs[i].line, p->refs[i].elem, ts__pc_esc(key.id, a, sizeof a), a);
-  }
+                        p->refs[i].line, p->refs[i].elem, ts__pc_esc(p->refs[i].id, a, sizeof a), a);
   p->edges = ts__xmalloc((size_t)(2 * p->n_routes + 1) * sizeof *p->edges);
   for (int i = 0; i < p->n_routes; i++)
     if (check_route(p, &p->routes[i], i, err)) return err->code;

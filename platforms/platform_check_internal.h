@@ -77,6 +77,10 @@ struct ts_platform {
 /* The netpoint called id, or -1. */
 int ts__pc_find(const ts_platform_t *p, const char *id);
 
+/* The index in links[] of the link called id (once links[] is sorted by
+** id, as the checker leaves it), or -1. */
+int ts__pc_link(const ts_platform_t *p, const char *id);
+
 /* Copies s into out (cap bytes) with control and non-ASCII bytes written
 ** as \xNN, so messages stay one line; returns out. */
 const char *ts__pc_esc(const char *s, char *out, size_t cap);

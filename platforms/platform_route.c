@@ -93,16 +93,6 @@ static r_item_t pop(ts_router_t *r) {
   return top;
 }
 
-static int link_index(const ts_platform_t *p, const char *id) {
-  int lo = 0, hi = p->n_links;
-  while (lo < hi) {
-    int mid = lo + (hi - lo) / 2;
-    if (strcmp(p->links[mid].id, id) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < p->n_links && strcmp(p->links[lo].id, id) == 0 ? lo : -1;
-}
-
 ts_router_t *ts_router_new(const ts_platform_t *p) {
   if (!p || p->n_zones != 1 || p->zones[0].kind != PC_GRAPH || strncmp(p->zones[0].routing, "Dijkstra", 8) != 0)
     return NULL;
@@ -141,7 +131,7 @@ ts_router_t *ts_router_new(const ts_platform_t *p) {
   free(fill);
   free(e);
   r->route_link = ts__xmalloc((size_t)(p->n_refs ? p->n_refs : 1) * sizeof *r->route_link);
-  for (int i = 0; i < p->n_refs; i++) r->route_link[i] = link_index(p, p->refs[i].id);
+  for (int i = 0; i < p->n_refs; i++) r->route_link[i] = ts__pc_link(p, p->refs[i].id);
   size_t nv = (size_t)(r->nv ? r->nv : 1);
   r->seen = ts__xcalloc(nv, sizeof *r->seen);
   r->done = ts__xcalloc(nv, sizeof *r->done);

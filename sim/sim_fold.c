@@ -265,7 +265,7 @@ sim_fold_routes_t *ts__sim_fold_routes(const sim_x_t *x, const ts_run_t *run) {
   for (int q = 0; q < n; q++) {
     int a = x->fold[q];
     if (!(q & 63)) ts__sim_progress();
-    for (int i = pair0[a]; i < (a + 1 <= n ? pair0[a + 1] : m); i++) {
+    for (int i = pair0[a]; i < pair0[a + 1]; i++) {
       sg_host_t ha = x->dev[q].host, hb = x->dev[ts_fold_unimage(x->plan, q, r->pair[i].b)].host;
       int nl;
       if (ha != hb) ts__sim_route(x->routes, ha, hb, &nl);

@@ -624,19 +624,6 @@ static int call_writer(const void *arg, FILE *f) {
   return w->fn(w->r, f);
 }
 
-/* A format's writing time, relative: measured on the benchmark job and
-** the folded Megatron 1T job (README "Results and benchmark"), where
-** paje.trace, timeline.csv, trace.json and report.html take the most. */
-static double write_weight(const char *file) {
-  static const struct {
-    const char *file;
-    double w;
-  } W[] = {{"paje.trace", 5}, {"timeline.csv", 4}, {"trace.json", 3}, {"report.html", 3}, {"gantt.svg", 1}};
-  for (size_t i = 0; i < sizeof W / sizeof *W; i++)
-    if (strcmp(W[i].file, file) == 0) return W[i].w;
-  return 0.5;
-}
-
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
   return ts_write_outputs_fig(r, dir, TS_FORMATS_ALL, NULL, err);
 }
@@ -662,7 +649,7 @@ int ts_write_outputs_opts(const ts_result_t *r, const char *dir, unsigned mask, 
     if (mask & TS_FORMAT_BIT(i)) {
       const ts_format_t *f = ts_format_at(i);
       a[n] = (writer_arg_t){r, f->write, o};
-      fs[n] = (ts_out_file_t){f->file, call_writer, &a[n], write_weight(f->file)};
+      fs[n] = (ts_out_file_t){f->file, call_writer, &a[n], f->weight};
       n++;
     }
   int rc = ts_write_set(dir, fs, n, err);

@@ -8,7 +8,7 @@
 #include "ts_out.h"
 
 static const ts_format_t formats[TS_N_FORMATS] = {
-#define TS__FMT_ROW(id, file, fn, about) [TS_FMT_##id] = {file, fn, about},
+#define TS__FMT_ROW(id, file, fn, weight, about) [TS_FMT_##id] = {file, fn, about, weight},
     TS_FORMATS(TS__FMT_ROW)
 #undef TS__FMT_ROW
 };

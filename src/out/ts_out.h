@@ -133,6 +133,7 @@ typedef struct ts_format {
   const char *file;          /* "summary.json": the file name in DIR */
   ts_result_writer_fn write; /* its writer */
   const char *about;         /* one line for people */
+  double weight;             /* its writing time relative to the others' */
 } ts_format_t;
 
 /* Format i (0 <= i < TS_N_FORMATS), or NULL outside. */
