@@ -105,7 +105,7 @@ void ts__rt_step_recv(rt_run_coll_t *x, int peer_rank, int chunk, int peer_chunk
   rt_stream_t *sm = &rt->streams[x->stream];
   int k = PEER_COLL + x->stream;
   if (pr->in[k] <= pr->used[k]) {
-    sm->waiting = (rt_wait_t){RT_W_STEP, ts_coll_op_name(c->op), x->id, from, 0, ""};
+    ts__rt_wait_set(&sm->waiting, RT_W_STEP, ts_coll_op_name(c->op), x->id, from, 0);
     while (!w->failed && (pr = ts__rt_peer(rt, from), pr->in[k] <= pr->used[k]))
       w->ops->wait(w->xd, x->slot);
     sm->waiting.kind = RT_W_NONE;
@@ -294,7 +294,7 @@ void ts__rt_coll_wait_at(ts_rt_t *rt, int h, int v, int mb) {
   double t0 = w->ops->now(w->xd);
   w->ops->lock(w->xd, d);
   if (!rt->colls[h].done) {
-    rt->waiting = (rt_wait_t){RT_W_COLL, ts_coll_op_name(rt->colls[h].op), h, 0, 0, ""};
+    ts__rt_wait_set(&rt->waiting, RT_W_COLL, ts_coll_op_name(rt->colls[h].op), h, 0, 0);
     while (!rt->colls[h].done && !w->failed) w->ops->wait(w->xd, d);
     rt->waiting.kind = RT_W_NONE;
   }

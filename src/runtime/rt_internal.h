@@ -34,6 +34,17 @@ typedef struct rt_wait {
   char text[160];
 } rt_wait_t;
 
+/* Records a wait of kind k with its parts (its text, for RT_W_TEXT, is set
+** by the caller): fields only, text is left alone (it is 160 bytes, and
+** this runs on every wait). */
+static inline void ts__rt_wait_set(rt_wait_t *w, rt_wait_kind_t k, const char *s, int a, int b, int c) {
+  w->kind = k;
+  w->s = s;
+  w->a = a;
+  w->b = b;
+  w->c = c;
+}
+
 /* w's words into buf (cap bytes); "" when not waiting.  Returns buf. */
 const char *ts__rt_wait_text(const rt_wait_t *w, char *buf, size_t cap);
 

@@ -134,7 +134,7 @@ void ts_rt_moe_alltoall(ts_rt_t *rt, ts_kind_t kind, ts_kind_t which, int v, int
     int pk = k ? PEER_COMBINE : PEER_DISPATCH;
     rt_peer_t *pr = ts__rt_peer(rt, p);
     if (pr->in[pk] <= pr->used[pk]) {
-      rt->waiting = (rt_wait_t){RT_W_MOE, ts_kind_name(which), v, mb, p, ""};
+      ts__rt_wait_set(&rt->waiting, RT_W_MOE, ts_kind_name(which), v, mb, p);
       while (!w->failed && (pr = ts__rt_peer(rt, p), pr->in[pk] <= pr->used[pk])) w->ops->wait(w->xd, d);
       rt->waiting.kind = RT_W_NONE;
       pr = ts__rt_peer(rt, p); /* the table may have grown meanwhile */

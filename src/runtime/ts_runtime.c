@@ -348,7 +348,7 @@ void ts_rt_recv(ts_rt_t *rt, ts_kind_t kind, int v, int mb) {
   int d = rt->ctx.device;
   w->ops->lock(w->xd, d);
   if (!rt->arrived[m][c]) {
-    rt->waiting = (rt_wait_t){RT_W_MSG, kind == TS_SEND_ACT ? "the activation" : "the gradient", v, mb, 0, ""};
+    ts__rt_wait_set(&rt->waiting, RT_W_MSG, kind == TS_SEND_ACT ? "the activation" : "the gradient", v, mb, 0);
     while (!rt->arrived[m][c] && !w->failed) w->ops->wait(w->xd, d);
     rt->waiting.kind = RT_W_NONE;
   }
