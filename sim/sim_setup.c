@@ -38,6 +38,7 @@
 
 int ts__sim_progress_fd = -1;
 double ts__sim_progress_every = 1;
+unsigned ts__sim_ticks;
 
 void ts__sim_progress(void) {
   static struct timespec last;

@@ -23,8 +23,9 @@
 ** folding") has the representative's split: only representatives have
 ** events, and their pipeline messages to each other are recorded.
 **
-** Cost: one pass over the events to pick the device's intervals, then a
-** sort and a sweep per device (O(E log E) in all).
+** Cost: one pass over the events to pick the device's intervals (in the
+** events' order, by start), then a sweep per device with a heap of the
+** running intervals' ends (O(E log k), k the most that run at once).
 */
 #include <stdlib.h>
 
@@ -35,16 +36,15 @@
 ** device's own messages, which count in pp_comm_s only. */
 enum { P_COMPUTE, P_TP, P_DP, P_OPT, P_PP, N_PARTS, PP_ANY = N_PARTS };
 
-/* One end of an interval: its time, part and +1 (start) or -1 (end). */
-typedef struct mark {
-  double t;
-  int part, step;
-} mark_t;
+/* An interval of a device: [start, end) in part (or PP_ANY). */
+typedef struct span {
+  double start, end;
+  int part;
+} span_t;
 
-static int mark_cmp(const void *a, const void *b) {
-  const mark_t *x = a, *y = b;
-  if (x->t != y->t) return x->t < y->t ? -1 : 1;
-  return x->step - y->step; /* ends first: touching intervals leave no gap */
+static int span_cmp(const void *a, const void *b) {
+  const span_t *x = a, *y = b;
+  return (x->start > y->start) - (x->start < y->start);
 }
 
 /* The part that event e is for device d, or -1 (and *mine: a pipeline
@@ -63,37 +63,88 @@ static int part_of(const ts_event_t *e, int d, bool *mine) {
   return -1;
 }
 
-/* Sweeps device d's n marks (sorted) over [0, T] into dm. */
-static void sweep(const mark_t *mk, int n, double T, ts_device_metrics_t *dm) {
-  int count[N_PARTS + 1] = {0};
-  double part[N_PARTS] = {0}, pp_any = 0, t = 0;
-  for (int i = 0; i < n; i++) {
-    double dt = mk[i].t - t;
-    if (dt > 0) {
-      for (int p = 0; p < N_PARTS; p++)
-        if (count[p] > 0) {
-          part[p] += dt;
-          break;
-        }
-      if (count[PP_ANY] > 0) pp_any += dt;
-      t = mk[i].t;
+/* A min-heap of the running spans' (end, part), for the sweep. */
+typedef struct heap {
+  span_t *h;
+  int n, cap;
+} heap_t;
+
+static void heap_push(heap_t *q, span_t s) {
+  if (q->n == q->cap) q->h = ts__xrealloc(q->h, (size_t)(q->cap = q->cap ? 2 * q->cap : 16) * sizeof *q->h);
+  int i = q->n++;
+  for (; i > 0 && q->h[(i - 1) / 2].end > s.end; i = (i - 1) / 2) q->h[i] = q->h[(i - 1) / 2];
+  q->h[i] = s;
+}
+
+static span_t heap_pop(heap_t *q) {
+  span_t top = q->h[0], last = q->h[--q->n];
+  int i = 0;
+  for (int c; (c = 2 * i + 1) < q->n; i = c) {
+    if (c + 1 < q->n && q->h[c + 1].end < q->h[c].end) c++;
+    if (!(q->h[c].end < last.end)) break;
+    q->h[i] = q->h[c];
+  }
+  if (q->n > 0) q->h[i] = last;
+  return top;
+}
+
+/* The sweep's state: the time reached, the running spans per part, and
+** the time each part (and PP_ANY) took so far. */
+typedef struct sweep {
+  double t, part[N_PARTS], pp_any;
+  int count[N_PARTS + 1];
+} sweep_t;
+
+/* Moves the sweep to time u (no earlier than its time: nothing if equal),
+** crediting [t, u) to the first part that runs. */
+static void sweep_to(sweep_t *w, double u) {
+  double dt = u - w->t;
+  if (!(dt > 0)) return;
+  for (int p = 0; p < N_PARTS; p++)
+    if (w->count[p] > 0) {
+      w->part[p] += dt;
+      break;
     }
-    count[mk[i].part] += mk[i].step;
+  if (w->count[PP_ANY] > 0) w->pp_any += dt;
+  w->t = u;
+}
+
+/* Sweeps device d's n spans (sorted by start) over [0, T] into dm: in
+** time order, a span's end before any start at or after it (touching
+** spans leave no gap), each instant's changes together. */
+static void sweep(const span_t *sp, int n, double T, heap_t *q, ts_device_metrics_t *dm) {
+  sweep_t w = {0};
+  q->n = 0;
+  for (int i = 0; i < n; i++) {
+    while (q->n > 0 && q->h[0].end <= sp[i].start) {
+      span_t e = heap_pop(q);
+      sweep_to(&w, e.end);
+      w.count[e.part]--;
+    }
+    sweep_to(&w, sp[i].start);
+    w.count[sp[i].part]++;
+    heap_push(q, sp[i]);
+  }
+  while (q->n > 0) {
+    span_t e = heap_pop(q);
+    sweep_to(&w, e.end);
+    w.count[e.part]--;
   }
   ts_time_split_t *s = &dm->split;
-  s->compute_s = part[P_COMPUTE];
-  s->tp_exposed_s = part[P_TP];
-  s->dp_exposed_s = part[P_DP];
-  s->optimizer_s = part[P_OPT];
-  s->pp_wait_s = part[P_PP];
+  s->compute_s = w.part[P_COMPUTE];
+  s->tp_exposed_s = w.part[P_TP];
+  s->dp_exposed_s = w.part[P_DP];
+  s->optimizer_s = w.part[P_OPT];
+  s->pp_wait_s = w.part[P_PP];
   double used = s->compute_s + s->tp_exposed_s + s->dp_exposed_s + s->optimizer_s + s->pp_wait_s;
   s->idle_s = T > used ? T - used : 0;
-  dm->pp_comm_s = pp_any;
+  dm->pp_comm_s = w.pp_any;
 }
 
 void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
   int nd = m->n_devices;
-  /* Marks per device: counted, then placed (a counting sort by device). */
+  /* Spans per device: counted, then placed in the events' order (a
+  ** counting sort by device, so each device's spans stay by start). */
   size_t *at = ts__xcalloc((size_t)nd + 1, sizeof *at);
   for (int i = 0; i < run->n_events; i++) {
     const ts_event_t *e = &run->events[i];
@@ -103,11 +154,11 @@ void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
       if (d < 0 || d >= nd || (k == 1 && d == e->device)) continue;
       bool mine;
       int p = part_of(e, d, &mine);
-      at[d + 1] += (size_t)((p >= 0) + mine) * 2;
+      at[d + 1] += (size_t)((p >= 0) + mine);
     }
   }
   for (int d = 0; d < nd; d++) at[d + 1] += at[d];
-  mark_t *mk = ts__xmalloc((at[nd] ? at[nd] : 1) * sizeof *mk);
+  span_t *sp = ts__xmalloc((at[nd] ? at[nd] : 1) * sizeof *sp);
   size_t *fill = ts__xmalloc(((size_t)nd + 1) * sizeof *fill);
   for (int d = 0; d <= nd; d++) fill[d] = at[d];
   for (int i = 0; i < run->n_events; i++) {
@@ -118,16 +169,11 @@ void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
       if (d < 0 || d >= nd || (k == 1 && d == e->device)) continue;
       bool mine;
       int p = part_of(e, d, &mine);
-      if (p >= 0) {
-        mk[fill[d]++] = (mark_t){e->start, p, 1};
-        mk[fill[d]++] = (mark_t){e->end, p, -1};
-      }
-      if (mine) {
-        mk[fill[d]++] = (mark_t){e->start, PP_ANY, 1};
-        mk[fill[d]++] = (mark_t){e->end, PP_ANY, -1};
-      }
+      if (p >= 0) sp[fill[d]++] = (span_t){e->start, e->end, p};
+      if (mine) sp[fill[d]++] = (span_t){e->start, e->end, PP_ANY};
     }
   }
+  heap_t q = {0};
   ts_time_split_t *s = &m->split;
   *s = (ts_time_split_t){0};
   for (int d = 0; d < nd; d++) {
@@ -137,8 +183,13 @@ void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
       dm->split = m->dev[run->fold[d]].split;
       dm->pp_comm_s = m->dev[run->fold[d]].pp_comm_s;
     } else {
-      qsort(mk + at[d], n, sizeof *mk, mark_cmp);
-      sweep(mk + at[d], (int)n, T, dm);
+      span_t *ds = sp + at[d];
+      for (size_t i = 1; i < n; i++)
+        if (ds[i].start < ds[i - 1].start) { /* events not by start: sort them here */
+          qsort(ds, n, sizeof *ds, span_cmp);
+          break;
+        }
+      sweep(ds, (int)n, T, &q, dm);
     }
     s->compute_s += dm->split.compute_s / nd;
     s->tp_exposed_s += dm->split.tp_exposed_s / nd;
@@ -148,7 +199,8 @@ void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
     s->idle_s += dm->split.idle_s / nd;
     if (dm->pp_comm_s > m->pp_comm_s) m->pp_comm_s = dm->pp_comm_s;
   }
+  free(q.h);
   free(fill);
-  free(mk);
+  free(sp);
   free(at);
 }
