@@ -21,8 +21,8 @@
 ** S / min(bandwidth).  Concurrent flows share links by max-min fairness,
 ** weighted by route latency under CM02 (README "Timing").
 **
-** The simulation runs in a forked child that writes its result to a memfd
-** (else an unlinked temporary file); SimGrid errors that abort the child (a malformed
+** The simulation runs in a forked child that writes its result to an
+** unlinked temporary file; SimGrid errors that abort the child (a malformed
 ** platform) are read back from its stderr and reported in one line.
 ** For `trainsim run` on a terminal the child counts the ops and transfers
 ** it has started in a shared page, and the parent, which polls for the
@@ -514,29 +514,17 @@ static void note_once(const sim_header_t *h) {
   ts__sim_noted = true; /* the child printed it when it knew (ts__sim_note) */
 }
 
-/* Closes the result: its FILE, else its memfd. */
-static void close_result(FILE *res, int fd) {
-  if (res)
-    fclose(res);
-  else
-    close(fd);
-}
-
 int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t *plan,
                const ts_cost_t *cost, ts_run_t **out, ts_err_t *err) {
   const ts_layout_t *lay = plan->layout;
   *out = NULL;
-  /* The result travels in memory (a memfd, no file system's write path:
-  ** 0.01 s of the benchmark), else in an unlinked temporary file. */
-  FILE *res = NULL, *log = tmpfile();
-  int rfd = memfd_create("trainsim-result", MFD_CLOEXEC);
-  if (rfd < 0 && (res = tmpfile())) rfd = fileno(res);
-  if (rfd < 0 || !log) {
-    if (rfd >= 0) close_result(res, rfd);
+  FILE *res = tmpfile(), *log = tmpfile();
+  if (!res || !log) {
+    if (res) fclose(res);
     if (log) fclose(log);
     return ts_err_set(err, EX_CANTCREAT, "cannot create a temporary file: %s", strerror(errno));
   }
-  int lfd = fileno(log);
+  int rfd = fileno(res), lfd = fileno(log);
   double limit = watchdog_s();
   int pfd[2] = {-1, -1};
   if (limit > 0 && pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) pfd[0] = pfd[1] = -1;
@@ -546,7 +534,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
-    close_result(res, rfd);
+    fclose(res);
     fclose(log);
     if (pfd[0] >= 0) close(pfd[0]), close(pfd[1]);
     if (shared) munmap(shared, sizeof *shared);
@@ -618,7 +606,7 @@ int ts_sim_run(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan_t 
       *out = run;
     }
   }
-  close_result(res, rfd);
+  fclose(res);
   fclose(log);
   return rc;
 }
