@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -325,77 +324,8 @@ static int event_cmp(const void *pa, const void *pb) {
   return 0;
 }
 
-/* A start time's sort key: for starts >= +0 (a run's times), the bits of
-** the double order as the values do. */
-typedef struct start_key {
-  uint64_t key;
-  uint32_t i;
-} start_key_t;
-
-/* Two keys of one start: by their events, then by index (stable). */
-static int key_cmp(const void *pa, const void *pb, void *events) {
-  const start_key_t *a = pa, *b = pb;
-  const ts_event_t *ev = events;
-  int c = event_cmp(&ev[a->i], &ev[b->i]);
-  return c ? c : (a->i > b->i) - (a->i < b->i);
-}
-
-/* The order qsort(event_cmp) gives (glibc's, a stable merge sort), in a
-** fifth of its time on the benchmark's 130 k events: a stable LSD radix
-** sort of (start, index) by start, 16 bits a pass (passes where every key
-** has the same digit skipped), then each run of equal starts by event_cmp,
-** stably (such runs are mostly a few events: a device's op and the send it
-** starts).  Negative or NaN starts: qsort itself. */
 void ts_run_sort(ts_run_t *r) {
-  size_t n = (size_t)r->n_events;
-  if (n < 2) return;
-  start_key_t *a = ts__xmalloc(2 * n * sizeof *a), *b = a + n;
-  for (size_t i = 0; i < n; i++) {
-    double t = r->events[i].start;
-    if (!(t >= 0)) {
-      free(a);
-      qsort(r->events, n, sizeof *r->events, event_cmp);
-      return;
-    }
-    uint64_t k = 0;
-    if (t > 0) memcpy(&k, &t, sizeof k); /* -0.0 == +0.0: key 0 */
-    a[i] = (start_key_t){k, (uint32_t)i};
-  }
-  size_t *count = ts__xmalloc(65536 * sizeof *count);
-  for (int shift = 0; shift < 64; shift += 16) {
-    memset(count, 0, 65536 * sizeof *count);
-    for (size_t i = 0; i < n; i++) count[(a[i].key >> shift) & 0xffff]++;
-    if (count[(a[0].key >> shift) & 0xffff] == n) continue; /* one digit: nothing moves */
-    for (size_t d = 0, sum = 0; d < 65536; d++) {
-      size_t c = count[d];
-      count[d] = sum;
-      sum += c;
-    }
-    for (size_t i = 0; i < n; i++) b[count[(a[i].key >> shift) & 0xffff]++] = a[i];
-    start_key_t *t = a;
-    a = b;
-    b = t;
-  }
-  free(count);
-  for (size_t lo = 0, hi; lo < n; lo = hi) {
-    for (hi = lo + 1; hi < n && a[hi].key == a[lo].key; hi++) {
-    }
-    if (hi - lo > 16) /* many at one instant (every device at 0): by event, then index */
-      qsort_r(a + lo, hi - lo, sizeof *a, key_cmp, r->events);
-    else
-      for (size_t i = lo + 1; i < hi; i++) /* stable: moves past strictly greater ones only */
-        for (size_t j = i; j > lo && event_cmp(&r->events[a[j - 1].i], &r->events[a[j].i]) > 0; j--) {
-          start_key_t t = a[j];
-          a[j] = a[j - 1];
-          a[j - 1] = t;
-        }
-  }
-  ts_event_t *sorted = ts__xmalloc(n * sizeof *sorted);
-  for (size_t i = 0; i < n; i++) sorted[i] = r->events[a[i].i];
-  free(a < b ? a : b);
-  free(r->events);
-  r->events = sorted;
-  r->cap_events = r->n_events;
+  if (r->n_events > 1) qsort(r->events, (size_t)r->n_events, sizeof *r->events, event_cmp);
 }
 
 void ts_run_free(ts_run_t *r) {
