@@ -11,16 +11,27 @@
 
 #include "ts_out.h"
 
+const char ts__digits2[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+
 int ts__fmt_int(char *buf, long long v) {
   char tmp[24];
-  int n = 0, len = 0;
+  int n = sizeof tmp, len = 0;
   unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-  do {
-    tmp[n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
+  for (; u >= 100; u /= 100) { /* two digits a step */
+    n -= 2;
+    memcpy(tmp + n, ts__digits2 + 2 * (u % 100), 2);
+  }
+  if (u >= 10) {
+    n -= 2;
+    memcpy(tmp + n, ts__digits2 + 2 * u, 2);
+  } else {
+    tmp[--n] = (char)('0' + u);
+  }
   if (v < 0) buf[len++] = '-';
-  while (n) buf[len++] = tmp[--n];
+  memcpy(buf + len, tmp + n, sizeof tmp - (size_t)n);
+  len += (int)sizeof tmp - n;
   buf[len] = 0;
   return len;
 }

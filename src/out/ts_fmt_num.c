@@ -121,10 +121,8 @@ int ts__fmt_g17(char *buf, double x) {
     E++;
   }
   char d[17];
-  for (int i = 16; i >= 0; i--) {
-    d[i] = (char)('0' + N % 10);
-    N /= 10;
-  }
+  for (int i = 15; i >= 1; i -= 2, N /= 100) memcpy(d + i, ts__digits2 + 2 * (N % 100), 2);
+  d[0] = (char)('0' + N);
   int nd = 17; /* significant digits left after dropping trailing zeros */
   while (nd > 1 && d[nd - 1] == '0') nd--;
   if (E < -4) { /* d.ddde-XX */
@@ -172,8 +170,7 @@ static void lb_room(ts__lb_t *b, size_t need) {
   if ((size_t)b->n + need >= sizeof b->b) ts__lb_flush(b, b->f);
 }
 
-void ts__lb_s(ts__lb_t *b, const char *s) {
-  size_t n = strlen(s);
+void ts__lb_mem(ts__lb_t *b, const char *s, size_t n) {
   if (n >= sizeof b->b / 2) { /* long strings: straight through */
     ts__lb_flush(b, b->f);
     fwrite(s, 1, n, b->f);
@@ -183,11 +180,6 @@ void ts__lb_s(ts__lb_t *b, const char *s) {
   lb_room(b, n);
   memcpy(b->b + b->n, s, n);
   b->n += (int)n;
-}
-
-void ts__lb_c(ts__lb_t *b, char c) {
-  lb_room(b, 1);
-  b->b[b->n++] = c;
 }
 
 void ts__lb_i(ts__lb_t *b, long long v) {

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "trainsim.h"
 #include "ts_formats.h"
@@ -285,6 +286,8 @@ int ts__link_hottest(const ts_run_t *run, double T, int *idx, int k);
 ** decimals, like "%.*f" but by llround, deterministically; "-0.00" never
 ** appears. */
 int ts__fmt_int(char *buf, long long v);
+/* "00" "01" ... "99": two decimal digits at 2 * n. */
+extern const char ts__digits2[201];
 /* Seconds to whole nanoseconds, clamped to [0, 4.6e18] (NaN and negative
 ** times: 0), for the writers that print fixed-point times. */
 int64_t ts__to_ns(double s);
@@ -308,8 +311,24 @@ typedef struct ts__lb {
 /* Bytes appended so far (flushed or not). */
 static inline long long ts__lb_size(const ts__lb_t *b) { return b->total + b->n; }
 void ts__lb_flush(ts__lb_t *b, FILE *f);
-void ts__lb_s(ts__lb_t *b, const char *s);
-void ts__lb_c(ts__lb_t *b, char c);
+/* n bytes of s: the slow path of ts__lb_s (a flush first, or a long string
+** straight through). */
+void ts__lb_mem(ts__lb_t *b, const char *s, size_t n);
+/* Inline, so that a literal's strlen is folded (the writers append some
+** ten literals a record). */
+static inline void ts__lb_s(ts__lb_t *b, const char *s) {
+  size_t n = strlen(s);
+  if ((size_t)b->n + n < sizeof b->b) {
+    memcpy(b->b + b->n, s, n);
+    b->n += (int)n;
+  } else {
+    ts__lb_mem(b, s, n);
+  }
+}
+static inline void ts__lb_c(ts__lb_t *b, char c) {
+  if ((size_t)b->n + 1 >= sizeof b->b) ts__lb_flush(b, b->f);
+  b->b[b->n++] = c;
+}
 void ts__lb_i(ts__lb_t *b, long long v);
 void ts__lb_g17(ts__lb_t *b, double v);
 void ts__lb_fixed(ts__lb_t *b, double v, int d);
