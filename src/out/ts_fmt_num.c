@@ -99,10 +99,18 @@ int ts__fmt_g17(char *buf, double x) {
     return len;
   }
   int e2;
-  double fr = frexp(x, &e2); /* x = fr * 2^e2, fr in [0.5, 1) */
-  uint64_t m = (uint64_t)ldexp(fr, 53);
+  uint64_t bits, m;
+  memcpy(&bits, &x, sizeof bits);
+  if (bits >> 52) { /* normal: x = (2^52 + fraction) / 2^53 * 2^e2, as frexp splits it */
+    m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
+    e2 = (int)(bits >> 52) - 1022;
+  } else {
+    double fr = frexp(x, &e2); /* x = fr * 2^e2, fr in [0.5, 1) */
+    m = (uint64_t)ldexp(fr, 53);
+  }
   int s = 53 - e2; /* x = m / 2^s; s <= 0: x is a whole number (below 2^57) */
-  int E = (int)floor(log10(x)), half = -1;
+  /* floor(log10(x)) or one below it (x >= 2^(e2 - 1)); the loop corrects. */
+  int E = (int)floor((e2 - 1) * 0.30102999566398120), half = -1;
   uint64_t N = 0;
   for (int tries = 0; tries < 4; tries++) {
     int k = 16 - E;
