@@ -43,12 +43,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # run NAME JOB MODE [SETS...]: one run; prints "wall_s peak_MB iteration_s".
-# FORMATS=all writes every output (the big jobs), else summary.json only.
+# FORMATS=all writes every output, paje.trace included (-f all: the big jobs),
+# else summary.json only.
 run() {
   local name=$1 job=$2 mode=$3
   shift 3
   local sets=() fmt=(-f summary)
-  [ "${FORMATS:-}" = all ] && fmt=()
+  [ "${FORMATS:-}" = all ] && fmt=(-f all)
   for s in "$@"; do sets+=(--set "$s"); done
   /usr/bin/time -f "%e %M" -o "$tmp/time" "$T" run "$job" -o "$tmp/$name" "${fmt[@]}" -q "$mode" "${sets[@]}"
   cp "$tmp/$name/summary.json" "$tmp/$name.json"

@@ -303,7 +303,7 @@ static void two_writers_write_serial_bytes(void) {
   CU_ASSERT_FATAL(mkdtemp(base) != NULL);
   const char *bin = getenv("TRAINSIM");
   for (int jobs = 0; jobs < 2; jobs++) {
-    snprintf(cmd, sizeof cmd, "%s'%s' run %s --set %s -o %s/%s -q 2>/dev/null", jobs ? "TRAINSIM_WRITE_JOBS=1 " : "",
+    snprintf(cmd, sizeof cmd, "%s'%s' run %s --set %s -f all -o %s/%s -q 2>/dev/null", jobs ? "TRAINSIM_WRITE_JOBS=1 " : "",
              bin ? bin : "build/trainsim", JOB, NEW_SET, base, jobs ? "one" : "two");
     int st = system(cmd);
     CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);

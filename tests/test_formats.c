@@ -5,8 +5,8 @@
 **     accepts file names and their stems and rejects unknown and empty
 **     names with a message that names the option and every format;
 **   - `trainsim run -f LIST` writes exactly the chosen files, the default
-**     writes every registered format, a bad name exits 64 and writes
-**     nothing, compare refuses -f;
+**     every registered format but paje.trace, `-f all` every one, a bad
+**     name exits 64 and writes nothing, compare refuses -f;
 **   - README's Outputs table and its ### subsections list exactly the
 **     registered formats, with the registry's descriptions;
 **   - the summary metrics list: summary.json holds every listed metric at
@@ -92,9 +92,17 @@ static void parse(void) {
   CU_ASSERT_EQUAL(m, TS_FORMAT_BIT(TS_FMT_TRACE) | TS_FORMAT_BIT(TS_FMT_TIMELINE));
   CU_ASSERT_EQUAL(ts_formats_parse("summary,timeline,trace,gantt,report,paje", &m, &err), 0);
   CU_ASSERT_EQUAL(m, TS_FORMATS_ALL);
+  CU_ASSERT_EQUAL(ts_formats_parse("all", &m, &err), 0);
+  CU_ASSERT_EQUAL(m, TS_FORMATS_ALL);
+  CU_ASSERT_EQUAL(ts_formats_parse("summary,all", &m, &err), 0);
+  CU_ASSERT_EQUAL(m, TS_FORMATS_ALL);
+  /* without -f: every format but paje.trace */
+  CU_ASSERT_EQUAL(TS_FORMATS_DEFAULT, TS_FORMATS_ALL & ~TS_FORMAT_BIT(TS_FMT_PAJE));
+  for (int i = 0; i < TS_N_FORMATS; i++)
+    CU_ASSERT_EQUAL(ts_format_at(i)->by_default, (TS_FORMATS_DEFAULT >> i) & 1u);
 
   static const char *const bad[] = {"bogus", "summary,svg", "", "summary,", ",gantt", "summary.jso",
-                                    "gantt.svg.x", "Summary"};
+                                    "gantt.svg.x", "Summary", "al", "All"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     ts_err_t e = {0};
     m = 12345;
@@ -104,6 +112,7 @@ static void parse(void) {
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "-f/--formats"));
     CU_ASSERT_PTR_NULL(strchr(e.msg, '\n'));
     for (int k = 0; k < TS_N_FORMATS; k++) CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, ts_format_at(k)->file));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, ", all)"));
   }
   ts_err_t e = {0};
   ts_formats_parse("summary,bogus", &m, &e);
@@ -147,8 +156,19 @@ static void cli_default_all(void) {
   CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
   snprintf(args, sizeof args, "run %s -o %s", job, dir);
   CU_ASSERT_EQUAL(th_cli(args, &so, &se), 0);
-  CU_ASSERT_EQUAL(files_in(dir), (int)TS_FORMATS_ALL);
+  CU_ASSERT_EQUAL(files_in(dir), (int)TS_FORMATS_DEFAULT);
   char want[600];
+  snprintf(want, sizeof want, "outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg,report.html}\n",
+           dir);
+  CU_ASSERT_PTR_NOT_NULL(strstr(so, want));
+  free(so);
+  free(se);
+  rm_outputs(dir);
+
+  dir = tmp_dir(); /* -f all: paje.trace too */
+  snprintf(args, sizeof args, "run %s -o %s -f all", job, dir);
+  CU_ASSERT_EQUAL(th_cli(args, &so, &se), 0);
+  CU_ASSERT_EQUAL(files_in(dir), (int)TS_FORMATS_ALL);
   snprintf(want, sizeof want,
            "outputs          %s/{summary.json,timeline.csv,trace.json,gantt.svg,report.html,paje.trace}\n", dir);
   CU_ASSERT_PTR_NOT_NULL(strstr(so, want));
@@ -222,7 +242,7 @@ static void readme_formats(void) {
   /* The table: "| `file` | contents |" rows, exactly the registry's, in
   ** order (this cuts part into lines). */
   int row = 0;
-  char *p = strstr(part, "| file | contents |");
+  char *p = strstr(part, "| file | contents | written |");
   CU_ASSERT_PTR_NOT_NULL_FATAL(p);
   p = strchr(p, '\n') + 1;
   p = strchr(p, '\n') + 1; /* |---|---| */
@@ -231,7 +251,7 @@ static void readme_formats(void) {
     *eol = 0;
     char want[256];
     const ts_format_t *f = ts_format_at(row);
-    if (f) snprintf(want, sizeof want, "| `%s` | %s |", f->file, f->about);
+    if (f) snprintf(want, sizeof want, "| `%s` | %s | %s |", f->file, f->about, f->by_default ? "by default" : "with `-f`");
     CU_ASSERT(f && !strcmp(p, want));
     if (!f || strcmp(p, want)) printf("\n  README Outputs row %d: %s\n", row, p);
     row++;

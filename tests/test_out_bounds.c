@@ -238,8 +238,7 @@ static void test_small_job_unchanged(void) {
   char dir[] = "/tmp/ts-bounds-XXXXXX";
   CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
   CU_ASSERT_EQUAL_FATAL(ts_write_outputs(&o.r, dir, &err), 0);
-  static const char *const files[] = {"gantt.svg", "trace.json", "timeline.csv", "paje.trace", "report.html",
-                                      "summary.json"};
+  static const char *const files[] = {"gantt.svg", "trace.json", "timeline.csv", "report.html", "summary.json"};
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/%s", dir, files[i]);

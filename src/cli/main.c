@@ -88,7 +88,7 @@ static int cmd_run_or_compare(int argc, char **argv, int cmd) {
   const char *out = "trainsim-out", *executor = NULL, *schedules = NULL;
   const char **sets = ts__xcalloc((size_t)argc + 1, sizeof *sets);
   int n_sets = 0, quiet = 0, c;
-  unsigned formats = TS_FORMATS_ALL;
+  unsigned formats = TS_FORMATS_DEFAULT;
   ts_out_opts_t oo = {0}; /* the output and figure options (README "Outputs") */
   ts_err_t err = {0};
   optind = 1;

@@ -625,7 +625,7 @@ static int call_writer(const void *arg, FILE *f) {
 }
 
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err) {
-  return ts_write_outputs_fig(r, dir, TS_FORMATS_ALL, NULL, err);
+  return ts_write_outputs_fig(r, dir, TS_FORMATS_DEFAULT, NULL, err);
 }
 
 int ts_write_outputs_mask(const ts_result_t *r, const char *dir, unsigned mask, ts_err_t *err) {

@@ -8,7 +8,7 @@
 #include "ts_out.h"
 
 static const ts_format_t formats[TS_N_FORMATS] = {
-#define TS__FMT_ROW(id, file, fn, weight, about) [TS_FMT_##id] = {file, fn, about, weight},
+#define TS__FMT_ROW(id, file, fn, weight, dflt, about) [TS_FMT_##id] = {file, fn, about, weight, dflt},
     TS_FORMATS(TS__FMT_ROW)
 #undef TS__FMT_ROW
 };
@@ -36,12 +36,18 @@ int ts_formats_parse(const char *list, unsigned *mask, ts_err_t *err) {
   char known[256] = "";
   size_t k = 0;
   for (int i = 0; i < TS_N_FORMATS && k < sizeof known; i++)
-    k += (size_t)snprintf(known + k, sizeof known - k, "%s%s", i ? ", " : "", formats[i].file);
+    k += (size_t)snprintf(known + k, sizeof known - k, "%s, ", formats[i].file);
+  if (k < sizeof known) snprintf(known + k, sizeof known - k, "all");
   unsigned m = 0;
   const char *p = list ? list : "";
   do {
     size_t n = strcspn(p, ",");
     int i = format_index(p, n);
+    if (i < 0 && n == 3 && !strncmp(p, "all", 3)) { /* every format */
+      m |= TS_FORMATS_ALL;
+      p += n;
+      continue;
+    }
     if (i < 0 && n)
       return ts_err_set(err, EX_USAGE, "-f/--formats: unknown format '%.*s' (known: %s)", (int)n, p,
                         known);

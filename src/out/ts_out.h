@@ -135,6 +135,7 @@ typedef struct ts_format {
   ts_result_writer_fn write; /* its writer */
   const char *about;         /* one line for people */
   double weight;             /* its writing time relative to the others' */
+  int by_default;            /* 1: written without -f; 0: only when -f names it */
 } ts_format_t;
 
 /* Format i (0 <= i < TS_N_FORMATS), or NULL outside. */
@@ -180,7 +181,8 @@ int ts_write_set(const char *dir, const ts_out_file_t *files, int n, ts_err_t *e
 int ts_write_outputs_fig(const ts_result_t *r, const char *dir, unsigned mask,
                          const ts_gantt_opts_t *fig, ts_err_t *err);
 
-/* Writes every registered format into dir with ts_write_set. */
+/* Writes the default formats (TS_FORMATS_DEFAULT: all but paje.trace) into
+** dir with ts_write_set. */
 int ts_write_outputs(const ts_result_t *r, const char *dir, ts_err_t *err);
 /* The same for the formats in mask only (TS_FORMATS_ALL: every format;
 ** 0 writes nothing but still creates dir).  Files of the other formats

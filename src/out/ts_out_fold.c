@@ -40,10 +40,20 @@ char *ts__fold_reps(const ts_run_t *run) {
 void ts__fold_note(const ts_result_t *r, unsigned mask, const ts_out_opts_t *o) {
   unsigned ev = TS_FORMAT_BIT(TS_FMT_TIMELINE) | TS_FORMAT_BIT(TS_FMT_TRACE) | TS_FORMAT_BIT(TS_FMT_PAJE);
   if (!r->run->fold || !(mask & ev) || (o && o->quiet_notes)) return;
+  /* "a", "a and b", "a, b and c": the event files written */
+  char files[80] = "";
+  int n = 0, k = 0;
+  for (int i = 0; i < TS_N_FORMATS; i++) n += (mask & ev & TS_FORMAT_BIT(i)) != 0;
+  for (int i = 0; i < TS_N_FORMATS; i++)
+    if (mask & ev & TS_FORMAT_BIT(i)) {
+      size_t l = strlen(files);
+      snprintf(files + l, sizeof files - l, "%s%s", k == 0 ? "" : k == n - 1 ? " and " : ", ", ts_format_at(i)->file);
+      k++;
+    }
   char *reps = ts__fold_reps(r->run);
-  fprintf(stderr, "trainsim: note: folded run: timeline.csv, trace.json and paje.trace hold the events of the %d "
+  fprintf(stderr, "trainsim: note: folded run: %s %s the events of the %d "
                   "simulated representatives only (devices %s of %d); every other device's are its "
                   "representative's (summary.json fold; --exact simulates every device)\n",
-          ts__fold_classes(r->run), reps, r->run->n_devices);
+          files, n > 1 ? "hold" : "holds", ts__fold_classes(r->run), reps, r->run->n_devices);
   free(reps);
 }
