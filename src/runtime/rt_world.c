@@ -277,9 +277,12 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
     run->cap_events = (int)total;
   }
   for (int d = 0; d < w->n; d++) {
-    ts_rt_t *rt = &w->rt[d];
-    for (int i = 0; i < rt->cev->n_events; i++) ts_run_push(run, &rt->cev->events[i]);
-    for (int i = 0; i < rt->tev->n_events; i++) ts_run_push(run, &rt->tev->events[i]);
+    const ts_run_t *part[2] = {w->rt[d].cev, w->rt[d].tev};
+    for (int k = 0; k < 2; k++) {
+      if (part[k]->n_events)
+        memcpy(run->events + run->n_events, part[k]->events, (size_t)part[k]->n_events * sizeof *run->events);
+      run->n_events += part[k]->n_events;
+    }
   }
   /* A folded run's executor relabels its transfers, then sorts
   ** (sim_fold.c ts__sim_fold_events): one sort, not two. */
