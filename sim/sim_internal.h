@@ -101,14 +101,15 @@ int ts__sim_child(const ts_job_t *job, const ts_schedule_t *sched, const ts_plan
 ** ts__sim_progress writes one byte to ts__sim_progress_fd (non-blocking;
 ** -1: no watchdog) at most every ts__sim_progress_every seconds.  The
 ** simulation calls ts__sim_tick as it computes, sends and delivers: one
-** call in 64 reads the clock (a call is microseconds apart from the next,
-** and reading the clock at every one took 2% of the run). */
+** call in 16 reads the clock (calls are microseconds apart, a large
+** platform's solve milliseconds; reading the clock at every call took 2%
+** of the benchmark's run). */
 extern int ts__sim_progress_fd;
 extern double ts__sim_progress_every;
 extern unsigned ts__sim_ticks;
 void ts__sim_progress(void);
 static inline void ts__sim_tick(void) {
-  if (!(++ts__sim_ticks & 63)) ts__sim_progress();
+  if (!(++ts__sim_ticks & 15)) ts__sim_progress();
 }
 
 /* Symmetry folding (sim_fold.c, README "Symmetry folding").  The class

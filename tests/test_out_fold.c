@@ -130,6 +130,16 @@ static void test_folded_outputs(void) {
   free(s);
   snprintf(args, sizeof args, "rm -rf '%s'", dir);
   CU_ASSERT_EQUAL(system(args), 0);
+
+  /* the default formats: the note names the two event files written */
+  CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(strcpy(dir, "/tmp/ts-out-fold-XXXXXX")));
+  snprintf(args, sizeof args, JOB "--fold -o %s", dir);
+  CU_ASSERT_EQUAL_FATAL(th_cli(args, NULL, &err), 0);
+  CU_ASSERT_EQUAL(count(err, "trainsim: note: folded run: timeline.csv and trace.json hold the events of the 2 "
+                             "simulated representatives only (devices 0,4 of 32)"), 1);
+  free(err);
+  snprintf(args, sizeof args, "rm -rf '%s'", dir);
+  CU_ASSERT_EQUAL(system(args), 0);
 }
 
 /* --gantt-devices without the representatives: their events still draw
