@@ -96,7 +96,7 @@ PY
     bare+=("$(cat "$tmp/bare")")
   done
   echo "This machine's speed at the time: the bare SimGrid loop of \`trainsim bench\` took"
-  echo "$(printf '%s\n' "${bare[@]}" | sort -g | sed -n 2p) s (median of ${bare[*]}; 0.32 s on a quiet hour)."
+  echo "$(printf '%s\n' "${bare[@]}" | sort -g | sed -n 2p) s (median of ${bare[*]}; 0.28 s on a quiet hour)."
   echo
   echo "| job | wall s (median) | the 3 runs | peak MB | iteration s | output MB |"
   echo "|---|---|---|---|---|---|"
