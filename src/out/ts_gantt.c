@@ -216,7 +216,8 @@ static void gantt_layout(gantt_t *g, const ts_gantt_opts_t *o) {
     }
     if (e->kind == TS_OPTIMIZER || e->kind == TS_COMM_WAIT) continue;
     if (ts_kind_is_compute((ts_kind_t)e->kind)) {
-      int digits = snprintf(NULL, 0, "%d", e->mb + 1);
+      char num[24];
+      int digits = ts__fmt_int(num, e->mb + 1);
       if (digits > g->mb_digits) g->mb_digits = digits;
       if (e->end > e->start && e->end - e->start < min_dur) min_dur = e->end - e->start;
       continue;
@@ -427,7 +428,7 @@ void ts__gantt_write_op(FILE *f, const gantt_t *g, const ts_event_t *e) {
 
   char num[16];
   int nd = g->mb_digits;
-  snprintf(num, sizeof num, "%d", e->mb + 1);
+  ts__fmt_int(num, e->mb + 1); /* an int: at most 11 bytes */
   /* digits advance 0.64 em in DejaVu Sans; 1 px of room is left */
   double fs = g->fs;
   if (w < nd * 0.64 * fs + 1.0) fs = (w - 1.0) / (nd * 0.64);

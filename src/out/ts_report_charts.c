@@ -177,11 +177,18 @@ static void mem_path(FILE *f, const ts_device_metrics_t *dm, double t_max, doubl
   fprintf(f, "<path class=\"act\" fill=\"%s\" fill-opacity=\"0.55\" stroke=\"%s\" stroke-width=\"1\" "
              "d=\"M%.2f,%.2f",
           RGB_ACT, RGB_ACT_LINE, M_LEFT, y_of_0 - base * px_per_byte);
-  if (n <= 2 * (int)M_PW) {
+  if (n <= 2 * (int)M_PW) { /* up to 2 points a pixel: formatted without printf (ts_fmt_num.c) */
+    ts__lb_t *lb = ts__xcalloc(1, sizeof *lb);
+    lb->f = f;
     for (int i = 0; i < n; i++) {
       double t = fmin(fmax(dm->mem_t[i], 0), t_max), b = isfinite(dm->mem_bytes[i]) ? dm->mem_bytes[i] : 0;
-      fprintf(f, " H%.2f V%.2f", M_LEFT + t * sx, y_of_0 - (base + b) * px_per_byte);
+      ts__lb_s(lb, " H");
+      ts__lb_fixed(lb, M_LEFT + t * sx, 2);
+      ts__lb_s(lb, " V");
+      ts__lb_fixed(lb, y_of_0 - (base + b) * px_per_byte, 2);
     }
+    ts__lb_flush(lb, f);
+    free(lb);
   } else {
     int cols = (int)M_PW;
     double *mx = ts__xcalloc((size_t)cols, sizeof *mx);

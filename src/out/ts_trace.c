@@ -96,26 +96,25 @@ static void json_str(ts__lb_t *f, const char *s) {
 
 /* A finite double for JSON ("%.15g"; non-finite values become 0). */
 static void json_num(ts__lb_t *f, double v) {
-  char buf[64];
   if (!isfinite(v)) v = 0;
-  if (v == floor(v) && fabs(v) < 9e15) /* byte counts: exact, without %g */
-    ts__fmt_int(buf, (long long)v);
-  else
-    snprintf(buf, sizeof buf, "%.15g", v + 0.0);
+  if (v == floor(v) && fabs(v) < 9e15) { /* byte counts: exact, without %g */
+    ts__lb_i(f, (long long)v);
+    return;
+  }
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.15g", v + 0.0);
   ts__lb_s(f, buf);
 }
 
-/* Prints ns as microseconds with three decimals. */
+/* Prints ns (>= 0) as microseconds with three decimals, in place. */
 static void put_us(ts__lb_t *f, int64_t ns) {
-  char buf[64];
-  int n = ts__fmt_int(buf, (long long)(ns / 1000));
-  int64_t r = ns % 1000;
-  buf[n++] = '.';
-  buf[n++] = (char)('0' + r / 100);
-  buf[n++] = (char)('0' + r / 10 % 10);
-  buf[n++] = (char)('0' + r % 10);
-  buf[n] = 0;
-  ts__lb_s(f, buf);
+  char *p = ts__lb_reserve(f, 32);
+  int n = ts__fmt_int(p, (long long)(ns / 1000));
+  int r = (int)(ns % 1000);
+  p[n++] = '.';
+  p[n++] = (char)('0' + r / 100);
+  memcpy(p + n, ts__digits2 + 2 * (r % 100), 2);
+  f->n += n + 2;
 }
 
 /* ",\"KEY\":" then the number v */
