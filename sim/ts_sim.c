@@ -310,7 +310,8 @@ const ts_exec_ops_t ts__sim_ops = {.now = x_now,
                                       .spawn_comm = x_spawn_comm,
                                       .domain = ts__sim_domain,
                                       .optimizer = x_optimizer,
-                                      .send_steps = x_send_steps};
+                                      .send_steps = x_send_steps,
+                                      .one_log = 1};
 
 /* ---- actors ---------------------------------------------------------- */
 

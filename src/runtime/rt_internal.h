@@ -78,8 +78,8 @@ struct ts_rt {
   bool finished;
   rt_wait_t waiting;     /* what a blocked device waits for */
   char opname[384];      /* ts_rt_name_op's name of the current op, or "" */
-  ts_run_t *cev;         /* compute events (own thread) */
-  ts_run_t *tev;         /* transfer events (under the inbox lock) */
+  ts_run_t *cev;         /* compute events (own thread); w->log when shared */
+  ts_run_t *tev;         /* transfer events (under the inbox lock); w->log when shared */
   /* host memory (sched->host_weights only; own thread or, in SimGrid, the
   ** copy actors of this device, which never run concurrently with it) */
   struct rt_host *host;
@@ -136,6 +136,7 @@ struct ts_world {
                           ** device's (shared: one array, not one per device) */
   atomic_int failed;      /* set once, by the first failing device */
   ts_err_t err;
+  ts_run_t *log;          /* ops->one_log: every device's cev and tev */
 };
 
 /* One collective as started by the program. */

@@ -68,8 +68,13 @@ ts_world_t *ts__world_new(const ts_job_t *job, const ts_schedule_t *sched, const
     ts__rt_coll_init(rt);
     rt->moe_kind = -1;
     rt->polled = -1;
-    rt->cev = ts_run_new(0);
-    rt->tev = ts_run_new(0);
+    if (ops->one_log) {
+      if (!w->log) w->log = ts_run_new(0);
+      rt->cev = rt->tev = w->log;
+    } else {
+      rt->cev = ts_run_new(0);
+      rt->tev = ts_run_new(0);
+    }
     if (sched->host_weights) {
       rt_host_t *h = ts__xcalloc(1, sizeof *h);
       size_t n1 = (size_t)(nl ? nl : 1);
@@ -147,8 +152,10 @@ void ts__world_free(ts_world_t *w) {
     free(rt->keep);
     ts__rt_coll_free(rt);
     free(rt->peers);
-    ts_run_free(rt->cev);
-    ts_run_free(rt->tev);
+    if (!w->log) {
+      ts_run_free(rt->cev);
+      ts_run_free(rt->tev);
+    }
     ts__rt_dp_free(rt);
     if (rt->host) {
       free(rt->host->w);
@@ -163,6 +170,7 @@ void ts__world_free(ts_world_t *w) {
       free(rt->host);
     }
   }
+  ts_run_free(w->log);
   free(w->rt);
   free(w->lidx);
   free(w);
@@ -270,18 +278,28 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
                           "stage %d back to host memory",
                           w->job->schedule, d, rt->ctx.local[li]);
   }
-  long total = run->n_events;
-  for (int d = 0; d < w->n; d++) total += w->rt[d].cev->n_events + w->rt[d].tev->n_events;
-  if (total > run->cap_events) {
-    run->events = ts__xrealloc(run->events, (size_t)(total ? total : 1) * sizeof *run->events);
-    run->cap_events = (int)total;
-  }
-  for (int d = 0; d < w->n; d++) {
-    const ts_run_t *part[2] = {w->rt[d].cev, w->rt[d].tev};
-    for (int k = 0; k < 2; k++) {
-      if (part[k]->n_events)
+  /* The events into the run: the one log whole (SimGrid), else every
+  ** device's two logs one after the other (ts_run_sort orders them). */
+  if (w->log && !run->n_events) {
+    ts_run_t *t = w->log;
+    free(run->events);
+    run->events = t->events, run->n_events = t->n_events, run->cap_events = t->cap_events;
+    t->events = NULL, t->n_events = t->cap_events = 0;
+  } else {
+    const ts_run_t *one = w->log;
+    long total = run->n_events + (one ? one->n_events : 0);
+    for (int d = 0; d < w->n && !one; d++) total += w->rt[d].cev->n_events + w->rt[d].tev->n_events;
+    if (total > run->cap_events) {
+      run->events = ts__xrealloc(run->events, (size_t)(total ? total : 1) * sizeof *run->events);
+      run->cap_events = (int)total;
+    }
+    for (int d = 0; d < (one ? 1 : w->n); d++) {
+      const ts_run_t *part[2] = {one ? one : w->rt[d].cev, one ? NULL : w->rt[d].tev};
+      for (int k = 0; k < 2; k++) {
+        if (!part[k] || !part[k]->n_events) continue;
         memcpy(run->events + run->n_events, part[k]->events, (size_t)part[k]->n_events * sizeof *run->events);
-      run->n_events += part[k]->n_events;
+        run->n_events += part[k]->n_events;
+      }
     }
   }
   /* A folded run's executor relabels its transfers, then sorts

@@ -193,6 +193,12 @@ typedef struct ts_exec_ops {
   ** NULL: every step is sent by itself. */
   void (*send_steps)(void *xd, int device, int peer, ts_kind_t kind, int vstage_to, int mb,
                      double bytes, int steps);
+  /* 1: one device runs at a time (SimGrid's actors are cooperative): every
+  ** device records its events into one log, in the order they happen,
+  ** instead of a compute and a transfer log of its own (threads need
+  ** those).  One log written in order costs a fifth of the 128 logs of the
+  ** benchmark job, and ts__world_finish moves it into the run whole. */
+  int one_log;
 } ts_exec_ops_t;
 
 
