@@ -23,10 +23,12 @@
 ** folding") has the representative's split: only representatives have
 ** events, and their pipeline messages to each other are recorded.
 **
-** Cost: one pass over the events to pick the device's intervals (in the
-** events' order, by start), then a sweep per device with a heap of the
-** running intervals' ends (O(E log k), k the most that run at once).
+** Cost: one pass over the events (by start), each interval into its
+** device's sweep, which keeps a heap of the running intervals' ends
+** (O(E log k), k the most that run at once on a device; no per-device
+** arrays of intervals).
 */
+#include <math.h>
 #include <stdlib.h>
 
 #include "metrics_dp.h"
@@ -42,10 +44,6 @@ typedef struct span {
   int part;
 } span_t;
 
-static int span_cmp(const void *a, const void *b) {
-  const span_t *x = a, *y = b;
-  return (x->start > y->start) - (x->start < y->start);
-}
 
 /* The part that event e is for device d, or -1 (and *mine: a pipeline
 ** message d sends or receives). */
@@ -109,87 +107,86 @@ static void sweep_to(sweep_t *w, double u) {
   w->t = u;
 }
 
-/* Sweeps device d's n spans (sorted by start) over [0, T] into dm: in
-** time order, a span's end before any start at or after it (touching
-** spans leave no gap), each instant's changes together. */
-static void sweep(const span_t *sp, int n, double T, heap_t *q, ts_device_metrics_t *dm) {
-  sweep_t w = {0};
-  q->n = 0;
-  for (int i = 0; i < n; i++) {
-    while (q->n > 0 && q->h[0].end <= sp[i].start) {
-      span_t e = heap_pop(q);
-      sweep_to(&w, e.end);
-      w.count[e.part]--;
-    }
-    sweep_to(&w, sp[i].start);
-    w.count[sp[i].part]++;
-    heap_push(q, sp[i]);
+/* A device's sweep in progress: its state and its running spans. */
+typedef struct dev_sweep {
+  sweep_t w;
+  heap_t q;
+} dev_sweep_t;
+
+/* Ends the spans of x that end at or before t, in time order. */
+static void sweep_ends(dev_sweep_t *x, double t) {
+  while (x->q.n > 0 && x->q.h[0].end <= t) {
+    span_t e = heap_pop(&x->q);
+    sweep_to(&x->w, e.end);
+    x->w.count[e.part]--;
   }
-  while (q->n > 0) {
-    span_t e = heap_pop(q);
-    sweep_to(&w, e.end);
-    w.count[e.part]--;
-  }
+}
+
+/* Adds span sp to x, whose spans so far started no later: the ends at or
+** before its start first (touching spans leave no gap), then its start;
+** each instant's changes together (sweep_to credits only when time
+** moves). */
+static void sweep_add(dev_sweep_t *x, span_t sp) {
+  sweep_ends(x, sp.start);
+  sweep_to(&x->w, sp.start);
+  x->w.count[sp.part]++;
+  heap_push(&x->q, sp);
+}
+
+/* x's split over [0, T] into dm, its spans all added. */
+static void sweep_done(dev_sweep_t *x, double T, ts_device_metrics_t *dm) {
+  sweep_ends(x, INFINITY);
   ts_time_split_t *s = &dm->split;
-  s->compute_s = w.part[P_COMPUTE];
-  s->tp_exposed_s = w.part[P_TP];
-  s->dp_exposed_s = w.part[P_DP];
-  s->optimizer_s = w.part[P_OPT];
-  s->pp_wait_s = w.part[P_PP];
+  s->compute_s = x->w.part[P_COMPUTE];
+  s->tp_exposed_s = x->w.part[P_TP];
+  s->dp_exposed_s = x->w.part[P_DP];
+  s->optimizer_s = x->w.part[P_OPT];
+  s->pp_wait_s = x->w.part[P_PP];
   double used = s->compute_s + s->tp_exposed_s + s->dp_exposed_s + s->optimizer_s + s->pp_wait_s;
   s->idle_s = T > used ? T - used : 0;
-  dm->pp_comm_s = w.pp_any;
+  dm->pp_comm_s = x->w.pp_any;
+}
+
+static int ev_start_cmp(const void *a, const void *b) {
+  const ts_event_t *x = *(const ts_event_t *const *)a, *y = *(const ts_event_t *const *)b;
+  return (x->start > y->start) - (x->start < y->start);
 }
 
 void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
-  int nd = m->n_devices;
-  /* Spans per device: counted, then placed in the events' order (a
-  ** counting sort by device, so each device's spans stay by start). */
-  size_t *at = ts__xcalloc((size_t)nd + 1, sizeof *at);
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
+  int nd = m->n_devices, ne = run->n_events;
+  /* One pass over the events by start (as ts_run_sort leaves them; a
+  ** hand-built run out of order is taken through a sorted copy), each
+  ** device's spans into its own sweep. */
+  const ts_event_t **order = NULL;
+  for (int i = 1; i < ne && !order; i++)
+    if (run->events[i].start < run->events[i - 1].start) {
+      order = ts__xmalloc((size_t)ne * sizeof *order);
+      for (int k = 0; k < ne; k++) order[k] = &run->events[k];
+      qsort(order, (size_t)ne, sizeof *order, ev_start_cmp);
+    }
+  dev_sweep_t *xs = ts__xcalloc((size_t)(nd > 0 ? nd : 1), sizeof *xs);
+  for (int i = 0; i < ne; i++) {
+    const ts_event_t *e = order ? order[i] : &run->events[i];
     int ds[2] = {e->device, e->peer};
     for (int k = 0; k < 2; k++) {
       int d = ds[k];
       if (d < 0 || d >= nd || (k == 1 && d == e->device)) continue;
+      if (run->fold && run->fold[d] != d) continue; /* its representative's, below */
       bool mine;
       int p = part_of(e, d, &mine);
-      at[d + 1] += (size_t)((p >= 0) + mine);
+      if (p >= 0) sweep_add(&xs[d], (span_t){e->start, e->end, p});
+      if (mine) sweep_add(&xs[d], (span_t){e->start, e->end, PP_ANY});
     }
   }
-  for (int d = 0; d < nd; d++) at[d + 1] += at[d];
-  span_t *sp = ts__xmalloc((at[nd] ? at[nd] : 1) * sizeof *sp);
-  size_t *fill = ts__xmalloc(((size_t)nd + 1) * sizeof *fill);
-  for (int d = 0; d <= nd; d++) fill[d] = at[d];
-  for (int i = 0; i < run->n_events; i++) {
-    const ts_event_t *e = &run->events[i];
-    int ds[2] = {e->device, e->peer};
-    for (int k = 0; k < 2; k++) {
-      int d = ds[k];
-      if (d < 0 || d >= nd || (k == 1 && d == e->device)) continue;
-      bool mine;
-      int p = part_of(e, d, &mine);
-      if (p >= 0) sp[fill[d]++] = (span_t){e->start, e->end, p};
-      if (mine) sp[fill[d]++] = (span_t){e->start, e->end, PP_ANY};
-    }
-  }
-  heap_t q = {0};
   ts_time_split_t *s = &m->split;
   *s = (ts_time_split_t){0};
   for (int d = 0; d < nd; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
-    size_t n = at[d + 1] - at[d];
     if (run->fold && run->fold[d] != d) { /* folded: its representative's (a lower device) */
       dm->split = m->dev[run->fold[d]].split;
       dm->pp_comm_s = m->dev[run->fold[d]].pp_comm_s;
     } else {
-      span_t *ds = sp + at[d];
-      for (size_t i = 1; i < n; i++)
-        if (ds[i].start < ds[i - 1].start) { /* events not by start: sort them here */
-          qsort(ds, n, sizeof *ds, span_cmp);
-          break;
-        }
-      sweep(ds, (int)n, T, &q, dm);
+      sweep_done(&xs[d], T, dm);
     }
     s->compute_s += dm->split.compute_s / nd;
     s->tp_exposed_s += dm->split.tp_exposed_s / nd;
@@ -199,8 +196,7 @@ void ts__metrics_time(const ts_run_t *run, double T, ts_metrics_t *m) {
     s->idle_s += dm->split.idle_s / nd;
     if (dm->pp_comm_s > m->pp_comm_s) m->pp_comm_s = dm->pp_comm_s;
   }
-  free(q.h);
-  free(fill);
-  free(sp);
-  free(at);
+  for (int d = 0; d < nd; d++) free(xs[d].q.h);
+  free(xs);
+  free(order);
 }

@@ -161,20 +161,32 @@ static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
     dm->mem_bytes[dm->n_mem - 1] = bytes;
     return;
   }
-  dm->mem_t = ts__xrealloc(dm->mem_t, (size_t)(dm->n_mem + 1) * sizeof(double));
-  dm->mem_bytes = ts__xrealloc(dm->mem_bytes, (size_t)(dm->n_mem + 1) * sizeof(double));
+  int n = dm->n_mem;
+  if (n == 0 || (n >= 16 && !(n & (n - 1)))) { /* room for 16, then doubled at each power of two */
+    size_t cap = n ? 2 * (size_t)n : 16;
+    dm->mem_t = ts__xrealloc(dm->mem_t, cap * sizeof(double));
+    dm->mem_bytes = ts__xrealloc(dm->mem_bytes, cap * sizeof(double));
+  }
   dm->mem_t[dm->n_mem] = t;
   dm->mem_bytes[dm->n_mem] = bytes;
   dm->n_mem++;
 }
 
 /* Walks device d's compute events in program order. */
+/* Scratch of device_memory, one for all devices: per (vstage, micro-batch)
+** cell the bytes held and whether it is in flight, all zero between two
+** devices (each clears the cells it touched). */
+typedef struct mem_scratch {
+  double *held;
+  unsigned char *inflight;
+} mem_scratch_t;
+
 static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
-                          const ts_event_t **ev, int n, ts_device_metrics_t *dm) {
+                          const ts_event_t **ev, int n, mem_scratch_t *sc, ts_device_metrics_t *dm) {
   /* At most 2^31 - 1, as ts_job_load bounds it (README "Limits"). */
   int M = (int)((long long)job->microbatches * job->iterations);
-  double *held = ts__xcalloc((size_t)lay->n_vstages * (size_t)M, sizeof *held);
-  unsigned char *inflight = ts__xcalloc((size_t)lay->n_vstages * (size_t)M, 1);
+  double *held = sc->held;
+  unsigned char *inflight = sc->inflight;
   bool full = job->recompute == TS_RECOMPUTE_FULL;
   double cur = 0, peak = 0;
   int nin = 0, peak_in = 0;
@@ -225,8 +237,11 @@ static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_
   }
   dm->peak_activation_bytes = peak;
   dm->peak_inflight = peak_in;
-  free(held);
-  free(inflight);
+  for (int i = 0; i < n; i++) { /* clean for the next device */
+    size_t c = (size_t)ev[i]->vstage * (size_t)M + (size_t)ev[i]->mb;
+    held[c] = 0;
+    inflight[c] = 0;
+  }
 }
 
 /* Orders events by (vstage, mb, start, seq): a (vstage, mb)'s gathers by
@@ -371,7 +386,7 @@ static bool is_p2p(ts_kind_t k) {
 static void device_metrics(const ts_job_t *job, const ts_plan_t *plan, const ts_cost_t *cost,
                            const ts_run_t *run, int d, const int *mine, int n_mine, int versions,
                            const ts_event_t **ev, const ts_event_t **sev, const ts_event_t **hev,
-                           ts_device_metrics_t *dm) {
+                           mem_scratch_t *sc, ts_device_metrics_t *dm) {
   const ts_layout_t *lay = plan->layout;
   int k = 0, nh = 0, ns = 0;
   for (int i = 0; i < n_mine; i++) {
@@ -388,7 +403,7 @@ static void device_metrics(const ts_job_t *job, const ts_plan_t *plan, const ts_
     }
   }
   qsort(ev, (size_t)k, sizeof *ev, seq_cmp);
-  device_memory(job, lay, cost, ev, k, dm);
+  device_memory(job, lay, cost, ev, k, sc, dm);
   double peak_mem = dm->peak_activation_bytes;
   if (job->zero == 3) {
     double g = gathered_memory(ev, k, sev, ns, dm);
@@ -435,6 +450,8 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
   for (int d = 0; d < n; d++) first[d + 2] += first[d + 1];
   for (int i = 0; i < run->n_events; i++)
     if (run->events[i].device >= 0 && run->events[i].device < n) mine[first[run->events[i].device + 1]++] = i;
+  size_t cells = (size_t)plan->layout->n_vstages * (size_t)((long long)job->microbatches * job->iterations);
+  mem_scratch_t sc = {ts__xcalloc(cells ? cells : 1, sizeof(double)), ts__xcalloc(cells ? cells : 1, 1)};
   double idle_sum = 0, ideal = 0;
   for (int d = 0; d < n; d++) {
     ts_device_metrics_t *dm = &m->dev[d];
@@ -442,7 +459,7 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
       ts__metrics_fold_copy(dm, &m->dev[run->fold[d]]);
     else
       device_metrics(job, plan, cost, run, d, mine + first[d], first[d + 1] - first[d], versions, ev,
-                     sev, hev, dm);
+                     sev, hev, &sc, dm);
     dm->idle_s = P - dm->busy_s;
     dm->bubble_fraction = P > 0 ? dm->idle_s / P : 0;
     idle_sum += dm->idle_s;
@@ -457,6 +474,8 @@ ts_metrics_t *ts_metrics_compute(const ts_job_t *job, const ts_schedule_t *sched
     m->tp_exposed_s = fmax(m->tp_exposed_s, dm->tp_exposed_s);
     m->optimizer_s = fmax(m->optimizer_s, dm->optimizer_s);
   }
+  free(sc.held);
+  free(sc.inflight);
   free(first);
   free(mine);
   free(ev);
