@@ -19,6 +19,17 @@ int ts__fmt_int(char *buf, long long v) {
   char tmp[24];
   int n = sizeof tmp, len = 0;
   unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  if (v < 0) buf[len++] = '-';
+  if (u < 100) { /* most numbers of a trace: devices, stages, micro-batches */
+    if (u < 10) {
+      buf[len++] = (char)('0' + u);
+    } else {
+      memcpy(buf + len, ts__digits2 + 2 * u, 2);
+      len += 2;
+    }
+    buf[len] = 0;
+    return len;
+  }
   for (; u >= 100; u /= 100) { /* two digits a step */
     n -= 2;
     memcpy(tmp + n, ts__digits2 + 2 * (u % 100), 2);
@@ -29,7 +40,6 @@ int ts__fmt_int(char *buf, long long v) {
   } else {
     tmp[--n] = (char)('0' + u);
   }
-  if (v < 0) buf[len++] = '-';
   memcpy(buf + len, tmp + n, sizeof tmp - (size_t)n);
   len += (int)sizeof tmp - n;
   buf[len] = 0;
