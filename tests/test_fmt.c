@@ -3,9 +3,11 @@
 ** libc: ts__fmt_g17 must give exactly snprintf's "%.17g" bytes (the
 ** outputs stay byte-identical), over random bit patterns, times in the
 ** ranges runs produce, whole numbers, halfway cases, powers of ten and
-** their neighbours, subnormals and signed zeros; and the line buffer
-** writes what was appended, in order, across flushes.
+** their neighbours, subnormals and signed zeros; ts__fmt_int gives "%lld"'s
+** bytes; and the line buffer writes what was appended, in order, across
+** flushes and for strings longer than half of it.
 */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -87,7 +89,7 @@ static void test_line_buffer(void) {
   b->f = f;
   char want[64];
   size_t total = 0;
-  for (int i = 0; i < 5000; i++) { /* several times the buffer */
+  for (int i = 0; i < 50000; i++) { /* several times the buffer (256 KiB) */
     ts__lb_i(b, i);
     ts__lb_c(b, ',');
     ts__lb_g17(b, i * 0.001);
@@ -101,8 +103,53 @@ static void test_line_buffer(void) {
   CU_ASSERT_EQUAL(strncmp(buf, "0,0 x\n1,0.001 x\n", 16), 0);
   free(b);
   free(buf);
+
+  /* a string of over half the buffer goes straight through, in order */
+  f = open_memstream(&buf, &len);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+  b = calloc(1, sizeof *b);
+  b->f = f;
+  size_t big = sizeof b->b / 2 + 10;
+  char *s = malloc(big + 1);
+  memset(s, 'y', big);
+  s[big] = 0;
+  ts__lb_s(b, "a");
+  ts__lb_s(b, s);
+  ts__lb_c(b, 'z');
+  CU_ASSERT_EQUAL(ts__lb_size(b), (long long)big + 2);
+  ts__lb_flush(b, f);
+  fclose(f);
+  CU_ASSERT_EQUAL(len, big + 2);
+  CU_ASSERT(len == big + 2 && buf[0] == 'a' && buf[1] == 'y' && buf[big] == 'y' && buf[big + 1] == 'z');
+  free(s);
+  free(b);
+  free(buf);
+}
+
+/* ts__fmt_int against "%lld": the edges, every number to 100000 and
+** random ones of every magnitude. */
+static void test_int(void) {
+  static const long long edge[] = {0, 1, -1, 9, 10, -9, -10, 99, 100, -99, -100, 999, 1000,
+                                   INT32_MAX, INT32_MIN, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+  int bad = 0;
+  char a[32], b[32];
+  for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
+    snprintf(a, sizeof a, "%lld", edge[i]);
+    bad += ts__fmt_int(b, edge[i]) != (int)strlen(a) || strcmp(a, b);
+  }
+  for (long long v = -100000; v <= 100000; v++) {
+    snprintf(a, sizeof a, "%lld", v);
+    bad += ts__fmt_int(b, v) != (int)strlen(a) || strcmp(a, b);
+  }
+  for (int i = 0; i < 200000; i++) {
+    long long v = (long long)(next() >> (next() % 64));
+    if ((i & 1) && v != LLONG_MIN) v = -v;
+    snprintf(a, sizeof a, "%lld", v);
+    bad += ts__fmt_int(b, v) != (int)strlen(a) || strcmp(a, b);
+  }
+  CU_ASSERT_EQUAL(bad, 0);
 }
 
 TS_TESTS{TS_TEST(test_g17_random_bits), TS_TEST(test_g17_times), TS_TEST(test_g17_edges),
-         TS_TEST(test_line_buffer)};
+         TS_TEST(test_line_buffer), TS_TEST(test_int)};
 TS_TEST_MAIN("number formatting")

@@ -10,7 +10,8 @@
 **   - a t2 p2 d2 GPT job with sequence parallelism, selective recompute and
 **     ZeRO-1 on a star platform: on every device the six parts add up to T,
 **     compute_s = busy_s, tp_exposed_s the TP waits, dp_exposed_s the other
-**     waits, optimizer_s the step; pp_wait_s > 0 and <= pp_comm_s;
+**     waits, optimizer_s the step; pp_wait_s > 0 and <= pp_comm_s; the
+**     same split to the bit from the run's events reversed;
 **   - vocabulary parallelism, per device per micro-batch: the embedding's
 **     part adds 2 (t - 1) / t b s h e bytes (an all-reduce, or with SP a
 **     reduce-scatter and an all-gather), the LM head's part 2 (t - 1) / t b
@@ -118,6 +119,27 @@ static void test_split_adds_up(void) {
   double got[6] = {s->compute_s, s->tp_exposed_s, s->pp_wait_s, s->dp_exposed_s, s->optimizer_s, s->idle_s};
   for (int i = 0; i < 6; i++) TS_ASSERT_REL(got[i], mean[i], 1e-12);
   TS_ASSERT_REL(split_sum(s), T, 1e-9);
+
+  /* The same run with its events out of order (as a hand-built run may
+  ** be): the same split, to the bit (the sweep takes a sorted copy). */
+  ts_run_t *r = o.run;
+  for (int i = 0, j = r->n_events - 1; i < j; i++, j--) {
+    ts_event_t t = r->events[i];
+    r->events[i] = r->events[j];
+    r->events[j] = t;
+  }
+  ts_metrics_t *m2 = ts_metrics_compute(job, o.sched, o.plan, o.cost, r);
+  CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+  for (int d = 0; d < m->n_devices; d++) {
+    CU_ASSERT_EQUAL(memcmp(&m2->dev[d].split, &m->dev[d].split, sizeof m->dev[d].split), 0);
+    CU_ASSERT_EQUAL(m2->dev[d].pp_comm_s, m->dev[d].pp_comm_s);
+  }
+  ts_metrics_free(m2);
+  for (int i = 0, j = r->n_events - 1; i < j; i++, j--) { /* back in order for the writers */
+    ts_event_t t = r->events[i];
+    r->events[i] = r->events[j];
+    r->events[j] = t;
+  }
 
   /* The writers: summary.json's time_split, the report's section, the
   ** Gantt chart's TP colour. */
