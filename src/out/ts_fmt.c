@@ -16,34 +16,27 @@ const char ts__digits2[201] = "0001020304050607080910111213141516171819202122232
                               "8081828384858687888990919293949596979899";
 
 int ts__fmt_int(char *buf, long long v) {
-  char tmp[24];
-  int n = sizeof tmp, len = 0;
   unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  int len = 0;
   if (v < 0) buf[len++] = '-';
-  if (u < 100) { /* most numbers of a trace: devices, stages, micro-batches */
-    if (u < 10) {
-      buf[len++] = (char)('0' + u);
-    } else {
-      memcpy(buf + len, ts__digits2 + 2 * u, 2);
-      len += 2;
-    }
+  if (u < 10) { /* most numbers of a trace: devices, stages, micro-batches */
+    buf[len++] = (char)('0' + u);
     buf[len] = 0;
     return len;
   }
-  for (; u >= 100; u /= 100) { /* two digits a step */
-    n -= 2;
-    memcpy(tmp + n, ts__digits2 + 2 * (u % 100), 2);
+  int nd = 2; /* the digits, counted; then written from the last, two at a time */
+  for (unsigned long long p = 100; nd < 20 && u >= p; p *= 10) nd++;
+  char *q = buf + len + nd;
+  *q = 0;
+  for (; u >= 100; u /= 100) {
+    q -= 2;
+    memcpy(q, ts__digits2 + 2 * (u % 100), 2);
   }
-  if (u >= 10) {
-    n -= 2;
-    memcpy(tmp + n, ts__digits2 + 2 * u, 2);
-  } else {
-    tmp[--n] = (char)('0' + u);
-  }
-  memcpy(buf + len, tmp + n, sizeof tmp - (size_t)n);
-  len += (int)sizeof tmp - n;
-  buf[len] = 0;
-  return len;
+  if (u >= 10)
+    memcpy(q - 2, ts__digits2 + 2 * u, 2);
+  else
+    q[-1] = (char)('0' + u);
+  return len + nd;
 }
 
 int ts__fmt_fixed(char *buf, double x, int d) {
