@@ -45,8 +45,8 @@ typedef struct sim_dev {
   const struct ts_gemm_curve *curve; /* host property gemm_curve, or NULL:
                                      ** compute takes flops / speed */
   double peak;     /* peak_flops, 0 unknown (the curve's own then) */
-  const void *op_wk[TS_COMPUTE_KINDS]; /* the last op work of each kind and */
-  double op_s[TS_COMPUTE_KINDS];       /* its seconds on the curve (x_compute) */
+  const struct ts_op_work *op_wk[TS_COMPUTE_KINDS]; /* the last op work of each kind and */
+  double op_s[TS_COMPUTE_KINDS];                    /* its seconds on the curve (x_compute) */
   sg_actor_t actor;
   sg_sem_t wake[1 + TS_STREAMS]; /* wait() blocks on it: [0] the program,
                      ** [1 + s] communication stream s */

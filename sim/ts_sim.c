@@ -108,10 +108,11 @@ static void x_compute(void *xd, int device, ts_kind_t kind, int v, int mb, doubl
   double amount = flops > 0 ? flops / d->factor : seconds * sg_host_get_speed(d->host);
   const ts_op_work_t *wk = d->curve && flops > 0 ? &x->cost->part[x->lay->part[v]].work[kind] : NULL;
   if (wk && wk->flops > 0) { /* a piece of the op takes its share of the op's time */
-    int k = (int)kind >= 0 && (int)kind < TS_COMPUTE_KINDS ? (int)kind : -1;
-    double op_s = k >= 0 && d->op_wk[k] == wk ? d->op_s[k] : ts_gemm_op_seconds(d->curve, d->peak, d->mem_bw, wk);
-    if (k >= 0) d->op_wk[k] = wk, d->op_s[k] = op_s; /* the same op again: the same seconds */
-    amount = op_s * (flops / wk->flops) * sg_host_get_speed(d->host) / d->factor;
+    if (d->op_wk[kind] != wk) { /* a new op of this kind: its seconds on the curve, once */
+      d->op_wk[kind] = wk;
+      d->op_s[kind] = ts_gemm_op_seconds(d->curve, d->peak, d->mem_bw, wk);
+    }
+    amount = d->op_s[kind] * (flops / wk->flops) * sg_host_get_speed(d->host) / d->factor;
   }
   ts__sim_tick();
   if (counter) {

@@ -44,7 +44,6 @@ typedef struct span {
   int part;
 } span_t;
 
-
 /* The part that event e is for device d, or -1 (and *mine: a pipeline
 ** message d sends or receives). */
 static int part_of(const ts_event_t *e, int d, bool *mine) {

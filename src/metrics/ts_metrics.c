@@ -162,7 +162,9 @@ static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
     return;
   }
   int n = dm->n_mem;
-  if (n == 0 || (n >= 16 && !(n & (n - 1)))) { /* room for 16, then doubled at each power of two */
+  /* Room for 16, doubled at each power of two from there (the capacity
+  ** follows from n_mem: only this function appends). */
+  if (n == 0 || (n >= 16 && !(n & (n - 1)))) {
     size_t cap = n ? 2 * (size_t)n : 16;
     dm->mem_t = ts__xrealloc(dm->mem_t, cap * sizeof(double));
     dm->mem_bytes = ts__xrealloc(dm->mem_bytes, cap * sizeof(double));
@@ -172,7 +174,6 @@ static void mem_step(ts_device_metrics_t *dm, double t, double bytes) {
   dm->n_mem++;
 }
 
-/* Walks device d's compute events in program order. */
 /* Scratch of device_memory, one for all devices: per (vstage, micro-batch)
 ** cell the bytes held and whether it is in flight, all zero between two
 ** devices (each clears the cells it touched). */
@@ -181,6 +182,7 @@ typedef struct mem_scratch {
   unsigned char *inflight;
 } mem_scratch_t;
 
+/* Walks device d's compute events in program order. */
 static void device_memory(const ts_job_t *job, const ts_layout_t *lay, const ts_cost_t *cost,
                           const ts_event_t **ev, int n, mem_scratch_t *sc, ts_device_metrics_t *dm) {
   /* At most 2^31 - 1, as ts_job_load bounds it (README "Limits"). */

@@ -173,11 +173,6 @@ void ts__lb_flush(ts__lb_t *b, FILE *f) {
   b->n = 0;
 }
 
-/* Room for need more bytes, flushing to b->f first when short. */
-static void lb_room(ts__lb_t *b, size_t need) {
-  if ((size_t)b->n + need >= sizeof b->b) ts__lb_flush(b, b->f);
-}
-
 void ts__lb_mem(ts__lb_t *b, const char *s, size_t n) {
   if (n >= sizeof b->b / 2) { /* long strings: straight through */
     ts__lb_flush(b, b->f);
@@ -185,22 +180,22 @@ void ts__lb_mem(ts__lb_t *b, const char *s, size_t n) {
     b->total += (long long)n;
     return;
   }
-  lb_room(b, n);
+  ts__lb_reserve(b, n);
   memcpy(b->b + b->n, s, n);
   b->n += (int)n;
 }
 
 void ts__lb_i(ts__lb_t *b, long long v) {
-  lb_room(b, 24);
+  ts__lb_reserve(b, 24);
   b->n += ts__fmt_int(b->b + b->n, v);
 }
 
 void ts__lb_g17(ts__lb_t *b, double v) {
-  lb_room(b, 64);
+  ts__lb_reserve(b, 64);
   b->n += ts__fmt_g17(b->b + b->n, v);
 }
 
 void ts__lb_fixed(ts__lb_t *b, double v, int d) {
-  lb_room(b, 64);
+  ts__lb_reserve(b, 64);
   b->n += ts__fmt_fixed(b->b + b->n, v, d);
 }

@@ -330,15 +330,16 @@ static inline void ts__lb_s(ts__lb_t *b, const char *s) {
     ts__lb_mem(b, s, n);
   }
 }
-/* Room for need (< 4096) more bytes at b->b + b->n (flushing first when
-** short), for a writer that formats in place and then adds to b->n. */
+/* Room for need (at most half the buffer) more bytes at b->b + b->n
+** (flushing first when short), for a writer that formats in place and
+** then adds to b->n. */
 static inline char *ts__lb_reserve(ts__lb_t *b, size_t need) {
   if ((size_t)b->n + need >= sizeof b->b) ts__lb_flush(b, b->f);
   return b->b + b->n;
 }
 static inline void ts__lb_c(ts__lb_t *b, char c) {
-  if ((size_t)b->n + 1 >= sizeof b->b) ts__lb_flush(b, b->f);
-  b->b[b->n++] = c;
+  *ts__lb_reserve(b, 1) = c;
+  b->n++;
 }
 void ts__lb_i(ts__lb_t *b, long long v);
 void ts__lb_g17(ts__lb_t *b, double v);

@@ -278,30 +278,31 @@ int ts__world_finish(ts_world_t *w, ts_run_t *run, ts_err_t *err) {
                           "stage %d back to host memory",
                           w->job->schedule, d, rt->ctx.local[li]);
   }
-  /* The events into the run: the one log whole (SimGrid), else every
-  ** device's two logs one after the other (ts_run_sort orders them). */
-  if (w->log && !run->n_events) {
-    ts_run_t *t = w->log;
-    free(run->events);
-    run->events = t->events, run->n_events = t->n_events, run->cap_events = t->cap_events;
-    t->events = NULL, t->n_events = t->cap_events = 0;
+  /* The events into the run: the one log moved whole (SimGrid, into an
+  ** empty run), else each log appended in turn (ts_run_sort orders them). */
+  ts_run_t *one[1] = {w->log};
+  ts_run_t **logs = w->log ? one : ts__xmalloc((size_t)(2 * w->n + 1) * sizeof *logs);
+  int n_logs = w->log ? 1 : 2 * w->n;
+  for (int d = 0; d < w->n && !w->log; d++) logs[2 * d] = w->rt[d].cev, logs[2 * d + 1] = w->rt[d].tev;
+  if (w->log && !run->n_events) { /* the two arrays swapped: the log frees the run's */
+    ts_event_t *e = run->events;
+    int cap = run->cap_events;
+    run->events = w->log->events, run->n_events = w->log->n_events, run->cap_events = w->log->cap_events;
+    w->log->events = e, w->log->n_events = 0, w->log->cap_events = cap;
   } else {
-    const ts_run_t *one = w->log;
-    long total = run->n_events + (one ? one->n_events : 0);
-    for (int d = 0; d < w->n && !one; d++) total += w->rt[d].cev->n_events + w->rt[d].tev->n_events;
+    long total = run->n_events;
+    for (int k = 0; k < n_logs; k++) total += logs[k]->n_events;
     if (total > run->cap_events) {
       run->events = ts__xrealloc(run->events, (size_t)(total ? total : 1) * sizeof *run->events);
       run->cap_events = (int)total;
     }
-    for (int d = 0; d < (one ? 1 : w->n); d++) {
-      const ts_run_t *part[2] = {one ? one : w->rt[d].cev, one ? NULL : w->rt[d].tev};
-      for (int k = 0; k < 2; k++) {
-        if (!part[k] || !part[k]->n_events) continue;
-        memcpy(run->events + run->n_events, part[k]->events, (size_t)part[k]->n_events * sizeof *run->events);
-        run->n_events += part[k]->n_events;
-      }
+    for (int k = 0; k < n_logs; k++) {
+      if (logs[k]->n_events)
+        memcpy(run->events + run->n_events, logs[k]->events, (size_t)logs[k]->n_events * sizeof *run->events);
+      run->n_events += logs[k]->n_events;
     }
   }
+  if (logs != one) free(logs);
   /* A folded run's executor relabels its transfers, then sorts
   ** (sim_fold.c ts__sim_fold_events): one sort, not two. */
   if (!w->fold) ts_run_sort(run);
